@@ -1,0 +1,68 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Clew",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "ClewLedger", targets: ["ClewLedger"]),
+        .library(name: "ClewModel", targets: ["ClewModel"]),
+        .library(name: "ClewCLI", targets: ["ClewCLI"]),
+        .executable(name: "clew", targets: ["clew"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // Floor 1: C libraries from Debian (liblmdb-dev, libzstd-dev), never vendored.
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
+        // Floor 2: storage (bytes, not domain) and the domain vocabulary (no storage).
+        .target(
+            name: "ClewLedger",
+            dependencies: [
+                "CLMDB",
+                "CZstd",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "ClewModel"),
+        // Floor 6: the command line, as a library so a user's package can ship its pipelines with it.
+        .target(
+            name: "ClewCLI",
+            dependencies: [
+                "ClewLedger",
+                "ClewModel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "clew",
+            dependencies: ["ClewCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "ClewLedgerTests", dependencies: ["ClewLedger"]),
+        .testTarget(name: "ClewModelTests", dependencies: ["ClewModel"]),
+        .testTarget(name: "ClewCLITests", dependencies: ["ClewCLI", "ClewLedger", "ClewModel"]),
+    ]
+)
+
+for target in package.targets where [.executable, .test, .regular].contains(target.type) {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    settings.append(.enableUpcomingFeature("InternalImportsByDefault"))
+    target.swiftSettings = settings
+}

@@ -1,0 +1,21 @@
+public import ArgumentParser
+
+/// The `clew` command line, as a library so a package that defines its own pipelines can ship the
+/// full CLI: `@main struct MyClew { static func main() async { await ClewCommand.main() } }`.
+public struct ClewCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "clew",
+        abstract: "Clew: an event-sourced provenance ledger for data pipelines.",
+        discussion: """
+            Every state transition of every run, task and chunk is an append-only, hash-chained event in a \
+            ledger directory (default ./clew.ledger). Start with `clew demo`.
+            """,
+        version: "0.1.0",
+        subcommands: [
+            Demo.self, Init.self, Append.self, Log.self, Tail.self, Verify.self, Checkpoint.self, Keygen.self,
+            Proof.self, Stats.self, Bench.self,
+        ]
+    )
+
+    public init() {}
+}

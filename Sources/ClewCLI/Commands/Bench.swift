@@ -1,0 +1,89 @@
+import ArgumentParser
+import ClewLedger
+import ClewModel
+import Foundation
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks that print figures next to the raw limit measured in the same run.",
+        subcommands: [LedgerBench.self])
+
+    struct LedgerBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ledger",
+            abstract: "Append, durable-commit and scan rates of the ledger against raw LMDB puts and scans.")
+
+        @OptionGroup var output: OutputOptions
+
+        @Option(name: .long, help: "Events to append (realistic pipeline events from the demo generator).")
+        var events = 200_000
+
+        @Option(name: .long, help: "Events per batch.")
+        var batch = 1_000
+
+        @Option(name: .long, help: "Concurrent appenders.")
+        var appenders = 2
+
+        @Option(name: .long, help: "Repetitions of each phase (medians are reported).")
+        var repetitions = 3
+
+        @Option(name: .long, help: "Scratch directory (removed afterwards).")
+        var workDir: String?
+
+        func validate() throws {
+            if events < 1_000 { throw ValidationError("--events must be at least 1000") }
+            if batch < 1 || appenders < 1 || repetitions < 1 {
+                throw ValidationError("--batch, --appenders and --repetitions must be at least 1")
+            }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let (drafts, jsonl) = DemoCorpus.events(count: events)
+                var config = LedgerBenchmark.Configuration()
+                config.batchSize = batch
+                config.appenders = appenders
+                config.repetitions = repetitions
+                let dir = URL(fileURLWithPath: workDir ?? NSTemporaryDirectory()).appendingPathComponent("clew-bench-\(getpid())")
+                let r = try await LedgerBenchmark.run(events: drafts, jsonlBytes: jsonl, in: dir, configuration: config) {
+                    Terminal.progress("bench: \($0)")
+                }
+                Terminal.endProgress()
+                if output.json {
+                    print(try JSONOutput.text(r))
+                } else {
+                    func f(_ x: Double) -> String { String(format: "%.0f", x) }
+                    func r2(_ x: Double) -> String { String(format: "%.2f", x) }
+                    print("events \(r.events), batches of \(r.batchSize), \(r.appenders) appenders, medians of \(repetitions)")
+                    print("append   \(f(r.appendEPS)) ev/s   raw LMDB \(f(r.rawAppendEPS)) ev/s   ratio \(r2(r.appendRatio))")
+                    print("scan     \(f(r.scanEPS)) ev/s   raw LMDB \(f(r.rawScanEPS)) ev/s   ratio \(r2(r.scanRatio))")
+                    print("durable single append p50 \(f(r.durableSingleP50us)) us (p99 \(f(r.durableSingleP99us)))   raw commit p50 \(f(r.rawCommitP50us)) us")
+                    print("size     \(String(format: "%.1f", r.bytesPerEvent)) bytes/event in the event table vs \(String(format: "%.1f", r.jsonlBytesPerEvent)) as JSON lines (ratio \(r2(r.bytesRatio)))")
+                }
+            }
+        }
+    }
+}
+
+/// Realistic events from the demo pipeline, as drafts and as the size of the same events as JSON lines.
+enum DemoCorpus {
+    static func events(count: Int, seed: UInt64 = 42) -> ([NewEvent], Int) {
+        let perRun = 330
+        let domain = DemoPipeline(seed: seed).events(runs: count / perRun + 2).prefix(count)
+        var jsonl = 0
+        let drafts = domain.map { e -> NewEvent in
+            jsonl += e.jsonLine.utf8.count + 1
+            return NewEvent(domain: e)
+        }
+        return (drafts, jsonl)
+    }
+}
+
+extension NewEvent {
+    init(domain e: DomainEvent) {
+        self.init(
+            type: e.type, stream: e.stream, actor: e.actor,
+            time: Date(timeIntervalSince1970: Double(e.timestampMicros) / 1_000_000), payload: e.payload)
+        timestampMicros = e.timestampMicros
+    }
+}

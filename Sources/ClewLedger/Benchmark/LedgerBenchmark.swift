@@ -1,0 +1,217 @@
+internal import CLMDB
+public import Foundation
+
+/// `clew bench ledger`: the ledger's append and scan rates next to the physical limit measured in the
+/// same run on the same machine: raw `MDB_APPEND` puts and cursor scans of equally sized, pre-encoded
+/// records in a bare LMDB environment, committed durably in the same batch sizes.
+public enum LedgerBenchmark {
+    public struct Configuration: Sendable {
+        /// Events per batch (one `append(contentsOf:)` call).
+        public var batchSize = 1_000
+        /// Concurrent appenders feeding the writer (group commit).
+        public var appenders = 2
+        /// Durable single-event appends timed for the latency percentiles.
+        public var singles = 300
+        /// Repetitions of each throughput phase; the median is reported.
+        public var repetitions = 3
+        public init() {}
+    }
+
+    /// Figures of one run. Rates are events per second; ratios are ledger / raw.
+    public struct Result: Codable, Sendable {
+        public var events: Int
+        public var batchSize: Int
+        public var appenders: Int
+        public var appendEPS: Double
+        public var rawAppendEPS: Double
+        public var appendRatio: Double
+        public var durableSingleP50us: Double
+        public var durableSingleP99us: Double
+        public var rawCommitP50us: Double
+        public var scanEPS: Double
+        public var rawScanEPS: Double
+        public var scanRatio: Double
+        public var bytesPerEvent: Double
+        public var recordBytesPerEvent: Double
+        public var jsonlBytesPerEvent: Double
+        public var bytesRatio: Double
+        public var diskBytesPerEvent: Double
+
+        enum CodingKeys: String, CodingKey {
+            case events, batchSize = "batch_size", appenders
+            case appendEPS = "append_eps", rawAppendEPS = "raw_append_eps", appendRatio = "append_ratio"
+            case durableSingleP50us = "durable_single_p50_us", durableSingleP99us = "durable_single_p99_us"
+            case rawCommitP50us = "raw_commit_p50_us"
+            case scanEPS = "scan_eps", rawScanEPS = "raw_scan_eps", scanRatio = "scan_ratio"
+            case bytesPerEvent = "bytes_per_event", recordBytesPerEvent = "record_bytes_per_event"
+            case jsonlBytesPerEvent = "jsonl_bytes_per_event", bytesRatio = "bytes_ratio"
+            case diskBytesPerEvent = "disk_bytes_per_event"
+        }
+    }
+
+    /// Runs the benchmark in fresh directories under `workDirectory` (removed afterwards).
+    /// - Parameters:
+    ///   - events: the events to append (realistic pipeline events).
+    ///   - jsonlBytes: the size of the same events as JSON lines.
+    public static func run(
+        events: [NewEvent], jsonlBytes: Int, in workDirectory: URL, configuration: Configuration = Configuration(),
+        progress: (String) -> Void = { _ in }
+    ) async throws -> Result {
+        let fm = FileManager.default
+        try fm.createDirectory(at: workDirectory, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: workDirectory) }
+        let batches = stride(from: 0, to: events.count, by: configuration.batchSize).map {
+            Array(events[$0..<min($0 + configuration.batchSize, events.count)])
+        }
+
+        // Ledger appends, batched, from concurrent appenders.
+        var appendTimes: [Double] = []
+        var kept: Ledger?
+        for rep in 0..<configuration.repetitions {
+            progress("ledger append \(rep + 1)/\(configuration.repetitions)")
+            let dir = workDirectory.appendingPathComponent("ledger-\(rep)")
+            let ledger = try Ledger.create(at: dir)
+            let start = DispatchTime.now().uptimeNanoseconds
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<configuration.appenders {
+                    group.addTask {
+                        for i in stride(from: worker, to: batches.count, by: configuration.appenders) {
+                            try await ledger.append(contentsOf: batches[i])
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            appendTimes.append(seconds(since: start))
+            if rep == 0 { kept = ledger } else {
+                ledger.close()
+                try? fm.removeItem(at: dir)
+            }
+        }
+        let ledger = kept!
+        defer { ledger.close() }
+
+        // Record sizes as stored, for the raw baseline and the size figures.
+        let (recordBytes, tableBytes, usedBytes) = try ledger.store.env.read { txn in
+            var total = 0
+            try txn.withCursor(ledger.store.events) { c in
+                var e = try c.first()
+                while let entry = e {
+                    total += entry.value.count + entry.key.count
+                    e = try c.next()
+                }
+            }
+            return (total, try txn.stat(ledger.store.events).bytes, ledger.store.env.mapInfo.pagesUsed * ledger.store.env.pageSize)
+        }
+        let valueSize = max(1, recordBytes / max(1, events.count) - 8)
+
+        // Raw LMDB: the same number of records of the mean stored size, MDB_APPEND, durable commits per batch.
+        var rawTimes: [Double] = []
+        var rawScanTimes: [Double] = []
+        var rawCommitLatencies: [Double] = []
+        let record = [UInt8](repeating: 0x5a, count: valueSize)
+        for rep in 0..<configuration.repetitions {
+            progress("raw LMDB append \(rep + 1)/\(configuration.repetitions)")
+            let dir = workDirectory.appendingPathComponent("raw-\(rep)")
+            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+            var options = Environment.Options()
+            options.mapSize = max(64 << 20, events.count * (valueSize + 64) * 2)
+            let env = try Environment(path: dir.path, options: options)
+            let db = try env.openDatabase("events")
+            var seq: UInt64 = 0
+            let start = DispatchTime.now().uptimeNanoseconds
+            for batch in batches {
+                try env.write { txn in
+                    for _ in batch {
+                        seq += 1
+                        try withUnsafeBytes(of: seq.bigEndian) { k in
+                            try record.withUnsafeBytes { try txn.put(db, k, $0, flags: MDB_APPEND) }
+                        }
+                    }
+                }
+            }
+            rawTimes.append(seconds(since: start))
+            for _ in 0..<(rep == 0 ? configuration.singles : 0) {
+                seq += 1
+                let t = DispatchTime.now().uptimeNanoseconds
+                try env.write { txn in
+                    try withUnsafeBytes(of: seq.bigEndian) { k in
+                        try record.withUnsafeBytes { try txn.put(db, k, $0, flags: MDB_APPEND) }
+                    }
+                }
+                rawCommitLatencies.append(seconds(since: t) * 1e6)
+            }
+            progress("raw LMDB scan \(rep + 1)/\(configuration.repetitions)")
+            var scratch = [UInt8](repeating: 0, count: valueSize + 64)
+            let scanStart = DispatchTime.now().uptimeNanoseconds
+            var checksum: UInt64 = 0
+            try env.read { txn in
+                try txn.withCursor(db) { c in
+                    var e = try c.first()
+                    while let entry = e {
+                        // Copy every byte out, as a reader handing records to a caller must.
+                        scratch.withUnsafeMutableBytes { $0.copyMemory(from: entry.value) }
+                        checksum &+= UInt64(scratch[entry.value.count - 1]) &+ entry.key.bigEndianUInt64
+                        e = try c.next()
+                    }
+                }
+            }
+            rawScanTimes.append(seconds(since: scanStart) * Double(events.count) / Double(seq))
+            if checksum == 42 { progress("") }  // keeps the loop from being optimised away
+            env.close()
+            try? fm.removeItem(at: dir)
+        }
+
+        // Ledger scans: read and decode every event.
+        var scanTimes: [Double] = []
+        for rep in 0..<configuration.repetitions {
+            progress("ledger scan \(rep + 1)/\(configuration.repetitions)")
+            var count = 0
+            var bytes = 0
+            let start = DispatchTime.now().uptimeNanoseconds
+            try ledger.scan { event in
+                count += 1
+                bytes &+= event.payload.count &+ event.stream.utf8.count
+                return true
+            }
+            scanTimes.append(seconds(since: start))
+            precondition(count == events.count, "scan saw \(count) of \(events.count) events")
+        }
+
+        // Durable single-event appends (latency of one acknowledged event).
+        progress("durable single appends")
+        var latencies: [Double] = []
+        for i in 0..<configuration.singles {
+            let t = DispatchTime.now().uptimeNanoseconds
+            try await ledger.append(events[i % events.count])
+            latencies.append(seconds(since: t) * 1e6)
+        }
+
+        let n = Double(events.count)
+        let appendEPS = n / median(appendTimes)
+        let rawAppendEPS = n / median(rawTimes)
+        let scanEPS = n / median(scanTimes)
+        let rawScanEPS = n / median(rawScanTimes)
+        return Result(
+            events: events.count, batchSize: configuration.batchSize, appenders: configuration.appenders,
+            appendEPS: appendEPS, rawAppendEPS: rawAppendEPS, appendRatio: appendEPS / rawAppendEPS,
+            durableSingleP50us: percentile(latencies, 0.5), durableSingleP99us: percentile(latencies, 0.99),
+            rawCommitP50us: percentile(rawCommitLatencies, 0.5),
+            scanEPS: scanEPS, rawScanEPS: rawScanEPS, scanRatio: scanEPS / rawScanEPS,
+            bytesPerEvent: Double(tableBytes) / n, recordBytesPerEvent: Double(recordBytes) / n,
+            jsonlBytesPerEvent: Double(jsonlBytes) / n, bytesRatio: Double(tableBytes) / Double(jsonlBytes),
+            diskBytesPerEvent: Double(usedBytes) / n)
+    }
+
+    static func seconds(since start: UInt64) -> Double {
+        Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    static func median(_ xs: [Double]) -> Double { percentile(xs, 0.5) }
+
+    static func percentile(_ xs: [Double], _ p: Double) -> Double {
+        guard !xs.isEmpty else { return 0 }
+        let s = xs.sorted()
+        return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]
+    }
+}

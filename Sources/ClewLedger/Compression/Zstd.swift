@@ -1,0 +1,140 @@
+internal import CZstd
+import Synchronization
+
+/// A zstd failure (compression, decompression or dictionary training), with zstd's own reason.
+struct ZstdError: Error, CustomStringConvertible {
+    let reason: String
+    var description: String { "zstd: \(reason)" }
+
+    @inline(__always)
+    static func check(_ rc: Int) throws(ZstdError) -> Int {
+        if ZSTD_isError(rc) != 0 { throw ZstdError(reason: String(cString: ZSTD_getErrorName(rc))) }
+        return rc
+    }
+}
+
+/// A trained zstd dictionary with its prepared compression and decompression tables.
+final class ZstdDictionary: @unchecked Sendable {
+    // @unchecked Sendable: the CDict/DDict are immutable after creation and zstd documents them as
+    // shareable between threads (each thread uses its own context).
+    let id: UInt32
+    let bytes: [UInt8]
+    let cdict: OpaquePointer
+    let ddict: OpaquePointer
+
+    init(id: UInt32, bytes: [UInt8], level: Int32) throws {
+        guard let c = bytes.withUnsafeBytes({ ZSTD_createCDict($0.baseAddress, $0.count, level) }),
+            let d = bytes.withUnsafeBytes({ ZSTD_createDDict($0.baseAddress, $0.count) })
+        else { throw ZstdError(reason: "dictionary \(id) could not be loaded") }
+        self.id = id
+        self.bytes = bytes
+        self.cdict = c
+        self.ddict = d
+    }
+
+    deinit {
+        ZSTD_freeCDict(cdict)
+        ZSTD_freeDDict(ddict)
+    }
+
+    /// Trains a dictionary of at most `capacity` bytes from samples; nil when zstd finds too little
+    /// to learn from.
+    static func train(samples: [[UInt8]], capacity: Int) -> [UInt8]? {
+        let flat = samples.flatMap { $0 }
+        let sizes = samples.map { $0.count }
+        var dict = [UInt8](repeating: 0, count: capacity)
+        let rc = dict.withUnsafeMutableBytes { d in
+            flat.withUnsafeBytes { s in
+                sizes.withUnsafeBufferPointer { z in
+                    ZDICT_trainFromBuffer(d.baseAddress, capacity, s.baseAddress, z.baseAddress, UInt32(samples.count))
+                }
+            }
+        }
+        if ZDICT_isError(rc) != 0 { return nil }
+        return Array(dict[0..<rc])
+    }
+}
+
+/// Compresses records as magicless zstd frames with no dictionary id and no checksum (the record
+/// carries its own id and tag), reusing contexts from a pool.
+final class ZstdCodec: Sendable {
+    let level: Int32
+    /// A pooled zstd context. @unchecked Sendable: a context is used by one thread at a time (it is
+    /// popped from the pool for the duration of one call) and zstd contexts carry no thread affinity.
+    struct Context: @unchecked Sendable { let pointer: OpaquePointer }
+
+    private let compressors = Mutex<[Context]>([])
+    private let decompressors = Mutex<[Context]>([])
+
+    init(level: Int32) { self.level = level }
+
+    deinit {
+        compressors.withLock { $0.forEach { ZSTD_freeCCtx($0.pointer) } }
+        decompressors.withLock { $0.forEach { ZSTD_freeDCtx($0.pointer) } }
+    }
+
+    private func withCompressor<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
+        let cctx = compressors.withLock { $0.popLast() } ?? Context(pointer: makeCompressor())
+        defer { compressors.withLock { $0.append(cctx) } }
+        return try body(cctx.pointer)
+    }
+
+    private func makeCompressor() -> OpaquePointer {
+        let cctx = ZSTD_createCCtx()!
+        ZSTD_CCtx_setParameter(cctx, clew_zstd_c_format(), clew_zstd_f_magicless())
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_dictIDFlag, 0)
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0)
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1)
+        return cctx
+    }
+
+    private func withDecompressor<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
+        let dctx =
+            decompressors.withLock { $0.popLast() }
+            ?? {
+                let d = ZSTD_createDCtx()!
+                ZSTD_DCtx_setParameter(d, clew_zstd_d_format(), clew_zstd_f_magicless())
+                return Context(pointer: d)
+            }()
+        defer { decompressors.withLock { $0.append(dctx) } }
+        return try body(dctx.pointer)
+    }
+
+    /// Appends the compressed frame of `src` to `out`.
+    func compress(_ src: UnsafeRawBufferPointer, dictionary: ZstdDictionary?, into out: inout [UInt8]) throws {
+        try withCompressor { cctx in
+            if let dictionary {
+                _ = try ZstdError.check(ZSTD_CCtx_refCDict(cctx, dictionary.cdict))
+            } else {
+                _ = try ZstdError.check(ZSTD_CCtx_refCDict(cctx, nil))
+                _ = try ZstdError.check(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level))
+            }
+            let bound = ZSTD_compressBound(src.count)
+            let start = out.count
+            out.append(contentsOf: repeatElement(0, count: bound))
+            let written = try out.withUnsafeMutableBytes { dst in
+                try ZstdError.check(
+                    ZSTD_compress2(cctx, dst.baseAddress! + start, bound, src.baseAddress, src.count)
+                )
+            }
+            out.removeLast(bound - written)
+        }
+    }
+
+    /// Decompresses one frame, replacing the contents of `out`.
+    func decompress(_ src: UnsafeRawBufferPointer, dictionary: ZstdDictionary?, into out: inout [UInt8]) throws {
+        let size = clew_zstd_magicless_content_size(src.baseAddress, src.count)
+        guard size >= 0, size <= 1 << 30 else { throw ZstdError(reason: "frame header is malformed") }
+        if out.count != Int(size) {
+            out.removeAll(keepingCapacity: true)
+            out.append(contentsOf: repeatElement(0, count: Int(size)))
+        }
+        try withDecompressor { dctx in
+            _ = try ZstdError.check(ZSTD_DCtx_refDDict(dctx, dictionary?.ddict))
+            let n = try out.withUnsafeMutableBytes { dst in
+                try ZstdError.check(ZSTD_decompressDCtx(dctx, dst.baseAddress, dst.count, src.baseAddress, src.count))
+            }
+            guard n == Int(size) else { throw ZstdError(reason: "frame decoded to \(n) bytes, header said \(size)") }
+        }
+    }
+}

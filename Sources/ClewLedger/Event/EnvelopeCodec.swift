@@ -1,0 +1,140 @@
+import Foundation
+
+/// Field numbers of `clew.v1.Event` (docs/schema/clew/v1/event.proto).
+enum EnvelopeField {
+    static let seq: UInt32 = 1
+    static let timestamp: UInt32 = 2
+    static let actor: UInt32 = 3
+    static let stream: UInt32 = 4
+    static let type: UInt32 = 5
+    static let schemaVersion: UInt32 = 6
+    static let payload: UInt32 = 7
+    static let payloadRef: UInt32 = 8
+}
+
+/// The stored envelope (everything but `seq`, which is the record's key) and the canonical bytes.
+///
+/// Canonical event bytes, the Merkle leaf input, are the stored envelope followed by field 1 (`seq`):
+/// a valid `clew.v1.Event` message in any protobuf decoder, and byte-exact because they are the bytes
+/// the ledger wrote rather than a re-encoding.
+enum EnvelopeCodec {
+    /// Encodes an envelope. `payloadRef` (SHA-256) replaces the inline payload for blob-stored payloads.
+    static func encode(
+        timestampMicros: Int64,
+        actor: String,
+        stream: String,
+        type: String,
+        schemaVersion: UInt32,
+        payload: Data?,
+        payloadRef: [UInt8]?,
+        unknownFields: [UInt8],
+        into out: inout [UInt8]
+    ) {
+        ProtoWire.appendTag(EnvelopeField.timestamp, .varint, to: &out)
+        ProtoWire.appendVarint(UInt64(bitPattern: timestampMicros), to: &out)
+        ProtoWire.appendString(field: EnvelopeField.actor, actor, to: &out)
+        ProtoWire.appendString(field: EnvelopeField.stream, stream, to: &out)
+        ProtoWire.appendString(field: EnvelopeField.type, type, to: &out)
+        if schemaVersion != 0 {
+            ProtoWire.appendTag(EnvelopeField.schemaVersion, .varint, to: &out)
+            ProtoWire.appendVarint(UInt64(schemaVersion), to: &out)
+        }
+        if let payload {
+            payload.withUnsafeBytes { ProtoWire.appendBytes(field: EnvelopeField.payload, $0, to: &out) }
+        }
+        if let payloadRef {
+            payloadRef.withUnsafeBytes { ProtoWire.appendBytes(field: EnvelopeField.payloadRef, $0, to: &out) }
+        }
+        out.append(contentsOf: unknownFields)
+    }
+
+    /// Appends the canonical suffix (field 1, `seq`) to envelope bytes.
+    static func appendSeq(_ seq: UInt64, to out: inout [UInt8]) {
+        ProtoWire.appendTag(EnvelopeField.seq, .varint, to: &out)
+        ProtoWire.appendVarint(seq, to: &out)
+    }
+
+    /// Bytes of the canonical suffix for `seq`, without allocating.
+    @inline(__always)
+    static func withSeqSuffix<T>(_ seq: UInt64, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        var buffer: (UInt64, UInt64) = (0, 0)  // 16 bytes: tag (1) + varint (<= 10)
+        return withUnsafeMutableBytes(of: &buffer) { raw in
+            raw[0] = UInt8(EnvelopeField.seq << 3)
+            var n = 1
+            var v = seq
+            while v >= 0x80 {
+                raw[n] = UInt8(truncatingIfNeeded: v) | 0x80
+                v >>= 7
+                n += 1
+            }
+            raw[n] = UInt8(v)
+            return body(UnsafeRawBufferPointer(rebasing: raw[0..<n + 1]))
+        }
+    }
+
+    struct Decoded {
+        var seq: UInt64?
+        var timestampMicros: Int64 = 0
+        var actor = ""
+        var stream = ""
+        var type = ""
+        var schemaVersion: UInt32 = 0
+        var payload: Data?
+        var payloadRef: [UInt8]?
+        var unknownFields: [UInt8] = []
+    }
+
+    /// Decodes envelope (or canonical) bytes. Strings repeated across a scan come from `cache`.
+    static func decode(_ bytes: UnsafeRawBufferPointer, cache: inout StringCache) throws -> Decoded {
+        var reader = ProtoReader(bytes)
+        var d = Decoded()
+        do {
+            while let (field, type) = try reader.tag() {
+                let start = reader.offset
+                switch (field, type) {
+                case (EnvelopeField.seq, 0): d.seq = try reader.varint()
+                case (EnvelopeField.timestamp, 0): d.timestampMicros = Int64(bitPattern: try reader.varint())
+                case (EnvelopeField.actor, 2): d.actor = try cache.actor.string(try reader.lengthDelimited())
+                case (EnvelopeField.stream, 2): d.stream = try cache.stream.string(try reader.lengthDelimited())
+                case (EnvelopeField.type, 2): d.type = try cache.type.string(try reader.lengthDelimited())
+                case (EnvelopeField.schemaVersion, 0): d.schemaVersion = UInt32(truncatingIfNeeded: try reader.varint())
+                case (EnvelopeField.payload, 2): d.payload = Data(try reader.lengthDelimited())
+                case (EnvelopeField.payloadRef, 2): d.payloadRef = Array(try reader.lengthDelimited())
+                default:
+                    // Unknown (future) field: keep its tag and value bytes verbatim.
+                    try reader.skip(type: type)
+                    let tagStart = start - ProtoWire.varintSize(UInt64(field) << 3 | UInt64(type))
+                    d.unknownFields.append(contentsOf: bytes[tagStart..<reader.offset])
+                }
+            }
+        } catch let error as ProtoReader.Malformed {
+            throw LedgerError(.corrupted, "malformed event envelope: \(error)")
+        }
+        return d
+    }
+}
+
+/// Reuses the String for bytes equal to the last ones seen, so a scan over one stream does not
+/// allocate the same actor, stream and type strings once per event.
+struct StringCache {
+    struct Slot {
+        var bytes: [UInt8] = []
+        var value = ""
+
+        mutating func string(_ raw: UnsafeRawBufferPointer) throws -> String {
+            if raw.count == bytes.count, bytes.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }) {
+                return value
+            }
+            guard let s = String(validating: raw, as: UTF8.self) else {
+                throw LedgerError(.corrupted, "an envelope string is not valid UTF-8")
+            }
+            bytes = Array(raw)
+            value = s
+            return s
+        }
+    }
+
+    var actor = Slot()
+    var stream = Slot()
+    var type = Slot()
+}

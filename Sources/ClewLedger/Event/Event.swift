@@ -1,0 +1,126 @@
+public import Foundation
+
+/// One immutable fact in the log, as read back: its sequence number, when it happened, who recorded it,
+/// which stream (usually a run) it belongs to, its type, the version of its payload's schema, and the
+/// payload itself (UTF-8 JSON).
+///
+/// ```swift
+/// for event in try ledger.events(in: "run/daily_sales/42") { print(event.seq, event.type) }
+/// ```
+public struct Event: Sendable, Hashable {
+    /// Position in the log, from 1, with no gaps.
+    public let seq: UInt64
+    /// Microseconds since the Unix epoch, UTC.
+    public var timestampMicros: Int64
+    /// Who recorded the event (a component, a user, a worker).
+    public var actor: String
+    /// The stream the event belongs to, e.g. `run/daily_sales/2026-11-21T00`.
+    public var stream: String
+    /// The event type, e.g. `task.succeeded`. Types unknown to this version of Clew are kept as they are.
+    public var type: String
+    /// Version of the payload's schema for this type.
+    public var schemaVersion: UInt32
+    /// The payload as UTF-8 JSON bytes.
+    public var payload: Data
+    /// Envelope fields written by a newer Clew that this version does not know, as raw protobuf bytes.
+    /// They are kept so that reading and re-writing an event loses nothing.
+    public var unknownFields: [UInt8]
+
+    public init(
+        seq: UInt64,
+        timestampMicros: Int64,
+        actor: String,
+        stream: String,
+        type: String,
+        schemaVersion: UInt32 = 1,
+        payload: Data,
+        unknownFields: [UInt8] = []
+    ) {
+        self.seq = seq
+        self.timestampMicros = timestampMicros
+        self.actor = actor
+        self.stream = stream
+        self.type = type
+        self.schemaVersion = schemaVersion
+        self.payload = payload
+        self.unknownFields = unknownFields
+    }
+
+    /// The event's time.
+    public var time: Date { Date(timeIntervalSince1970: Double(timestampMicros) / 1_000_000) }
+
+    /// The same event as a draft, to append it to another ledger (unknown fields included).
+    public var draft: NewEvent {
+        NewEvent(
+            type: type, stream: stream, actor: actor, time: time, timestampMicros: timestampMicros,
+            schemaVersion: schemaVersion, payload: payload, unknownFields: unknownFields
+        )
+    }
+}
+
+/// An event to append: everything but the sequence number, which the ledger assigns.
+///
+/// ```swift
+/// try await ledger.append(NewEvent(type: "run.started", stream: "run/etl/7", actor: "scheduler",
+///                                  payload: Data(#"{"dag":"etl"}"#.utf8)))
+/// ```
+public struct NewEvent: Sendable, Hashable {
+    public var type: String
+    public var stream: String
+    public var actor: String
+    /// Microseconds since the Unix epoch; nil means "when appended".
+    public var timestampMicros: Int64?
+    public var schemaVersion: UInt32
+    /// UTF-8 JSON. The ledger stores it as given; callers taking outside input validate it first.
+    public var payload: Data
+    public var unknownFields: [UInt8]
+
+    public init(
+        type: String,
+        stream: String,
+        actor: String = "clew",
+        time: Date? = nil,
+        schemaVersion: UInt32 = 1,
+        payload: Data = Data("{}".utf8)
+    ) {
+        self.init(
+            type: type, stream: stream, actor: actor, time: time, timestampMicros: nil,
+            schemaVersion: schemaVersion, payload: payload, unknownFields: []
+        )
+    }
+
+    init(
+        type: String, stream: String, actor: String, time: Date?, timestampMicros: Int64?,
+        schemaVersion: UInt32, payload: Data, unknownFields: [UInt8]
+    ) {
+        self.type = type
+        self.stream = stream
+        self.actor = actor
+        self.timestampMicros = timestampMicros ?? time.map { Int64(($0.timeIntervalSince1970 * 1_000_000).rounded()) }
+        self.schemaVersion = schemaVersion
+        self.payload = payload
+        self.unknownFields = unknownFields
+    }
+
+    /// Limits on envelope fields. Streams are index keys, so they must fit an LMDB key.
+    public static let maxStreamBytes = 255
+    public static let maxTypeBytes = 128
+    public static let maxActorBytes = 255
+
+    /// Throws ``LedgerError/Code/invalidInput`` naming the field that breaks a rule.
+    public func validate() throws {
+        try Self.checkName(type, field: "type", max: Self.maxTypeBytes)
+        try Self.checkName(stream, field: "stream", max: Self.maxStreamBytes)
+        try Self.checkName(actor, field: "actor", max: Self.maxActorBytes)
+    }
+
+    private static func checkName(_ value: String, field: String, max: Int) throws {
+        if value.isEmpty { throw LedgerError(.invalidInput, "the event's \(field) is empty") }
+        if value.utf8.count > max {
+            throw LedgerError(.invalidInput, "the event's \(field) is \(value.utf8.count) bytes long; the limit is \(max)")
+        }
+        if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw LedgerError(.invalidInput, "the event's \(field) \(String(reflecting: value)) contains a control character")
+        }
+    }
+}

@@ -1,0 +1,234 @@
+internal import CLMDB
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An LMDB environment: one memory-mapped file holding named databases.
+///
+/// Transactions are only reachable through the scoped ``read(_:)`` and ``write(_:)`` closures, so a
+/// transaction never escapes and never outlives its environment. The map grows on `MDB_MAP_FULL`
+/// (doubling up to ``maxMapSize``) and follows growth made by other processes (`MDB_MAP_RESIZED`).
+final class Environment: @unchecked Sendable {
+    // @unchecked Sendable: `handle` is written only in `init` and `close()`; LMDB environments are
+    // thread-safe with MDB_NOTLS, and map resizing, which LMDB requires to happen with no transaction
+    // open in this process, is serialised against every transaction by `gate` (a reader/writer lock).
+
+    struct Options: Sendable {
+        var mapSize: Int = 64 << 20
+        var maxMapSize: Int = 1 << 40
+        var maxDatabases: UInt32 = 16
+        var maxReaders: UInt32 = 126
+        var readOnly = false
+    }
+
+    private(set) var handle: OpaquePointer?
+    let path: String
+    let options: Options
+    /// True when the environment was opened without LMDB's lock file (a read-only medium).
+    let lockless: Bool
+    private let gate = ReadWriteLock()
+
+    /// Opens (creating if needed and writable) the environment in directory `path`.
+    init(path: String, options: Options) throws {
+        self.path = path
+        self.options = options
+        var opened: (OpaquePointer, Bool)?
+        do {
+            opened = (try Environment.open(path: path, options: options, noLock: false), false)
+        } catch let error as LMDBError
+            where options.readOnly && (error == .permissionDenied || error == .readOnlyFileSystem)
+        {
+            // A ledger on a read-only medium: read it without the lock file. Safe as long as nobody
+            // writes to it, which the medium itself guarantees.
+            opened = (try Environment.open(path: path, options: options, noLock: true), true)
+        }
+        self.handle = opened!.0
+        self.lockless = opened!.1
+        do {
+            try checkFileLength()
+            if !lockless { _ = clearStaleReaders() }
+        } catch {
+            mdb_env_close(handle)
+            handle = nil
+            throw error
+        }
+    }
+
+    private static func open(path: String, options: Options, noLock: Bool) throws -> OpaquePointer {
+        var env: OpaquePointer?
+        try check(mdb_env_create(&env))
+        guard let env else { throw LMDBError.invalid }
+        do {
+            try check(mdb_env_set_maxdbs(env, options.maxDatabases))
+            try check(mdb_env_set_maxreaders(env, options.maxReaders))
+            try check(mdb_env_set_mapsize(env, options.mapSize))
+            var flags = UInt32(MDB_NOTLS)
+            if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+            if noLock { flags |= UInt32(MDB_NOLOCK) }
+            try check(mdb_env_open(env, path, flags, 0o644))
+            return env
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+    }
+
+    /// A data file shorter than the pages its meta page claims would fault (SIGBUS) on first access,
+    /// so a truncated file is refused before any page is touched.
+    private func checkFileLength() throws {
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        try check(mdb_env_info(handle, &info))
+        try check(mdb_env_stat(handle, &stat))
+        let needed = (Int(info.me_last_pgno) + 1) * Int(stat.ms_psize)
+        let file = path + "/data.mdb"
+        let actual = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        if actual < needed {
+            throw LedgerError(
+                .corrupted,
+                "the data file \(file) is truncated: its meta page needs \(needed) bytes but the file has \(actual)"
+            )
+        }
+    }
+
+    /// Closes the environment. Safe to call twice; `deinit` calls it as a backstop.
+    func close() {
+        gate.withWriteLock {
+            if let handle { mdb_env_close(handle) }
+            handle = nil
+        }
+    }
+
+    deinit { close() }
+
+    /// Removes reader slots left behind by dead processes (a crashed reader pins pages otherwise).
+    @discardableResult
+    func clearStaleReaders() -> Int32 {
+        var dead: Int32 = 0
+        mdb_reader_check(handle, &dead)
+        return dead
+    }
+
+    var pageSize: Int {
+        var stat = MDB_stat()
+        mdb_env_stat(handle, &stat)
+        return Int(stat.ms_psize)
+    }
+
+    /// Current map size and the number of pages in use.
+    var mapInfo: (mapSize: Int, pagesUsed: Int) {
+        var info = MDB_envinfo()
+        mdb_env_info(handle, &info)
+        return (info.me_mapsize, Int(info.me_last_pgno) + 1)
+    }
+
+    /// Opens (or, in a writable environment, creates) a named database.
+    func openDatabase(_ name: String, flags: Int32 = 0) throws -> Database {
+        if options.readOnly {
+            return try read { txn in try txn.openDatabase(name, flags: flags) }
+        }
+        return try write { txn in try txn.openDatabase(name, flags: flags | MDB_CREATE) }
+    }
+
+    /// Runs `body` in a read-only transaction that ends when it returns.
+    func read<T>(_ body: (Transaction) throws -> T) throws -> T {
+        while true {
+            do {
+                return try gate.withReadLock {
+                    guard let handle else { throw LedgerError(.closed, "the ledger is closed") }
+                    var txn: OpaquePointer?
+                    try check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn))
+                    defer { mdb_txn_abort(txn) }
+                    return try body(Transaction(txn!, writable: false))
+                }
+            } catch LMDBError.mapResized {
+                try adoptMapSize()
+            } catch LMDBError.readersFull where clearStaleReaders() > 0 {
+                continue
+            }
+        }
+    }
+
+    /// Runs `body` in a write transaction and commits durably when it returns; aborts if it throws.
+    ///
+    /// `body` may run more than once: when the map is full the transaction is aborted, the map grown
+    /// and `body` run again, so it must not have effects outside the transaction.
+    func write<T>(_ body: (Transaction) throws -> T) throws -> T {
+        while true {
+            do {
+                return try gate.withReadLock {
+                    guard let handle else { throw LedgerError(.closed, "the ledger is closed") }
+                    var txn: OpaquePointer?
+                    try check(mdb_txn_begin(handle, nil, 0, &txn))
+                    do {
+                        let result = try body(Transaction(txn!, writable: true))
+                        try check(mdb_txn_commit(txn))
+                        return result
+                    } catch {
+                        mdb_txn_abort(txn)
+                        throw error
+                    }
+                }
+            } catch LMDBError.mapFull {
+                try growMap()
+            } catch LMDBError.mapResized {
+                try adoptMapSize()
+            }
+        }
+    }
+
+    private func growMap() throws {
+        try gate.withWriteLock {
+            var info = MDB_envinfo()
+            try check(mdb_env_info(handle, &info))
+            let current = info.me_mapsize
+            guard current < options.maxMapSize else {
+                throw LedgerError(
+                    .mapFull,
+                    "the ledger map is full at \(current) bytes, its configured limit; nothing of the failed "
+                        + "append was written (raise the limit with --max-map-size)"
+                )
+            }
+            let next = min(max(current * 2, current + (64 << 20)), options.maxMapSize)
+            try check(mdb_env_set_mapsize(handle, next))
+        }
+    }
+
+    private func adoptMapSize() throws {
+        try gate.withWriteLock { try check(mdb_env_set_mapsize(handle, 0)) }
+    }
+}
+
+/// A reader/writer lock (pthread), writer-preferring, used to keep map resizes away from open
+/// transactions.
+final class ReadWriteLock: @unchecked Sendable {
+    // @unchecked Sendable: the pthread lock is heap-allocated once and is itself the synchronisation.
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
+
+    init() {
+        lock = .allocate(capacity: 1)
+        var attr = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attr)
+        pthread_rwlockattr_setkind_np(&attr, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        pthread_rwlock_init(lock, &attr)
+        pthread_rwlockattr_destroy(&attr)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+
+    func withReadLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+
+    func withWriteLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
+        return try body()
+    }
+}

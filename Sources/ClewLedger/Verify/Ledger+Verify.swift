@@ -1,0 +1,216 @@
+internal import CLMDB
+public import Foundation
+
+/// The outcome of ``Ledger/verify(trusting:progress:)``.
+public struct VerifyReport: Codable, Sendable {
+    /// One thing found wrong.
+    public struct Problem: Codable, Sendable, Hashable {
+        /// The seq concerned (for a Merkle node, the first event it covers), if any.
+        public var seq: UInt64?
+        /// A short kind: `record`, `tag`, `index`, `blob`, `merkle`, `checkpoint`, `sequence`.
+        public var kind: String
+        public var message: String
+    }
+
+    public var events: UInt64 = 0
+    public var rootHash: String = ""
+    public var merkleNodesChecked = 0
+    public var blobsChecked = 0
+    public var checkpointsChecked = 0
+    /// Problems in log order; capped at ``Ledger/maxReportedProblems``.
+    public var problems: [Problem] = []
+    /// The lowest seq with a problem.
+    public var firstBadSeq: UInt64?
+
+    public var isValid: Bool { problems.isEmpty }
+
+    enum CodingKeys: String, CodingKey {
+        case events, rootHash = "root_hash", merkleNodesChecked = "merkle_nodes_checked"
+        case blobsChecked = "blobs_checked", checkpointsChecked = "checkpoints_checked", problems
+        case firstBadSeq = "first_bad_seq", isValid = "ok"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(isValid, forKey: .isValid)
+        try c.encode(events, forKey: .events)
+        try c.encode(rootHash, forKey: .rootHash)
+        try c.encode(merkleNodesChecked, forKey: .merkleNodesChecked)
+        try c.encode(blobsChecked, forKey: .blobsChecked)
+        try c.encode(checkpointsChecked, forKey: .checkpointsChecked)
+        try c.encodeIfPresent(firstBadSeq, forKey: .firstBadSeq)
+        try c.encode(problems, forKey: .problems)
+    }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        events = try c.decode(UInt64.self, forKey: .events)
+        rootHash = try c.decode(String.self, forKey: .rootHash)
+        merkleNodesChecked = try c.decode(Int.self, forKey: .merkleNodesChecked)
+        blobsChecked = try c.decode(Int.self, forKey: .blobsChecked)
+        checkpointsChecked = try c.decode(Int.self, forKey: .checkpointsChecked)
+        firstBadSeq = try c.decodeIfPresent(UInt64.self, forKey: .firstBadSeq)
+        problems = try c.decode([Problem].self, forKey: .problems)
+    }
+
+    mutating func add(_ seq: UInt64?, _ kind: String, _ message: String) {
+        if let seq { firstBadSeq = min(firstBadSeq ?? seq, seq) }
+        if problems.count < Ledger.maxReportedProblems { problems.append(Problem(seq: seq, kind: kind, message: message)) }
+    }
+}
+
+extension Ledger {
+    static let maxReportedProblems = 100
+
+    /// Recomputes everything from the stored bytes: every record decodes and matches its hash tag,
+    /// seqs run 1...n with no gap, every event is in the stream index, every blob matches its address,
+    /// every stored Merkle node matches the tree rebuilt from the events, and every stored checkpoint
+    /// has a valid signature (by `trusted`, when given) over the root recomputed at its size.
+    ///
+    /// LMDB keeps no page checksums, so this is also the disk-corruption check.
+    /// - Parameter progress: called now and then with (events checked, events in the log).
+    public func verify(
+        trusting trusted: CheckpointPublicKey? = nil,
+        progress: ((UInt64, UInt64) -> Void)? = nil
+    ) throws -> VerifyReport {
+        var report = VerifyReport()
+        let total = try lastSeq
+        let storedCheckpoints: [SignedCheckpoint]
+        do { storedCheckpoints = try checkpoints() } catch {
+            report.add(nil, "checkpoint", "\(error)")
+            storedCheckpoints = []
+        }
+        var rootsAt: [UInt64: MerkleHash] = [:]
+        let checkpointSizes = Set(storedCheckpoints.map(\.treeSize))
+        if checkpointSizes.contains(0) { rootsAt[0] = Merkle.emptyRoot }
+
+        var frontier = MerkleFrontier()
+        var treeBroken = false
+        var expected: UInt64 = 1
+        var scratch: [UInt8] = []
+        var cache = StringCache()
+        var done = false
+        while !done {
+            done = try store.env.read { txn in
+                try txn.withCursor(store.events) { c in
+                    var entry = try c.seek(expected)
+                    var n = 0
+                    while let e = entry {
+                        guard e.key.count == 8 else {
+                            report.add(expected, "sequence", "a key of \(e.key.count) bytes follows event \(expected - 1) in the event table")
+                            return true
+                        }
+                        let seq = e.key.bigEndianUInt64
+                        if seq != expected {
+                            report.add(expected, "sequence", "events \(expected)-\(seq - 1) are missing (the log jumps from \(expected - 1) to \(seq))")
+                            treeBroken = true
+                        }
+                        expected = seq + 1
+                        if let leaf = check(record: e.value, seq: seq, txn, &report, &scratch, &cache), !treeBroken {
+                            try frontier.append(leaf) { level, index, hash in
+                                guard level >= LogStore.storedMinLevel else { return }
+                                report.merkleNodesChecked += 1
+                                let stored = try store.storedNode(level: level, index: index, txn)
+                                if stored != hash {
+                                    let first = index << UInt64(level) + 1
+                                    let last = (index + 1) << UInt64(level)
+                                    report.add(
+                                        first, "merkle",
+                                        stored == nil
+                                            ? "the Merkle node over events \(first)-\(last) is missing"
+                                            : "the stored Merkle node over events \(first)-\(last) differs from the one recomputed from the events")
+                                }
+                            }
+                            if checkpointSizes.contains(seq) { rootsAt[seq] = frontier.root }
+                        } else {
+                            treeBroken = true
+                        }
+                        n += 1
+                        if n == Self.scanChunk { return false }
+                        entry = try c.next()
+                    }
+                    return true
+                }
+            }
+            progress?(expected - 1, total)
+        }
+        report.events = expected - 1
+        report.rootHash = treeBroken ? "" : frontier.root.hex
+
+        try store.env.read { txn in
+            let indexed = try txn.stat(store.streams).entries
+            if indexed != Int(report.events) {
+                report.add(nil, "index", "the stream index holds \(indexed) entries for \(report.events) events")
+            }
+            if !treeBroken {
+                var expectedNodes = 0
+                for level in LogStore.storedMinLevel..<64 { expectedNodes += Int(report.events >> UInt64(level)) }
+                let storedNodes = try txn.stat(store.merkle).entries
+                if storedNodes != expectedNodes {
+                    report.add(nil, "merkle", "the Merkle table holds \(storedNodes) nodes where \(expectedNodes) are expected")
+                }
+            }
+        }
+
+        for checkpoint in storedCheckpoints {
+            report.checkpointsChecked += 1
+            let size = checkpoint.treeSize
+            if checkpoint.origin != id {
+                report.add(nil, "checkpoint", "the checkpoint at size \(size) was signed for ledger \(checkpoint.origin), not \(id)")
+            }
+            if !checkpoint.hasValidSignature(trusting: trusted) {
+                report.add(
+                    nil, "checkpoint",
+                    trusted != nil && checkpoint.hasValidSignature()
+                        ? "the checkpoint at size \(size) is signed by key \(checkpoint.keyID), not the trusted key \(trusted!.keyID)"
+                        : "the checkpoint at size \(size) has an invalid signature")
+            }
+            if size > report.events {
+                report.add(
+                    report.events + 1, "checkpoint",
+                    "a checkpoint vouches for \(size) events but the log has \(report.events): events \(report.events + 1)-\(size) were lost")
+            } else if let root = rootsAt[size], root.hex != checkpoint.rootHash {
+                report.add(size, "checkpoint", "the root recomputed at size \(size) differs from the signed checkpoint's root")
+            }
+        }
+        report.problems.sort { ($0.seq ?? .max) < ($1.seq ?? .max) }
+        return report
+    }
+
+    /// Checks one record; returns its leaf hash, or nil when the record cannot be read.
+    private func check(
+        record: UnsafeRawBufferPointer, seq: UInt64, _ txn: Transaction, _ report: inout VerifyReport,
+        _ scratch: inout [UInt8], _ cache: inout StringCache
+    ) -> MerkleHash? {
+        let tag: UInt32
+        do { tag = try store.envelope(ofRecord: record, seq: seq, txn, into: &scratch) } catch {
+            report.add(seq, "record", "\(error)")
+            return nil
+        }
+        let leaf = LogStore.leafHash(envelope: scratch, seq: seq)
+        if leaf.tag != tag {
+            report.add(seq, "tag", "record \(seq) does not match its stored hash tag: its bytes changed after it was written")
+        }
+        do {
+            let d = try scratch.withUnsafeBytes { try EnvelopeCodec.decode($0, cache: &cache) }
+            var stream = d.stream
+            let indexed = try stream.withUTF8 { s in
+                try txn.withCursor(store.streams) { c in
+                    try withUnsafeBytes(of: seq.bigEndian) { v in
+                        try c.seek(UnsafeRawBufferPointer(s), value: v).map { $0.value.bigEndianUInt64 == seq } ?? false
+                    }
+                }
+            }
+            if !indexed { report.add(seq, "index", "event \(seq) is missing from the index of stream \(d.stream)") }
+            if let ref = d.payloadRef {
+                report.blobsChecked += 1
+                do { _ = try store.blob(ref, seq: seq, txn) } catch { report.add(seq, "blob", "\(error)") }
+            }
+        } catch {
+            report.add(seq, "record", "\(error)")
+        }
+        return leaf
+    }
+}

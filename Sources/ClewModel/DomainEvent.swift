@@ -1,0 +1,100 @@
+public import Foundation
+
+/// A domain event ready to be appended: the envelope fields the ledger needs and a JSON payload.
+public struct DomainEvent: Sendable, Hashable {
+    public var type: String
+    public var stream: String
+    public var actor: String
+    /// Microseconds since the Unix epoch.
+    public var timestampMicros: Int64
+    /// UTF-8 JSON object.
+    public var payload: Data
+
+    public init(type: String, stream: String, actor: String, timestampMicros: Int64, payload: Data) {
+        self.type = type
+        self.stream = stream
+        self.actor = actor
+        self.timestampMicros = timestampMicros
+        self.payload = payload
+    }
+
+    /// The event as one JSON line in the shape `clew append` reads
+    /// (`{"type","stream","actor","time","payload"}`).
+    public var jsonLine: String {
+        let time = ISO8601.string(micros: timestampMicros)
+        let payloadText = String(decoding: payload, as: UTF8.self)
+        return #"{"type":\#(JSON.quote(type)),"stream":\#(JSON.quote(stream)),"actor":\#(JSON.quote(actor)),"time":"\#(time)","payload":\#(payloadText)}"#
+    }
+}
+
+/// Small JSON helpers for building payloads deterministically (sorted keys, no whitespace).
+public enum JSON {
+    /// A JSON string literal for `s`.
+    public static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    /// A JSON value built in code.
+    public indirect enum Value: Sendable, Hashable {
+        case string(String)
+        case int(Int64)
+        case double(Double)
+        case bool(Bool)
+        case null
+        case array([Value])
+        case object([(String, Value)])
+
+        public static func == (a: Value, b: Value) -> Bool { a.text == b.text }
+        public func hash(into hasher: inout Hasher) { hasher.combine(text) }
+
+        /// Compact JSON text, object keys in the order given.
+        public var text: String {
+            switch self {
+            case .string(let s): return JSON.quote(s)
+            case .int(let i): return String(i)
+            case .double(let d): return d.isFinite ? String(d) : "null"
+            case .bool(let b): return b ? "true" : "false"
+            case .null: return "null"
+            case .array(let a): return "[" + a.map(\.text).joined(separator: ",") + "]"
+            case .object(let o): return "{" + o.map { JSON.quote($0.0) + ":" + $0.1.text }.joined(separator: ",") + "}"
+            }
+        }
+
+        public var data: Data { Data(text.utf8) }
+    }
+}
+
+/// ISO 8601 UTC timestamps with microseconds, without Foundation's formatter cost.
+public enum ISO8601 {
+    public static func string(micros: Int64) -> String {
+        let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
+        let fraction = micros - seconds * 1_000_000
+        var days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secOfDay = seconds - days * 86_400
+        // Civil from days (Howard Hinnant's algorithm).
+        days += 719_468
+        let era = (days >= 0 ? days : days - 146_096) / 146_097
+        let doe = days - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        return String(
+            format: "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%06lldZ", y, m, d, secOfDay / 3600, secOfDay / 60 % 60,
+            secOfDay % 60, fraction)
+    }
+}

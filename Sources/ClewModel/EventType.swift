@@ -1,0 +1,41 @@
+/// The event types Clew's engine records, with the payload fields each carries (docs/event-schema.md).
+///
+/// The ledger accepts any type string; these are the ones Clew's own components write and read.
+public enum EventType {
+    public static let dagRegistered = "dag.registered"
+    public static let runQueued = "run.queued"
+    public static let runStarted = "run.started"
+    public static let runSucceeded = "run.succeeded"
+    public static let runFailed = "run.failed"
+    public static let runCancelled = "run.cancelled"
+    public static let taskScheduled = "task.scheduled"
+    public static let taskStarted = "task.started"
+    public static let taskSucceeded = "task.succeeded"
+    public static let taskFailed = "task.failed"
+    public static let taskRetrying = "task.retrying"
+    public static let taskSkipped = "task.skipped"
+    public static let taskUpstreamFailed = "task.upstream_failed"
+    public static let chunkStatusChanged = "chunk.status_changed"
+    public static let variableRecorded = "variable.recorded"
+    public static let valueProduced = "value.produced"
+    public static let valueConsumed = "value.consumed"
+    public static let questionAnswered = "question.answered"
+
+    /// Every type above.
+    public static let all: [String] = [
+        dagRegistered, runQueued, runStarted, runSucceeded, runFailed, runCancelled, taskScheduled, taskStarted,
+        taskSucceeded, taskFailed, taskRetrying, taskSkipped, taskUpstreamFailed, chunkStatusChanged,
+        variableRecorded, valueProduced, valueConsumed, questionAnswered,
+    ]
+}
+
+/// Stream ids: every event of a DAG run goes to `run/<dag>/<run id>`; DAG definitions to `dag/<dag>`.
+public enum StreamID {
+    public static func run(dag: String, run: String) -> String { "run/\(dag)/\(run)" }
+    public static func dag(_ dag: String) -> String { "dag/\(dag)" }
+}
+
+/// Chunk life cycle states (driven only by events).
+public enum ChunkStatus: String, Sendable, CaseIterable, Codable {
+    case pending, producing, ready, consuming, consumed, failed, invalid, resubmitted
+}

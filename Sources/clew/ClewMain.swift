@@ -1,0 +1,9 @@
+import ArgumentParser
+import ClewCLI
+
+@main
+struct ClewMain {
+    static func main() async {
+        await ClewCommand.main(nil)
+    }
+}
