@@ -32,7 +32,7 @@ public struct DemoPipeline: Sendable {
         TaskSpec(name: "load_warehouse", upstream: ["aggregate_daily"], consumes: "mart.daily_sales", produces: nil),
     ]
 
-    public init(seed: UInt64 = 42, start: Int64 = 1_761_962_400_000_000) {
+    public init(seed: UInt64 = 42, start: Int64 = 1_793_498_400_000_000) {
         self.seed = seed
         self.start = start
     }

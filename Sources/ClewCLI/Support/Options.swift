@@ -73,6 +73,9 @@ func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
     do { return try await body() } catch let error as LedgerError {
         Terminal.error(error.description)
         throw ExitCode(error.code == .verificationFailed ? 2 : 1)
+    } catch let error as LMDBError {
+        Terminal.error("storage error: \(error)")
+        throw ExitCode(1)
     } catch let error as CLIFailure {
         Terminal.error(error.message)
         throw ExitCode(error.code)

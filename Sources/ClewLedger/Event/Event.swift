@@ -114,12 +114,25 @@ public struct NewEvent: Sendable, Hashable {
         try Self.checkName(actor, field: "actor", max: Self.maxActorBytes)
     }
 
+    /// C0 controls, DEL, and C1 controls (UTF-8 0xC2 0x80...0x9F), found on the bytes.
+    private static func hasControlCharacter(_ s: String) -> Bool {
+        var s = s
+        return s.withUTF8 { bytes in
+            var previous: UInt8 = 0
+            for byte in bytes {
+                if byte < 0x20 || byte == 0x7f || (previous == 0xc2 && byte >= 0x80 && byte <= 0x9f) { return true }
+                previous = byte
+            }
+            return false
+        }
+    }
+
     private static func checkName(_ value: String, field: String, max: Int) throws {
         if value.isEmpty { throw LedgerError(.invalidInput, "the event's \(field) is empty") }
         if value.utf8.count > max {
             throw LedgerError(.invalidInput, "the event's \(field) is \(value.utf8.count) bytes long; the limit is \(max)")
         }
-        if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        if hasControlCharacter(value) {
             throw LedgerError(.invalidInput, "the event's \(field) \(String(reflecting: value)) contains a control character")
         }
     }

@@ -126,7 +126,19 @@ final class Environment: @unchecked Sendable {
     /// Opens (or, in a writable environment, creates) a named database.
     func openDatabase(_ name: String, flags: Int32 = 0) throws -> Database {
         if options.readOnly {
-            return try read { txn in try txn.openDatabase(name, flags: flags) }
+            // A handle opened in a read-only transaction lives on only if that transaction commits.
+            return try gate.withReadLock {
+                var txn: OpaquePointer?
+                try check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn))
+                do {
+                    let db = try Transaction(txn!, writable: false).openDatabase(name, flags: flags)
+                    try check(mdb_txn_commit(txn))
+                    return db
+                } catch {
+                    mdb_txn_abort(txn)
+                    throw error
+                }
+            }
         }
         return try write { txn in try txn.openDatabase(name, flags: flags | MDB_CREATE) }
     }
