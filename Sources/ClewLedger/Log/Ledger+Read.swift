@@ -110,7 +110,7 @@ extension Ledger {
         return try store.env.read { txn in
             try txn.withCursor(store.streams) { c in
                 var out: [(String, Int)] = []
-                var entry = try p.withUTF8 { try c.seek(UnsafeRawBufferPointer($0)) }
+                var entry = p.isEmpty ? try c.first() : try p.withUTF8 { try c.seek(UnsafeRawBufferPointer($0)) }
                 while let e = entry, out.count < limit {
                     let name = String(decoding: e.key, as: UTF8.self)
                     if !name.hasPrefix(prefix) { break }

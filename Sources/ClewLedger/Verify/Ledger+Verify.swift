@@ -55,7 +55,11 @@ public struct VerifyReport: Codable, Sendable {
         problems = try c.decode([Problem].self, forKey: .problems)
     }
 
+    /// The last seq whose record itself was found bad (undecodable or not matching its tag).
+    var lastBadRecord: UInt64?
+
     mutating func add(_ seq: UInt64?, _ kind: String, _ message: String) {
+        if let seq, kind == "record" || kind == "tag" { lastBadRecord = max(lastBadRecord ?? seq, seq) }
         if let seq { firstBadSeq = min(firstBadSeq ?? seq, seq) }
         if problems.count < Ledger.maxReportedProblems { problems.append(Problem(seq: seq, kind: kind, message: message)) }
     }
@@ -113,9 +117,12 @@ extension Ledger {
                                 guard level >= LogStore.storedMinLevel else { return }
                                 report.merkleNodesChecked += 1
                                 let stored = try store.storedNode(level: level, index: index, txn)
-                                if stored != hash {
-                                    let first = index << UInt64(level) + 1
-                                    let last = (index + 1) << UInt64(level)
+                                let first = index << UInt64(level) + 1
+                                let last = (index + 1) << UInt64(level)
+                                // A node over a record already found bad differs as a consequence; only
+                                // a node over good records points at damage of its own (or tampering
+                                // that rewrote records and their tags together).
+                                if stored != hash, (report.lastBadRecord ?? 0) < first {
                                     report.add(
                                         first, "merkle",
                                         stored == nil

@@ -1,0 +1,188 @@
+import Foundation
+import Testing
+@testable import ClewLedger
+
+@Suite("Faults and bad input")
+struct FaultTests {
+    @Test("a directory that is not a ledger is refused with a clear error")
+    func notALedger() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let error = #expect(throws: LedgerError.self) { try Ledger.open(at: dir) }
+        #expect(error?.code == .notALedger)
+        #expect(error?.message.contains("clew init") == true)
+        let missing = #expect(throws: LedgerError.self) { try Ledger.open(at: dir.appendingPathComponent("nope")) }
+        #expect(missing?.code == .notALedger)
+        try Data("{\"format\":\"something-else\",\"version\":1,\"id\":\"x\",\"created\":\"\"}".utf8)
+            .write(to: dir.appendingPathComponent("LEDGER"))
+        #expect(throws: LedgerError.self) { try Ledger.open(at: dir) }
+    }
+
+    @Test("creating over an existing ledger is refused and leaves it intact")
+    func createTwice() async throws {
+        try await withTemporaryLedger { ledger, url in
+            try await ledger.append(sampleEvent(0))
+            let error = #expect(throws: LedgerError.self) { try Ledger.create(at: url) }
+            #expect(error?.code == .alreadyExists)
+            #expect(try ledger.lastSeq == 1)
+        }
+    }
+
+    @Test("a full map grows on demand")
+    func mapGrows() async throws {
+        var options = Ledger.Options()
+        options.mapSize = 256 << 10
+        try await withTemporaryLedger(options: options) { ledger, _ in
+            for start in stride(from: 0, to: 20_000, by: 2_000) {
+                try await ledger.append(contentsOf: (start..<start + 2_000).map { sampleEvent($0) })
+            }
+            #expect(try ledger.lastSeq == 20_000)
+            #expect(ledger.store.env.mapInfo.mapSize > 256 << 10)
+            #expect(try ledger.verify().isValid)
+        }
+    }
+
+    @Test("a map at its limit fails the append cleanly and keeps every earlier event")
+    func mapLimit() async throws {
+        var options = Ledger.Options()
+        options.mapSize = 1 << 20
+        options.maxMapSize = 1 << 20
+        try await withTemporaryLedger(options: options) { ledger, url in
+            try await ledger.append(contentsOf: (0..<100).map { sampleEvent($0) })
+            let error = await #expect(throws: LedgerError.self) {
+                for start in stride(from: 100, to: 200_000, by: 5_000) {
+                    try await ledger.append(contentsOf: (start..<start + 5_000).map { sampleEvent($0) })
+                }
+            }
+            #expect(error?.code == .mapFull)
+            #expect(error?.message.contains("nothing of the failed append was written") == true)
+            let last = try ledger.lastSeq
+            #expect(last >= 100 && last % 5_000 == 100 % 5_000)
+            #expect(try ledger.event(at: 100)?.payload == sampleEvent(99).payload)
+            #expect(try ledger.verify().isValid)
+            // Reopening with a higher limit lets appends continue.
+            ledger.close()
+            var bigger = Ledger.Options()
+            bigger.maxMapSize = 64 << 20
+            let reopened = try Ledger.open(at: url, options: bigger)
+            defer { reopened.close() }
+            try await reopened.append(contentsOf: (0..<5_000).map { sampleEvent($0) })
+            #expect(try reopened.lastSeq == last + 5_000)
+        }
+    }
+
+    @Test("a flipped byte in a record is found by verify, which names its seq")
+    func flippedByte() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("l")
+        let ledger = try Ledger.create(at: url)
+        try await ledger.append(contentsOf: (0..<300).map { sampleEvent($0) })
+        let victim: UInt64 = 137
+        let record = try ledger.store.env.read { txn in Array(try #require(try txn.get(ledger.store.events, victim))) }
+        ledger.close()
+        let file = url.appendingPathComponent("log/data.mdb")
+        var bytes = try Data(contentsOf: file)
+        let range = try #require(bytes.firstRange(of: Data(record)))
+        #expect(bytes[range.upperBound...].firstRange(of: Data(record)) == nil, "the record's bytes are unique in the file")
+        bytes[range.lowerBound + record.count / 2] ^= 0x40
+        try bytes.write(to: file)
+
+        let reopened = try Ledger.open(at: url, options: { var o = Ledger.Options(); o.readOnly = true; return o }())
+        defer { reopened.close() }
+        let report = try reopened.verify()
+        #expect(!report.isValid)
+        #expect(report.firstBadSeq == victim, "\(report.problems)")
+        // Other events still read.
+        #expect(try reopened.event(at: 1)?.payload == sampleEvent(0).payload)
+    }
+
+    @Test("a truncated data file is refused on open instead of faulting")
+    func truncatedFile() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("l")
+        let ledger = try Ledger.create(at: url)
+        try await ledger.append(contentsOf: (0..<3_000).map { sampleEvent($0) })
+        ledger.close()
+        let file = url.appendingPathComponent("log/data.mdb")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int)
+        let handle = try FileHandle(forWritingTo: file)
+        try handle.truncate(atOffset: UInt64(size / 2))
+        try handle.close()
+        let error = #expect(throws: LedgerError.self) { try Ledger.open(at: url) }
+        #expect(error?.code == .corrupted)
+        #expect(error?.message.contains("truncated") == true)
+        // Truncated below its meta pages, too.
+        let h2 = try FileHandle(forWritingTo: file)
+        try h2.truncate(atOffset: 100)
+        try h2.close()
+        #expect(throws: LedgerError.self) { try Ledger.open(at: url) }
+    }
+}
+
+@Suite("Checkpoints")
+struct CheckpointTests {
+    @Test("checkpoints are signed, stored, and checked by verify against a trusted key")
+    func signedCheckpoints() async throws {
+        try await withTemporaryLedger { ledger, _ in
+            let key = CheckpointSigningKey.generate()
+            try await ledger.append(contentsOf: (0..<50).map { sampleEvent($0) })
+            let first = try ledger.checkpoint(signedWith: key)
+            #expect(first.treeSize == 50)
+            #expect(first.hasValidSignature(trusting: key.publicKey))
+            try await ledger.append(contentsOf: (50..<90).map { sampleEvent($0) })
+            let second = try ledger.checkpoint(signedWith: key)
+            #expect(try ledger.checkpoints() == [first, second])
+            let proof = try ledger.consistencyProof(from: first.treeSize, to: second.treeSize)
+            #expect(proof.oldRoot == first.rootHash && proof.newRoot == second.rootHash && proof.verify())
+
+            let report = try ledger.verify(trusting: key.publicKey)
+            #expect(report.isValid)
+            #expect(report.checkpointsChecked == 2)
+
+            let stranger = CheckpointSigningKey.generate().publicKey
+            let untrusted = try ledger.verify(trusting: stranger)
+            #expect(!untrusted.isValid)
+            #expect(untrusted.problems.contains { $0.kind == "checkpoint" && $0.message.contains("not the trusted key") })
+
+            var forged = second
+            forged.rootHash = first.rootHash
+            #expect(!forged.hasValidSignature())
+        }
+    }
+
+    @Test("a checkpoint for more events than the log holds reveals lost events")
+    func rollbackDetected() async throws {
+        try await withTemporaryLedger { ledger, _ in
+            let key = CheckpointSigningKey.generate()
+            try await ledger.append(contentsOf: (0..<20).map { sampleEvent($0) })
+            var c = try ledger.checkpoint(signedWith: key)
+            // Pretend the log once had 25 events: a correctly signed checkpoint for size 25.
+            c.treeSize = 25
+            c.signature = try key.sign(Data(c.body.utf8)).base64EncodedString()
+            let json = try JSONEncoder().encode(c)
+            try ledger.store.env.write { txn in
+                try withUnsafeBytes(of: UInt64(25).bigEndian) { k in try json.withUnsafeBytes { try txn.put(ledger.store.checkpoints, k, $0) } }
+            }
+            let report = try ledger.verify(trusting: key.publicKey)
+            #expect(!report.isValid)
+            #expect(report.firstBadSeq == 21)
+            #expect(report.problems.contains { $0.message.contains("were lost") })
+        }
+    }
+
+    @Test("signing keys round-trip through files and refuse to be overwritten")
+    func keyFiles() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("signing.key")
+        let key = CheckpointSigningKey.generate()
+        try key.write(to: url)
+        #expect(try CheckpointSigningKey(contentsOf: url).publicKey == key.publicKey)
+        #expect(try CheckpointPublicKey(contentsOf: url.appendingPathExtension("pub")) == key.publicKey)
+        #expect(throws: LedgerError.self) { try key.write(to: url) }
+        try Data("garbage".utf8).write(to: dir.appendingPathComponent("bad.key"))
+        #expect(throws: LedgerError.self) { try CheckpointSigningKey(contentsOf: dir.appendingPathComponent("bad.key")) }
+    }
+}

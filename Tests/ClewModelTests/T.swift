@@ -1,0 +1,3 @@
+import Testing
+@testable import ClewModel
+@Test func placeholder() {}
