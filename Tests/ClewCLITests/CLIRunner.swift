@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+
+/// Runs the built `clew` binary (CLEW_BIN, or .build/debug/clew of this package) as a user would.
+struct CLI {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static var binary: URL {
+        if let path = ProcessInfo.processInfo.environment["CLEW_BIN"] { return URL(fileURLWithPath: path) }
+        return packageRoot.appendingPathComponent(".build/debug/clew")
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+    }
+
+    let directory: URL
+    var ledger: URL { directory.appendingPathComponent("test.ledger") }
+
+    init() {
+        directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-cli-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    func cleanUp() { try? FileManager.default.removeItem(at: directory) }
+
+    /// Starts `clew args...` with `--ledger` added, stdin from `input`, output to files.
+    func start(_ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true) throws -> (Process, URL, URL) {
+        guard FileManager.default.isExecutableFile(atPath: CLI.binary.path) else {
+            throw CLIFailure("the clew binary is not built at \(CLI.binary.path); run `swift build` first or set CLEW_BIN")
+        }
+        let id = UUID().uuidString
+        let out = directory.appendingPathComponent("out-\(id)")
+        let err = directory.appendingPathComponent("err-\(id)")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        let process = Process()
+        var arguments = args + (ledgerOption ? ["--ledger", ledger.path] : [])
+        if let uid {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", CLI.binary.path] + arguments
+        } else {
+            process.executableURL = CLI.binary
+        }
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        if let input {
+            let inFile = directory.appendingPathComponent("in-\(id)")
+            try Data(input.utf8).write(to: inFile)
+            process.standardInput = try FileHandle(forReadingFrom: inFile)
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
+        try process.run()
+        return (process, out, err)
+    }
+
+    @discardableResult
+    func run(_ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true) throws -> Result {
+        let (process, out, err) = try start(args, input: input, asUser: uid, ledgerOption: ledgerOption)
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus,
+            stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+
+    /// `clew stats --json` parsed.
+    func stats() throws -> [String: Any] {
+        let r = try run(["stats", "--json"])
+        guard r.status == 0, let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] else {
+            throw CLIFailure("stats failed: \(r.stderr)")
+        }
+        return o
+    }
+
+    func eventCount() throws -> Int { (try stats()["events"] as? Int) ?? -1 }
+}
+
+struct CLIFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+func jsonObject(_ text: String) throws -> [String: Any] {
+    guard let o = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+        throw CLIFailure("not a JSON object: \(text)")
+    }
+    return o
+}
+
+func eventLine(type: String = "task.started", stream: String = "run/etl/1", payload: String = #"{"task":"extract"}"#) -> String {
+    #"{"type":"\#(type)","stream":"\#(stream)","actor":"worker-1","payload":\#(payload)}"#
+}

@@ -1,0 +1,263 @@
+import Foundation
+import Testing
+
+@Suite("clew command line", .serialized)
+struct CLITests {
+    @Test("init, append, log, stats and tail round-trip events as JSON")
+    func basicFlow() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try cli.run(["init"]).status == 0)
+        let input = (0..<5).map { eventLine(payload: #"{"i":\#($0),"rows":\#(10 * $0)}"#) }.joined(separator: "\n") + "\n"
+        let appended = try cli.run(["append", "--json"], input: input)
+        #expect(appended.status == 0, "\(appended.stderr)")
+        let ack = try jsonObject(appended.stdout)
+        #expect(ack["first"] as? Int == 1 && ack["last"] as? Int == 5 && ack["count"] as? Int == 5)
+
+        let log = try cli.run(["log", "--json", "--from", "2", "--to", "3"])
+        #expect(log.status == 0)
+        #expect(log.lines.count == 2)
+        let second = try jsonObject(log.lines[0])
+        #expect(second["seq"] as? Int == 2)
+        #expect(second["type"] as? String == "task.started")
+        #expect((second["payload"] as? [String: Any])?["i"] as? Int == 1)
+
+        #expect(try cli.run(["log", "--json", "--stream", "run/etl/1", "--limit", "3"]).lines.count == 3)
+        #expect(try cli.run(["log", "--json", "--type", "nothing.like.this"]).lines.isEmpty)
+        #expect(try cli.eventCount() == 5)
+        let tail = try cli.run(["tail", "-n", "2", "--json"])
+        #expect(tail.lines.map { try? jsonObject($0)["seq"] as? Int } == [4, 5])
+    }
+
+    @Test("a batch with a bad line appends nothing and names the line")
+    func badLines() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        try cli.run(["init"])
+        try cli.run(["append"], input: eventLine() + "\n")
+        let cases: [(String, String)] = [
+            ("{not json", "line 3: malformed JSON"),
+            (#"{"type":"t","stream":"s"}"#, #"line 3: missing field "payload""#),
+            (#"{"type":"t","stream":"s","payload":{},"colour":"red"}"#, #"line 3: unknown field "colour""#),
+            (#"{"type":7,"stream":"s","payload":{}}"#, #"line 3: field "type" must be a string"#),
+            (#"{"type":"t","stream":"s","payload":{},"time":"yesterday"}"#, #"line 3: field "time" must be an ISO 8601 time"#),
+            (#"[1,2]"#, "line 3: expected a JSON object"),
+            (#"{"type":"t","stream":"","payload":{}}"#, "line 3: the event's stream is empty"),
+        ]
+        for (bad, message) in cases {
+            let input = [eventLine(), eventLine(), bad, eventLine()].joined(separator: "\n")
+            let r = try cli.run(["append"], input: input)
+            #expect(r.status != 0)
+            #expect(r.stderr.contains(message), "stderr was: \(r.stderr)")
+            #expect(r.stderr.contains("nothing was appended"))
+            #expect(try cli.eventCount() == 1)
+        }
+        #expect(try cli.run(["verify"]).status == 0)
+    }
+
+    @Test("a directory that is not a ledger gets a clear error and a non-zero exit")
+    func notALedger() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        try FileManager.default.createDirectory(at: cli.ledger, withIntermediateDirectories: true)
+        for args in [["log"], ["verify"], ["stats"], ["append"]] {
+            let r = try cli.run(args, input: eventLine())
+            #expect(r.status != 0)
+            #expect(r.stderr.contains("is not a Clew ledger"), "\(args): \(r.stderr)")
+        }
+        let twice = try cli.run(["init"])
+        #expect(twice.status == 0)
+        let again = try cli.run(["init"])
+        #expect(again.status != 0 && again.stderr.contains("already holds a Clew ledger"))
+    }
+
+    @Test("a read-only ledger can be read and verified but refuses appends, losing nothing")
+    func readOnlyDirectory() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        try cli.run(["init"])
+        try cli.run(["append"], input: (0..<3).map { _ in eventLine() }.joined(separator: "\n"))
+        let root = getuid() == 0
+        if root {
+            // Root ignores permissions: run the commands as `nobody`, for whom the ledger is read-only.
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: cli.directory.path)
+        } else {
+            try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: cli.ledger.appendingPathComponent("log").path)
+        }
+        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: cli.ledger.appendingPathComponent("log").path) }
+        let user: UInt32? = root ? 65534 : nil
+        let append = try cli.run(["append"], input: eventLine(), asUser: user)
+        #expect(append.status != 0)
+        #expect(append.stderr.contains("permission denied"), "\(append.stderr)")
+        let log = try cli.run(["log", "--json"], asUser: user)
+        #expect(log.status == 0, "\(log.stderr)")
+        #expect(log.lines.count == 3)
+        #expect(try cli.run(["verify"], asUser: user).status == 0)
+        #expect(try cli.eventCount() == 3)
+    }
+
+    @Test("verify exits non-zero and names the seq of a damaged record")
+    func verifyNamesSeq() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        try cli.run(["init"])
+        let input = (0..<200).map { eventLine(stream: "run/etl/\($0 % 7)", payload: #"{"i":\#($0),"note":"unique-\#($0 * 7919)"}"#) }
+        try cli.run(["append"], input: input.joined(separator: "\n"))
+        #expect(try cli.run(["verify"]).status == 0)
+        // Find record 77 through its node in the event table's leaf page: an LMDB node header ends
+        // with flags (0) and key size (8, little-endian), then come the key and the value.
+        let file = cli.ledger.appendingPathComponent("log/data.mdb")
+        var bytes = try Data(contentsOf: file)
+        var key = UInt64(77).bigEndian
+        let keyBytes = Data([0, 0, 8, 0]) + withUnsafeBytes(of: &key) { Data($0) }
+        let at = try #require(bytes.firstRange(of: keyBytes))
+        bytes[at.upperBound + 6] ^= 0xff  // inside the record value, past its codec header
+        try bytes.write(to: file)
+        let r = try cli.run(["verify", "--json"])
+        #expect(r.status == 2)
+        let report = try jsonObject(r.stdout)
+        #expect(report["ok"] as? Bool == false)
+        #expect(report["first_bad_seq"] as? Int == 77, "\(r.stdout)")
+        let text = try cli.run(["verify"])
+        #expect(text.stdout.contains("first bad seq: 77"))
+    }
+
+    @Test("an appending process killed at random points loses no acknowledged event (50 runs)")
+    func killNine() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        try cli.run(["init"])
+        var rng = SystemRandomNumberGenerator()
+        var acknowledgedTotal = 0
+        var killedMidway = 0
+        for iteration in 0..<50 {
+            let before = try cli.eventCount()
+            let stream = "crash/\(iteration)"
+            let input = (0..<600).map { eventLine(type: "crash.test", stream: stream, payload: #"{"i":\#($0)}"#) }.joined(separator: "\n")
+            let (process, out, _) = try cli.start(["append", "--json", "--commit-every", "25"], input: input)
+            usleep(UInt32.random(in: 0...120_000, using: &rng))
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            if process.terminationReason == .uncaughtSignal { killedMidway += 1 }
+            // Acknowledged ranges: complete lines only (a kill can cut the last one).
+            let text = try String(contentsOf: out, encoding: .utf8)
+            var acknowledged = 0
+            for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+                guard let ack = try? jsonObject(String(line)), let last = ack["last"] as? Int else { continue }
+                acknowledged = max(acknowledged, last - before)
+            }
+            acknowledgedTotal += acknowledged
+            let log = try cli.run(["log", "--json", "--stream", stream])
+            #expect(log.status == 0, "\(log.stderr)")
+            let events = log.lines.compactMap { try? jsonObject($0) }
+            #expect(events.count >= acknowledged, "iteration \(iteration): \(acknowledged) acknowledged, \(events.count) present")
+            #expect(events.count % 25 == 0, "only whole commits are visible")
+            for (i, e) in events.enumerated() {
+                #expect(e["seq"] as? Int == before + i + 1)
+                #expect((e["payload"] as? [String: Any])?["i"] as? Int == i)
+            }
+            #expect(try cli.eventCount() == before + events.count)
+        }
+        let verify = try cli.run(["verify"])
+        #expect(verify.status == 0, "\(verify.stdout)")
+        #expect(killedMidway > 10, "most runs should be killed before finishing")
+        #expect(acknowledgedTotal > 0)
+    }
+
+    @Test("tail -f prints events appended by another process")
+    func tailFollow() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        try cli.run(["init"])
+        try cli.run(["append"], input: eventLine())
+        let (tail, out, _) = try cli.start(["tail", "-f", "-n", "1", "--json"])
+        defer { tail.terminate() }
+        usleep(300_000)
+        try cli.run(["append"], input: [eventLine(type: "a.one"), eventLine(type: "a.two")].joined(separator: "\n"))
+        try cli.run(["append"], input: eventLine(type: "a.three"))
+        var lines: [String] = []
+        for _ in 0..<100 {
+            lines = (try String(contentsOf: out, encoding: .utf8)).split(separator: "\n").map(String.init)
+            if lines.count >= 4 { break }
+            usleep(50_000)
+        }
+        #expect(lines.compactMap { try? jsonObject($0)["type"] as? String } == ["task.started", "a.one", "a.two", "a.three"])
+    }
+
+    @Test("proofs print as JSON that an independent verifier (Python, RFC 9162) accepts")
+    func proofs() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        try cli.run(["init"])
+        try cli.run(["append"], input: (0..<37).map { eventLine(payload: #"{"i":\#($0)}"#) }.joined(separator: "\n"))
+        let inclusion = try cli.run(["proof", "inclusion", "23", "--json"])
+        #expect(inclusion.status == 0)
+        let p = try jsonObject(inclusion.stdout)
+        #expect(p["tree_size"] as? Int == 37 && p["leaf_index"] as? Int == 22)
+        let consistency = try cli.run(["proof", "consistency", "11", "37", "--json"])
+        #expect(consistency.status == 0)
+        #expect(try cli.run(["proof", "inclusion", "99"]).status != 0)
+        #expect(try cli.run(["proof", "consistency", "30", "20"]).status != 0)
+        for proof in [inclusion.stdout, consistency.stdout] {
+            let py = Process()
+            py.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            py.arguments = ["python3", CLI.packageRoot.appendingPathComponent("tools/verify_proof.py").path]
+            let stdin = Pipe()
+            let stdout = Pipe()
+            py.standardInput = stdin
+            py.standardOutput = stdout
+            try py.run()
+            stdin.fileHandleForWriting.write(Data(proof.utf8))
+            try stdin.fileHandleForWriting.close()
+            let text = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            py.waitUntilExit()
+            #expect(py.terminationStatus == 0 && text.contains("ok"), "\(text)")
+        }
+    }
+
+    @Test("checkpoints are signed with a key kept outside the ledger and checked by verify")
+    func checkpoints() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        try cli.run(["init"])
+        try cli.run(["append"], input: (0..<10).map { _ in eventLine() }.joined(separator: "\n"))
+        let key = cli.directory.appendingPathComponent("signing.key").path
+        #expect(try cli.run(["keygen", "-o", key], ledgerOption: false).status == 0)
+        let inside = cli.ledger.appendingPathComponent("inner.key").path
+        try cli.run(["keygen", "-o", inside], ledgerOption: false)
+        let refused = try cli.run(["checkpoint", "--key", inside])
+        #expect(refused.status != 0 && refused.stderr.contains("inside the ledger directory"))
+        let c = try cli.run(["checkpoint", "--key", key, "--json"])
+        #expect(c.status == 0)
+        #expect(try jsonObject(c.stdout)["tree_size"] as? Int == 10)
+        #expect(try cli.run(["verify", "--public-key", key + ".pub"]).status == 0)
+        let other = cli.directory.appendingPathComponent("other.key").path
+        try cli.run(["keygen", "-o", other], ledgerOption: false)
+        let untrusted = try cli.run(["verify", "--public-key", other + ".pub"])
+        #expect(untrusted.status == 2)
+        #expect(untrusted.stdout.contains("not the trusted key"))
+    }
+
+    @Test("demo records a verified pipeline history and bench prints ratios to raw LMDB")
+    func demoAndBench() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let demo = try cli.run(["demo", "--runs", "4", "--json"])
+        #expect(demo.status == 0, "\(demo.stderr)")
+        let summary = try jsonObject(demo.stdout)
+        #expect(summary["verified"] as? Bool == true)
+        #expect((summary["events"] as? Int ?? 0) > 400)
+        #expect(FileManager.default.fileExists(atPath: cli.ledger.path + ".key"))
+        let again = try cli.run(["demo", "--runs", "2", "--json"])
+        let count = try cli.eventCount()
+        #expect(try jsonObject(again.stdout)["checkpoint_size"] as? Int == count)
+        #expect(try cli.run(["log", "--type", "run.queued", "--json"]).lines.count == 6)
+
+        let bench = try cli.run(["bench", "ledger", "--events", "3000", "--repetitions", "1", "--json"], ledgerOption: false)
+        #expect(bench.status == 0, "\(bench.stderr)")
+        let figures = try jsonObject(bench.stdout)
+        for key in ["append_eps", "raw_append_eps", "append_ratio", "durable_single_p50_us", "raw_commit_p50_us", "scan_eps", "raw_scan_eps", "scan_ratio", "bytes_per_event", "jsonl_bytes_per_event"] {
+            #expect((figures[key] as? Double ?? 0) > 0, "\(key)")
+        }
+    }
+}
