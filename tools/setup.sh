@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what Clew needs on a fresh Debian machine: LMDB and zstd development files (the
+# system-library targets link them through pkg-config), pkg-config itself, and protoc (the tests
+# check the event schema against the reference protobuf decoder). Idempotent and quiet when done.
+set -euo pipefail
+
+packages=(liblmdb-dev libzstd-dev pkg-config protobuf-compiler python3)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
+pkg-config --exists lmdb libzstd || { echo "setup: pkg-config cannot find lmdb/libzstd" >&2; exit 1; }
