@@ -73,9 +73,9 @@ public struct DemoPipeline: Sendable {
         emit(EventType.runQueued, actor: "scheduler", [("dag", .string(dag)), ("dag_version", .string(definitionHash)), ("params", params)])
         emit(EventType.runStarted, actor: "scheduler", [("dag", .string(dag)), ("run", .string(runID))])
 
-        // One run in nine has a flaky extract (retried) and one in thirteen a validation that fails for good.
+        // One run in nine has a flaky extract (retried); about one in eight a validation that fails for good.
         let flaky = rng.next(below: 9) == 0
-        let broken = rng.next(below: 13) == 0
+        let broken = rng.next(below: 13) == 0 || index % 17 == 11  // day 12 of every 17 has bad input
         var failed: Set<String> = []
         for task in Self.tasks {
             let worker = "worker-\(rng.next(below: 4) + 1)"

@@ -29,6 +29,24 @@ struct CLITests {
         #expect(tail.lines.map { try? jsonObject($0)["seq"] as? Int } == [4, 5])
     }
 
+    @Test("the fixture pipeline history appends with its times, actors and payloads intact")
+    func fixture() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        try cli.run(["init"])
+        let text = try String(contentsOf: CLI.packageRoot.appendingPathComponent("Fixtures/pipeline-events.jsonl"), encoding: .utf8)
+        let r = try cli.run(["append", "--json"], input: text)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(try jsonObject(r.stdout)["count"] as? Int == 12)
+        let failed = try cli.run(["log", "--json", "--type", "run.failed", "--since", "2026-11-03T02:01:00Z"])
+        let event = try jsonObject(try #require(failed.lines.first))
+        #expect(event["seq"] as? Int == 12)
+        #expect(event["time"] as? String == "2026-11-03T02:01:10.020000Z")
+        #expect((event["payload"] as? [String: Any])?["failed_tasks"] as? [String] == ["join_customers", "validate_orders"])
+        #expect(try cli.run(["log", "--json", "--until", "2026-11-03T02:00:01Z"]).lines.count == 4)
+        #expect(try cli.run(["log", "--since", "not a time"]).status != 0)
+    }
+
     @Test("a batch with a bad line appends nothing and names the line")
     func badLines() throws {
         let cli = CLI()

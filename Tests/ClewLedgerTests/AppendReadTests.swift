@@ -147,6 +147,7 @@ struct AppendReadTests {
         try await withTemporaryLedger(options: options) { ledger, _ in
             for start in stride(from: 0, to: 2_000, by: 250) {
                 try await ledger.append(contentsOf: (start..<start + 250).map { sampleEvent($0) })
+                ledger.writer.waitForIdle()
             }
             let stats = try ledger.stats()
             #expect(stats.dictionaries == 2)

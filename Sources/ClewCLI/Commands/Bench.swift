@@ -27,6 +27,9 @@ struct Bench: AsyncParsableCommand {
         @Option(name: .long, help: "Repetitions of each phase (medians are reported).")
         var repetitions = 3
 
+        @Option(name: .long, help: "zstd level for records.")
+        var level: Int32 = Ledger.Options().compressionLevel
+
         @Option(name: .long, help: "Scratch directory (removed afterwards).")
         var workDir: String?
 
@@ -44,6 +47,7 @@ struct Bench: AsyncParsableCommand {
                 config.batchSize = batch
                 config.appenders = appenders
                 config.repetitions = repetitions
+                config.ledgerOptions.compressionLevel = level
                 let dir = URL(fileURLWithPath: workDir ?? NSTemporaryDirectory()).appendingPathComponent("clew-bench-\(getpid())")
                 let r = try await LedgerBenchmark.run(events: drafts, jsonlBytes: jsonl, in: dir, configuration: config) {
                     Terminal.progress("bench: \($0)")

@@ -14,6 +14,8 @@ public enum LedgerBenchmark {
         public var singles = 300
         /// Repetitions of each throughput phase; the median is reported.
         public var repetitions = 3
+        /// Ledger options (compression level, dictionary training) for the ledger under test.
+        public var ledgerOptions = Ledger.Options()
         public init() {}
     }
 
@@ -70,7 +72,7 @@ public enum LedgerBenchmark {
         for rep in 0..<configuration.repetitions {
             progress("ledger append \(rep + 1)/\(configuration.repetitions)")
             let dir = workDirectory.appendingPathComponent("ledger-\(rep)")
-            let ledger = try Ledger.create(at: dir)
+            let ledger = try Ledger.create(at: dir, options: configuration.ledgerOptions)
             let start = DispatchTime.now().uptimeNanoseconds
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for worker in 0..<configuration.appenders {
@@ -83,6 +85,7 @@ public enum LedgerBenchmark {
                 try await group.waitForAll()
             }
             appendTimes.append(seconds(since: start))
+            ledger.writer.waitForIdle()
             if rep == 0 { kept = ledger } else {
                 ledger.close()
                 try? fm.removeItem(at: dir)

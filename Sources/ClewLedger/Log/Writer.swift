@@ -46,6 +46,11 @@ final class Writer: @unchecked Sendable {
     }
 
     /// Waits for queued appends to finish and refuses new ones.
+    /// Waits until queued appends (and dictionary training) have finished.
+    func waitForIdle() {
+        queue.sync {}
+    }
+
     func shutdown() {
         closed.store(true, ordering: .releasing)
         queue.sync {}
@@ -74,6 +79,10 @@ final class Writer: @unchecked Sendable {
             state = newState
             for (request, range) in zip(group, ranges) { request.continuation.resume(returning: range) }
             changes?.notify()
+            // Training runs here, between groups: it reads at most 4,000 recent events and takes tens of
+            // milliseconds, twice in a ledger's life by default, and then every later record compresses
+            // with the new dictionary at once (training in the background let a fast writer fill the
+            // log with dictionary-less records meanwhile: 115 instead of 91 bytes/event in the demo).
             trainDictionaryIfDue(lastSeq: newState.lastSeq)
         } catch {
             state = nil  // re-read from the log on the next group
@@ -141,6 +150,7 @@ final class Writer: @unchecked Sendable {
         let have = Int(store.currentDictionary.withLock { $0?.id } ?? 0)
         guard due > have else { return }
         do {
+            let started = DispatchTime.now().uptimeNanoseconds
             let samples = try store.env.read { txn -> [[UInt8]] in
                 try store.refreshDictionary(txn)
                 let count = min(lastSeq, 4_000)
@@ -169,7 +179,12 @@ final class Writer: @unchecked Sendable {
                 let d = try store.storeDictionary(dict, txn)
                 store.currentDictionary.withLock { $0 = d }
             }
-            options.logger.info("trained zstd dictionary", metadata: ["bytes": "\(dict.count)", "samples": "\(samples.count)"])
+            options.logger.info(
+                "trained zstd dictionary",
+                metadata: [
+                    "bytes": "\(dict.count)", "samples": "\(samples.count)",
+                    "ms": "\((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000)",
+                ])
         } catch {
             // Training is an optimisation: records stay readable without it.
             options.logger.warning("zstd dictionary training failed: \(error)")
