@@ -235,8 +235,6 @@ final class LogStore: Sendable {
 
     // MARK: Merkle nodes
 
-    static func nodeKey(level: Int, index: UInt64) -> (UInt8, UInt64) { (UInt8(level), index.bigEndian) }
-
     func withNodeKey<T>(level: Int, index: UInt64, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
         var key: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (UInt8(level), 0, 0, 0, 0, 0, 0, 0, 0)
         return try withUnsafeMutableBytes(of: &key) { raw in
