@@ -41,8 +41,14 @@ struct CLI {
         let process = Process()
         var arguments = args + (ledgerOption ? ["--ledger", ledger.path] : [])
         if let uid {
+            // Another user may not be able to reach the build directory: run a copy from the test's
+            // own (world-readable) directory.
+            let copy = directory.appendingPathComponent("clew-bin")
+            if !FileManager.default.fileExists(atPath: copy.path) {
+                try FileManager.default.copyItem(at: CLI.binary, to: copy)
+            }
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", CLI.binary.path] + arguments
+            arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", copy.path] + arguments
         } else {
             process.executableURL = CLI.binary
         }
