@@ -60,8 +60,7 @@ public final class Ledger: Sendable {
             try Environment(path: directory.appendingPathComponent("log").path, options: envOptions)
         }
         store = try LogStore(env: env, compressionLevel: options.compressionLevel)
-        writer = Writer(store: store, options: options)
-        writer.changes = changes
+        writer = Writer(store: store, options: options, changes: changes)
     }
 
     /// Creates a new, empty ledger in `directory` (created if missing; must not already hold a ledger).

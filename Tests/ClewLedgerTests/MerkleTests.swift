@@ -116,3 +116,21 @@ struct MerkleTests {
         }
     }
 }
+
+@Suite("Envelope codec")
+struct EnvelopeCodecTests {
+    @Test("empty strings and unknown fields decode (a record from another writer may have them)")
+    func emptyStringsAndUnknownFields() throws {
+        // actor "" (field 3), stream "s" (4), type "" (5), then unknown field 15 = 42 and field 20 = "abc".
+        let bytes: [UInt8] = [0x1a, 0x00, 0x22, 0x01, 0x73, 0x2a, 0x00, 0x78, 0x2a, 0xa2, 0x01, 0x03, 0x61, 0x62, 0x63]
+        var cache = StringCache()
+        for _ in 0..<2 {  // the second pass goes through the cache
+            let d = try bytes.withUnsafeBytes { try EnvelopeCodec.decode($0, cache: &cache) }
+            #expect(d.actor == "" && d.stream == "s" && d.type == "")
+            #expect(d.unknownFields == [0x78, 0x2a, 0xa2, 0x01, 0x03, 0x61, 0x62, 0x63])
+        }
+        #expect(throws: LedgerError.self) {
+            try [UInt8]([0x22, 0x05, 0x73]).withUnsafeBytes { try EnvelopeCodec.decode($0, cache: &cache) }
+        }
+    }
+}

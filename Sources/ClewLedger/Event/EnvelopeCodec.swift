@@ -89,8 +89,9 @@ enum EnvelopeCodec {
         var reader = ProtoReader(bytes)
         var d = Decoded()
         do {
-            while let (field, type) = try reader.tag() {
-                let start = reader.offset
+            while true {
+                let tagStart = reader.offset
+                guard let (field, type) = try reader.tag() else { break }
                 switch (field, type) {
                 case (EnvelopeField.seq, 0): d.seq = try reader.varint()
                 case (EnvelopeField.timestamp, 0): d.timestampMicros = Int64(bitPattern: try reader.varint())
@@ -103,7 +104,6 @@ enum EnvelopeCodec {
                 default:
                     // Unknown (future) field: keep its tag and value bytes verbatim.
                     try reader.skip(type: type)
-                    let tagStart = start - ProtoWire.varintSize(UInt64(field) << 3 | UInt64(type))
                     d.unknownFields.append(contentsOf: bytes[tagStart..<reader.offset])
                 }
             }
@@ -122,6 +122,7 @@ struct StringCache {
         var value = ""
 
         mutating func string(_ raw: UnsafeRawBufferPointer) throws -> String {
+            if raw.isEmpty { return "" }
             if raw.count == bytes.count, bytes.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }) {
                 return value
             }

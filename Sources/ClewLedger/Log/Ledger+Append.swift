@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 
 extension Ledger {
     /// Appends one event and returns its seq once the commit is durable.
@@ -30,11 +31,12 @@ extension Ledger {
         let now = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
         var scratch: [UInt8] = []
         scratch.reserveCapacity(512)
+        let dictionary = store.currentDictionary.withLock { $0 }
         var out: [LogStore.Prepared] = []
         out.reserveCapacity(events.count)
         for (i, event) in events.enumerated() {
             do {
-                out.append(try store.prepare(event, now: now, scratch: &scratch))
+                out.append(try store.prepare(event, now: now, dictionary: dictionary, scratch: &scratch))
             } catch let error as LedgerError where events.count > 1 {
                 throw LedgerError(error.code, "event \(i + 1) of \(events.count): \(error.message)", underlying: error.underlying)
             }

@@ -33,7 +33,7 @@ public struct LedgerStats: Codable, Sendable {
 extension Ledger {
     /// Counts and sizes; cheap (no scan of events, one pass over stream keys).
     public func stats() throws -> LedgerStats {
-        let (events, tables, first, last) = try store.env.read { txn in
+        let (events, tables, first, last, streamCount) = try store.env.read { txn in
             let n = try store.lastSeq(txn)
             var scratch: [UInt8] = []
             var cache = StringCache()
@@ -41,14 +41,7 @@ extension Ledger {
                 guard seq > 0, let r = try txn.get(store.events, seq) else { return nil }
                 return try store.decodeEvent(record: r, seq: seq, txn, scratch: &scratch, cache: &cache).time
             }
-            return (
-                n,
-                try [store.events, store.merkle, store.blobs, store.dicts, store.checkpoints].map { try txn.stat($0) },
-                try time(1), try time(n)
-            )
-        }
-        let streamCount = try store.env.read { txn in
-            try txn.withCursor(store.streams) { c in
+            let streamCount = try txn.withCursor(store.streams) { c in
                 var count = 0
                 var e = try c.first()
                 while e != nil {
@@ -57,6 +50,11 @@ extension Ledger {
                 }
                 return count
             }
+            return (
+                n,
+                try [store.events, store.merkle, store.blobs, store.dicts, store.checkpoints].map { try txn.stat($0) },
+                try time(1), try time(n), streamCount
+            )
         }
         let map = store.env.mapInfo
         let page = store.env.pageSize
@@ -64,7 +62,7 @@ extension Ledger {
         let checkpointList = try checkpoints()
         return LedgerStats(
             id: id, events: events, streams: streamCount, firstTime: first, lastTime: last,
-            rootHash: try root().hash.hex, eventTableBytes: tables[0].bytes,
+            rootHash: try root(atSize: events).hash.hex, eventTableBytes: tables[0].bytes,
             bytesPerEvent: events == 0 ? 0 : Double(tables[0].bytes) / Double(events),
             usedBytes: map.pagesUsed * page, mapSize: map.mapSize, fileBytes: file,
             merkleNodes: tables[1].entries, blobs: tables[2].entries, dictionaries: tables[3].entries,

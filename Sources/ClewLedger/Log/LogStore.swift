@@ -111,10 +111,9 @@ final class LogStore: Sendable {
         var blob: (key: [UInt8], value: [UInt8])?
     }
 
-    func prepare(_ event: NewEvent, now: Int64, scratch: inout [UInt8]) throws -> Prepared {
+    func prepare(_ event: NewEvent, now: Int64, dictionary: ZstdDictionary?, scratch: inout [UInt8]) throws -> Prepared {
         try event.validate()
         let time = event.timestampMicros ?? now
-        let dictionary = currentDictionary.withLock { $0 }
         func encode(payloadRef: [UInt8]?) {
             scratch.removeAll(keepingCapacity: true)
             EnvelopeCodec.encode(

@@ -9,10 +9,10 @@ import Synchronization
 /// (one LMDB write transaction, one durable commit), so concurrent appenders share the cost of a sync.
 ///
 /// Encoding, compression and most of the leaf hashing happen on the appenders' threads (see
-/// ``LogStore/prepare(_:now:scratch:)``); the writer only assigns seqs, finishes leaf hashes, and puts.
+/// ``LogStore/prepare(_:now:dictionary:scratch:)``); the writer only assigns seqs, finishes leaf hashes, and puts.
 final class Writer: @unchecked Sendable {
-    // @unchecked Sendable: `state` is touched only on `queue` (a serial queue); `changes` is set once
-    // right after init, before any append; everything else is immutable or a Mutex.
+    // @unchecked Sendable: `state` is touched only on `queue` (a serial queue); everything else is
+    // immutable or a Mutex.
 
     struct State {
         var lastSeq: UInt64
@@ -30,11 +30,12 @@ final class Writer: @unchecked Sendable {
     private let pending = Mutex<[Request]>([])
     private let closed = Atomic<Bool>(false)
     private var state: State?
-    var changes: ChangeNotifier?
+    private let changes: ChangeNotifier
 
-    init(store: LogStore, options: Ledger.Options) {
+    init(store: LogStore, options: Ledger.Options, changes: ChangeNotifier) {
         self.store = store
         self.options = options
+        self.changes = changes
     }
 
     func submit(_ events: [LogStore.Prepared]) async throws -> Range<UInt64> {
@@ -78,7 +79,7 @@ final class Writer: @unchecked Sendable {
             let (ranges, newState) = try commit(group)
             state = newState
             for (request, range) in zip(group, ranges) { request.continuation.resume(returning: range) }
-            changes?.notify()
+            changes.notify()
             // Training runs here, between groups: it reads at most 4,000 recent events and takes tens of
             // milliseconds, twice in a ledger's life by default, and then every later record compresses
             // with the new dictionary at once (training in the background let a fast writer fill the

@@ -98,7 +98,7 @@ extension Ledger {
         var done = false
         while !done {
             done = try store.env.read { txn in
-                try txn.withCursor(store.events) { c in
+                try txn.withCursor(store.streams) { index in try txn.withCursor(store.events) { c in
                     var entry = try c.seek(expected)
                     var n = 0
                     while let e = entry {
@@ -112,7 +112,7 @@ extension Ledger {
                             treeBroken = true
                         }
                         expected = seq + 1
-                        if let leaf = check(record: e.value, seq: seq, txn, &report, &scratch, &cache), !treeBroken {
+                        if let leaf = check(record: e.value, seq: seq, txn, &index, &report, &scratch, &cache), !treeBroken {
                             try frontier.append(leaf) { level, index, hash in
                                 guard level >= LogStore.storedMinLevel else { return }
                                 report.merkleNodesChecked += 1
@@ -139,7 +139,7 @@ extension Ledger {
                         entry = try c.next()
                     }
                     return true
-                }
+                } }
             }
             progress?(expected - 1, total)
         }
@@ -188,7 +188,8 @@ extension Ledger {
 
     /// Checks one record; returns its leaf hash, or nil when the record cannot be read.
     private func check(
-        record: UnsafeRawBufferPointer, seq: UInt64, _ txn: Transaction, _ report: inout VerifyReport,
+        record: UnsafeRawBufferPointer, seq: UInt64, _ txn: Transaction, _ index: inout Cursor,
+        _ report: inout VerifyReport,
         _ scratch: inout [UInt8], _ cache: inout StringCache
     ) -> MerkleHash? {
         let tag: UInt32
@@ -204,10 +205,8 @@ extension Ledger {
             let d = try scratch.withUnsafeBytes { try EnvelopeCodec.decode($0, cache: &cache) }
             var stream = d.stream
             let indexed = try stream.withUTF8 { s in
-                try txn.withCursor(store.streams) { c in
-                    try withUnsafeBytes(of: seq.bigEndian) { v in
-                        try c.seek(UnsafeRawBufferPointer(s), value: v).map { $0.value.bigEndianUInt64 == seq } ?? false
-                    }
+                try withUnsafeBytes(of: seq.bigEndian) { v in
+                    try index.seek(UnsafeRawBufferPointer(s), value: v).map { $0.value.bigEndianUInt64 == seq } ?? false
                 }
             }
             if !indexed { report.add(seq, "index", "event \(seq) is missing from the index of stream \(d.stream)") }
