@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "ClewLedger", targets: ["ClewLedger"]),
         .library(name: "ClewModel", targets: ["ClewModel"]),
+        .library(name: "ClewEngine", targets: ["ClewEngine"]),
         .library(name: "ClewCLI", targets: ["ClewCLI"]),
         .executable(name: "clew", targets: ["clew"]),
     ],
@@ -14,6 +15,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // Floor 1: C libraries from Debian (liblmdb-dev, libzstd-dev), never vendored.
@@ -37,13 +41,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "ClewModel"),
+        .target(name: "ClewModel", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // Floor 4: the engine (DSL, pipeline files, executor, command tasks, chunks, schedules).
+        .target(
+            name: "ClewEngine",
+            dependencies: [
+                "ClewLedger",
+                "ClewModel",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         // Floor 6: the command line, as a library so a user's package can ship its pipelines with it.
         .target(
             name: "ClewCLI",
             dependencies: [
                 "ClewLedger",
                 "ClewModel",
+                "ClewEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -55,6 +73,7 @@ let package = Package(
         ),
         .testTarget(name: "ClewLedgerTests", dependencies: ["ClewLedger"]),
         .testTarget(name: "ClewModelTests", dependencies: ["ClewModel"]),
+        .testTarget(name: "ClewEngineTests", dependencies: ["ClewEngine", "ClewLedger", "ClewModel"]),
         .testTarget(name: "ClewCLITests", dependencies: ["ClewCLI", "ClewLedger", "ClewModel"]),
     ]
 )

@@ -55,6 +55,8 @@ public enum JSON {
         case null
         case array([Value])
         case object([(String, Value)])
+        /// JSON text that is already encoded (a recorded value), inserted as is.
+        case raw(String)
 
         public static func == (a: Value, b: Value) -> Bool { a.text == b.text }
         public func hash(into hasher: inout Hasher) { hasher.combine(text) }
@@ -69,6 +71,7 @@ public enum JSON {
             case .null: return "null"
             case .array(let a): return "[" + a.map(\.text).joined(separator: ",") + "]"
             case .object(let o): return "{" + o.map { JSON.quote($0.0) + ":" + $0.1.text }.joined(separator: ",") + "}"
+            case .raw(let text): return text
             }
         }
 

@@ -20,19 +20,32 @@ public enum EventType {
     public static let valueProduced = "value.produced"
     public static let valueConsumed = "value.consumed"
     public static let questionAnswered = "question.answered"
+    public static let runResubmitted = "run.resubmitted"
+    public static let taskBlocked = "task.blocked"
+    public static let chunkLeaseAcquired = "chunk.lease_acquired"
+    public static let chunkLeaseReleased = "chunk.lease_released"
+    public static let valueStored = "value.stored"
+    public static let expectationEvaluated = "expectation.evaluated"
+    public static let dagTriggered = "dag.triggered"
 
     /// Every type above.
     public static let all: [String] = [
         dagRegistered, runQueued, runStarted, runSucceeded, runFailed, runCancelled, taskScheduled, taskStarted,
         taskSucceeded, taskFailed, taskRetrying, taskSkipped, taskUpstreamFailed, chunkStatusChanged,
-        variableRecorded, valueProduced, valueConsumed, questionAnswered,
+        variableRecorded, valueProduced, valueConsumed, questionAnswered, runResubmitted, taskBlocked,
+        chunkLeaseAcquired, chunkLeaseReleased, valueStored, expectationEvaluated, dagTriggered,
     ]
 }
 
-/// Stream ids: every event of a DAG run goes to `run/<dag>/<run id>`; DAG definitions to `dag/<dag>`.
+/// Stream ids: events of a DAG run go to `run/<dag>/<run id>`, DAG definitions to `dag/<dag>`, chunk
+/// changes to `dataset/<name>`, stored values to `value/<sha256>`.
 public enum StreamID {
     public static func run(dag: String, run: String) -> String { "run/\(dag)/\(run)" }
     public static func dag(_ dag: String) -> String { "dag/\(dag)" }
+    /// Chunk status changes and leases of a dataset.
+    public static func dataset(_ name: String) -> String { "dataset/\(name)" }
+    /// The one `value.stored` event holding a content-addressed value.
+    public static func value(_ digest: String) -> String { "value/\(digest)" }
 }
 
 /// Chunk life cycle states (driven only by events).

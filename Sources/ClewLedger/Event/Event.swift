@@ -89,6 +89,14 @@ public struct NewEvent: Sendable, Hashable {
         )
     }
 
+    /// An event stamped with a time in microseconds since the epoch (what producers that batch use).
+    public init(type: String, stream: String, actor: String, timestampMicros: Int64, payload: Data) {
+        self.init(
+            type: type, stream: stream, actor: actor, time: nil, timestampMicros: timestampMicros,
+            schemaVersion: 1, payload: payload, unknownFields: []
+        )
+    }
+
     init(
         type: String, stream: String, actor: String, time: Date?, timestampMicros: Int64?,
         schemaVersion: UInt32, payload: Data, unknownFields: [UInt8]

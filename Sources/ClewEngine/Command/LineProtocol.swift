@@ -1,0 +1,111 @@
+import Foundation
+
+/// The stdout line protocol of command tasks (docs/command-tasks.md), modelled on GitHub Actions'
+/// workflow commands: `::command key=value,key=value::message`. Every other line is plain output.
+///
+/// ```
+/// ::set-variable name=row_count::1200
+/// ::set-output name=path::/data/out.json
+/// ::expect name=no_nulls passed=true::0 nulls in 1200 rows
+/// ::branch::load_fast,notify
+/// ::chunk dataset=sales key=2026-11-21::sales.json
+/// ```
+/// In values, `%25` is `%`, `%0A` a newline and `%0D` a carriage return; in properties also `%3A` is `:`
+/// and `%2C` is `,`.
+public enum LineCommand: Sendable, Hashable {
+    case variable(name: String, value: String)
+    case output(name: String, value: String)
+    case expect(name: String, passed: Bool, message: String)
+    case branch([String])
+    case chunk(dataset: String, key: String, path: String)
+
+    /// Parses one stdout line: nil for plain output; a thrown error for a malformed command.
+    public static func parse(_ line: String) throws -> LineCommand? {
+        guard line.hasPrefix("::") else { return nil }
+        let body = line.dropFirst(2)
+        guard let sep = body.range(of: "::") else {
+            throw LineProtocolError("'\(line.prefix(80))' starts with '::' but has no closing '::'")
+        }
+        let head = body[..<sep.lowerBound]
+        let message = unescape(String(body[sep.upperBound...]), property: false)
+        let name: Substring
+        var props: [String: String] = [:]
+        if let space = head.firstIndex(of: " ") {
+            name = head[..<space]
+            for item in head[head.index(after: space)...].split(separator: ",") {
+                guard let eq = item.firstIndex(of: "=") else {
+                    throw LineProtocolError("'\(line.prefix(80))': property '\(item)' has no '='")
+                }
+                props[String(item[..<eq]).trimmingCharacters(in: .whitespaces)] = unescape(String(item[item.index(after: eq)...]), property: true)
+            }
+        } else {
+            name = head
+        }
+        func required(_ key: String) throws -> String {
+            guard let v = props[key], !v.isEmpty else {
+                throw LineProtocolError("'::\(name)' needs \(key)=… (line '\(line.prefix(80))')")
+            }
+            return v
+        }
+        switch name {
+        case "set-variable", "record": return .variable(name: try required("name"), value: message)
+        case "set-output": return .output(name: try required("name"), value: message)
+        case "expect":
+            let passed = try required("passed").lowercased()
+            guard ["true", "false", "pass", "fail"].contains(passed) else {
+                throw LineProtocolError("'::expect' passed= must be true or false, not '\(passed)'")
+            }
+            return .expect(name: try required("name"), passed: passed == "true" || passed == "pass", message: message)
+        case "branch":
+            return .branch(message.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        case "chunk":
+            return .chunk(dataset: try required("dataset"), key: try required("key"), path: message)
+        default:
+            throw LineProtocolError("unknown command '::\(name)' (known: set-variable, set-output, expect, branch, chunk)")
+        }
+    }
+
+    static func unescape(_ s: String, property: Bool) -> String {
+        guard s.contains("%") else { return s }
+        var out = s.replacingOccurrences(of: "%0D", with: "\r").replacingOccurrences(of: "%0A", with: "\n")
+        if property { out = out.replacingOccurrences(of: "%3A", with: ":").replacingOccurrences(of: "%2C", with: ",") }
+        return out.replacingOccurrences(of: "%25", with: "%")
+    }
+}
+
+/// A malformed line-protocol command.
+public struct LineProtocolError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Keeps the first and last `half` bytes of a stream and counts the rest.
+struct BoundedText: Sendable {
+    let half: Int
+    var head = ""
+    var tail: [String] = []
+    var tailBytes = 0
+    var total = 0
+    var dropped = 0
+
+    init(limit: Int) { half = limit / 2 }
+
+    mutating func append(_ line: String) {
+        total += line.utf8.count + 1
+        if head.utf8.count < half {
+            head += line + "\n"
+            return
+        }
+        tail.append(line)
+        tailBytes += line.utf8.count + 1
+        while tailBytes > half, tail.count > 1 {
+            tailBytes -= tail.removeFirst().utf8.count + 1
+            dropped += 1
+        }
+    }
+
+    var text: String {
+        if dropped == 0 { return head + tail.map { $0 + "\n" }.joined() }
+        return head + "… \(dropped) lines left out …\n" + tail.map { $0 + "\n" }.joined()
+    }
+}

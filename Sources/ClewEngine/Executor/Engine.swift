@@ -1,0 +1,184 @@
+public import ClewLedger
+public import ClewModel
+public import Foundation
+public import Logging
+
+/// Runs DAGs and records every state transition in a ledger.
+///
+/// ```swift
+/// let engine = Engine(ledger: ledger, registry: DAGRegistry([dag]))
+/// let outcome = try await engine.run(dag, params: ["day": "2026-11-21"])
+/// print(outcome.runID, outcome.status)
+/// ```
+public final class Engine: Sendable {
+    public struct Options: Sendable {
+        /// Where attempts' output directories live (`<dataDirectory>/runs/<dag>/<run>/<task>/<attempt>`).
+        public var dataDirectory: URL
+        /// Overrides every DAG's `maxActiveTasks` when set.
+        public var concurrency: Int?
+        /// The actor recorded on events.
+        public var actor = "clew-engine"
+        /// Longest backoff between retries.
+        public var maxBackoffMillis = 600_000
+        public var logger = Logger(label: "clew.engine", factory: { _ in SwiftLogNoOpLogHandler() })
+
+        public init(dataDirectory: URL) { self.dataDirectory = dataDirectory }
+    }
+
+    public let ledger: Ledger
+    public let registry: DAGRegistry
+    public let options: Options
+    let recorder: Recorder
+    let values: ValueStore
+    let chunks: ChunkBook
+
+    public init(ledger: Ledger, registry: DAGRegistry = DAGRegistry(), options: Options? = nil) {
+        self.ledger = ledger
+        self.registry = registry
+        self.options = options ?? Options(dataDirectory: ledger.directory.appendingPathComponent("data"))
+        self.recorder = Recorder(ledger: ledger, actor: self.options.actor)
+        self.values = ValueStore(ledger: ledger, recorder: recorder)
+        self.chunks = ChunkBook(ledger: ledger)
+    }
+
+    /// Records `dag.registered` for this version of the DAG unless it is already the latest registered.
+    /// - Returns: the version (definition hash).
+    @discardableResult
+    public func register(_ dag: DAG) async throws -> String {
+        try dag.validate()
+        let version = dag.version
+        let stream = StreamID.dag(dag.name)
+        let latest = try ledger.events(inStream: stream).last { $0.type == EventType.dagRegistered }
+        if let latest, let object = try? JSONSerialization.jsonObject(with: latest.payload) as? [String: Any],
+            object["version"] as? String == version
+        {
+            return version
+        }
+        recorder.emit(
+            EventType.dagRegistered, stream: stream,
+            .object([
+                ("dag", .string(dag.name)), ("version", .string(version)), ("origin", .string(dag.spec.origin)),
+                ("source_sha256", dag.spec.sourceDigest.map(JSON.Value.string) ?? .null),
+                ("tasks", .array(dag.spec.tasks.map { .string($0.id) })),
+                ("definition", .raw(String(decoding: dag.spec.canonicalJSON, as: UTF8.self))),
+            ]))
+        try await recorder.flush()
+        return version
+    }
+
+    /// Runs `dag` once and returns when the run has ended and all its events are durable.
+    /// - Parameters:
+    ///   - params: overrides of the DAG's default params.
+    ///   - partition: the interval the run covers (scheduled runs and backfills).
+    ///   - runID: the run id; by default `manual__<time>_<random>` (or `scheduled__<partition>`).
+    ///   - trigger: why it runs (`manual`, `scheduled`, `backfill`, `dag:<parent dag>/<parent run>`).
+    /// - Throws: ``DAGValidationError`` for a bad definition, ``EngineError`` for a run id in use, ledger
+    ///   errors. A failing task does not throw: it is in the outcome.
+    public func run(
+        _ dag: DAG, params: [String: String] = [:], partition: Partition? = nil, runID: String? = nil,
+        trigger: String = "manual"
+    ) async throws -> RunOutcome {
+        let version = try await register(dag)
+        let id = try runID ?? newRunID(dag: dag.name, partition: partition, trigger: trigger)
+        let stream = StreamID.run(dag: dag.name, run: id)
+        guard try ledger.seqs(inStream: stream, limit: 1).isEmpty else {
+            throw EngineError("run \(id) of DAG \(dag.name) already exists; pick another run id or resubmit it")
+        }
+        let merged = dag.spec.params.merging(params, uniquingKeysWith: { _, given in given })
+        var queued: [(String, JSON.Value)] = [
+            ("dag", .string(dag.name)), ("run", .string(id)), ("dag_version", .string(version)),
+            ("params", .object(Redaction.redact(params: merged).sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+            ("trigger", .string(trigger)),
+        ]
+        if let partition {
+            queued += [
+                ("partition", .string(partition.key)), ("interval_start", .string(PartitionKey.string(micros: partition.start))),
+                ("interval_end", .string(PartitionKey.string(micros: partition.end))),
+            ]
+        }
+        recorder.emit(EventType.runQueued, stream: stream, .object(queued))
+        let execution = RunExecution(engine: self, dag: dag, runID: id, params: merged, partition: partition)
+        return try await execution.execute(resume: nil)
+    }
+
+    /// Restarts a failed, cancelled or interrupted run from where it stopped: succeeded tasks keep their
+    /// recorded outputs, every other task runs again (attempt numbers continue), chunks the run left failed
+    /// or half-written are marked resubmitted and leases it held are released. No manual clean-up.
+    /// - Parameter params: params to set again (secret params were recorded redacted and must be re-supplied).
+    /// - Throws: ``EngineError`` when the run is unknown, succeeded, still running, or its DAG is unknown.
+    public func resubmit(dag name: String, run id: String, params: [String: String] = [:]) async throws -> RunOutcome {
+        guard let dag = registry.dag(named: name) else {
+            throw EngineError("DAG \(name) is not known to this executable or pipeline directory; cannot resubmit run \(id)")
+        }
+        let plan = try ResubmitPlan(engine: self, dag: dag, runID: id, overrides: params)
+        let version = try await register(dag)
+        let execution = RunExecution(engine: self, dag: dag, runID: id, params: plan.params, partition: plan.partition)
+        try await execution.cleanUpForResubmit(plan: plan, version: version)
+        return try await execution.execute(resume: plan)
+    }
+
+    /// Waits until every event the engine emitted is durable.
+    public func flush() async throws { try await recorder.flush() }
+
+    func newRunID(dag: String, partition: Partition?, trigger: String) throws -> String {
+        if let partition, trigger == "scheduled" || trigger == "backfill" {
+            let base = "\(trigger)__\(partition.key)"
+            var candidate = base
+            var n = 1
+            while try !ledger.seqs(inStream: StreamID.run(dag: dag, run: candidate), limit: 1).isEmpty {
+                n += 1
+                candidate = "\(base).\(n)"
+            }
+            return candidate
+        }
+        let now = Recorder.nowMicros()
+        let stamp = PartitionKey.string(micros: now).filter { $0 != "-" && $0 != ":" }
+        return "manual__\(stamp)_\(String(UInt64.random(in: 0..<(1 << 24)), radix: 16))"
+    }
+}
+
+/// The interval a run covers: its key (the start, `2026-11-21T10:00:00Z`) and bounds in microseconds.
+public struct Partition: Sendable, Hashable {
+    public var key: String
+    public var start: Int64
+    public var end: Int64
+
+    public init(start: Int64, end: Int64) {
+        self.key = PartitionKey.string(micros: start)
+        self.start = start
+        self.end = end
+    }
+
+    public init(key: String, start: Int64, end: Int64) {
+        self.key = key
+        self.start = start
+        self.end = end
+    }
+}
+
+/// How a run ended.
+public struct RunOutcome: Sendable {
+    public enum Status: String, Sendable { case succeeded, failed, cancelled }
+
+    public var dag: String
+    public var runID: String
+    public var stream: String
+    public var status: Status
+    /// Final state of every task.
+    public var tasks: [String: TaskState]
+    /// Outputs of the tasks that produced one.
+    public var outputs: [String: RecordedValue]
+    /// Why tasks failed or were blocked, by task.
+    public var errors: [String: String]
+
+    public var failedTasks: [String] { tasks.filter { $0.value.isFailure }.map(\.key).sorted() }
+}
+
+/// A task's state in a run.
+public enum TaskState: String, Sendable, Hashable {
+    case pending, succeeded, failed, skipped, blocked, cancelled
+    case upstreamFailed = "upstream_failed"
+
+    var isTerminal: Bool { self != .pending }
+    var isFailure: Bool { self == .failed || self == .upstreamFailed || self == .blocked || self == .cancelled }
+}

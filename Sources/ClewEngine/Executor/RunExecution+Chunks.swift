@@ -1,0 +1,278 @@
+import ClewLedger
+import ClewModel
+import Foundation
+import Synchronization
+
+extension RunExecution {
+    struct Gate {
+        var admitted: [ConsumedChunk] = []
+        var producing: [(ref: ChunkRef, key: String, from: ChunkStatus?)] = []
+        var blocked: String?
+    }
+
+    /// What a successful attempt leaves for the chunks it produced.
+    struct ProducedFacts {
+        var output: RecordedValue?
+        var expectations: [Expectation]
+        var declared: [(dataset: String, key: String, path: String)]
+        var directory: URL
+    }
+
+    func emitChunk(_ change: ChunkChange) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let payload = (try? encoder.encode(change)) ?? Data("{}".utf8)
+        recorder.emit(NewEvent(
+            type: EventType.chunkStatusChanged, stream: StreamID.dataset(change.dataset), actor: recorder.actor,
+            timestampMicros: Recorder.nowMicros(), payload: payload))
+    }
+
+    func emitLease(_ lease: ChunkLease, acquired: Bool) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let payload = (try? encoder.encode(lease)) ?? Data("{}".utf8)
+        recorder.emit(NewEvent(
+            type: acquired ? EventType.chunkLeaseAcquired : EventType.chunkLeaseReleased, stream: StreamID.dataset(lease.dataset),
+            actor: recorder.actor, timestampMicros: Recorder.nowMicros(), payload: payload))
+        engine.chunks.ownLeases.withLock { own in
+            if acquired { own.insert(lease.lease) } else { own.remove(lease.lease) }
+        }
+    }
+
+    func change(_ dataset: String, _ key: String, from: ChunkStatus?, to: ChunkStatus, task: String, attempt: Int) -> ChunkChange {
+        var c = ChunkChange(dataset: dataset, chunk: key, from: from, to: to)
+        c.run = runID
+        c.task = task
+        c.attempt = attempt
+        c.partition = partition?.key
+        return c
+    }
+
+    /// Answers the five questions for every consumed chunk (taking reader leases) and checks that no reader
+    /// holds a chunk the task is about to write. The log must be flushed first.
+    func admit(_ spec: TaskSpec, attempt: Int) throws -> Gate {
+        var gate = Gate()
+        for ref in spec.consumes {
+            let key = resolve(ref.key)
+            let dataset = datasetSpec(ref.dataset)
+            let state = try engine.chunks.state(of: ref.dataset)
+            let answers = engine.chunks.ask(dataset: dataset, key: key, state: state)
+            emit(EventType.questionAnswered, [
+                ("task", .string(spec.id)), ("attempt", .int(Int64(attempt))), ("dataset", .string(ref.dataset)),
+                ("chunk", .string(key)), ("ready", answers.ready.json), ("right", answers.right.json),
+                ("location", answers.location.json), ("validated", answers.validated.json), ("safe", answers.safe.json),
+                ("all_yes", .bool(answers.allYes)),
+            ])
+            guard answers.allYes else {
+                releaseAdmitted(gate.admitted, spec: spec, attempt: attempt, consumed: false)
+                gate.admitted = []
+                gate.blocked = answers.blockingReason
+                return gate
+            }
+            let chunk = state.chunks[key]
+            let lease = ChunkLease(
+                dataset: ref.dataset, chunk: key, lease: "\(runID)/\(spec.id)/\(attempt)/\(UInt32.random(in: 0...UInt32.max))",
+                run: runID, task: spec.id, pid: getpid(), host: ChunkBook.host)
+            emitLease(lease, acquired: true)
+            emitChunk(change(ref.dataset, key, from: chunk?.status, to: .consuming, task: spec.id, attempt: attempt))
+            gate.admitted.append(ConsumedChunk(
+                dataset: ref.dataset, key: key, location: chunk?.produced?.location, digest: chunk?.produced?.digest, lease: lease.lease))
+        }
+        for ref in spec.produces {
+            let key = resolve(ref.key)
+            let state = try engine.chunks.state(of: ref.dataset)
+            let chunk = state.chunks[key]
+            let readers = engine.chunks.liveLeases(chunk).filter { !gate.admitted.map(\.lease).contains($0.lease) }
+            if let r = readers.first {
+                releaseAdmitted(gate.admitted, spec: spec, attempt: attempt, consumed: false)
+                gate.admitted = []
+                gate.blocked = "chunk \(ref.dataset)/\(key) is not safe to write: run \(r.run) task \(r.task) holds reader lease \(r.lease)"
+                return gate
+            }
+            if chunk?.status == .producing, let p = chunk?.produced, p.run != runID {
+                releaseAdmitted(gate.admitted, spec: spec, attempt: attempt, consumed: false)
+                gate.admitted = []
+                gate.blocked = "chunk \(ref.dataset)/\(key) is being written by run \(p.run ?? "?") task \(p.task ?? "?")"
+                return gate
+            }
+            gate.producing.append((ref, key, chunk?.status))
+        }
+        for p in gate.producing {
+            emitChunk(change(p.ref.dataset, p.key, from: p.from, to: .producing, task: spec.id, attempt: attempt))
+        }
+        return gate
+    }
+
+    func releaseAdmitted(_ admitted: [ConsumedChunk], spec: TaskSpec, attempt: Int, consumed: Bool) {
+        for c in admitted {
+            emitChunk(change(c.dataset, c.key, from: .consuming, to: consumed ? .consumed : .ready, task: spec.id, attempt: attempt))
+            emitLease(
+                ChunkLease(dataset: c.dataset, chunk: c.key, lease: c.lease, run: runID, task: spec.id, pid: getpid(), host: ChunkBook.host),
+                acquired: false)
+        }
+    }
+
+    /// Releases consumed chunks and settles produced ones: ready (or invalid when an expectation failed)
+    /// after a success, failed after a failure. Returns a problem that fails the attempt (a declared chunk
+    /// that was not written).
+    @discardableResult
+    func finishChunks(
+        _ spec: TaskSpec, attempt: Int, admitted: [ConsumedChunk], producing: [(ref: ChunkRef, key: String, from: ChunkStatus?)],
+        produced: ProducedFacts?, reason: String?
+    ) -> String? {
+        guard let produced else {
+            releaseAdmitted(admitted, spec: spec, attempt: attempt, consumed: false)
+            for p in producing {
+                var c = change(p.ref.dataset, p.key, from: .producing, to: .failed, task: spec.id, attempt: attempt)
+                c.reason = reason
+                emitChunk(c)
+            }
+            return nil
+        }
+        var problem: String?
+        var targets: [(dataset: String, key: String, path: String?, declaredNow: Bool)] =
+            producing.map { ($0.ref.dataset, $0.key, $0.ref.path, false) }
+        for d in produced.declared {
+            let key = resolve(d.key)
+            if let i = targets.firstIndex(where: { $0.dataset == d.dataset && $0.key == key }) {
+                targets[i].path = d.path
+            } else {
+                targets.append((d.dataset, key, d.path, true))
+            }
+        }
+        let failedExpectations = produced.expectations.filter { !$0.passed }
+        for t in targets {
+            if t.declaredNow {
+                emitChunk(change(t.dataset, t.key, from: nil, to: .producing, task: spec.id, attempt: attempt))
+            }
+            var c = change(t.dataset, t.key, from: .producing, to: .ready, task: spec.id, attempt: attempt)
+            let file = produced.directory.appendingPathComponent(t.path ?? t.dataset)
+            if FileManager.default.fileExists(atPath: file.path) {
+                c.location = file.path
+                c.digest = FileDigest.sha256(file)
+                c.bytes = FileDigest.size(file)
+            } else if spec.kind == .command || t.path != nil {
+                c.to = .failed
+                c.reason = "the task did not write \(file.path)"
+                problem = problem ?? "chunk \(t.dataset)/\(t.key) was declared at \(file.path) but not written"
+            } else if let output = produced.output {
+                c.location = "value:\(output.digest)"
+                c.digest = output.digest
+                c.bytes = Int64(output.json.count)
+            }
+            if !produced.expectations.isEmpty {
+                c.validated = failedExpectations.isEmpty
+                c.expectations = produced.expectations.map { "\($0.name): \($0.passed ? "passed" : "failed")\($0.message.isEmpty ? "" : " (\($0.message))")" }
+                if !failedExpectations.isEmpty, c.to == .ready {
+                    c.to = .invalid
+                    c.reason = "expectation failed: \(failedExpectations.map(\.name).joined(separator: ", "))"
+                }
+            }
+            emitChunk(c)
+        }
+        let ok = problem == nil && failedExpectations.isEmpty
+        releaseAdmitted(admitted, spec: spec, attempt: attempt, consumed: ok)
+        return problem
+    }
+}
+
+/// What a resubmitted run starts from, read from its recorded events.
+struct ResubmitPlan: Sendable {
+    var params: [String: String]
+    var partition: Partition?
+    var previousStatus: String
+    var previousVersion: String?
+    var succeeded: Set<String> = []
+    var outputs: [String: RecordedValue] = [:]
+    var chosen: [String: [String]] = [:]
+    var lastAttempt: [String: Int] = [:]
+
+    init(engine: Engine, dag: DAG, runID: String, overrides: [String: String]) throws {
+        let stream = StreamID.run(dag: dag.name, run: runID)
+        let events = try engine.ledger.events(inStream: stream)
+        func object(_ e: Event) -> [String: Any] { (try? JSONSerialization.jsonObject(with: e.payload) as? [String: Any]) ?? [:] }
+        guard let queued = events.first(where: { $0.type == EventType.runQueued }) else {
+            throw EngineError("run \(runID) of DAG \(dag.name) is not in the ledger (stream \(stream) is empty)")
+        }
+        let q = object(queued)
+        previousVersion = q["dag_version"] as? String
+        var params = (q["params"] as? [String: String]) ?? [:]
+        for (k, v) in overrides { params[k] = v }
+        if let missing = params.first(where: { $0.value == "[REDACTED]" })?.key {
+            throw EngineError("param \(missing) of run \(runID) was recorded redacted; pass it again with --param \(missing)=…")
+        }
+        self.params = params
+        if let key = q["partition"] as? String, let s = (q["interval_start"] as? String).flatMap(PartitionKey.parse),
+            let e = (q["interval_end"] as? String).flatMap(PartitionKey.parse)
+        {
+            partition = Partition(key: key, start: s, end: e)
+        }
+        let lastStart = events.lastIndex { $0.type == EventType.runStarted } ?? 0
+        let terminal = events[lastStart...].last { [EventType.runSucceeded, EventType.runFailed, EventType.runCancelled].contains($0.type) }
+        if terminal?.type == EventType.runSucceeded {
+            throw EngineError("run \(runID) of DAG \(dag.name) succeeded; there is nothing to resubmit")
+        }
+        if terminal == nil, let started = events[lastStart...].first(where: { $0.type == EventType.runStarted }) {
+            let s = object(started)
+            if let pid = (s["pid"] as? NSNumber)?.int32Value, s["host"] as? String == ChunkBook.host, pid != getpid(), kill(pid, 0) == 0 {
+                throw EngineError("run \(runID) of DAG \(dag.name) is still running in process \(pid); cancel it first")
+            }
+        }
+        previousStatus = terminal.map { String($0.type.dropFirst(4)) } ?? "interrupted"
+        let values = engine.values
+        for e in events {
+            let o = object(e)
+            guard let task = o["task"] as? String else { continue }
+            switch e.type {
+            case EventType.taskStarted:
+                lastAttempt[task] = max(lastAttempt[task] ?? 0, (o["attempt"] as? NSNumber)?.intValue ?? 0)
+            case EventType.taskSucceeded:
+                succeeded.insert(task)
+                if let b = o["branch"] as? [String] { chosen[task] = b }
+            case EventType.valueProduced:
+                if let v = try values.value(inPayload: o) { outputs[task] = v }
+            default:
+                break
+            }
+        }
+        outputs = outputs.filter { succeeded.contains($0.key) }
+    }
+}
+
+typealias ResumeState = ResubmitPlan
+
+extension RunExecution {
+    /// Records the resubmission and undoes what the interrupted run left behind: its half-written or failed
+    /// chunks become `resubmitted`, its reader leases are released.
+    func cleanUpForResubmit(plan: ResubmitPlan, version: String) async throws {
+        try await recorder.flush()
+        let rerun = tasks.map(\.id).filter { !plan.succeeded.contains($0) }
+        emit(EventType.runResubmitted, [
+            ("run", .string(runID)), ("previous_status", .string(plan.previousStatus)), ("dag_version", .string(version)),
+            ("previous_version", plan.previousVersion.map(JSON.Value.string) ?? .null),
+            ("reused", .array(tasks.map(\.id).filter { plan.succeeded.contains($0) }.map { .string($0) })),
+            ("rerun", .array(rerun.map { .string($0) })),
+        ])
+        let datasets = Set(tasks.flatMap { ($0.consumes + $0.produces).map(\.dataset) } + dag.spec.datasets.map(\.name))
+        for name in datasets.sorted() {
+            let state = try engine.chunks.state(of: name)
+            for chunk in state.chunks.values.sorted(by: { $0.key < $1.key }) {
+                for lease in chunk.leases.values where lease.run == runID { emitLease(lease, acquired: false) }
+                if chunk.status == .consuming, chunk.leases.values.allSatisfy({ $0.run == runID }) {
+                    var c = ChunkChange(dataset: name, chunk: chunk.key, from: .consuming, to: .ready)
+                    c.run = runID
+                    c.reason = "reader lease of the resubmitted run released"
+                    emitChunk(c)
+                }
+                if let p = chunk.produced, p.run == runID, [.producing, .failed, .invalid].contains(chunk.status) {
+                    var c = ChunkChange(dataset: name, chunk: chunk.key, from: chunk.status, to: .resubmitted)
+                    c.run = runID
+                    c.task = p.task
+                    c.partition = p.partition
+                    c.reason = "run \(runID) resubmitted"
+                    emitChunk(c)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,183 @@
+public import ClewModel
+public import Foundation
+import Synchronization
+
+/// Everything a task may know and do, each recorded so a replay can feed it back: inputs (its parents'
+/// outputs), params, variables (`record`), time (`now`), randomness (seeded per attempt) and outside I/O
+/// (`sideEffect`). Each `record`, `now` and `sideEffect` call is a numbered step of the attempt.
+///
+/// ```swift
+/// Op("average", after: "readings") { ctx in
+///     let readings = try ctx.input("readings", as: [Double].self)
+///     let mean = readings.reduce(0, +) / Double(readings.count)
+///     try ctx.record("mean", mean)
+///     ctx.expect("mean is finite", mean.isFinite)
+///     return mean
+/// }
+/// ```
+public final class TaskContext: Sendable {
+    public let dag: String
+    public let runID: String
+    public let taskID: String
+    /// 1 for the first try, then 2, 3 … across retries and resubmits.
+    public let attempt: Int
+    /// The run's params ("conf"), defaults merged with what the run was started with. Secret-looking
+    /// params are passed in full but recorded redacted.
+    public let params: [String: String]
+    /// The run's partition key (`2026-11-21T10:00:00Z`), if it runs for one.
+    public let partition: String?
+    /// Start and end of the partition's interval, microseconds since the epoch.
+    public let interval: Range<Int64>?
+    /// A directory for this attempt's files; it is new for every attempt, so nothing needs cleaning up.
+    public let outputDirectory: URL
+    /// The seed of ``random()``, recorded in `task.started`.
+    public let seed: UInt64
+    /// Parents' outputs by task id.
+    let inputs: [String: RecordedValue]
+    /// Chunks the five questions admitted, by dataset.
+    public let consumedChunks: [ConsumedChunk]
+    let sink: any StepSink
+
+    struct State {
+        var step = 0
+        var closed = false
+        var rng: SplitMix64
+        var expectations: [Expectation] = []
+    }
+    let state: Mutex<State>
+
+    init(
+        dag: String, runID: String, taskID: String, attempt: Int, params: [String: String], partition: String?,
+        interval: Range<Int64>?, outputDirectory: URL, seed: UInt64, inputs: [String: RecordedValue],
+        consumedChunks: [ConsumedChunk], sink: any StepSink
+    ) {
+        self.dag = dag
+        self.runID = runID
+        self.taskID = taskID
+        self.attempt = attempt
+        self.params = params
+        self.partition = partition
+        self.interval = interval
+        self.outputDirectory = outputDirectory
+        self.seed = seed
+        self.inputs = inputs
+        self.consumedChunks = consumedChunks
+        self.sink = sink
+        self.state = Mutex(State(rng: SplitMix64(seed: seed)))
+    }
+
+    /// A param of the run, or nil.
+    public func param(_ name: String) -> String? { params[name] }
+
+    /// The output of parent task `task`, decoded.
+    /// - Throws: ``TaskContextError`` when `task` is not a parent or produced nothing; a decoding error
+    ///   when its output is not a `T`.
+    public func input<T: Decodable>(_ task: String, as type: T.Type = T.self) throws -> T {
+        guard let value = inputs[task] else {
+            throw TaskContextError(
+                "task '\(taskID)' has no input from '\(task)' (parents with outputs: \(inputs.keys.sorted().joined(separator: ", ")))")
+        }
+        return try value.decode(T.self)
+    }
+
+    /// Ids of the parents that produced an output.
+    public var inputTasks: [String] { inputs.keys.sorted() }
+
+    /// The admitted chunk of `dataset`, if the task consumes one.
+    public func chunk(_ dataset: String) -> ConsumedChunk? { consumedChunks.first { $0.dataset == dataset } }
+
+    /// Records a variable as the attempt's next step. Secret-looking names are recorded as `[REDACTED]`.
+    /// - Throws: ``TaskContextError`` after the attempt ended (a timed-out task cannot write), or an
+    ///   encoding error.
+    public func record<T: Encodable>(_ name: String, _ value: T) throws {
+        let v = try RecordedValue(value, name: name)
+        let step = try nextStep()
+        sink.variable(step: step, name: name, kind: "variable", value: v)
+    }
+
+    /// The current time, recorded as a step (a replay returns the recorded time).
+    public func now() throws -> Date {
+        let step = try nextStep()
+        if let replayed = sink.replayed(step: step), let micros = try? replayed.decode(Int64.self) {
+            return Date(timeIntervalSince1970: Double(micros) / 1_000_000)
+        }
+        let micros = Recorder.nowMicros()
+        sink.variable(step: step, name: "now", kind: "now", value: RecordedValue(canonicalJSON: Data(String(micros).utf8), type: "time_us"))
+        return Date(timeIntervalSince1970: Double(micros) / 1_000_000)
+    }
+
+    /// The next number of the attempt's seeded generator (deterministic for run, task and attempt).
+    public func random() -> UInt64 { state.withLock { $0.rng.nextValue() } }
+
+    /// A seeded random Double in [0, 1).
+    public func randomUnit() -> Double { Double(random() >> 11) / Double(1 << 53) }
+
+    /// A seeded random Int in `range`.
+    public func random(in range: Range<Int>) -> Int {
+        range.lowerBound + Int(random() % UInt64(range.count))
+    }
+
+    /// Runs outside I/O (an API call, a clock, a file read) and records its result as a step; a replay
+    /// returns the recorded result instead of running `body`.
+    public func sideEffect<T: Codable & Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
+        let step = try nextStep()
+        if let replayed = sink.replayed(step: step) { return try replayed.decode(T.self) }
+        let result = try await body()
+        sink.variable(step: step, name: name, kind: "side_effect", value: try RecordedValue(result, name: name))
+        return result
+    }
+
+    /// Records an expectation on the task's data (`rows > 0`, `no nulls`); a failed one marks the chunks the
+    /// task produces invalid and fails the attempt.
+    public func expect(_ name: String, _ passed: Bool, _ message: String = "") {
+        state.withLock { $0.expectations.append(Expectation(name: name, passed: passed, message: message)) }
+    }
+
+    var expectations: [Expectation] { state.withLock { $0.expectations } }
+
+    func nextStep() throws -> Int {
+        try state.withLock { s in
+            if s.closed { throw TaskContextError("task '\(taskID)' attempt \(attempt) has ended; nothing more is recorded") }
+            s.step += 1
+            return s.step
+        }
+    }
+
+    func close() { state.withLock { $0.closed = true } }
+}
+
+/// Where a context's steps go: the live recorder, or a replay feeding recorded values back.
+protocol StepSink: Sendable {
+    func variable(step: Int, name: String, kind: String, value: RecordedValue)
+    /// The recorded value of a step when replaying, else nil.
+    func replayed(step: Int) -> RecordedValue?
+}
+
+/// A chunk the five questions admitted for a task.
+public struct ConsumedChunk: Sendable, Hashable {
+    public var dataset: String
+    public var key: String
+    /// An absolute path, or `value:<digest>`.
+    public var location: String?
+    public var digest: String?
+    public var lease: String
+
+    /// The chunk's file, when it has one.
+    public var url: URL? {
+        guard let location, location.hasPrefix("/") else { return nil }
+        return URL(fileURLWithPath: location)
+    }
+}
+
+/// An expectation evaluated by a task.
+public struct Expectation: Sendable, Hashable {
+    public var name: String
+    public var passed: Bool
+    public var message: String
+}
+
+/// A misuse of a task context, named.
+public struct TaskContextError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
