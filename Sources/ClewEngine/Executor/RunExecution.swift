@@ -360,10 +360,12 @@ final class RunExecution: Sendable {
             emit(EventType.taskSucceeded, done + result.fields)
             return .succeeded(output, chosen: result.chosen)
         case .success(let result):
-            let why = result.failure ?? "failed"
+            let cancelled = Task.isCancelled
+            let why = cancelled ? "cancelled (\(result.failure ?? "stopped"))" : result.failure ?? "failed"
             finishChunks(spec, attempt: attempt, admitted: admitted, producing: producing, produced: nil, reason: why)
-            emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(millis)), ("error", .string(why))] + result.fields)
-            return .failed(why)
+            emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(millis)), ("error", .string(why))]
+                + (cancelled ? [("cancelled", .bool(true))] : []) + result.fields)
+            return cancelled ? .cancelled : .failed(why)
         case .failure(let error):
             let cancelled = error is CancellationError || (Task.isCancelled && !(error is TimeoutError))
             let why = cancelled ? "cancelled" : (error as? TimeoutError).map { "\($0)" } ?? "\(error)"
@@ -433,7 +435,7 @@ final class RunExecution: Sendable {
         for (k, v) in params { env["CLEW_PARAM_\(Self.envName(k))"] = v }
         for c in context.consumedChunks { if let url = c.url { env["CLEW_INPUT_\(Self.envName(c.dataset))"] = url.path } }
         for ref in spec.produces { env["CLEW_OUTPUT_\(Self.envName(ref.dataset))"] = directory.appendingPathComponent(ref.path ?? ref.dataset).path }
-        let workDir = command.workingDirectory ?? dag.spec.origin.split(separator: ":").first.map { URL(fileURLWithPath: String($0)).deletingLastPathComponent().path } ?? FileManager.default.currentDirectoryPath
+        let workDir = command.workingDirectory ?? FileManager.default.currentDirectoryPath
         let r = try await CommandRunner.run(command, environment: env, workingDirectory: workDir, context: context)
         var fields: [(String, JSON.Value)] = [
             ("exit_code", r.exitCode.map { .int(Int64($0)) } ?? .null), ("stdout", .string(r.stdout)), ("stderr", .string(r.stderr)),

@@ -45,11 +45,18 @@ public struct DAGSpec: Sendable, Hashable, Codable {
         self.sourceDigest = sourceDigest
     }
 
-    /// Canonical JSON of the definition (sorted keys): what is hashed and recorded.
+    /// Canonical JSON of the definition (sorted keys), secret-looking params and command environment
+    /// variables redacted: what is hashed and recorded.
     public var canonicalJSON: Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(self)) ?? Data()
+        var copy = self
+        copy.params = Redaction.redact(params: params)
+        for i in copy.tasks.indices {
+            if let env = copy.tasks[i].command?.environment { copy.tasks[i].command?.environment = Redaction.redact(params: env) }
+            if let p = copy.tasks[i].trigger?.params { copy.tasks[i].trigger?.params = Redaction.redact(params: p) }
+        }
+        return (try? encoder.encode(copy)) ?? Data()
     }
 
     /// The definition hash: SHA-256 of ``canonicalJSON`` (which includes ``sourceDigest``), first 16 hex digits.
