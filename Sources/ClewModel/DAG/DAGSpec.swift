@@ -211,8 +211,9 @@ public enum ContentDigest {
         defer { try? handle.close() }
         var hasher = SHA256()
         while true {
-            guard let piece = try? handle.read(upToCount: 1 << 20) else { return nil }
-            if piece.isEmpty { break }
+            let piece: Data?
+            do { piece = try handle.read(upToCount: 1 << 20) } catch { return nil }
+            guard let piece, !piece.isEmpty else { break }
             hasher.update(data: piece)
         }
         return Array(hasher.finalize()).hex
