@@ -32,7 +32,7 @@ public enum LineCommand: Sendable, Hashable {
         var props: [String: String] = [:]
         if let space = head.firstIndex(of: " ") {
             name = head[..<space]
-            for item in head[head.index(after: space)...].split(separator: ",") {
+            for item in head[head.index(after: space)...].split(whereSeparator: { $0 == "," || $0 == " " }) {
                 guard let eq = item.firstIndex(of: "=") else {
                     throw LineProtocolError("'\(line.prefix(80))': property '\(item)' has no '='")
                 }
