@@ -8,11 +8,12 @@ public struct ClewCommand: AsyncParsableCommand {
         abstract: "Clew: an event-sourced provenance ledger for data pipelines.",
         discussion: """
             Every state transition of every run, task and chunk is an append-only, hash-chained event in a \
-            ledger directory (default ./clew.ledger). Start with `clew demo`.
+            ledger directory (default ./clew.ledger). The engine runs DAGs written in Swift or as pipeline files \
+            (YAML, any language) and records them there. Start with `clew demo`.
             """,
         version: "0.1.0",
         subcommands: [
-            Demo.self, Init.self, Append.self, Log.self, Tail.self, Verify.self, Checkpoint.self, Keygen.self,
+            Demo.self, Dags.self, Run.self, Resubmit.self, Backfill.self, SchedulerCommand.self, Init.self, Append.self, Log.self, Tail.self, Verify.self, Checkpoint.self, Keygen.self,
             Proof.self, Stats.self, Bench.self,
         ]
     )

@@ -1,51 +1,50 @@
 import ArgumentParser
+import ClewEngine
 import ClewLedger
 import ClewModel
 import Foundation
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Record a realistic pipeline history into a ledger, checkpoint it, verify it and print stats.",
+        abstract: "Run the four demo pipelines into a ledger, sign a checkpoint, verify it and say what to look at next.",
         discussion: """
-            Simulates daily runs of a six-task sales pipeline (parallel extracts, validation, join, aggregate, \
-            load) with hourly chunks, the five questions before every consumption, recorded variables, retries \
-            and failures, appending one batch per run. Creates the ledger if needed; running it again adds \
-            the following days. Signs a checkpoint with --key (created if missing, next to the ledger).
+            (a) sensor_rollup: per-second readings → minute → hour → day → per-category averages, backfilled \
+            for --days days; (b) csv_orders: a CSV loaded with run params, validated, converted to JSON and \
+            upserted into a local store; (c) shard_etl: 100 shards extracted and loaded in parallel, ~1% \
+            failing transiently, recovered by resubmitting the run; (d) numeric_flow: --batches numeric \
+            batches with branching, where batch 7 silently goes wrong. Creates the ledger if needed; running \
+            it again adds new runs. Signs a checkpoint with --key (created if missing, beside the ledger).
             """)
 
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var output: OutputOptions
 
-    @Option(name: .long, help: "Daily runs to simulate.")
-    var runs = 30
+    @Option(name: .long, help: "Days of sensor_rollup to backfill (from 2026-11-01).")
+    var days = 3
+
+    @Option(name: .long, help: "numeric_flow batches to run (batch 7 is the wrong one).")
+    var batches = 10
 
     @Option(name: .long, help: "Checkpoint signing key (default: <ledger>.key beside the ledger directory).")
     var key: String?
 
     func validate() throws {
-        if runs < 1 || runs > 100_000 { throw ValidationError("--runs must be between 1 and 100000") }
+        if days < 1 || days > 366 { throw ValidationError("--days must be between 1 and 366") }
+        if batches < 1 || batches > 1000 { throw ValidationError("--batches must be between 1 and 1000") }
     }
 
     struct Summary: Encodable {
         var ledger: String
-        var runs: Int
-        var runsSucceeded: Int
-        var runsFailed: Int
-        var eventsAppended: Int
+        var runs: [String: [String: String]]
         var events: UInt64
         var streams: Int
-        var bytesPerEvent: Double
-        var jsonlBytesPerEvent: Double
         var rootHash: String
         var checkpointSize: UInt64
         var verified: Bool
         var seconds: Double
 
         enum CodingKeys: String, CodingKey {
-            case ledger, runs, runsSucceeded = "runs_succeeded", runsFailed = "runs_failed"
-            case eventsAppended = "events_appended", events, streams, bytesPerEvent = "bytes_per_event"
-            case jsonlBytesPerEvent = "jsonl_bytes_per_event", rootHash = "root_hash", checkpointSize = "checkpoint_size"
-            case verified, seconds
+            case ledger, runs, events, streams, rootHash = "root_hash", checkpointSize = "checkpoint_size", verified, seconds
         }
     }
 
@@ -54,60 +53,88 @@ struct Demo: AsyncParsableCommand {
             let started = Date()
             let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
             defer { l.close() }
-            let last = try l.lastSeq
-            var pipeline = DemoPipeline(seed: 42 &+ last)
-            if last > 0, let lastEvent = try l.event(at: last) {
-                let day: Int64 = 86_400_000_000
-                pipeline.start = (lastEvent.timestampMicros / day + 1) * day + 7_200_000_000
+            let engine = Engine(ledger: l, registry: DAGRegistry(DemoDAGs.all))
+            let json = output.json
+            var runs: [String: [String: String]] = [:]
+            func note(_ o: RunOutcome, _ label: String? = nil) {
+                runs[o.dag, default: [:]][o.runID] = o.status.rawValue
+                if !json {
+                    let failed = o.failedTasks.isEmpty ? "" : " — failed: \(o.failedTasks.prefix(4).joined(separator: ", "))\(o.failedTasks.count > 4 ? " …" : "")"
+                    print("  \(label ?? o.dag) \(o.runID): \(o.status.rawValue)\(failed)")
+                }
             }
-            let domain = pipeline.events(runs: runs)
-            var jsonl = 0
-            var byStream: [(String, [NewEvent])] = []
-            for e in domain {
-                jsonl += e.jsonLine.utf8.count + 1
-                if byStream.last?.0 != e.stream { byStream.append((e.stream, [])) }
-                byStream[byStream.count - 1].1.append(NewEvent(domain: e))
+            let days = self.days
+            let batches = self.batches
+            let sensorOutcomes = try await withInterruption {
+                let scheduler = Scheduler(engine: engine)
+                let start = PartitionKey.parse("2026-11-01")!
+                return try await scheduler.backfill(DemoDAGs.sensorRollup, from: start, to: start + Int64(days) * 86_400_000_000)
             }
-            var succeeded = 0
-            var failed = 0
-            for (i, (_, batch)) in byStream.enumerated() {
-                try await l.append(contentsOf: batch)
-                if batch.last?.type == EventType.runSucceeded { succeeded += 1 }
-                if batch.last?.type == EventType.runFailed { failed += 1 }
-                Terminal.progress("demo: run \(i)/\(byStream.count - 1)")
+            if !json { print("(a) sensor_rollup, backfilled \(days) day(s):") }
+            sensorOutcomes.forEach { note($0) }
+
+            if !json { print("(b) csv_orders:") }
+            note(try await withInterruption { try await engine.run(DemoDAGs.csvOrders, params: ["rows": "250", "currency": "EUR"]) })
+
+            if !json { print("(c) shard_etl, 100 shards:") }
+            let shards = try await withInterruption { try await engine.run(DemoDAGs.shardETL) }
+            note(shards)
+            if shards.status == .failed {
+                let again = try await withInterruption { try await engine.resubmit(dag: "shard_etl", run: shards.runID) }
+                note(again, "shard_etl resubmitted")
             }
-            Terminal.endProgress()
+
+            if !json { print("(d) numeric_flow, \(batches) batches:") }
+            var heavy: [String] = []
+            var published: [String] = []
+            var batch7: String?
+            for batch in 1...batches {
+                let o = try await withInterruption { try await engine.run(DemoDAGs.numericFlow, params: ["batch": String(batch)]) }
+                runs[o.dag, default: [:]][o.runID] = o.status.rawValue
+                if o.tasks["flag_heavy"] == .succeeded { heavy.append(String(batch)) }
+                if let total = try? o.outputs["publish"]?.decode(Double.self) { published.append("\(batch): \(Int(total)) kg") }
+                if batch == 7 { batch7 = o.runID }
+            }
+            if !json {
+                print("  \(batches) runs, all succeeded; routed for review as heavy: batches \(heavy.joined(separator: ", "))")
+                print("  published totals: \(published.joined(separator: ", ")) — one of them is silently wrong")
+            }
 
             let keyURL = URL(fileURLWithPath: key ?? (ledger.url.standardizedFileURL.path + ".key"))
             if !FileManager.default.fileExists(atPath: keyURL.path) {
                 try CheckpointSigningKey.generate().write(to: keyURL)
-                if !output.json { print("created checkpoint signing key \(keyURL.path) (and .pub)") }
+                if !json { print("created checkpoint signing key \(keyURL.path) (and .pub)") }
             }
             let signingKey = try CheckpointSigningKey(contentsOf: keyURL)
             let checkpoint = try l.checkpoint(signedWith: signingKey)
             let report = try l.verify(trusting: signingKey.publicKey)
             let stats = try l.stats()
             let summary = Summary(
-                ledger: ledger.url.path, runs: runs, runsSucceeded: succeeded, runsFailed: failed,
-                eventsAppended: domain.count, events: stats.events, streams: stats.streams,
-                bytesPerEvent: stats.bytesPerEvent, jsonlBytesPerEvent: Double(jsonl) / Double(domain.count),
-                rootHash: stats.rootHash, checkpointSize: checkpoint.treeSize, verified: report.isValid,
-                seconds: Date().timeIntervalSince(started))
-            if output.json {
+                ledger: ledger.url.path, runs: runs, events: stats.events, streams: stats.streams, rootHash: stats.rootHash,
+                checkpointSize: checkpoint.treeSize, verified: report.isValid, seconds: Date().timeIntervalSince(started))
+            if json {
                 print(try JSONOutput.text(summary))
             } else {
-                print("recorded \(runs) daily runs of \(pipeline.dag): \(succeeded) succeeded, \(failed) failed (\(domain.count) events)")
-                print("signed checkpoint at \(checkpoint.treeSize) events, key \(checkpoint.keyID)")
+                print("")
+                print("ledger \(ledger.ledger): \(stats.events) events in \(stats.streams) streams; signed checkpoint at \(checkpoint.treeSize), key \(checkpoint.keyID)")
                 print(report.isValid
                     ? "verify: ok (\(report.events) events, \(report.merkleNodesChecked) Merkle nodes, \(report.checkpointsChecked) checkpoints)"
                     : "verify: FAILED at seq \(report.firstBadSeq.map(String.init) ?? "?")")
+                let l = ledger.ledger == "./clew.ledger" ? "" : " --ledger \(ledger.ledger)"
                 print("")
-                StatsPrinter.print(stats)
-                print(String(format: "JSON lines    %.1f bytes/event for the same events (ledger is %.2fx that)",
-                             summary.jsonlBytesPerEvent, stats.bytesPerEvent / summary.jsonlBytesPerEvent))
-                print("")
-                print("try: clew log --ledger \(ledger.ledger) --type run.failed")
-                print("     clew proof inclusion \(max(1, stats.events / 2)) --ledger \(ledger.ledger)")
+                print("look next at:")
+                let tips: [(String, String)] = [
+                    ("clew dags", "the DAGs this executable ships, their versions and schedules"),
+                    ("clew log\(l) --type task.failed", "what failed: shard_etl's transient errors"),
+                    ("clew log\(l) --type run.resubmitted", "the resubmit that recovered them, reusing 196+ succeeded tasks"),
+                    ("clew log\(l) --type question.answered --limit 3", "the five questions, with evidence, before each chunk was read"),
+                    ("clew log\(l) --stream dataset/sensor.seconds", "a chunk's life cycle: producing, ready, consuming, consumed"),
+                    ("clew log\(l) --type variable.recorded --stream run/numeric_flow/\(batch7 ?? "<run>")",
+                     "batch 7: factor 0.0001 where every other batch has 0.001"),
+                    ("clew run csv_orders --param rows=5000\(l)", "run a demo yourself; Ctrl-C cancels it cleanly"),
+                    ("clew verify\(l)", "re-check every record, the stream index and the Merkle tree"),
+                ]
+                for (command, what) in tips { print("  \(command)\n      \(what)") }
             }
             if !report.isValid { throw ExitCode(2) }
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClewEngine
 import ClewLedger
 import Foundation
 
@@ -79,5 +80,14 @@ func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
     } catch let error as CLIFailure {
         Terminal.error(error.message)
         throw ExitCode(error.code)
+    } catch let error as EngineError {
+        Terminal.error(error.description)
+        throw ExitCode(1)
+    } catch let error as DAGValidationError {
+        Terminal.error(error.description)
+        throw ExitCode(1)
+    } catch let error as PipelineFileError {
+        Terminal.error(error.description)
+        throw ExitCode(1)
     }
 }

@@ -126,6 +126,13 @@ extension TaskDeclaration {
         return n
     }
 
+    /// Adds parent tasks (for long or computed lists: `.after((0..<100).map { "load_\($0)" })`).
+    public func after(_ ids: [String]) -> TaskNode {
+        var n = node
+        n.spec.upstream += ids
+        return n
+    }
+
     /// When the task runs given its parents' final states.
     public func rule(_ rule: TriggerRule) -> TaskNode {
         var n = node

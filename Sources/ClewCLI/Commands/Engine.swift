@@ -1,0 +1,188 @@
+import ArgumentParser
+import ClewEngine
+import ClewLedger
+import ClewModel
+import Foundation
+
+struct Dags: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the DAGs shipped in this executable and those in the pipeline directory.")
+
+    @OptionGroup var pipelines: PipelineOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let (registry, problems) = try pipelines.registry(strict: false)
+            let dags = registry.all
+            if output.json {
+                let list: [[String: Any]] = dags.map { d in
+                    [
+                        "dag": d.name, "version": d.version, "origin": d.spec.origin, "tasks": d.spec.tasks.count,
+                        "schedule": d.spec.schedule?.description ?? NSNull(), "description": d.spec.description,
+                    ]
+                }
+                Terminal.line(String(decoding: try JSONSerialization.data(withJSONObject: list, options: [.sortedKeys]), as: UTF8.self))
+            } else {
+                for d in dags {
+                    let schedule = d.spec.schedule?.description ?? "manual"
+                    Terminal.line("\(d.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(d.version)  \(String(d.spec.tasks.count).leftPad(4)) tasks  \(schedule.padding(toLength: 12, withPad: " ", startingAt: 0))  \(d.spec.origin)")
+                }
+            }
+            if !problems.isEmpty { throw CLIFailure(message: problems.joined(separator: "\n")) }
+        }
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a DAG (by name, or a pipeline file) once and print its run id.",
+        discussion: "Exit status: 0 succeeded, 3 failed, 130 cancelled (Ctrl-C stops running tasks and records it).")
+
+    @Argument(help: "A DAG name from `clew dags`, or a pipeline file (*.yaml).")
+    var target: String
+
+    @OptionGroup var params: ParamOptions
+
+    @Option(name: .long, help: "Run for the partition starting at this UTC time (scheduled DAGs), e.g. 2026-11-21.")
+    var partition: String?
+
+    @Option(name: .long, help: "Run id (default: manual__<time>_<random>).")
+    var runId: String?
+
+    @OptionGroup var ledger: LedgerOptions
+    @OptionGroup var pipelines: PipelineOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let (registry, _) = try pipelines.registry(strict: false)
+            let dag = try pipelines.resolve(target, in: registry)
+            let params = try self.params.dictionary()
+            var part: Partition?
+            if let partition {
+                guard let start = PartitionKey.parse(partition) else { throw CLIFailure(message: "--partition '\(partition)' is not a UTC time (2026-11-21 or 2026-11-21T10:00Z)") }
+                guard let end = dag.spec.schedule?.next(after: start) else { throw CLIFailure(message: "DAG \(dag.name) has no schedule, so --partition has no interval") }
+                part = Partition(start: start, end: end)
+            }
+            let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
+            defer { l.close() }
+            let engine = pipelines.engine(l, registry)
+            let runID = self.runId
+            let chosen = part
+            let outcome = try await withInterruption { try await engine.run(dag, params: params, partition: chosen, runID: runID) }
+            try report(outcome, json: output.json)
+            if outcome.status != .succeeded { throw ExitCode(outcome.status.exitCode) }
+        }
+    }
+}
+
+struct Resubmit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Restart a failed, cancelled or interrupted run from its failure point; no manual clean-up.",
+        discussion: "Succeeded tasks keep their recorded outputs; the others run again with the next attempt number.")
+
+    @Argument(help: "The DAG name (or pipeline file).")
+    var dag: String
+
+    @Argument(help: "The run id.")
+    var runId: String
+
+    @OptionGroup var params: ParamOptions
+    @OptionGroup var ledger: LedgerOptions
+    @OptionGroup var pipelines: PipelineOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let (registry, _) = try pipelines.registry(strict: false)
+            let name = try pipelines.resolve(dag, in: registry).name
+            let l = try ledger.open()
+            defer { l.close() }
+            let engine = pipelines.engine(l, registry)
+            let params = try self.params.dictionary()
+            let id = runId
+            let outcome = try await withInterruption { try await engine.resubmit(dag: name, run: id, params: params) }
+            try report(outcome, json: output.json)
+            if outcome.status != .succeeded { throw ExitCode(outcome.status.exitCode) }
+        }
+    }
+}
+
+struct Backfill: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a scheduled DAG for every partition starting in [--from, --to), oldest first.")
+
+    @Argument(help: "The DAG name (or pipeline file).")
+    var dag: String
+
+    @Option(name: .long, help: "First partition start (UTC), e.g. 2026-11-01.")
+    var from: String
+
+    @Option(name: .long, help: "End of the range (exclusive, UTC).")
+    var to: String
+
+    @OptionGroup var params: ParamOptions
+    @OptionGroup var ledger: LedgerOptions
+    @OptionGroup var pipelines: PipelineOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            guard let f = PartitionKey.parse(from) else { throw CLIFailure(message: "--from '\(from)' is not a UTC date (2026-11-01 or 2026-11-01T00:00Z)") }
+            guard let t = PartitionKey.parse(to) else { throw CLIFailure(message: "--to '\(to)' is not a UTC date (2026-11-01 or 2026-11-01T00:00Z)") }
+            let (registry, _) = try pipelines.registry(strict: false)
+            let target = try pipelines.resolve(dag, in: registry)
+            let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
+            defer { l.close() }
+            let scheduler = Scheduler(engine: pipelines.engine(l, registry))
+            let params = try self.params.dictionary()
+            let json = output.json
+            let outcomes = try await withInterruption {
+                try await scheduler.backfill(target, from: f, to: t, params: params) { try? report($0, json: json) }
+            }
+            if let bad = outcomes.first(where: { $0.status != .succeeded }) { throw ExitCode(bad.status.exitCode) }
+        }
+    }
+}
+
+struct SchedulerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scheduler",
+        abstract: "Run scheduled DAGs as their partitions come due (with catch-up) until stopped (Ctrl-C or SIGTERM).")
+
+    @Flag(name: .long, help: "Run what is due now, then exit.")
+    var once = false
+
+    @Option(name: .long, help: "Longest sleep between checks, in seconds.")
+    var poll = 30
+
+    @OptionGroup var ledger: LedgerOptions
+    @OptionGroup var pipelines: PipelineOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let (registry, _) = try pipelines.registry(strict: true)
+            let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
+            defer { l.close() }
+            let scheduler = Scheduler(engine: pipelines.engine(l, registry))
+            let json = output.json
+            let scheduled = registry.all.filter { $0.spec.schedule != nil }.map { "\($0.name) (\($0.spec.schedule!.description))" }
+            FileHandle.standardError.write(Data("scheduler: \(scheduled.count) scheduled DAGs: \(scheduled.joined(separator: ", "))\n".utf8))
+            if once {
+                let outcomes = try await withInterruption { try await scheduler.tick(now: Int64(Date().timeIntervalSince1970 * 1_000_000)) }
+                for o in outcomes { try report(o, json: json) }
+                return
+            }
+            let poll = self.poll
+            try await withInterruption {
+                try await scheduler.run(poll: .seconds(max(1, poll))) { try? report($0, json: json) }
+            }
+        }
+    }
+}
+
+extension String {
+    func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+}

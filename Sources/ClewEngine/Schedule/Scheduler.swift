@@ -1,0 +1,86 @@
+import ClewLedger
+public import ClewModel
+import Foundation
+
+/// Runs scheduled DAGs: one run per partition (interval between firings), catch-up of missed partitions,
+/// and backfills of a date range. A partition counts as done once a `scheduled__`/`backfill__` run exists
+/// for it, so a restarted scheduler neither repeats nor skips partitions.
+public final class Scheduler: Sendable {
+    public let engine: Engine
+
+    public init(engine: Engine) { self.engine = engine }
+
+    /// Partitions of `dag` that are due at `now` and have no scheduled or backfill run yet.
+    public func duePartitions(of dag: DAG, now: Int64) throws -> [Partition] {
+        guard let schedule = dag.spec.schedule else { return [] }
+        let done = try donePartitions(dag.name)
+        let start = dag.spec.startMicros ?? (schedule.latestPartition(endingBy: now, notBefore: now - 400 * 86_400_000_000)?.start ?? now)
+        let all = schedule.partitions(from: start, endingBy: now).map { Partition(start: $0.start, end: $0.end) }
+        let pending = all.filter { !done.contains($0.key) }
+        if dag.spec.catchup { return pending }
+        guard let latest = all.last, !done.contains(latest.key) else { return [] }
+        return [latest]
+    }
+
+    /// Runs every due partition of every scheduled DAG, oldest first; returns the outcomes.
+    public func tick(now: Int64) async throws -> [RunOutcome] {
+        var outcomes: [RunOutcome] = []
+        for dag in engine.registry.all where dag.spec.schedule != nil {
+            for partition in try duePartitions(of: dag, now: now) {
+                if Task.isCancelled { return outcomes }
+                outcomes.append(try await engine.run(dag, partition: partition, trigger: "scheduled"))
+            }
+        }
+        return outcomes
+    }
+
+    /// Runs due DAGs until the task is cancelled, sleeping until the next firing (at most `poll`).
+    public func run(poll: Duration = .seconds(30), onRun: @Sendable (RunOutcome) -> Void = { _ in }) async throws {
+        while !Task.isCancelled {
+            for outcome in try await tick(now: Recorder.nowMicros()) { onRun(outcome) }
+            let now = Recorder.nowMicros()
+            let next = engine.registry.all.compactMap { $0.spec.schedule?.next(after: now) }.min()
+            var wait = poll
+            if let next { wait = min(poll, .microseconds(max(next - now, 0) + 1000)) }
+            do { try await Task.sleep(for: wait) } catch { return }
+        }
+    }
+
+    /// Runs `dag` for every partition starting in [from, to), in order, whether or not it ran before.
+    /// - Throws: ``EngineError`` when the DAG has no schedule (partitions come from it) or the range is empty.
+    public func backfill(_ dag: DAG, from: Int64, to: Int64, params: [String: String] = [:], onRun: @Sendable (RunOutcome) -> Void = { _ in }) async throws -> [RunOutcome] {
+        guard let schedule = dag.spec.schedule else {
+            throw EngineError("DAG \(dag.name) has no schedule, so it has no partitions to backfill; give it one (e.g. schedule: \"@daily\")")
+        }
+        guard from < to else { throw EngineError("backfill range is empty: --from must be before --to") }
+        var partitions: [Partition] = []
+        var s = schedule.next(after: from - 1)
+        while let start = s, start < to, let end = schedule.next(after: start) {
+            partitions.append(Partition(start: start, end: end))
+            if partitions.count > 10_000 { throw EngineError("backfill would create more than 10,000 runs; narrow the range") }
+            s = end
+        }
+        guard !partitions.isEmpty else { throw EngineError("no partition of \(dag.name) (\(schedule.description)) starts in the range") }
+        var outcomes: [RunOutcome] = []
+        for partition in partitions {
+            if Task.isCancelled { break }
+            let outcome = try await engine.run(dag, params: params, partition: partition, trigger: "backfill")
+            onRun(outcome)
+            outcomes.append(outcome)
+        }
+        return outcomes
+    }
+
+    func donePartitions(_ dag: String) throws -> Set<String> {
+        var done = Set<String>()
+        for prefix in ["scheduled__", "backfill__"] {
+            let base = StreamID.run(dag: dag, run: prefix)
+            for (stream, _) in try engine.ledger.streams(prefix: base) {
+                var key = String(stream.dropFirst(base.count))
+                if let dot = key.lastIndex(of: "."), key[key.index(after: dot)...].allSatisfy(\.isNumber) { key = String(key[..<dot]) }
+                done.insert(key)
+            }
+        }
+        return done
+    }
+}
