@@ -162,7 +162,7 @@ struct ExecutorTests {
             let b = try await engine.run(dag, runID: "b")
             let again = TaskContext(
                 dag: "dice", runID: "a", taskID: "roll", attempt: 1, params: [:], partition: nil, interval: nil,
-                outputDirectory: URL(fileURLWithPath: "/tmp"), seed: RunExecution(engine: engine, dag: dag, runID: "a", params: [:], partition: nil).seed(task: "roll", attempt: 1),
+                outputPath: "/tmp", seed: RunExecution(engine: engine, dag: dag, runID: "a", params: [:], partition: nil).seed(task: "roll", attempt: 1),
                 inputs: [:], consumedChunks: [], sink: LiveSink(execution: RunExecution(engine: engine, dag: dag, runID: "x", params: [:], partition: nil), task: "roll", attempt: 1))
             let first = try a.outputs["roll"]!.decode([Int].self)
             #expect([again.random(in: 0..<1000), again.random(in: 0..<1000)] == Array(first.prefix(2)))

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClewEngine
 import ClewLedger
 import ClewModel
 import Foundation
@@ -6,7 +7,7 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures next to the raw limit measured in the same run.",
-        subcommands: [LedgerBench.self])
+        subcommands: [LedgerBench.self, EngineBench.self])
 
     struct LedgerBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -64,6 +65,49 @@ struct Bench: AsyncParsableCommand {
                     print("durable single append p50 \(f(r.durableSingleP50us)) us (p99 \(f(r.durableSingleP99us)))   raw commit p50 \(f(r.rawCommitP50us)) us")
                     print("size     \(String(format: "%.1f", r.bytesPerEvent)) bytes/event in the event table vs \(String(format: "%.1f", r.jsonlBytesPerEvent)) as JSON lines (ratio \(r2(r.bytesRatio)))")
                     print("cost/event (ns, one thread): " + r.costNanoseconds.sorted { $0.key < $1.key }.map { "\($0.key) \(f($0.value))" }.joined(separator: ", "))
+                }
+            }
+        }
+    }
+
+    struct EngineBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "engine",
+            abstract: "Tasks per second for a DAG of trivial tasks, against the ledger's batched append rate for the same events.")
+
+        @OptionGroup var output: OutputOptions
+
+        @Option(name: .long, help: "Tasks in the DAG (100 independent chains).")
+        var tasks = 10_000
+
+        @Option(name: .long, help: "Tasks running at once.")
+        var concurrency = 16
+
+        @Option(name: .long, help: "Repetitions (medians are reported).")
+        var repetitions = 3
+
+        @Option(name: .long, help: "Scratch directory (removed afterwards).")
+        var workDir: String?
+
+        func validate() throws {
+            if tasks < 100 || tasks > 1_000_000 { throw ValidationError("--tasks must be between 100 and 1000000") }
+            if concurrency < 1 || repetitions < 1 { throw ValidationError("--concurrency and --repetitions must be at least 1") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let dir = URL(fileURLWithPath: workDir ?? NSTemporaryDirectory()).appendingPathComponent("clew-bench-engine-\(getpid())")
+                let r = try await EngineBenchmark.run(tasks: tasks, concurrency: concurrency, repetitions: repetitions, in: dir) {
+                    Terminal.progress("bench: \($0)")
+                }
+                Terminal.endProgress()
+                if output.json {
+                    print(try JSONOutput.text(r))
+                } else {
+                    print("\(r.tasks) trivial tasks, concurrency \(r.concurrency), medians of \(r.repetitions)")
+                    print(String(format: "engine   %.0f tasks/s (%.2f s per run), %.2f events/task", r.tasksPerSecond, r.runSeconds, r.eventsPerTask))
+                    print(String(format: "ledger   %.0f events/s batched append of the same events", r.appendEventsPerSecond))
+                    print(String(format: "engine_ratio %.2f (tasks/s x events/task / append rate; goal >= 0.3)", r.engineRatio))
                 }
             }
         }

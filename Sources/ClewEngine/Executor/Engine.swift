@@ -2,6 +2,7 @@ public import ClewLedger
 public import ClewModel
 public import Foundation
 public import Logging
+import Synchronization
 
 /// Runs DAGs and records every state transition in a ledger.
 ///
@@ -31,6 +32,8 @@ public final class Engine: Sendable {
     let recorder: Recorder
     let values: ValueStore
     let chunks: ChunkBook
+    /// `name@version` of DAGs known to be registered in the ledger.
+    let registered = Mutex(Set<String>())
 
     public init(ledger: Ledger, registry: DAGRegistry = DAGRegistry(), options: Options? = nil) {
         self.ledger = ledger
@@ -47,6 +50,8 @@ public final class Engine: Sendable {
     public func register(_ dag: DAG) async throws -> String {
         try dag.validate()
         let version = dag.version
+        if registered.withLock({ $0.contains("\(dag.name)@\(version)") }) { return version }
+        defer { registered.withLock { _ = $0.insert("\(dag.name)@\(version)") } }
         let stream = StreamID.dag(dag.name)
         let latest = try ledger.events(inStream: stream).last { $0.type == EventType.dagRegistered }
         if let latest, let object = try? JSONSerialization.jsonObject(with: latest.payload) as? [String: Any],

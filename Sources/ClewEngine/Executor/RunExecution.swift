@@ -264,9 +264,9 @@ final class RunExecution: Sendable {
 
     func datasetSpec(_ name: String) -> DatasetSpec { dag.spec.dataset(name) ?? DatasetSpec(name: name) }
 
-    func attemptDirectory(_ task: String, _ attempt: Int) -> URL {
-        engine.options.dataDirectory.appendingPathComponent("runs").appendingPathComponent(dag.name)
-            .appendingPathComponent(runID).appendingPathComponent(task).appendingPathComponent(String(attempt))
+    /// `<data>/runs/<dag>/<run>/<task>/<attempt>`, built as text (URL parsing per attempt is measurable).
+    func attemptPath(_ task: String, _ attempt: Int) -> String {
+        "\(engine.options.dataDirectory.path)/runs/\(dag.name)/\(runID)/\(task)/\(attempt)"
     }
 
     func runAttempt(_ spec: TaskSpec, attempt: Int, inputs: [String: RecordedValue]) async -> AttemptResult {
@@ -293,16 +293,16 @@ final class RunExecution: Sendable {
             }
         }
 
-        let directory = attemptDirectory(spec.id, attempt)
+        let path = attemptPath(spec.id, attempt)
         let seed = seed(task: spec.id, attempt: attempt)
         let sink = LiveSink(execution: self, task: spec.id, attempt: attempt)
         let context = TaskContext(
             dag: dag.name, runID: runID, taskID: spec.id, attempt: attempt, params: params, partition: partition?.key,
-            interval: partition.map { $0.start..<$0.end }, outputDirectory: directory, seed: seed, inputs: inputs,
+            interval: partition.map { $0.start..<$0.end }, outputPath: path, seed: seed, inputs: inputs,
             consumedChunks: admitted, sink: sink)
         var started: [(String, JSON.Value)] = [taskField, attemptField, ("seed", .string(String(seed, radix: 16)))]
         if let t = spec.timeoutMillis { started.append(("timeout_ms", .int(Int64(t)))) }
-        if spec.kind == .command { started.append(("output_dir", .string(directory.path))) }
+        if spec.kind == .command { started.append(("output_dir", .string(path))) }
         emit(EventType.taskStarted, started)
         for (from, value) in inputs.sorted(by: { $0.key < $1.key }) {
             emit(EventType.valueConsumed, [taskField, attemptField, ("from_task", .string(from)), ("digest", .string(value.digest))])
@@ -319,7 +319,7 @@ final class RunExecution: Sendable {
         let outcome: Result<BodyOutcome, any Error>
         do {
             outcome = body.success(try await withTimeout(spec.timeoutMillis, stopsCooperatively: spec.kind == .command) {
-                try await self.runBody(spec, context: context, directory: directory)
+                try await self.runBody(spec, context: context, directory: context.outputDirectory)
             })
         } catch {
             outcome = .failure(error)
@@ -348,7 +348,7 @@ final class RunExecution: Sendable {
             let failedExpectations = expectations.filter { !$0.passed }
             let chunkProblem = finishChunks(
                 spec, attempt: attempt, admitted: admitted, producing: producing,
-                produced: ProducedFacts(output: output, expectations: expectations, declared: result.declaredChunks, directory: directory), reason: nil)
+                produced: ProducedFacts(output: output, expectations: expectations, declared: result.declaredChunks, directory: context.outputDirectory), reason: nil)
             if !failedExpectations.isEmpty || chunkProblem != nil {
                 let why = chunkProblem ?? "expectation failed: " + failedExpectations.map { "\($0.name)\($0.message.isEmpty ? "" : " (\($0.message))")" }.joined(separator: "; ")
                 emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(millis)), ("error", .string(why))] + result.fields)

@@ -29,7 +29,8 @@ public final class TaskContext: Sendable {
     /// Start and end of the partition's interval, microseconds since the epoch.
     public let interval: Range<Int64>?
     /// A directory for this attempt's files; it is new for every attempt, so nothing needs cleaning up.
-    public let outputDirectory: URL
+    public var outputDirectory: URL { URL(fileURLWithPath: outputPath, isDirectory: true) }
+    let outputPath: String
     /// The seed of ``random()``, recorded in `task.started`.
     public let seed: UInt64
     /// Parents' outputs by task id.
@@ -48,7 +49,7 @@ public final class TaskContext: Sendable {
 
     init(
         dag: String, runID: String, taskID: String, attempt: Int, params: [String: String], partition: String?,
-        interval: Range<Int64>?, outputDirectory: URL, seed: UInt64, inputs: [String: RecordedValue],
+        interval: Range<Int64>?, outputPath: String, seed: UInt64, inputs: [String: RecordedValue],
         consumedChunks: [ConsumedChunk], sink: any StepSink
     ) {
         self.dag = dag
@@ -58,7 +59,7 @@ public final class TaskContext: Sendable {
         self.params = params
         self.partition = partition
         self.interval = interval
-        self.outputDirectory = outputDirectory
+        self.outputPath = outputPath
         self.seed = seed
         self.inputs = inputs
         self.consumedChunks = consumedChunks
