@@ -256,20 +256,22 @@ struct CLITests {
         #expect(untrusted.stdout.contains("not the trusted key"))
     }
 
-    @Test("demo records a verified pipeline history and bench prints ratios to raw LMDB")
+    @Test("demo runs the four demo pipelines into a verified ledger; bench prints ratios to raw LMDB")
     func demoAndBench() throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        let demo = try cli.run(["demo", "--runs", "4", "--json"])
+        let demo = try cli.run(["demo", "--days", "1", "--batches", "7", "--json"])
         #expect(demo.status == 0, "\(demo.stderr)")
         let summary = try jsonObject(demo.stdout)
         #expect(summary["verified"] as? Bool == true)
-        #expect((summary["events"] as? Int ?? 0) > 400)
+        let runs = try #require(summary["runs"] as? [String: [String: String]])
+        #expect(Set(runs.keys) == ["sensor_rollup", "csv_orders", "shard_etl", "numeric_flow"])
+        #expect(runs["shard_etl"]?.values.first == "succeeded")  // failed, then recovered by resubmit
+        #expect(runs["numeric_flow"]?.count == 7)
         #expect(FileManager.default.fileExists(atPath: cli.ledger.path + ".key"))
-        let again = try cli.run(["demo", "--runs", "2", "--json"])
-        let count = try cli.eventCount()
-        #expect(try jsonObject(again.stdout)["checkpoint_size"] as? Int == count)
-        #expect(try cli.run(["log", "--type", "run.queued", "--json"]).lines.count == 6)
+        #expect(try cli.run(["log", "--type", "run.resubmitted", "--json"]).lines.count == 1)
+        let again = try cli.run(["demo", "--days", "1", "--batches", "1", "--json"])
+        #expect(try jsonObject(again.stdout)["checkpoint_size"] as? Int == (try cli.eventCount()))
 
         let bench = try cli.run(["bench", "ledger", "--events", "3000", "--repetitions", "1", "--json"], ledgerOption: false)
         #expect(bench.status == 0, "\(bench.stderr)")
@@ -277,5 +279,104 @@ struct CLITests {
         for key in ["append_eps", "raw_append_eps", "append_ratio", "durable_single_p50_us", "raw_commit_p50_us", "scan_eps", "raw_scan_eps", "scan_ratio", "bytes_per_event", "jsonl_bytes_per_event"] {
             #expect((figures[key] as? Double ?? 0) > 0, "\(key)")
         }
+        let engine = try cli.run(["bench", "engine", "--tasks", "500", "--repetitions", "1", "--json"], ledgerOption: false)
+        #expect(engine.status == 0, "\(engine.stderr)")
+        let e = try jsonObject(engine.stdout)
+        for key in ["tasks_per_s", "events_per_task", "ledger_append_eps", "engine_ratio"] {
+            #expect((e[key] as? Double ?? 0) > 0, "\(key)")
+        }
+        #expect((3.0..<3.1).contains(e["events_per_task"] as? Double ?? 0))
+    }
+}
+
+@Suite("Engine CLI")
+struct EngineCLITests {
+    static let fixtures = CLI.packageRoot.appendingPathComponent("Fixtures/pipelines")
+
+    @Test("clew run FILE runs a pipeline of scripts, prints the run id; dags lists it; backfill and scheduler run partitions")
+    func runPipelineFile() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let file = Self.fixtures.appendingPathComponent("orders.yaml").path
+        let run = try cli.run(["run", file, "--partition", "2026-11-01"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let runID = try #require(run.lines.first)
+        #expect(runID.hasPrefix("manual__"))
+        #expect(run.stderr.contains("succeeded (3 succeeded)"))
+        let events = try cli.run(["log", "--stream", "run/orders_csv/\(runID)", "--json"]).lines.map(jsonObject)
+        #expect(events.map { $0["type"] as? String }.last == "run.succeeded")
+        let answered = events.filter { $0["type"] as? String == "question.answered" }
+        #expect(answered.count == 2)
+
+        let dags = try cli.run(["dags", "--pipelines", Self.fixtures.path, "--json"], ledgerOption: false)
+        let names = try #require(try JSONSerialization.jsonObject(with: Data(dags.stdout.utf8)) as? [[String: Any]]).compactMap { $0["dag"] as? String }
+        #expect(names == ["csv_orders", "numeric_flow", "orders_csv", "sensor_rollup", "shard_etl"])
+
+        let backfill = try cli.run(["backfill", "orders_csv", "--pipelines", Self.fixtures.path, "--from", "2026-11-02", "--to", "2026-11-04"])
+        #expect(backfill.status == 0, "\(backfill.stderr)")
+        #expect(backfill.lines == ["backfill__2026-11-02T00:00:00Z", "backfill__2026-11-03T00:00:00Z"])
+        // Without catch-up the scheduler runs the latest finished day once, and nothing the second time.
+        let once = try cli.run(["scheduler", "--once", "--pipelines", Self.fixtures.path])
+        #expect(once.status == 0, "\(once.stderr)")
+        #expect(once.lines.count == 1 && once.lines.first?.hasPrefix("scheduled__") == true, "\(once.stdout)")
+        let twice = try cli.run(["scheduler", "--once", "--pipelines", Self.fixtures.path])
+        #expect(twice.status == 0 && twice.lines.isEmpty, "\(twice.stdout)")
+        #expect(twice.stderr.contains("1 scheduled DAGs: orders_csv (@daily)"))
+        #expect(try cli.run(["verify"]).status == 0)
+    }
+
+    @Test("a failed run exits 3 and resubmit finishes it; bad pipeline files and params exit 1 naming the problem")
+    func failuresAndBadInput() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let flag = cli.directory.appendingPathComponent("broken")
+        FileManager.default.createFile(atPath: flag.path, contents: Data())
+        let file = cli.directory.appendingPathComponent("flaky.yaml")
+        try """
+        dag: flaky
+        tasks:
+          first: {run: /bin/true}
+          second:
+            after: first
+            run: /bin/sh -c 'if [ -e \(flag.path) ]; then echo "upstream not ready" >&2; exit 4; fi'
+        """.write(to: file, atomically: true, encoding: .utf8)
+        let failed = try cli.run(["run", file.path, "--run-id", "r1"])
+        #expect(failed.status == 3)
+        #expect(failed.stderr.contains("second: exit code 4: upstream not ready"))
+        try FileManager.default.removeItem(at: flag)
+        let resubmit = try cli.run(["resubmit", file.path, "r1"])
+        #expect(resubmit.status == 0, "\(resubmit.stderr)")
+        #expect(resubmit.lines == ["r1"])
+        let again = try cli.run(["resubmit", file.path, "r1"])
+        #expect(again.status == 1 && again.stderr.contains("succeeded; there is nothing to resubmit"))
+
+        let before = try cli.eventCount()
+        let bad = cli.directory.appendingPathComponent("bad.yaml")
+        try "dag: bad\ntasks:\n  a: {run: /bin/true, after: b}\n  b: {run: /bin/true, after: a}\n".write(to: bad, atomically: true, encoding: .utf8)
+        let cyc = try cli.run(["run", bad.path])
+        #expect(cyc.status == 1 && cyc.stderr.contains("\(bad.path):1: the tasks form a cycle"))
+        let unknown = try cli.run(["run", "no_such_dag"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("no DAG named 'no_such_dag'"))
+        let param = try cli.run(["run", "csv_orders", "--param", "oops"])
+        #expect(param.status != 0 && param.stderr.contains("name=value"))
+        let partition = try cli.run(["backfill", "sensor_rollup", "--from", "yesterday", "--to", "2026-11-02"])
+        #expect(partition.status == 1 && partition.stderr.contains("--from 'yesterday'"))
+        #expect(try cli.eventCount() == before)  // nothing recorded by bad input
+        #expect(try cli.run(["verify"]).status == 0)
+    }
+
+    @Test("Ctrl-C cancels a running pipeline: the command is killed and run.cancelled is recorded")
+    func interrupt() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let file = cli.directory.appendingPathComponent("slow.yaml")
+        try "dag: slow\ntasks:\n  wait: {run: /bin/sleep 60}\n".write(to: file, atomically: true, encoding: .utf8)
+        let (process, _, _) = try cli.start(["run", file.path, "--run-id", "s1"])
+        Thread.sleep(forTimeInterval: 1.5)
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+        let last = try cli.run(["log", "--stream", "run/slow/s1", "--json"]).lines.last.map(jsonObject)
+        #expect(last?["type"] as? String == "run.cancelled")
     }
 }

@@ -181,13 +181,18 @@ struct ExecutorTests {
         }
         try await withEngine([dag]) { engine, ledger, _ in
             let running = Task { try await engine.run(dag, runID: "c1") }
-            try await Task.sleep(for: .milliseconds(700))
+            // Cancel once the command is running (its task.started is durable).
+            while try !ledger.events(inStream: StreamID.run(dag: "long", run: "c1")).contains(where: { $0.type == EventType.taskStarted }) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            try await Task.sleep(for: .milliseconds(200))
             running.cancel()
             let outcome = try await running.value
             #expect(outcome.status == .cancelled)
             let list = try runEvents(ledger, outcome)
             #expect(list.last?.type == EventType.runCancelled)
             #expect(events(list, EventType.taskFailed, task: "wait").first?["cancelled"] as? Bool == true, "\(events(list, EventType.taskFailed))")
+            #expect(events(list, EventType.runCancelled).first?["not_run"] as? [String] == ["after"])
         }
     }
 

@@ -162,3 +162,29 @@ struct ScheduleTests {
         }
     }
 }
+
+@Suite("Scheduler")
+struct SchedulerTests {
+    @Test("catch-up runs every missed partition once, oldest first; without it only the latest; backfill runs a range")
+    func catchUp() async throws {
+        let hourly = DAG("hourly_job", schedule: "@hourly", start: "2026-11-21T00:00Z", catchup: true) {
+            Op("work") { ctx in ctx.partition ?? "none" }
+        }
+        let latest = DAG("latest_only", schedule: "every 1h", start: "2026-11-21T00:00Z") { Op("work") { _ in 1 } }
+        try await withEngine([hourly, latest]) { engine, _, _ in
+            let scheduler = Scheduler(engine: engine)
+            let now = PartitionKey.parse("2026-11-21T03:30Z")!
+            let first = try await scheduler.tick(now: now)
+            #expect(first.filter { $0.dag == "hourly_job" }.map(\.runID) == [
+                "scheduled__2026-11-21T00:00:00Z", "scheduled__2026-11-21T01:00:00Z", "scheduled__2026-11-21T02:00:00Z",
+            ])
+            #expect(first.filter { $0.dag == "latest_only" }.map(\.runID) == ["scheduled__2026-11-21T02:00:00Z"])
+            #expect(try first.first { $0.dag == "hourly_job" }?.outputs["work"]?.decode(String.self) == "2026-11-21T00:00:00Z")
+            #expect(try await scheduler.tick(now: now).isEmpty)  // nothing twice
+            #expect(try await scheduler.tick(now: now + 3_600_000_000).map(\.runID) == ["scheduled__2026-11-21T03:00:00Z", "scheduled__2026-11-21T03:00:00Z"])
+            let backfill = try await scheduler.backfill(hourly, from: PartitionKey.parse("2026-11-20T22:00Z")!, to: PartitionKey.parse("2026-11-21T01:00Z")!)
+            #expect(backfill.map(\.runID) == ["backfill__2026-11-20T22:00:00Z", "backfill__2026-11-20T23:00:00Z", "backfill__2026-11-21T00:00:00Z"])
+            await #expect(throws: EngineError.self) { try await scheduler.backfill(DAG("manual") { Op("a") { _ in 1 } }, from: 0, to: 1) }
+        }
+    }
+}

@@ -149,7 +149,11 @@ struct Backfill: AsyncParsableCommand {
 struct SchedulerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scheduler",
-        abstract: "Run scheduled DAGs as their partitions come due (with catch-up) until stopped (Ctrl-C or SIGTERM).")
+        abstract: "Run scheduled DAGs as their partitions come due (with catch-up) until stopped (Ctrl-C or SIGTERM).",
+        discussion: "By default it schedules the pipeline files and the DAGs a package registered, not the shipped demos; name DAGs with --dag to choose.")
+
+    @Option(name: .customLong("dag"), help: "Schedule only this DAG (repeatable).")
+    var dags: [String] = []
 
     @Flag(name: .long, help: "Run what is due now, then exit.")
     var once = false
@@ -166,9 +170,14 @@ struct SchedulerCommand: AsyncParsableCommand {
             let (registry, _) = try pipelines.registry(strict: true)
             let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
             defer { l.close() }
-            let scheduler = Scheduler(engine: pipelines.engine(l, registry))
+            for name in dags where registry.dag(named: name) == nil {
+                throw CLIFailure(message: "--dag \(name): no such DAG (known: \(registry.all.map(\.name).joined(separator: ", ")))")
+            }
+            let demos = Set(DemoDAGs.all.map(\.name))
+            let chosen = dags.isEmpty ? Set(registry.all.map(\.name).filter { !demos.contains($0) }) : Set(dags)
+            let scheduler = Scheduler(engine: pipelines.engine(l, registry), only: chosen)
             let json = output.json
-            let scheduled = registry.all.filter { $0.spec.schedule != nil }.map { "\($0.name) (\($0.spec.schedule!.description))" }
+            let scheduled = scheduler.scheduledDAGs.map { "\($0.name) (\($0.spec.schedule!.description))" }
             FileHandle.standardError.write(Data("scheduler: \(scheduled.count) scheduled DAGs: \(scheduled.joined(separator: ", "))\n".utf8))
             if once {
                 let outcomes = try await withInterruption { try await scheduler.tick(now: Int64(Date().timeIntervalSince1970 * 1_000_000)) }

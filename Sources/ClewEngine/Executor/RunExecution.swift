@@ -136,7 +136,8 @@ final class RunExecution: Sendable {
                 if let o = result.output { outputs[i] = o }
                 if let c = result.chosen { chosen[i] = c }
                 if let e = result.error { errors[tasks[i].id] = e }
-                if Task.isCancelled { cancelled = true }
+                if Task.isCancelled || result.state == .cancelled { cancelled = true }
+                if cancelled { continue }  // what has not started stays not run (listed in run.cancelled)
                 settle(release(i))
                 launch()
             }

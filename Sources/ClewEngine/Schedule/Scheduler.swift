@@ -7,8 +7,18 @@ import Foundation
 /// for it, so a restarted scheduler neither repeats nor skips partitions.
 public final class Scheduler: Sendable {
     public let engine: Engine
+    /// The DAGs it schedules (nil: every scheduled DAG in the engine's registry).
+    public let only: Set<String>?
 
-    public init(engine: Engine) { self.engine = engine }
+    public init(engine: Engine, only: Set<String>? = nil) {
+        self.engine = engine
+        self.only = only
+    }
+
+    /// The scheduled DAGs this scheduler runs.
+    public var scheduledDAGs: [DAG] {
+        engine.registry.all.filter { $0.spec.schedule != nil && (only?.contains($0.name) ?? true) }
+    }
 
     /// Partitions of `dag` that are due at `now` and have no scheduled or backfill run yet.
     public func duePartitions(of dag: DAG, now: Int64) throws -> [Partition] {
@@ -25,7 +35,7 @@ public final class Scheduler: Sendable {
     /// Runs every due partition of every scheduled DAG, oldest first; returns the outcomes.
     public func tick(now: Int64) async throws -> [RunOutcome] {
         var outcomes: [RunOutcome] = []
-        for dag in engine.registry.all where dag.spec.schedule != nil {
+        for dag in scheduledDAGs {
             for partition in try duePartitions(of: dag, now: now) {
                 if Task.isCancelled { return outcomes }
                 outcomes.append(try await engine.run(dag, partition: partition, trigger: "scheduled"))
@@ -39,7 +49,7 @@ public final class Scheduler: Sendable {
         while !Task.isCancelled {
             for outcome in try await tick(now: Recorder.nowMicros()) { onRun(outcome) }
             let now = Recorder.nowMicros()
-            let next = engine.registry.all.compactMap { $0.spec.schedule?.next(after: now) }.min()
+            let next = scheduledDAGs.compactMap { $0.spec.schedule?.next(after: now) }.min()
             var wait = poll
             if let next { wait = min(poll, .microseconds(max(next - now, 0) + 1000)) }
             do { try await Task.sleep(for: wait) } catch { return }
