@@ -46,6 +46,13 @@ public enum JSON {
         return out + "\""
     }
 
+    /// Canonical JSON of an `Encodable`: sorted keys, no whitespace, slashes unescaped.
+    public static func canonical<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(value)
+    }
+
     /// A JSON value built in code.
     public indirect enum Value: Sendable, Hashable {
         case string(String)

@@ -40,9 +40,7 @@ public struct RecordedValue: Sendable, Hashable {
             self.init(canonicalJSON: Data(#""[REDACTED]""#.utf8), type: type)
             return
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var data = try encoder.encode(value)
+        var data = try JSON.canonical(value)
         if Redaction.mayContainSecretKey(data) {
             let object = try JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed)
             data = try JSONSerialization.data(

@@ -105,8 +105,8 @@ struct ExecutorTests {
         let pidFile = dir.appendingPathComponent("pids")
         let dag = DAG("slow") {
             Op("stubborn") { _ in
-                let end = Date().addingTimeInterval(5)
-                while Date() < end { usleep(10_000) }  // ignores cancellation
+                // Ignores cancellation (a detached task is not cancelled with its waiter) without holding a thread.
+                await Task.detached { try? await Task.sleep(for: .seconds(5)) }.value
                 return 1
             }.timeout(.milliseconds(200))
             Command("sleeper", run: ["/bin/sh", "-c", "sleep 30 & echo $! > \(pidFile.path); echo $$ >> \(pidFile.path); wait"])

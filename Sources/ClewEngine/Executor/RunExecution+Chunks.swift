@@ -18,22 +18,19 @@ extension RunExecution {
         var directory: URL
     }
 
-    func emitChunk(_ change: ChunkChange) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let payload = (try? encoder.encode(change)) ?? Data("{}".utf8)
+    /// Emits a Codable payload to a dataset's stream.
+    func emitToDataset<T: Encodable>(_ type: String, _ dataset: String, _ payload: T) {
         recorder.emit(NewEvent(
-            type: EventType.chunkStatusChanged, stream: StreamID.dataset(change.dataset), actor: recorder.actor,
-            timestampMicros: Recorder.nowMicros(), payload: payload))
+            type: type, stream: StreamID.dataset(dataset), actor: recorder.actor, timestampMicros: Recorder.nowMicros(),
+            payload: (try? JSON.canonical(payload)) ?? Data("{}".utf8)))
+    }
+
+    func emitChunk(_ change: ChunkChange) {
+        emitToDataset(EventType.chunkStatusChanged, change.dataset, change)
     }
 
     func emitLease(_ lease: ChunkLease, acquired: Bool) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let payload = (try? encoder.encode(lease)) ?? Data("{}".utf8)
-        recorder.emit(NewEvent(
-            type: acquired ? EventType.chunkLeaseAcquired : EventType.chunkLeaseReleased, stream: StreamID.dataset(lease.dataset),
-            actor: recorder.actor, timestampMicros: Recorder.nowMicros(), payload: payload))
+        emitToDataset(acquired ? EventType.chunkLeaseAcquired : EventType.chunkLeaseReleased, lease.dataset, lease)
         engine.chunks.ownLeases.withLock { own in
             if acquired { own.insert(lease.lease) } else { own.remove(lease.lease) }
         }

@@ -48,15 +48,13 @@ public struct DAGSpec: Sendable, Hashable, Codable {
     /// Canonical JSON of the definition (sorted keys), secret-looking params and command environment
     /// variables redacted: what is hashed and recorded.
     public var canonicalJSON: Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var copy = self
         copy.params = Redaction.redact(params: params)
         for i in copy.tasks.indices {
             if let env = copy.tasks[i].command?.environment { copy.tasks[i].command?.environment = Redaction.redact(params: env) }
             if let p = copy.tasks[i].trigger?.params { copy.tasks[i].trigger?.params = Redaction.redact(params: p) }
         }
-        return (try? encoder.encode(copy)) ?? Data()
+        return (try? JSON.canonical(copy)) ?? Data()
     }
 
     /// The definition hash: SHA-256 of ``canonicalJSON`` (which includes ``sourceDigest``), first 16 hex digits.
