@@ -83,6 +83,11 @@ public enum JSON {
         }
 
         public var data: Data { Data(text.utf8) }
+
+        /// An object of string members with sorted keys (params, environments).
+        public static func strings(_ dictionary: [String: String]) -> Value {
+            .object(dictionary.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })
+        }
     }
 }
 

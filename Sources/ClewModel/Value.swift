@@ -19,7 +19,12 @@ public struct RecordedValue: Sendable, Hashable {
         self.json = json
         self.digest = ContentDigest.sha256(json)
         self.type = type
-        self.rows = json.first == UInt8(ascii: "[") ? (try? JSONSerialization.jsonObject(with: json, options: .fragmentsAllowed) as? [Any])?.count : nil
+        self.rows = Self.rows(json)
+    }
+
+    /// Element count of a top-level JSON array, else nil.
+    static func rows(_ json: Data) -> Int? {
+        json.first == UInt8(ascii: "[") ? (try? JSONSerialization.jsonObject(with: json, options: .fragmentsAllowed) as? [Any])?.count : nil
     }
 
     /// A value read back from the ledger, keeping the digest it was recorded under (JSON re-encoding may
@@ -28,7 +33,7 @@ public struct RecordedValue: Sendable, Hashable {
         self.json = json
         self.digest = digest
         self.type = type
-        self.rows = json.first == UInt8(ascii: "[") ? (try? JSONSerialization.jsonObject(with: json, options: .fragmentsAllowed) as? [Any])?.count : nil
+        self.rows = Self.rows(json)
     }
 
     /// Encodes `value` as canonical JSON, redacting secrets: if `name` looks like a credential the whole value

@@ -113,7 +113,7 @@ enum CommandRunner {
         var result = CommandResult(
             stdout: c.stdout.text, stderr: c.stderr.text, stdoutBytes: c.stdout.total, stderrBytes: c.stderr.total,
             outputs: c.outputs, branch: c.branch, chunks: c.chunks, protocolErrors: c.errors,
-            durationMillis: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000))
+            durationMillis: Int(elapsed.milliseconds))
         switch outcome.terminationStatus {
         case .exited(let code): result.exitCode = code
         case .signaled(let sig): result.signal = sig

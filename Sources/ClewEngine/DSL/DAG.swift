@@ -74,6 +74,11 @@ public struct DAG: Sendable {
     public var topologicalOrder: [TaskSpec] { DAGValidator.topologicalOrder(spec) ?? spec.tasks }
 }
 
+extension Duration {
+    /// Whole milliseconds.
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}
+
 /// The code behind a task.
 enum TaskBody: Sendable {
     case swift(@Sendable (TaskContext) async throws -> RecordedValue?)
@@ -101,14 +106,14 @@ extension TaskDeclaration {
     public func retries(_ count: Int, delay: Duration = .seconds(1)) -> TaskNode {
         var n = node
         n.spec.retries = count
-        n.spec.retryDelayMillis = Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)
+        n.spec.retryDelayMillis = Int(delay.milliseconds)
         return n
     }
 
     /// Stops an attempt that runs longer than `limit` and counts it as failed (then retried, if retries remain).
     public func timeout(_ limit: Duration) -> TaskNode {
         var n = node
-        n.spec.timeoutMillis = Int(limit.components.seconds * 1000 + limit.components.attoseconds / 1_000_000_000_000_000)
+        n.spec.timeoutMillis = Int(limit.milliseconds)
         return n
     }
 

@@ -92,7 +92,7 @@ public final class Engine: Sendable {
         let merged = dag.spec.params.merging(params, uniquingKeysWith: { _, given in given })
         var queued: [(String, JSON.Value)] = [
             ("dag", .string(dag.name)), ("run", .string(id)), ("dag_version", .string(version)),
-            ("params", .object(Redaction.redact(params: merged).sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+            ("params", .strings(Redaction.redact(params: merged))),
             ("trigger", .string(trigger)),
         ]
         if let partition {

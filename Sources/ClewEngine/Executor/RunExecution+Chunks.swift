@@ -15,7 +15,8 @@ extension RunExecution {
         var output: RecordedValue?
         var expectations: [Expectation]
         var declared: [(dataset: String, key: String, path: String)]
-        var directory: URL
+        /// The attempt's output directory (a URL is only built when a chunk needs it).
+        var directory: String
     }
 
     /// Emits a Codable payload to a dataset's stream.
@@ -143,7 +144,7 @@ extension RunExecution {
                 emitChunk(change(t.dataset, t.key, from: nil, to: .producing, task: spec.id, attempt: attempt))
             }
             var c = change(t.dataset, t.key, from: .producing, to: .ready, task: spec.id, attempt: attempt)
-            let file = produced.directory.appendingPathComponent(t.path ?? t.dataset)
+            let file = URL(fileURLWithPath: produced.directory).appendingPathComponent(t.path ?? t.dataset)
             if FileManager.default.fileExists(atPath: file.path) {
                 c.location = file.path
                 c.digest = FileDigest.sha256(file)

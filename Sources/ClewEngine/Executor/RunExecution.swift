@@ -320,14 +320,14 @@ final class RunExecution: Sendable {
         let outcome: Result<BodyOutcome, any Error>
         do {
             outcome = body.success(try await withTimeout(spec.timeoutMillis, stopsCooperatively: spec.kind == .command) {
-                try await self.runBody(spec, context: context, directory: context.outputDirectory)
+                try await self.runBody(spec, context: context)
             })
         } catch {
             outcome = .failure(error)
         }
         context.close()
         let elapsed = ContinuousClock.now - clock
-        let millis = Int64(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+        let millis = elapsed.milliseconds
         let expectations = context.expectations
         for e in expectations {
             emit(EventType.expectationEvaluated, [
@@ -349,7 +349,7 @@ final class RunExecution: Sendable {
             let failedExpectations = expectations.filter { !$0.passed }
             let chunkProblem = finishChunks(
                 spec, attempt: attempt, admitted: admitted, producing: producing,
-                produced: ProducedFacts(output: output, expectations: expectations, declared: result.declaredChunks, directory: context.outputDirectory), reason: nil)
+                produced: ProducedFacts(output: output, expectations: expectations, declared: result.declaredChunks, directory: context.outputPath), reason: nil)
             if !failedExpectations.isEmpty || chunkProblem != nil {
                 let why = chunkProblem ?? "expectation failed: " + failedExpectations.map { "\($0.name)\($0.message.isEmpty ? "" : " (\($0.message))")" }.joined(separator: "; ")
                 emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(millis)), ("error", .string(why))] + result.fields)
@@ -388,9 +388,9 @@ final class RunExecution: Sendable {
         var fields: [(String, JSON.Value)] = []
     }
 
-    func runBody(_ spec: TaskSpec, context: TaskContext, directory: URL) async throws -> BodyOutcome {
+    func runBody(_ spec: TaskSpec, context: TaskContext) async throws -> BodyOutcome {
         guard let body = dag.bodies[spec.id] else {
-            if spec.kind == .command { return try await runCommand(spec, context: context, directory: directory) }
+            if spec.kind == .command { return try await runCommand(spec, context: context) }
             if spec.kind == .trigger { return try await runTrigger(spec, condition: nil, context: context) }
             throw EngineError("task \(spec.id) has no code")
         }
@@ -402,7 +402,7 @@ final class RunExecution: Sendable {
             try checkBranch(spec, chosen)
             return BodyOutcome(output: try RecordedValue(chosen), chosen: chosen)
         case .command:
-            return try await runCommand(spec, context: context, directory: directory)
+            return try await runCommand(spec, context: context)
         case .trigger(let condition):
             return try await runTrigger(spec, condition: condition, context: context)
         }
@@ -416,13 +416,14 @@ final class RunExecution: Sendable {
         }
     }
 
-    func runCommand(_ spec: TaskSpec, context: TaskContext, directory: URL) async throws -> BodyOutcome {
+    func runCommand(_ spec: TaskSpec, context: TaskContext) async throws -> BodyOutcome {
+        let directory = context.outputDirectory
         guard let command = spec.command else { throw EngineError("task \(spec.id) has no command") }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var env: [String: String] = [
             "CLEW_DAG": dag.name, "CLEW_RUN_ID": runID, "CLEW_TASK_ID": spec.id, "CLEW_ATTEMPT": String(context.attempt),
             "CLEW_OUTPUT_DIR": directory.path, "CLEW_SEED": String(context.seed),
-            "CLEW_PARAMS": JSON.Value.object(params.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }).text,
+            "CLEW_PARAMS": JSON.Value.strings(params).text,
             "CLEW_UPSTREAM": JSON.Value.object(context.inputTasks.map { ($0, .raw(context.inputs[$0]!.text)) }).text,
             "CLEW_INPUTS": JSON.Value.array(context.consumedChunks.map { c in
                 .object([("dataset", .string(c.dataset)), ("key", .string(c.key)), ("location", c.location.map(JSON.Value.string) ?? .null), ("digest", c.digest.map(JSON.Value.string) ?? .null)])
@@ -492,7 +493,7 @@ final class RunExecution: Sendable {
         let childRun = try engine.newRunID(dag: child.name, partition: nil, trigger: "manual").replacingOccurrences(of: "manual__", with: "triggered__")
         emit(EventType.dagTriggered, [
             ("task", .string(spec.id)), ("attempt", .int(Int64(context.attempt))), ("child_dag", .string(child.name)),
-            ("child_run", .string(childRun)), ("params", .object(Redaction.redact(params: childParams).sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+            ("child_run", .string(childRun)), ("params", .strings(Redaction.redact(params: childParams))),
         ])
         let outcome = try await engine.run(child, params: childParams, partition: partition, runID: childRun, trigger: "dag:\(dag.name)/\(runID)")
         var result = BodyOutcome(output: try RecordedValue(["dag": child.name, "run": outcome.runID, "status": outcome.status.rawValue]))
