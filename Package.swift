@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "ClewLedger", targets: ["ClewLedger"]),
         .library(name: "ClewModel", targets: ["ClewModel"]),
+        .library(name: "ClewProjections", targets: ["ClewProjections"]),
         .library(name: "ClewEngine", targets: ["ClewEngine"]),
         .library(name: "ClewCLI", targets: ["ClewCLI"]),
         .executable(name: "clew", targets: ["clew"]),
@@ -42,6 +43,11 @@ let package = Package(
             ]
         ),
         .target(name: "ClewModel", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // Floor 3: views, folded from the log (runs, chunk status, lineage, value index) and the projector.
+        .target(
+            name: "ClewProjections",
+            dependencies: ["ClewLedger", "ClewModel", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // Floor 4: the engine (DSL, pipeline files, executor, command tasks, chunks, schedules).
         .target(
             name: "ClewEngine",
@@ -61,6 +67,7 @@ let package = Package(
             dependencies: [
                 "ClewLedger",
                 "ClewModel",
+                "ClewProjections",
                 "ClewEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -73,6 +80,7 @@ let package = Package(
         ),
         .testTarget(name: "ClewLedgerTests", dependencies: ["ClewLedger"]),
         .testTarget(name: "ClewModelTests", dependencies: ["ClewModel"]),
+        .testTarget(name: "ClewProjectionsTests", dependencies: ["ClewProjections", "ClewEngine", "ClewLedger", "ClewModel"]),
         .testTarget(name: "ClewEngineTests", dependencies: ["ClewEngine", "ClewLedger", "ClewModel"]),
         .testTarget(name: "ClewCLITests", dependencies: ["ClewCLI", "ClewLedger", "ClewModel"]),
     ]

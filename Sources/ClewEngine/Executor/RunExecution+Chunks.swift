@@ -31,6 +31,8 @@ extension RunExecution {
     }
 
     func emitLease(_ lease: ChunkLease, acquired: Bool) {
+        var lease = lease
+        lease.dag = dag.name
         emitToDataset(acquired ? EventType.chunkLeaseAcquired : EventType.chunkLeaseReleased, lease.dataset, lease)
         engine.chunks.ownLeases.withLock { own in
             if acquired { own.insert(lease.lease) } else { own.remove(lease.lease) }
@@ -39,6 +41,7 @@ extension RunExecution {
 
     func change(_ dataset: String, _ key: String, from: ChunkStatus?, to: ChunkStatus, task: String, attempt: Int) -> ChunkChange {
         var c = ChunkChange(dataset: dataset, chunk: key, from: from, to: to)
+        c.dag = dag.name
         c.run = runID
         c.task = task
         c.attempt = attempt
@@ -258,12 +261,14 @@ extension RunExecution {
                 for lease in chunk.leases.values where lease.run == runID { emitLease(lease, acquired: false) }
                 if chunk.status == .consuming, chunk.leases.values.allSatisfy({ $0.run == runID }) {
                     var c = ChunkChange(dataset: name, chunk: chunk.key, from: .consuming, to: .ready)
+                    c.dag = dag.name
                     c.run = runID
                     c.reason = "reader lease of the resubmitted run released"
                     emitChunk(c)
                 }
                 if let p = chunk.produced, p.run == runID, [.producing, .failed, .invalid].contains(chunk.status) {
                     var c = ChunkChange(dataset: name, chunk: chunk.key, from: chunk.status, to: .resubmitted)
+                    c.dag = dag.name
                     c.run = runID
                     c.task = p.task
                     c.partition = p.partition

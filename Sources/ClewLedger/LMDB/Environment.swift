@@ -9,28 +9,35 @@ import Glibc
 /// Transactions are only reachable through the scoped ``read(_:)`` and ``write(_:)`` closures, so a
 /// transaction never escapes and never outlives its environment. The map grows on `MDB_MAP_FULL`
 /// (doubling up to ``maxMapSize``) and follows growth made by other processes (`MDB_MAP_RESIZED`).
-final class Environment: @unchecked Sendable {
+package final class Environment: @unchecked Sendable {
     // @unchecked Sendable: `handle` is written only in `init` and `close()`; LMDB environments are
     // thread-safe with MDB_NOTLS, and map resizing, which LMDB requires to happen with no transaction
     // open in this process, is serialised against every transaction by `gate` (a reader/writer lock).
 
-    struct Options: Sendable {
-        var mapSize: Int = 64 << 20
-        var maxMapSize: Int = 1 << 40
-        var maxDatabases: UInt32 = 16
-        var maxReaders: UInt32 = 126
-        var readOnly = false
+    package struct Options: Sendable {
+        package var mapSize: Int = 64 << 20
+        package var maxMapSize: Int = 1 << 40
+        package var maxDatabases: UInt32 = 16
+        package var maxReaders: UInt32 = 126
+        package var readOnly = false
+        /// `MDB_NOMETASYNC`: commits flush data but not the meta page; a crash may undo the last commit,
+        /// never integrity (for caches such as views, whose checkpoint travels with the data).
+        package var noMetaSync = false
+        /// `MDB_NOSYNC`: no flush at commit; call ``Environment/sync()`` before relying on the data.
+        package var noSync = false
+
+        package init() {}
     }
 
     private(set) var handle: OpaquePointer?
-    let path: String
-    let options: Options
+    package let path: String
+    package let options: Options
     /// True when the environment was opened without LMDB's lock file (a read-only medium).
     let lockless: Bool
     private let gate = ReadWriteLock()
 
     /// Opens (creating if needed and writable) the environment in directory `path`.
-    init(path: String, options: Options) throws {
+    package init(path: String, options: Options) throws {
         self.path = path
         self.options = options
         var opened: (OpaquePointer, Bool)?
@@ -66,6 +73,8 @@ final class Environment: @unchecked Sendable {
             var flags = UInt32(MDB_NOTLS)
             if options.readOnly { flags |= UInt32(MDB_RDONLY) }
             if noLock { flags |= UInt32(MDB_NOLOCK) }
+            if options.noMetaSync { flags |= UInt32(MDB_NOMETASYNC) }
+            if options.noSync { flags |= UInt32(MDB_NOSYNC) }
             try check(mdb_env_open(env, path, flags, 0o644))
             return env
         } catch {
@@ -93,7 +102,7 @@ final class Environment: @unchecked Sendable {
     }
 
     /// Closes the environment. Safe to call twice; `deinit` calls it as a backstop.
-    func close() {
+    package func close() {
         gate.withWriteLock {
             if let handle { mdb_env_close(handle) }
             handle = nil
@@ -110,21 +119,26 @@ final class Environment: @unchecked Sendable {
         return dead
     }
 
-    var pageSize: Int {
+    /// Flushes every committed transaction to disk (after commits made with `noSync`).
+    package func sync() throws {
+        try gate.withReadLock { try check(mdb_env_sync(handle, 1)) }
+    }
+
+    package var pageSize: Int {
         var stat = MDB_stat()
         mdb_env_stat(handle, &stat)
         return Int(stat.ms_psize)
     }
 
     /// Current map size and the number of pages in use.
-    var mapInfo: (mapSize: Int, pagesUsed: Int) {
+    package var mapInfo: (mapSize: Int, pagesUsed: Int) {
         var info = MDB_envinfo()
         mdb_env_info(handle, &info)
         return (info.me_mapsize, Int(info.me_last_pgno) + 1)
     }
 
     /// Opens (or, in a writable environment, creates) a named database.
-    func openDatabase(_ name: String, flags: Int32 = 0) throws -> Database {
+    package func openDatabase(_ name: String, flags: Int32 = 0) throws -> Database {
         if options.readOnly {
             // A handle opened in a read-only transaction lives on only if that transaction commits.
             return try gate.withReadLock {
@@ -144,7 +158,7 @@ final class Environment: @unchecked Sendable {
     }
 
     /// Runs `body` in a read-only transaction that ends when it returns.
-    func read<T>(_ body: (Transaction) throws -> T) throws -> T {
+    package func read<T>(_ body: (Transaction) throws -> T) throws -> T {
         while true {
             do {
                 return try gate.withReadLock {
@@ -166,7 +180,7 @@ final class Environment: @unchecked Sendable {
     ///
     /// `body` may run more than once: when the map is full the transaction is aborted, the map grown
     /// and `body` run again, so it must not have effects outside the transaction.
-    func write<T>(_ body: (Transaction) throws -> T) throws -> T {
+    package func write<T>(_ body: (Transaction) throws -> T) throws -> T {
         while true {
             do {
                 return try gate.withReadLock {

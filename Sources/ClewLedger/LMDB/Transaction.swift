@@ -1,16 +1,16 @@
 internal import CLMDB
 
 /// A handle to a named database inside an environment (an `MDB_dbi`).
-struct Database: Sendable, Hashable {
+package struct Database: Sendable, Hashable {
     let dbi: MDB_dbi
 }
 
 /// A live LMDB transaction, only ever handed to the closures of ``Environment/read(_:)`` and
 /// ``Environment/write(_:)``. Buffers it returns point into the map and are valid until the closure
 /// returns; copy what must outlive it.
-struct Transaction {
+package struct Transaction {
     let txn: OpaquePointer
-    let writable: Bool
+    package let writable: Bool
 
     init(_ txn: OpaquePointer, writable: Bool) {
         self.txn = txn
@@ -24,7 +24,7 @@ struct Transaction {
     }
 
     /// The value stored under `key`, or nil.
-    func get(_ db: Database, _ key: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer? {
+    package func get(_ db: Database, _ key: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer? {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var v = MDB_val()
         let rc = mdb_get(txn, db.dbi, &k, &v)
@@ -33,13 +33,13 @@ struct Transaction {
         return UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size)
     }
 
-    func get(_ db: Database, _ key: UInt64) throws -> UnsafeRawBufferPointer? {
+    package func get(_ db: Database, _ key: UInt64) throws -> UnsafeRawBufferPointer? {
         try withUnsafeBytes(of: key.bigEndian) { try get(db, $0) }
     }
 
     /// Stores `value` under `key`. Returns false instead of throwing when `MDB_NOOVERWRITE` finds the key.
     @discardableResult
-    func put(
+    package func put(
         _ db: Database,
         _ key: UnsafeRawBufferPointer,
         _ value: UnsafeRawBufferPointer,
@@ -54,7 +54,7 @@ struct Transaction {
     }
 
     /// Reserves `count` bytes under `key` and lets `fill` write them in place (no intermediate copy).
-    func reserve(
+    package func reserve(
         _ db: Database,
         _ key: UnsafeRawBufferPointer,
         count: Int,
@@ -67,7 +67,7 @@ struct Transaction {
         fill(UnsafeMutableRawBufferPointer(start: v.mv_data, count: count))
     }
 
-    func delete(_ db: Database, _ key: UnsafeRawBufferPointer) throws {
+    package func delete(_ db: Database, _ key: UnsafeRawBufferPointer) throws {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         let rc = mdb_del(txn, db.dbi, &k, nil)
         if rc == MDB_NOTFOUND { return }
@@ -75,12 +75,12 @@ struct Transaction {
     }
 
     /// Removes every entry of `db` (keeps the database).
-    func clear(_ db: Database) throws {
+    package func clear(_ db: Database) throws {
         try check(mdb_drop(txn, db.dbi, 0))
     }
 
     /// Entry count and page usage of one database.
-    func stat(_ db: Database) throws -> DatabaseStat {
+    package func stat(_ db: Database) throws -> DatabaseStat {
         var s = MDB_stat()
         try check(mdb_stat(txn, db.dbi, &s))
         return DatabaseStat(
@@ -92,7 +92,7 @@ struct Transaction {
     }
 
     /// Runs `body` with a cursor over `db`, closed when `body` returns.
-    func withCursor<T>(_ db: Database, _ body: (inout Cursor) throws -> T) throws -> T {
+    package func withCursor<T>(_ db: Database, _ body: (inout Cursor) throws -> T) throws -> T {
         var cursor: OpaquePointer?
         try check(mdb_cursor_open(txn, db.dbi, &cursor))
         defer { mdb_cursor_close(cursor) }
@@ -101,17 +101,17 @@ struct Transaction {
     }
 }
 
-struct DatabaseStat: Sendable {
-    var entries: Int
-    var pages: Int
-    var pageSize: Int
-    var depth: Int
-    var bytes: Int { pages * pageSize }
+package struct DatabaseStat: Sendable {
+    package var entries: Int
+    package var pages: Int
+    package var pageSize: Int
+    package var depth: Int
+    package var bytes: Int { pages * pageSize }
 }
 
 /// A cursor positioned on one entry; moves return nil at either end.
-struct Cursor {
-    typealias Entry = (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
+package struct Cursor {
+    package typealias Entry = (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
     let cursor: OpaquePointer
 
     private func op(_ op: MDB_cursor_op, key: UnsafeRawBufferPointer? = nil) throws -> Entry? {
@@ -124,30 +124,30 @@ struct Cursor {
                 UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
     }
 
-    mutating func first() throws -> Entry? { try op(MDB_FIRST) }
-    mutating func last() throws -> Entry? { try op(MDB_LAST) }
-    mutating func next() throws -> Entry? { try op(MDB_NEXT) }
-    mutating func previous() throws -> Entry? { try op(MDB_PREV) }
+    package mutating func first() throws -> Entry? { try op(MDB_FIRST) }
+    package mutating func last() throws -> Entry? { try op(MDB_LAST) }
+    package mutating func next() throws -> Entry? { try op(MDB_NEXT) }
+    package mutating func previous() throws -> Entry? { try op(MDB_PREV) }
     /// First entry whose key is >= `key`.
-    mutating func seek(_ key: UnsafeRawBufferPointer) throws -> Entry? { try op(MDB_SET_RANGE, key: key) }
-    mutating func seek(_ key: UInt64) throws -> Entry? {
+    package mutating func seek(_ key: UnsafeRawBufferPointer) throws -> Entry? { try op(MDB_SET_RANGE, key: key) }
+    package mutating func seek(_ key: UInt64) throws -> Entry? {
         try withUnsafeBytes(of: key.bigEndian) { try seek($0) }
     }
     /// Positions on exactly `key` (first duplicate) or returns nil.
-    mutating func find(_ key: UnsafeRawBufferPointer) throws -> Entry? { try op(MDB_SET_KEY, key: key) }
-    mutating func nextDuplicate() throws -> Entry? { try op(MDB_NEXT_DUP) }
+    package mutating func find(_ key: UnsafeRawBufferPointer) throws -> Entry? { try op(MDB_SET_KEY, key: key) }
+    package mutating func nextDuplicate() throws -> Entry? { try op(MDB_NEXT_DUP) }
     /// First duplicate of the next key (DUPSORT databases).
-    mutating func nextKey() throws -> Entry? { try op(MDB_NEXT_NODUP) }
+    package mutating func nextKey() throws -> Entry? { try op(MDB_NEXT_NODUP) }
     /// Number of duplicates of the current key (DUPSORT databases).
-    func duplicateCount() throws -> Int {
+    package func duplicateCount() throws -> Int {
         var n: Int = 0
         try check(mdb_cursor_count(cursor, &n))
         return n
     }
-    mutating func lastDuplicate() throws -> Entry? { try op(MDB_LAST_DUP) }
-    mutating func previousDuplicate() throws -> Entry? { try op(MDB_PREV_DUP) }
+    package mutating func lastDuplicate() throws -> Entry? { try op(MDB_LAST_DUP) }
+    package mutating func previousDuplicate() throws -> Entry? { try op(MDB_PREV_DUP) }
     /// Positions on key `key` and the first duplicate >= `value` (DUPSORT databases).
-    mutating func seek(_ key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws -> Entry? {
+    package mutating func seek(_ key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws -> Entry? {
         var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
         let rc = mdb_cursor_get(cursor, &k, &v, MDB_GET_BOTH_RANGE)
@@ -161,7 +161,7 @@ struct Cursor {
 extension UnsafeRawBufferPointer {
     /// Reads a big-endian u64 (a sequence number key).
     @inline(__always)
-    var bigEndianUInt64: UInt64 {
+    package var bigEndianUInt64: UInt64 {
         var v: UInt64 = 0
         withUnsafeMutableBytes(of: &v) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: self[0..<8])) }
         return UInt64(bigEndian: v)

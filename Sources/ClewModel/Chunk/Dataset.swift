@@ -29,6 +29,8 @@ public struct ChunkChange: Sendable, Hashable, Codable {
     public var chunk: String
     public var from: ChunkStatus?
     public var to: ChunkStatus
+    /// The DAG of `run` (run ids are unique only within a DAG). Absent in ledgers written before it was added.
+    public var dag: String?
     public var run: String?
     public var task: String?
     public var attempt: Int?
@@ -57,6 +59,8 @@ public struct ChunkLease: Sendable, Hashable, Codable {
     public var dataset: String
     public var chunk: String
     public var lease: String
+    /// The DAG of `run`; absent in ledgers written before it was added.
+    public var dag: String?
     public var run: String
     public var task: String
     public var pid: Int32

@@ -1,0 +1,251 @@
+import ClewLedger
+import ClewModel
+import Foundation
+
+/// The envelope fields a projection needs (no payload).
+public struct EventHeader: Sendable {
+    public var seq: UInt64
+    public var timeMicros: Int64
+    public var stream: String
+    public var type: String
+}
+
+/// An event's payload, decoded once into the shape of its type so every view reads the same facts.
+///
+/// Decoding follows docs/event-schema.md. A payload that does not decode as its type says becomes
+/// ``malformed`` (views skip it; `clew verify` still vouches for the bytes); unknown types are ``other``.
+enum Fact {
+    case dagRegistered(DagRegistered)
+    /// An event of stream `run/<dag>/<run>`.
+    case run(RunKey, RunFact)
+    case chunk(ChunkChange)
+    case lease(ChunkLease, acquired: Bool)
+    case malformed(String)
+    case other
+
+    enum RunFact {
+        case queued(RunQueued)
+        case started(RunStarted)
+        case resubmitted(RunResubmitted)
+        case ended(state: String, RunEnded)
+        case task(TaskPayload)
+        case value(ValuePayload)
+        case consumed(ConsumedPayload)
+        case expectation(ExpectationPayload)
+        case triggered(TriggeredPayload)
+        case other
+    }
+
+    struct DagRegistered: Decodable {
+        var dag: String
+        var version: String
+        var definition: DAGSpec?
+    }
+
+    struct RunQueued: Decodable {
+        var dag: String?
+        var run: String?
+        var dag_version: String?
+        var params: [String: String]?
+        var trigger: String?
+        var partition: String?
+        var interval_start: String?
+        var interval_end: String?
+    }
+
+    struct RunStarted: Decodable {
+        var pid: Int?
+        var host: String?
+    }
+
+    struct RunResubmitted: Decodable {
+        var dag_version: String?
+        var previous_status: String?
+    }
+
+    struct RunEnded: Decodable {
+        var tasks: [String: Int]?
+        var failed_tasks: [String]?
+        var not_run: [String]?
+    }
+
+    /// The payload of every `task.*` event.
+    struct TaskPayload: Decodable {
+        var task: String
+        var attempt: Int?
+        var order: Int?
+        var next_attempt: Int?
+        var duration_ms: Int?
+        var error: String?
+        var reason: String?
+        var output_digest: String?
+        var branch: String?
+        var exit_code: Int?
+        var timed_out: Bool?
+        var cancelled: Bool?
+    }
+
+    /// `variable.recorded` (with `step`, `name`, `kind`) and `value.produced`.
+    struct ValuePayload: Decodable {
+        var task: String
+        var attempt: Int?
+        var step: Int?
+        var name: String?
+        var kind: String?
+        var digest: String
+        var value_type: String?
+        var value: JSONTree?
+        var rows: Int?
+    }
+
+    struct ConsumedPayload: Decodable {
+        var task: String
+        var attempt: Int?
+        var from_task: String?
+        var dataset: String?
+        var chunk: String?
+        var digest: String?
+    }
+
+    struct ExpectationPayload: Decodable {
+        var task: String
+        var attempt: Int?
+        var name: String
+        var passed: Bool
+    }
+
+    struct TriggeredPayload: Decodable {
+        var task: String
+        var attempt: Int?
+        var child_dag: String
+        var child_run: String
+    }
+
+    /// Decodes `event`'s payload by its type. `wanted` limits decoding to what the caller folds (the rest
+    /// become ``other`` without touching the payload).
+    static func decode(_ event: Event, wanted: Interest = .all) -> Fact {
+        let d = JSONDecoder()
+        let type = event.type
+        do {
+            if event.stream.hasPrefix("run/") {
+                guard wanted.contains(.run) || (wanted.contains(.consumption) && type == EventType.valueConsumed) else {
+                    return .other
+                }
+                guard let key = RunKey(stream: event.stream) else { return .other }
+                let p = event.payload
+                let fact: RunFact
+                switch type {
+                case EventType.runQueued: fact = .queued(try d.decode(RunQueued.self, from: p))
+                case EventType.runStarted: fact = .started(try d.decode(RunStarted.self, from: p))
+                case EventType.runResubmitted: fact = .resubmitted(try d.decode(RunResubmitted.self, from: p))
+                case EventType.runSucceeded: fact = .ended(state: "succeeded", try d.decode(RunEnded.self, from: p))
+                case EventType.runFailed: fact = .ended(state: "failed", try d.decode(RunEnded.self, from: p))
+                case EventType.runCancelled: fact = .ended(state: "cancelled", try d.decode(RunEnded.self, from: p))
+                case _ where type.hasPrefix("task."): fact = .task(try d.decode(TaskPayload.self, from: p))
+                case EventType.variableRecorded, EventType.valueProduced: fact = .value(try d.decode(ValuePayload.self, from: p))
+                case EventType.valueConsumed: fact = .consumed(try d.decode(ConsumedPayload.self, from: p))
+                case EventType.expectationEvaluated: fact = .expectation(try d.decode(ExpectationPayload.self, from: p))
+                case EventType.dagTriggered: fact = .triggered(try d.decode(TriggeredPayload.self, from: p))
+                default: fact = .other
+                }
+                return .run(key, fact)
+            }
+            switch type {
+            case EventType.chunkStatusChanged:
+                guard wanted.contains(.chunks) else { return .other }
+                return .chunk(try d.decode(ChunkChange.self, from: event.payload))
+            case EventType.chunkLeaseAcquired, EventType.chunkLeaseReleased:
+                guard wanted.contains(.chunks) else { return .other }
+                return .lease(try d.decode(ChunkLease.self, from: event.payload), acquired: type == EventType.chunkLeaseAcquired)
+            case EventType.dagRegistered:
+                guard wanted.contains(.dags) else { return .other }
+                return .dagRegistered(try d.decode(DagRegistered.self, from: event.payload))
+            default:
+                return .other
+            }
+        } catch {
+            return .malformed("\(type) at seq \(event.seq): \(error)")
+        }
+    }
+
+    /// What a fold needs decoded.
+    struct Interest: OptionSet {
+        let rawValue: Int
+        static let run = Interest(rawValue: 1)
+        static let chunks = Interest(rawValue: 2)
+        static let dags = Interest(rawValue: 4)
+        /// `value.consumed` only (the chunk view's lineage for staleness).
+        static let consumption = Interest(rawValue: 8)
+        static let all: Interest = [.run, .chunks, .dags, .consumption]
+    }
+}
+
+/// A run's identity: its DAG and its run id (run ids are unique within a DAG only).
+public struct RunKey: Hashable, Sendable, Codable, Comparable, CustomStringConvertible {
+    public var dag: String
+    public var run: String
+
+    public init(dag: String, run: String) {
+        self.dag = dag
+        self.run = run
+    }
+
+    /// From a stream id `run/<dag>/<run>`.
+    public init?(stream: String) {
+        guard stream.hasPrefix("run/") else { return nil }
+        let rest = stream.dropFirst(4)
+        guard let slash = rest.firstIndex(of: "/") else { return nil }
+        dag = String(rest[..<slash])
+        run = String(rest[rest.index(after: slash)...])
+    }
+
+    public var stream: String { StreamID.run(dag: dag, run: run) }
+    /// `<dag>/<run>`.
+    public var description: String { "\(dag)/\(run)" }
+
+    public static func < (a: RunKey, b: RunKey) -> Bool { (a.dag, a.run) < (b.dag, b.run) }
+}
+
+/// Any JSON value, decoded (recorded values of any shape).
+public indirect enum JSONTree: Decodable, Sendable, Hashable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONTree])
+    case object([String: JSONTree])
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() {
+            self = .null
+        } else if let b = try? c.decode(Bool.self) {
+            self = .bool(b)
+        } else if let n = try? c.decode(Double.self) {
+            self = .number(n)
+        } else if let s = try? c.decode(String.self) {
+            self = .string(s)
+        } else if let a = try? c.decode([JSONTree].self) {
+            self = .array(a)
+        } else {
+            self = .object(try c.decode([String: JSONTree].self))
+        }
+    }
+
+    /// Compact JSON text (object keys sorted).
+    public var text: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .number(let n): return JSONTree.format(n)
+        case .string(let s): return JSON.quote(s)
+        case .array(let a): return "[" + a.map(\.text).joined(separator: ",") + "]"
+        case .object(let o): return "{" + o.sorted { $0.key < $1.key }.map { JSON.quote($0.key) + ":" + $0.value.text }.joined(separator: ",") + "}"
+        }
+    }
+
+    static func format(_ n: Double) -> String {
+        if n.isFinite, n == n.rounded(), abs(n) < 1e15 { return String(Int64(n)) }
+        return n.isFinite ? String(n) : "null"
+    }
+}

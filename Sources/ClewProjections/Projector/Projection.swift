@@ -1,0 +1,42 @@
+import ClewLedger
+
+/// A view: a fold of the log into tables of its own LMDB environment.
+///
+/// The projector calls ``apply(_:_:_:)`` for each event of a batch in log order, then ``flush(_:)``, then
+/// writes the checkpoint, all in one write transaction. A projection may cache records between calls
+/// of one batch and across batches; ``reset()`` drops the caches (the view was changed by someone else).
+/// The fold must be deterministic: the same events give the same bytes, however they are batched.
+protocol Projection: AnyObject {
+    static var name: String { get }
+    static var tables: [String] { get }
+    /// The facts the fold reads (the rest are not decoded for it).
+    static var interest: Fact.Interest { get }
+    func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws
+    func flush(_ txn: ViewTxn) throws
+    func reset()
+}
+
+/// The views Clew keeps, by name.
+public enum ViewName: String, CaseIterable, Sendable, Codable {
+    case runs, chunks, lineage, values
+
+    var projectionType: any Projection.Type {
+        switch self {
+        case .runs: return RunsProjection.self
+        case .chunks: return ChunksProjection.self
+        case .lineage: return LineageProjection.self
+        case .values: return ValuesProjection.self
+        }
+    }
+
+    func makeProjection() -> any Projection {
+        switch self {
+        case .runs: return RunsProjection()
+        case .chunks: return ChunksProjection()
+        case .lineage: return LineageProjection()
+        case .values: return ValuesProjection()
+        }
+    }
+
+    var tables: [String] { projectionType.tables }
+}

@@ -1,0 +1,381 @@
+public import ClewLedger
+import ClewModel
+public import Foundation
+
+/// A query of the runs view.
+public struct RunQuery: Sendable {
+    public var dag: String?
+    public var state: String?
+    /// Queued at or after (microseconds since the epoch).
+    public var sinceMicros: Int64?
+    /// Queued before.
+    public var untilMicros: Int64?
+    public var limit = 50
+    public var asOf: UInt64?
+    public init(dag: String? = nil, state: String? = nil, sinceMicros: Int64? = nil, untilMicros: Int64? = nil, limit: Int = 50, asOf: UInt64? = nil) {
+        self.dag = dag
+        self.state = state
+        self.sinceMicros = sinceMicros
+        self.untilMicros = untilMicros
+        self.limit = limit
+        self.asOf = asOf
+    }
+}
+
+/// A run with its tasks (in launch order).
+public struct RunDetail: Sendable, Codable {
+    public var run: RunRecord
+    public var tasks: [TaskRecord]
+}
+
+/// A run of chunk keys in one set: `first`…`last`, `count` chunks.
+public struct KeyRange: Sendable, Codable, Equatable {
+    public var first: String
+    public var last: String
+    public var count: UInt64
+}
+
+/// The chunks of a dataset in one set (a status, `stale` or `missing`), as key ranges.
+public struct ChunkGroup: Sendable, Codable, Equatable {
+    public var set: String
+    public var count: UInt64
+    public var ranges: [KeyRange]
+    /// More ranges exist than were listed.
+    public var truncated: Bool
+}
+
+/// A dataset's status: its summary and every set, with the missing, failed, invalid, stale and
+/// in-progress chunks listed as key ranges.
+public struct ChunkStatusReport: Sendable, Codable {
+    public var dataset: DatasetSummary
+    public var groups: [ChunkGroup]
+}
+
+/// Which way to follow lineage.
+public enum LineageDirection: String, Sendable, Codable {
+    /// Where it came from (backward edges).
+    case up
+    /// What it reached (forward edges).
+    case down
+}
+
+extension Views {
+    // MARK: --as-of
+
+    /// The seq `text` names: a seq number (`1234`) or a UTC time (`2026-11-21T10:00:00Z`, with optional
+    /// fraction, or a date): the last event recorded at or before it.
+    public func seq(asOf text: String) throws -> UInt64 {
+        let last = try ledger.lastSeq
+        if let n = UInt64(text) {
+            guard n <= last else {
+                throw ViewError(.invalidInput, view: nil, "--as-of \(text): the log has \(last) events")
+            }
+            return n
+        }
+        guard let micros = Self.parseTime(text) else {
+            throw ViewError(.invalidInput, view: nil, "--as-of \(text): not a seq number or a UTC time such as 2026-11-21T10:00:00Z")
+        }
+        // Event times are non-decreasing as Clew appends them: binary search for the last one <= micros.
+        var lo: UInt64 = 0
+        var hi = last
+        while lo < hi {
+            let mid = lo + (hi - lo + 1) / 2
+            if let e = try ledger.event(at: mid), e.timestampMicros <= micros { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+
+    static func parseTime(_ text: String) -> Int64? {
+        if let m = PartitionKey.parse(text) { return m }
+        // 2026-11-21T10:00:00.123456Z
+        guard text.hasSuffix("Z"), let dot = text.firstIndex(of: ".") else { return nil }
+        guard let base = PartitionKey.parse(String(text[..<dot]) + "Z") else { return nil }
+        let fraction = text[text.index(after: dot)..<text.index(before: text.endIndex)]
+        guard !fraction.isEmpty, fraction.count <= 6, fraction.allSatisfy(\.isNumber), let f = Int64(fraction) else { return nil }
+        var scale: Int64 = 1
+        for _ in fraction.count..<6 { scale *= 10 }
+        return base + f * scale
+    }
+
+    // MARK: runs
+
+    /// Runs, newest first, by DAG, state and queued time; as of a seq, folded from each run's stream.
+    public func runs(_ q: RunQuery) throws -> [RunRecord] {
+        var out: [RunRecord] = []
+        let useState = q.asOf == nil ? q.state : nil
+        let candidates: [RunKey] = try read(.runs) { store, txn in
+            var keys: [RunKey] = []
+            let (table, prefix): (String, [UInt8]) =
+                if let s = useState { ("by_state", KeyBuilder().string(s).bytes) }
+                else if let d = q.dag { ("by_dag", KeyBuilder().string(d).bytes) }
+                else { ("by_time", []) }
+            try ViewTxn.scan(txn, store.table(table), prefix: prefix, view: "runs", table: table, reverse: true) { k, _ in
+                var r = KeyReader(UnsafeRawBufferPointer(rebasing: k[prefix.count...]))
+                let time: Int64
+                let key: RunKey
+                switch table {
+                case "by_dag":
+                    time = r.i64()
+                    key = RunKey(dag: q.dag!, run: r.string())
+                default:
+                    time = r.i64()
+                    key = RunKey(dag: r.string(), run: r.string())
+                }
+                if let u = q.untilMicros, time >= u { return true }
+                if let s = q.sinceMicros, time < s { return false }
+                if let d = q.dag, key.dag != d { return true }
+                keys.append(key)
+                return q.asOf != nil || keys.count < q.limit * 4 || q.state == nil
+            }
+            return keys
+        }
+        for key in candidates {
+            guard out.count < q.limit else { break }
+            let record: RunRecord?
+            if let asOf = q.asOf {
+                record = try foldRun(key, through: asOf)?.run
+            } else {
+                record = try read(.runs) { store, txn in
+                    try ViewTxn.checkedGet(txn, store.table("runs"), RunsProjection.runKey(key), view: "runs", table: "runs")
+                        .map { try RecordCache<RunRecord>.decode(Data($0), table: "runs", view: "runs") }
+                }
+            }
+            guard let record else { continue }
+            if let s = q.state, record.state != s { continue }
+            out.append(record)
+        }
+        return out
+    }
+
+    /// A run and its tasks (nil if the log has no such run as of `asOf`).
+    public func run(_ key: RunKey, asOf: UInt64? = nil) throws -> RunDetail? {
+        if let asOf { return try foldRun(key, through: asOf) }
+        let detail: RunDetail? = try read(.runs) { store, txn in
+            guard let bytes = try ViewTxn.checkedGet(txn, store.table("runs"), RunsProjection.runKey(key), view: "runs", table: "runs") else {
+                // The view says no run: the log must agree (a lost or mangled key would say so wrongly).
+                let checkpoint = try store.readMeta(txn)?.checkpoint ?? 0
+                if let first = try ledger.seqs(inStream: key.stream, limit: 1).first, first <= checkpoint {
+                    throw ViewError(.inconsistent, view: "runs", "view runs has no record of run \(key), which the log has at seq \(first)")
+                }
+                return nil
+            }
+            let run = try RecordCache<RunRecord>.decode(Data(bytes), table: "runs", view: "runs")
+            var tasks: [TaskRecord] = []
+            let prefix = KeyBuilder().string(key.dag).string(key.run).bytes
+            try ViewTxn.scan(txn, store.table("tasks"), prefix: prefix, view: "runs", table: "tasks") { _, v in
+                tasks.append(try RecordCache<TaskRecord>.decode(Data(v), table: "tasks", view: "runs"))
+                return true
+            }
+            return RunDetail(run: run, tasks: tasks)
+        }
+        return detail.map { RunDetail(run: $0.run, tasks: Self.launchOrder($0.tasks)) }
+    }
+
+    static func launchOrder(_ tasks: [TaskRecord]) -> [TaskRecord] {
+        tasks.sorted { ($0.order ?? .max, $0.firstSeq, $0.task) < ($1.order ?? .max, $1.firstSeq, $1.task) }
+    }
+
+    /// Folds one run's stream through `seq` with the runs fold.
+    func foldRun(_ key: RunKey, through seq: UInt64) throws -> RunDetail? {
+        var sink = MemoryRunsSink()
+        for event in try ledger.events(inStream: key.stream) where event.seq <= seq {
+            guard case .run(let k, let f) = Fact.decode(event, wanted: [.run]) else { continue }
+            try RunsFold.apply(f, k, EventHeader(seq: event.seq, timeMicros: event.timestampMicros, stream: event.stream, type: event.type), into: &sink)
+        }
+        guard let run = sink.runs[key] else { return nil }
+        return RunDetail(run: run, tasks: Self.launchOrder(Array((sink.tasks[key] ?? [:]).values)))
+    }
+
+    /// The runs a user's `RUN` names: `DAG/RUN`, or a run id of any DAG (several when DAGs share it).
+    public func resolveRun(_ text: String) throws -> [RunKey] {
+        if let slash = text.firstIndex(of: "/") {
+            let key = RunKey(dag: String(text[..<slash]), run: String(text[text.index(after: slash)...]))
+            if try !ledger.seqs(inStream: key.stream, limit: 1).isEmpty { return [key] }
+        }
+        return try ledger.streams(prefix: "run/").compactMap { RunKey(stream: $0.stream) }.filter { $0.run == text }
+    }
+
+    // MARK: chunks
+
+    /// Every dataset's summary (as of a seq: folded afresh).
+    public func datasets(asOf: UInt64? = nil) throws -> [DatasetSummary] {
+        try withChunks(asOf: asOf) { store, txn in
+            var out: [DatasetSummary] = []
+            try ViewTxn.scan(txn, store.table("datasets"), prefix: [], view: "chunks", table: "datasets") { _, v in
+                out.append(try RecordCache<DatasetSummary>.decode(Data(v), table: "datasets", view: "chunks"))
+                return true
+            }
+            return out
+        }
+    }
+
+    /// A dataset's status: summary, then each non-empty set as key ranges (at most `ranges` per set).
+    /// Reads the summary and the range-compressed sets only: no chunk is visited.
+    public func chunkStatus(dataset: String, ranges limit: Int = 20, asOf: UInt64? = nil) throws -> ChunkStatusReport? {
+        try withChunks(asOf: asOf) { store, txn in
+            guard let bytes = try ViewTxn.checkedGet(txn, store.table("datasets"), ChunksProjection.summaryKey(dataset), view: "chunks", table: "datasets") else {
+                return nil
+            }
+            let summary = try RecordCache<DatasetSummary>.decode(Data(bytes), table: "datasets", view: "chunks")
+            var groups: [ChunkGroup] = []
+            let order = ["failed", "invalid", "stale", "missing", "producing", "consuming", "resubmitted", "pending", "ready", "consumed"]
+            for set in order {
+                let ranges: [ClosedRange<UInt64>]
+                let natural: Bool
+                switch set {
+                case "missing":
+                    guard summary.missing > 0, let a = summary.firstOrdinal, let b = summary.lastOrdinal else { continue }
+                    let present = try ChunksProjection.readSet(dataset, ChunksProjection.presentSet, txn, store)
+                    ranges = present.complement(in: a...b)
+                    natural = true
+                case "stale":
+                    guard summary.stale > 0 else { continue }
+                    ranges = try ChunksProjection.readSet(dataset, ChunksProjection.staleSet, txn, store).ranges
+                    natural = false
+                default:
+                    guard (summary.counts[set] ?? 0) > 0 else { continue }
+                    ranges = try ChunksProjection.readSet(dataset, ChunksProjection.setByte(set), txn, store).ranges
+                    natural = false
+                }
+                var keyRanges: [KeyRange] = []
+                var count: UInt64 = 0
+                for r in ranges {
+                    count += r.upperBound - r.lowerBound + 1
+                    guard keyRanges.count < limit else { continue }
+                    func key(_ o: UInt64) throws -> String {
+                        if natural || o < ChunksProjection.keyOrdinalBase, let k = ChunksProjection.naturalKey(o, summary.partitioning) { return k }
+                        let b = try ViewTxn.checkedGet(txn, store.table("chunks"), ChunksProjection.chunkKey(dataset, o), view: "chunks", table: "chunks")
+                        return try b.map { try RecordCache<ChunkRecord>.decode(Data($0), table: "chunks", view: "chunks").key } ?? "#\(o)"
+                    }
+                    keyRanges.append(KeyRange(first: try key(r.lowerBound), last: try key(r.upperBound), count: r.upperBound - r.lowerBound + 1))
+                }
+                groups.append(ChunkGroup(set: set, count: count, ranges: keyRanges, truncated: ranges.count > keyRanges.count))
+            }
+            return ChunkStatusReport(dataset: summary, groups: groups)
+        }
+    }
+
+    /// The chunks of a dataset in a status (or `stale`), in ordinal order, at most `limit`.
+    public func chunks(dataset: String, status: String, limit: Int = 100, asOf: UInt64? = nil) throws -> [ChunkRecord] {
+        guard status == "stale" || ChunkStatus(rawValue: status) != nil else {
+            throw ViewError(.invalidInput, view: "chunks", "unknown status \(status); one of \(ChunkStatus.allCases.map(\.rawValue).joined(separator: ", ")), stale, missing")
+        }
+        return try withChunks(asOf: asOf) { store, txn in
+            let set = status == "stale" ? ChunksProjection.staleSet : ChunksProjection.setByte(status)
+            var out: [ChunkRecord] = []
+            for r in try ChunksProjection.readSet(dataset, set, txn, store).ranges {
+                var o = r.lowerBound
+                while o <= r.upperBound, out.count < limit {
+                    if let b = try ViewTxn.checkedGet(txn, store.table("chunks"), ChunksProjection.chunkKey(dataset, o), view: "chunks", table: "chunks") {
+                        out.append(try RecordCache<ChunkRecord>.decode(Data(b), table: "chunks", view: "chunks"))
+                    } else {
+                        throw ViewError(.inconsistent, view: "chunks", "view chunks lists chunk #\(o) of \(dataset) as \(status) but has no record of it")
+                    }
+                    if o == .max { break }
+                    o += 1
+                }
+                if out.count >= limit { break }
+            }
+            return out
+        }
+    }
+
+    /// The chunk view, live or folded afresh through `asOf` (chunk status is not versioned in place).
+    private func withChunks<T>(asOf: UInt64?, _ body: (ViewStore, Transaction) throws -> T) throws -> T {
+        guard let asOf else { return try read(.chunks, body) }
+        return try withScratch([.chunks], through: [.chunks: asOf], progress: options.progress) { stores in
+            try stores[.chunks]!.env.read { try body(stores[.chunks]!, $0) }
+        }
+    }
+
+    // MARK: lineage
+
+    /// Edges reachable from `node` following data flow (`used`, `generated`) and triggers up to `depth`
+    /// steps; membership edges (`part_of`) are listed but not followed. As of a seq: edges first seen by then.
+    public func lineage(node: String, direction: LineageDirection, depth: Int = 10, asOf: UInt64? = nil, limit: Int = 10_000) throws -> [LineageEdge] {
+        try read(.lineage) { store, txn in
+            let table = direction == .down ? "fwd" : "bwd"
+            var out: [LineageEdge] = []
+            var seen: Set<String> = [node]
+            var frontier = [node]
+            var level = 0
+            while !frontier.isEmpty, level < depth, out.count < limit {
+                var next: [String] = []
+                for n in frontier {
+                    let prefix = KeyBuilder().string(n).bytes
+                    try ViewTxn.scan(txn, store.table(table), prefix: prefix, view: "lineage", table: table) { k, v in
+                        let other = String(decoding: k[prefix.count...], as: UTF8.self)
+                        let seq = v.bigEndianUInt64Value
+                        let kind = EdgeKind(rawValue: v[8]) ?? .used
+                        if let asOf, seq > asOf { return true }
+                        let edge = direction == .down
+                            ? LineageEdge(from: n, to: other, kind: kind.description, firstSeq: seq)
+                            : LineageEdge(from: other, to: n, kind: kind.description, firstSeq: seq)
+                        out.append(edge)
+                        if kind != .partOf, seen.insert(other).inserted { next.append(other) }
+                        return out.count < limit
+                    }
+                }
+                frontier = next
+                level += 1
+            }
+            return out
+        }
+    }
+
+    // MARK: values
+
+    /// Recorded values by name (and task: `dag/task` or a task name), matching `match`, in log order
+    /// within a value. As of a seq: values recorded by then.
+    public func values(name: String?, task: String? = nil, match: ValueMatch, asOf: UInt64? = nil, limit: Int = 100) throws -> [ValueHit] {
+        try read(.values) { store, txn in
+            var out: [ValueHit] = []
+            let table: String
+            var prefix: [UInt8]
+            var taskFilter: String? = task
+            if case .digest(let d) = match {
+                table = "by_digest"
+                prefix = KeyBuilder().string(d).bytes
+            } else {
+                guard let name else { throw ViewError(.invalidInput, view: "values", "a value search needs a name (or a digest)") }
+                if let task, let slash = task.firstIndex(of: "/") {
+                    table = "by_task"
+                    prefix = KeyBuilder().string(String(task[..<slash])).string(String(task[task.index(after: slash)...])).string(name).bytes
+                    taskFilter = nil
+                } else {
+                    table = "by_name"
+                    prefix = KeyBuilder().string(name).bytes
+                }
+            }
+            var start: [UInt8]? = nil
+            var upper: [UInt8]? = nil
+            switch match {
+            case .equals(let v):
+                guard let e = ValuesProjection.encode(v) else {
+                    throw ViewError(.invalidInput, view: "values", "only numbers, strings and booleans are indexed by value; search records by digest")
+                }
+                prefix += e
+            case .range(let lo, let hi):
+                let base = prefix + [UInt8(ascii: "n")]
+                start = base + KeyBuilder().double(lo ?? -.infinity).bytes
+                upper = base + KeyBuilder().double(hi ?? .infinity).bytes + [0xff]
+                prefix = base
+            case .prefix(let p):
+                prefix += [UInt8(ascii: "s")] + Array(p.utf8.prefix(ValuesProjection.stringKeyBytes))
+            case .digest, .any:
+                break
+            }
+            try ViewTxn.scan(txn, store.table(table), prefix: prefix, from: start, view: "values", table: table) { k, v in
+                if let upper, !Array(k).lexicographicallyPrecedes(upper) { return false }
+                let seq = UnsafeRawBufferPointer(rebasing: k[(k.count - 8)...]).bigEndianUInt64Value
+                if let asOf, seq > asOf { return true }
+                let hit = ValuesProjection.decodeHit(v, seq: seq)
+                if let t = taskFilter, hit.task != t { return true }
+                if case .equals(.string(let s)) = match, s.utf8.count > ValuesProjection.stringKeyBytes, hit.value != JSON.quote(s) { return true }
+                out.append(hit)
+                return out.count < limit
+            }
+            return out
+        }
+    }
+}

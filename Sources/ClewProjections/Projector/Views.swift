@@ -1,0 +1,411 @@
+public import ClewLedger
+public import Foundation
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Progress of a long fold (rebuild, verify, catch-up, `--as-of` of a whole view).
+public struct FoldProgress: Sendable {
+    public var done: UInt64
+    public var total: UInt64
+    public var elapsed: Double
+    public var eventsPerSecond: Double { elapsed > 0 ? Double(done) / elapsed : 0 }
+    public var etaSeconds: Double? {
+        guard done > 0, eventsPerSecond > 0 else { return nil }
+        return Double(total - min(done, total)) / eventsPerSecond
+    }
+}
+
+/// The views of one ledger: projections of its log in `<ledger>/views/`, each its own LMDB environment,
+/// folded in order with the checkpoint (last applied seq) written in the same transaction as the change.
+///
+/// ```
+/// views/runs -> runs.3        a symlink per view to its current generation
+/// views/runs.3/data.mdb       the view's environment: its tables and `meta` (checkpoint, ledger id)
+/// ```
+///
+/// ``open(ledger:options:)`` checks every view (present, opens, its meta record, made from this ledger,
+/// not ahead of the log, every record's checksum when the file is small enough) and rebuilds a view
+/// that fails with a message naming why, then catches all views up. ``rebuild(_:progress:)`` builds into a
+/// new generation and swaps the symlink atomically: a crash mid-rebuild leaves the old views in place.
+public final class Views: @unchecked Sendable {
+    // @unchecked Sendable: `live` and the projections are guarded by `lock`; environments are thread-safe.
+
+    public struct Options: Sendable {
+        /// Views whose data file is at most this big get every record's checksum checked when opened;
+        /// bigger ones are checked record by record as they are read (and by `clew views verify`).
+        public var integrityScanLimit = 64 << 20
+        /// Events per write transaction.
+        public var batchEvents = 20_000
+        /// Called with what the views did on their own (a rebuild after a problem).
+        public var notice: @Sendable (String) -> Void = { _ in }
+        public var progress: (@Sendable (FoldProgress) -> Void)? = nil
+        public init() {}
+    }
+
+    public let ledger: Ledger
+    public let directory: URL
+    let options: Options
+    private let lock = Mutex<Void>(())
+    private var live: [ViewName: (store: ViewStore, projection: any Projection, checkpoint: UInt64)] = [:]
+
+    init(ledger: Ledger, options: Options) {
+        self.ledger = ledger
+        self.directory = ledger.directory.appendingPathComponent("views")
+        self.options = options
+    }
+
+    deinit {
+        for (_, v) in live { v.store.close() }
+    }
+
+    /// Opens the views of `ledger`, rebuilding any that is missing, truncated, corrupt or foreign (with a
+    /// ``Options/notice``), and catches them all up with the log.
+    public static func open(ledger: Ledger, options: Options = Options()) throws -> Views {
+        guard !ledger.isReadOnly else {
+            throw ViewError(.invalidInput, view: nil, "views need a writable ledger; \(ledger.directory.path) was opened read-only")
+        }
+        let views = Views(ledger: ledger, options: options)
+        try FileManager.default.createDirectory(at: views.directory, withIntermediateDirectories: true)
+        var broken: [(ViewName, String)] = []
+        for name in ViewName.allCases {
+            do {
+                try views.attach(name)
+            } catch let e as ViewError {
+                broken.append((name, e.message))
+            }
+        }
+        if !broken.isEmpty {
+            let last = try ledger.lastSeq
+            for (name, why) in broken {
+                options.notice("views: \(why); rebuilding \(name.rawValue) from the log (\(last) events)")
+            }
+            try views.rebuild(broken.map(\.0))
+        }
+        try views.catchUp()
+        return views
+    }
+
+    // MARK: layout
+
+    private func link(_ name: ViewName) -> URL { directory.appendingPathComponent(name.rawValue) }
+
+    /// The generation directory the view's symlink names, or nil.
+    private func current(_ name: ViewName) -> URL? {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link(name).path) else { return nil }
+        return directory.appendingPathComponent(target)
+    }
+
+    private func generations(_ name: ViewName) -> [Int] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return entries.compactMap { e in
+            guard e.hasPrefix(name.rawValue + ".") else { return nil }
+            return Int(e.dropFirst(name.rawValue.count + 1))
+        }
+    }
+
+    /// Opens the view's current generation and checks it; throws a ``ViewError`` naming what is wrong.
+    private func attach(_ name: ViewName) throws {
+        guard let dir = current(name), FileManager.default.fileExists(atPath: dir.appendingPathComponent("data.mdb").path) else {
+            throw ViewError(.missing, view: name.rawValue, "view \(name.rawValue) is missing")
+        }
+        let store: ViewStore
+        do {
+            store = try ViewStore(name: name.rawValue, directory: dir, tables: name.tables)
+        } catch let e as ViewError {
+            throw e
+        } catch {
+            throw ViewError(.corrupt, view: name.rawValue, "view \(name.rawValue) does not open (\(error))")
+        }
+        do {
+            let checkpoint = try check(store, name)
+            lock.withLock { _ in
+                if let old = live[name] { old.store.close() }
+                live[name] = (store, name.makeProjection(), checkpoint)
+            }
+        } catch {
+            store.close()
+            if let e = error as? ViewError { throw e }
+            throw ViewError(.corrupt, view: name.rawValue, "view \(name.rawValue) does not read (\(error))")
+        }
+    }
+
+    private func check(_ store: ViewStore, _ name: ViewName) throws -> UInt64 {
+        let last = try ledger.lastSeq
+        let size = (try? FileManager.default.attributesOfItem(atPath: store.directory.appendingPathComponent("data.mdb").path)[.size] as? Int) ?? 0
+        return try store.env.read { txn in
+            guard let meta = try store.readMeta(txn) else {
+                throw ViewError(.corrupt, view: name.rawValue, "view \(name.rawValue) has no meta record")
+            }
+            guard meta.format == ViewStore.formatVersion, meta.view == name.rawValue else {
+                throw ViewError(.mismatched, view: name.rawValue, "view \(name.rawValue) was written by another format (\(meta.format)) or is not this view (\(meta.view))")
+            }
+            guard meta.ledger == ledger.id else {
+                throw ViewError(.mismatched, view: name.rawValue, "view \(name.rawValue) belongs to ledger \(meta.ledger), not \(ledger.id)")
+            }
+            guard meta.state == "ready" else {
+                throw ViewError(.corrupt, view: name.rawValue, "view \(name.rawValue) was left half-built")
+            }
+            guard meta.checkpoint <= last else {
+                throw ViewError(.mismatched, view: name.rawValue, "view \(name.rawValue) is at seq \(meta.checkpoint), ahead of the log (\(last) events)")
+            }
+            if size <= options.integrityScanLimit { _ = try store.checkIntegrity(txn) }
+            return meta.checkpoint
+        }
+    }
+
+    // MARK: catching up
+
+    /// Folds every event past each view's checkpoint into it. Returns the seq the views reached.
+    @discardableResult
+    public func catchUp() throws -> UInt64 {
+        try reattachIfSwapped()
+        let targets = lock.withLock { _ in live.map { FoldTarget(name: $0.key, store: $0.value.store, projection: $0.value.projection) } }
+        let reached = try fold(targets, through: try ledger.lastSeq, progress: nil)
+        lock.withLock { _ in for (name, seq) in reached { live[name]?.checkpoint = seq } }
+        return reached.values.min() ?? 0
+    }
+
+    /// Another process may have rebuilt a view (a new generation): follow its symlink.
+    private func reattachIfSwapped() throws {
+        for name in ViewName.allCases {
+            let dir = lock.withLock { _ in live[name]?.store.directory }
+            if let dir, current(name)?.lastPathComponent != dir.lastPathComponent {
+                do { try attach(name) } catch let e as ViewError {
+                    options.notice("views: \(e.message); rebuilding \(name.rawValue) from the log")
+                    try rebuild([name])
+                }
+            }
+        }
+    }
+
+    struct FoldTarget {
+        let name: ViewName
+        let store: ViewStore
+        let projection: any Projection
+        var limit: UInt64 = .max
+    }
+
+    /// Folds the log into `targets` (each from its own checkpoint) through seq `end`, in batches of one
+    /// write transaction each. Returns each target's checkpoint afterwards.
+    func fold(_ targets: [FoldTarget], through end: UInt64, progress: (@Sendable (FoldProgress) -> Void)?) throws -> [ViewName: UInt64] {
+        var checkpoints: [ViewName: UInt64] = [:]
+        for t in targets {
+            checkpoints[t.name] = try t.store.env.read { try t.store.readMeta($0)?.checkpoint ?? 0 }
+        }
+        guard let start = checkpoints.values.min(), start < end else { return checkpoints }
+        let total = end - start
+        let began = Date()
+        var batch: [(EventHeader, Event)] = []
+        batch.reserveCapacity(options.batchEvents)
+        var lastReport = Date.distantPast
+
+        func apply() throws {
+            guard let first = batch.first?.0.seq, let last = batch.last?.0.seq else { return }
+            var interest: Fact.Interest = []
+            for t in targets where checkpoints[t.name]! < min(last, t.limit) { interest.formUnion(type(of: t.projection).interest) }
+            let facts = batch.map { Fact.decode($0.1, wanted: interest) }
+            for t in targets {
+                let upTo = min(last, t.limit)
+                guard checkpoints[t.name]! < upTo else { continue }
+                let wanted = type(of: t.projection).interest
+                let reached = try t.store.env.write { txn -> UInt64 in
+                    var meta = try t.store.readMeta(txn) ?? ViewStore.Meta(
+                        format: ViewStore.formatVersion, view: t.name.rawValue, ledger: ledger.id, checkpoint: 0, state: "ready")
+                    if meta.checkpoint != checkpoints[t.name]! { t.projection.reset() }  // someone else folded
+                    let from = meta.checkpoint
+                    guard from < upTo else { return from }
+                    let vt = ViewTxn(txn: txn, store: t.store)
+                    do {
+                        var i = Int(from + 1 > first ? from + 1 - first : 0)
+                        while i < batch.count, batch[i].0.seq <= upTo {
+                            let fact = facts[i]
+                            if Self.wants(fact, wanted) { try t.projection.apply(fact, batch[i].0, vt) }
+                            i += 1
+                        }
+                        try t.projection.flush(vt)
+                    } catch {
+                        t.projection.reset()
+                        throw error
+                    }
+                    meta.checkpoint = upTo
+                    try t.store.writeMeta(txn, meta)
+                    return upTo
+                }
+                checkpoints[t.name] = reached
+            }
+            batch.removeAll(keepingCapacity: true)
+            if let progress, Date().timeIntervalSince(lastReport) > 0.2 || last == end {
+                lastReport = Date()
+                progress(FoldProgress(done: last - start, total: total, elapsed: Date().timeIntervalSince(began)))
+            }
+        }
+
+        try ledger.scan((start + 1)...end) { event in
+            batch.append((EventHeader(seq: event.seq, timeMicros: event.timestampMicros, stream: event.stream, type: event.type), event))
+            if batch.count == options.batchEvents { try apply() }
+            return true
+        }
+        try apply()
+        return checkpoints
+    }
+
+    static func wants(_ fact: Fact, _ interest: Fact.Interest) -> Bool {
+        switch fact {
+        case .run(_, let f):
+            if interest.contains(.run) { return true }
+            if case .consumed = f { return interest.contains(.consumption) }
+            return false
+        case .chunk, .lease: return interest.contains(.chunks)
+        case .dagRegistered: return interest.contains(.dags)
+        case .malformed, .other: return false
+        }
+    }
+
+    // MARK: rebuild
+
+    /// Rebuilds `names` (all views by default) from the log into new generations and swaps them in
+    /// atomically. Readers of the old generation keep a consistent view until they reopen.
+    public func rebuild(_ names: [ViewName] = ViewName.allCases, progress: (@Sendable (FoldProgress) -> Void)? = nil) throws {
+        _ = try withRebuildLock {
+            removeOrphans()
+            var targets: [FoldTarget] = []
+            for name in names {
+                let gen = (generations(name).max() ?? 0) + 1
+                let dir = directory.appendingPathComponent("\(name.rawValue).\(gen)")
+                try? FileManager.default.removeItem(at: dir)
+                let store = try ViewStore(name: name.rawValue, directory: dir, tables: name.tables, building: true)
+                try store.env.write { txn in
+                    try store.writeMeta(txn, ViewStore.Meta(
+                        format: ViewStore.formatVersion, view: name.rawValue, ledger: ledger.id, checkpoint: 0, state: "building"))
+                }
+                targets.append(FoldTarget(name: name, store: store, projection: name.makeProjection()))
+            }
+            defer { for t in targets { t.store.close() } }
+            // Fold until no event arrived meanwhile, so the swapped-in view is current.
+            var end = try ledger.lastSeq
+            while true {
+                _ = try fold(targets, through: end, progress: progress ?? options.progress)
+                let now = try ledger.lastSeq
+                if now == end { break }
+                end = now
+            }
+            for t in targets {
+                try t.store.env.write { txn in
+                    guard var meta = try t.store.readMeta(txn) else { return }
+                    meta.state = "ready"
+                    try t.store.writeMeta(txn, meta)
+                }
+                try t.store.env.sync()
+            }
+            for t in targets {
+                try swap(t.name, to: t.store.directory)
+            }
+        }
+        for name in names { try attach(name) }
+        _ = try withRebuildLock(wait: false) { removeOrphans() }
+    }
+
+    /// Points the view's symlink at `dir`: a new symlink renamed over the old one (atomic).
+    private func swap(_ name: ViewName, to dir: URL) throws {
+        let tmp = directory.appendingPathComponent(".\(name.rawValue).link.\(getpid())")
+        try? FileManager.default.removeItem(at: tmp)
+        guard symlink(dir.lastPathComponent, tmp.path) == 0 else {
+            throw ViewError(.invalidInput, view: name.rawValue, "cannot create \(tmp.path): \(String(cString: strerror(errno)))")
+        }
+        guard rename(tmp.path, link(name).path) == 0 else {
+            throw ViewError(.invalidInput, view: name.rawValue, "cannot swap \(link(name).path): \(String(cString: strerror(errno)))")
+        }
+        let fd = Glibc.open(directory.path, O_RDONLY)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
+    }
+
+    /// Deletes generations no symlink names (left by a crashed rebuild, or replaced by one). Only called
+    /// with the rebuild lock held, so no rebuild is writing them.
+    private func removeOrphans() {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        let inUse = Set(ViewName.allCases.compactMap { current($0)?.lastPathComponent })
+        for e in entries where !inUse.contains(e) {
+            let isGeneration = ViewName.allCases.contains { e.hasPrefix($0.rawValue + ".") && Int(e.dropFirst($0.rawValue.count + 1)) != nil }
+            let isScratch = e.hasPrefix(".scratch-") || e.hasPrefix(".verify-")
+            if isGeneration || (isScratch && !Self.ownerAlive(e)) {
+                try? FileManager.default.removeItem(at: directory.appendingPathComponent(e))
+            }
+        }
+    }
+
+    /// Scratch directories are named `.scratch-<pid>-…`: keep those of live processes.
+    private static func ownerAlive(_ name: String) -> Bool {
+        let parts = name.split(separator: "-")
+        guard parts.count >= 2, let pid = Int32(parts[1]) else { return false }
+        return kill(pid, 0) == 0 || errno == EPERM
+    }
+
+    private func withRebuildLock<T>(wait: Bool = true, _ body: () throws -> T) throws -> T? {
+        let path = directory.appendingPathComponent(".rebuild.lock").path
+        let fd = Glibc.open(path, O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else {
+            throw ViewError(.invalidInput, view: nil, "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        if flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0 { return nil }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+
+    // MARK: scratch folds (verify, --as-of)
+
+    /// Folds the log through `seq` into fresh, temporary copies of `names` and calls `body` with them.
+    func withScratch<T>(
+        _ names: [ViewName], through seqs: [ViewName: UInt64], progress: (@Sendable (FoldProgress) -> Void)? = nil,
+        _ body: ([ViewName: ViewStore]) throws -> T
+    ) throws -> T {
+        let dir = directory.appendingPathComponent(".scratch-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var stores: [ViewName: ViewStore] = [:]
+        defer { for s in stores.values { s.close() } }
+        var targets: [FoldTarget] = []
+        for name in names {
+            let store = try ViewStore(name: name.rawValue, directory: dir.appendingPathComponent(name.rawValue), tables: name.tables, building: true)
+            stores[name] = store
+            targets.append(FoldTarget(name: name, store: store, projection: name.makeProjection(), limit: seqs[name] ?? 0))
+        }
+        let end = seqs.values.max() ?? 0
+        _ = try fold(targets, through: end, progress: progress)
+        return try body(stores)
+    }
+
+    // MARK: access
+
+    /// Runs `body` in a read transaction of the live view. A checksum failure rebuilds the view (with a
+    /// notice) and runs `body` once more.
+    func read<T>(_ name: ViewName, _ body: (ViewStore, Transaction) throws -> T, repair: Bool = true) throws -> T {
+        do {
+            return try readLive(name, body)
+        } catch let e as ViewError where repair && (e.kind == .corrupt || e.kind == .inconsistent) {
+            options.notice("views: \(e.message); rebuilding \(name.rawValue) from the log")
+            try rebuild([name])
+            return try readLive(name, body)
+        }
+    }
+
+    private func readLive<T>(_ name: ViewName, _ body: (ViewStore, Transaction) throws -> T) throws -> T {
+        guard let store = lock.withLock({ _ in live[name]?.store }) else {
+            throw ViewError(.missing, view: name.rawValue, "view \(name.rawValue) is not open")
+        }
+        do {
+            return try store.env.read { try body(store, $0) }
+        } catch let e as LMDBError {
+            throw ViewError(.corrupt, view: name.rawValue, "view \(name.rawValue) does not read (\(e))")
+        }
+    }
+
+    /// The checkpoint (last folded seq) of each view.
+    public func checkpoints() -> [ViewName: UInt64] {
+        lock.withLock { _ in live.mapValues(\.checkpoint) }
+    }
+}

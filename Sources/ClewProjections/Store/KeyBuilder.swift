@@ -1,0 +1,112 @@
+/// Builds composite LMDB keys whose byte order is the order queries want: strings end with a 0 byte (so a
+/// prefix never sorts inside a longer string), integers are big-endian, doubles order-preserving.
+struct KeyBuilder {
+    var bytes: [UInt8]
+
+    init(capacity: Int = 64) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    init(_ tag: UInt8) {
+        self.init()
+        bytes.append(tag)
+    }
+
+    consuming func string(_ s: String) -> KeyBuilder {
+        var k = self
+        var s = s
+        s.withUTF8 { k.bytes.append(contentsOf: $0) }
+        k.bytes.append(0)
+        return k
+    }
+
+    /// A string with no terminator (the last component, or a prefix to seek to).
+    consuming func raw(_ s: String) -> KeyBuilder {
+        var k = self
+        var s = s
+        s.withUTF8 { k.bytes.append(contentsOf: $0) }
+        return k
+    }
+
+    consuming func u64(_ v: UInt64) -> KeyBuilder {
+        var k = self
+        withUnsafeBytes(of: v.bigEndian) { k.bytes.append(contentsOf: $0) }
+        return k
+    }
+
+    consuming func i64(_ v: Int64) -> KeyBuilder { u64(UInt64(bitPattern: v) ^ (1 << 63)) }
+
+    consuming func byte(_ b: UInt8) -> KeyBuilder {
+        var k = self
+        k.bytes.append(b)
+        return k
+    }
+
+    /// A double whose bytes sort like the number (sign bit flipped for positives, all bits for negatives).
+    consuming func double(_ d: Double) -> KeyBuilder {
+        u64(KeyBuilder.orderPreserving(d))
+    }
+
+    static func orderPreserving(_ d: Double) -> UInt64 {
+        let d = d == 0 ? 0 : d  // -0 and 0 are one key
+        let bits = d.bitPattern
+        return bits & (1 << 63) == 0 ? bits | (1 << 63) : ~bits
+    }
+
+    static func double(fromOrderPreserving u: UInt64) -> Double {
+        Double(bitPattern: u & (1 << 63) != 0 ? u & ~(1 << 63) : ~u)
+    }
+}
+
+/// Reads back the parts of a key written by ``KeyBuilder``.
+struct KeyReader {
+    let bytes: UnsafeRawBufferPointer
+    private(set) var offset = 0
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    var isAtEnd: Bool { offset >= bytes.count }
+
+    mutating func byte() -> UInt8 {
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    /// A 0-terminated string (or the rest of the key when there is no terminator).
+    mutating func string() -> String {
+        var end = offset
+        while end < bytes.count, bytes[end] != 0 { end += 1 }
+        let s = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[offset..<end]), as: UTF8.self)
+        offset = min(end + 1, bytes.count)
+        return s
+    }
+
+    mutating func u64() -> UInt64 {
+        defer { offset += 8 }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + 8]).bigEndianUInt64Value
+    }
+
+    mutating func i64() -> Int64 { Int64(bitPattern: u64() ^ (1 << 63)) }
+}
+
+extension UnsafeRawBufferPointer {
+    var bigEndianUInt64Value: UInt64 {
+        var v: UInt64 = 0
+        withUnsafeMutableBytes(of: &v) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: self[0..<8])) }
+        return UInt64(bigEndian: v)
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Whether the array starts with `prefix`.
+    func hasPrefix(_ prefix: [UInt8]) -> Bool {
+        count >= prefix.count && self[0..<prefix.count].elementsEqual(prefix)
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    func hasPrefix(_ prefix: [UInt8]) -> Bool {
+        count >= prefix.count && self[0..<prefix.count].elementsEqual(prefix)
+    }
+}

@@ -1,0 +1,55 @@
+import ClewLedger
+import Foundation
+
+/// Write-back cache of JSON records for one batch: reads go to the view once, every change stays in memory
+/// and is written once at ``flush(_:_:_:)``, with the record as it was before the batch so indexes can
+/// move their entries.
+struct RecordCache<R: Codable & Equatable> {
+    private var entries: [[UInt8]: (original: R?, current: R?)] = [:]
+    let table: String
+
+    init(table: String) { self.table = table }
+
+    var count: Int { entries.count }
+
+    mutating func get(_ key: [UInt8], _ txn: ViewTxn, _ db: Database) throws -> R? {
+        if let e = entries[key] { return e.current }
+        let r = try txn.get(db, key, table: table).map { try Self.decode(Data($0), table: table, view: txn.store.name) }
+        entries[key] = (r, r)
+        return r
+    }
+
+    mutating func set(_ key: [UInt8], _ record: R) {
+        if let e = entries[key] {
+            entries[key] = (e.original, record)
+        } else {
+            preconditionFailure("RecordCache.set before get for \(table)")
+        }
+    }
+
+    /// Writes every changed record (sorted by key, so writes are deterministic) and calls `moved` with
+    /// the before/after of each.
+    mutating func flush(_ txn: ViewTxn, _ db: Database, moved: ([UInt8], R?, R?) throws -> Void = { _, _, _ in }) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        for (key, e) in entries.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) where e.original != e.current {
+            if let c = e.current {
+                try txn.put(db, key, Array(try encoder.encode(c)))
+            } else {
+                try txn.delete(db, key)
+            }
+            try moved(key, e.original, e.current)
+        }
+        entries.removeAll(keepingCapacity: true)
+    }
+
+    mutating func reset() { entries.removeAll() }
+
+    static func decode(_ data: Data, table: String, view: String) throws -> R {
+        do {
+            return try JSONDecoder().decode(R.self, from: data)
+        } catch {
+            throw ViewError(.corrupt, view: view, "view \(view), table \(table): a record does not decode (\(error))")
+        }
+    }
+}

@@ -1,0 +1,246 @@
+import ClewLedger
+import Crypto
+import Foundation
+
+/// An error from the views: what is wrong, with which view, and what Clew did or will do about it.
+public struct ViewError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// The view's files are missing.
+        case missing
+        /// The view's bytes do not check (a record's checksum, LMDB's structure, its meta record).
+        case corrupt
+        /// The view was built from another ledger, by another format, or is ahead of the log.
+        case mismatched
+        /// A query or argument is invalid (unknown view, bad `--as-of`).
+        case invalidInput
+        /// The view answered something the log contradicts.
+        case inconsistent
+    }
+
+    public let kind: Kind
+    /// The view concerned, when there is one.
+    public let view: String?
+    public let message: String
+
+    public init(_ kind: Kind, view: String?, _ message: String) {
+        self.kind = kind
+        self.view = view
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// One view's LMDB environment: its tables (named databases), a `meta` table with the checkpoint, and
+/// checksummed records. Every value is stored as `bytes ‖ checksum(key, bytes)` and checked on every read.
+final class ViewStore: @unchecked Sendable {
+    // @unchecked Sendable: `env` is thread-safe (MDB_NOTLS); the table handles are fixed after `init`.
+    let name: String
+    let directory: URL
+    let env: Environment
+    private(set) var tables: [String: Database] = [:]
+    let meta: Database
+    /// Table names in digest order.
+    let tableNames: [String]
+
+    static let formatVersion = 1
+
+    init(name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false) throws {
+        self.name = name
+        self.directory = directory
+        self.tableNames = tableNames
+        if !readOnly { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) }
+        var options = Environment.Options()
+        options.maxDatabases = UInt32(tableNames.count + 2)
+        options.readOnly = readOnly
+        options.mapSize = 64 << 20
+        // Views are caches of the log and their checkpoint commits with their data: a crash may undo the
+        // last commits (they are folded again), never tear one. A rebuild flushes once, before the swap.
+        options.noMetaSync = true
+        options.noSync = building
+        env = try Environment(path: directory.path, options: options)
+        meta = try env.openDatabase("meta")
+        for t in tableNames { tables[t] = try env.openDatabase(t) }
+    }
+
+    func table(_ name: String) -> Database { tables[name]! }
+
+    func close() { env.close() }
+
+    // MARK: meta
+
+    struct Meta: Codable, Equatable, Sendable {
+        var format: Int
+        var view: String
+        var ledger: String
+        /// Seq of the last event folded into the view.
+        var checkpoint: UInt64
+        /// `ready` once built; `building` while a rebuild fills it.
+        var state: String
+    }
+
+    static let metaKey = Array("view".utf8)
+
+    func readMeta(_ txn: Transaction) throws -> Meta? {
+        guard let bytes = try ViewTxn.checkedGet(txn, meta, Self.metaKey, view: name, table: "meta") else { return nil }
+        do {
+            return try JSONDecoder().decode(Meta.self, from: Data(bytes))
+        } catch {
+            throw ViewError(.corrupt, view: name, "the meta record of view \(name) does not decode: \(error)")
+        }
+    }
+
+    func writeMeta(_ txn: Transaction, _ m: Meta) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        try ViewTxn.checkedPut(txn, meta, Self.metaKey, Array(try encoder.encode(m)))
+    }
+
+    // MARK: digest and integrity
+
+    /// SHA-256 over every table's entries in key order (name, then length-prefixed key and value), the
+    /// meta table left out: equal digests mean equal views.
+    func digest(_ txn: Transaction) throws -> (digest: String, entries: Int) {
+        var hasher = SHA256()
+        var entries = 0
+        for t in tableNames {
+            hasher.update(data: Array(t.utf8) + [0])
+            try txn.withCursor(table(t)) { c in
+                var e = try c.first()
+                while let (k, v) = e {
+                    withUnsafeBytes(of: UInt32(k.count).bigEndian) { hasher.update(bufferPointer: $0) }
+                    hasher.update(bufferPointer: k)
+                    withUnsafeBytes(of: UInt32(v.count).bigEndian) { hasher.update(bufferPointer: $0) }
+                    hasher.update(bufferPointer: v)
+                    entries += 1
+                    e = try c.next()
+                }
+            }
+        }
+        return (hasher.finalize().map { String(format: "%02x", $0) }.joined(), entries)
+    }
+
+    /// Walks every record of every table checking its checksum and the key order; throws on the first
+    /// problem, naming the table and key.
+    func checkIntegrity(_ txn: Transaction) throws -> Int {
+        var checked = 0
+        for t in ["meta"] + tableNames {
+            let db = t == "meta" ? meta : table(t)
+            try txn.withCursor(db) { c in
+                var previous: [UInt8]? = nil
+                var e = try c.first()
+                while let (k, v) = e {
+                    try ViewTxn.check(key: k, stored: v, view: name, table: t)
+                    let key = Array(k)
+                    if let p = previous, !p.lexicographicallyPrecedes(key) {
+                        throw ViewError(.corrupt, view: name, "view \(name), table \(t): keys out of order at \(Self.show(key))")
+                    }
+                    previous = key
+                    checked += 1
+                    e = try c.next()
+                }
+            }
+        }
+        return checked
+    }
+
+    static func show(_ key: [UInt8]) -> String {
+        let printable = key.map { $0 >= 0x20 && $0 < 0x7f ? Character(UnicodeScalar($0)) : "." }
+        return "\"" + String(printable.prefix(80)) + "\""
+    }
+}
+
+/// A transaction on one view with checksummed reads and writes.
+struct ViewTxn {
+    let txn: Transaction
+    let store: ViewStore
+
+    func get(_ db: Database, _ key: [UInt8], table: String) throws -> [UInt8]? {
+        try Self.checkedGet(txn, db, key, view: store.name, table: table)
+    }
+
+    func put(_ db: Database, _ key: [UInt8], _ value: [UInt8]) throws {
+        try Self.checkedPut(txn, db, key, value)
+    }
+
+    /// Stores `value` unless `key` exists; returns whether it stored.
+    @discardableResult
+    func insert(_ db: Database, _ key: [UInt8], _ value: [UInt8]) throws -> Bool {
+        try Self.checkedPut(txn, db, key, value, noOverwrite: true)
+    }
+
+    func delete(_ db: Database, _ key: [UInt8]) throws {
+        try key.withUnsafeBytes { try txn.delete(db, $0) }
+    }
+
+    /// Calls `body` with each entry whose key starts with `prefix` (from `start` when given), checked,
+    /// until it returns false.
+    func scan(
+        _ db: Database, prefix: [UInt8], from start: [UInt8]? = nil, table: String, reverse: Bool = false,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        try Self.scan(txn, db, prefix: prefix, from: start, view: store.name, table: table, reverse: reverse, body)
+    }
+
+    static func scan(
+        _ txn: Transaction, _ db: Database, prefix: [UInt8], from start: [UInt8]? = nil, view: String, table: String,
+        reverse: Bool = false, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        try txn.withCursor(db) { c in
+            var e: Cursor.Entry?
+            if reverse {
+                // Position after the last key with the prefix: the prefix with its last byte incremented.
+                var upper = prefix
+                while let last = upper.last, last == 0xff { upper.removeLast() }
+                if upper.isEmpty {
+                    e = try c.last()
+                } else {
+                    upper[upper.count - 1] += 1
+                    e = try upper.withUnsafeBytes { try c.seek($0) } != nil ? try c.previous() : try c.last()
+                }
+            } else {
+                let s = start ?? prefix
+                e = try s.withUnsafeBytes { try c.seek($0) }
+            }
+            while let (k, v) = e, k.hasPrefix(prefix) {
+                try check(key: k, stored: v, view: view, table: table)
+                if try !body(k, UnsafeRawBufferPointer(rebasing: v[0..<(v.count - Checksum.size)])) { return }
+                e = reverse ? try c.previous() : try c.next()
+            }
+        }
+    }
+
+    static func check(key: UnsafeRawBufferPointer, stored: UnsafeRawBufferPointer, view: String, table: String) throws {
+        guard stored.count >= Checksum.size else {
+            throw ViewError(.corrupt, view: view, "view \(view), table \(table): record \(ViewStore.show(Array(key))) is too short")
+        }
+        let body = UnsafeRawBufferPointer(rebasing: stored[0..<(stored.count - Checksum.size)])
+        let want = UnsafeRawBufferPointer(rebasing: stored[(stored.count - Checksum.size)...]).loadUnaligned(as: UInt64.self)
+        guard Checksum.of(key, body) == UInt64(littleEndian: want) else {
+            throw ViewError(.corrupt, view: view, "view \(view), table \(table): record \(ViewStore.show(Array(key))) fails its checksum")
+        }
+    }
+
+    static func checkedGet(_ txn: Transaction, _ db: Database, _ key: [UInt8], view: String, table: String) throws -> [UInt8]? {
+        try key.withUnsafeBytes { k in
+            guard let v = try txn.get(db, k) else { return nil }
+            try check(key: k, stored: v, view: view, table: table)
+            return Array(v[0..<(v.count - Checksum.size)])
+        }
+    }
+
+    @discardableResult
+    static func checkedPut(_ txn: Transaction, _ db: Database, _ key: [UInt8], _ value: [UInt8], noOverwrite: Bool = false) throws -> Bool {
+        try key.withUnsafeBytes { k in
+            try value.withUnsafeBytes { v in
+                let sum = Checksum.of(k, v).littleEndian
+                if noOverwrite, try txn.get(db, k) != nil { return false }
+                try txn.reserve(db, k, count: v.count + Checksum.size) { dst in
+                    dst.copyMemory(from: v)
+                    withUnsafeBytes(of: sum) { UnsafeMutableRawBufferPointer(rebasing: dst[v.count...]).copyMemory(from: $0) }
+                }
+                return true
+            }
+        }
+    }
+}

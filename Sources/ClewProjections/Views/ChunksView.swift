@@ -1,0 +1,353 @@
+import ClewLedger
+import ClewModel
+import Foundation
+
+/// One dataset as the chunk view sums it up: counts per status, stale and missing chunks, in O(1).
+public struct DatasetSummary: Codable, Equatable, Sendable {
+    public var name: String
+    /// `time:<seconds>`, `sequence` or `key`: fixed when the first chunk arrives, from the dataset's
+    /// declaration in a registered DAG (`key` when none was declared).
+    public var partitioning: String
+    /// Chunks per status (statuses with none are left out).
+    public var counts: [String: UInt64] = [:]
+    public var chunks: UInt64 = 0
+    public var stale: UInt64 = 0
+    /// Bounds of the chunks whose keys are in the partitioning's order (windows, sequence numbers).
+    public var firstOrdinal: UInt64?
+    public var lastOrdinal: UInt64?
+    /// How many chunks have such keys.
+    public var ordered: UInt64 = 0
+    /// The ordinal the next free-form key gets.
+    public var nextKeyOrdinal: UInt64 = ChunksProjection.keyOrdinalBase
+    public var lastSeq: UInt64 = 0
+
+    /// Windows or sequence numbers between the first and the last chunk that have no chunk.
+    public var missing: UInt64 {
+        guard let a = firstOrdinal, let b = lastOrdinal else { return 0 }
+        return b - a + 1 - ordered
+    }
+}
+
+/// One chunk as the chunk view holds it.
+public struct ChunkRecord: Codable, Equatable, Sendable {
+    public var key: String
+    public var ordinal: UInt64
+    public var status: String
+    /// Seq and time of the change that set the status.
+    public var since: UInt64
+    public var sinceMicros: Int64
+    public var dag: String?
+    public var run: String?
+    public var task: String?
+    public var attempt: Int?
+    public var partition: String?
+    public var location: String?
+    public var digest: String?
+    public var bytes: Int64?
+    public var validated: Bool?
+    /// Seq of the change that last made it ready.
+    public var producedSeq: UInt64?
+    /// Set when a chunk it was derived from was produced again after it.
+    public var staleBecause: String?
+    /// Live reader leases.
+    public var leases: [String] = []
+    /// Transitions the life cycle does not allow (`ChunkStatus.canBecome`), with their seqs.
+    public var anomalies: [String]?
+}
+
+/// The chunk status view: per dataset, every chunk's status, kept as range-compressed sets of chunk
+/// ordinals so a million chunks in a status are one range, and a summary with counts.
+///
+/// Ordinals follow the partitioning: a time window's number since the epoch, a sequence number, or arrival
+/// order for free-form keys (from 2^62 up, also for keys that do not fit the declared partitioning).
+///
+/// Tables: `datasets` (name → ``DatasetSummary``), `ordinals` (dataset, key → ordinal), `chunks` (dataset,
+/// ordinal → ``ChunkRecord``), `sets` (dataset, set, first ordinal → last ordinal), and for staleness
+/// `consumers` (dataset, ordinal, attempt) and `outputs` (attempt, dataset, ordinal).
+final class ChunksProjection: Projection {
+    static let name = "chunks"
+    static let tables = ["datasets", "ordinals", "chunks", "sets", "consumers", "outputs"]
+    static let interest: Fact.Interest = [.chunks, .dags]
+    static let keyOrdinalBase: UInt64 = 1 << 62
+    static let staleSet: UInt8 = 0x40
+    static let presentSet: UInt8 = 0x41
+
+    static func setByte(_ status: String) -> UInt8 {
+        UInt8(ChunkStatus.allCases.firstIndex { $0.rawValue == status } ?? 0x3f)
+    }
+
+    private var summaries = RecordCache<DatasetSummary>(table: "datasets")
+    private var chunks = RecordCache<ChunkRecord>(table: "chunks")
+    private var ordinals: [[UInt8]: UInt64] = [:]
+    private var sets: [[UInt8]: (original: RangeSet, current: RangeSet)] = [:]
+
+    static func summaryKey(_ ds: String) -> [UInt8] { KeyBuilder().raw(ds).bytes }
+    static func ordinalKey(_ ds: String, _ key: String) -> [UInt8] { KeyBuilder().string(ds).raw(key).bytes }
+    static func chunkKey(_ ds: String, _ ordinal: UInt64) -> [UInt8] { KeyBuilder().string(ds).u64(ordinal).bytes }
+    static func setPrefix(_ ds: String, _ set: UInt8) -> [UInt8] { KeyBuilder().string(ds).byte(set).bytes }
+    static func attemptID(dag: String?, run: String, task: String, attempt: Int?) -> [UInt8] {
+        KeyBuilder().string(dag ?? "").string(run).string(task).u64(UInt64(max(attempt ?? 0, 0))).bytes
+    }
+
+    func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws {
+        switch fact {
+        case .dagRegistered(let d):
+            for spec in d.definition?.datasets ?? [] {
+                let key = Self.summaryKey(spec.name)
+                if try summaries.get(key, txn, txn.store.table("datasets")) == nil {
+                    var s = DatasetSummary(name: spec.name, partitioning: Self.partitioning(spec.partitioning))
+                    s.lastSeq = h.seq
+                    summaries.set(key, s)
+                }
+            }
+        case .chunk(let c):
+            try change(c, h, txn)
+        case .lease(let l, let acquired):
+            var (summary, ordinal) = try locate(l.dataset, l.chunk, txn)
+            summary.lastSeq = h.seq
+            var rec = try chunk(l.dataset, ordinal, txn) ?? newChunk(l.chunk, ordinal, h, &summary, txn)
+            if acquired {
+                if !rec.leases.contains(l.lease) { rec.leases.append(l.lease) }
+                rec.leases.sort()
+            } else {
+                rec.leases.removeAll { $0 == l.lease }
+            }
+            chunks.set(Self.chunkKey(l.dataset, ordinal), rec)
+            summaries.set(Self.summaryKey(l.dataset), summary)
+        default:
+            break
+        }
+    }
+
+    static func partitioning(_ p: DatasetSpec.Partitioning) -> String {
+        switch p {
+        case .time(let seconds): return "time:\(seconds)"
+        case .sequence: return "sequence"
+        case .key: return "key"
+        }
+    }
+
+    /// The ordinal a key has in its dataset's order, or nil for keys outside it.
+    static func naturalOrdinal(_ key: String, _ partitioning: String) -> UInt64? {
+        if partitioning == "sequence" {
+            guard let n = UInt64(key), n < keyOrdinalBase else { return nil }
+            return n
+        }
+        if partitioning.hasPrefix("time:"), let seconds = Int64(partitioning.dropFirst(5)), seconds > 0,
+            let micros = PartitionKey.parse(key), micros >= 0, micros % (seconds * 1_000_000) == 0
+        {
+            return UInt64(micros / (seconds * 1_000_000))
+        }
+        return nil
+    }
+
+    /// The key of a natural ordinal (for listing missing chunks).
+    static func naturalKey(_ ordinal: UInt64, _ partitioning: String) -> String? {
+        if partitioning == "sequence" { return String(ordinal) }
+        if partitioning.hasPrefix("time:"), let seconds = Int64(partitioning.dropFirst(5)) {
+            return PartitionKey.string(micros: Int64(ordinal) * seconds * 1_000_000)
+        }
+        return nil
+    }
+
+    private func summary(_ ds: String, _ txn: ViewTxn) throws -> DatasetSummary {
+        try summaries.get(Self.summaryKey(ds), txn, txn.store.table("datasets")) ?? DatasetSummary(name: ds, partitioning: "key")
+    }
+
+    /// The dataset's summary and the chunk's ordinal, assigning one (and counting the chunk) when new.
+    private func locate(_ ds: String, _ key: String, _ txn: ViewTxn) throws -> (DatasetSummary, UInt64) {
+        var s = try summary(ds, txn)
+        let k = Self.ordinalKey(ds, key)
+        if let o = ordinals[k] { return (s, o) }
+        if let bytes = try txn.get(txn.store.table("ordinals"), k, table: "ordinals"), bytes.count == 8 {
+            let o = bytes.withUnsafeBytes { $0.bigEndianUInt64Value }
+            ordinals[k] = o
+            return (s, o)
+        }
+        let o: UInt64
+        if let n = Self.naturalOrdinal(key, s.partitioning) {
+            o = n
+            s.firstOrdinal = min(s.firstOrdinal ?? n, n)
+            s.lastOrdinal = max(s.lastOrdinal ?? n, n)
+            s.ordered += 1
+        } else {
+            o = s.nextKeyOrdinal
+            s.nextKeyOrdinal += 1
+        }
+        s.chunks += 1
+        try txn.put(txn.store.table("ordinals"), k, KeyBuilder().u64(o).bytes)
+        ordinals[k] = o
+        try mutateSet(ds, Self.presentSet, txn) { $0.insert(o) }
+        summaries.set(Self.summaryKey(ds), s)
+        return (s, o)
+    }
+
+    private func chunk(_ ds: String, _ ordinal: UInt64, _ txn: ViewTxn) throws -> ChunkRecord? {
+        try chunks.get(Self.chunkKey(ds, ordinal), txn, txn.store.table("chunks"))
+    }
+
+    private func newChunk(_ key: String, _ ordinal: UInt64, _ h: EventHeader, _ s: inout DatasetSummary, _ txn: ViewTxn) throws -> ChunkRecord {
+        try move(s.name, ordinal, from: nil, to: "pending", &s, txn)
+        return ChunkRecord(key: key, ordinal: ordinal, status: "pending", since: h.seq, sinceMicros: h.timeMicros)
+    }
+
+    func loadSet(_ ds: String, _ set: UInt8, _ txn: ViewTxn) throws -> RangeSet {
+        try Self.readSet(ds, set, txn.txn, txn.store)
+    }
+
+    static func readSet(_ ds: String, _ set: UInt8, _ txn: Transaction, _ store: ViewStore) throws -> RangeSet {
+        var ranges: [ClosedRange<UInt64>] = []
+        let prefix = setPrefix(ds, set)
+        try ViewTxn.scan(txn, store.table("sets"), prefix: prefix, view: store.name, table: "sets") { k, v in
+            let lo = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
+            let hi = v.bigEndianUInt64Value
+            if hi >= lo { ranges.append(lo...hi) }
+            return true
+        }
+        return RangeSet(ranges: ranges)
+    }
+
+    private func mutateSet(_ ds: String, _ set: UInt8, _ txn: ViewTxn, _ body: (inout RangeSet) -> Void) throws {
+        let id = Self.setPrefix(ds, set)
+        var entry: (original: RangeSet, current: RangeSet)
+        if let e = sets[id] {
+            entry = e
+        } else {
+            let loaded = try loadSet(ds, set, txn)
+            entry = (loaded, loaded)
+        }
+        body(&entry.current)
+        sets[id] = entry
+    }
+
+    private func move(_ ds: String, _ ordinal: UInt64, from: String?, to: String, _ s: inout DatasetSummary, _ txn: ViewTxn) throws {
+        if let from {
+            try mutateSet(ds, Self.setByte(from), txn) { $0.remove(ordinal) }
+            let n = (s.counts[from] ?? 1) - 1
+            s.counts[from] = n == 0 ? nil : n
+        }
+        try mutateSet(ds, Self.setByte(to), txn) { $0.insert(ordinal) }
+        s.counts[to, default: 0] += 1
+    }
+
+    private func change(_ c: ChunkChange, _ h: EventHeader, _ txn: ViewTxn) throws {
+        var (s, ordinal) = try locate(c.dataset, c.chunk, txn)
+        s.lastSeq = h.seq
+        let to = c.to.rawValue
+        var rec: ChunkRecord
+        if let existing = try chunk(c.dataset, ordinal, txn) {
+            rec = existing
+            let old = ChunkStatus(rawValue: rec.status) ?? .pending
+            if (old != c.to || c.to == .consuming), !old.canBecome(c.to) {
+                var a = rec.anomalies ?? []
+                if a.count < 16 { a.append("seq \(h.seq): \(old.rawValue) -> \(to)") }
+                rec.anomalies = a
+            }
+            if rec.status != to { try move(c.dataset, ordinal, from: rec.status, to: to, &s, txn) }
+        } else {
+            rec = ChunkRecord(key: c.chunk, ordinal: ordinal, status: to, since: h.seq, sinceMicros: h.timeMicros)
+            try move(c.dataset, ordinal, from: nil, to: to, &s, txn)
+        }
+        rec.status = to
+        rec.since = h.seq
+        rec.sinceMicros = h.timeMicros
+        if c.run != nil {
+            rec.dag = c.dag
+            rec.run = c.run
+            rec.task = c.task
+            rec.attempt = c.attempt
+        }
+        if c.to == .producing || c.location != nil || c.validated != nil {
+            rec.partition = c.partition
+            rec.location = c.location
+            rec.digest = c.digest
+            rec.bytes = c.bytes
+            rec.validated = c.validated
+        }
+        var reproduced = false
+        if c.to == .ready, c.from == .producing {
+            reproduced = rec.producedSeq != nil
+            rec.producedSeq = h.seq
+            if rec.staleBecause != nil {
+                rec.staleBecause = nil
+                try mutateSet(c.dataset, Self.staleSet, txn) { $0.remove(ordinal) }
+                s.stale -= 1
+            }
+            if let run = c.run, let task = c.task {
+                let out = Self.attemptID(dag: c.dag, run: run, task: task, attempt: c.attempt) + Self.chunkKey(c.dataset, ordinal)
+                try txn.put(txn.store.table("outputs"), out, [])
+            }
+        }
+        if c.to == .consuming, let run = c.run, let task = c.task {
+            let k = Self.chunkKey(c.dataset, ordinal) + Self.attemptID(dag: c.dag, run: run, task: task, attempt: c.attempt)
+            try txn.put(txn.store.table("consumers"), k, [])
+        }
+        chunks.set(Self.chunkKey(c.dataset, ordinal), rec)
+        summaries.set(Self.summaryKey(c.dataset), s)
+        if reproduced { try markDownstreamStale(c.dataset, ordinal, key: c.chunk, h, txn) }
+    }
+
+    /// A chunk was produced again: every readable chunk derived from it (through the attempts that read
+    /// it, transitively) and produced before now is stale.
+    private func markDownstreamStale(_ ds: String, _ ordinal: UInt64, key: String, _ h: EventHeader, _ txn: ViewTxn) throws {
+        let because = "\(ds)/\(key) was produced again at seq \(h.seq)"
+        var work: [(String, UInt64)] = [(ds, ordinal)]
+        var seen: Set<[UInt8]> = [Self.chunkKey(ds, ordinal)]
+        while let (d, o) = work.popLast() {
+            var attempts: [[UInt8]] = []
+            let prefix = Self.chunkKey(d, o)
+            try txn.scan(txn.store.table("consumers"), prefix: prefix, table: "consumers") { k, _ in
+                attempts.append(Array(k[prefix.count...]))
+                return true
+            }
+            for a in attempts {
+                var outputs: [(String, UInt64)] = []
+                try txn.scan(txn.store.table("outputs"), prefix: a, table: "outputs") { k, _ in
+                    var r = KeyReader(UnsafeRawBufferPointer(rebasing: k[a.count...]))
+                    outputs.append((r.string(), r.u64()))
+                    return true
+                }
+                for (d2, o2) in outputs where seen.insert(Self.chunkKey(d2, o2)).inserted {
+                    guard var rec = try chunk(d2, o2, txn), let status = ChunkStatus(rawValue: rec.status), status.isReadable,
+                        (rec.producedSeq ?? 0) < h.seq
+                    else { continue }
+                    if rec.staleBecause == nil {
+                        var s = try summary(d2, txn)
+                        s.stale += 1
+                        try mutateSet(d2, Self.staleSet, txn) { $0.insert(o2) }
+                        summaries.set(Self.summaryKey(d2), s)
+                    }
+                    rec.staleBecause = because
+                    chunks.set(Self.chunkKey(d2, o2), rec)
+                    work.append((d2, o2))
+                }
+            }
+        }
+    }
+
+    func flush(_ txn: ViewTxn) throws {
+        let s = txn.store
+        try summaries.flush(txn, s.table("datasets"))
+        try chunks.flush(txn, s.table("chunks"))
+        let db = s.table("sets")
+        for (prefix, e) in sets.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) where e.original != e.current {
+            let old = Set(e.original.ranges.map { [$0.lowerBound, $0.upperBound] })
+            let new = Set(e.current.ranges.map { [$0.lowerBound, $0.upperBound] })
+            for r in e.original.ranges where !new.contains([r.lowerBound, r.upperBound]) {
+                try txn.delete(db, prefix + KeyBuilder().u64(r.lowerBound).bytes)
+            }
+            for r in e.current.ranges where !old.contains([r.lowerBound, r.upperBound]) {
+                try txn.put(db, prefix + KeyBuilder().u64(r.lowerBound).bytes, KeyBuilder().u64(r.upperBound).bytes)
+            }
+        }
+        sets.removeAll(keepingCapacity: true)
+        ordinals.removeAll(keepingCapacity: true)
+    }
+
+    func reset() {
+        summaries.reset()
+        chunks.reset()
+        sets.removeAll()
+        ordinals.removeAll()
+    }
+}

@@ -1,0 +1,143 @@
+import ClewLedger
+import ClewModel
+import Foundation
+
+/// Lineage node ids: `dataset:<name>`, `task:<dag>/<task>`, `chunk:<dataset>/<key>`,
+/// `attempt:<dag>/<run>/<task>/<n>`, `value:<sha256>`, `run:<dag>/<run>`.
+public enum LineageNode {
+    public static func dataset(_ name: String) -> String { "dataset:\(name)" }
+    public static func task(dag: String, task: String) -> String { "task:\(dag)/\(task)" }
+    public static func chunk(dataset: String, key: String) -> String { "chunk:\(dataset)/\(key)" }
+    public static func attempt(dag: String, run: String, task: String, attempt: Int) -> String {
+        "attempt:\(dag)/\(run)/\(task)/\(attempt)"
+    }
+    public static func value(_ digest: String) -> String { "value:\(digest)" }
+    public static func run(dag: String, run: String) -> String { "run:\(dag)/\(run)" }
+}
+
+/// What an edge says, from its source to its target.
+public enum EdgeKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    /// The target (a task or attempt) read the source (a dataset, chunk or value).
+    case used = 1
+    /// The source (a task or attempt) wrote the target.
+    case generated = 2
+    /// The source is a part or an instance of the target (chunk of a dataset, attempt of a task and run).
+    case partOf = 3
+    /// The source (an attempt) triggered the target (a run).
+    case triggered = 4
+
+    public var description: String {
+        switch self {
+        case .used: return "used"
+        case .generated: return "generated"
+        case .partOf: return "part_of"
+        case .triggered: return "triggered"
+        }
+    }
+
+    /// Whether the edge carries data (the direction a value flows), rather than membership.
+    public var isDataFlow: Bool { self == .used || self == .generated }
+}
+
+/// One edge of the lineage graph, with the seq of the event that first showed it.
+public struct LineageEdge: Sendable, Hashable, Codable {
+    public var from: String
+    public var to: String
+    public var kind: String
+    public var firstSeq: UInt64
+}
+
+/// The lineage graph, cumulative over every run: dataset → task → dataset (from DAG definitions),
+/// chunk → attempt → chunk and value → attempt → value (from what runs read and wrote), with membership
+/// (chunk → dataset, attempt → task and run) and triggers (attempt → run).
+///
+/// Tables: `fwd` (from, to → first seq, kind), `bwd` (to, from → first seq, kind), `nodes` (id → first
+/// seq), `run_dags` (run id, dag → nothing: to name the DAG of chunk events that do not carry it).
+/// Edges are never removed, so the graph as of seq N is the edges whose first seq is ≤ N.
+final class LineageProjection: Projection {
+    static let name = "lineage"
+    static let tables = ["fwd", "bwd", "nodes", "run_dags"]
+    static let interest: Fact.Interest = [.run, .chunks, .dags]
+
+    private var known: Set<[UInt8]> = []
+
+    func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws {
+        switch fact {
+        case .dagRegistered(let d):
+            for t in d.definition?.tasks ?? [] {
+                let task = LineageNode.task(dag: d.dag, task: t.id)
+                for c in t.consumes { try edge(LineageNode.dataset(c.dataset), task, .used, h, txn) }
+                for p in t.produces { try edge(task, LineageNode.dataset(p.dataset), .generated, h, txn) }
+            }
+        case .run(let key, let f):
+            switch f {
+            case .queued:
+                try remember(KeyBuilder().string(key.run).raw(key.dag).bytes, txn.store.table("run_dags"), txn)
+            case .task(let t) where h.type == EventType.taskStarted:
+                let a = LineageNode.attempt(dag: key.dag, run: key.run, task: t.task, attempt: t.attempt ?? 1)
+                try edge(a, LineageNode.task(dag: key.dag, task: t.task), .partOf, h, txn)
+                try edge(a, LineageNode.run(dag: key.dag, run: key.run), .partOf, h, txn)
+            case .value(let v) where h.type == EventType.valueProduced:
+                let a = LineageNode.attempt(dag: key.dag, run: key.run, task: v.task, attempt: v.attempt ?? 1)
+                try edge(a, LineageNode.value(v.digest), .generated, h, txn)
+            case .consumed(let c):
+                let a = LineageNode.attempt(dag: key.dag, run: key.run, task: c.task, attempt: c.attempt ?? 1)
+                if let ds = c.dataset, let chunk = c.chunk {
+                    try edge(LineageNode.chunk(dataset: ds, key: chunk), a, .used, h, txn)
+                } else if let digest = c.digest {
+                    try edge(LineageNode.value(digest), a, .used, h, txn)
+                }
+            case .triggered(let t):
+                let a = LineageNode.attempt(dag: key.dag, run: key.run, task: t.task, attempt: t.attempt ?? 1)
+                try edge(a, LineageNode.run(dag: t.child_dag, run: t.child_run), .triggered, h, txn)
+            default:
+                break
+            }
+        case .chunk(let c):
+            let chunk = LineageNode.chunk(dataset: c.dataset, key: c.chunk)
+            try edge(chunk, LineageNode.dataset(c.dataset), .partOf, h, txn)
+            guard let run = c.run, let task = c.task else { return }
+            let dag = try c.dag ?? dagOf(run: run, txn)
+            let a = LineageNode.attempt(dag: dag, run: run, task: task, attempt: c.attempt ?? 1)
+            if c.to == .ready && c.from == .producing { try edge(a, chunk, .generated, h, txn) }
+            if c.to == .consuming { try edge(chunk, a, .used, h, txn) }
+        default:
+            break
+        }
+    }
+
+    /// The DAG of a run id, for chunk events written before they named it: the last DAG that queued a run
+    /// of that id ("?" when none did).
+    private func dagOf(run: String, _ txn: ViewTxn) throws -> String {
+        var dag = "?"
+        let prefix = KeyBuilder().string(run).bytes
+        try txn.scan(txn.store.table("run_dags"), prefix: prefix, table: "run_dags") { k, _ in
+            dag = String(decoding: k[prefix.count...], as: UTF8.self)
+            return true
+        }
+        return dag
+    }
+
+    private func remember(_ key: [UInt8], _ db: Database, _ txn: ViewTxn, value: [UInt8] = []) throws {
+        if known.insert(key).inserted { try txn.insert(db, key, value) }
+    }
+
+    private func edge(_ from: String, _ to: String, _ kind: EdgeKind, _ h: EventHeader, _ txn: ViewTxn) throws {
+        let fwd = KeyBuilder(1).string(from).raw(to).bytes
+        guard !known.contains(fwd) else { return }
+        let value = KeyBuilder().u64(h.seq).byte(kind.rawValue).bytes
+        let s = txn.store
+        if try txn.insert(s.table("fwd"), Array(fwd.dropFirst()), value) {
+            try txn.put(s.table("bwd"), KeyBuilder().string(to).raw(from).bytes, value)
+            try remember(Array(from.utf8), s.table("nodes"), txn, value: KeyBuilder().u64(h.seq).bytes)
+            try remember(Array(to.utf8), s.table("nodes"), txn, value: KeyBuilder().u64(h.seq).bytes)
+        }
+        known.insert(fwd)
+    }
+
+    func flush(_ txn: ViewTxn) throws {
+        if known.count > 1_000_000 { known.removeAll() }
+    }
+
+    func reset() { known.removeAll() }
+}

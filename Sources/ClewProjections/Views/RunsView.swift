@@ -1,0 +1,221 @@
+import ClewLedger
+import ClewModel
+import Foundation
+
+/// A run as the runs view holds it.
+public struct RunRecord: Codable, Equatable, Sendable {
+    public var dag: String
+    public var run: String
+    /// queued, running, resubmitted, succeeded, failed, cancelled.
+    public var state: String
+    public var version: String?
+    public var trigger: String?
+    public var params: [String: String]?
+    public var partition: String?
+    public var intervalStart: String?
+    public var intervalEnd: String?
+    public var queuedMicros: Int64
+    public var startedMicros: Int64?
+    public var endedMicros: Int64?
+    /// Task attempts started, over every submission.
+    public var attempts: Int = 0
+    public var resubmissions: Int = 0
+    /// Tasks per state, as the last end event counted them.
+    public var taskStates: [String: Int]?
+    public var failedTasks: [String]?
+    public var pid: Int?
+    public var host: String?
+    public var firstSeq: UInt64
+    public var lastSeq: UInt64
+
+    public var key: RunKey { RunKey(dag: dag, run: run) }
+    public var durationMillis: Int64? {
+        guard let s = startedMicros, let e = endedMicros else { return nil }
+        return (e - s) / 1000
+    }
+}
+
+/// A task of a run as the runs view holds it (its latest attempt, with the count of attempts).
+public struct TaskRecord: Codable, Equatable, Sendable {
+    public var task: String
+    /// scheduled, running, retrying, succeeded, failed, blocked, skipped, upstream_failed.
+    public var state: String
+    public var attempts: Int = 0
+    public var order: Int?
+    public var firstStartMicros: Int64?
+    public var lastStartMicros: Int64?
+    public var endedMicros: Int64?
+    public var durationMillis: Int?
+    public var error: String?
+    public var reason: String?
+    public var outputDigest: String?
+    public var branch: String?
+    public var exitCode: Int?
+    public var timedOut: Bool?
+    public var firstSeq: UInt64
+    public var lastSeq: UInt64
+}
+
+/// Where the runs fold reads and writes records: the view (through write-back caches) or memory (as-of).
+protocol RunsSink {
+    mutating func run(_ key: RunKey) throws -> RunRecord?
+    mutating func setRun(_ record: RunRecord)
+    mutating func task(_ key: RunKey, _ name: String) throws -> TaskRecord?
+    mutating func setTask(_ key: RunKey, _ record: TaskRecord)
+}
+
+/// The runs fold: one pure function from (record, event) to record, shared by the view and `--as-of`.
+enum RunsFold {
+    static func apply<S: RunsSink>(_ fact: Fact.RunFact, _ key: RunKey, _ h: EventHeader, into sink: inout S) throws {
+        var run = try sink.run(key) ?? RunRecord(
+            dag: key.dag, run: key.run, state: "queued", queuedMicros: h.timeMicros, firstSeq: h.seq, lastSeq: h.seq)
+        run.lastSeq = h.seq
+        switch fact {
+        case .queued(let q):
+            run.state = "queued"
+            run.version = q.dag_version
+            run.trigger = q.trigger
+            run.params = q.params
+            run.partition = q.partition
+            run.intervalStart = q.interval_start
+            run.intervalEnd = q.interval_end
+        case .started(let s):
+            run.state = "running"
+            if run.startedMicros == nil { run.startedMicros = h.timeMicros }
+            run.endedMicros = nil
+            run.pid = s.pid
+            run.host = s.host
+        case .resubmitted(let r):
+            run.state = "resubmitted"
+            run.resubmissions += 1
+            if let v = r.dag_version { run.version = v }
+        case .ended(let state, let e):
+            run.state = state
+            run.endedMicros = h.timeMicros
+            run.taskStates = e.tasks
+            run.failedTasks = e.failed_tasks
+        case .task(let t):
+            var task = try sink.task(key, t.task) ?? TaskRecord(task: t.task, state: "scheduled", firstSeq: h.seq, lastSeq: h.seq)
+            task.lastSeq = h.seq
+            if let a = t.attempt { task.attempts = max(task.attempts, a) }
+            switch h.type {
+            case EventType.taskScheduled:
+                task.state = "scheduled"
+                task.order = t.order ?? task.order
+            case EventType.taskStarted:
+                task.state = "running"
+                if task.firstStartMicros == nil { task.firstStartMicros = h.timeMicros }
+                task.lastStartMicros = h.timeMicros
+                task.endedMicros = nil
+                task.error = nil
+                task.reason = nil
+                run.attempts += 1
+            case EventType.taskSucceeded:
+                task.state = "succeeded"
+                task.endedMicros = h.timeMicros
+                task.durationMillis = t.duration_ms
+                task.outputDigest = t.output_digest
+                task.branch = t.branch
+                task.exitCode = t.exit_code
+                task.error = nil
+            case EventType.taskFailed:
+                task.state = "failed"
+                task.endedMicros = h.timeMicros
+                task.durationMillis = t.duration_ms
+                task.error = t.error
+                task.exitCode = t.exit_code
+                task.timedOut = t.timed_out
+            case EventType.taskRetrying:
+                task.state = "retrying"
+                task.reason = t.reason
+            case EventType.taskBlocked:
+                task.state = "blocked"
+                task.reason = t.reason
+                task.endedMicros = h.timeMicros
+            case EventType.taskSkipped:
+                task.state = "skipped"
+                task.reason = t.reason
+            case EventType.taskUpstreamFailed:
+                task.state = "upstream_failed"
+            default:
+                break
+            }
+            sink.setTask(key, task)
+        case .value, .consumed, .expectation, .triggered, .other:
+            break
+        }
+        sink.setRun(run)
+    }
+}
+
+/// The runs and tasks view: state, timings, attempts, params and DAG version of every run, with indexes by
+/// time, by DAG and by state.
+///
+/// Tables: `runs` (dag, run → ``RunRecord``), `tasks` (dag, run, task → ``TaskRecord``), and the key-only
+/// indexes `by_time` (queued time, dag, run), `by_dag` (dag, queued time, run), `by_state` (state, queued
+/// time, dag, run).
+final class RunsProjection: Projection {
+    static let name = "runs"
+    static let tables = ["runs", "tasks", "by_time", "by_dag", "by_state"]
+    static let interest: Fact.Interest = [.run]
+
+    private var runs = RecordCache<RunRecord>(table: "runs")
+    private var tasks = RecordCache<TaskRecord>(table: "tasks")
+
+    static func runKey(_ k: RunKey) -> [UInt8] { KeyBuilder().string(k.dag).raw(k.run).bytes }
+    static func taskKey(_ k: RunKey, _ task: String) -> [UInt8] { KeyBuilder().string(k.dag).string(k.run).raw(task).bytes }
+    static func timeKey(_ r: RunRecord) -> [UInt8] { KeyBuilder().i64(r.queuedMicros).string(r.dag).raw(r.run).bytes }
+    static func dagKey(_ r: RunRecord) -> [UInt8] { KeyBuilder().string(r.dag).i64(r.queuedMicros).raw(r.run).bytes }
+    static func stateKey(_ r: RunRecord) -> [UInt8] {
+        KeyBuilder().string(r.state).i64(r.queuedMicros).string(r.dag).raw(r.run).bytes
+    }
+
+    private struct Sink: RunsSink {
+        let p: RunsProjection
+        let txn: ViewTxn
+        func run(_ key: RunKey) throws -> RunRecord? { try p.runs.get(RunsProjection.runKey(key), txn, txn.store.table("runs")) }
+        func setRun(_ record: RunRecord) { p.runs.set(RunsProjection.runKey(record.key), record) }
+        func task(_ key: RunKey, _ name: String) throws -> TaskRecord? {
+            try p.tasks.get(RunsProjection.taskKey(key, name), txn, txn.store.table("tasks"))
+        }
+        func setTask(_ key: RunKey, _ record: TaskRecord) { p.tasks.set(RunsProjection.taskKey(key, record.task), record) }
+    }
+
+    func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws {
+        guard case .run(let key, let f) = fact else { return }
+        var sink = Sink(p: self, txn: txn)
+        try RunsFold.apply(f, key, h, into: &sink)
+    }
+
+    func flush(_ txn: ViewTxn) throws {
+        let s = txn.store
+        try runs.flush(txn, s.table("runs")) { _, old, new in
+            if let old, old.queuedMicros != new?.queuedMicros || old.state != new?.state {
+                try txn.delete(s.table("by_time"), Self.timeKey(old))
+                try txn.delete(s.table("by_dag"), Self.dagKey(old))
+                try txn.delete(s.table("by_state"), Self.stateKey(old))
+            }
+            if let new, old == nil || old!.queuedMicros != new.queuedMicros || old!.state != new.state {
+                try txn.put(s.table("by_time"), Self.timeKey(new), [])
+                try txn.put(s.table("by_dag"), Self.dagKey(new), [])
+                try txn.put(s.table("by_state"), Self.stateKey(new), [])
+            }
+        }
+        try tasks.flush(txn, s.table("tasks"))
+    }
+
+    func reset() {
+        runs.reset()
+        tasks.reset()
+    }
+}
+
+/// In-memory records for `--as-of` folds of single runs.
+struct MemoryRunsSink: RunsSink {
+    var runs: [RunKey: RunRecord] = [:]
+    var tasks: [RunKey: [String: TaskRecord]] = [:]
+    func run(_ key: RunKey) -> RunRecord? { runs[key] }
+    mutating func setRun(_ record: RunRecord) { runs[record.key] = record }
+    func task(_ key: RunKey, _ name: String) -> TaskRecord? { tasks[key]?[name] }
+    mutating func setTask(_ key: RunKey, _ record: TaskRecord) { tasks[key, default: [:]][record.task] = record }
+}
