@@ -36,7 +36,15 @@ struct Dags: AsyncParsableCommand {
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a DAG (by name, or a pipeline file) once and print its run id.",
+        abstract: "Run a DAG (`clew run DAG`), or show a recorded run (`clew run show RUN`).",
+        subcommands: [RunStart.self, RunShow.self],
+        defaultSubcommand: RunStart.self)
+}
+
+struct RunStart: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "start",
+        abstract: "Run a DAG (by name, or a pipeline file) once and print its run id (the default of `clew run`).",
         discussion: "Exit status: 0 succeeded, 3 failed, 130 cancelled (Ctrl-C stops running tasks and records it).")
 
     @Argument(help: "A DAG name from `clew dags`, or a pipeline file (*.yaml).")

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ClewEngine
 import ClewLedger
+import ClewProjections
 import Foundation
 
 /// Options every ledger command shares.
@@ -87,6 +88,9 @@ func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
         Terminal.error(error.description)
         throw ExitCode(1)
     } catch let error as PipelineFileError {
+        Terminal.error(error.description)
+        throw ExitCode(1)
+    } catch let error as ViewError {
         Terminal.error(error.description)
         throw ExitCode(1)
     }

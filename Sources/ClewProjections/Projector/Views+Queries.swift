@@ -172,7 +172,7 @@ extension Views {
     }
 
     static func launchOrder(_ tasks: [TaskRecord]) -> [TaskRecord] {
-        tasks.sorted { ($0.order ?? .max, $0.firstSeq, $0.task) < ($1.order ?? .max, $1.firstSeq, $1.task) }
+        tasks.sorted { ($0.firstSeq, $0.task) < ($1.firstSeq, $1.task) }
     }
 
     /// Folds one run's stream through `seq` with the runs fold.

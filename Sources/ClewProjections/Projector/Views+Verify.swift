@@ -18,18 +18,26 @@ extension Views {
     /// Folds the log into scratch copies of `names` up to each live view's checkpoint and compares their
     /// digests with the live views'. A live view that is corrupt is reported as different, not repaired.
     public func verify(_ names: [ViewName] = ViewName.allCases, progress: (@Sendable (FoldProgress) -> Void)? = nil) throws -> [ViewVerification] {
-        try catchUp()
-        // The live side: checkpoint and digest read in one transaction each.
+        // The live side as it stands (no catch-up: nothing is written): checkpoint and digest read in one
+        // transaction each.
         var liveSide: [ViewName: (checkpoint: UInt64, digest: String, entries: Int)] = [:]
-        for name in names {
-            liveSide[name] = try readOnce(name) { store, txn in
-                let checkpoint = try store.readMeta(txn)?.checkpoint ?? 0
-                let d = try store.digest(txn)
-                return (checkpoint, d.digest, d.entries)
+        var broken: [ViewName: String] = problems
+        for name in names where broken[name] == nil {
+            do {
+                liveSide[name] = try readOnce(name) { store, txn in
+                    guard let checkpoint = try store.readMeta(txn)?.checkpoint else {
+                        throw ViewError(.corrupt, view: name.rawValue, "view \(name.rawValue) has no meta record")
+                    }
+                    let d = try store.digest(txn)
+                    return (checkpoint, d.digest, d.entries)
+                }
+            } catch let e as ViewError {
+                broken[name] = e.message
             }
         }
-        return try withScratch(names, through: liveSide.mapValues(\.checkpoint), progress: progress) { scratch in
-            try names.map { name in
+        let checked = names.filter { liveSide[$0] != nil }
+        var results = try withScratch(checked, through: liveSide.mapValues(\.checkpoint), progress: progress) { scratch in
+            try checked.map { name in
                 let live = liveSide[name]!
                 let fresh = try scratch[name]!.env.read { try scratch[name]!.digest($0) }
                 var difference: String?
@@ -43,6 +51,12 @@ extension Views {
                     entries: fresh.entries, equal: fresh.digest == live.digest, firstDifference: difference)
             }
         }
+        for name in names where broken[name] != nil {
+            results.append(ViewVerification(
+                view: name.rawValue, checkpoint: 0, liveDigest: "-", freshDigest: "-", entries: 0, equal: false, firstDifference: broken[name]))
+        }
+        let order = Dictionary(uniqueKeysWithValues: ViewName.allCases.enumerated().map { ($1.rawValue, $0) })
+        return results.sorted { order[$0.view]! < order[$1.view]! }
     }
 
     private func readOnce<T>(_ name: ViewName, _ body: (ViewStore, Transaction) throws -> T) throws -> T {
@@ -77,5 +91,41 @@ extension Views {
             if let found { return found }
         }
         return "the views differ outside their tables"
+    }
+}
+
+/// One view's place: checkpoint, generation directory and size.
+public struct ViewStatusInfo: Sendable, Codable {
+    public var view: String
+    public var checkpoint: UInt64
+    public var logSeq: UInt64
+    public var generation: String
+    public var bytes: Int
+    public var entries: Int
+}
+
+extension Views {
+    /// Opens the views as they are, without repairing or catching up, for ``verify(_:progress:)``: a view
+    /// that does not open or check is reported by `verify` as different, with the reason.
+    public static func openForVerify(ledger: Ledger, options: Options = Options()) throws -> Views {
+        let views = Views(ledger: ledger, options: options)
+        for name in ViewName.allCases {
+            do { try views.attach(name) } catch let e as ViewError { views.problems[name] = e.message }
+        }
+        return views
+    }
+
+    /// Checkpoint, generation and size of each view.
+    public func status() throws -> [ViewStatusInfo] {
+        let last = try ledger.lastSeq
+        return try ViewName.allCases.map { name in
+            try read(name) { store, txn in
+                let checkpoint = try store.readMeta(txn)?.checkpoint ?? 0
+                var entries = 0
+                for t in store.tableNames { entries += try txn.stat(store.table(t)).entries }
+                let size = (try? FileManager.default.attributesOfItem(atPath: store.directory.appendingPathComponent("data.mdb").path)[.size] as? Int) ?? 0
+                return ViewStatusInfo(view: name.rawValue, checkpoint: checkpoint, logSeq: last, generation: store.directory.lastPathComponent, bytes: size, entries: entries)
+            }
+        }
     }
 }

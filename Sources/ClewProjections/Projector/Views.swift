@@ -49,6 +49,8 @@ public final class Views: @unchecked Sendable {
     let options: Options
     private let lock = Mutex<Void>(())
     private var live: [ViewName: (store: ViewStore, projection: any Projection, checkpoint: UInt64)] = [:]
+    /// Views that did not open or check (``openForVerify(ledger:options:)`` only).
+    var problems: [ViewName: String] = [:]
 
     init(ledger: Ledger, options: Options) {
         self.ledger = ledger
@@ -78,8 +80,12 @@ public final class Views: @unchecked Sendable {
         }
         if !broken.isEmpty {
             let last = try ledger.lastSeq
-            for (name, why) in broken {
-                options.notice("views: \(why); rebuilding \(name.rawValue) from the log (\(last) events)")
+            if broken.count == ViewName.allCases.count, broken.allSatisfy({ $0.1.hasSuffix("is missing") }) {
+                options.notice("views: none yet; building them from the log (\(last) events)")
+            } else {
+                for (name, why) in broken {
+                    options.notice("views: \(why); rebuilding \(name.rawValue) from the log (\(last) events)")
+                }
             }
             try views.rebuild(broken.map(\.0))
         }
@@ -106,7 +112,7 @@ public final class Views: @unchecked Sendable {
     }
 
     /// Opens the view's current generation and checks it; throws a ``ViewError`` naming what is wrong.
-    private func attach(_ name: ViewName) throws {
+    func attach(_ name: ViewName) throws {
         guard let dir = current(name), FileManager.default.fileExists(atPath: dir.appendingPathComponent("data.mdb").path) else {
             throw ViewError(.missing, view: name.rawValue, "view \(name.rawValue) is missing")
         }
@@ -399,9 +405,15 @@ public final class Views: @unchecked Sendable {
         }
         do {
             return try store.env.read { try body(store, $0) }
-        } catch let e as LMDBError {
+        } catch let e as LMDBError where Self.meansCorruption(e) {
             throw ViewError(.corrupt, view: name.rawValue, "view \(name.rawValue) does not read (\(e))")
         }
+    }
+
+    /// LMDB results that mean damaged pages (`MDB_PAGE_NOTFOUND`, `MDB_CORRUPTED`, `MDB_PANIC`,
+    /// `MDB_INVALID`, `MDB_VERSION_MISMATCH`), as opposed to a bad call.
+    static func meansCorruption(_ e: LMDBError) -> Bool {
+        [LMDBError.corrupted, .panic, .invalid, .versionMismatch, LMDBError(code: -30797)].contains(e)
     }
 
     /// The checkpoint (last folded seq) of each view.

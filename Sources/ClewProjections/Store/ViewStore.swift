@@ -200,7 +200,7 @@ struct ViewTxn {
                 }
             } else {
                 let s = start ?? prefix
-                e = try s.withUnsafeBytes { try c.seek($0) }
+                e = s.isEmpty ? try c.first() : try s.withUnsafeBytes { try c.seek($0) }
             }
             while let (k, v) = e, k.hasPrefix(prefix) {
                 try check(key: k, stored: v, view: view, table: table)
