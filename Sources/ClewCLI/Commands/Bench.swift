@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClewEngine
+import ClewProjections
 import ClewLedger
 import ClewModel
 import Foundation
@@ -7,7 +8,7 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures next to the raw limit measured in the same run.",
-        subcommands: [LedgerBench.self, EngineBench.self])
+        subcommands: [LedgerBench.self, EngineBench.self, ViewsBench.self])
 
     struct LedgerBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -108,6 +109,50 @@ struct Bench: AsyncParsableCommand {
                     print(String(format: "engine   %.0f tasks/s (%.2f s per run), %.2f events/task", r.tasksPerSecond, r.runSeconds, r.eventsPerTask))
                     print(String(format: "ledger   %.0f events/s batched append of the same events", r.appendEventsPerSecond))
                     print(String(format: "engine_ratio %.2f (tasks/s x events/task / append rate; goal >= 0.3)", r.engineRatio))
+                }
+            }
+        }
+    }
+
+    struct ViewsBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "views",
+            abstract: "View rebuild rate against reading and decoding the same log, and a 1,000,000-chunk status summary.",
+            discussion: "Generates the ledger once in --work-dir (kept, so later runs reuse it; delete it when done).")
+
+        @OptionGroup var output: OutputOptions
+
+        @Option(name: .long, help: "Events in the generated ledger (about 1 chunk per 8 events).")
+        var events = 10_000_000
+
+        @Option(name: .long, help: "Repetitions (medians are reported).")
+        var repetitions = 3
+
+        @Option(name: .long, help: "Where the generated ledger is kept.")
+        var workDir: String?
+
+        func validate() throws {
+            if events < 1_000 { throw ValidationError("--events must be at least 1000") }
+            if repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let dir = URL(fileURLWithPath: workDir ?? NSTemporaryDirectory()).appendingPathComponent("clew-bench-views")
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                let r = try await ViewsBenchmark.run(directory: dir, events: events, repetitions: repetitions) {
+                    Terminal.progress("bench: \($0)")
+                }
+                Terminal.endProgress()
+                if output.json {
+                    print(try JSONOutput.text(r))
+                } else {
+                    print("\(r.events) events, \(r.chunks) chunks in \(ViewsCorpus.dataset), medians of \(r.repetitions)")
+                    print(String(format: "rebuild          %.0f events/s (all four views)", r.rebuildEventsPerSecond))
+                    print(String(format: "raw scan+decode  %.0f events/s (same log, same decoder, no projection)", r.rawScanDecodeEventsPerSecond))
+                    print(String(format: "rebuild_ratio %.2f (goal >= 0.5)", r.rebuildRatio))
+                    print(String(format: "chunk_status_query_ms %.3f p50, %.3f p99 (goal < 10)", r.chunkStatusQueryMillis, r.chunkStatusQueryP99Millis))
+                    print(String(format: "views %.1f MiB, ledger %.1f MiB", Double(r.viewBytes) / 1_048_576, Double(r.ledgerBytes) / 1_048_576))
                 }
             }
         }

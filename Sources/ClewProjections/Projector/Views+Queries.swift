@@ -332,20 +332,14 @@ extension Views {
             var out: [ValueHit] = []
             let table: String
             var prefix: [UInt8]
-            var taskFilter: String? = task
+            let taskFilter = task
             if case .digest(let d) = match {
                 table = "by_digest"
                 prefix = KeyBuilder().string(d).bytes
             } else {
                 guard let name else { throw ViewError(.invalidInput, view: "values", "a value search needs a name (or a digest)") }
-                if let task, let slash = task.firstIndex(of: "/") {
-                    table = "by_task"
-                    prefix = KeyBuilder().string(String(task[..<slash])).string(String(task[task.index(after: slash)...])).string(name).bytes
-                    taskFilter = nil
-                } else {
-                    table = "by_name"
-                    prefix = KeyBuilder().string(name).bytes
-                }
+                table = "by_name"
+                prefix = KeyBuilder().string(name).bytes
             }
             var start: [UInt8]? = nil
             var upper: [UInt8]? = nil
@@ -370,7 +364,7 @@ extension Views {
                 let seq = UnsafeRawBufferPointer(rebasing: k[(k.count - 8)...]).bigEndianUInt64Value
                 if let asOf, seq > asOf { return true }
                 let hit = ValuesProjection.decodeHit(v, seq: seq)
-                if let t = taskFilter, hit.task != t { return true }
+                if let t = taskFilter, hit.task != t, "\(hit.dag)/\(hit.task)" != t { return true }
                 if case .equals(.string(let s)) = match, s.utf8.count > ValuesProjection.stringKeyBytes, hit.value != JSON.quote(s) { return true }
                 out.append(hit)
                 return out.count < limit

@@ -110,3 +110,16 @@ extension UnsafeRawBufferPointer {
         count >= prefix.count && self[0..<prefix.count].elementsEqual(prefix)
     }
 }
+
+/// A byte string as a dictionary or set key, hashed in one call (`[UInt8]` hashes byte by byte).
+struct ByteKey: Hashable {
+    let bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    static func == (a: ByteKey, b: ByteKey) -> Bool { a.bytes == b.bytes }
+}

@@ -5,7 +5,7 @@ import Foundation
 /// and is written once at ``flush(_:_:_:)``, with the record as it was before the batch so indexes can
 /// move their entries.
 struct RecordCache<R: Codable & Equatable> {
-    private var entries: [[UInt8]: (original: R?, current: R?)] = [:]
+    private var entries: [ByteKey: (original: R?, current: R?)] = [:]
     let table: String
 
     init(table: String) { self.table = table }
@@ -13,15 +13,15 @@ struct RecordCache<R: Codable & Equatable> {
     var count: Int { entries.count }
 
     mutating func get(_ key: [UInt8], _ txn: ViewTxn, _ db: Database) throws -> R? {
-        if let e = entries[key] { return e.current }
+        if let e = entries[ByteKey(key)] { return e.current }
         let r = try txn.get(db, key, table: table).map { try Self.decode(Data($0), table: table, view: txn.store.name) }
-        entries[key] = (r, r)
+        entries[ByteKey(key)] = (r, r)
         return r
     }
 
     mutating func set(_ key: [UInt8], _ record: R) {
-        if let e = entries[key] {
-            entries[key] = (e.original, record)
+        if let e = entries[ByteKey(key)] {
+            entries[ByteKey(key)] = (e.original, record)
         } else {
             preconditionFailure("RecordCache.set before get for \(table)")
         }
@@ -32,7 +32,8 @@ struct RecordCache<R: Codable & Equatable> {
     mutating func flush(_ txn: ViewTxn, _ db: Database, moved: ([UInt8], R?, R?) throws -> Void = { _, _, _ in }) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        for (key, e) in entries.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) where e.original != e.current {
+        for (k, e) in entries.sorted(by: { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }) where e.original != e.current {
+            let key = k.bytes
             if let c = e.current {
                 try txn.put(db, key, Array(try encoder.encode(c)))
             } else {

@@ -78,8 +78,8 @@ final class ChunksProjection: Projection {
 
     private var summaries = RecordCache<DatasetSummary>(table: "datasets")
     private var chunks = RecordCache<ChunkRecord>(table: "chunks")
-    private var ordinals: [[UInt8]: UInt64] = [:]
-    private var sets: [[UInt8]: (original: RangeSet, current: RangeSet)] = [:]
+    private var ordinals: [ByteKey: UInt64] = [:]
+    private var sets: [ByteKey: (original: RangeSet, current: RangeSet)] = [:]
 
     static func summaryKey(_ ds: String) -> [UInt8] { KeyBuilder().raw(ds).bytes }
     static func ordinalKey(_ ds: String, _ key: String) -> [UInt8] { KeyBuilder().string(ds).raw(key).bytes }
@@ -158,10 +158,10 @@ final class ChunksProjection: Projection {
     private func locate(_ ds: String, _ key: String, _ txn: ViewTxn) throws -> (DatasetSummary, UInt64) {
         var s = try summary(ds, txn)
         let k = Self.ordinalKey(ds, key)
-        if let o = ordinals[k] { return (s, o) }
+        if let o = ordinals[ByteKey(k)] { return (s, o) }
         if let bytes = try txn.get(txn.store.table("ordinals"), k, table: "ordinals"), bytes.count == 8 {
             let o = bytes.withUnsafeBytes { $0.bigEndianUInt64Value }
-            ordinals[k] = o
+            ordinals[ByteKey(k)] = o
             return (s, o)
         }
         let o: UInt64
@@ -176,7 +176,7 @@ final class ChunksProjection: Projection {
         }
         s.chunks += 1
         try txn.put(txn.store.table("ordinals"), k, KeyBuilder().u64(o).bytes)
-        ordinals[k] = o
+        ordinals[ByteKey(k)] = o
         try mutateSet(ds, Self.presentSet, txn) { $0.insert(o) }
         summaries.set(Self.summaryKey(ds), s)
         return (s, o)
@@ -208,7 +208,7 @@ final class ChunksProjection: Projection {
     }
 
     private func mutateSet(_ ds: String, _ set: UInt8, _ txn: ViewTxn, _ body: (inout RangeSet) -> Void) throws {
-        let id = Self.setPrefix(ds, set)
+        let id = ByteKey(Self.setPrefix(ds, set))
         var entry: (original: RangeSet, current: RangeSet)
         if let e = sets[id] {
             entry = e
@@ -292,7 +292,7 @@ final class ChunksProjection: Projection {
     private func markDownstreamStale(_ ds: String, _ ordinal: UInt64, key: String, _ h: EventHeader, _ txn: ViewTxn) throws {
         let because = "\(ds)/\(key) was produced again at seq \(h.seq)"
         var work: [(String, UInt64)] = [(ds, ordinal)]
-        var seen: Set<[UInt8]> = [Self.chunkKey(ds, ordinal)]
+        var seen: Set<ByteKey> = [ByteKey(Self.chunkKey(ds, ordinal))]
         while let (d, o) = work.popLast() {
             var attempts: [[UInt8]] = []
             let prefix = Self.chunkKey(d, o)
@@ -307,7 +307,7 @@ final class ChunksProjection: Projection {
                     outputs.append((r.string(), r.u64()))
                     return true
                 }
-                for (d2, o2) in outputs where seen.insert(Self.chunkKey(d2, o2)).inserted {
+                for (d2, o2) in outputs where seen.insert(ByteKey(Self.chunkKey(d2, o2))).inserted {
                     guard var rec = try chunk(d2, o2, txn), let status = ChunkStatus(rawValue: rec.status), status.isReadable,
                         (rec.producedSeq ?? 0) < h.seq
                     else { continue }
@@ -330,7 +330,8 @@ final class ChunksProjection: Projection {
         try summaries.flush(txn, s.table("datasets"))
         try chunks.flush(txn, s.table("chunks"))
         let db = s.table("sets")
-        for (prefix, e) in sets.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) where e.original != e.current {
+        for (id, e) in sets.sorted(by: { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }) where e.original != e.current {
+            let prefix = id.bytes
             let old = Set(e.original.ranges.map { [$0.lowerBound, $0.upperBound] })
             let new = Set(e.current.ranges.map { [$0.lowerBound, $0.upperBound] })
             for r in e.original.ranges where !new.contains([r.lowerBound, r.upperBound]) {

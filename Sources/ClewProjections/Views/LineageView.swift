@@ -59,7 +59,7 @@ final class LineageProjection: Projection {
     static let tables = ["fwd", "bwd", "nodes", "run_dags"]
     static let interest: Fact.Interest = [.run, .chunks, .dags]
 
-    private var known: Set<[UInt8]> = []
+    private var known: Set<ByteKey> = []
 
     func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws {
         switch fact {
@@ -119,12 +119,12 @@ final class LineageProjection: Projection {
     }
 
     private func remember(_ key: [UInt8], _ db: Database, _ txn: ViewTxn, value: [UInt8] = []) throws {
-        if known.insert(key).inserted { try txn.insert(db, key, value) }
+        if known.insert(ByteKey(key)).inserted { try txn.insert(db, key, value) }
     }
 
     private func edge(_ from: String, _ to: String, _ kind: EdgeKind, _ h: EventHeader, _ txn: ViewTxn) throws {
         let fwd = KeyBuilder(1).string(from).raw(to).bytes
-        guard !known.contains(fwd) else { return }
+        guard !known.contains(ByteKey(fwd)) else { return }
         let value = KeyBuilder().u64(h.seq).byte(kind.rawValue).bytes
         let s = txn.store
         if try txn.insert(s.table("fwd"), Array(fwd.dropFirst()), value) {
@@ -132,7 +132,7 @@ final class LineageProjection: Projection {
             try remember(Array(from.utf8), s.table("nodes"), txn, value: KeyBuilder().u64(h.seq).bytes)
             try remember(Array(to.utf8), s.table("nodes"), txn, value: KeyBuilder().u64(h.seq).bytes)
         }
-        known.insert(fwd)
+        known.insert(ByteKey(fwd))
     }
 
     func flush(_ txn: ViewTxn) throws {

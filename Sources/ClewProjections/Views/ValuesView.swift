@@ -37,13 +37,14 @@ public enum ValueMatch: Sendable, Hashable {
 /// task inputs, by name and value, by task, and by digest.
 ///
 /// Keys end with the seq of the event, so entries are unique, in log order within a value, and filter
-/// `--as-of` by themselves. Tables: `by_name` (name, kind, value, seq), `by_task` (dag, task, name, kind,
-/// value, seq), `by_digest` (digest, seq); values are the hit (``ValueHit`` fields, binary).
+/// `--as-of` by themselves. Tables: `by_name` (name, kind, value, seq) and `by_digest` (digest, seq);
+/// values are the hit (``ValueHit`` fields, binary), which carries the task, so a search by task reads
+/// the name's entries and keeps that task's.
 /// Value encodings: `b` + one byte for booleans, `n` + an order-preserving double for numbers, `s` + the
 /// first 64 bytes of a string + 0; other shapes are found by digest.
 final class ValuesProjection: Projection {
     static let name = "values"
-    static let tables = ["by_name", "by_task", "by_digest"]
+    static let tables = ["by_name", "by_digest"]
     static let interest: Fact.Interest = [.run]
     static let stringKeyBytes = 64
     static let maxFields = 32
@@ -118,9 +119,6 @@ final class ValuesProjection: Projection {
         let bytes = Self.encodeHit(hit)
         let s = txn.store
         try txn.put(s.table("by_name"), KeyBuilder().string(hit.name).bytes + encoded + KeyBuilder().u64(hit.seq).bytes, bytes)
-        try txn.put(
-            s.table("by_task"),
-            KeyBuilder().string(hit.dag).string(hit.task).string(hit.name).bytes + encoded + KeyBuilder().u64(hit.seq).bytes, bytes)
     }
 
     private func index(digest: String, _ hit: ValueHit, _ txn: ViewTxn) throws {
