@@ -35,6 +35,9 @@ package final class Environment: @unchecked Sendable {
     /// True when the environment was opened without LMDB's lock file (a read-only medium).
     let lockless: Bool
     private let gate = ReadWriteLock()
+    /// Where the data file is mapped in this process, found in /proc/self/maps by the file's inode;
+    /// refreshed when the map is resized (LMDB may move it).
+    private var mapBase: UnsafeRawPointer?
 
     /// Opens (creating if needed and writable) the environment in directory `path`.
     package init(path: String, options: Options) throws {
@@ -55,6 +58,7 @@ package final class Environment: @unchecked Sendable {
         do {
             try checkFileLength()
             if !lockless { _ = clearStaleReaders() }
+            mapBase = Self.findMapping(path + "/data.mdb")
         } catch {
             mdb_env_close(handle)
             handle = nil
@@ -166,7 +170,7 @@ package final class Environment: @unchecked Sendable {
                     var txn: OpaquePointer?
                     try check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn))
                     defer { mdb_txn_abort(txn) }
-                    return try body(Transaction(txn!, writable: false))
+                    return try body(Transaction(txn!, writable: false, mapBase: mapBase))
                 }
             } catch LMDBError.mapResized {
                 try adoptMapSize()
@@ -218,11 +222,29 @@ package final class Environment: @unchecked Sendable {
             }
             let next = min(max(current * 2, current + (64 << 20)), options.maxMapSize)
             try check(mdb_env_set_mapsize(handle, next))
+            mapBase = Self.findMapping(path + "/data.mdb")
         }
     }
 
     private func adoptMapSize() throws {
-        try gate.withWriteLock { try check(mdb_env_set_mapsize(handle, 0)) }
+        try gate.withWriteLock {
+            try check(mdb_env_set_mapsize(handle, 0))
+            mapBase = Self.findMapping(path + "/data.mdb")
+        }
+    }
+
+    /// The start of this process's mapping of `file` (matched by inode and name), from /proc/self/maps.
+    static func findMapping(_ file: String) -> UnsafeRawPointer? {
+        guard let inode = (try? FileManager.default.attributesOfItem(atPath: file))?[.systemFileNumber] as? Int,
+            let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
+        else { return nil }
+        for line in maps.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 6, Int(fields[4]) == inode, fields[5].hasSuffix("/data.mdb") else { continue }
+            guard let start = UInt(fields[0].split(separator: "-")[0], radix: 16) else { continue }
+            return UnsafeRawPointer(bitPattern: start)
+        }
+        return nil
     }
 }
 

@@ -11,16 +11,32 @@ package struct Database: Sendable, Hashable {
 package struct Transaction {
     let txn: OpaquePointer
     package let writable: Bool
+    /// Where the environment's data file is mapped (read transactions only).
+    let mapBase: UnsafeRawPointer?
 
-    init(_ txn: OpaquePointer, writable: Bool) {
+    init(_ txn: OpaquePointer, writable: Bool, mapBase: UnsafeRawPointer? = nil) {
         self.txn = txn
         self.writable = writable
+        self.mapBase = mapBase
     }
 
     func openDatabase(_ name: String, flags: Int32) throws -> Database {
         var dbi = MDB_dbi()
         try check(mdb_dbi_open(txn, name, UInt32(flags), &dbi))
         return Database(dbi: dbi)
+    }
+
+    /// The bytes of the map this transaction may see (pages up to the last one in use): buffers LMDB
+    /// returns must lie inside, or a damaged node pointed outside (checked before reading a damaged file).
+    /// Nil in write transactions (their dirty pages live outside the map) or when the map is unknown.
+    package func mapBounds() -> UnsafeRawBufferPointer? {
+        guard !writable, let mapBase else { return nil }
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        let env = mdb_txn_env(txn)
+        mdb_env_info(env, &info)
+        mdb_env_stat(env, &stat)
+        return UnsafeRawBufferPointer(start: mapBase, count: (Int(info.me_last_pgno) + 1) * Int(stat.ms_psize))
     }
 
     /// The value stored under `key`, or nil.

@@ -75,15 +75,26 @@ extension Views {
         guard let micros = Self.parseTime(text) else {
             throw ViewError(.invalidInput, view: nil, "--as-of \(text): not a seq number or a UTC time such as 2026-11-21T10:00:00Z")
         }
-        // Event times are non-decreasing as Clew appends them: binary search for the last one <= micros.
+        // Event times follow the log up to the skew between writers (a task's time is taken before its
+        // event is appended): binary search, then look ahead through the skew window for later events
+        // that are still at or before the time.
         var lo: UInt64 = 0
         var hi = last
         while lo < hi {
             let mid = lo + (hi - lo + 1) / 2
             if let e = try ledger.event(at: mid), e.timestampMicros <= micros { lo = mid } else { hi = mid - 1 }
         }
+        if lo < last {
+            try ledger.scan((lo + 1)...last) { e in
+                if e.timestampMicros <= micros { lo = e.seq }
+                return e.timestampMicros <= micros + Self.clockSkewMicros
+            }
+        }
         return lo
     }
+
+    /// How far out of order event times may be (writers stamp events before the append).
+    static let clockSkewMicros: Int64 = 10_000_000
 
     static func parseTime(_ text: String) -> Int64? {
         if let m = PartitionKey.parse(text) { return m }

@@ -36,6 +36,8 @@ public final class Views: @unchecked Sendable {
         /// Views whose data file is at most this big get every record's checksum checked when opened;
         /// bigger ones are checked record by record as they are read (and by `clew views verify`).
         public var integrityScanLimit = 64 << 20
+        /// Check each view's file against its seal before opening it (see `ViewStore.Seal`).
+        public var checkSeals = true
         /// Events per write transaction.
         public var batchEvents = 20_000
         /// Called with what the views did on their own (a rebuild after a problem).
@@ -58,8 +60,15 @@ public final class Views: @unchecked Sendable {
         self.options = options
     }
 
-    deinit {
-        for (_, v) in live { v.store.close() }
+    deinit { close() }
+
+    /// Seals the views this process wrote and closes them (also done when the views are released).
+    public func close() {
+        let stores = lock.withLock { _ in
+            defer { live.removeAll() }
+            return live.values.map(\.store)
+        }
+        for s in stores { s.close() }
     }
 
     /// Opens the views of `ledger`, rebuilding any that is missing, truncated, corrupt or foreign (with a
@@ -116,6 +125,7 @@ public final class Views: @unchecked Sendable {
         guard let dir = current(name), FileManager.default.fileExists(atPath: dir.appendingPathComponent("data.mdb").path) else {
             throw ViewError(.missing, view: name.rawValue, "view \(name.rawValue) is missing")
         }
+        let sealed = options.checkSeals ? try ViewStore.checkSeal(dir, view: name.rawValue) : false
         let store: ViewStore
         do {
             store = try ViewStore(name: name.rawValue, directory: dir, tables: name.tables)
@@ -125,7 +135,7 @@ public final class Views: @unchecked Sendable {
             throw ViewError(.corrupt, view: name.rawValue, "view \(name.rawValue) does not open (\(error))")
         }
         do {
-            let checkpoint = try check(store, name)
+            let checkpoint = try check(store, name, sealed: sealed)
             lock.withLock { _ in
                 if let old = live[name] { old.store.close() }
                 live[name] = (store, name.makeProjection(), checkpoint)
@@ -137,7 +147,7 @@ public final class Views: @unchecked Sendable {
         }
     }
 
-    private func check(_ store: ViewStore, _ name: ViewName) throws -> UInt64 {
+    private func check(_ store: ViewStore, _ name: ViewName, sealed: Bool) throws -> UInt64 {
         let last = try ledger.lastSeq
         let size = (try? FileManager.default.attributesOfItem(atPath: store.directory.appendingPathComponent("data.mdb").path)[.size] as? Int) ?? 0
         return try store.env.read { txn in
@@ -156,7 +166,7 @@ public final class Views: @unchecked Sendable {
             guard meta.checkpoint <= last else {
                 throw ViewError(.mismatched, view: name.rawValue, "view \(name.rawValue) is at seq \(meta.checkpoint), ahead of the log (\(last) events)")
             }
-            if size <= options.integrityScanLimit { _ = try store.checkIntegrity(txn) }
+            if !sealed, size <= options.integrityScanLimit { _ = try store.checkIntegrity(txn) }
             return meta.checkpoint
         }
     }
@@ -217,6 +227,7 @@ public final class Views: @unchecked Sendable {
                 guard checkpoints[t.name]! < upTo else { continue }
                 let wanted = type(of: t.projection).interest
                 let reached = try t.store.env.write { txn -> UInt64 in
+                    t.store.unsealIfNeeded()
                     var meta = try t.store.readMeta(txn) ?? ViewStore.Meta(
                         format: ViewStore.formatVersion, view: t.name.rawValue, ledger: ledger.id, checkpoint: 0, state: "ready")
                     if meta.checkpoint != checkpoints[t.name]! { t.projection.reset() }  // someone else folded
@@ -304,6 +315,7 @@ public final class Views: @unchecked Sendable {
                     try t.store.writeMeta(txn, meta)
                 }
                 try t.store.env.sync()
+                try t.store.seal()
             }
             for t in targets {
                 try swap(t.name, to: t.store.directory)
@@ -326,7 +338,7 @@ public final class Views: @unchecked Sendable {
         let fd = Glibc.open(directory.path, O_RDONLY)
         if fd >= 0 {
             fsync(fd)
-            close(fd)
+            Glibc.close(fd)
         }
     }
 
@@ -357,7 +369,7 @@ public final class Views: @unchecked Sendable {
         guard fd >= 0 else {
             throw ViewError(.invalidInput, view: nil, "cannot open \(path): \(String(cString: strerror(errno)))")
         }
-        defer { close(fd) }
+        defer { Glibc.close(fd) }
         if flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0 { return nil }
         defer { flock(fd, LOCK_UN) }
         return try body()

@@ -1,6 +1,9 @@
 import ClewLedger
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An error from the views: what is wrong, with which view, and what Clew did or will do about it.
 public struct ViewError: Error, Sendable, CustomStringConvertible {
@@ -65,7 +68,68 @@ final class ViewStore: @unchecked Sendable {
 
     func table(_ name: String) -> Database { tables[name]! }
 
-    func close() { env.close() }
+    /// Whether this process has written to the view since it was last sealed.
+    var unsealed = false
+
+    func close() {
+        if unsealed { try? seal() }
+        env.close()
+    }
+
+    // MARK: seal
+
+    /// `SEAL`: the size and SHA-256 of `data.mdb` as a process that wrote the view left it. A view whose file
+    /// no longer matches was changed at rest (bit rot, a stray write) and is rebuilt before LMDB reads a
+    /// page of it; without a seal (a writer is active, or one was killed) records are checked instead.
+    struct Seal: Codable, Equatable {
+        var size: Int
+        var sha256: String
+    }
+
+    static func sealURL(_ directory: URL) -> URL { directory.appendingPathComponent("SEAL") }
+
+    static func fileDigest(_ file: URL) throws -> Seal {
+        let handle = try FileHandle(forReadingFrom: file)
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        var size = 0
+        while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            hasher.update(data: chunk)
+            size += chunk.count
+        }
+        return Seal(size: size, sha256: hasher.finalize().map { String(format: "%02x", $0) }.joined())
+    }
+
+    /// Seals the file, holding LMDB's writer lock so no commit lands in the middle.
+    func seal() throws {
+        try env.write { _ in
+            let seal = try Self.fileDigest(directory.appendingPathComponent("data.mdb"))
+            let tmp = directory.appendingPathComponent("SEAL.tmp")
+            try JSONEncoder().encode(seal).write(to: tmp)
+            _ = rename(tmp.path, Self.sealURL(directory).path)
+        }
+        unsealed = false
+    }
+
+    /// Drops the seal before the first write of a session (inside the write transaction).
+    func unsealIfNeeded() {
+        guard !unsealed else { return }
+        unlink(Self.sealURL(directory).path)
+        unsealed = true
+    }
+
+    /// Checks the file against its seal: true when sealed and matching, false when there is no seal.
+    static func checkSeal(_ directory: URL, view: String) throws -> Bool {
+        guard let data = try? Data(contentsOf: sealURL(directory)) else { return false }
+        guard let seal = try? JSONDecoder().decode(Seal.self, from: data) else {
+            throw ViewError(.corrupt, view: view, "view \(view) has an unreadable seal")
+        }
+        let now = try fileDigest(directory.appendingPathComponent("data.mdb"))
+        guard now == seal else {
+            throw ViewError(.corrupt, view: view, "view \(view) does not match its seal (its file changed at rest)")
+        }
+        return true
+    }
 
     // MARK: meta
 
@@ -103,11 +167,13 @@ final class ViewStore: @unchecked Sendable {
     func digest(_ txn: Transaction) throws -> (digest: String, entries: Int) {
         var hasher = SHA256()
         var entries = 0
+        let bounds = txn.mapBounds()
         for t in tableNames {
             hasher.update(data: Array(t.utf8) + [0])
             try txn.withCursor(table(t)) { c in
                 var e = try c.first()
                 while let (k, v) = e {
+                    try ViewTxn.inBounds(k, v, bounds, view: name, table: t)
                     withUnsafeBytes(of: UInt32(k.count).bigEndian) { hasher.update(bufferPointer: $0) }
                     hasher.update(bufferPointer: k)
                     withUnsafeBytes(of: UInt32(v.count).bigEndian) { hasher.update(bufferPointer: $0) }
@@ -124,12 +190,14 @@ final class ViewStore: @unchecked Sendable {
     /// problem, naming the table and key.
     func checkIntegrity(_ txn: Transaction) throws -> Int {
         var checked = 0
+        let bounds = txn.mapBounds()
         for t in ["meta"] + tableNames {
             let db = t == "meta" ? meta : table(t)
             try txn.withCursor(db) { c in
                 var previous: [UInt8]? = nil
                 var e = try c.first()
                 while let (k, v) = e {
+                    try ViewTxn.inBounds(k, v, bounds, view: name, table: t)
                     try ViewTxn.check(key: k, stored: v, view: name, table: t)
                     let key = Array(k)
                     if let p = previous, !p.lexicographicallyPrecedes(key) {
@@ -186,6 +254,7 @@ struct ViewTxn {
         _ txn: Transaction, _ db: Database, prefix: [UInt8], from start: [UInt8]? = nil, view: String, table: String,
         reverse: Bool = false, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
     ) throws {
+        let bounds = txn.mapBounds()
         try txn.withCursor(db) { c in
             var e: Cursor.Entry?
             if reverse {
@@ -202,10 +271,24 @@ struct ViewTxn {
                 let s = start ?? prefix
                 e = s.isEmpty ? try c.first() : try s.withUnsafeBytes { try c.seek($0) }
             }
-            while let (k, v) = e, k.hasPrefix(prefix) {
+            while let (k, v) = e {
+                try inBounds(k, v, bounds, view: view, table: table)
+                guard k.hasPrefix(prefix) else { return }
                 try check(key: k, stored: v, view: view, table: table)
                 if try !body(k, UnsafeRawBufferPointer(rebasing: v[0..<(v.count - Checksum.size)])) { return }
                 e = reverse ? try c.previous() : try c.next()
+            }
+        }
+    }
+
+    /// A damaged node can point outside the map; reading there would crash, so it is refused first.
+    @inline(__always)
+    static func inBounds(_ k: UnsafeRawBufferPointer, _ v: UnsafeRawBufferPointer, _ map: UnsafeRawBufferPointer?, view: String, table: String) throws {
+        guard let map, let base = map.baseAddress else { return }
+        let end = base + map.count
+        for b in [k, v] where b.count > 0 {
+            guard let p = b.baseAddress, p >= base, b.count <= end - p else {
+                throw ViewError(.corrupt, view: view, "view \(view), table \(table): a record points outside the file")
             }
         }
     }
@@ -224,6 +307,7 @@ struct ViewTxn {
     static func checkedGet(_ txn: Transaction, _ db: Database, _ key: [UInt8], view: String, table: String) throws -> [UInt8]? {
         try key.withUnsafeBytes { k in
             guard let v = try txn.get(db, k) else { return nil }
+            try inBounds(UnsafeRawBufferPointer(start: nil, count: 0), v, txn.mapBounds(), view: view, table: table)
             try check(key: k, stored: v, view: view, table: table)
             return Array(v[0..<(v.count - Checksum.size)])
         }

@@ -1,0 +1,210 @@
+import ClewLedger
+import ClewModel
+import Foundation
+import Testing
+@testable import ClewEngine
+@testable import ClewProjections
+
+@Suite("Views: folds of the log")
+struct ViewsTests {
+    @Test("the views agree with the engine's own account of the demo runs and with the model's chunk fold")
+    func demoViews() async throws {
+        try await DemoLedger.withCopy { ledger, _ in
+            let views = try Views.open(ledger: ledger)
+            let runs = try views.runs(RunQuery(limit: 1000))
+            let streams = try ledger.streams(prefix: "run/")
+            #expect(runs.count == streams.count)
+            #expect(Set(runs.map(\.key.stream)) == Set(streams.map(\.stream)))
+            #expect(runs.allSatisfy { $0.state == "succeeded" }, "\(runs.map { ($0.key.description, $0.state) })")
+            #expect(runs.map(\.queuedMicros) == runs.map(\.queuedMicros).sorted(by: >), "newest first")
+            // The shard run failed once and was resubmitted; its retried shards show two attempts.
+            let shard = try #require(runs.first { $0.dag == "shard_etl" })
+            let detail = try #require(try views.run(shard.key))
+            #expect(detail.tasks.count == DemoDAGs.shardETL.spec.tasks.count)
+            if shard.resubmissions > 0 {
+                #expect(detail.tasks.contains { $0.attempts == 2 })
+            }
+            #expect(try views.runs(RunQuery(dag: "numeric_flow")).count == 3)
+            #expect(try views.runs(RunQuery(state: "failed")).isEmpty)
+            #expect(try views.runs(RunQuery(dag: "csv_orders", state: "succeeded")).count == 1)
+            // Every dataset's chunk statuses equal ClewModel's DatasetState fold of its stream.
+            for summary in try views.datasets() {
+                var state = DatasetState(name: summary.name)
+                for e in try ledger.events(inStream: StreamID.dataset(summary.name)) { state.apply(seq: e.seq, type: e.type, payload: e.payload) }
+                #expect(summary.chunks == UInt64(state.chunks.count), "\(summary.name)")
+                for status in ChunkStatus.allCases {
+                    let fromView = Set(try views.chunks(dataset: summary.name, status: status.rawValue, limit: 10_000).map(\.key))
+                    let fromModel = Set(state.chunks.values.filter { $0.status == status }.map(\.key))
+                    #expect(fromView == fromModel, "\(summary.name) \(status)")
+                }
+            }
+            let seconds = try #require(try views.chunkStatus(dataset: "sensor.seconds"))
+            #expect(seconds.dataset.partitioning == "time:86400")
+            #expect(seconds.dataset.chunks == 2 && seconds.dataset.missing == 0)
+            // Lineage: a daily chunk comes from an hourly chunk through an attempt.
+            let up = try views.lineage(node: "chunk:sensor.daily/2026-11-01T00:00:00Z", direction: .up, depth: 2)
+            #expect(up.contains { $0.kind == "generated" && $0.from.hasPrefix("attempt:sensor_rollup/") && $0.from.hasSuffix("/day_averages/1") })
+            #expect(up.contains { $0.from == "chunk:sensor.hours/2026-11-01T00:00:00Z" && $0.kind == "used" })
+            // Values: by name and number, range, prefix, digest.
+            let readings = try views.values(name: "readings", match: .equals(.number(345_600)))
+            #expect(readings.count == 2 && readings.allSatisfy { $0.task == "ingest_seconds" })
+            #expect(try views.values(name: "readings", match: .range(min: 1, max: 10)).isEmpty)
+            #expect(try views.values(name: "readings", match: .range(min: 300_000, max: nil)).count == 2)
+            let digest = try #require(readings.first?.digest)
+            #expect(try views.values(name: nil, match: .digest(digest)).contains { $0.name == "output" || $0.name == "input" })
+            let differing = try views.verify().filter { !$0.equal }
+            #expect(differing.isEmpty, "\(differing)")
+        }
+    }
+
+    @Test("folding in many small catch-ups gives the same bytes as one rebuild")
+    func incrementalEqualsRebuild() async throws {
+        try await DemoLedger.withCopy { source, dir in
+            let ledger = try Ledger.create(at: dir.appendingPathComponent("growing.ledger"))
+            defer { ledger.close() }
+            let notices = Notices()
+            let views = try Views.open(ledger: ledger, options: notices.options(batch: 7))
+            var next: UInt64 = 1
+            let last = try source.lastSeq
+            while next <= last {
+                let upTo = min(last, next + 36)
+                _ = try await ledger.append(contentsOf: try source.events(next...upTo).map(\.draft))
+                try views.catchUp()
+                next = upTo + 1
+            }
+            let incremental = try views.digests()
+            try views.rebuild()
+            #expect(try views.digests() == incremental)
+            let whole = try Views.open(ledger: source)
+            #expect(try whole.digests() == incremental, "the same events in another ledger fold to the same views")
+            #expect(try views.verify().filter { !$0.equal }.isEmpty)
+        }
+    }
+
+    @Test("--as-of N answers what a ledger holding only events 1...N answers")
+    func asOfEqualsPrefix() async throws {
+        try await DemoLedger.withCopy { ledger, dir in
+            let views = try Views.open(ledger: ledger)
+            let last = try ledger.lastSeq
+            for n in [last / 5, last / 2, last * 4 / 5, last] {
+                let prefix = try await prefixLedger(of: ledger, through: n, in: dir, name: "prefix-\(n).ledger")
+                defer { prefix.close() }
+                let truth = try Views.open(ledger: prefix)
+                #expect(try views.runs(RunQuery(limit: 1000, asOf: n)) == truth.runs(RunQuery(limit: 1000)), "runs as of \(n)")
+                for r in try truth.runs(RunQuery(limit: 1000)) {
+                    let a = try views.run(r.key, asOf: n)
+                    let b = try truth.run(r.key)
+                    #expect(a?.run == b?.run && a?.tasks == b?.tasks, "run \(r.key) as of \(n)")
+                }
+                #expect(try views.runs(RunQuery(state: "running", limit: 1000, asOf: n)) == truth.runs(RunQuery(state: "running", limit: 1000)))
+                #expect(try views.datasets(asOf: n) == truth.datasets())
+                for d in try truth.datasets() {
+                    #expect(try views.chunkStatus(dataset: d.name, asOf: n)?.groups == truth.chunkStatus(dataset: d.name)?.groups)
+                }
+                for node in ["chunk:sensor.daily/2026-11-01T00:00:00Z", "dataset:shards.extracted", "chunk:sensor.seconds/2026-11-02T00:00:00Z"] {
+                    for direction in [LineageDirection.up, .down] {
+                        let a = try views.lineage(node: node, direction: direction, asOf: n)
+                        let b = try truth.lineage(node: node, direction: direction)
+                        #expect(Set(a) == Set(b), "lineage \(direction) of \(node) as of \(n)")
+                    }
+                }
+                #expect(try views.values(name: "readings", match: .any, asOf: n) == truth.values(name: "readings", match: .any))
+                #expect(try views.values(name: "output", match: .range(min: nil, max: nil), asOf: n, limit: 10_000)
+                    == truth.values(name: "output", match: .range(min: nil, max: nil), limit: 10_000))
+            }
+            // Times name the last event at or before them.
+            let e = try #require(try ledger.event(at: last / 2))
+            let seq = try views.seq(asOf: ISO8601.string(micros: e.timestampMicros))
+            #expect(try ledger.event(at: seq)!.timestampMicros <= e.timestampMicros)
+            #expect(try ledger.events((seq + 1)...last).allSatisfy { $0.timestampMicros > e.timestampMicros }, "the last event at or before the time")
+            #expect(throws: ViewError.self) { try views.seq(asOf: "yesterday") }
+            #expect(throws: ViewError.self) { try views.seq(asOf: String(last + 1)) }
+        }
+    }
+
+    @Test("a chunk made again marks what was derived from it stale, until that is made again too")
+    func staleness() async throws {
+        let dag = ChunkPipelines.pipeline()
+        let reingest = ChunkPipelines.reingest()
+        try await withEngineAndViews([dag, reingest]) { engine, ledger in
+            let p = ChunkPipelines.partition("2026-11-21T10:00:00Z")
+            #expect(try await engine.run(dag, partition: p).status == .succeeded)
+            var views = try Views.open(ledger: ledger)
+            #expect(try views.chunkStatus(dataset: "averages")?.dataset.stale == 0)
+            #expect(try await engine.run(reingest, partition: p).status == .succeeded)
+            try views.catchUp()
+            let report = try #require(try views.chunkStatus(dataset: "averages"))
+            #expect(report.dataset.stale == 1)
+            #expect(report.groups.first { $0.set == "stale" }?.ranges.first?.first == "2026-11-21T10:00:00Z")
+            let stale = try views.chunks(dataset: "averages", status: "stale")
+            #expect(stale.first?.staleBecause?.contains("readings/2026-11-21T10:00:00Z") == true)
+            // Running the whole DAG again refreshes it.
+            #expect(try await engine.run(dag, partition: p).status == .succeeded)
+            try views.catchUp()
+            #expect(try views.chunkStatus(dataset: "averages")?.dataset.stale == 0)
+            views = try Views.open(ledger: ledger)
+            #expect(try views.verify().filter { !$0.equal }.isEmpty)
+        }
+    }
+}
+
+enum ChunkPipelines {
+    static let hourly = DatasetSpec(name: "readings", partitioning: .time(seconds: 3600))
+
+    static func pipeline() -> DAG {
+        DAG("hourly", datasets: [hourly, DatasetSpec(name: "averages", partitioning: .time(seconds: 3600))]) {
+            Op("ingest") { ctx in
+                try FileManager.default.createDirectory(at: ctx.outputDirectory, withIntermediateDirectories: true)
+                try Data("[1,2,3]".utf8).write(to: ctx.outputDirectory.appendingPathComponent("readings"))
+                return 3
+            }.produces("readings")
+            Op("average", after: "ingest") { _ in 2.0 }.consumes("readings").produces("averages")
+        }
+    }
+
+    static func reingest() -> DAG {
+        DAG("reingest", datasets: [hourly]) {
+            Op("ingest") { ctx in
+                try FileManager.default.createDirectory(at: ctx.outputDirectory, withIntermediateDirectories: true)
+                try Data("[1,2,4]".utf8).write(to: ctx.outputDirectory.appendingPathComponent("readings"))
+                return 3
+            }.produces("readings")
+        }
+    }
+
+    static func partition(_ key: String) -> Partition {
+        let s = PartitionKey.parse(key)!
+        return Partition(start: s, end: s + 3_600_000_000)
+    }
+}
+
+func withEngineAndViews<T>(_ dags: [DAG], _ body: (Engine, Ledger) async throws -> T) async throws -> T {
+    let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-views-engine-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let ledger = try Ledger.create(at: dir.appendingPathComponent("test.ledger"))
+    defer { ledger.close() }
+    let engine = Engine(ledger: ledger, registry: DAGRegistry(dags), options: Engine.Options(dataDirectory: dir.appendingPathComponent("data")))
+    return try await body(engine, ledger)
+}
+
+@Suite("RangeSet")
+struct RangeSetTests {
+    @Test("random inserts and removes agree with a plain set, and ranges stay maximal")
+    func againstSet() {
+        var rng = SplitMix64(seed: 11)
+        for _ in 0..<20 {
+            var r = RangeSet()
+            var s = Set<UInt64>()
+            for _ in 0..<400 {
+                let x = rng.next(below: 120)
+                if rng.next(below: 3) == 0 { r.remove(x); s.remove(x) } else { r.insert(x); s.insert(x) }
+            }
+            #expect(r.count == UInt64(s.count))
+            for x in 0..<UInt64(125) { #expect(r.contains(x) == s.contains(x)) }
+            for (a, b) in zip(r.ranges, r.ranges.dropFirst()) { #expect(a.upperBound + 1 < b.lowerBound) }
+            let gaps = r.complement(in: 0...124)
+            #expect(gaps.reduce(0) { $0 + $1.count } == 125 - s.count)
+        }
+    }
+}
