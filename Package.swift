@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "ClewModelTests", dependencies: ["ClewModel"]),
         .testTarget(name: "ClewProjectionsTests", dependencies: ["ClewProjections", "ClewEngine", "ClewLedger", "ClewModel"]),
         .testTarget(name: "ClewEngineTests", dependencies: ["ClewEngine", "ClewLedger", "ClewModel"]),
-        .testTarget(name: "ClewCLITests", dependencies: ["ClewCLI", "ClewLedger", "ClewModel"]),
+        .testTarget(name: "ClewCLITests", dependencies: ["ClewCLI", "ClewLedger", "ClewModel", "ClewProjections"]),
     ]
 )
 
