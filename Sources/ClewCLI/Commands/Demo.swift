@@ -1,6 +1,7 @@
 import ArgumentParser
 import ClewEngine
 import ClewLedger
+import ClewProjections
 import ClewModel
 import Foundation
 
@@ -78,6 +79,7 @@ struct Demo: AsyncParsableCommand {
 
             if !json { print("(c) shard_etl, 100 shards:") }
             let shards = try await withInterruption { try await engine.run(DemoDAGs.shardETL) }
+            let shardRun = shards.runID
             note(shards)
             if shards.status == .failed {
                 let again = try await withInterruption { try await engine.resubmit(dag: "shard_etl", run: shards.runID) }
@@ -109,6 +111,12 @@ struct Demo: AsyncParsableCommand {
             let checkpoint = try l.checkpoint(signedWith: signingKey)
             let report = try l.verify(trusting: signingKey.publicKey)
             let stats = try l.stats()
+            // Fold the new events into the views (built on first use), so `clew runs` and friends answer at once.
+            var viewOptions = Views.Options()
+            viewOptions.notice = { _ in }
+            let views = try Views.open(ledger: l, options: viewOptions)
+            let datasets = try views.datasets()
+            views.close()
             let summary = Summary(
                 ledger: ledger.url.path, runs: runs, events: stats.events, streams: stats.streams, rootHash: stats.rootHash,
                 checkpointSize: checkpoint.treeSize, verified: report.isValid, seconds: Date().timeIntervalSince(started))
@@ -120,11 +128,17 @@ struct Demo: AsyncParsableCommand {
                 print(report.isValid
                     ? "verify: ok (\(report.events) events, \(report.merkleNodesChecked) Merkle nodes, \(report.checkpointsChecked) checkpoints)"
                     : "verify: FAILED at seq \(report.firstBadSeq.map(String.init) ?? "?")")
+                print("views: runs, chunks (\(datasets.count) datasets, \(datasets.reduce(0) { $0 + $1.chunks }) chunks), lineage, values folded to seq \(stats.events)")
                 let l = ledger.ledger == "./clew.ledger" ? "" : " --ledger \(ledger.ledger)"
                 print("")
                 print("look next at:")
                 let tips: [(String, String)] = [
                     ("clew dags", "the DAGs this executable ships, their versions and schedules"),
+                    ("clew runs\(l)", "every run from the runs view: state, duration, attempts, DAG version"),
+                    ("clew run show shard_etl/\(shardRun)\(l)", "one run's tasks: the retried shards show two attempts"),
+                    ("clew chunks\(l)", "chunk status per dataset; `clew chunks sensor.seconds` for one"),
+                    ("clew lineage chunk:sensor.daily/2026-11-01T00:00:00Z --up\(l)", "where a daily rollup came from"),
+                    ("clew views verify\(l)", "prove the views equal a fresh fold of the log"),
                     ("clew log\(l) --type task.failed", "what failed: shard_etl's transient errors"),
                     ("clew log\(l) --type run.resubmitted", "the resubmit that recovered them, reusing 196+ succeeded tasks"),
                     ("clew log\(l) --type question.answered --limit 3", "the five questions, with evidence, before each chunk was read"),
