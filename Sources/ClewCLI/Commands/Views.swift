@@ -169,22 +169,15 @@ struct Rebuild: AsyncParsableCommand {
         abstract: "Rebuild views from the log: into a fresh database, then swapped in atomically.",
         discussion: "A crash or Ctrl-C during a rebuild leaves the old views in place and valid.")
 
-    @Option(name: .long, help: "Rebuild only this view (runs, chunks, lineage, values); repeatable.")
-    var view: [String] = []
+    @OptionGroup var selection: ViewSelection
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var output: OutputOptions
-
-    func validate() throws {
-        for v in view where ViewName(rawValue: v) == nil {
-            throw ValidationError("--view \(v) is not a view; one of \(ViewName.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-    }
 
     func run() async throws {
         try await reportingErrors {
             let (l, views) = try ledger.openViews()
             defer { l.close() }
-            let names = view.isEmpty ? ViewName.allCases : view.compactMap(ViewName.init(rawValue:))
+            let names = selection.names
             let started = Date()
             try views.rebuild(names, progress: ViewsProgress.bar("rebuilding \(names.map(\.rawValue).joined(separator: ", "))"))
             Terminal.endProgress()
@@ -216,15 +209,9 @@ struct ViewsVerify: AsyncParsableCommand {
         abstract: "Fold the log into scratch views and compare a digest per view with the live ones.",
         discussion: "Exit status: 0 when every view equals a fresh fold, 2 naming each view that differs.")
 
-    @Option(name: .long, help: "Verify only this view; repeatable.") var view: [String] = []
+    @OptionGroup var selection: ViewSelection
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var output: OutputOptions
-
-    func validate() throws {
-        for v in view where ViewName(rawValue: v) == nil {
-            throw ValidationError("--view \(v) is not a view; one of \(ViewName.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-    }
 
     func run() async throws {
         try await reportingErrors {
@@ -238,7 +225,7 @@ struct ViewsVerify: AsyncParsableCommand {
             do {
                 views = try Views.openForVerify(ledger: ledger, options: options)
             }
-            let names = view.isEmpty ? ViewName.allCases : view.compactMap(ViewName.init(rawValue:))
+            let names = selection.names
             let results = try views.verify(names, progress: ViewsProgress.bar("folding a fresh copy"))
             Terminal.endProgress()
             if output.json {
@@ -364,6 +351,20 @@ struct ValuesCommand: AsyncParsableCommand {
                 let at = h.step.map { " step \($0)" } ?? ""
                 Terminal.line("seq \(h.seq)  \(h.dag)/\(h.run)  \(h.task)#\(h.attempt)\(at)  \(h.name) = \(h.value ?? h.digest.map { "sha256:\($0.prefix(16))…" } ?? "?")")
             }
+        }
+    }
+}
+
+/// `--view NAME` (repeatable) for commands that work on some views; all views when none is given.
+struct ViewSelection: ParsableArguments {
+    @Option(name: .long, help: "Only this view (runs, chunks, lineage, values); repeatable.")
+    var view: [String] = []
+
+    var names: [ViewName] { view.isEmpty ? ViewName.allCases : view.compactMap(ViewName.init(rawValue:)) }
+
+    func validate() throws {
+        for v in view where ViewName(rawValue: v) == nil {
+            throw ValidationError("--view \(v) is not a view; one of \(ViewName.allCases.map(\.rawValue).joined(separator: ", "))")
         }
     }
 }
