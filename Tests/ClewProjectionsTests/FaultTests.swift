@@ -67,7 +67,9 @@ struct ViewFaultTests {
     @Test("a flipped byte in a record is caught when read, even without the open-time scan, and repaired")
     func checksumOnRead() async throws {
         try await DemoLedger.withCopy { ledger, _ in
-            let truth = try Views.open(ledger: ledger).runs(RunQuery(limit: 1000))
+            let first = try Views.open(ledger: ledger)
+            let truth = try first.runs(RunQuery(limit: 1000))
+            first.close()
             let file = try Self.dataFile(ledger, .runs)
             var bytes = try [UInt8](Data(contentsOf: file))
             // A byte inside a run record's JSON: "state":"succeeded" → "state":"sucCeeded".
@@ -80,14 +82,14 @@ struct ViewFaultTests {
             options.checkSeals = false
             let views = try Views.open(ledger: ledger, options: options)
             #expect(notices.all.isEmpty, "not scanned on open")
-            var verifyOptions = Views.Options()
-            verifyOptions.checkSeals = false
-            let verify = try Views.openForVerify(ledger: ledger, options: verifyOptions).verify([.runs])
+            let verify = try views.verify([.runs])
             #expect(verify.first?.equal == false)
             #expect(verify.first?.firstDifference?.contains("table runs") == true, "\(verify)")
             #expect(try views.runs(RunQuery(limit: 1000)) == truth)
             #expect(notices.all.contains { $0.contains("fails its checksum") && $0.contains("rebuilding runs") }, "\(notices.all)")
-            #expect(try Views.openForVerify(ledger: ledger).verify().allSatisfy { $0.equal })
+            views.close()  // one Views per ledger per process: LMDB must not open an environment twice
+            let after = try Views.openForVerify(ledger: ledger).verify().filter { !$0.equal }
+            #expect(after.isEmpty, "\(after)")
         }
     }
 

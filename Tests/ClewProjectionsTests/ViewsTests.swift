@@ -142,6 +142,7 @@ struct ViewsTests {
             #expect(try await engine.run(dag, partition: p).status == .succeeded)
             try views.catchUp()
             #expect(try views.chunkStatus(dataset: "averages")?.dataset.stale == 0)
+            views.close()
             views = try Views.open(ledger: ledger)
             #expect(try views.verify().filter { !$0.equal }.isEmpty)
         }
