@@ -106,6 +106,12 @@ extension ChunkStatus {
         }
     }
 
+    /// Whether a change from this status to `next` breaks the life cycle: a status repeated is fine (a
+    /// change that only adds facts), except `consuming`, which counts readers and must be allowed.
+    public func isAnomalous(_ next: ChunkStatus) -> Bool {
+        (self != next || next == .consuming) && !canBecome(next)
+    }
+
     /// Whether a consumer may read the chunk in this status.
     public var isReadable: Bool { self == .ready || self == .consuming || self == .consumed }
 }
@@ -127,9 +133,7 @@ public struct DatasetState: Sendable {
         case EventType.chunkStatusChanged:
             guard let change = try? decoder.decode(ChunkChange.self, from: payload) else { return }
             var state = chunks[change.chunk] ?? ChunkState(key: change.chunk, status: .pending, since: seq)
-            if chunks[change.chunk] != nil, state.status != change.to || change.to == .consuming,
-                !state.status.canBecome(change.to)
-            {
+            if chunks[change.chunk] != nil, state.status.isAnomalous(change.to) {
                 state.anomalies.append("seq \(seq): \(state.status.rawValue) -> \(change.to.rawValue)")
             }
             state.status = change.to

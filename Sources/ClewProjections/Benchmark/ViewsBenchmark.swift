@@ -58,8 +58,9 @@ public enum ViewsBenchmark {
         for i in 0..<repetitions {
             var t = Date()
             var decoded = 0
+            let decoder = JSONDecoder()
             try ledger.scan { event in
-                if case .malformed = Fact.decode(event, wanted: .all) { return true }
+                if case .malformed = Fact.decode(event, wanted: .all, decoder: decoder) { return true }
                 decoded += 1
                 return true
             }

@@ -123,8 +123,7 @@ enum Fact {
 
     /// Decodes `event`'s payload by its type. `wanted` limits decoding to what the caller folds (the rest
     /// become ``other`` without touching the payload).
-    static func decode(_ event: Event, wanted: Interest = .all) -> Fact {
-        let d = JSONDecoder()
+    static func decode(_ event: Event, wanted: Interest = .all, decoder d: JSONDecoder = JSONDecoder()) -> Fact {
         let type = event.type
         do {
             if event.stream.hasPrefix("run/") {

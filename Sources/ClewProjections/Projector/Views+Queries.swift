@@ -112,46 +112,39 @@ extension Views {
 
     /// Runs, newest first, by DAG, state and queued time; as of a seq, folded from each run's stream.
     public func runs(_ q: RunQuery) throws -> [RunRecord] {
-        var out: [RunRecord] = []
         let useState = q.asOf == nil ? q.state : nil
-        let candidates: [RunKey] = try read(.runs) { store, txn in
+        // Live: index and records read in one transaction. As of a seq: candidates from the index, each
+        // folded from its own stream.
+        let (candidates, live): ([RunKey], [RunRecord]) = try read(.runs) { store, txn in
             var keys: [RunKey] = []
+            var records: [RunRecord] = []
             let (table, prefix): (String, [UInt8]) =
                 if let s = useState { ("by_state", KeyBuilder().string(s).bytes) }
                 else if let d = q.dag { ("by_dag", KeyBuilder().string(d).bytes) }
                 else { ("by_time", []) }
             try ViewTxn.scan(txn, store.table(table), prefix: prefix, view: "runs", table: table, reverse: true) { k, _ in
                 var r = KeyReader(UnsafeRawBufferPointer(rebasing: k[prefix.count...]))
-                let time: Int64
-                let key: RunKey
-                switch table {
-                case "by_dag":
-                    time = r.i64()
-                    key = RunKey(dag: q.dag!, run: r.string())
-                default:
-                    time = r.i64()
-                    key = RunKey(dag: r.string(), run: r.string())
-                }
+                let time = r.i64()
+                let key = table == "by_dag" ? RunKey(dag: q.dag!, run: r.string()) : RunKey(dag: r.string(), run: r.string())
                 if let u = q.untilMicros, time >= u { return true }
                 if let s = q.sinceMicros, time < s { return false }
                 if let d = q.dag, key.dag != d { return true }
-                keys.append(key)
-                return q.asOf != nil || keys.count < q.limit * 4 || q.state == nil
-            }
-            return keys
-        }
-        for key in candidates {
-            guard out.count < q.limit else { break }
-            let record: RunRecord?
-            if let asOf = q.asOf {
-                record = try foldRun(key, through: asOf)?.run
-            } else {
-                record = try read(.runs) { store, txn in
-                    try ViewTxn.checkedGet(txn, store.table("runs"), RunsProjection.runKey(key), view: "runs", table: "runs")
-                        .map { try RecordCache<RunRecord>.decode(Data($0), table: "runs", view: "runs") }
+                guard q.asOf == nil else {
+                    keys.append(key)
+                    return true
                 }
+                guard let record = try RecordCache<RunRecord>.read(RunsProjection.runKey(key), table: "runs", txn, store) else {
+                    throw ViewError(.inconsistent, view: "runs", "view runs indexes run \(key) but has no record of it")
+                }
+                if q.state == nil || record.state == q.state { records.append(record) }
+                return records.count < q.limit
             }
-            guard let record else { continue }
+            return (keys, records)
+        }
+        guard let asOf = q.asOf else { return live }
+        var out: [RunRecord] = []
+        for key in candidates where out.count < q.limit {
+            guard let record = try foldRun(key, through: asOf)?.run else { continue }
             if let s = q.state, record.state != s { continue }
             out.append(record)
         }
@@ -162,7 +155,7 @@ extension Views {
     public func run(_ key: RunKey, asOf: UInt64? = nil) throws -> RunDetail? {
         if let asOf { return try foldRun(key, through: asOf) }
         let detail: RunDetail? = try read(.runs) { store, txn in
-            guard let bytes = try ViewTxn.checkedGet(txn, store.table("runs"), RunsProjection.runKey(key), view: "runs", table: "runs") else {
+            guard let run = try RecordCache<RunRecord>.read(RunsProjection.runKey(key), table: "runs", txn, store) else {
                 // The view says no run: the log must agree (a lost or mangled key would say so wrongly).
                 let checkpoint = try store.readMeta(txn)?.checkpoint ?? 0
                 if let first = try ledger.seqs(inStream: key.stream, limit: 1).first, first <= checkpoint {
@@ -170,7 +163,6 @@ extension Views {
                 }
                 return nil
             }
-            let run = try RecordCache<RunRecord>.decode(Data(bytes), table: "runs", view: "runs")
             var tasks: [TaskRecord] = []
             let prefix = KeyBuilder().string(key.dag).string(key.run).bytes
             try ViewTxn.scan(txn, store.table("tasks"), prefix: prefix, view: "runs", table: "tasks") { _, v in
@@ -224,10 +216,9 @@ extension Views {
     /// Reads the summary and the range-compressed sets only: no chunk is visited.
     public func chunkStatus(dataset: String, ranges limit: Int = 20, asOf: UInt64? = nil) throws -> ChunkStatusReport? {
         try withChunks(asOf: asOf) { store, txn in
-            guard let bytes = try ViewTxn.checkedGet(txn, store.table("datasets"), ChunksProjection.summaryKey(dataset), view: "chunks", table: "datasets") else {
+            guard let summary = try RecordCache<DatasetSummary>.read(ChunksProjection.summaryKey(dataset), table: "datasets", txn, store) else {
                 return nil
             }
-            let summary = try RecordCache<DatasetSummary>.decode(Data(bytes), table: "datasets", view: "chunks")
             var groups: [ChunkGroup] = []
             let order = ["failed", "invalid", "stale", "missing", "producing", "consuming", "resubmitted", "pending", "ready", "consumed"]
             for set in order {
@@ -255,8 +246,7 @@ extension Views {
                     guard keyRanges.count < limit else { continue }
                     func key(_ o: UInt64) throws -> String {
                         if natural || o < ChunksProjection.keyOrdinalBase, let k = ChunksProjection.naturalKey(o, summary.partitioning) { return k }
-                        let b = try ViewTxn.checkedGet(txn, store.table("chunks"), ChunksProjection.chunkKey(dataset, o), view: "chunks", table: "chunks")
-                        return try b.map { try RecordCache<ChunkRecord>.decode(Data($0), table: "chunks", view: "chunks").key } ?? "#\(o)"
+                        return try RecordCache<ChunkRecord>.read(ChunksProjection.chunkKey(dataset, o), table: "chunks", txn, store)?.key ?? "#\(o)"
                     }
                     keyRanges.append(KeyRange(first: try key(r.lowerBound), last: try key(r.upperBound), count: r.upperBound - r.lowerBound + 1))
                 }
@@ -277,8 +267,8 @@ extension Views {
             for r in try ChunksProjection.readSet(dataset, set, txn, store).ranges {
                 var o = r.lowerBound
                 while o <= r.upperBound, out.count < limit {
-                    if let b = try ViewTxn.checkedGet(txn, store.table("chunks"), ChunksProjection.chunkKey(dataset, o), view: "chunks", table: "chunks") {
-                        out.append(try RecordCache<ChunkRecord>.decode(Data(b), table: "chunks", view: "chunks"))
+                    if let record = try RecordCache<ChunkRecord>.read(ChunksProjection.chunkKey(dataset, o), table: "chunks", txn, store) {
+                        out.append(record)
                     } else {
                         throw ViewError(.inconsistent, view: "chunks", "view chunks lists chunk #\(o) of \(dataset) as \(status) but has no record of it")
                     }

@@ -216,12 +216,13 @@ public final class Views: @unchecked Sendable {
         var batch: [(EventHeader, Event)] = []
         batch.reserveCapacity(options.batchEvents)
         var lastReport = Date.distantPast
+        let decoder = JSONDecoder()
 
         func apply() throws {
             guard let first = batch.first?.0.seq, let last = batch.last?.0.seq else { return }
             var interest: Fact.Interest = []
             for t in targets where checkpoints[t.name]! < min(last, t.limit) { interest.formUnion(type(of: t.projection).interest) }
-            let facts = batch.map { Fact.decode($0.1, wanted: interest) }
+            let facts = batch.map { Fact.decode($0.1, wanted: interest, decoder: decoder) }
             for t in targets {
                 let upTo = min(last, t.limit)
                 guard checkpoints[t.name]! < upTo else { continue }

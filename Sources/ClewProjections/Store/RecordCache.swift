@@ -46,6 +46,12 @@ struct RecordCache<R: Codable & Equatable> {
 
     mutating func reset() { entries.removeAll() }
 
+    /// The record under `key` in `table`, checksum-checked and decoded (nil when absent).
+    static func read(_ key: [UInt8], table: String, _ txn: Transaction, _ store: ViewStore) throws -> R? {
+        try ViewTxn.checkedGet(txn, store.table(table), key, view: store.name, table: table)
+            .map { try decode(Data($0), table: table, view: store.name) }
+    }
+
     static func decode(_ data: Data, table: String, view: String) throws -> R {
         do {
             return try JSONDecoder().decode(R.self, from: data)

@@ -238,7 +238,7 @@ final class ChunksProjection: Projection {
         if let existing = try chunk(c.dataset, ordinal, txn) {
             rec = existing
             let old = ChunkStatus(rawValue: rec.status) ?? .pending
-            if (old != c.to || c.to == .consuming), !old.canBecome(c.to) {
+            if old.isAnomalous(c.to) {
                 var a = rec.anomalies ?? []
                 if a.count < 16 { a.append("seq \(h.seq): \(old.rawValue) -> \(to)") }
                 rec.anomalies = a
