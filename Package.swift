@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "ClewModel", targets: ["ClewModel"]),
         .library(name: "ClewProjections", targets: ["ClewProjections"]),
         .library(name: "ClewEngine", targets: ["ClewEngine"]),
+        .library(name: "ClewReplay", targets: ["ClewReplay"]),
         .library(name: "ClewCLI", targets: ["ClewCLI"]),
         .executable(name: "clew", targets: ["clew"]),
     ],
@@ -61,10 +62,16 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // Floor 5: replay, divergence reports, inspection.
+        .target(
+            name: "ClewReplay",
+            dependencies: ["ClewEngine", "ClewProjections", "ClewLedger", "ClewModel", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // Floor 6: the command line, as a library so a user's package can ship its pipelines with it.
         .target(
             name: "ClewCLI",
             dependencies: [
+                "ClewReplay",
                 "ClewLedger",
                 "ClewModel",
                 "ClewProjections",
@@ -82,6 +89,7 @@ let package = Package(
         .testTarget(name: "ClewModelTests", dependencies: ["ClewModel"]),
         .testTarget(name: "ClewProjectionsTests", dependencies: ["ClewProjections", "ClewEngine", "ClewLedger", "ClewModel"]),
         .testTarget(name: "ClewEngineTests", dependencies: ["ClewEngine", "ClewLedger", "ClewModel"]),
+        .testTarget(name: "ClewReplayTests", dependencies: ["ClewReplay", "ClewEngine", "ClewProjections", "ClewLedger", "ClewModel"]),
         .testTarget(name: "ClewCLITests", dependencies: ["ClewCLI", "ClewLedger", "ClewModel", "ClewProjections"]),
     ]
 )

@@ -2,6 +2,7 @@ import ArgumentParser
 import ClewEngine
 import ClewLedger
 import ClewProjections
+import ClewReplay
 import Foundation
 
 /// Options every ledger command shares.
@@ -91,6 +92,9 @@ func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
         Terminal.error(error.description)
         throw ExitCode(1)
     } catch let error as ViewError {
+        Terminal.error(error.description)
+        throw ExitCode(1)
+    } catch let error as ReplayError {
         Terminal.error(error.description)
         throw ExitCode(1)
     }

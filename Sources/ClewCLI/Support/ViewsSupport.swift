@@ -63,6 +63,18 @@ enum Show {
     }
 
     static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s.padding(toLength: n, withPad: " ", startingAt: 0) }
+
+    /// `s` cut to `n` characters (with … when cut).
+    static func clip(_ s: String, _ n: Int) -> String { s.count <= n ? s : String(s.prefix(max(1, n - 1))) + "…" }
+
+    /// Rows under a header, each column padded to its widest cell.
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+        return ([header] + rows).map { r in
+            r.enumerated().map { i, c in i == r.count - 1 ? c : pad(c, widths[i]) }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
 }
 
 extension Views {

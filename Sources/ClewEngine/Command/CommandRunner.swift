@@ -91,7 +91,7 @@ enum CommandRunner {
                         case nil: collected.value.withLock { $0.stdout.append(line) }
                         case .variable(let name, let value)?:
                             if let step = try? context.nextStep() {
-                                context.sink.variable(step: step, name: name, kind: "variable", value: RecordedValue(text: value, name: name, type: "command"))
+                                context.sink.variable(step: step, name: name, kind: StepKind.variable, value: RecordedValue(text: value, name: name, type: "command"))
                             }
                         case .output(let name, let value)?: collected.value.withLock { $0.outputs.append((name, value)) }
                         case .expect(let name, let passed, let message)?: context.expect(name, passed, message)

@@ -15,7 +15,7 @@ public import Foundation
 public struct DAG: Sendable {
     /// The data part of the definition: what is hashed, recorded and validated.
     public var spec: DAGSpec
-    let bodies: [String: TaskBody]
+    package let bodies: [String: TaskBody]
     /// Problems found while building the definition (bad cron, bad start date); reported by ``validate()``.
     var buildProblems: [DAGProblem]
 
@@ -57,7 +57,7 @@ public struct DAG: Sendable {
         self.buildProblems = problems
     }
 
-    init(spec: DAGSpec, bodies: [String: TaskBody]) {
+    package init(spec: DAGSpec, bodies: [String: TaskBody]) {
         self.spec = spec
         self.bodies = bodies
         self.buildProblems = []
@@ -80,7 +80,7 @@ extension Duration {
 }
 
 /// The code behind a task.
-enum TaskBody: Sendable {
+package enum TaskBody: Sendable {
     case swift(@Sendable (TaskContext) async throws -> RecordedValue?)
     case branch(@Sendable (TaskContext) async throws -> [String])
     case command

@@ -1,11 +1,15 @@
 import ClewLedger
-import ClewModel
+package import ClewModel
 import Foundation
 import Synchronization
 
 /// One run of one DAG: the scheduling loop (structured concurrency up to the concurrency limit), attempts
 /// with retries, timeouts and backoff, failure propagation, chunks and the five questions.
-final class RunExecution: Sendable {
+///
+/// A *branch* run (a counterfactual replay) runs the same way but reads what its original read: the chunks
+/// it was admitted, its recorded time and side-effect results, its random seeds; it asks no questions,
+/// takes no leases and publishes no chunks.
+package final class RunExecution: Sendable {
     let engine: Engine
     let dag: DAG
     let runID: String
@@ -16,9 +20,11 @@ final class RunExecution: Sendable {
     let index: [String: Int]
     let children: [[Int]]
     let parents: [[Int]]
+    let branch: BranchFeed?
     var recorder: Recorder { engine.recorder }
 
-    init(engine: Engine, dag: DAG, runID: String, params: [String: String], partition: Partition?) {
+    package init(engine: Engine, dag: DAG, runID: String, params: [String: String], partition: Partition?, branch: BranchFeed? = nil) {
+        self.branch = branch
         self.engine = engine
         self.dag = dag
         self.runID = runID
@@ -61,7 +67,7 @@ final class RunExecution: Sendable {
         emit(EventType.runStarted, [
             ("dag", .string(dag.name)), ("run", .string(runID)), ("pid", .int(Int64(getpid()))),
             ("host", .string(ChunkBook.host)), ("max_active_tasks", .int(Int64(limit))),
-        ])
+        ] + RunEnvironment.current.fields)
         try await recorder.flush()
 
         let n = tasks.count
@@ -250,8 +256,11 @@ final class RunExecution: Sendable {
         }
     }
 
-    func seed(task: String, attempt: Int) -> UInt64 {
-        let hex = ContentDigest.sha256(Data("\(dag.name)/\(runID)/\(task)/\(attempt)".utf8))
+    /// The seed of an attempt's random generator: a hash of DAG, run, task and attempt (a branch run uses
+    /// its original's run id, so it draws the same numbers).
+    package func seed(task: String, attempt: Int) -> UInt64 {
+        let run = branch?.originalRunID ?? runID
+        let hex = ContentDigest.sha256(Data("\(dag.name)/\(run)/\(task)/\(attempt)".utf8))
         return UInt64(hex.prefix(16), radix: 16) ?? 0
     }
 
@@ -266,7 +275,7 @@ final class RunExecution: Sendable {
     func datasetSpec(_ name: String) -> DatasetSpec { dag.spec.dataset(name) ?? DatasetSpec(name: name) }
 
     /// `<data>/runs/<dag>/<run>/<task>/<attempt>`, built as text (URL parsing per attempt is measurable).
-    func attemptPath(_ task: String, _ attempt: Int) -> String {
+    package func attemptPath(_ task: String, _ attempt: Int) -> String {
         "\(engine.options.dataDirectory.path)/runs/\(dag.name)/\(runID)/\(task)/\(attempt)"
     }
 
@@ -278,7 +287,9 @@ final class RunExecution: Sendable {
         // The five questions before consuming, then writer safety before producing.
         var admitted: [ConsumedChunk] = []
         var producing: [(ref: ChunkRef, key: String, from: ChunkStatus?)] = []
-        if !spec.consumes.isEmpty || !spec.produces.isEmpty {
+        if let branch {
+            admitted = branch.chunks[spec.id] ?? []
+        } else if !spec.consumes.isEmpty || !spec.produces.isEmpty {
             do {
                 try await recorder.flush()
                 let gate = try admit(spec, attempt: attempt)
@@ -296,7 +307,7 @@ final class RunExecution: Sendable {
 
         let path = attemptPath(spec.id, attempt)
         let seed = seed(task: spec.id, attempt: attempt)
-        let sink = LiveSink(execution: self, task: spec.id, attempt: attempt)
+        let sink = LiveSink(execution: self, task: spec.id, attempt: attempt, feed: branch.map { StepFeed($0.steps[spec.id] ?? []) })
         let context = TaskContext(
             dag: dag.name, runID: runID, taskID: spec.id, attempt: attempt, params: params, partition: partition?.key,
             interval: partition.map { $0.start..<$0.end }, outputPath: path, seed: seed, inputs: inputs,
@@ -311,7 +322,7 @@ final class RunExecution: Sendable {
         for chunk in admitted {
             emit(EventType.valueConsumed, [
                 taskField, attemptField, ("dataset", .string(chunk.dataset)), ("chunk", .string(chunk.key)),
-                ("digest", chunk.digest.map(JSON.Value.string) ?? .null),
+                ("digest", chunk.digest.map(JSON.Value.string) ?? .null), ("location", chunk.location.map(JSON.Value.string) ?? .null),
             ])
         }
 
@@ -337,7 +348,7 @@ final class RunExecution: Sendable {
 
         switch outcome {
         case .success(let result) where result.skipped != nil:
-            finishChunks(spec, attempt: attempt, admitted: admitted, producing: producing, produced: nil, reason: result.skipped)
+            if branch == nil { finishChunks(spec, attempt: attempt, admitted: admitted, producing: producing, produced: nil, reason: result.skipped) }
             return .skipped(result.skipped ?? "")
         case .success(let result) where result.failure == nil:
             var output = result.output
@@ -347,11 +358,11 @@ final class RunExecution: Sendable {
                 output = nil
             }
             let failedExpectations = expectations.filter { !$0.passed }
-            let chunkProblem = finishChunks(
+            let chunkProblem = branch != nil ? nil : finishChunks(
                 spec, attempt: attempt, admitted: admitted, producing: producing,
                 produced: ProducedFacts(output: output, expectations: expectations, declared: result.declaredChunks, directory: context.outputPath), reason: nil)
             if !failedExpectations.isEmpty || chunkProblem != nil {
-                let why = chunkProblem ?? "expectation failed: " + failedExpectations.map { "\($0.name)\($0.message.isEmpty ? "" : " (\($0.message))")" }.joined(separator: "; ")
+                let why = chunkProblem ?? Self.expectationFailure(failedExpectations)
                 emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(millis)), ("error", .string(why))] + result.fields)
                 return .failed(why)
             }
@@ -363,32 +374,38 @@ final class RunExecution: Sendable {
         case .success(let result):
             let cancelled = Task.isCancelled
             let why = cancelled ? "cancelled (\(result.failure ?? "stopped"))" : result.failure ?? "failed"
-            finishChunks(spec, attempt: attempt, admitted: admitted, producing: producing, produced: nil, reason: why)
+            if branch == nil { finishChunks(spec, attempt: attempt, admitted: admitted, producing: producing, produced: nil, reason: why) }
             emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(millis)), ("error", .string(why))]
                 + (cancelled ? [("cancelled", .bool(true))] : []) + result.fields)
             return cancelled ? .cancelled : .failed(why)
         case .failure(let error):
             let cancelled = error is CancellationError || (Task.isCancelled && !(error is TimeoutError))
             let why = cancelled ? "cancelled" : (error as? TimeoutError).map { "\($0)" } ?? "\(error)"
-            finishChunks(spec, attempt: attempt, admitted: admitted, producing: producing, produced: nil, reason: why)
+            if branch == nil { finishChunks(spec, attempt: attempt, admitted: admitted, producing: producing, produced: nil, reason: why) }
             emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(millis)), ("error", .string(why))]
                 + (error is TimeoutError ? [("timed_out", .bool(true))] : []) + (cancelled ? [("cancelled", .bool(true))] : []))
             return cancelled ? .cancelled : .failed(why)
         }
     }
 
-    /// What a task's code returned.
-    struct BodyOutcome: Sendable {
-        var output: RecordedValue?
-        var chosen: [String]?
-        var failure: String?
-        var skipped: String?
-        var declaredChunks: [(dataset: String, key: String, path: String)] = []
-        /// Extra payload fields for task.succeeded / task.failed (exit code, stdout …).
-        var fields: [(String, JSON.Value)] = []
+    /// Why an attempt whose expectations failed failed (`task.failed`'s `error`).
+    package static func expectationFailure(_ failed: [Expectation]) -> String {
+        "expectation failed: " + failed.map { "\($0.name)\($0.message.isEmpty ? "" : " (\($0.message))")" }.joined(separator: "; ")
     }
 
-    func runBody(_ spec: TaskSpec, context: TaskContext) async throws -> BodyOutcome {
+    /// What a task's code returned.
+    package struct BodyOutcome: Sendable {
+        package var output: RecordedValue?
+        package var chosen: [String]?
+        package var failure: String?
+        package var skipped: String?
+        package var declaredChunks: [(dataset: String, key: String, path: String)] = []
+        /// Extra payload fields for task.succeeded / task.failed (exit code, stdout …).
+        package var fields: [(String, JSON.Value)] = []
+    }
+
+    /// Runs a task's code (closure, command or trigger) in `context`.
+    package func runBody(_ spec: TaskSpec, context: TaskContext) async throws -> BodyOutcome {
         guard let body = dag.bodies[spec.id] else {
             if spec.kind == .command { return try await runCommand(spec, context: context) }
             if spec.kind == .trigger { return try await runTrigger(spec, condition: nil, context: context) }
@@ -408,7 +425,7 @@ final class RunExecution: Sendable {
         }
     }
 
-    func checkBranch(_ spec: TaskSpec, _ chosen: [String]) throws {
+    package func checkBranch(_ spec: TaskSpec, _ chosen: [String]) throws {
         let kids = Set(children[index[spec.id]!].map { tasks[$0].id })
         let unknown = chosen.filter { !kids.contains($0) }
         if !unknown.isEmpty {
@@ -439,10 +456,16 @@ final class RunExecution: Sendable {
         for ref in spec.produces { env["CLEW_OUTPUT_\(Self.envName(ref.dataset))"] = directory.appendingPathComponent(ref.path ?? ref.dataset).path }
         let workDir = command.workingDirectory ?? FileManager.default.currentDirectoryPath
         let r = try await CommandRunner.run(command, environment: env, workingDirectory: workDir, context: context)
+        // What a replay needs to run the command again: its arguments, working directory and environment
+        // (output paths relative to the attempt's directory, secrets redacted).
+        let recordedEnv = command.environment.merging(env, uniquingKeysWith: { _, b in b }).reduce(into: [String: String]()) { out, kv in
+            out[kv.key] = Redaction.isSecret(kv.key) ? "[REDACTED]" : kv.value.replacingOccurrences(of: directory.path, with: "$CLEW_OUTPUT_DIR")
+        }
         var fields: [(String, JSON.Value)] = [
             ("exit_code", r.exitCode.map { .int(Int64($0)) } ?? .null), ("stdout", .string(r.stdout)), ("stderr", .string(r.stderr)),
             ("stdout_bytes", .int(Int64(r.stdoutBytes))), ("stderr_bytes", .int(Int64(r.stderrBytes))),
             ("files", .array(r.files.map { .object([("path", .string($0.path)), ("sha256", .string($0.sha256)), ("bytes", .int($0.bytes))]) })),
+            ("argv", .array(command.argv.map { .string($0) })), ("cwd", .string(workDir)), ("env", .strings(recordedEnv)),
         ]
         if let s = r.signal { fields.append(("signal", .int(Int64(s)))) }
         var outcome = BodyOutcome(fields: fields)
@@ -486,6 +509,13 @@ final class RunExecution: Sendable {
                 return BodyOutcome(skipped: "trigger condition '\(when)' is false")
             }
         }
+        if let branch {
+            // A replay or branch run does not start child runs: the child run the original started is its result.
+            guard let recorded = branch.triggered[spec.id] else {
+                throw EngineError("task \(spec.id) triggered no run in the original, so a replay cannot say what it would return")
+            }
+            return BodyOutcome(output: recorded)
+        }
         guard let child = engine.registry.dag(named: trigger.dag) else {
             throw EngineError("task \(spec.id) triggers DAG \(trigger.dag), which is not known")
         }
@@ -504,11 +534,13 @@ final class RunExecution: Sendable {
     }
 }
 
-/// Steps recorded live: each becomes a `variable.recorded` event in the run's stream.
+/// Steps recorded live: each becomes a `variable.recorded` event in the run's stream. In a branch run,
+/// `feed` hands back the original's recorded time and side-effect results.
 struct LiveSink: StepSink {
     let execution: RunExecution
     let task: String
     let attempt: Int
+    let feed: StepFeed?
 
     func variable(step: Int, name: String, kind: String, value: RecordedValue) {
         execution.emit(EventType.variableRecorded, [
@@ -517,19 +549,19 @@ struct LiveSink: StepSink {
         ] + execution.engine.values.fields(for: value))
     }
 
-    func replayed(step: Int) -> RecordedValue? { nil }
+    func replayed(step: Int, kind: String, name: String) -> RecordedValue? { feed?.take(kind: kind, name: name) }
 }
 
 /// An attempt that ran past its time limit.
-struct TimeoutError: Error, CustomStringConvertible {
+package struct TimeoutError: Error, CustomStringConvertible {
     let millis: Int
-    var description: String { "timed out after \(millis) ms" }
+    package var description: String { "timed out after \(millis) ms" }
 }
 
 /// Runs `body` with a time limit. Commands stop cooperatively (cancellation kills the process group and
 /// is awaited); Swift closures are cancelled and abandoned, so one that ignores cancellation cannot hold
 /// up the run (its context is closed, so it cannot record anything more).
-func withTimeout<T: Sendable>(
+package func withTimeout<T: Sendable>(
     _ millis: Int?, stopsCooperatively: Bool, _ body: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     guard let millis else { return try await body() }

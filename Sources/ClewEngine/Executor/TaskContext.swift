@@ -30,14 +30,14 @@ public final class TaskContext: Sendable {
     public let interval: Range<Int64>?
     /// A directory for this attempt's files; it is new for every attempt, so nothing needs cleaning up.
     public var outputDirectory: URL { URL(fileURLWithPath: outputPath, isDirectory: true) }
-    let outputPath: String
+    package let outputPath: String
     /// The seed of ``random()``, recorded in `task.started`.
     public let seed: UInt64
     /// Parents' outputs by task id.
-    let inputs: [String: RecordedValue]
+    package let inputs: [String: RecordedValue]
     /// Chunks the five questions admitted, by dataset.
     public let consumedChunks: [ConsumedChunk]
-    let sink: any StepSink
+    package let sink: any StepSink
 
     struct State {
         var step = 0
@@ -47,7 +47,7 @@ public final class TaskContext: Sendable {
     }
     let state: Mutex<State>
 
-    init(
+    package init(
         dag: String, runID: String, taskID: String, attempt: Int, params: [String: String], partition: String?,
         interval: Range<Int64>?, outputPath: String, seed: UInt64, inputs: [String: RecordedValue],
         consumedChunks: [ConsumedChunk], sink: any StepSink
@@ -93,17 +93,18 @@ public final class TaskContext: Sendable {
     public func record<T: Encodable>(_ name: String, _ value: T) throws {
         let v = try RecordedValue(value, name: name)
         let step = try nextStep()
-        sink.variable(step: step, name: name, kind: "variable", value: v)
+        sink.variable(step: step, name: name, kind: StepKind.variable, value: v)
     }
 
     /// The current time, recorded as a step (a replay returns the recorded time).
     public func now() throws -> Date {
         let step = try nextStep()
-        if let replayed = sink.replayed(step: step), let micros = try? replayed.decode(Int64.self) {
+        if let replayed = try sink.replayed(step: step, kind: StepKind.now, name: "now"), let micros = try? replayed.decode(Int64.self) {
+            sink.variable(step: step, name: "now", kind: StepKind.now, value: replayed)
             return Date(timeIntervalSince1970: Double(micros) / 1_000_000)
         }
         let micros = Recorder.nowMicros()
-        sink.variable(step: step, name: "now", kind: "now", value: RecordedValue(canonicalJSON: Data(String(micros).utf8), type: "time_us"))
+        sink.variable(step: step, name: "now", kind: StepKind.now, value: RecordedValue(canonicalJSON: Data(String(micros).utf8), type: "time_us"))
         return Date(timeIntervalSince1970: Double(micros) / 1_000_000)
     }
 
@@ -122,9 +123,12 @@ public final class TaskContext: Sendable {
     /// returns the recorded result instead of running `body`.
     public func sideEffect<T: Codable & Sendable>(_ name: String, _ body: () async throws -> T) async throws -> T {
         let step = try nextStep()
-        if let replayed = sink.replayed(step: step) { return try replayed.decode(T.self) }
+        if let replayed = try sink.replayed(step: step, kind: StepKind.sideEffect, name: name) {
+            sink.variable(step: step, name: name, kind: StepKind.sideEffect, value: replayed)
+            return try replayed.decode(T.self)
+        }
         let result = try await body()
-        sink.variable(step: step, name: name, kind: "side_effect", value: try RecordedValue(result, name: name))
+        sink.variable(step: step, name: name, kind: StepKind.sideEffect, value: try RecordedValue(result, name: name))
         return result
     }
 
@@ -134,9 +138,9 @@ public final class TaskContext: Sendable {
         state.withLock { $0.expectations.append(Expectation(name: name, passed: passed, message: message)) }
     }
 
-    var expectations: [Expectation] { state.withLock { $0.expectations } }
+    package var expectations: [Expectation] { state.withLock { $0.expectations } }
 
-    func nextStep() throws -> Int {
+    package func nextStep() throws -> Int {
         try state.withLock { s in
             if s.closed { throw TaskContextError("task '\(taskID)' attempt \(attempt) has ended; nothing more is recorded") }
             s.step += 1
@@ -144,18 +148,35 @@ public final class TaskContext: Sendable {
         }
     }
 
-    func close() { state.withLock { $0.closed = true } }
+    package func close() { state.withLock { $0.closed = true } }
 }
 
 /// Where a context's steps go: the live recorder, or a replay feeding recorded values back.
-protocol StepSink: Sendable {
+package protocol StepSink: Sendable {
+    /// A step happened: a variable was recorded, the time was read, a side effect returned.
     func variable(step: Int, name: String, kind: String, value: RecordedValue)
-    /// The recorded value of a step when replaying, else nil.
-    func replayed(step: Int) -> RecordedValue?
+    /// The recorded result of a `now` or `side_effect` step when replaying (so the task gets what it got
+    /// the first time and the outside world is not touched again), else nil.
+    func replayed(step: Int, kind: String, name: String) throws -> RecordedValue?
+}
+
+/// The kinds of step a task context records (`variable.recorded`'s `kind`).
+public enum StepKind {
+    public static let variable = "variable"
+    public static let now = "now"
+    public static let sideEffect = "side_effect"
 }
 
 /// A chunk the five questions admitted for a task.
 public struct ConsumedChunk: Sendable, Hashable {
+    package init(dataset: String, key: String, location: String?, digest: String?, lease: String) {
+        self.dataset = dataset
+        self.key = key
+        self.location = location
+        self.digest = digest
+        self.lease = lease
+    }
+
     public var dataset: String
     public var key: String
     /// An absolute path, or `value:<digest>`.

@@ -88,6 +88,22 @@ public struct CronExpression: Sendable, Hashable, Codable {
     let minutes: Set<Int>, hours: Set<Int>, days: Set<Int>, months: Set<Int>, weekdays: Set<Int>
     let dayRestricted: Bool, weekdayRestricted: Bool
 
+    enum CodingKeys: String, CodingKey { case text, minutes, hours, days, months, weekdays, dayRestricted, weekdayRestricted }
+
+    /// Sets encode sorted: a DAG's version is the hash of its encoded definition and must not depend on
+    /// the process's hash seed (it did: a scheduled DAG got a new version in every process).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(text, forKey: .text)
+        try c.encode(minutes.sorted(), forKey: .minutes)
+        try c.encode(hours.sorted(), forKey: .hours)
+        try c.encode(days.sorted(), forKey: .days)
+        try c.encode(months.sorted(), forKey: .months)
+        try c.encode(weekdays.sorted(), forKey: .weekdays)
+        try c.encode(dayRestricted, forKey: .dayRestricted)
+        try c.encode(weekdayRestricted, forKey: .weekdayRestricted)
+    }
+
     public init(_ text: String) throws {
         let macros = [
             "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
