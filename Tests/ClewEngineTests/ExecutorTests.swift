@@ -164,7 +164,7 @@ struct ExecutorTests {
             let again = TaskContext(
                 dag: "dice", runID: "a", taskID: "roll", attempt: 1, params: [:], partition: nil, interval: nil,
                 outputPath: "/tmp", seed: RunExecution(engine: engine, dag: dag, runID: "a", params: [:], partition: nil).seed(task: "roll", attempt: 1),
-                inputs: [:], consumedChunks: [], sink: LiveSink(execution: RunExecution(engine: engine, dag: dag, runID: "x", params: [:], partition: nil), task: "roll", attempt: 1))
+                inputs: [:], consumedChunks: [], sink: LiveSink(execution: RunExecution(engine: engine, dag: dag, runID: "x", params: [:], partition: nil), task: "roll", attempt: 1, feed: nil))
             let first = try a.outputs["roll"]!.decode([Int].self)
             #expect([again.random(in: 0..<1000), again.random(in: 0..<1000)] == Array(first.prefix(2)))
             #expect(try b.outputs["roll"]!.decode([Int].self) != first)

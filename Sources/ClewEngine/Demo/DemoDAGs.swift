@@ -129,28 +129,32 @@ public enum DemoDAGs {
         Op("load_store", after: "validate_and_convert") { ctx in
             guard let url = ctx.chunk("orders.json")?.url else { throw EngineError("no JSON admitted") }
             let orders = try JSONDecoder().decode([Order].self, from: Data(contentsOf: url))
-            // The local store: one JSON line per order id, upserted (re-running a load changes nothing).
+            // The local store (one JSON line per order id, upserted) lives outside the run: reading and writing
+            // it are side effects, recorded, so a replay gets the same answers and leaves the store alone.
             let store = ctx.outputDirectory.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
                 .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("store")
-            try FileManager.default.createDirectory(at: store, withIntermediateDirectories: true)
             let file = store.appendingPathComponent("orders.jsonl")
-            var existing: [String: String] = [:]
-            if let text = try? String(contentsOf: file, encoding: .utf8) {
-                for line in text.split(separator: "\n") {
-                    if let o = try? JSONDecoder().decode(Order.self, from: Data(line.utf8)) { existing[o.id] = String(line) }
-                }
-            }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            var inserted = 0
-            for o in orders {
-                let line = String(decoding: try encoder.encode(o), as: UTF8.self)
-                if existing[o.id] != line { inserted += 1 }
-                existing[o.id] = line
+            let lines = try orders.map { String(decoding: try encoder.encode($0), as: UTF8.self) }
+            let counts = try await ctx.sideEffect("upsert \(orders.count) orders into store/orders.jsonl") { () -> [String: Int] in
+                try FileManager.default.createDirectory(at: store, withIntermediateDirectories: true)
+                var existing: [String: String] = [:]
+                if let text = try? String(contentsOf: file, encoding: .utf8) {
+                    for line in text.split(separator: "\n") {
+                        if let o = try? JSONDecoder().decode(Order.self, from: Data(line.utf8)) { existing[o.id] = String(line) }
+                    }
+                }
+                var inserted = 0
+                for (o, line) in zip(orders, lines) {
+                    if existing[o.id] != line { inserted += 1 }
+                    existing[o.id] = line
+                }
+                try (existing.keys.sorted().map { existing[$0]! }.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
+                return ["upserted": inserted, "store_rows": existing.count]
             }
-            try (existing.keys.sorted().map { existing[$0]! }.joined(separator: "\n") + "\n").write(to: file, atomically: true, encoding: .utf8)
-            try ctx.record("store_rows", existing.count)
-            return ["upserted": inserted, "store_rows": existing.count]
+            try ctx.record("store_rows", counts["store_rows"] ?? 0)
+            return counts
         }.consumes("orders.json", key: "{run}")
     }
 

@@ -14,6 +14,9 @@ package struct BranchFeed: Sendable {
     package var steps: [String: [FedStep]]
     /// What trigger tasks returned in the original (the child run and its status), by task id.
     package var triggered: [String: RecordedValue]
+    /// Tasks the five questions blocked in the original (every attempt), with the reason: blocked again,
+    /// since the branch reads the original's data as it stood then.
+    package var blocked: [String: String] = [:]
 
     package init(
         originalRunID: String, chunks: [String: [ConsumedChunk]] = [:], steps: [String: [FedStep]] = [:],

@@ -218,6 +218,11 @@ package final class RunExecution: Sendable {
 
     func runTask(_ i: Int, firstAttempt: Int, inputs: [String: RecordedValue]) async -> TaskResult {
         let spec = tasks[i]
+        if let reason = branch?.blocked[spec.id] {
+            let why = "blocked in the original run: \(reason)"
+            emit(EventType.taskBlocked, [("task", .string(spec.id)), ("attempt", .int(Int64(firstAttempt))), ("reason", .string(why))])
+            return TaskResult(state: .blocked, error: why)
+        }
         var attempt = firstAttempt
         var retriesLeft = spec.retries
         var delay = spec.retryDelayMillis

@@ -108,7 +108,11 @@ extension Replayer {
             steps[a.task, default: []] += a.steps.filter { $0.kind != StepKind.variable }.map { FedStep(kind: $0.kind, name: $0.name, value: $0.value) }
             if dag.spec.tasks.first(where: { $0.id == a.task })?.kind == .trigger, let o = a.output { triggered[a.task] = o }
         }
-        let feed = BranchFeed(originalRunID: recording.key.run, chunks: chunks, steps: steps, triggered: triggered)
+        var feed = BranchFeed(originalRunID: recording.key.run, chunks: chunks, steps: steps, triggered: triggered)
+        for task in Set(recording.attempts.map(\.task)) {
+            let all = recording.attempts.filter { $0.task == task }
+            if all.allSatisfy({ $0.seed == nil }), case .blocked(let reason)? = all.last?.outcome { feed.blocked[task] = reason }
+        }
         let engine = Engine(
             ledger: ledger, registry: registry,
             options: Engine.Options(dataDirectory: dataDirectory ?? ledger.directory.appendingPathComponent("data")))
