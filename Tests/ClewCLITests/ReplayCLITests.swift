@@ -1,0 +1,145 @@
+import ClewLedger
+import ClewModel
+import Foundation
+import Testing
+
+@Suite("Replay CLI", .serialized)
+struct ReplayCLITests {
+    /// Runs numeric_flow for `batch` through the CLI and returns the run id.
+    static func numericRun(_ cli: CLI, batch: Int) throws -> String {
+        let r = try cli.run(["run", "numeric_flow", "--param", "batch=\(batch)", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let o = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        return try #require(o["run"] as? String ?? o["run_id"] as? String, "\(r.stdout)")
+    }
+
+    @Test("replay: identical verdict as text and JSON, a counterfactual branch, bad input named")
+    func replay() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try cli.run(["init"]).status == 0)
+        let run = try Self.numericRun(cli, batch: 1)
+        let text = try cli.run(["replay", run])
+        #expect(text.status == 0 && text.stdout.contains("identical"), "\(text.stdout)\(text.stderr)")
+        let json = try cli.run(["replay", "numeric_flow/\(run)", "--json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(report["verdict"] as? String == "identical")
+        #expect((report["steps_compared"] as? Int ?? 0) >= 20)
+        let from = try cli.run(["replay", run, "--from", "aggregate", "--json"])
+        let f = try #require(try JSONSerialization.jsonObject(with: Data(from.stdout.utf8)) as? [String: Any])
+        #expect(f["from_record"] as? [String] == ["convert_units", "read_batch"], "\(from.stdout)")
+        let branch = try cli.run(["replay", run, "--set", "threshold_kg=100"])
+        #expect(branch.status == 0 && branch.stdout.contains("branch run numeric_flow/\(run).branch-1"), "\(branch.stdout)\(branch.stderr)")
+        #expect(branch.stdout.contains("route") && branch.stdout.contains("[\"flag_heavy\"]"), "\(branch.stdout)")
+        let runs = try cli.run(["runs", "--json"])
+        #expect(runs.stdout.contains("\(run).branch-1"))
+        for (args, needle) in [
+            (["replay", "nope"], "no run nope"),
+            (["replay", run, "--from", "ghost"], "has no task ghost"),
+            (["replay", run, "--set", "noequals"], "expected NAME=VALUE"),
+            (["replay", run, "--from", "aggregate", "--set", "a=1"], "cannot be combined"),
+            (["inspect", run, "--task", "ghost"], "did not run"),
+            (["inspect", run, "--task", "aggregate", "--step", "99"], "has no step 99"),
+        ] {
+            let r = try cli.run(args)
+            #expect(r.status == 1 && r.stderr.contains(needle), "\(args): \(r.stderr)")
+        }
+        let verify = try cli.run(["verify"])
+        #expect(verify.status == 0, "nothing recorded was damaged: \(verify.stdout)\(verify.stderr)")
+    }
+
+    @Test("replay of a command that reads the clock: exit 2, nondeterminism, the step named")
+    func divergedCommand() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try cli.run(["init"]).status == 0)
+        let dir = cli.directory.appendingPathComponent("pipelines")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let script = dir.appendingPathComponent("stamp.sh")
+        try "#!/bin/sh\necho \"::set-variable name=rows::3\"\necho \"::set-variable name=stamp::$(date +%s%N)\"\n".write(to: script, atomically: true, encoding: .utf8)
+        chmod(script.path, 0o755)
+        try "dag: stamped\ntasks:\n  stamp:\n    run: ./stamp.sh\n".write(to: dir.appendingPathComponent("stamped.yaml"), atomically: true, encoding: .utf8)
+        let r = try cli.run(["run", "stamped", "--pipelines", dir.path, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let id = try #require((try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["run"] as? String)
+        let replay = try cli.run(["replay", id, "--pipelines", dir.path, "--json"])
+        #expect(replay.status == 2, "\(replay.stdout)\(replay.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(replay.stdout.utf8)) as? [String: Any])
+        let d = try #require(report["divergence"] as? [String: Any])
+        #expect(report["verdict"] as? String == "diverged")
+        #expect(d["task"] as? String == "stamp" && d["variable"] as? String == "stamp" && d["step"] as? Int == 2)
+        #expect((d["cause"] as? [String: Any])?["kind"] as? String == "nondeterminism", "\(d)")
+        let text = try cli.run(["replay", id, "--pipelines", dir.path])
+        #expect(text.status == 2 && text.stdout.contains("DIVERGED") && text.stdout.contains("cause: nondeterminism"), "\(text.stdout)")
+    }
+
+    @Test("inspect shows scope, values and origins")
+    func inspect() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try cli.run(["init"]).status == 0)
+        let run = try Self.numericRun(cli, batch: 1)
+        let overview = try cli.run(["inspect", run])
+        #expect(overview.status == 0 && overview.stdout.contains("convert_units") && overview.stdout.contains("succeeded"), "\(overview.stdout)")
+        let detail = try cli.run(["inspect", run, "--task", "aggregate", "--step", "2", "--var", "total_kg", "--json"])
+        let o = try #require(try JSONSerialization.jsonObject(with: Data(detail.stdout.utf8)) as? [String: Any], "\(detail.stdout)\(detail.stderr)")
+        let scope = try #require(o["scope"] as? [[String: Any]])
+        #expect(scope.contains { $0["name"] as? String == "input.convert_units" && ($0["origin"] as? String ?? "").contains("output of convert_units#1") })
+        #expect(scope.contains { $0["name"] as? String == "total_kg" && ($0["origin"] as? String ?? "") == "step 1 of aggregate#1" })
+        #expect((o["last_write"] as? [String: Any])?["step"] as? Int == 1)
+        let text = try cli.run(["inspect", run, "--task", "convert_units", "--step", "2"])
+        #expect(text.stdout.contains("factor = 0.001") && text.stdout.contains("← step 1 of convert_units#1"), "\(text.stdout)")
+    }
+
+    @Test("debug, driven in tmux: breakpoint, continue, step back, watch, provenance, quit")
+    func debugInTmux() throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try cli.run(["init"]).status == 0)
+        let run = try Self.numericRun(cli, batch: 1)
+        let session = "clew-debug-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
+        let tmux = try #require(["/usr/bin/tmux", "/bin/tmux", "/usr/local/bin/tmux"].first { FileManager.default.isExecutableFile(atPath: $0) }, "tmux is not installed (tools/setup.sh installs it)")
+        /// Runs tmux; its output goes through a file, since the tmux server it may start keeps inherited pipes open.
+        func sh(_ args: [String]) throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: tmux)
+            p.arguments = args
+            let file = cli.directory.appendingPathComponent("tmux-out")
+            FileManager.default.createFile(atPath: file.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: file)
+            p.standardOutput = handle
+            p.standardError = handle
+            p.standardInput = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            try handle.close()
+            return (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+        }
+        let command = "\(CLI.binary.path) debug \(run) --ledger \(cli.ledger.path); echo debugger exited $?; sleep 30"
+        _ = try sh(["new-session", "-d", "-s", session, "-x", "200", "-y", "60", command])
+        defer { _ = try? sh(["kill-session", "-t", session]) }
+        /// Sends a line and waits until the pane shows `expect`.
+        func send(_ keys: String, expect: String) throws -> String {
+            if !keys.isEmpty { _ = try sh(["send-keys", "-t", session, "-l", keys]); _ = try sh(["send-keys", "-t", session, "Enter"]) }
+            var pane = ""
+            for _ in 0..<200 {
+                pane = try sh(["capture-pane", "-p", "-t", session, "-S", "-200"])
+                if pane.contains(expect) { return pane }
+                usleep(50_000)
+            }
+            Issue.record("the pane never showed '\(expect)' after '\(keys)':\n\(pane)")
+            return pane
+        }
+        _ = try send("", expect: "(clew)")
+        _ = try send("b task == \"aggregate\" && total_kg > 500", expect: "breakpoint 1: task")
+        _ = try send("c", expect: "aggregate#1 step 1")
+        let back = try send("p", expect: "convert_units#1 step 2")
+        #expect(back.contains("kg = ["))
+        _ = try send("w factor", expect: "watch 1: factor = 0.001")
+        _ = try send("jump 1", expect: "[1/")
+        let provenance = try send("jump aggregate:1", expect: "[4/")
+        #expect(provenance.contains("total_kg = 1159.393"), "\(provenance)")
+        _ = try send("where input.convert_units", expect: "same value as kg at step 2 of convert_units#1")
+        _ = try send("q", expect: "debugger exited 0")
+    }
+}
