@@ -1,6 +1,7 @@
 import ArgumentParser
 import ClewEngine
 import ClewProjections
+import ClewReplay
 import ClewLedger
 import ClewModel
 import Foundation
@@ -8,7 +9,7 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures next to the raw limit measured in the same run.",
-        subcommands: [LedgerBench.self, EngineBench.self, ViewsBench.self])
+        subcommands: [LedgerBench.self, EngineBench.self, ViewsBench.self, ReplayBench.self])
 
     struct LedgerBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -154,6 +155,50 @@ struct Bench: AsyncParsableCommand {
                     print(String(format: "chunk_status_query_ms %.3f p50, %.3f p99 (goal < 10)", r.chunkStatusQueryMillis, r.chunkStatusQueryP99Millis))
                     print(String(format: "views %.1f MiB, ledger %.1f MiB", Double(r.viewBytes) / 1_048_576, Double(r.ledgerBytes) / 1_048_576))
                 }
+            }
+        }
+    }
+
+    struct ReplayBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "replay",
+            abstract: "Replay time against the original run's, and debugger jumps on a 1,000,000-step recording.")
+
+        @OptionGroup var output: OutputOptions
+
+        @Option(name: .long, help: "Steps the run records.")
+        var steps = 1_000_000
+
+        @Option(name: .long, help: "Tasks the steps are spread over.")
+        var tasks = 10
+
+        @Option(name: .long, help: "Repetitions of original run + replay (medians are reported).")
+        var repetitions = 3
+
+        @Option(name: .long, help: "Scratch directory (removed afterwards).")
+        var workDir: String?
+
+        func validate() throws {
+            if steps < 100 { throw ValidationError("--steps must be at least 100") }
+            if tasks < 1 || tasks > steps / 3 { throw ValidationError("--tasks must be between 1 and steps/3") }
+            if repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let dir = URL(fileURLWithPath: workDir ?? NSTemporaryDirectory()).appendingPathComponent("clew-bench-replay-\(getpid())")
+                let r = try await ReplayBenchmark.run(steps: steps, tasks: tasks, repetitions: repetitions, in: dir) {
+                    Terminal.progress("bench: \($0)")
+                }
+                Terminal.endProgress()
+                if output.json {
+                    print(try JSONOutput.text(r))
+                } else {
+                    print("a run of \(r.tasks) tasks recording \(r.steps) steps, medians of \(r.repetitions); replay verdict: \(r.verdict)")
+                    print(String(format: "original_s %.2f  replay_s %.2f  replay_ratio %.2f (goal <= 1.0)", r.originalSeconds, r.replaySeconds, r.replayRatio))
+                    print(String(format: "load for debugging %.2f s; step_jump_ms %.3f p50, %.3f p99 over %d random jumps (goal < 5)", r.loadSeconds, r.stepJumpMillisP50, r.stepJumpMillisP99, r.jumps))
+                }
+                if r.verdict != "identical" { throw ExitCode(2) }
             }
         }
     }

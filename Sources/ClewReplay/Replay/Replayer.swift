@@ -74,13 +74,20 @@ public final class Replayer: Sendable {
             notices.append("the run was recorded by build \(env.buildID.prefix(16)); this is build \(environment.buildID.prefix(16))")
         }
 
+        // Attempts run concurrently where the record shows they did not depend on each other (up to the
+        // DAG's max_active_tasks and the cores there are); they are compared in recorded order.
+        let chosen = recording.attempts.indices.filter { i in
+            let a = recording.attempts[i]
+            if !replaySet.contains(a.task) { return false }
+            if a.seed == nil, case .blocked = a.outcome { return false }  // a scheduling decision, fed back
+            return true
+        }
+        let results = await replayAll(chosen, session: session, limit: max(1, min(dag.spec.maxActiveTasks, ProcessInfo.processInfo.activeProcessorCount)))
         var compared = 0
         var replayed = 0
-        var outputs: [String: RecordedValue] = [:]  // replayed outputs of succeeded attempts
-        for a in recording.attempts where replaySet.contains(a.task) {
-            if a.seed == nil, case .blocked = a.outcome { continue }  // a scheduling decision, fed back
-            let inputs = session.inputs(for: a, replayed: outputs)
-            let result = await session.run(a, inputs: inputs, directory: "replay")
+        for i in chosen {
+            let a = recording.attempts[i]
+            guard let (result, inputs) = results[i] else { continue }
             replayed += 1
             let comparison = Comparison.compare(recorded: a, replayed: result, inputs: inputs, paths: session.paths(a, directory: "replay"))
             compared += comparison.count
@@ -94,11 +101,54 @@ public final class Replayer: Sendable {
                     fromRecord: fromRecord, divergence: divergence, notices: notices,
                     seconds: (ContinuousClock.now - clock).seconds)
             }
-            if case .succeeded = result.outcome, let o = result.output { outputs[a.task] = o }
         }
         return ReplayReport(
             verdict: "identical", run: recording.key.description, stepsCompared: compared, attemptsReplayed: replayed,
             fromRecord: fromRecord, divergence: nil, notices: notices, seconds: (ContinuousClock.now - clock).seconds)
+    }
+
+    /// Replays the attempts at `indices` of the recording, each once the attempts whose outputs it consumed
+    /// have been replayed (their replayed outputs are its inputs), at most `limit` at a time.
+    func replayAll(_ indices: [Int], session: AttemptRunner, limit: Int) async -> [Int: (AttemptResult, [String: RecordedValue])] {
+        let attempts = session.recording.attempts
+        // The attempt that produced each consumed output, when it is replayed too.
+        var byTask: [String: [Int]] = [:]
+        for i in indices { byTask[attempts[i].task, default: []].append(i) }
+        var providers: [Int: [Int]] = [:]
+        for i in indices {
+            providers[i] = attempts[i].upstream.compactMap { u in
+                let earlier = (byTask[u.fromTask] ?? []).filter { $0 < i }
+                return earlier.last { attempts[$0].output?.digest == u.digest } ?? earlier.last
+            }
+        }
+        var results: [Int: (AttemptResult, [String: RecordedValue])] = [:]
+        var pending = indices
+        await withTaskGroup(of: (Int, AttemptResult, [String: RecordedValue]).self) { group in
+            var running = 0
+            func launch() {
+                var k = 0
+                while k < pending.count, running < limit {
+                    let i = pending[k]
+                    guard (providers[i] ?? []).allSatisfy({ results[$0] != nil }) else { k += 1; continue }
+                    pending.remove(at: k)
+                    var replayedOutputs: [String: RecordedValue] = [:]
+                    for j in providers[i] ?? [] {
+                        if let (r, _) = results[j], case .succeeded = r.outcome, let o = r.output { replayedOutputs[attempts[j].task] = o }
+                    }
+                    let inputs = session.inputs(for: attempts[i], replayed: replayedOutputs)
+                    let attempt = attempts[i]
+                    group.addTask { (i, await session.run(attempt, inputs: inputs, directory: "replay"), inputs) }
+                    running += 1
+                }
+            }
+            launch()
+            while let (i, result, inputs) = await group.next() {
+                running -= 1
+                results[i] = (result, inputs)
+                launch()
+            }
+        }
+        return results
     }
 
     static func defaultWorkDirectory(ledger: Ledger, key: RunKey) -> URL {
