@@ -65,7 +65,7 @@ let package = Package(
         // Floor 5: replay, divergence reports, inspection.
         .target(
             name: "ClewReplay",
-            dependencies: ["ClewEngine", "ClewProjections", "ClewLedger", "ClewModel", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["ClewEngine", "ClewProjections", "ClewLedger", "ClewModel", "CZstd", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Floor 6: the command line, as a library so a user's package can ship its pipelines with it.
         .target(

@@ -4,6 +4,8 @@
 public enum EventType {
     public static let dagRegistered = "dag.registered"
     public static let runQueued = "run.queued"
+    /// A run bundle from another ledger was imported (origin ledger, root, counts).
+    public static let runImported = "run.imported"
     public static let runStarted = "run.started"
     public static let runSucceeded = "run.succeeded"
     public static let runFailed = "run.failed"
@@ -33,7 +35,7 @@ public enum EventType {
         dagRegistered, runQueued, runStarted, runSucceeded, runFailed, runCancelled, taskScheduled, taskStarted,
         taskSucceeded, taskFailed, taskRetrying, taskSkipped, taskUpstreamFailed, chunkStatusChanged,
         variableRecorded, valueProduced, valueConsumed, questionAnswered, runResubmitted, taskBlocked,
-        chunkLeaseAcquired, chunkLeaseReleased, valueStored, expectationEvaluated, dagTriggered,
+        chunkLeaseAcquired, chunkLeaseReleased, valueStored, expectationEvaluated, dagTriggered, runImported,
     ]
 }
 

@@ -111,7 +111,13 @@ struct AttemptRunner: Sendable {
     /// Where a recorded chunk is now: its recorded location if the content still matches, else a copy
     /// imported with a run bundle (`<ledger>/data/files/<sha256>`).
     func locate(_ c: RecordedChunkInput) -> AttemptResult.ChunkCheck {
-        guard let location = c.location else { return .init(location: nil, digest: nil) }
+        guard let location = c.location else {
+            if let d = c.digest {
+                let imported = ledgerDirectory.appendingPathComponent("data/files/\(d)")
+                if ContentDigest.sha256(file: imported) == d { return .init(location: imported.path, digest: d) }
+            }
+            return .init(location: nil, digest: nil)
+        }
         if location.hasPrefix("value:") { return .init(location: location, digest: c.digest) }
         let current = ContentDigest.sha256(file: URL(fileURLWithPath: location))
         if current == c.digest || c.digest == nil { return .init(location: location, digest: current) }

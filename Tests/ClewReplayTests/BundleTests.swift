@@ -1,0 +1,75 @@
+import ClewEngine
+import ClewLedger
+import ClewModel
+import ClewProjections
+import Foundation
+import Testing
+@testable import ClewReplay
+
+@Suite struct BundleTests {
+    @Test func exportImportReplayInAnotherLedger() async throws {
+        try await withEngine([FaultDAGs.files]) { engine, ledger, dir in
+            let run = try await engine.run(FaultDAGs.files)
+            let key = RunKey(dag: "files", run: run.runID)
+            let file = dir.appendingPathComponent("run.clewrun")
+            let exported = try RunBundle.export(key, from: ledger, to: file)
+            #expect(exported.files == 1)
+            #expect(exported.events == (try ledger.seqs(inStream: key.stream)).count + 1)  // + the DAG definition
+            // The chunk file leaves its place: the bundle must carry it.
+            let original = try RecordedRun.load(key, from: ledger)
+            let chunk = try #require(original.attempts.first { $0.task == "read" }?.chunks.first?.location)
+            try FileManager.default.removeItem(atPath: chunk)
+
+            let other = try Ledger.create(at: dir.appendingPathComponent("other.ledger"))
+            defer { other.close() }
+            let imported = try await RunBundle.importBundle(from: file, into: other)
+            #expect(imported.events == exported.events && imported.skipped == 0)
+            let copy = try RecordedRun.load(key, from: other)
+            #expect(copy.attempts.map(\.id) == original.attempts.map(\.id))
+            #expect(copy.stepCount == original.stepCount)
+            let report = try await Replayer(ledger: other, registry: DAGRegistry([FaultDAGs.files])).replay(copy)
+            #expect(report.isIdentical, "\(String(describing: report.divergence))")
+            #expect(try other.verify().problems.isEmpty)
+            // Twice: refused, nothing added.
+            let size = try other.lastSeq
+            await #expect(throws: ReplayError.self) { try await RunBundle.importBundle(from: file, into: other) }
+            #expect(try other.lastSeq == size)
+        }
+    }
+
+    @Test func tamperedBundleIsRefusedWhole() async throws {
+        try await withEngine(DemoDAGs.all) { engine, ledger, dir in
+            let run = try await engine.run(DemoDAGs.numericFlow, params: ["batch": "1"])
+            let file = dir.appendingPathComponent("run.clewrun")
+            _ = try RunBundle.export(RunKey(dag: "numeric_flow", run: run.runID), from: ledger, to: file)
+            let text = String(decoding: try RunBundle.decompress(try Data(contentsOf: file), name: "run"), as: UTF8.self)
+            var lines = text.split(separator: "\n").map(String.init)
+            // Change a recorded value in one event (factor 0.001 → 0.002) and keep its proof.
+            let i = try #require(lines.firstIndex { l in
+                guard let o = try? JSONSerialization.jsonObject(with: Data(l.utf8)) as? [String: Any], let p = o["payload"] as? String,
+                    let d = Data(base64Encoded: p) else { return false }
+                return String(decoding: d, as: UTF8.self).contains("\"factor\"")
+            })
+            var o = try #require(try JSONSerialization.jsonObject(with: Data(lines[i].utf8)) as? [String: Any])
+            let payload = String(decoding: Data(base64Encoded: o["payload"] as! String)!, as: UTF8.self).replacingOccurrences(of: "0.001", with: "0.002")
+            o["payload"] = Data(payload.utf8).base64EncodedString()
+            lines[i] = String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self)
+            let bad = dir.appendingPathComponent("bad.clewrun")
+            try RunBundle.compress(Data((lines.joined(separator: "\n") + "\n").utf8)).write(to: bad)
+            let other = try Ledger.create(at: dir.appendingPathComponent("other.ledger"))
+            defer { other.close() }
+            do {
+                _ = try await RunBundle.importBundle(from: bad, into: other)
+                Issue.record("a tampered bundle was imported")
+            } catch let e as ReplayError {
+                #expect(e.description.contains("line \(i + 1)") && e.description.contains("payload"), "\(e)")
+            }
+            #expect(try other.lastSeq == 0)
+            // Not a bundle at all.
+            let junk = dir.appendingPathComponent("junk.clewrun")
+            try Data("hello".utf8).write(to: junk)
+            await #expect(throws: ReplayError.self) { try await RunBundle.importBundle(from: junk, into: other) }
+            #expect(try other.lastSeq == 0)
+        }
+    }
+}
