@@ -2,6 +2,7 @@ import ArgumentParser
 import ClewEngine
 import ClewLedger
 import ClewProjections
+import ClewReplay
 import ClewModel
 import Foundation
 
@@ -117,6 +118,14 @@ struct Demo: AsyncParsableCommand {
             let views = try Views.open(ledger: l, options: viewOptions)
             let datasets = try views.datasets()
             views.close()
+            // Replay two runs: the silently wrong batch and the resubmitted shard run (both executions).
+            var replays: [String] = []
+            for (dag, run) in [("numeric_flow", batch7), ("shard_etl", Optional(shardRun))] {
+                guard let run else { continue }
+                let recording = try RecordedRun.load(RunKey(dag: dag, run: run), from: l)
+                let r = try await Replayer(ledger: l, registry: engine.registry).replay(recording)
+                replays.append("\(dag) \(r.verdict) (\(r.stepsCompared) steps)")
+            }
             let summary = Summary(
                 ledger: ledger.url.path, runs: runs, events: stats.events, streams: stats.streams, rootHash: stats.rootHash,
                 checkpointSize: checkpoint.treeSize, verified: report.isValid, seconds: Date().timeIntervalSince(started))
@@ -128,6 +137,7 @@ struct Demo: AsyncParsableCommand {
                 print(report.isValid
                     ? "verify: ok (\(report.events) events, \(report.merkleNodesChecked) Merkle nodes, \(report.checkpointsChecked) checkpoints)"
                     : "verify: FAILED at seq \(report.firstBadSeq.map(String.init) ?? "?")")
+                print("replay: \(replays.joined(separator: ", "))")
                 print("views: runs, chunks (\(datasets.count) datasets, \(datasets.reduce(0) { $0 + $1.chunks }) chunks), lineage, values folded to seq \(stats.events)")
                 let l = ledger.ledger == "./clew.ledger" ? "" : " --ledger \(ledger.ledger)"
                 print("")
@@ -143,8 +153,13 @@ struct Demo: AsyncParsableCommand {
                     ("clew log\(l) --type run.resubmitted", "the resubmit that recovered them, reusing 196+ succeeded tasks"),
                     ("clew log\(l) --type question.answered --limit 3", "the five questions, with evidence, before each chunk was read"),
                     ("clew log\(l) --stream dataset/sensor.seconds", "a chunk's life cycle: producing, ready, consuming, consumed"),
-                    ("clew log\(l) --type variable.recorded --stream run/numeric_flow/\(batch7 ?? "<run>")",
-                     "batch 7: factor 0.0001 where every other batch has 0.001"),
+                    ("clew inspect numeric_flow/\(batch7 ?? "<run>") --task convert_units\(l)",
+                     "batch 7's recorded variables: factor 0.0001 where every other batch has 0.001"),
+                    ("clew debug numeric_flow/\(batch7 ?? "<run>")\(l)",
+                     "step through it: b factor < 0.001, c, where input.convert_units, p, q"),
+                    ("clew replay numeric_flow/\(batch7 ?? "<run>")\(l)", "re-execute it and compare every step with the record"),
+                    ("clew replay numeric_flow/\(batch7 ?? "<run>") --set threshold_kg=100\(l)",
+                     "a counterfactual branch run on the same data, diffed value by value"),
                     ("clew run csv_orders --param rows=5000\(l)", "run a demo yourself; Ctrl-C cancels it cleanly"),
                     ("clew verify\(l)", "re-check every record, the stream index and the Merkle tree"),
                 ]

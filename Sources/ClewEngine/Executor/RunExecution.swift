@@ -463,8 +463,12 @@ package final class RunExecution: Sendable {
         let r = try await CommandRunner.run(command, environment: env, workingDirectory: workDir, context: context)
         // What a replay needs to run the command again: its arguments, working directory and environment
         // (output paths relative to the attempt's directory, secrets redacted).
+        // Secret values (of secret-named params and variables) are cut out wherever they appear (CLEW_PARAMS holds them all).
+        let secrets = (params.merging(command.environment, uniquingKeysWith: { a, _ in a })).filter { Redaction.isSecret($0.key) && !$0.value.isEmpty }.map(\.value)
         let recordedEnv = command.environment.merging(env, uniquingKeysWith: { _, b in b }).reduce(into: [String: String]()) { out, kv in
-            out[kv.key] = Redaction.isSecret(kv.key) ? "[REDACTED]" : kv.value.replacingOccurrences(of: directory.path, with: "$CLEW_OUTPUT_DIR")
+            var value = kv.value.replacingOccurrences(of: directory.path, with: "$CLEW_OUTPUT_DIR")
+            for secret in secrets { value = value.replacingOccurrences(of: secret, with: "[REDACTED]") }
+            out[kv.key] = Redaction.isSecret(kv.key) ? "[REDACTED]" : value
         }
         var fields: [(String, JSON.Value)] = [
             ("exit_code", r.exitCode.map { .int(Int64($0)) } ?? .null), ("stdout", .string(r.stdout)), ("stderr", .string(r.stderr)),
