@@ -67,11 +67,10 @@ struct ReplayCommand: AsyncParsableCommand {
             var options = ReplayOptions()
             options.from = from
             options.params = try params.dictionary()
-            let work = l.directory.appendingPathComponent("data/replays/\(key.dag)/\(key.run)/\(UInt32.random(in: 0...UInt32.max))")
-            options.workDirectory = work
-            if !keep, FileManager.default.isWritableFile(atPath: l.directory.path) == false {
-                options.workDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("clew-replay-\(UInt32.random(in: 0...UInt32.max))")
-            }
+            // Scratch files under the ledger's data directory, or the temporary directory for a read-only ledger.
+            let base = FileManager.default.isWritableFile(atPath: l.directory.path)
+                ? l.directory.appendingPathComponent("data/replays/\(key.dag)/\(key.run)") : FileManager.default.temporaryDirectory
+            options.workDirectory = base.appendingPathComponent("clew-replay-\(UInt32.random(in: 0...UInt32.max))")
             let chosen = options
             let report = try await withInterruption { try await replayer.replay(recording, options: chosen) }
             if !keep, let w = options.workDirectory { try? FileManager.default.removeItem(at: w) }

@@ -1,5 +1,5 @@
 public import ClewEngine
-public import ClewLedger
+import ClewLedger
 import ClewModel
 import ClewProjections
 public import Foundation

@@ -1,6 +1,6 @@
 import ClewModel
 import ClewEngine
-public import ClewProjections
+import ClewProjections
 import Foundation
 
 /// The state and commands of `clew debug`: a cursor over a ``Timeline`` that moves forward and backward,

@@ -1,6 +1,6 @@
 import ClewEngine
 public import ClewModel
-public import ClewProjections
+import ClewProjections
 import Foundation
 
 /// Every step of a recorded run on one line, for inspection and debugging: position `i` (0-based, in

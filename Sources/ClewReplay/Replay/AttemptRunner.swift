@@ -110,7 +110,9 @@ struct AttemptRunner: Sendable {
 
     /// Where a recorded chunk is now: its recorded location if the content still matches, else a copy
     /// imported with a run bundle (`<ledger>/data/files/<sha256>`).
-    func locate(_ c: RecordedChunkInput) -> AttemptResult.ChunkCheck {
+    func locate(_ c: RecordedChunkInput) -> AttemptResult.ChunkCheck { Self.locate(c, ledgerDirectory: ledgerDirectory) }
+
+    static func locate(_ c: RecordedChunkInput, ledgerDirectory: URL) -> AttemptResult.ChunkCheck {
         guard let location = c.location else {
             if let d = c.digest {
                 let imported = ledgerDirectory.appendingPathComponent("data/files/\(d)")

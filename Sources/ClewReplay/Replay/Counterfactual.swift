@@ -1,7 +1,7 @@
-public import ClewEngine
-public import ClewLedger
+import ClewEngine
+import ClewLedger
 public import ClewModel
-public import ClewProjections
+import ClewProjections
 public import Foundation
 
 /// What to change in a counterfactual replay: params, and outputs of tasks (which then do not run).
@@ -97,13 +97,12 @@ extension Replayer {
                 n += 1
             } while try !ledger.seqs(inStream: RunKey(dag: dag.name, run: id).stream, limit: 1).isEmpty
         }
-        let runner = AttemptRunner(ledger: ledger, registry: registry, dag: dag, recording: recording, params: params, work: ledger.directory)
         var chunks: [String: [ConsumedChunk]] = [:]
         var steps: [String: [FedStep]] = [:]
         var triggered: [String: RecordedValue] = [:]
         for a in recording.attempts {
             chunks[a.task] = a.chunks.map { c in
-                ConsumedChunk(dataset: c.dataset, key: c.key, location: runner.locate(c).location, digest: c.digest, lease: "branch")
+                ConsumedChunk(dataset: c.dataset, key: c.key, location: AttemptRunner.locate(c, ledgerDirectory: ledger.directory).location, digest: c.digest, lease: "branch")
             }
             steps[a.task, default: []] += a.steps.filter { $0.kind != StepKind.variable }.map { FedStep(kind: $0.kind, name: $0.name, value: $0.value) }
             if dag.spec.tasks.first(where: { $0.id == a.task })?.kind == .trigger, let o = a.output { triggered[a.task] = o }

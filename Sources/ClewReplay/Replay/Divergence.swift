@@ -1,5 +1,5 @@
-public import ClewModel
-public import ClewProjections
+import ClewModel
+import ClewProjections
 import Foundation
 
 /// What a replay concluded.

@@ -1,6 +1,6 @@
 public import ClewEngine
 public import ClewLedger
-public import ClewModel
+import ClewModel
 import ClewProjections
 public import Foundation
 import Synchronization
