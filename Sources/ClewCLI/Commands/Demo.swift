@@ -156,7 +156,7 @@ struct Demo: AsyncParsableCommand {
                     ("clew inspect numeric_flow/\(batch7 ?? "<run>") --task convert_units\(l)",
                      "batch 7's recorded variables: factor 0.0001 where every other batch has 0.001"),
                     ("clew debug numeric_flow/\(batch7 ?? "<run>")\(l)",
-                     "step through it: b factor < 0.001, c, where input.convert_units, p, q"),
+                     "step through it: b factor < 0.001, c, vars, nt, where input.convert_units, p, q"),
                     ("clew replay numeric_flow/\(batch7 ?? "<run>")\(l)", "re-execute it and compare every step with the record"),
                     ("clew replay numeric_flow/\(batch7 ?? "<run>") --set threshold_kg=100\(l)",
                      "a counterfactual branch run on the same data, diffed value by value"),
