@@ -78,7 +78,7 @@ public enum EngineBenchmark {
             appendRates.append(Double(drafts.count) / (Double(appendElapsed.components.seconds) + Double(appendElapsed.components.attoseconds) / 1e18))
             raw.close()
         }
-        func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+        let median = LedgerBenchmark.median
         let seconds = median(runSeconds)
         let tps = Double(tasks) / seconds
         let eps = median(appendRates)

@@ -253,9 +253,10 @@ public enum LedgerBenchmark {
         Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 
-    static func median(_ xs: [Double]) -> Double { percentile(xs, 0.5) }
+    /// The median every benchmark reports (the upper one for an even count; 0 for none).
+    package static func median(_ xs: [Double]) -> Double { percentile(xs, 0.5) }
 
-    static func percentile(_ xs: [Double], _ p: Double) -> Double {
+    package static func percentile(_ xs: [Double], _ p: Double) -> Double {
         guard !xs.isEmpty else { return 0 }
         let s = xs.sorted()
         return s[min(s.count - 1, Int((Double(s.count - 1) * p).rounded()))]

@@ -1,4 +1,4 @@
-public import ClewLedger
+import ClewLedger
 import ClewModel
 public import Foundation
 
@@ -94,8 +94,5 @@ public enum ViewsBenchmark {
             generateSeconds: generateSeconds)
     }
 
-    static func median(_ xs: [Double]) -> Double {
-        let s = xs.sorted()
-        return s.isEmpty ? .nan : s[s.count / 2]
-    }
+    static func median(_ xs: [Double]) -> Double { LedgerBenchmark.median(xs) }
 }

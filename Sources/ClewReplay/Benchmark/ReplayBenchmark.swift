@@ -104,16 +104,11 @@ public enum ReplayBenchmark {
             times.append((ContinuousClock.now - t).seconds * 1000)
         }
         times.sort()
-        let original = median(originals)
-        let replay = median(replays)
+        let original = LedgerBenchmark.median(originals)
+        let replay = LedgerBenchmark.median(replays)
         return Result(
             steps: session.timeline.count, tasks: tasks, repetitions: repetitions, originalSeconds: original, replaySeconds: replay,
             replayRatio: replay / original, loadSeconds: load, stepJumpMillisP50: times[times.count / 2],
             stepJumpMillisP99: times[min(times.count - 1, times.count * 99 / 100)], jumps: jumps, verdict: verdict)
-    }
-
-    static func median(_ xs: [Double]) -> Double {
-        let s = xs.sorted()
-        return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
     }
 }

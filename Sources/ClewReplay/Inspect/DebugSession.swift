@@ -154,7 +154,7 @@ public final class DebugSession {
         if let w = timeline.lastWrite(name, at: p) { return tree(w.value) }
         if name.hasPrefix("param.") { return timeline.run.params[String(name.dropFirst(6))].map { .string($0) } }
         if name.hasPrefix("input."), let u = a.upstream.first(where: { $0.fromTask == name.dropFirst(6) }) {
-            return timeline.run.attempts.last { $0.task == u.fromTask && $0.output?.digest == u.digest }?.output.map(tree)
+            return timeline.run.producer(of: u.fromTask, digest: u.digest).flatMap { timeline.run.attempts[$0].output }.map(tree)
         }
         return nil
     }

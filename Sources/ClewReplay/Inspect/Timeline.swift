@@ -114,7 +114,7 @@ public struct Timeline: Sendable {
     }
 
     func inputBinding(_ u: RecordedInput) -> Binding {
-        let producer = run.attempts.last { $0.task == u.fromTask && $0.output?.digest == u.digest }
+        let producer = run.producer(of: u.fromTask, digest: u.digest).map { run.attempts[$0] }
         let origin = producer.map { p in "output of \(p.id)" + (p.outputSeq.map { " (seq \($0))" } ?? "") } ?? "output of \(u.fromTask) (from the record)"
         return Binding(name: "input.\(u.fromTask)", value: producer?.output, origin: origin, seq: producer?.outputSeq)
     }
@@ -133,7 +133,7 @@ public struct Timeline: Sendable {
             digest = b.value?.digest
             if name.hasPrefix("input.") {
                 let task = String(name.dropFirst(6))
-                if let i = run.attempts.lastIndex(where: { $0.task == task && $0.output?.digest == digest }) { attemptIndex = i }
+                if let d = digest, let i = run.producer(of: task, digest: d) { attemptIndex = i }
             }
         } else {
             return ["\(name) is not in scope at step \(p.step + 1) of \(run.attempts[p.attempt].id)"]
@@ -145,7 +145,7 @@ public struct Timeline: Sendable {
                 chain.append("same value as \(s.name) at step \(s.step) of \(a.id) (seq \(s.seq))")
             }
             guard let u = a.upstream.first(where: { $0.digest == d }),
-                let i = run.attempts.lastIndex(where: { $0.task == u.fromTask && $0.output?.digest == d })
+                let i = run.producer(of: u.fromTask, digest: d)
             else {
                 if a.output?.digest == d, attemptIndex != p.attempt { chain.append("the output of \(a.id)") }
                 break

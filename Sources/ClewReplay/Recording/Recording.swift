@@ -27,8 +27,14 @@ public struct RecordedRun: Sendable {
     /// First and last seq of the run's stream.
     public var seqs: ClosedRange<UInt64>
 
+    /// The last attempt that produced each (task, output digest): what a consumed input came from.
+    var producers: [String: Int] = [:]
+
     /// Every step of every attempt in recorded order, with the attempt it belongs to.
     public var stepCount: Int { attempts.reduce(0) { $0 + $1.steps.count } }
+
+    /// Index (into ``attempts``) of the last attempt of `task` whose output has `digest`.
+    public func producer(of task: String, digest: String) -> Int? { producers["\(task)\u{0}\(digest)"] }
 
     /// The last attempt of `task`.
     public func lastAttempt(of task: String) -> RecordedAttempt? { attempts.last { $0.task == task } }
@@ -285,6 +291,9 @@ struct RecordingLoader {
         run.seqs = run.seqs.lowerBound...max(last, run.seqs.lowerBound)
         run.attempts = attempts
         run.decisions = decisions
+        for (i, a) in attempts.enumerated() {
+            if let o = a.output { run.producers["\(a.task)\u{0}\(o.digest)"] = i }
+        }
         try fillChunkLocations(&run)
         return run
     }

@@ -101,7 +101,7 @@ struct AttemptRunner: Sendable {
         for u in a.upstream {
             if let v = replayed[u.fromTask] {
                 out[u.fromTask] = v
-            } else if let v = recording.attempts.last(where: { $0.task == u.fromTask && $0.output?.digest == u.digest })?.output {
+            } else if let i = recording.producer(of: u.fromTask, digest: u.digest), let v = recording.attempts[i].output {
                 out[u.fromTask] = v
             }
         }

@@ -121,16 +121,19 @@ public final class Replayer: Sendable {
                 return earlier.last { attempts[$0].output?.digest == u.digest } ?? earlier.last
             }
         }
+        var waiting: [Int: Int] = [:]  // attempt -> providers not yet replayed
+        var dependents: [Int: [Int]] = [:]
+        for i in indices {
+            waiting[i] = providers[i]?.count ?? 0
+            for j in providers[i] ?? [] { dependents[j, default: []].append(i) }
+        }
+        var ready = indices.filter { waiting[$0] == 0 }  // kept in recorded order
         var results: [Int: (AttemptResult, [String: RecordedValue])] = [:]
-        var pending = indices
         await withTaskGroup(of: (Int, AttemptResult, [String: RecordedValue]).self) { group in
             var running = 0
             func launch() {
-                var k = 0
-                while k < pending.count, running < limit {
-                    let i = pending[k]
-                    guard (providers[i] ?? []).allSatisfy({ results[$0] != nil }) else { k += 1; continue }
-                    pending.remove(at: k)
+                while running < limit, !ready.isEmpty {
+                    let i = ready.removeFirst()
                     var replayedOutputs: [String: RecordedValue] = [:]
                     for j in providers[i] ?? [] {
                         if let (r, _) = results[j], case .succeeded = r.outcome, let o = r.output { replayedOutputs[attempts[j].task] = o }
@@ -145,6 +148,10 @@ public final class Replayer: Sendable {
             while let (i, result, inputs) = await group.next() {
                 running -= 1
                 results[i] = (result, inputs)
+                for d in dependents[i] ?? [] {
+                    waiting[d, default: 0] -= 1
+                    if waiting[d] == 0 { ready.append(d) }
+                }
                 launch()
             }
         }
