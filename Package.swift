@@ -90,7 +90,14 @@ let package = Package(
         .testTarget(name: "ClewProjectionsTests", dependencies: ["ClewProjections", "ClewEngine", "ClewLedger", "ClewModel"]),
         .testTarget(name: "ClewEngineTests", dependencies: ["ClewEngine", "ClewLedger", "ClewModel"]),
         .testTarget(name: "ClewReplayTests", dependencies: ["ClewReplay", "ClewEngine", "ClewProjections", "ClewLedger", "ClewModel"]),
-        .testTarget(name: "ClewCLITests", dependencies: ["ClewCLI", "ClewLedger", "ClewModel", "ClewProjections"]),
+        .testTarget(
+            name: "ClewCLITests",
+            dependencies: [
+                "ClewCLI", "ClewLedger", "ClewModel", "ClewProjections",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
     ]
 )
 

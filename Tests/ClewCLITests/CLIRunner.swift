@@ -70,11 +70,26 @@ struct CLI {
     @discardableResult
     func run(_ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true) throws -> Result {
         let (process, out, err) = try start(args, input: input, asUser: uid, ledgerOption: ledgerOption)
-        process.waitUntilExit()
+        try Self.wait(for: process, args: args)
         return Result(
             status: process.terminationStatus,
             stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
             stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+
+    /// Waits for `process`, killing it after `limit` seconds so a hung command fails its test, naming the
+    /// command, instead of stalling the whole suite.
+    static func wait(for process: Process, args: [String], limit: TimeInterval = 300) throws {
+        let deadline = Date().addingTimeInterval(limit)
+        while process.isRunning {
+            if Date() > deadline {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                throw CLIFailure("`clew \(args.joined(separator: " "))` did not finish within \(Int(limit)) s and was killed")
+            }
+            usleep(2_000)
+        }
+        process.waitUntilExit()
     }
 
     /// `clew stats --json` parsed.

@@ -1,6 +1,8 @@
 import ClewLedger
 import ClewModel
 import Foundation
+import Subprocess
+import SystemPackage
 import Testing
 
 @Suite("Replay CLI", .serialized)
@@ -92,54 +94,62 @@ struct ReplayCLITests {
     }
 
     @Test("debug, driven in tmux: breakpoint, continue, step back, watch, provenance, quit")
-    func debugInTmux() throws {
+    func debugInTmux() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
         #expect(try cli.run(["init"]).status == 0)
         let run = try Self.numericRun(cli, batch: 1)
-        let session = "clew-debug-\(getpid())-\(UInt16.random(in: 0...UInt16.max))"
         let tmux = try #require(["/usr/bin/tmux", "/bin/tmux", "/usr/local/bin/tmux"].first { FileManager.default.isExecutableFile(atPath: $0) }, "tmux is not installed (tools/setup.sh installs it)")
-        /// Runs tmux; its output goes through a file, since the tmux server it may start keeps inherited pipes open.
-        func sh(_ args: [String]) throws -> String {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: tmux)
-            p.arguments = args
-            let file = cli.directory.appendingPathComponent("tmux-out")
-            FileManager.default.createFile(atPath: file.path, contents: nil)
-            let handle = try FileHandle(forWritingTo: file)
-            p.standardOutput = handle
-            p.standardError = handle
-            p.standardInput = FileHandle.nullDevice
-            try p.run()
-            p.waitUntilExit()
-            try handle.close()
-            return (try? String(contentsOf: file, encoding: .utf8)) ?? ""
+        // A server of its own (its own socket), so an outer tmux or another test's session is never touched.
+        let socket = cli.directory.appendingPathComponent("tmux.sock").path
+        let session = "debug"
+        /// Runs a tmux client and returns its output. swift-subprocess, not Foundation's Process: Process notices
+        /// an exit when a socket it hands the child closes, and the tmux server the first client forks keeps
+        /// that socket for as long as it lives, so waiting on Process hangs whenever no server was running.
+        /// Subprocess closes every other descriptor in the child and waits on the pid itself.
+        func sh(_ args: [String]) async throws -> String {
+            let result = try await Subprocess.run(
+                .path(FilePath(tmux)), arguments: Arguments(["-S", socket] + args),
+                input: .none, output: .string(limit: 1 << 20), error: .string(limit: 1 << 16))
+            return result.standardOutput + result.standardError
         }
         let command = "\(CLI.binary.path) debug \(run) --ledger \(cli.ledger.path); echo debugger exited $?; sleep 30"
-        _ = try sh(["new-session", "-d", "-s", session, "-x", "200", "-y", "60", command])
-        defer { _ = try? sh(["kill-session", "-t", session]) }
+        _ = try await sh(["new-session", "-d", "-s", session, "-x", "200", "-y", "60", command])
         /// Sends a line and waits until the pane shows `expect`.
-        func send(_ keys: String, expect: String) throws -> String {
-            if !keys.isEmpty { _ = try sh(["send-keys", "-t", session, "-l", keys]); _ = try sh(["send-keys", "-t", session, "Enter"]) }
+        func send(_ keys: String, expect: String) async throws -> String {
+            if !keys.isEmpty {
+                _ = try await sh(["send-keys", "-t", session, "-l", keys])
+                _ = try await sh(["send-keys", "-t", session, "Enter"])
+            }
             var pane = ""
             for _ in 0..<200 {
-                pane = try sh(["capture-pane", "-p", "-t", session, "-S", "-200"])
+                pane = try await sh(["capture-pane", "-p", "-t", session, "-S", "-200"])
                 if pane.contains(expect) { return pane }
-                usleep(50_000)
+                try await Task.sleep(for: .milliseconds(50))
             }
             Issue.record("the pane never showed '\(expect)' after '\(keys)':\n\(pane)")
             return pane
         }
-        _ = try send("", expect: "(clew)")
-        _ = try send("b task == \"aggregate\" && total_kg > 500", expect: "breakpoint 1: task")
-        _ = try send("c", expect: "aggregate#1 step 1")
-        let back = try send("p", expect: "convert_units#1 step 2")
+        do {
+            try await drive(send)
+        } catch {
+            Issue.record(error)
+        }
+        _ = try? await sh(["kill-server"])
+    }
+
+    /// The debugger session itself: each line sent and what the pane must then show.
+    private func drive(_ send: (String, String) async throws -> String) async throws {
+        _ = try await send("", "(clew)")
+        _ = try await send("b task == \"aggregate\" && total_kg > 500", "breakpoint 1: task")
+        _ = try await send("c", "aggregate#1 step 1")
+        let back = try await send("p", "convert_units#1 step 2")
         #expect(back.contains("kg = ["))
-        _ = try send("w factor", expect: "watch 1: factor = 0.001")
-        _ = try send("jump 1", expect: "[1/")
-        let provenance = try send("jump aggregate:1", expect: "[4/")
+        _ = try await send("w factor", "watch 1: factor = 0.001")
+        _ = try await send("jump 1", "[1/")
+        let provenance = try await send("jump aggregate:1", "[4/")
         #expect(provenance.contains("total_kg = 1159.393"), "\(provenance)")
-        _ = try send("where input.convert_units", expect: "same value as kg at step 2 of convert_units#1")
-        _ = try send("q", expect: "debugger exited 0")
+        _ = try await send("where input.convert_units", "same value as kg at step 2 of convert_units#1")
+        _ = try await send("q", "debugger exited 0")
     }
 }
