@@ -1,4 +1,4 @@
-public import ClewModel
+import ClewModel
 import Foundation
 
 /// The demo pipelines shipped in `clew`, modelled on real ones. All data is generated deterministically
@@ -78,6 +78,7 @@ public enum DemoDAGs {
     }
 
     struct Order: Codable, Sendable, Hashable { var id: String; var customer: String; var amount: Double; var currency: String }
+    struct CustomerTotal: Codable, Sendable, Hashable { var customer: String; var orders: Int; var amount: Double }
 
     /// (b) A CSV resource loaded with run params (`rows`, `currency`, `source`), validated, converted to JSON
     /// and upserted into a local JSON-lines store.
@@ -155,6 +156,15 @@ public enum DemoDAGs {
             }
             try ctx.record("store_rows", counts["store_rows"] ?? 0)
             return counts
+        }.consumes("orders.json", key: "{run}")
+        // Row-level lineage: each customer's total remembers which orders (rows of the chunk) made it.
+        Op("customer_totals", after: "validate_and_convert") { ctx in
+            let orders = try ctx.rows(chunk: "orders.json", as: Order.self)
+            let totals = orders.filter { $0.amount > 0 }.group(by: \.customer) { customer, rows in
+                CustomerTotal(customer: customer, orders: rows.count, amount: (rows.map(\.amount).reduce(0, +) * 100).rounded() / 100)
+            }
+            try ctx.record("customers", totals.count)
+            return try ctx.output(totals)
         }.consumes("orders.json", key: "{run}")
     }
 

@@ -1,4 +1,4 @@
-public import ClewModel
+package import ClewModel
 public import Foundation
 import Synchronization
 
@@ -165,6 +165,8 @@ public enum StepKind {
     public static let variable = "variable"
     public static let now = "now"
     public static let sideEffect = "side_effect"
+    /// Row-level lineage of a collection (``Rows``), recorded by ``TaskContext/output(_:)``.
+    public static let rows = "rows"
 }
 
 /// A chunk the five questions admitted for a task.

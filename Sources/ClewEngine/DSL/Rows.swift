@@ -1,0 +1,244 @@
+import ClewModel
+import Foundation
+
+/// Which source rows made each row of a collection: row-level lineage for the collection helpers.
+///
+/// Kept as compactly as the helpers allow, so tracking costs little next to the work itself: a `map`
+/// changes nothing (row i still comes from the same source row), a `filter` keeps one index per kept row,
+/// a `group` keeps its members as offsets into one flat index array (compressed sparse rows).
+public enum RowOrigin: Sendable, Hashable {
+    /// Row i came from source row i.
+    case identity(count: Int)
+    /// Row i came from source row `index[i]`.
+    case select([Int32])
+    /// Row i came from source rows `index[offsets[i]..<offsets[i + 1]]`.
+    case groups(offsets: [Int32], index: [Int32])
+    /// Not tracked (a helper run with lineage off, the baseline of the overhead benchmark).
+    case untracked
+
+    /// The source rows of row `row`.
+    public func sources(of row: Int) -> [Int] {
+        switch self {
+        case .identity(let count): return row < count ? [row] : []
+        case .select(let index): return row < index.count ? [Int(index[row])] : []
+        case .groups(let offsets, let index):
+            guard row + 1 < offsets.count else { return [] }
+            return index[Int(offsets[row])..<Int(offsets[row + 1])].map(Int.init)
+        case .untracked: return []
+        }
+    }
+}
+
+/// A collection read from a parent task's output (an array), whose helpers (`map`, `filter`, `group`)
+/// keep which input rows produced each output row. Return it with ``TaskContext/output(_:)`` to record
+/// that lineage as a step (kind `rows`), which `clew trace --row` follows across tasks.
+///
+/// ```swift
+/// Op("by_customer", after: "orders") { ctx in
+///     let orders = try ctx.rows("orders", as: Order.self)
+///     let totals = orders.filter { $0.amount > 0 }
+///         .group(by: \.customer) { customer, rows in Total(customer: customer, amount: rows.map(\.amount).reduce(0, +)) }
+///     return try ctx.output(totals)
+/// }
+/// ```
+public struct Rows<Element> {
+    /// The rows.
+    public let elements: [Element]
+    /// Which source rows made each row.
+    public let origin: RowOrigin
+    /// The parent task the rows were read from, and its output's digest.
+    public let source: RowSource?
+
+    /// Rows with no lineage tracking (the same helpers, for comparison or when lineage is not wanted).
+    public init(untracked elements: [Element]) {
+        self.elements = elements
+        origin = .untracked
+        source = nil
+    }
+
+    /// Source rows, each its own origin.
+    public init(_ elements: [Element], source: RowSource? = nil) {
+        self.elements = elements
+        origin = .identity(count: elements.count)
+        self.source = source
+    }
+
+    init(elements: [Element], origin: RowOrigin, source: RowSource?) {
+        self.elements = elements
+        self.origin = origin
+        self.source = source
+    }
+
+    public var count: Int { elements.count }
+
+    /// Each row transformed; row i still comes from the source rows of row i.
+    public func map<T>(_ transform: (Element) throws -> T) rethrows -> Rows<T> {
+        Rows<T>(elements: try elements.map(transform), origin: origin, source: source)
+    }
+
+    /// The rows for which `isIncluded` holds, each keeping its source rows.
+    public func filter(_ isIncluded: (Element) throws -> Bool) rethrows -> Rows<Element> {
+        var kept: [Element] = []
+        guard case .untracked = origin else {
+            var index: [Int32] = []
+            for (i, e) in elements.enumerated() where try isIncluded(e) {
+                kept.append(e)
+                index.append(Int32(truncatingIfNeeded: i))
+            }
+            return Rows(elements: kept, origin: compose(select: index), source: source)
+        }
+        for e in elements where try isIncluded(e) { kept.append(e) }
+        return Rows(elements: kept, origin: .untracked, source: source)
+    }
+
+    /// One row per distinct key (in order of first appearance), made by `aggregate` from the group's rows;
+    /// it comes from the source rows of every member.
+    public func group<Key: Hashable, T>(by key: (Element) throws -> Key, _ aggregate: (Key, [Element]) throws -> T) rethrows -> Rows<T> {
+        var slot: [Key: Int] = [:]
+        var keys: [Key] = []
+        var members: [[Int32]] = []
+        var values: [[Element]] = []
+        for (i, e) in elements.enumerated() {
+            let k = try key(e)
+            let s: Int
+            if let existing = slot[k] {
+                s = existing
+            } else {
+                s = keys.count
+                slot[k] = s
+                keys.append(k)
+                members.append([])
+                values.append([])
+            }
+            values[s].append(e)
+            if case .untracked = origin { continue }
+            members[s].append(Int32(truncatingIfNeeded: i))
+        }
+        var out: [T] = []
+        out.reserveCapacity(keys.count)
+        for (s, k) in keys.enumerated() { out.append(try aggregate(k, values[s])) }
+        if case .untracked = origin { return Rows<T>(elements: out, origin: .untracked, source: source) }
+        return Rows<T>(elements: out, origin: compose(groups: members), source: source)
+    }
+
+    /// This origin followed by a selection of its rows.
+    private func compose(select index: [Int32]) -> RowOrigin {
+        switch origin {
+        case .identity, .untracked: return .select(index)
+        case .select(let inner): return .select(index.map { inner[Int($0)] })
+        case .groups(let offsets, let inner):
+            var o: [Int32] = [0]
+            var flat: [Int32] = []
+            for i in index {
+                flat.append(contentsOf: inner[Int(offsets[Int(i)])..<Int(offsets[Int(i) + 1])])
+                o.append(Int32(flat.count))
+            }
+            return .groups(offsets: o, index: flat)
+        }
+    }
+
+    /// This origin followed by grouping its rows.
+    private func compose(groups members: [[Int32]]) -> RowOrigin {
+        var offsets: [Int32] = [0]
+        offsets.reserveCapacity(members.count + 1)
+        var flat: [Int32] = []
+        flat.reserveCapacity(elements.count)
+        for m in members {
+            switch origin {
+            case .identity, .untracked: flat.append(contentsOf: m)
+            case .select(let inner): for i in m { flat.append(inner[Int(i)]) }
+            case .groups(let o, let inner): for i in m { flat.append(contentsOf: inner[Int(o[Int(i)])..<Int(o[Int(i) + 1])]) }
+            }
+            offsets.append(Int32(truncatingIfNeeded: flat.count))
+        }
+        return .groups(offsets: offsets, index: flat)
+    }
+}
+
+/// Where rows were read from: a parent task's output, or an admitted chunk's file.
+public struct RowSource: Sendable, Hashable, Codable {
+    /// The parent task whose output the rows are.
+    public var task: String?
+    /// The dataset and chunk key whose file the rows are.
+    public var dataset: String?
+    public var chunk: String?
+    /// SHA-256 of the output's canonical JSON, or of the chunk's file.
+    public var digest: String
+
+    public init(task: String, digest: String) {
+        self.task = task
+        self.digest = digest
+    }
+
+    public init(dataset: String, chunk: String, digest: String) {
+        self.dataset = dataset
+        self.chunk = chunk
+        self.digest = digest
+    }
+}
+
+/// The recorded form of a collection's row lineage (the value of a `rows` step).
+public struct RowLineageRecord: Sendable, Hashable, Codable {
+    /// The parent task and the digest of the output the rows were read from.
+    public var source: RowSource?
+    /// Rows in the output.
+    public var rows: Int
+    /// `identity`, `select` or `groups`.
+    public var kind: String
+    /// Source row per output row (`select`), or the flat member list (`groups`).
+    public var index: [Int32]?
+    /// Group boundaries into `index` (`groups`).
+    public var offsets: [Int32]?
+
+    public init(source: RowSource?, rows: Int, origin: RowOrigin) {
+        self.source = source
+        self.rows = rows
+        switch origin {
+        case .identity, .untracked: kind = "identity"
+        case .select(let i):
+            kind = "select"
+            index = i
+        case .groups(let o, let i):
+            kind = "groups"
+            offsets = o
+            index = i
+        }
+    }
+
+    /// The origin it describes.
+    public var origin: RowOrigin {
+        switch kind {
+        case "select": return .select(index ?? [])
+        case "groups": return .groups(offsets: offsets ?? [0], index: index ?? [])
+        default: return .identity(count: rows)
+        }
+    }
+}
+
+extension TaskContext {
+    /// The output of parent task `task` (an array) as ``Rows``, each row its own origin.
+    public func rows<T: Decodable>(_ task: String, as type: T.Type = T.self) throws -> Rows<T> {
+        let elements = try input(task, as: [T].self)
+        return Rows(elements, source: inputs[task].map { RowSource(task: task, digest: $0.digest) })
+    }
+
+    /// The admitted chunk of `dataset` (a file holding a JSON array) as ``Rows``, each row its own origin.
+    public func rows<T: Decodable>(chunk dataset: String, as type: T.Type = T.self) throws -> Rows<T> {
+        guard let chunk = chunk(dataset), let url = chunk.url else {
+            throw TaskContextError("task '\(taskID)' has no admitted chunk of \(dataset) with a file")
+        }
+        let elements = try JSONDecoder().decode([T].self, from: Data(contentsOf: url))
+        return Rows(elements, source: RowSource(dataset: dataset, chunk: chunk.key, digest: chunk.digest ?? ""))
+    }
+
+    /// Records the rows' lineage as a step (kind `rows`, name `rows`) and returns the rows, to be the task's
+    /// output: `return try ctx.output(totals)`.
+    public func output<T>(_ rows: Rows<T>) throws -> [T] {
+        if case .untracked = rows.origin { return rows.elements }
+        let record = RowLineageRecord(source: rows.source, rows: rows.count, origin: rows.origin)
+        let value = try RecordedValue(record, name: "rows")
+        let step = try nextStep()
+        sink.variable(step: step, name: "rows", kind: StepKind.rows, value: value)
+        return rows.elements
+    }
+}
