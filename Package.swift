@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "ClewModel", targets: ["ClewModel"]),
         .library(name: "ClewProjections", targets: ["ClewProjections"]),
         .library(name: "ClewEngine", targets: ["ClewEngine"]),
+        .library(name: "ClewForensics", targets: ["ClewForensics"]),
         .library(name: "ClewReplay", targets: ["ClewReplay"]),
         .library(name: "ClewCLI", targets: ["ClewCLI"]),
         .executable(name: "clew", targets: ["clew"]),
@@ -62,6 +63,11 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // Floor 4: lineage, search, root cause, impact, five-question reports and audit exports.
+        .target(
+            name: "ClewForensics",
+            dependencies: ["ClewProjections", "ClewLedger", "ClewModel"]
+        ),
         // Floor 5: replay, divergence reports, inspection.
         .target(
             name: "ClewReplay",
@@ -72,6 +78,7 @@ let package = Package(
             name: "ClewCLI",
             dependencies: [
                 "ClewReplay",
+                "ClewForensics",
                 "ClewLedger",
                 "ClewModel",
                 "ClewProjections",

@@ -324,6 +324,26 @@ extension Views {
         }
     }
 
+    /// Whether the lineage graph has node `id`.
+    public func lineageNodeExists(_ id: String) throws -> Bool {
+        try read(.lineage) { store, txn in
+            let key = Array(id.utf8)
+            return try key.withUnsafeBytes { try txn.get(store.table("nodes"), $0) } != nil
+        }
+    }
+
+    /// Lineage node ids starting with `prefix`, in order, at most `limit`.
+    public func lineageNodes(prefix: String, limit: Int = 100) throws -> [String] {
+        try read(.lineage) { store, txn in
+            var out: [String] = []
+            try ViewTxn.scan(txn, store.table("nodes"), prefix: Array(prefix.utf8), view: "lineage", table: "nodes") { k, _ in
+                out.append(String(decoding: k, as: UTF8.self))
+                return out.count < limit
+            }
+            return out
+        }
+    }
+
     // MARK: values
 
     /// Recorded values by name (and task: `dag/task` or a task name), matching `match`, in log order

@@ -1,0 +1,128 @@
+public import ClewLedger
+import ClewModel
+public import ClewProjections
+import Foundation
+
+/// The questions an on-call engineer or an auditor asks of a ledger, each answered from the log and its
+/// views: lineage (``trace(_:)``), search, the five-question report of a chunk (``why(chunk:run:)``), the
+/// earliest bad ancestor (``culprit(_:)``), the blast radius (``impact(_:)``) and audit exports.
+public struct Forensics: Sendable {
+    public let ledger: Ledger
+    public let views: Views
+
+    public init(ledger: Ledger, views: Views) {
+        self.ledger = ledger
+        self.views = views
+    }
+
+    // MARK: naming things
+
+    /// The lineage node a user's `ID` names: a node id (`chunk:DATASET/KEY`, `value:SHA256`, `run:DAG/RUN`,
+    /// `attempt:DAG/RUN/TASK/N`, `task:DAG/TASK`, `dataset:NAME`), a run (`DAG/RUN` or a run id), a chunk
+    /// (`DATASET/KEY`), a dataset name, or a value digest (or a prefix of at least 8 hex digits).
+    /// - Throws: ``ForensicsError`` naming what was not found, or which nodes an ambiguous id matches.
+    public func node(_ text: String) throws -> String {
+        let kinds = ["dataset:", "task:", "chunk:", "attempt:", "value:", "run:"]
+        if kinds.contains(where: text.hasPrefix) {
+            guard try views.lineageNodeExists(text) else { throw ForensicsError("no lineage node \(text) in the ledger") }
+            return text
+        }
+        var candidates: [String] = []
+        for key in try views.resolveRun(text) { candidates.append(LineageNode.run(dag: key.dag, run: key.run)) }
+        if let slash = text.lastIndex(of: "/") {
+            let ds = String(text[..<slash]), key = String(text[text.index(after: slash)...])
+            if try views.lineageNodeExists(LineageNode.chunk(dataset: ds, key: key)) { candidates.append(LineageNode.chunk(dataset: ds, key: key)) }
+            // Chunk keys may contain slashes (`{run}/7`): try every split.
+            var i = text.startIndex
+            while let s = text[i...].firstIndex(of: "/"), s != slash {
+                let node = LineageNode.chunk(dataset: String(text[..<s]), key: String(text[text.index(after: s)...]))
+                if try views.lineageNodeExists(node) { candidates.append(node) }
+                i = text.index(after: s)
+            }
+        }
+        if try views.lineageNodeExists(LineageNode.dataset(text)) { candidates.append(LineageNode.dataset(text)) }
+        if text.count >= 8, text.allSatisfy(\.isHexDigit) {
+            candidates += try views.lineageNodes(prefix: LineageNode.value(text.lowercased()), limit: 3)
+        }
+        let unique = Array(Set(candidates)).sorted()
+        guard let first = unique.first else {
+            throw ForensicsError("\(text) names no run, chunk, dataset or value in the ledger (node ids: \(kinds.joined(separator: " ")))")
+        }
+        guard unique.count == 1 else {
+            throw ForensicsError("\(text) is ambiguous: \(unique.joined(separator: ", ")); give the node id")
+        }
+        return first
+    }
+
+    // MARK: reading the log
+
+    /// Events of a stream, as (event, payload object).
+    func events(_ stream: String) throws -> [(event: Event, payload: [String: JSONTree])] {
+        try ledger.events(inStream: stream).map { ($0, Self.object($0.payload)) }
+    }
+
+    static func object(_ payload: Data) -> [String: JSONTree] {
+        if case .object(let o)? = try? JSONDecoder().decode(JSONTree.self, from: payload) { return o }
+        return [:]
+    }
+
+    /// The value a `value.produced` / `variable.recorded` payload describes: inline, or its `value.stored` event.
+    func value(inPayload p: [String: JSONTree]) throws -> JSONTree? {
+        if let v = p["value"] { return v }
+        guard case .string(let digest)? = p["digest"] else { return nil }
+        return try value(digest: digest)
+    }
+
+    /// A stored value by digest.
+    func value(digest: String) throws -> JSONTree? {
+        guard let e = try ledger.events(inStream: StreamID.value(digest), limit: 1).first else { return nil }
+        return Self.object(e.payload)["value"]
+    }
+}
+
+/// An attempt named by its lineage node id `attempt:DAG/RUN/TASK/N` (run ids hold no `/`; task ids hold none).
+public struct AttemptRef: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
+    public var dag: String
+    public var run: String
+    public var task: String
+    public var attempt: Int
+
+    public init(dag: String, run: String, task: String, attempt: Int) {
+        self.dag = dag
+        self.run = run
+        self.task = task
+        self.attempt = attempt
+    }
+
+    public init?(node: String) {
+        guard node.hasPrefix("attempt:") else { return nil }
+        let parts = node.dropFirst(8).split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 4, let n = Int(parts[parts.count - 1]) else { return nil }
+        dag = String(parts[0])
+        task = String(parts[parts.count - 2])
+        run = parts[1..<(parts.count - 2)].joined(separator: "/")
+        attempt = n
+    }
+
+    public var runKey: RunKey { RunKey(dag: dag, run: run) }
+    public var node: String { LineageNode.attempt(dag: dag, run: run, task: task, attempt: attempt) }
+    public var description: String { "\(dag)/\(run) \(task)#\(attempt)" }
+    public static func < (a: AttemptRef, b: AttemptRef) -> Bool { (a.dag, a.run, a.task, a.attempt) < (b.dag, b.run, b.task, b.attempt) }
+}
+
+/// A question the ledger cannot answer as asked, named.
+public struct ForensicsError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension JSONTree {
+    var string: String? { if case .string(let s) = self { return s } else { return nil } }
+    var number: Double? { if case .number(let n) = self { return n } else { return nil } }
+    var int: Int? { number.map { Int($0) } }
+    var bool: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    subscript(key: String) -> JSONTree? { if case .object(let o) = self { return o[key] } else { return nil } }
+}
+
+/// A time for people: ISO 8601 UTC with milliseconds.
+func isoTime(_ micros: Int64) -> String { ISO8601.string(micros: micros) }
