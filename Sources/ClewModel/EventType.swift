@@ -29,6 +29,8 @@ public enum EventType {
     public static let valueStored = "value.stored"
     public static let expectationEvaluated = "expectation.evaluated"
     public static let dagTriggered = "dag.triggered"
+    /// What `clew impact --quarantine` marked suspect (stream `quarantine/<id>`).
+    public static let lineageQuarantined = "lineage.quarantined"
 
     /// Every type above.
     public static let all: [String] = [
@@ -36,6 +38,7 @@ public enum EventType {
         taskSucceeded, taskFailed, taskRetrying, taskSkipped, taskUpstreamFailed, chunkStatusChanged,
         variableRecorded, valueProduced, valueConsumed, questionAnswered, runResubmitted, taskBlocked,
         chunkLeaseAcquired, chunkLeaseReleased, valueStored, expectationEvaluated, dagTriggered, runImported,
+        lineageQuarantined,
     ]
 }
 

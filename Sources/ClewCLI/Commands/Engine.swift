@@ -88,32 +88,75 @@ struct RunStart: AsyncParsableCommand {
 struct Resubmit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Restart a failed, cancelled or interrupted run from its failure point; no manual clean-up.",
-        discussion: "Succeeded tasks keep their recorded outputs; the others run again with the next attempt number.")
+        discussion: """
+            Succeeded tasks keep their recorded outputs; the others run again with the next attempt number. \
+            With --quarantine ID (from `clew impact --quarantine`): every run holding suspect chunks or values runs \
+            again exactly the tasks that made them (and what follows them), oldest run first.
+            """)
 
     @Argument(help: "The DAG name (or pipeline file).")
-    var dag: String
+    var dag: String?
 
     @Argument(help: "The run id.")
-    var runId: String
+    var runId: String?
+
+    @Option(name: .long, help: "Rebuild what this quarantine marked suspect.")
+    var quarantine: String?
 
     @OptionGroup var params: ParamOptions
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var pipelines: PipelineOptions
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        if quarantine == nil, dag == nil || runId == nil { throw ValidationError("give DAG and RUN, or --quarantine ID") }
+        if quarantine != nil, dag != nil { throw ValidationError("--quarantine rebuilds every run it lists; give no DAG or RUN with it") }
+    }
+
     func run() async throws {
         try await reportingErrors {
             let (registry, _) = try pipelines.registry(strict: false)
-            let name = try pipelines.resolve(dag, in: registry).name
             let l = try ledger.open()
             defer { l.close() }
             let engine = pipelines.engine(l, registry)
             let params = try self.params.dictionary()
-            let id = runId
+            if let quarantine {
+                let plan = try Self.quarantinePlan(quarantine, l)
+                var failed = false
+                for (dag, run, tasks) in plan {
+                    let outcome = try await withInterruption { try await engine.resubmit(dag: dag, run: run, params: params, rerun: Set(tasks)) }
+                    if !output.json { Terminal.line("\(dag)/\(run): ran again \(tasks.joined(separator: ", ")) and what follows them") }
+                    try report(outcome, json: output.json)
+                    if outcome.status != .succeeded { failed = true }
+                }
+                if failed { throw ExitCode(3) }
+                return
+            }
+            let name = try pipelines.resolve(dag!, in: registry).name
+            let id = runId!
             let outcome = try await withInterruption { try await engine.resubmit(dag: name, run: id, params: params) }
             try report(outcome, json: output.json)
             if outcome.status != .succeeded { throw ExitCode(outcome.status.exitCode) }
         }
+    }
+
+    /// The runs (DAG, run, tasks) a quarantine says to rebuild, oldest run first.
+    static func quarantinePlan(_ id: String, _ ledger: Ledger) throws -> [(String, String, [String])] {
+        guard let event = try ledger.events(inStream: "quarantine/\(id)", limit: 1).first,
+            let object = try JSONSerialization.jsonObject(with: event.payload) as? [String: Any]
+        else {
+            throw CLIFailure(message: "no quarantine \(id) in the ledger (`clew log --type lineage.quarantined` lists them)")
+        }
+        let rebuild = object["rebuild"] as? [String: [String]] ?? [:]
+        var plan: [(UInt64, String, String, [String])] = []
+        for (key, tasks) in rebuild {
+            guard let slash = key.firstIndex(of: "/") else { continue }
+            let dag = String(key[..<slash]), run = String(key[key.index(after: slash)...])
+            let first = try ledger.seqs(inStream: StreamID.run(dag: dag, run: run), limit: 1).first ?? .max
+            plan.append((first, dag, run, tasks))
+        }
+        if plan.isEmpty { throw CLIFailure(message: "quarantine \(id) lists nothing to rebuild") }
+        return plan.sorted { $0.0 < $1.0 }.map { ($0.1, $0.2, $0.3) }
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClewEngine
+import ClewForensics
 import ClewLedger
 import ClewProjections
 import ClewReplay
@@ -95,6 +96,9 @@ func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
         Terminal.error(error.description)
         throw ExitCode(1)
     } catch let error as ReplayError {
+        Terminal.error(error.description)
+        throw ExitCode(1)
+    } catch let error as ForensicsError {
         Terminal.error(error.description)
         throw ExitCode(1)
     }

@@ -111,11 +111,13 @@ public final class Engine: Sendable {
     /// or half-written are marked resubmitted and leases it held are released. No manual clean-up.
     /// - Parameter params: params to set again (secret params were recorded redacted and must be re-supplied).
     /// - Throws: ``EngineError`` when the run is unknown, succeeded, still running, or its DAG is unknown.
-    public func resubmit(dag name: String, run id: String, params: [String: String] = [:]) async throws -> RunOutcome {
+    /// - Parameter rerun: tasks to run again even though they succeeded (with every task after them), for
+    ///   rebuilding what a quarantine marked suspect; a succeeded run may be resubmitted this way.
+    public func resubmit(dag name: String, run id: String, params: [String: String] = [:], rerun: Set<String> = []) async throws -> RunOutcome {
         guard let dag = registry.dag(named: name) else {
             throw EngineError("DAG \(name) is not known to this executable or pipeline directory; cannot resubmit run \(id)")
         }
-        let plan = try ResubmitPlan(engine: self, dag: dag, runID: id, overrides: params)
+        let plan = try ResubmitPlan(engine: self, dag: dag, runID: id, overrides: params, rerun: rerun)
         let version = try await register(dag)
         let execution = RunExecution(engine: self, dag: dag, runID: id, params: plan.params, partition: plan.partition)
         try await execution.cleanUpForResubmit(plan: plan, version: version)

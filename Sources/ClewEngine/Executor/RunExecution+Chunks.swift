@@ -188,7 +188,7 @@ struct ResubmitPlan: Sendable {
     var chosen: [String: [String]] = [:]
     var lastAttempt: [String: Int] = [:]
 
-    init(engine: Engine, dag: DAG, runID: String, overrides: [String: String]) throws {
+    init(engine: Engine, dag: DAG, runID: String, overrides: [String: String], rerun: Set<String> = []) throws {
         let stream = StreamID.run(dag: dag.name, run: runID)
         let events = try engine.ledger.events(inStream: stream)
         func object(_ e: Event) -> [String: Any] { (try? JSONSerialization.jsonObject(with: e.payload) as? [String: Any]) ?? [:] }
@@ -210,7 +210,11 @@ struct ResubmitPlan: Sendable {
         }
         let lastStart = events.lastIndex { $0.type == EventType.runStarted } ?? 0
         let terminal = events[lastStart...].last { [EventType.runSucceeded, EventType.runFailed, EventType.runCancelled].contains($0.type) }
-        if terminal?.type == EventType.runSucceeded {
+        let known = Set(dag.spec.tasks.map(\.id))
+        if let unknown = rerun.subtracting(known).sorted().first {
+            throw EngineError("DAG \(dag.name) has no task \(unknown) to run again (tasks: \(known.sorted().joined(separator: ", ")))")
+        }
+        if terminal?.type == EventType.runSucceeded, rerun.isEmpty {
             throw EngineError("run \(runID) of DAG \(dag.name) succeeded; there is nothing to resubmit")
         }
         if terminal == nil, let started = events[lastStart...].first(where: { $0.type == EventType.runStarted }) {
@@ -236,6 +240,18 @@ struct ResubmitPlan: Sendable {
                 break
             }
         }
+        // Tasks to run again, and every task after them in the DAG.
+        var again = rerun
+        var grew = true
+        while grew {
+            grew = false
+            for t in dag.spec.tasks where !again.contains(t.id) && t.upstream.contains(where: again.contains) {
+                again.insert(t.id)
+                grew = true
+            }
+        }
+        succeeded.subtract(again)
+        for t in again { chosen[t] = nil }
         outputs = outputs.filter { succeeded.contains($0.key) }
     }
 }

@@ -293,27 +293,38 @@ extension Views {
 
     /// Edges reachable from `node` following data flow (`used`, `generated`) and triggers up to `depth`
     /// steps; membership edges (`part_of`) are listed but not followed. As of a seq: edges first seen by then.
+    ///
+    /// Values are content-addressed, so identical bytes made in different runs are one node. Values flow
+    /// only along a run's own edges, so a trace that enters a value from an attempt of one run leaves it
+    /// only through attempts of that run (a value where the trace starts is followed into every run).
     public func lineage(node: String, direction: LineageDirection, depth: Int = 10, asOf: UInt64? = nil, limit: Int = 10_000) throws -> [LineageEdge] {
         try read(.lineage) { store, txn in
             let table = direction == .down ? "fwd" : "bwd"
             var out: [LineageEdge] = []
+            var seenEdges: Set<LineageEdge> = []
+            // Frontier entries: a node, and for a value entered from an attempt, that attempt's run prefix.
             var seen: Set<String> = [node]
-            var frontier = [node]
+            var frontier: [(String, String?)] = [(node, nil)]
             var level = 0
             while !frontier.isEmpty, level < depth, out.count < limit {
-                var next: [String] = []
-                for n in frontier {
+                var next: [(String, String?)] = []
+                for (n, scope) in frontier {
                     let prefix = KeyBuilder().string(n).bytes
                     try ViewTxn.scan(txn, store.table(table), prefix: prefix, view: "lineage", table: table) { k, v in
                         let other = String(decoding: k[prefix.count...], as: UTF8.self)
                         let seq = v.bigEndianUInt64Value
                         let kind = EdgeKind(rawValue: v[8]) ?? .used
                         if let asOf, seq > asOf { return true }
+                        if let scope, other.hasPrefix("attempt:"), !other.hasPrefix(scope) { return true }
                         let edge = direction == .down
                             ? LineageEdge(from: n, to: other, kind: kind.description, firstSeq: seq)
                             : LineageEdge(from: other, to: n, kind: kind.description, firstSeq: seq)
+                        guard seenEdges.insert(edge).inserted else { return true }
                         out.append(edge)
-                        if kind != .partOf, seen.insert(other).inserted { next.append(other) }
+                        if kind != .partOf {
+                            let nextScope = other.hasPrefix("value:") ? Self.runScope(of: n) : nil
+                            if seen.insert(nextScope.map { other + "\u{0}" + $0 } ?? other).inserted { next.append((other, nextScope)) }
+                        }
                         return out.count < limit
                     }
                 }
@@ -322,6 +333,15 @@ extension Views {
             }
             return out
         }
+    }
+
+    /// `attempt:DAG/RUN/` of an attempt node (the prefix of its run's attempts), else nil.
+    static func runScope(of node: String) -> String? {
+        guard node.hasPrefix("attempt:") else { return nil }
+        var parts = node.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 4 else { return nil }
+        parts.removeLast(2)
+        return parts.joined(separator: "/") + "/"
     }
 
     /// Whether the lineage graph has node `id`.
