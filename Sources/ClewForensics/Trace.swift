@@ -32,11 +32,23 @@ extension Forensics {
     /// as of a seq. Content-addressed value nodes are one node for identical bytes, so a trace through a value
     /// reaches every attempt, in any run, that produced or read those bytes.
     public func trace(_ node: String, direction: LineageDirection, depth: Int = .max, asOf: UInt64? = nil, limit: Int = 100_000) throws -> TraceGraph {
-        let edges = try views.lineage(node: node, direction: direction, depth: depth, asOf: asOf, limit: limit)
+        var edges = try views.lineage(node: node, direction: direction, depth: depth, asOf: asOf, limit: limit)
+        var adjacent: [String: [String]] = [:]
+        // A run or task is traced through its attempts (its members).
+        if node.hasPrefix("run:") || node.hasPrefix("task:") {
+            let members = try views.lineage(node: node, direction: .up, depth: 1, asOf: asOf).filter { $0.kind == "part_of" }
+            var seen = Set(edges)
+            for m in members {
+                if direction == .down { edges.append(m) }
+                adjacent[node, default: []].append(m.from)
+                for e in try views.lineage(node: m.from, direction: direction, depth: depth, asOf: asOf, limit: limit) where seen.insert(e).inserted {
+                    edges.append(e)
+                }
+            }
+        }
         // Depths: breadth-first over the edges, following data flow and triggers only.
         var depthOf: [String: Int] = [node: 0]
         var frontier = [node]
-        var adjacent: [String: [String]] = [:]
         for e in edges {
             let (from, to) = direction == .up ? (e.to, e.from) : (e.from, e.to)
             adjacent[from, default: []].append(to)
@@ -93,31 +105,38 @@ extension TraceGraph {
             for e in edges { out.append("  \(id(e.from)) -->|\(e.kind)| \(id(e.to))") }
             return out.joined(separator: "\n")
         case .text:
+            // Each node once, in breadth-first order, with its edges in the direction of the trace.
             var out = ["\(direction == .up ? "upstream of" : "downstream of") \(root)\(asOf.map { "  (as of seq \($0))" } ?? "")"]
-            // Each node once, under the first node that reached it, in breadth-first order.
-            var children: [String: [(String, LineageEdge)]] = [:]
-            var placed: Set<String> = [root]
-            let depthOf = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0.depth) })
+            var from: [String: [(String, LineageEdge)]] = [:]
             for e in edges {
                 let (parent, child) = direction == .up ? (e.to, e.from) : (e.from, e.to)
-                guard let pd = depthOf[parent], let cd = depthOf[child], cd == pd + 1 || e.kind == "part_of" else { continue }
-                if e.kind == "part_of" {
-                    children[parent, default: []].append((child, e))
-                } else if placed.insert(child).inserted {
-                    children[parent, default: []].append((child, e))
+                if e.kind == "part_of", Self.isMember(e.from, of: root) {
+                    from[root, default: []].append((e.from, e))
+                } else {
+                    from[parent, default: []].append((child, e))
                 }
             }
-            func walk(_ n: String, _ indent: String) {
-                for (c, e) in children[n] ?? [] {
-                    out.append("\(indent)\(e.kind == "part_of" ? "·" : direction == .up ? "←" : "→") \(e.kind.padding(toLength: 10, withPad: " ", startingAt: 0)) \(c)   (seq \(e.firstSeq))")
-                    if e.kind != "part_of" { walk(c, indent + "  ") }
+            let arrow = direction == .up ? "←" : "→"
+            for n in nodes {
+                let list = from[n.id] ?? []
+                if n.id != root && list.isEmpty { continue }
+                out.append("\(n.id == root ? "" : "[\(n.depth)] ")\(n.id)")
+                for (c, e) in list.sorted(by: { ($0.1.kind, $0.0) < ($1.1.kind, $1.0) }) {
+                    out.append("    \(e.kind == "part_of" ? "·" : arrow) \(e.kind.padding(toLength: 10, withPad: " ", startingAt: 0)) \(c)   (seq \(e.firstSeq))")
                 }
             }
-            walk(root, "  ")
-            let counts = Dictionary(grouping: nodes.dropFirst(), by: \.kind).map { "\($0.value.count) \($0.key)" }.sorted()
+            let counts = Dictionary(grouping: nodes.filter { $0.id != root }, by: \.kind).map { "\($0.value.count) \($0.key)" }.sorted()
             out.append("\(nodes.count - 1) nodes (\(counts.joined(separator: ", "))), \(edges.count) edges\(truncated ? ", cut at the limit" : "")")
             return out.joined(separator: "\n")
         }
+    }
+
+    /// Whether `child` is an attempt of the run or task `root`.
+    static func isMember(_ child: String, of root: String) -> Bool {
+        guard child.hasPrefix("attempt:") else { return false }
+        if root.hasPrefix("run:") { return child.hasPrefix("attempt:" + root.dropFirst(4) + "/") }
+        if root.hasPrefix("task:"), let a = AttemptRef(node: child) { return "task:\(a.dag)/\(a.task)" == root }
+        return false
     }
 
     static func label(_ id: String) -> String {

@@ -79,10 +79,20 @@ enum Fact {
         var error: String?
         var reason: String?
         var output_digest: String?
-        var branch: String?
+        /// The tasks a branch chose (a list; one string in early ledgers).
+        var branch: Branch?
         var exit_code: Int?
         var timed_out: Bool?
         var cancelled: Bool?
+    }
+
+    /// A branch's choice: the chosen tasks, shown joined by ", ".
+    struct Branch: Decodable {
+        var text: String
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let list = try? c.decode([String].self) { text = list.joined(separator: ", ") } else { text = try c.decode(String.self) }
+        }
     }
 
     /// `variable.recorded` (with `step`, `name`, `kind`) and `value.produced`.

@@ -46,7 +46,8 @@ final class ViewStore: @unchecked Sendable {
     /// Table names in digest order.
     let tableNames: [String]
 
-    static let formatVersion = 1
+    /// 2: branch tasks' choices (a list) are folded; format 1 dropped their task.succeeded.
+    static let formatVersion = 2
 
     init(name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false) throws {
         self.name = name

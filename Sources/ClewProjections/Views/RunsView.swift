@@ -115,7 +115,7 @@ enum RunsFold {
                 task.endedMicros = h.timeMicros
                 task.durationMillis = t.duration_ms
                 task.outputDigest = t.output_digest
-                task.branch = t.branch
+                task.branch = t.branch?.text
                 task.exitCode = t.exit_code
                 task.error = nil
             case EventType.taskFailed:
