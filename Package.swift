@@ -66,7 +66,7 @@ let package = Package(
         // Floor 4: lineage, search, root cause, impact, five-question reports and audit exports.
         .target(
             name: "ClewForensics",
-            dependencies: ["ClewProjections", "ClewLedger", "ClewModel"]
+            dependencies: ["ClewProjections", "ClewLedger", "ClewModel", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Floor 5: replay, divergence reports, inspection.
         .target(

@@ -2,10 +2,11 @@
 # Installs what Clew needs on a fresh Debian machine: LMDB and zstd development files (the
 # system-library targets link them through pkg-config), pkg-config itself, and protoc (the tests
 # check the event schema against the reference protobuf decoder), python3 (proof checks, fixture
-# scripts) and tmux (the tests drive `clew debug` in it). Idempotent and quiet when done.
+# scripts), python3-jsonschema (the tests validate the OpenLineage and PROV-JSON exports) and tmux (the
+# tests drive `clew debug` in it). Idempotent and quiet when done.
 set -euo pipefail
 
-packages=(liblmdb-dev libzstd-dev pkg-config protobuf-compiler python3 tmux)
+packages=(liblmdb-dev libzstd-dev pkg-config protobuf-compiler python3 python3-jsonschema tmux)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
