@@ -364,6 +364,33 @@ extension Views {
         }
     }
 
+    /// How many nodes the lineage graph has.
+    public func lineageNodeCount() throws -> Int {
+        try read(.lineage) { store, txn in
+            var n = 0
+            try ViewTxn.scan(txn, store.table("nodes"), prefix: [], view: "lineage", table: "nodes") { _, _ in
+                n += 1
+                return true
+            }
+            return n
+        }
+    }
+
+    /// The physical floor of a trace: one read transaction scanning the backward edges of `nodes` without
+    /// decoding anything (benchmarks compare traces with it). Returns the entries read.
+    public func lineageReadFloor(_ nodes: [String]) throws -> Int {
+        try read(.lineage) { store, txn in
+            var n = 0
+            for node in nodes {
+                try ViewTxn.scan(txn, store.table("bwd"), prefix: KeyBuilder().string(node).bytes, view: "lineage", table: "bwd") { _, _ in
+                    n += 1
+                    return true
+                }
+            }
+            return n
+        }
+    }
+
     // MARK: values
 
     /// Recorded values by name (and task: `dag/task` or a task name), matching `match`, in log order
