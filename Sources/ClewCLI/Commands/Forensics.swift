@@ -162,7 +162,7 @@ struct Why: AsyncParsableCommand {
         try await reportingErrors {
             let (l, f) = try ledger.openForensics()
             defer { l.close() }
-            let node = try f.node(chunk.hasPrefix("chunk:") ? chunk : (chunk.contains("/") ? "chunk:" + chunk : chunk))
+            let node = try f.node(chunk)
             guard node.hasPrefix("chunk:"), let slash = node.dropFirst(6).firstIndex(of: "/") else {
                 throw CLIFailure(message: "\(chunk) is not a chunk (give DATASET/KEY)")
             }
@@ -175,7 +175,7 @@ struct Why: AsyncParsableCommand {
             Terminal.line(report.summary)
             Terminal.line("")
             Terminal.line("history of \(report.dataset)/\(report.chunk)")
-            for p in report.history { Terminal.line("  seq \(String(p.seq).leftPad(7))  \(p.time)  \(Show.clip(p.says, 120))") }
+            for p in report.history { Terminal.line("  seq \(String(p.seq).leftPad(7))  \(p.time)  \(Show.clip(p.says, 400))") }
             if !report.failures.isEmpty {
                 Terminal.line("")
                 Terminal.line("failures behind it")

@@ -29,7 +29,8 @@ public enum ProvExport {
         for member in try f.views.lineage(node: run, direction: .up, depth: 1) where member.kind == "part_of" {
             out.append(member)
             out += try f.views.lineage(node: member.from, direction: .up, depth: 1).filter { $0.kind != "part_of" }
-            out += try f.views.lineage(node: member.from, direction: .down, depth: 1).filter { $0.kind != "part_of" }
+            // What it generated and triggered, and its task (the plan it followed).
+            out += try f.views.lineage(node: member.from, direction: .down, depth: 1).filter { $0.kind != "part_of" || $0.to.hasPrefix("task:") }
         }
         return Array(Set(out)).sorted { ($0.firstSeq, $0.from, $0.to) < ($1.firstSeq, $1.from, $1.to) }
     }
