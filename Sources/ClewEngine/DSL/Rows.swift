@@ -66,11 +66,15 @@ public struct Rows<Element> {
     /// One row per distinct key (in order of first appearance), made by `aggregate` from the group's rows;
     /// it comes from the source rows of every member.
     public func group<Key: Hashable, T>(by key: (Element) throws -> Key, _ aggregate: (Key, [Element]) throws -> T) rethrows -> Rows<T> {
+        let tracked: Bool
+        if case .untracked = origin { tracked = false } else { tracked = true }
         var slot: [Key: Int] = [:]
         var keys: [Key] = []
-        var members: [[Int32]] = []
         var values: [[Element]] = []
-        for (i, e) in elements.enumerated() {
+        // Each row's group, in one flat array; the groups' member lists are laid out from it afterwards.
+        var slotOfRow: [Int32] = []
+        if tracked { slotOfRow.reserveCapacity(elements.count) }
+        for e in elements {
             let k = try key(e)
             let s: Int
             if let existing = slot[k] {
@@ -79,18 +83,16 @@ public struct Rows<Element> {
                 s = keys.count
                 slot[k] = s
                 keys.append(k)
-                members.append([])
                 values.append([])
             }
             values[s].append(e)
-            if case .untracked = origin { continue }
-            members[s].append(Int32(truncatingIfNeeded: i))
+            if tracked { slotOfRow.append(Int32(truncatingIfNeeded: s)) }
         }
         var out: [T] = []
         out.reserveCapacity(keys.count)
         for (s, k) in keys.enumerated() { out.append(try aggregate(k, values[s])) }
-        if case .untracked = origin { return Rows<T>(elements: out, origin: .untracked, source: source) }
-        return Rows<T>(elements: out, origin: compose(groups: members), source: source)
+        guard tracked else { return Rows<T>(elements: out, origin: .untracked, source: source) }
+        return Rows<T>(elements: out, origin: compose(groups: slotOfRow, count: keys.count), source: source)
     }
 
     /// This origin followed by a selection of its rows.
@@ -109,21 +111,38 @@ public struct Rows<Element> {
         }
     }
 
-    /// This origin followed by grouping its rows.
-    private func compose(groups members: [[Int32]]) -> RowOrigin {
-        var offsets: [Int32] = [0]
-        offsets.reserveCapacity(members.count + 1)
-        var flat: [Int32] = []
-        flat.reserveCapacity(elements.count)
-        for m in members {
-            switch origin {
-            case .identity, .untracked: flat.append(contentsOf: m)
-            case .select(let inner): for i in m { flat.append(inner[Int(i)]) }
-            case .groups(let o, let inner): for i in m { flat.append(contentsOf: inner[Int(o[Int(i)])..<Int(o[Int(i) + 1])]) }
+    /// This origin followed by grouping its rows (`slots[i]`: row i's group): a counting sort into offsets
+    /// and one flat member array, each member mapped to its own source rows.
+    private func compose(groups slots: [Int32], count: Int) -> RowOrigin {
+        var offsets = [Int32](repeating: 0, count: count + 1)
+        switch origin {
+        case .identity, .untracked, .select:
+            for s in slots { offsets[Int(s) + 1] &+= 1 }
+            for g in 0..<count { offsets[g + 1] &+= offsets[g] }
+            var next = offsets
+            var flat = [Int32](repeating: 0, count: slots.count)
+            if case .select(let inner) = origin {
+                for (i, s) in slots.enumerated() {
+                    flat[Int(next[Int(s)])] = inner[i]
+                    next[Int(s)] &+= 1
+                }
+            } else {
+                for (i, s) in slots.enumerated() {
+                    flat[Int(next[Int(s)])] = Int32(truncatingIfNeeded: i)
+                    next[Int(s)] &+= 1
+                }
             }
-            offsets.append(Int32(truncatingIfNeeded: flat.count))
+            return .groups(offsets: offsets, index: flat)
+        case .groups(let o, let inner):
+            var members = [[Int32]](repeating: [], count: count)
+            for (i, s) in slots.enumerated() { members[Int(s)].append(contentsOf: inner[Int(o[i])..<Int(o[i + 1])]) }
+            var flat: [Int32] = []
+            for (g, m) in members.enumerated() {
+                flat.append(contentsOf: m)
+                offsets[g + 1] = Int32(truncatingIfNeeded: flat.count)
+            }
+            return .groups(offsets: offsets, index: flat)
         }
-        return .groups(offsets: offsets, index: flat)
     }
 }
 
