@@ -17,6 +17,9 @@ import sys
 
 import jsonschema
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from verify_proof import verify_inclusion  # noqa: E402  (RFC 9162 inclusion check, shared)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -66,29 +69,6 @@ def openlineage(path, specs):
     print(f"ok: {n} OpenLineage run events")
 
 
-def node(left, right):
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-def root_from_path(index, size, leaf, path):
-    fn, sn, r = index, size - 1, leaf
-    for h in path:
-        h = bytes.fromhex(h)
-        if sn == 0:
-            return None
-        if fn & 1 or fn == sn:
-            r = node(h, r)
-            if not fn & 1:
-                while fn & 1 == 0 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node(r, h)
-        fn >>= 1
-        sn >>= 1
-    return r if sn == 0 else None
-
-
 def prov(path):
     with open(os.path.join(ROOT, "Fixtures/schemas/prov-json.schema.json")) as h:
         schema = json.load(h)
@@ -114,7 +94,8 @@ def prov(path):
         leaf = hashlib.sha256(b"\x00" + base64.b64decode(e["clew:canonical"])).digest()
         if leaf.hex() != e["clew:leafHash"]:
             fail(f"{k}: canonical bytes do not hash to the leaf hash")
-        if root_from_path(e["clew:leafIndex"], size, leaf, e["clew:inclusionPath"]) != root:
+        proof = {"leaf_index": e["clew:leafIndex"], "tree_size": size, "leaf_hash": leaf.hex(), "path": e["clew:inclusionPath"], "root_hash": root.hex()}
+        if not verify_inclusion(proof):
             fail(f"{k}: inclusion path does not reach the root")
     seqs = {int(k.split("/")[1]) for k in events}
     for section in ["entity", "activity"]:

@@ -160,6 +160,12 @@ struct Demo: AsyncParsableCommand {
                     ("clew replay numeric_flow/\(batch7 ?? "<run>")\(l)", "re-execute it and compare every step with the record"),
                     ("clew replay numeric_flow/\(batch7 ?? "<run>") --set threshold_kg=100\(l)",
                      "a counterfactual branch run on the same data, diffed value by value"),
+                    ("clew culprit numeric_flow/\(batch7 ?? "<run>")\(l)",
+                     "the earliest anomalous ancestor: convert_units' factor, outside the range of earlier runs"),
+                    ("clew why shards.extracted/\(shardRun)/37\(l)",
+                     "shard 37's five questions, each proved by events, and the failure resubmit recovered"),
+                    ("clew search tasks --var \"factor<0.001\"\(l)", "tasks by variable, output or input value, across all runs"),
+                    ("clew trace numeric_flow/\(batch7 ?? "<run>") --format mermaid\(l)", "its lineage as a diagram (text, json, dot)"),
                     ("clew run csv_orders --param rows=5000\(l)", "run a demo yourself; Ctrl-C cancels it cleanly"),
                     ("clew verify\(l)", "re-check every record, the stream index and the Merkle tree"),
                 ]

@@ -69,29 +69,7 @@ struct Trace: AsyncParsableCommand {
 struct Search: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Find runs, or tasks by name and by input, output or variable value, across all runs.",
-        subcommands: [SearchRuns.self, SearchTasks.self])
-}
-
-struct SearchRuns: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "runs", abstract: "Runs by queued time range, DAG and state.")
-    @Option(name: .long, help: "Only runs of this DAG.") var dag: String?
-    @Option(name: .long, help: "Only runs in this state.") var state: String?
-    @Option(name: .long, help: "Queued at or after this UTC time.") var since: String?
-    @Option(name: .long, help: "Queued before this UTC time.") var until: String?
-    @Option(name: .long, help: "At most this many runs.") var limit = 50
-    @OptionGroup var asOf: AsOfOptions
-    @OptionGroup var ledger: LedgerOptions
-    @OptionGroup var output: OutputOptions
-
-    func run() async throws {
-        var args: [String] = ["--limit", String(limit), "--ledger", ledger.ledger]
-        for (flag, value) in [("--dag", dag), ("--state", state), ("--since", since), ("--until", until), ("--as-of", asOf.asOf)] {
-            if let value { args += [flag, value] }
-        }
-        if output.json { args.append("--json") }
-        var runs = try Runs.parse(args)
-        try await runs.run()
-    }
+        subcommands: [Runs.self, SearchTasks.self])
 }
 
 struct SearchTasks: AsyncParsableCommand {
