@@ -81,20 +81,26 @@ extension Forensics {
                 ("runs", .array(report.runs.map { .string($0) })),
                 ("rebuild", .object(report.rebuild.sorted { $0.key < $1.key }.map { ($0.key, .array($0.value.map { .string($0) })) })),
             ])))
+        // Each dataset folded once, however many of its chunks are suspect.
+        var byDataset: [String: [String]] = [:]
         for c in report.chunks {
             guard let slash = c.firstIndex(of: "/") else { continue }
-            let ds = String(c[..<slash]), key = String(c[c.index(after: slash)...])
+            byDataset[String(c[..<slash]), default: []].append(String(c[c.index(after: slash)...]))
+        }
+        for (ds, keys) in byDataset.sorted(by: { $0.key < $1.key }) {
             var state = DatasetState(name: ds)
             for e in try ledger.events(inStream: StreamID.dataset(ds)) { state.apply(seq: e.seq, type: e.type, payload: e.payload) }
-            guard let chunk = state.chunks[key], chunk.status.canBecome(.invalid) else { continue }
-            var change = ChunkChange(dataset: ds, chunk: key, from: chunk.status, to: .invalid)
-            change.reason = "quarantined by \(id): derived from \(report.source) (\(reason))"
-            change.dag = chunk.produced?.dag
-            change.run = chunk.produced?.run
-            change.task = chunk.produced?.task
-            batch.append(NewEvent(
-                type: EventType.chunkStatusChanged, stream: StreamID.dataset(ds), actor: actor, timestampMicros: now,
-                payload: try JSON.canonical(change)))
+            for key in keys {
+                guard let chunk = state.chunks[key], chunk.status.canBecome(.invalid) else { continue }
+                var change = ChunkChange(dataset: ds, chunk: key, from: chunk.status, to: .invalid)
+                change.reason = "quarantined by \(id): derived from \(report.source) (\(reason))"
+                change.dag = chunk.produced?.dag
+                change.run = chunk.produced?.run
+                change.task = chunk.produced?.task
+                batch.append(NewEvent(
+                    type: EventType.chunkStatusChanged, stream: StreamID.dataset(ds), actor: actor, timestampMicros: now,
+                    payload: try JSON.canonical(change)))
+            }
         }
         _ = try await ledger.append(contentsOf: batch)
         report.quarantine = id
