@@ -29,16 +29,10 @@ public struct Forensics: Sendable {
         }
         var candidates: [String] = []
         for key in try views.resolveRun(text) { candidates.append(LineageNode.run(dag: key.dag, run: key.run)) }
-        if let slash = text.lastIndex(of: "/") {
-            let ds = String(text[..<slash]), key = String(text[text.index(after: slash)...])
-            if try views.lineageNodeExists(LineageNode.chunk(dataset: ds, key: key)) { candidates.append(LineageNode.chunk(dataset: ds, key: key)) }
-            // Chunk keys may contain slashes (`{run}/7`): try every split.
-            var i = text.startIndex
-            while let s = text[i...].firstIndex(of: "/"), s != slash {
-                let node = LineageNode.chunk(dataset: String(text[..<s]), key: String(text[text.index(after: s)...]))
-                if try views.lineageNodeExists(node) { candidates.append(node) }
-                i = text.index(after: s)
-            }
+        // DATASET/KEY, where the key may itself contain slashes: try every split.
+        for slash in text.indices where text[slash] == "/" {
+            let node = LineageNode.chunk(dataset: String(text[..<slash]), key: String(text[text.index(after: slash)...]))
+            if try views.lineageNodeExists(node) { candidates.append(node) }
         }
         if try views.lineageNodeExists(LineageNode.dataset(text)) { candidates.append(LineageNode.dataset(text)) }
         if text.count >= 8, text.allSatisfy(\.isHexDigit) {

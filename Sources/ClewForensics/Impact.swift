@@ -69,8 +69,8 @@ extension Forensics {
     /// - Returns: the report with its quarantine id.
     public func quarantine(_ report: ImpactReport, reason: String, actor: String) async throws -> ImpactReport {
         var report = report
-        let id = "q-\(ISO8601.string(micros: Int64(Date().timeIntervalSince1970 * 1_000_000)).filter { $0.isNumber })-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let id = "q-\(ISO8601.string(micros: now).filter { $0.isNumber })-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
         func payload(_ pairs: [(String, JSON.Value)]) -> Data { JSON.Value.object(pairs).data }
         var batch: [NewEvent] = []
         batch.append(NewEvent(
