@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "ClewEngine", targets: ["ClewEngine"]),
         .library(name: "ClewForensics", targets: ["ClewForensics"]),
         .library(name: "ClewReplay", targets: ["ClewReplay"]),
+        .library(name: "ClewServer", targets: ["ClewServer"]),
         .library(name: "ClewCLI", targets: ["ClewCLI"]),
         .executable(name: "clew", targets: ["clew"]),
     ],
@@ -21,6 +22,11 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
     ],
     targets: [
         // Floor 1: C libraries from Debian (liblmdb-dev, libzstd-dev), never vendored.
@@ -73,10 +79,30 @@ let package = Package(
             name: "ClewReplay",
             dependencies: ["ClewEngine", "ClewProjections", "ClewLedger", "ClewModel", "CZstd", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // Floor 6: the HTTP API, OpenLineage ingest, access control and the dashboard (clew serve).
+        .target(
+            name: "ClewServer",
+            dependencies: [
+                "ClewReplay",
+                "ClewForensics",
+                "ClewEngine",
+                "ClewProjections",
+                "ClewLedger",
+                "ClewModel",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Floor 6: the command line, as a library so a user's package can ship its pipelines with it.
         .target(
             name: "ClewCLI",
             dependencies: [
+                "ClewServer",
                 "ClewReplay",
                 "ClewForensics",
                 "ClewLedger",
@@ -100,7 +126,9 @@ let package = Package(
         .testTarget(
             name: "ClewCLITests",
             dependencies: [
-                "ClewCLI", "ClewLedger", "ClewModel", "ClewProjections",
+                "ClewCLI", "ClewServer", "ClewLedger", "ClewModel", "ClewProjections",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

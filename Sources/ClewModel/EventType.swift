@@ -31,6 +31,15 @@ public enum EventType {
     public static let dagTriggered = "dag.triggered"
     /// What `clew impact --quarantine` marked suspect (stream `quarantine/<id>`).
     public static let lineageQuarantined = "lineage.quarantined"
+    /// An OpenLineage event accepted by `clew serve` (stream `openlineage/<runId>`): its digest and body.
+    public static let openLineageReceived = "openlineage.received"
+    /// A run's outcome posted (or not) to the callback URL given when it was triggered over HTTP.
+    public static let runCallback = "run.callback"
+    /// An API token minted or revoked (stream `auth/tokens`); only the token's SHA-256 is kept.
+    public static let tokenCreated = "auth.token_created"
+    public static let tokenRevoked = "auth.token_revoked"
+    /// A mutating HTTP call: who, from where, what, and how it ended (stream `audit`).
+    public static let auditRecorded = "audit.recorded"
 
     /// Every type above.
     public static let all: [String] = [
@@ -38,7 +47,7 @@ public enum EventType {
         taskSucceeded, taskFailed, taskRetrying, taskSkipped, taskUpstreamFailed, chunkStatusChanged,
         variableRecorded, valueProduced, valueConsumed, questionAnswered, runResubmitted, taskBlocked,
         chunkLeaseAcquired, chunkLeaseReleased, valueStored, expectationEvaluated, dagTriggered, runImported,
-        lineageQuarantined,
+        lineageQuarantined, openLineageReceived, runCallback, tokenCreated, tokenRevoked, auditRecorded,
     ]
 }
 

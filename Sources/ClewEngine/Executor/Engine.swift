@@ -127,7 +127,8 @@ public final class Engine: Sendable {
     /// Waits until every event the engine emitted is durable.
     public func flush() async throws { try await recorder.flush() }
 
-    func newRunID(dag: String, partition: Partition?, trigger: String) throws -> String {
+    /// A new run id: `manual__<time>_<random>`, or `<trigger>__<partition>` for scheduled runs and backfills.
+    public func newRunID(dag: String, partition: Partition?, trigger: String) throws -> String {
         if let partition, trigger == "scheduled" || trigger == "backfill" {
             let base = "\(trigger)__\(partition.key)"
             var candidate = base

@@ -335,6 +335,25 @@ extension Views {
         }
     }
 
+    /// The direct neighbours of `node` one way whose ids start with `prefix` (`task:`, `dataset:` …): a
+    /// range scan of exactly those keys, so a dataset's million chunks are not read to find its jobs.
+    public func lineageNeighbors(of node: String, direction: LineageDirection, prefix: String, limit: Int = 10_000) throws -> [LineageEdge] {
+        try read(.lineage) { store, txn in
+            let table = direction == .down ? "fwd" : "bwd"
+            let base = KeyBuilder().string(node).bytes
+            var out: [LineageEdge] = []
+            try ViewTxn.scan(txn, store.table(table), prefix: base + Array(prefix.utf8), view: "lineage", table: table) { k, v in
+                let other = String(decoding: k[base.count...], as: UTF8.self)
+                let kind = (EdgeKind(rawValue: v[8]) ?? .used).description
+                out.append(direction == .down
+                    ? LineageEdge(from: node, to: other, kind: kind, firstSeq: v.bigEndianUInt64Value)
+                    : LineageEdge(from: other, to: node, kind: kind, firstSeq: v.bigEndianUInt64Value))
+                return out.count < limit
+            }
+            return out
+        }
+    }
+
     /// `attempt:DAG/RUN/` of an attempt node (the prefix of its run's attempts), else nil.
     static func runScope(of node: String) -> String? {
         guard node.hasPrefix("attempt:") else { return nil }

@@ -1,0 +1,148 @@
+import ClewForensics
+public import ClewEngine
+public import ClewLedger
+public import ClewProjections
+public import Foundation
+import Hummingbird
+public import Logging
+import NIOCore
+
+/// How `clew serve` listens and behaves.
+public struct ServerConfiguration: Sendable {
+    /// Address to bind (loopback by default: put a TLS-terminating proxy in front to expose it).
+    public var host = "127.0.0.1"
+    /// Port; 0 picks a free one (reported through `onListening`).
+    public var port = 8080
+    /// Largest request body accepted, after gzip decoding (413 above it).
+    public var maxBodyBytes = 32 << 20
+    /// How often a run's outcome is posted to its callback URL before giving up, and the first delay
+    /// between tries (doubled after each failure).
+    public var callbackAttempts = 5
+    public var callbackBaseDelay: Duration = .seconds(1)
+    /// How often the live stream polls the log for new events.
+    public var streamPollInterval: Duration = .milliseconds(200)
+    /// Where Debian installs browser-side libraries (`libjs-chart.js`, `node-dagre-layout`).
+    public var javascriptRoots: [URL] = [URL(fileURLWithPath: "/usr/share/javascript"), URL(fileURLWithPath: "/usr/share/nodejs")]
+    /// Where the OpenLineage JSON schemas are read from (`OpenLineage.json` and `facets/`).
+    public var openLineageSpec: URL
+    /// Dashboard session lifetime.
+    public var sessionLifetime: Duration = .seconds(8 * 3600)
+    public var logger = Logger(label: "clew.serve")
+
+    public init(openLineageSpec: URL) { self.openLineageSpec = openLineageSpec }
+}
+
+/// `clew serve`: the HTTP API, OpenLineage ingest, token access control and the dashboard over one
+/// ledger. Everything it changes goes through the ledger as events; everything it answers is read from
+/// the views (caught up before each read) or the log.
+public final class ClewServer: Sendable {
+    let state: ServerState
+
+    /// - Parameters:
+    ///   - views: the ledger's views; the server holds them for its lifetime (one environment per process).
+    ///   - engine: runs DAGs triggered over HTTP.
+    public init(ledger: Ledger, views: Views, engine: Engine, configuration: ServerConfiguration) throws {
+        state = try ServerState(ledger: ledger, views: views, engine: engine, configuration: configuration)
+    }
+
+    /// The token store, for minting the first admin token before serving.
+    public var tokens: TokenStore { state.tokens }
+
+    /// Serves until the task is cancelled or SIGINT/SIGTERM arrives (graceful shutdown through
+    /// swift-service-lifecycle); runs still in flight are cancelled and recorded as such.
+    /// - Parameter onListening: called with the bound port once the server accepts connections.
+    public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let router = Routes.build(state)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(state.configuration.host, port: state.configuration.port), serverName: "clew"),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
+            logger: state.configuration.logger
+        )
+        do {
+            try await app.runService()
+        } catch {
+            await state.runs.cancelAll()
+            throw error
+        }
+        await state.runs.cancelAll()
+    }
+}
+
+/// Everything a request handler reaches: the ledger, the views, the engine, tokens, runs in flight,
+/// the OpenLineage ingester.
+final class ServerState: Sendable {
+    let ledger: Ledger
+    let views: ViewsHost
+    let engine: Engine
+    let configuration: ServerConfiguration
+    let tokens: TokenStore
+    let sessions: SessionStore
+    let runs: RunManager
+    let ingest: OpenLineageIngest
+    let audit: AuditLog
+    let verifier: VerifyCache
+    let assets: Assets
+
+    init(ledger: Ledger, views: Views, engine: Engine, configuration: ServerConfiguration) throws {
+        self.ledger = ledger
+        self.views = ViewsHost(ledger: ledger, views: views)
+        self.engine = engine
+        self.configuration = configuration
+        tokens = try TokenStore(ledger: ledger)
+        sessions = SessionStore(lifetime: configuration.sessionLifetime)
+        audit = AuditLog(ledger: ledger)
+        runs = RunManager(engine: engine, ledger: ledger, configuration: configuration)
+        ingest = OpenLineageIngest(ledger: ledger, schema: try OpenLineageSchema(directory: configuration.openLineageSpec))
+        verifier = VerifyCache(ledger: ledger)
+        assets = Assets(roots: configuration.javascriptRoots)
+    }
+}
+
+/// The views, shared by every request: one caller at a time, caught up with the log before each read
+/// (a no-op when nothing was appended since).
+final class ViewsHost: @unchecked Sendable {
+    private let lock = NSLock()
+    private let ledger: Ledger
+    private let views: Views
+    private let forensics: Forensics
+
+    init(ledger: Ledger, views: Views) {
+        self.ledger = ledger
+        self.views = views
+        forensics = Forensics(ledger: ledger, views: views)
+    }
+
+    func read<T>(_ body: (Views, Forensics) throws -> T) throws -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        _ = try views.catchUp()
+        return try body(views, forensics)
+    }
+}
+
+/// The last `verify` of the ledger (run on demand: it reads every record).
+final class VerifyCache: @unchecked Sendable {
+    struct Result: Codable, Sendable {
+        var report: VerifyReport
+        var at: String
+        var millis: Int
+    }
+
+    private let lock = NSLock()
+    private let ledger: Ledger
+    private var last: Result?
+
+    init(ledger: Ledger) { self.ledger = ledger }
+
+    var latest: Result? { lock.withLock { last } }
+
+    func run() throws -> Result {
+        let start = ContinuousClock.now
+        let report = try ledger.verify()
+        let elapsed = ContinuousClock.now - start
+        let result = Result(report: report, at: ISO8601DateFormatter().string(from: Date()), millis: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000))
+        lock.withLock { last = result }
+        return result
+    }
+}

@@ -1,0 +1,253 @@
+import ClewProjections
+import Foundation
+
+/// The OpenLineage spec's JSON Schemas (draft 2020-12), loaded from `OpenLineage.json` and `facets/*.json`,
+/// and a validator for the keywords they use: `type`, `properties`, `required`, `additionalProperties`,
+/// `items`, `enum`, `const`, `allOf`, `anyOf`, `oneOf`, `$ref` (local and across files by `$id`) and the
+/// `date-time`, `uri` and `uuid` formats. A facet whose key a facet schema declares is validated against
+/// that schema too (what a consumer that knows the standard facets must do); unknown custom facets only
+/// against the base facet. No Swift JSON Schema package is among the ones this machine offers, so this
+/// interprets the spec's own files rather than hand-coding its rules.
+final class OpenLineageSchema: Sendable {
+    /// Schemas by their `$id` (without fragment).
+    private let documents: [String: JSONTree]
+    private let root: String
+    /// Facet key → (document id, pointer of the facet's definition), per facet family.
+    private let runFacets: [String: (String, String)]
+    private let jobFacets: [String: (String, String)]
+    private let datasetFacets: [String: (String, String)]
+    private let inputFacets: [String: (String, String)]
+    private let outputFacets: [String: (String, String)]
+
+    init(directory: URL) throws {
+        var docs: [String: JSONTree] = [:]
+        let main = directory.appendingPathComponent("OpenLineage.json")
+        guard let mainData = try? Data(contentsOf: main) else {
+            throw SchemaLoadError(description: "OpenLineage spec not found at \(main.path) (give --openlineage-spec DIR)")
+        }
+        let rootDoc = try JSONTree.parse(mainData)
+        guard case .string(let rootID)? = rootDoc["$id"] else { throw SchemaLoadError(description: "\(main.path) has no $id") }
+        docs[Self.strip(rootID)] = rootDoc
+        root = Self.strip(rootID)
+        var run: [String: (String, String)] = [:], job: [String: (String, String)] = [:], dataset: [String: (String, String)] = [:]
+        var input: [String: (String, String)] = [:], output: [String: (String, String)] = [:]
+        let facetDir = directory.appendingPathComponent("facets")
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: facetDir.path)) ?? []
+        for file in files.sorted() where file.hasSuffix(".json") {
+            let doc = try JSONTree.parse(try Data(contentsOf: facetDir.appendingPathComponent(file)))
+            guard case .string(let id)? = doc["$id"] else { continue }
+            let docID = Self.strip(id)
+            docs[docID] = doc
+            guard case .object(let props)? = doc["properties"] else { continue }
+            for (key, schema) in props {
+                guard case .string(let ref)? = schema["$ref"], ref.hasPrefix("#") else { continue }
+                let pointer = String(ref.dropFirst())
+                let def = Self.resolve(pointer: pointer, in: doc)
+                let family = Self.family(of: def, in: doc)
+                switch family {
+                case "RunFacet": run[key] = (docID, pointer)
+                case "JobFacet": job[key] = (docID, pointer)
+                case "DatasetFacet": dataset[key] = (docID, pointer)
+                case "InputDatasetFacet": input[key] = (docID, pointer)
+                case "OutputDatasetFacet": output[key] = (docID, pointer)
+                default: continue
+                }
+            }
+        }
+        documents = docs
+        runFacets = run
+        jobFacets = job
+        datasetFacets = dataset
+        inputFacets = input
+        outputFacets = output
+    }
+
+    /// Validates one event; the error names the first field that breaks the spec, as a JSON path.
+    func validate(_ event: JSONTree) throws {
+        guard case .object = event else { throw SchemaViolation(path: "$", message: "an event must be a JSON object") }
+        guard let rootDoc = documents[root] else { return }
+        try check(event, against: rootDoc, doc: root, path: "$")
+        try checkFacets(event["run"]?["facets"], runFacets, "$.run.facets")
+        try checkFacets(event["job"]?["facets"], jobFacets, "$.job.facets")
+        for (list, specific) in [("inputs", inputFacets), ("outputs", outputFacets)] {
+            guard case .array(let items)? = event[list] else { continue }
+            for (i, d) in items.enumerated() {
+                try checkFacets(d["facets"], datasetFacets, "$.\(list)[\(i)].facets")
+                try checkFacets(d[list == "inputs" ? "inputFacets" : "outputFacets"], specific, "$.\(list)[\(i)].\(list == "inputs" ? "inputFacets" : "outputFacets")")
+            }
+        }
+    }
+
+    private func checkFacets(_ facets: JSONTree?, _ known: [String: (String, String)], _ path: String) throws {
+        guard case .object(let members)? = facets else { return }
+        for (key, value) in members {
+            guard let (docID, pointer) = known[key], let doc = documents[docID] else { continue }
+            if case .bool(true)? = value["_deleted"] { continue }
+            try check(value, against: Self.resolve(pointer: pointer, in: doc), doc: docID, path: "\(path).\(key)")
+        }
+    }
+
+    // MARK: Validation
+
+    private func check(_ value: JSONTree, against schema: JSONTree, doc: String, path: String, depth: Int = 0) throws {
+        guard depth < 64 else { throw SchemaViolation(path: path, message: "schema nesting too deep") }
+        guard case .object(let s) = schema else { return }
+        if let ref = s["$ref"], case .string(let text) = ref {
+            let (target, targetDoc) = try resolve(ref: text, from: doc)
+            try check(value, against: target, doc: targetDoc, path: path, depth: depth + 1)
+        }
+        if case .array(let types)? = s["type"] {
+            let names = types.compactMap { if case .string(let n) = $0 { return n } else { return nil } }
+            guard names.contains(where: { value.isType($0) }) else {
+                throw SchemaViolation(path: path, message: "must be \(names.joined(separator: " or ")), got \(value.typeName)")
+            }
+        } else if case .string(let type)? = s["type"], !value.isType(type) {
+            throw SchemaViolation(path: path, message: "must be \(type == "object" || type == "array" || type == "integer" ? "an" : "a") \(type), got \(value.typeName)")
+        }
+        if case .array(let options)? = s["enum"], !options.contains(value) {
+            throw SchemaViolation(path: path, message: "must be one of \(options.map(\.compact).joined(separator: ", ")), got \(value.compact)")
+        }
+        if let c = s["const"], c != value {
+            throw SchemaViolation(path: path, message: "must be \(c.compact), got \(value.compact)")
+        }
+        if case .string(let format)? = s["format"], case .string(let text) = value {
+            try checkFormat(format, text, path)
+        }
+        if case .object(let members) = value {
+            if case .array(let required)? = s["required"] {
+                for case .string(let name) in required where members[name] == nil {
+                    throw SchemaViolation(path: path.isEmpty ? name : "\(path).\(name)", message: "is required")
+                }
+            }
+            let props: [String: JSONTree]
+            if case .object(let p)? = s["properties"] { props = p } else { props = [:] }
+            for (name, sub) in props {
+                if let v = members[name] { try check(v, against: sub, doc: doc, path: "\(path).\(name)", depth: depth + 1) }
+            }
+            if let extra = s["additionalProperties"] {
+                for (name, v) in members where props[name] == nil {
+                    if case .bool(false) = extra { throw SchemaViolation(path: "\(path).\(name)", message: "is not allowed here") }
+                    if case .object = extra { try check(v, against: extra, doc: doc, path: "\(path).\(name)", depth: depth + 1) }
+                }
+            }
+        }
+        if case .array(let items) = value, let itemSchema = s["items"] {
+            for (i, item) in items.enumerated() { try check(item, against: itemSchema, doc: doc, path: "\(path)[\(i)]", depth: depth + 1) }
+        }
+        if case .array(let all)? = s["allOf"] {
+            for sub in all { try check(value, against: sub, doc: doc, path: path, depth: depth + 1) }
+        }
+        if case .array(let any)? = s["anyOf"] {
+            var first: SchemaViolation?
+            var matched = false
+            for sub in any {
+                do {
+                    try check(value, against: sub, doc: doc, path: path, depth: depth + 1)
+                    matched = true
+                    break
+                } catch let v as SchemaViolation { first = first ?? v }
+            }
+            if !matched, let first { throw first }
+        }
+        if case .array(let one)? = s["oneOf"] {
+            var matches = 0
+            var first: SchemaViolation?
+            for sub in one {
+                do {
+                    try check(value, against: sub, doc: doc, path: path, depth: depth + 1)
+                    matches += 1
+                } catch let v as SchemaViolation { first = first ?? v }
+            }
+            if matches == 0 { throw first ?? SchemaViolation(path: path, message: "matches none of the allowed shapes") }
+            if matches > 1 { throw SchemaViolation(path: path, message: "matches \(matches) of the shapes where exactly one is allowed") }
+        }
+    }
+
+    private func checkFormat(_ format: String, _ text: String, _ path: String) throws {
+        switch format {
+        case "uuid":
+            guard UUID(uuidString: text) != nil else { throw SchemaViolation(path: path, message: "must be a UUID, got \"\(text)\"") }
+        case "date-time":
+            guard Self.isDateTime(text) else { throw SchemaViolation(path: path, message: "must be an RFC 3339 date-time, got \"\(text)\"") }
+        case "uri":
+            guard let colon = text.firstIndex(of: ":"), colon != text.startIndex,
+                  text[..<colon].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == "." }),
+                  text.first!.isLetter, !text.contains(" ")
+            else { throw SchemaViolation(path: path, message: "must be an absolute URI, got \"\(text)\"") }
+        default: return
+        }
+    }
+
+    /// RFC 3339: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
+    static func isDateTime(_ s: String) -> Bool {
+        let c = Array(s.utf8)
+        func digits(_ r: Range<Int>) -> Bool { r.upperBound <= c.count && r.allSatisfy { c[$0] >= 48 && c[$0] <= 57 } }
+        guard c.count >= 20, digits(0..<4), c[4] == 45, digits(5..<7), c[7] == 45, digits(8..<10),
+              c[10] == 84 || c[10] == 116 || c[10] == 32, digits(11..<13), c[13] == 58, digits(14..<16), c[16] == 58, digits(17..<19)
+        else { return false }
+        var i = 19
+        if c[i] == 46 {
+            i += 1
+            let start = i
+            while i < c.count, c[i] >= 48, c[i] <= 57 { i += 1 }
+            guard i > start else { return false }
+        }
+        guard i < c.count else { return false }
+        if c[i] == 90 || c[i] == 122 { return i == c.count - 1 }
+        guard c[i] == 43 || c[i] == 45, c.count == i + 6, digits(i + 1..<i + 3), c[i + 3] == 58, digits(i + 4..<i + 6) else { return false }
+        return true
+    }
+
+    // MARK: References
+
+    private func resolve(ref: String, from doc: String) throws -> (JSONTree, String) {
+        let parts = ref.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)
+        let base = parts[0].isEmpty ? doc : Self.strip(String(parts[0]))
+        guard let target = documents[base] else { throw SchemaViolation(path: "$", message: "schema reference \(ref) is not in the loaded spec") }
+        let pointer = parts.count > 1 ? String(parts[1]) : ""
+        return (Self.resolve(pointer: pointer, in: target), base)
+    }
+
+    static func resolve(pointer: String, in doc: JSONTree) -> JSONTree {
+        var node = doc
+        for part in pointer.split(separator: "/") {
+            let key = part.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+            guard let next = node[key] else { return .null }
+            node = next
+        }
+        return node
+    }
+
+    /// Which facet family a facet definition extends (`RunFacet`, `JobFacet`, `DatasetFacet`, …),
+    /// following its `allOf` and local `$ref`s.
+    static func family(of def: JSONTree, in doc: JSONTree, depth: Int = 0) -> String? {
+        guard depth < 8 else { return nil }
+        if case .string(let ref)? = def["$ref"] {
+            if let hash = ref.firstIndex(of: "#"), ref[..<hash].hasSuffix("OpenLineage.json") {
+                return ref.split(separator: "/").last.map(String.init)
+            }
+            if ref.hasPrefix("#") { return family(of: resolve(pointer: String(ref.dropFirst()), in: doc), in: doc, depth: depth + 1) }
+        }
+        for key in ["allOf", "oneOf", "anyOf"] {
+            if case .array(let subs)? = def[key] {
+                for sub in subs { if let f = family(of: sub, in: doc, depth: depth + 1) { return f } }
+            }
+        }
+        return nil
+    }
+
+    static func strip(_ id: String) -> String {
+        id.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? id
+    }
+}
+
+/// An event that breaks the OpenLineage spec: the JSON path of the field and what is wrong with it.
+struct SchemaViolation: Error, CustomStringConvertible {
+    var path: String
+    var message: String
+    var description: String { "\(path) \(message)" }
+}
+
+struct SchemaLoadError: Error, CustomStringConvertible {
+    var description: String
+}
