@@ -48,6 +48,18 @@ public struct Forensics: Sendable {
         return first
     }
 
+    /// The dataset and key of a chunk node. Dataset names may hold `/` (OpenLineage datasets such as
+    /// `s3://lake:raw/orders`) and so may keys: the split is the one whose dataset is a lineage node.
+    public func chunkParts(_ node: String) throws -> (dataset: String, key: String) {
+        guard node.hasPrefix("chunk:") else { throw ForensicsError("\(node) is not a chunk (give DATASET/KEY)") }
+        let rest = node.dropFirst(6)
+        for slash in rest.indices where rest[slash] == "/" {
+            let dataset = String(rest[..<slash])
+            if try views.lineageNodeExists(LineageNode.dataset(dataset)) { return (dataset, String(rest[rest.index(after: slash)...])) }
+        }
+        throw ForensicsError("\(node) names no chunk of a known dataset")
+    }
+
     // MARK: reading the log
 
     /// Events of a stream, as (event, payload object).

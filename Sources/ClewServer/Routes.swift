@@ -191,11 +191,9 @@ enum Routes {
             return try Reply.json(try state.views.read { _, f in
                 try forensic {
                     let node = try f.node(chunk)
-                    guard node.hasPrefix("chunk:"), let slash = node.dropFirst(6).firstIndex(of: "/") else {
-                        throw APIError(.badRequest, "'\(chunk)' is not a chunk (give DATASET/KEY)")
-                    }
-                    let rest = node.dropFirst(6)
-                    return try f.why(dataset: String(rest[..<slash]), chunk: String(rest[rest.index(after: slash)...]), run: request.query("run"))
+                    guard node.hasPrefix("chunk:") else { throw APIError(.badRequest, "'\(chunk)' is not a chunk (give DATASET/KEY)") }
+                    let (dataset, key) = try f.chunkParts(node)
+                    return try f.why(dataset: dataset, chunk: key, run: request.query("run"))
                 }
             })
         }

@@ -141,11 +141,9 @@ struct Why: AsyncParsableCommand {
             let (l, f) = try ledger.openForensics()
             defer { l.close() }
             let node = try f.node(chunk)
-            guard node.hasPrefix("chunk:"), let slash = node.dropFirst(6).firstIndex(of: "/") else {
-                throw CLIFailure(message: "\(chunk) is not a chunk (give DATASET/KEY)")
-            }
-            let rest = node.dropFirst(6)
-            let report = try f.why(dataset: String(rest[..<slash]), chunk: String(rest[rest.index(after: slash)...]), run: run)
+            guard node.hasPrefix("chunk:") else { throw CLIFailure(message: "\(chunk) is not a chunk (give DATASET/KEY)") }
+            let (dataset, key) = try f.chunkParts(node)
+            let report = try f.why(dataset: dataset, chunk: key, run: run)
             if output.json {
                 Terminal.line(try JSONOutput.text(report))
                 return

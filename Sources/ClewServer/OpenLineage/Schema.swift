@@ -3,7 +3,7 @@ import Foundation
 
 /// The OpenLineage spec's JSON Schemas (draft 2020-12), loaded from `OpenLineage.json` and `facets/*.json`,
 /// and a validator for the keywords they use: `type`, `properties`, `required`, `additionalProperties`,
-/// `items`, `enum`, `const`, `allOf`, `anyOf`, `oneOf`, `$ref` (local and across files by `$id`) and the
+/// `items`, `enum`, `const`, `minimum`, `dependentRequired`, `not`, `allOf`, `anyOf`, `oneOf`, `$ref` (local and across files by `$id`) and the
 /// `date-time`, `uri` and `uuid` formats. A facet whose key a facet schema declares is validated against
 /// that schema too (what a consumer that knows the standard facets must do); unknown custom facets only
 /// against the base facet. No Swift JSON Schema package is among the ones this machine offers, so this
@@ -130,6 +130,21 @@ final class OpenLineageSchema: Sendable {
                     if case .object = extra { try check(v, against: extra, doc: doc, path: "\(path).\(name)", depth: depth + 1) }
                 }
             }
+        }
+        if case .number(let n) = value, case .number(let min)? = s["minimum"], n < min {
+            throw SchemaViolation(path: path, message: "must be at least \(JSONTree.number(min).text), got \(value.text)")
+        }
+        if case .object(let members) = value, case .object(let dependent)? = s["dependentRequired"] {
+            for (name, needs) in dependent where members[name] != nil {
+                for case .string(let other) in needs.array where members[other] == nil {
+                    throw SchemaViolation(path: "\(path).\(other)", message: "is required when '\(name)' is given")
+                }
+            }
+        }
+        if let negated = s["not"] {
+            var matched = true
+            do { try check(value, against: negated, doc: doc, path: path, depth: depth + 1) } catch is SchemaViolation { matched = false }
+            if matched { throw SchemaViolation(path: path, message: "must not match \(negated.compact)") }
         }
         if case .array(let items) = value, let itemSchema = s["items"] {
             for (i, item) in items.enumerated() { try check(item, against: itemSchema, doc: doc, path: "\(path)[\(i)]", depth: depth + 1) }

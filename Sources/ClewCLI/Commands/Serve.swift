@@ -1,0 +1,139 @@
+import ArgumentParser
+import ClewEngine
+import ClewLedger
+import ClewModel
+import ClewProjections
+import ClewServer
+import Foundation
+import Logging
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the HTTP API, OpenLineage ingest and the dashboard over the ledger.",
+        discussion: """
+        Listens on loopback by default. Every request needs a token (Authorization: Bearer …, or a dashboard
+        login); when the ledger has none, an admin token named 'bootstrap' is minted and printed once on stderr.
+        API: docs/openapi.yaml. Guide: docs/server.md.
+        """)
+
+    @Option(name: .long, help: "Address to bind.") var host = "127.0.0.1"
+    @Option(name: .long, help: "Port (0 picks a free one; the chosen port is printed).") var port = 8080
+    @Option(name: .long, help: "Directory of the OpenLineage spec (OpenLineage.json and facets/).")
+    var openlineageSpec: String?
+    @Option(name: .long, help: "Tries to post a run's outcome to its callback URL.") var callbackAttempts = 5
+    @Option(name: .long, help: "First delay between callback tries, in milliseconds (doubled each time).") var callbackDelayMs = 1000
+    @OptionGroup var pipelines: PipelineOptions
+    @OptionGroup var ledger: LedgerOptions
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535") }
+        guard callbackAttempts >= 1 else { throw ValidationError("--callback-attempts must be at least 1") }
+        guard callbackDelayMs >= 0 else { throw ValidationError("--callback-delay-ms must not be negative") }
+    }
+
+    /// The spec directory: the option, else `CLEW_OPENLINEAGE_SPEC`, else the copy in the repository's Fixtures.
+    static func specDirectory(_ option: String?) throws -> URL {
+        if let option { return URL(fileURLWithPath: option) }
+        if let env = ProcessInfo.processInfo.environment["CLEW_OPENLINEAGE_SPEC"] { return URL(fileURLWithPath: env) }
+        let candidates = ["Fixtures/specs/openlineage", "../shared/specs/openlineage"]
+        for c in candidates where FileManager.default.fileExists(atPath: c + "/OpenLineage.json") { return URL(fileURLWithPath: c) }
+        throw CLIFailure(message: "the OpenLineage spec was not found (looked in \(candidates.joined(separator: ", "))); give --openlineage-spec DIR")
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let (registry, problems) = try pipelines.registry(strict: false)
+            for p in problems { Terminal.error("pipelines: \(p)") }
+            let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
+            defer { l.close() }
+            var viewOptions = Views.Options()
+            viewOptions.notice = { Terminal.error($0) }
+            let views = try Views.open(ledger: l, options: viewOptions)
+            defer { views.close() }
+            var config = ServerConfiguration(openLineageSpec: try Self.specDirectory(openlineageSpec))
+            config.host = host
+            config.port = port
+            config.callbackAttempts = callbackAttempts
+            config.callbackBaseDelay = .milliseconds(callbackDelayMs)
+            var logger = Logger(label: "clew.serve")
+            logger.logLevel = .warning
+            config.logger = logger
+            let server: ClewServer
+            do { server = try ClewServer(ledger: l, views: views, engine: pipelines.engine(l, registry), configuration: config) } catch {
+                throw CLIFailure(message: "cannot serve: \(error)")
+            }
+            if !server.tokens.hasActiveTokens {
+                let minted = try await server.tokens.mint(name: "bootstrap", role: .admin, by: "clew serve")
+                Terminal.error("no API tokens yet: minted admin token 'bootstrap' (shown once, keep it):\n  \(minted.token)")
+            }
+            let shownHost = host
+            try await server.run { port in
+                Terminal.line("listening on http://\(shownHost):\(port)")
+            }
+        }
+    }
+}
+
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token", abstract: "Mint, list and revoke API tokens for clew serve.",
+        subcommands: [TokenCreate.self, TokenList.self, TokenRevoke.self])
+}
+
+struct TokenCreate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "create", abstract: "Mint a token; it is printed once (only its SHA-256 is kept).")
+    @Option(name: .long, help: "Who or what the token is for.") var name: String
+    @Option(name: .long, help: "viewer, operator or admin.") var role: String = "viewer"
+    @OptionGroup var ledger: LedgerOptions
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard Role(rawValue: role) != nil else { throw ValidationError("--role must be viewer, operator or admin, got '\(role)'") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
+            defer { l.close() }
+            let minted: MintedToken
+            do { minted = try await TokenStore(ledger: l).mint(name: name, role: Role(rawValue: role)!, by: "clew token create") } catch let e as TokenError {
+                throw CLIFailure(message: e.description)
+            }
+            if output.json { Terminal.line(try JSONOutput.text(minted)) } else {
+                Terminal.line(minted.token)
+                Terminal.error("token \(minted.info.id) '\(minted.info.name)' (\(minted.info.role.rawValue)); shown once")
+            }
+        }
+    }
+}
+
+struct TokenList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List tokens (never their secrets).")
+    @OptionGroup var ledger: LedgerOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let l = try ledger.open(readOnly: true)
+            defer { l.close() }
+            let tokens = try TokenStore(ledger: l).list()
+            if output.json { Terminal.line(try JSONOutput.text(tokens)); return }
+            for t in tokens { Terminal.line("\(t.id)  \(Show.pad(t.role.rawValue, 8)) \(Show.pad(t.name, 24)) \(t.createdAt)\(t.revoked ? "  revoked" : "")") }
+        }
+    }
+}
+
+struct TokenRevoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a token by id.")
+    @Argument(help: "The token id (8 hex digits, from `clew token list`).") var id: String
+    @OptionGroup var ledger: LedgerOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let l = try ledger.open()
+            defer { l.close() }
+            guard try await TokenStore(ledger: l).revoke(id: id, by: "clew token revoke") else { throw CLIFailure(message: "no active token with id '\(id)'") }
+            Terminal.error("revoked \(id)")
+        }
+    }
+}
