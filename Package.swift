@@ -129,6 +129,7 @@ let package = Package(
                 "ClewCLI", "ClewServer", "ClewLedger", "ClewModel", "ClewProjections",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

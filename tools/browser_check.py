@@ -8,7 +8,7 @@ response happened. Prints a JSON report; exits 1 if any check failed.
 
 usage: browser_check.py BASE_URL TOKEN SPEC_JSON_FILE
 spec: [{"path": "/", "login": false, "count": {"selector": min, ...}, "text": {"selector": "substring", ...},
-        "attr": {"selector": ["attribute", "value"]}}, ...]
+        "attr": {"selector": ["attribute", "value"]}, "missing": ["selector", ...], "absent": ["secret", ...]}, ...]
 
 Needs Debian's chromium and python3-websocket (websocket-client).
 """
@@ -155,6 +155,10 @@ def main():
                 n = browser.evaluate(f"document.querySelectorAll({json.dumps(selector)}).length")
                 if n < minimum:
                     failures.append(f"{selector}: {n} element(s), expected at least {minimum}")
+            for selector in page.get("missing", []):
+                n = browser.evaluate(f"document.querySelectorAll({json.dumps(selector)}).length")
+                if n:
+                    failures.append(f"{selector}: {n} element(s), expected none")
             for selector, text in page.get("text", {}).items():
                 got = browser.evaluate(f"Array.from(document.querySelectorAll({json.dumps(selector)})).map(e => e.textContent).join(' | ')")
                 if text not in (got or ""):
