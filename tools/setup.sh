@@ -2,11 +2,17 @@
 # Installs what Clew needs on a fresh Debian machine: LMDB and zstd development files (the
 # system-library targets link them through pkg-config), pkg-config itself, and protoc (the tests
 # check the event schema against the reference protobuf decoder), python3 (proof checks, fixture
-# scripts), python3-jsonschema (the tests validate the OpenLineage and PROV-JSON exports) and tmux (the
-# tests drive `clew debug` in it). Idempotent and quiet when done.
+# scripts), python3-jsonschema (the tests validate the OpenLineage and PROV-JSON exports), tmux (the
+# tests drive `clew debug` in it), zlib (gzip request bodies), the dashboard's browser-side libraries
+# from Debian (libjs-chart.js, node-dagre-layout), Debian's chromium and python3-websocket (the tests
+# load every dashboard page in headless Chromium over the DevTools protocol), and the openlineage-python
+# client from PyPI (the tests send events with it). Idempotent and quiet when done.
 set -euo pipefail
 
-packages=(liblmdb-dev libzstd-dev pkg-config protobuf-compiler python3 python3-jsonschema tmux)
+packages=(liblmdb-dev libzstd-dev pkg-config protobuf-compiler python3 python3-jsonschema tmux zlib1g-dev
+    libjs-chart.js node-dagre-layout python3-websocket)
+# chromium with its recommended packages (fonts), as the browser tests were written against.
+browser=(chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,5 +24,18 @@ if ((${#missing[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+for p in "${browser[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        echo "setup: installing $p"
+        sudo=""
+        if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$p" >/dev/null
+    fi
+done
+python3 -c "import openlineage.client" 2>/dev/null || {
+    echo "setup: installing openlineage-python (PyPI)"
+    python3 -m pip install --quiet --disable-pip-version-check openlineage-python
+}
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 pkg-config --exists lmdb libzstd || { echo "setup: pkg-config cannot find lmdb/libzstd" >&2; exit 1; }

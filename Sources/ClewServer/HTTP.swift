@@ -57,7 +57,23 @@ struct ErrorMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: ClewContext, next: (Request, ClewContext) async throws -> Response) async throws -> Response {
         do {
-            return try await next(request, context)
+            return try await convert { try await next(request, context) }
+        } catch let error as APIError where Self.isPage(request) {
+            // Dashboard pages answer errors as a page, with the same status and message.
+            var response = Dashboard.render("error", "\(error.status.code) \(error.status.reasonPhrase)", context, ["message": error.message])
+            response.status = error.status
+            return response
+        }
+    }
+
+    static func isPage(_ request: Request) -> Bool {
+        let path = request.uri.path
+        return request.method == .get && !path.hasPrefix("/api/") && !path.hasPrefix("/static/")
+    }
+
+    private func convert(_ body: () async throws -> Response) async throws -> Response {
+        do {
+            return try await body()
         } catch let error as APIError {
             throw error
         } catch let error as HTTPError {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClewServer
 import ClewEngine
 import ClewForensics
 import ClewProjections
@@ -10,7 +11,7 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures next to the raw limit measured in the same run.",
-        subcommands: [LedgerBench.self, EngineBench.self, ViewsBench.self, ReplayBench.self, ForensicsBench.self])
+        subcommands: [LedgerBench.self, EngineBench.self, ViewsBench.self, ReplayBench.self, ForensicsBench.self, ServeBench.self])
 
     struct LedgerBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -200,6 +201,45 @@ struct Bench: AsyncParsableCommand {
                     print(String(format: "load for debugging %.2f s; step_jump_ms %.3f p50, %.3f p99 over %d random jumps (goal < 5)", r.loadSeconds, r.stepJumpMillisP50, r.stepJumpMillisP99, r.jumps))
                 }
                 if r.verdict != "identical" { throw ExitCode(2) }
+            }
+        }
+    }
+
+    struct ServeBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "serve",
+            abstract: "OpenLineage events ingested per second over loopback (single and batch) against the ledger's batched append of the same events.")
+
+        @OptionGroup var output: OutputOptions
+        @Option(name: .long, help: "OpenLineage events per phase and repetition.") var events = 4000
+        @Option(name: .long, help: "Events per batch request.") var batchSize = 200
+        @Option(name: .long, help: "Requests in flight at once.") var concurrency = 4
+        @Option(name: .long, help: "Repetitions (medians are reported).") var repetitions = 3
+        @Option(name: .long, help: "Directory of the OpenLineage spec.") var openlineageSpec: String?
+        @Option(name: .long, help: "Scratch directory (removed afterwards).") var workDir: String?
+
+        func validate() throws {
+            if events < 2 { throw ValidationError("--events must be at least 2") }
+            if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+            if concurrency < 1 { throw ValidationError("--concurrency must be at least 1") }
+            if repetitions < 1 { throw ValidationError("--repetitions must be at least 1") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let dir = URL(fileURLWithPath: workDir ?? NSTemporaryDirectory()).appendingPathComponent("clew-bench-serve-\(getpid())")
+                let r = try await ServeBenchmark.run(
+                    events: events, batchSize: batchSize, concurrency: concurrency, repetitions: repetitions,
+                    specDirectory: try Serve.specDirectory(openlineageSpec), in: dir) { Terminal.progress("bench: \($0)") }
+                Terminal.endProgress()
+                if output.json {
+                    Terminal.line(try JSONOutput.text(r))
+                    return
+                }
+                Terminal.line(String(format: "single  %8.0f events/s (%8.0f native events/s)", r.single.events_per_s, r.single.native_events_per_s))
+                Terminal.line(String(format: "batch   %8.0f events/s (%8.0f native events/s), %d per request", r.batch.events_per_s, r.batch.native_events_per_s, r.batch_size))
+                Terminal.line(String(format: "append  %8.0f native events/s (same events, same batches, straight to the ledger)", r.append_native_events_per_s))
+                Terminal.line(String(format: "ingest_ratio %.2f (goal >= 0.3), single_ratio %.2f; medians of %d", r.ingest_ratio, r.single_ratio, r.repetitions))
             }
         }
     }
