@@ -357,12 +357,36 @@ actor OpenLineageIngest {
     /// Job names become DAG and task names; `/` would split a stream id, so it becomes `~`.
     static func sanitize(_ s: String) -> String { s.replacingOccurrences(of: "/", with: "~") }
 
+    /// Microseconds since the epoch of an RFC 3339 time (`2026-11-21T10:00:00.123+01:00`), parsed by hand:
+    /// a formatter per call cost more than the rest of the mapping.
     static func micros(_ text: String?) -> Int64? {
-        guard let text else { return nil }
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = f.date(from: text) { return Int64(d.timeIntervalSince1970 * 1_000_000) }
-        f.formatOptions = [.withInternetDateTime]
-        return f.date(from: text).map { Int64($0.timeIntervalSince1970 * 1_000_000) }
+        guard let text, OpenLineageSchema.isDateTime(text) else { return nil }
+        let c = Array(text.utf8)
+        func num(_ r: Range<Int>) -> Int64 { r.reduce(0) { $0 * 10 + Int64(c[$1] - 48) } }
+        let (y, mo, d) = (num(0..<4), num(5..<7), num(8..<10))
+        let (h, mi, s) = (num(11..<13), num(14..<16), num(17..<19))
+        // Days from civil (Howard Hinnant's algorithm).
+        let yy = mo <= 2 ? y - 1 : y
+        let era = (yy >= 0 ? yy : yy - 399) / 400
+        let yoe = yy - era * 400
+        let doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        let days = era * 146_097 + doe - 719_468
+        var micros = ((days * 24 + h) * 60 + mi) * 60 * 1_000_000 + s * 1_000_000
+        var i = 19
+        if c[i] == 46 {
+            var scale: Int64 = 100_000
+            i += 1
+            while i < c.count, c[i] >= 48, c[i] <= 57 {
+                micros += Int64(c[i] - 48) * scale
+                scale /= 10
+                i += 1
+            }
+        }
+        if c[i] == 43 || c[i] == 45 {
+            let offset = (num(i + 1..<i + 3) * 60 + num(i + 4..<i + 6)) * 60 * 1_000_000
+            micros += c[i] == 43 ? -offset : offset
+        }
+        return micros
     }
 }

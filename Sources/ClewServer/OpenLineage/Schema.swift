@@ -18,6 +18,8 @@ final class OpenLineageSchema: Sendable {
     private let datasetFacets: [String: (String, String)]
     private let inputFacets: [String: (String, String)]
     private let outputFacets: [String: (String, String)]
+    /// Every `$ref` of every document, resolved once: "<doc>\u{0}<ref>" → (schema, its document).
+    private let refs: [String: (JSONTree, String)]
 
     init(directory: URL) throws {
         var docs: [String: JSONTree] = [:]
@@ -55,6 +57,24 @@ final class OpenLineageSchema: Sendable {
             }
         }
         documents = docs
+        var resolved: [String: (JSONTree, String)] = [:]
+        func collect(_ node: JSONTree, doc: String) {
+            switch node {
+            case .object(let members):
+                if case .string(let ref)? = members["$ref"] {
+                    let parts = ref.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)
+                    let base = parts[0].isEmpty ? doc : Self.strip(String(parts[0]))
+                    if let target = docs[base] {
+                        resolved["\(doc)\u{0}\(ref)"] = (Self.resolve(pointer: parts.count > 1 ? String(parts[1]) : "", in: target), base)
+                    }
+                }
+                for v in members.values { collect(v, doc: doc) }
+            case .array(let items): for v in items { collect(v, doc: doc) }
+            default: break
+            }
+        }
+        for (id, doc) in docs { collect(doc, doc: id) }
+        refs = resolved
         runFacets = run
         jobFacets = job
         datasetFacets = dataset
@@ -216,6 +236,7 @@ final class OpenLineageSchema: Sendable {
     // MARK: References
 
     private func resolve(ref: String, from doc: String) throws -> (JSONTree, String) {
+        if let hit = refs["\(doc)\u{0}\(ref)"] { return hit }
         let parts = ref.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)
         let base = parts[0].isEmpty ? doc : Self.strip(String(parts[0]))
         guard let target = documents[base] else { throw SchemaViolation(path: "$", message: "schema reference \(ref) is not in the loaded spec") }
