@@ -63,6 +63,9 @@ actor OpenLineageIngest {
     /// Native runs known to exist (queued) and to have started.
     private var queued: Set<RunKey> = []
     private var started: Set<RunKey> = []
+    /// Runs this ingester queued itself: their streams hold only what it appended, so attempt counts
+    /// start at zero without reading the stream back.
+    private var created: Set<RunKey> = []
     /// OpenLineage run id → the native attempt it is.
     private var attempts: [String: AttemptState] = [:]
     /// Attempts per (run, task) so far.
@@ -94,7 +97,7 @@ actor OpenLineageIngest {
         var pendingDigests: [(String, String)] = []
         // Work on copies so a failed append leaves the caches as the ledger is.
         let arrival = TokenStore.now()
-        let saved = (queued, started, attempts, attemptCounts, chunkStatus, definitions)
+        let saved = (queued, started, created, attempts, attemptCounts, chunkStatus, definitions)
         do {
             for e in events {
                 let olRun = e.tree["run"]?["runId"]?.string ?? e.tree["dataset"]?["name"]?.string ?? "events"
@@ -122,7 +125,7 @@ actor OpenLineageIngest {
                 result.appended = drafts.count
             }
         } catch {
-            (queued, started, attempts, attemptCounts, chunkStatus, definitions) = saved
+            (queued, started, created, attempts, attemptCounts, chunkStatus, definitions) = saved
             throw error
         }
         for (run, digest) in pendingDigests { digests[run, default: []].insert(digest) }
@@ -181,6 +184,7 @@ actor OpenLineageIngest {
                 }
                 fields.append(("openlineage", .object([("namespace", .string(parent?["job"]?["namespace"]?.string ?? namespace)), ("job", .string(parent?["job"]?["name"]?.string ?? job)), ("producer", .string(e["producer"]?.string ?? ""))])))
                 emit(EventType.runQueued, stream, .object(fields))
+                created.insert(key)
             } else {
                 started.insert(key)
             }
@@ -198,7 +202,7 @@ actor OpenLineageIngest {
                 state = known
             } else {
                 let countKey = "\(stream)\u{0}\(task)"
-                if attemptCounts[countKey] == nil { attemptCounts[countKey] = try countAttempts(stream: stream, task: task) }
+                if attemptCounts[countKey] == nil { attemptCounts[countKey] = created.contains(key) ? 0 : try countAttempts(stream: stream, task: task) }
                 attemptCounts[countKey]! += 1
                 state = AttemptState(key: key, task: task, attempt: attemptCounts[countKey]!, startedMicros: time)
                 emit(EventType.taskStarted, stream, .object([("task", .string(task)), ("attempt", .int(Int64(state.attempt))), ("openlineage_run", .string(olRun))]))
