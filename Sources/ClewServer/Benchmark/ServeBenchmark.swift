@@ -93,20 +93,8 @@ public enum ServeBenchmark {
             let raw = try Ledger.create(at: dir.appendingPathComponent("raw-\(rep)"))
             progress("serve bench \(rep + 1)/\(repetitions): \(drafts.count) native events appended directly")
             let a0 = ContinuousClock.now
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                var next = 0
-                var running = 0
-                while next < drafts.count || running > 0 {
-                    while running < concurrency, next < drafts.count {
-                        let slice = Array(drafts[next..<min(drafts.count, next + perRequest)])
-                        next += perRequest
-                        running += 1
-                        group.addTask { _ = try await raw.append(contentsOf: slice) }
-                    }
-                    try await group.next()
-                    running -= 1
-                }
-            }
+            let slices = stride(from: 0, to: drafts.count, by: perRequest).map { Array(drafts[$0..<min(drafts.count, $0 + perRequest)]) }
+            try await inFlight(slices, concurrency: concurrency) { slice in _ = try await raw.append(contentsOf: slice) }
             let appendSeconds = (ContinuousClock.now - a0).seconds
             raw.close()
             appends.append(Double(drafts.count) / appendSeconds)
@@ -126,32 +114,37 @@ public enum ServeBenchmark {
     /// Posts every body (concurrency at a time); returns the seconds it took.
     static func post(_ bodies: [String], to url: String, token: String, concurrency: Int) async throws -> Double {
         let start = ContinuousClock.now
+        try await inFlight(bodies, concurrency: concurrency) { body in
+            var request = HTTPClientRequest(url: url)
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            let text = try await response.body.collect(upTo: 1 << 20)
+            guard (200..<300).contains(response.status.code) else {
+                throw BenchmarkError(description: "ingest answered \(response.status.code): \(String(buffer: text))")
+            }
+        }
+        return (ContinuousClock.now - start).seconds
+    }
+
+    /// Runs `work` on every item, at most `concurrency` at a time.
+    static func inFlight<T: Sendable>(_ items: [T], concurrency: Int, _ work: @escaping @Sendable (T) async throws -> Void) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             var next = 0
             var running = 0
-            while next < bodies.count || running > 0 {
-                while running < concurrency, next < bodies.count {
-                    let body = bodies[next]
+            while next < items.count || running > 0 {
+                while running < concurrency, next < items.count {
+                    let item = items[next]
                     next += 1
                     running += 1
-                    group.addTask {
-                        var request = HTTPClientRequest(url: url)
-                        request.method = .POST
-                        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-                        request.headers.add(name: "Content-Type", value: "application/json")
-                        request.body = .bytes(ByteBuffer(string: body))
-                        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
-                        let text = try await response.body.collect(upTo: 1 << 20)
-                        guard (200..<300).contains(response.status.code) else {
-                            throw BenchmarkError(description: "ingest answered \(response.status.code): \(String(buffer: text))")
-                        }
-                    }
+                    group.addTask { try await work(item) }
                 }
                 try await group.next()
                 running -= 1
             }
         }
-        return (ContinuousClock.now - start).seconds
     }
 
     /// Realistic task-run events, as Airflow's provider sends them: START and COMPLETE of `count / 2`
