@@ -6,6 +6,7 @@ public import Foundation
 import Hummingbird
 public import Logging
 import NIOCore
+import Synchronization
 
 /// How `clew serve` listens and behaves.
 public struct ServerConfiguration: Sendable {
@@ -100,9 +101,12 @@ final class ServerState: Sendable {
 }
 
 /// The views, shared by every request: one caller at a time, caught up with the log before each read
-/// (a no-op when nothing was appended since).
+/// (a no-op when nothing was appended since). Reads are blocking LMDB work, so they run on the host's
+/// own queue, never on the cooperative pool that request handlers, timers and runs share.
 final class ViewsHost: @unchecked Sendable {
-    private let lock = NSLock()
+    // @unchecked Sendable: `views` and `forensics` are touched only inside `run` on `executor`, whose
+    // serial queue runs one read at a time; `ledger` is Sendable.
+    private let executor = BlockingExecutor(label: "clew.serve.views")
     private let ledger: Ledger
     private let views: Views
     private let forensics: Forensics
@@ -113,36 +117,36 @@ final class ViewsHost: @unchecked Sendable {
         forensics = Forensics(ledger: ledger, views: views)
     }
 
-    func read<T>(_ body: (Views, Forensics) throws -> T) throws -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        _ = try views.catchUp()
-        return try body(views, forensics)
+    func read<T>(_ body: (Views, Forensics) throws -> T) async throws -> T {
+        try await executor.run {
+            _ = try views.catchUp()
+            return try body(views, forensics)
+        }
     }
 }
 
-/// The last `verify` of the ledger (run on demand: it reads every record).
-final class VerifyCache: @unchecked Sendable {
+/// The last `verify` of the ledger (run on demand: it reads every record, on a queue of its own).
+final class VerifyCache: Sendable {
     struct Result: Codable, Sendable {
         var report: VerifyReport
         var at: String
         var millis: Int
     }
 
-    private let lock = NSLock()
+    private let executor = BlockingExecutor(label: "clew.serve.verify")
     private let ledger: Ledger
-    private var last: Result?
+    private let last = Mutex<Result?>(nil)
 
     init(ledger: Ledger) { self.ledger = ledger }
 
-    var latest: Result? { lock.withLock { last } }
+    var latest: Result? { last.withLock { $0 } }
 
-    func run() throws -> Result {
+    func run() async throws -> Result {
         let start = ContinuousClock.now
-        let report = try ledger.verify()
+        let report = try await executor.run { try ledger.verify() }
         let elapsed = ContinuousClock.now - start
         let result = Result(report: report, at: ISO8601DateFormatter().string(from: Date()), millis: Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000))
-        lock.withLock { last = result }
+        last.withLock { $0 = result }
         return result
     }
 }

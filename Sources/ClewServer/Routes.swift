@@ -52,7 +52,7 @@ enum Routes {
         router.get("/api/dags") { _, context -> Response in
             _ = try context.require(.viewer)
             let dags = state.engine.registry.all
-            let runs = try state.views.read { views, _ in try dags.map { try views.runs(RunQuery(dag: $0.name, limit: 1)).first } }
+            let runs = try await state.views.read { views, _ in try dags.map { try views.runs(RunQuery(dag: $0.name, limit: 1)).first } }
             let out = zip(dags, runs).map { dag, last in
                 DAGSummary(
                     name: dag.name, version: dag.version, description: dag.spec.description, schedule: dag.spec.schedule.map { "\($0)" },
@@ -65,13 +65,13 @@ enum Routes {
             _ = try context.require(.viewer)
             let name = try param(context, "dag")
             guard let dag = state.engine.registry.dag(named: name) else { throw APIError(.notFound, "no DAG named '\(name)'") }
-            let runs = try state.views.read { views, _ in try views.runs(RunQuery(dag: name, limit: try request.intQuery("limit", default: 20, range: 1...1000))) }
+            let runs = try await state.views.read { views, _ in try views.runs(RunQuery(dag: name, limit: try request.intQuery("limit", default: 20, range: 1...1000))) }
             return try Reply.json(DAGDetail(name: dag.name, version: dag.version, definition: dag.spec.redactedForDisplay, runs: runs))
         }
 
         router.get("/api/runs") { request, context -> Response in
             _ = try context.require(.viewer)
-            let runs = try state.views.read { views, _ in
+            let runs = try await state.views.read { views, _ in
                 var q = RunQuery(dag: request.query("dag"), state: request.query("state"), limit: try request.intQuery("limit", default: 50, range: 1...10_000), asOf: try asOf(request, views))
                 if let since = request.query("since") { q.sinceMicros = try micros(since, "since") }
                 if let until = request.query("until") { q.untilMicros = try micros(until, "until") }
@@ -83,7 +83,7 @@ enum Routes {
         router.get("/api/runs/:dag/:run") { request, context -> Response in
             _ = try context.require(.viewer)
             let key = RunKey(dag: try param(context, "dag"), run: try param(context, "run"))
-            if let detail = try state.views.read({ views, _ in try views.run(key, asOf: try asOf(request, views)) }) {
+            if let detail = try await state.views.read({ views, _ in try views.run(key, asOf: try asOf(request, views)) }) {
                 return try Reply.json(RunResponse(run: detail.run, tasks: detail.tasks, active: await state.runs.isActive(key)))
             }
             if await state.runs.isActive(key) { return try Reply.json(RunManager.accepted(key, state: "queued")) }
@@ -103,13 +103,13 @@ enum Routes {
 
         router.get("/api/datasets") { request, context -> Response in
             _ = try context.require(.viewer)
-            return try Reply.json(try state.views.read { views, _ in try views.datasets(asOf: try asOf(request, views)) })
+            return try await Reply.json(try await state.views.read { views, _ in try views.datasets(asOf: try asOf(request, views)) })
         }
 
         router.get("/api/chunks") { request, context -> Response in
             _ = try context.require(.viewer)
             guard let dataset = request.query("dataset") else { throw APIError(.badRequest, "query parameter 'dataset' is required") }
-            return try state.views.read { views, _ in
+            return try await state.views.read { views, _ in
                 let asOf = try asOf(request, views)
                 if let status = request.query("status") {
                     let known = ChunkStatus.allCases.map(\.rawValue) + ["stale", "missing"]
@@ -146,7 +146,7 @@ enum Routes {
             if name == nil, case .digest = match {} else if name == nil {
                 throw APIError(.badRequest, "query parameter 'name' is required (or give 'digest')")
             }
-            return try Reply.json(try state.views.read { views, _ in
+            return try await Reply.json(try await state.views.read { views, _ in
                 try views.values(name: name, task: request.query("task"), match: match, asOf: try asOf(request, views), limit: try request.intQuery("limit", default: 100, range: 1...10_000))
             })
         }
@@ -161,7 +161,7 @@ enum Routes {
             case let other: throw APIError(.badRequest, "query parameter 'direction' must be up or down, got '\(other)'")
             }
             let depth = try request.intQuery("depth", default: 10, range: 1...1000)
-            return try Reply.json(try state.views.read { views, f in
+            return try await Reply.json(try await state.views.read { views, f in
                 try f.trace(try forensic { try f.node(id) }, direction: direction, depth: depth, asOf: try asOf(request, views))
             })
         }
@@ -178,7 +178,7 @@ enum Routes {
             guard q.task != nil || q.output != nil || q.input != nil || q.variable != nil else {
                 throw APIError(.badRequest, "give at least one of 'task', 'output', 'input', 'var'")
             }
-            return try Reply.json(try state.views.read { views, f in
+            return try await Reply.json(try await state.views.read { views, f in
                 var q = q
                 q.asOf = try asOf(request, views)
                 return try forensic { try f.searchTasks(q) }
@@ -188,7 +188,7 @@ enum Routes {
         router.get("/api/why") { request, context -> Response in
             _ = try context.require(.viewer)
             guard let chunk = request.query("chunk") else { throw APIError(.badRequest, "query parameter 'chunk' (DATASET/KEY) is required") }
-            return try Reply.json(try state.views.read { _, f in
+            return try await Reply.json(try await state.views.read { _, f in
                 try forensic {
                     let node = try f.node(chunk)
                     guard node.hasPrefix("chunk:") else { throw APIError(.badRequest, "'\(chunk)' is not a chunk (give DATASET/KEY)") }
@@ -201,13 +201,13 @@ enum Routes {
         router.get("/api/culprit") { request, context -> Response in
             _ = try context.require(.viewer)
             guard let id = request.query("node") else { throw APIError(.badRequest, "query parameter 'node' is required") }
-            return try Reply.json(try state.views.read { _, f in try forensic { try f.culprit(try f.node(id)) } })
+            return try await Reply.json(try await state.views.read { _, f in try forensic { try f.culprit(try f.node(id)) } })
         }
 
         router.get("/api/impact") { request, context -> Response in
             _ = try context.require(.viewer)
             guard let id = request.query("node") else { throw APIError(.badRequest, "query parameter 'node' is required") }
-            return try Reply.json(try state.views.read { _, f in try forensic { try f.impact(try f.node(id)) } })
+            return try await Reply.json(try await state.views.read { _, f in try forensic { try f.impact(try f.node(id)) } })
         }
 
         router.get("/api/verify") { _, context -> Response in
@@ -218,14 +218,14 @@ enum Routes {
 
         router.post("/api/verify") { _, context -> Response in
             _ = try context.require(.viewer)
-            return try Reply.json(try state.verifier.run())
+            return try await Reply.json(try await state.verifier.run())
         }
 
         router.get("/api/integrity") { _, context -> Response in
             _ = try context.require(.viewer)
             let stats = try state.ledger.stats()
             let checkpoints = try state.ledger.checkpoints()
-            let views = try state.views.read { views, _ in try views.status() }
+            let views = try await state.views.read { views, _ in try views.status() }
             return try Reply.json(Integrity(stats: stats, checkpoints: checkpoints, views: views, lastVerify: state.verifier.latest))
         }
 
@@ -299,7 +299,7 @@ enum Routes {
             let key = RunKey(dag: try param(context, "dag"), run: try param(context, "run"))
             return try await mutate(state, request, context, role: .operator, action: "run.cancel", target: "\(key.dag)/\(key.run)") { _ in
                 if await state.runs.cancel(key) { return try Reply.json(RunManager.accepted(key, state: "cancelling"), status: .accepted) }
-                guard let detail = try state.views.read({ views, _ in try views.run(key) }) else {
+                guard let detail = try await state.views.read({ views, _ in try views.run(key) }) else {
                     throw APIError(.notFound, "no run '\(key.run)' of DAG '\(key.dag)'")
                 }
                 throw APIError(.conflict, "run '\(key.run)' is not running in this server (state \(detail.run.state))")
@@ -312,7 +312,7 @@ enum Routes {
             let body = try await request.decodeJSON(ResubmitRequest.self)
             return try await mutate(state, request, context, role: .operator, action: "run.resubmit", target: "\(key.dag)/\(key.run)") { _ in
                 guard state.engine.registry.dag(named: key.dag) != nil else { throw APIError(.notFound, "DAG '\(key.dag)' is not known to this server") }
-                guard try state.views.read({ views, _ in try views.run(key) }) != nil else { throw APIError(.notFound, "no run '\(key.run)' of DAG '\(key.dag)'") }
+                guard try await state.views.read({ views, _ in try views.run(key) }) != nil else { throw APIError(.notFound, "no run '\(key.run)' of DAG '\(key.dag)'") }
                 let accepted = try await state.runs.resubmit(key, params: body.params ?? [:], rerun: Set(body.rerun ?? []), callback: try body.callbackURL())
                 return try Reply.json(accepted, status: .accepted)
             }
@@ -323,8 +323,8 @@ enum Routes {
             let body = try await request.decodeJSON(QuarantineRequest.self)
             return try await mutate(state, request, context, role: .operator, action: "lineage.quarantine", target: body.node) { identity in
                 guard !body.reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw APIError(.badRequest, "body: 'reason' must not be empty") }
-                let report = try state.views.read { _, f in try forensic { try f.impact(try f.node(body.node)) } }
-                let f = try state.views.read { views, _ in Forensics(ledger: state.ledger, views: views) }
+                let report = try await state.views.read { _, f in try forensic { try f.impact(try f.node(body.node)) } }
+                let f = try await state.views.read { views, _ in Forensics(ledger: state.ledger, views: views) }
                 let done = try await f.quarantine(report, reason: body.reason, actor: "token:\(identity.name)")
                 return try Reply.json(done, status: .created)
             }
@@ -338,7 +338,7 @@ enum Routes {
                     throw APIError(.badRequest, "body: 'role' must be viewer, operator or admin, got '\(body.role)'")
                 }
                 do {
-                    return try Reply.json(try await state.tokens.mint(name: body.name, role: role, by: identity.name), status: .created)
+                    return try await Reply.json(try await state.tokens.mint(name: body.name, role: role, by: identity.name), status: .created)
                 } catch let e as TokenError { throw APIError(.badRequest, e.description) }
             }
         }

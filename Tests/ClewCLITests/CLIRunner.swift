@@ -68,40 +68,58 @@ struct CLI {
     }
 
     @discardableResult
-    func run(_ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true) throws -> Result {
+    func run(_ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true) async throws -> Result {
         let (process, out, err) = try start(args, input: input, asUser: uid, ledgerOption: ledgerOption)
-        try Self.wait(for: process, args: args)
+        try await Self.wait(for: process, args: args)
         return Result(
             status: process.terminationStatus,
             stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
             stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
     }
 
-    /// Waits for `process`, killing it after `limit` seconds so a hung command fails its test, naming the
-    /// command, instead of stalling the whole suite.
-    static func wait(for process: Process, args: [String], limit: TimeInterval = 300) throws {
-        let deadline = Date().addingTimeInterval(limit)
+    /// Waits for `process` without holding a thread of the cooperative pool (a test that blocks one starves
+    /// every other test's timers on a 2-core machine), killing it after `limit` seconds so a hung command
+    /// fails its test, naming the command, instead of stalling the whole suite.
+    static func wait(for process: Process, args: [String], limit: Duration = .seconds(300)) async throws {
+        let deadline = ContinuousClock.now + limit
         while process.isRunning {
-            if Date() > deadline {
+            if ContinuousClock.now > deadline {
                 kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-                throw CLIFailure("`clew \(args.joined(separator: " "))` did not finish within \(Int(limit)) s and was killed")
+                await exit(of: process)
+                throw CLIFailure("`clew \(args.joined(separator: " "))` did not finish within \(limit) and was killed")
             }
-            usleep(2_000)
+            try await Task.sleep(for: .milliseconds(5))
         }
+        process.waitUntilExit()  // already exited: returns at once, and makes the status readable
+    }
+
+    /// Waits for a process that is known to be ending (killed, or whose input is closed), off the pool.
+    static func exit(of process: Process) async {
+        while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
         process.waitUntilExit()
     }
 
+    /// Polls `condition` until it holds, at most `limit`; a readiness wait, not a fixed sleep.
+    static func waitUntil(
+        _ what: String, limit: Duration = .seconds(60), _ condition: () async throws -> Bool
+    ) async throws {
+        let deadline = ContinuousClock.now + limit
+        while try await !condition() {
+            if ContinuousClock.now > deadline { throw CLIFailure("timed out after \(limit) waiting for \(what)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     /// `clew stats --json` parsed.
-    func stats() throws -> [String: Any] {
-        let r = try run(["stats", "--json"])
+    func stats() async throws -> [String: Any] {
+        let r = try await run(["stats", "--json"])
         guard r.status == 0, let o = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] else {
             throw CLIFailure("stats failed: \(r.stderr)")
         }
         return o
     }
 
-    func eventCount() throws -> Int { (try stats()["events"] as? Int) ?? -1 }
+    func eventCount() async throws -> Int { (try await stats()["events"] as? Int) ?? -1 }
 }
 
 struct CLIFailure: Error, CustomStringConvertible {

@@ -4,17 +4,17 @@ import Testing
 @Suite("clew command line", .serialized)
 struct CLITests {
     @Test("init, append, log, stats and tail round-trip events as JSON")
-    func basicFlow() throws {
+    func basicFlow() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        #expect(try cli.run(["init"]).status == 0)
+        #expect(try await cli.run(["init"]).status == 0)
         let input = (0..<5).map { eventLine(payload: #"{"i":\#($0),"rows":\#(10 * $0)}"#) }.joined(separator: "\n") + "\n"
-        let appended = try cli.run(["append", "--json"], input: input)
+        let appended = try await cli.run(["append", "--json"], input: input)
         #expect(appended.status == 0, "\(appended.stderr)")
         let ack = try jsonObject(appended.stdout)
         #expect(ack["first"] as? Int == 1 && ack["last"] as? Int == 5 && ack["count"] as? Int == 5)
 
-        let log = try cli.run(["log", "--json", "--from", "2", "--to", "3"])
+        let log = try await cli.run(["log", "--json", "--from", "2", "--to", "3"])
         #expect(log.status == 0)
         #expect(log.lines.count == 2)
         let second = try jsonObject(log.lines[0])
@@ -22,37 +22,37 @@ struct CLITests {
         #expect(second["type"] as? String == "task.started")
         #expect((second["payload"] as? [String: Any])?["i"] as? Int == 1)
 
-        #expect(try cli.run(["log", "--json", "--stream", "run/etl/1", "--limit", "3"]).lines.count == 3)
-        #expect(try cli.run(["log", "--json", "--type", "nothing.like.this"]).lines.isEmpty)
-        #expect(try cli.eventCount() == 5)
-        let tail = try cli.run(["tail", "-n", "2", "--json"])
+        #expect(try await cli.run(["log", "--json", "--stream", "run/etl/1", "--limit", "3"]).lines.count == 3)
+        #expect(try await cli.run(["log", "--json", "--type", "nothing.like.this"]).lines.isEmpty)
+        #expect(try await cli.eventCount() == 5)
+        let tail = try await cli.run(["tail", "-n", "2", "--json"])
         #expect(tail.lines.map { try? jsonObject($0)["seq"] as? Int } == [4, 5])
     }
 
     @Test("the fixture pipeline history appends with its times, actors and payloads intact")
-    func fixture() throws {
+    func fixture() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        try cli.run(["init"])
+        try await cli.run(["init"])
         let text = try String(contentsOf: CLI.packageRoot.appendingPathComponent("Fixtures/pipeline-events.jsonl"), encoding: .utf8)
-        let r = try cli.run(["append", "--json"], input: text)
+        let r = try await cli.run(["append", "--json"], input: text)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(try jsonObject(r.stdout)["count"] as? Int == 12)
-        let failed = try cli.run(["log", "--json", "--type", "run.failed", "--since", "2026-11-03T02:01:00Z"])
+        let failed = try await cli.run(["log", "--json", "--type", "run.failed", "--since", "2026-11-03T02:01:00Z"])
         let event = try jsonObject(try #require(failed.lines.first))
         #expect(event["seq"] as? Int == 12)
         #expect(event["time"] as? String == "2026-11-03T02:01:10.020000Z")
         #expect((event["payload"] as? [String: Any])?["failed_tasks"] as? [String] == ["join_customers", "validate_orders"])
-        #expect(try cli.run(["log", "--json", "--until", "2026-11-03T02:00:01Z"]).lines.count == 4)
-        #expect(try cli.run(["log", "--since", "not a time"]).status != 0)
+        #expect(try await cli.run(["log", "--json", "--until", "2026-11-03T02:00:01Z"]).lines.count == 4)
+        #expect(try await cli.run(["log", "--since", "not a time"]).status != 0)
     }
 
     @Test("a batch with a bad line appends nothing and names the line")
-    func badLines() throws {
+    func badLines() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        try cli.run(["init"])
-        try cli.run(["append"], input: eventLine() + "\n")
+        try await cli.run(["init"])
+        try await cli.run(["append"], input: eventLine() + "\n")
         let cases: [(String, String)] = [
             ("{not json", "line 3: malformed JSON"),
             (#"{"type":"t","stream":"s"}"#, #"line 3: missing field "payload""#),
@@ -64,37 +64,37 @@ struct CLITests {
         ]
         for (bad, message) in cases {
             let input = [eventLine(), eventLine(), bad, eventLine()].joined(separator: "\n")
-            let r = try cli.run(["append"], input: input)
+            let r = try await cli.run(["append"], input: input)
             #expect(r.status != 0)
             #expect(r.stderr.contains(message), "stderr was: \(r.stderr)")
             #expect(r.stderr.contains("nothing was appended"))
-            #expect(try cli.eventCount() == 1)
+            #expect(try await cli.eventCount() == 1)
         }
-        #expect(try cli.run(["verify"]).status == 0)
+        #expect(try await cli.run(["verify"]).status == 0)
     }
 
     @Test("a directory that is not a ledger gets a clear error and a non-zero exit")
-    func notALedger() throws {
+    func notALedger() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
         try FileManager.default.createDirectory(at: cli.ledger, withIntermediateDirectories: true)
         for args in [["log"], ["verify"], ["stats"], ["append"]] {
-            let r = try cli.run(args, input: eventLine())
+            let r = try await cli.run(args, input: eventLine())
             #expect(r.status != 0)
             #expect(r.stderr.contains("is not a Clew ledger"), "\(args): \(r.stderr)")
         }
-        let twice = try cli.run(["init"])
+        let twice = try await cli.run(["init"])
         #expect(twice.status == 0)
-        let again = try cli.run(["init"])
+        let again = try await cli.run(["init"])
         #expect(again.status != 0 && again.stderr.contains("already holds a Clew ledger"))
     }
 
     @Test("a read-only ledger can be read and verified but refuses appends, losing nothing")
-    func readOnlyDirectory() throws {
+    func readOnlyDirectory() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        try cli.run(["init"])
-        try cli.run(["append"], input: (0..<3).map { _ in eventLine() }.joined(separator: "\n"))
+        try await cli.run(["init"])
+        try await cli.run(["append"], input: (0..<3).map { _ in eventLine() }.joined(separator: "\n"))
         let root = getuid() == 0
         if root {
             // Root ignores permissions: run the commands as `nobody`, for whom the ledger is read-only.
@@ -104,24 +104,24 @@ struct CLITests {
         }
         defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: cli.ledger.appendingPathComponent("log").path) }
         let user: UInt32? = root ? 65534 : nil
-        let append = try cli.run(["append"], input: eventLine(), asUser: user)
+        let append = try await cli.run(["append"], input: eventLine(), asUser: user)
         #expect(append.status != 0)
         #expect(append.stderr.contains("permission denied"), "\(append.stderr)")
-        let log = try cli.run(["log", "--json"], asUser: user)
+        let log = try await cli.run(["log", "--json"], asUser: user)
         #expect(log.status == 0, "\(log.stderr)")
         #expect(log.lines.count == 3)
-        #expect(try cli.run(["verify"], asUser: user).status == 0)
-        #expect(try cli.eventCount() == 3)
+        #expect(try await cli.run(["verify"], asUser: user).status == 0)
+        #expect(try await cli.eventCount() == 3)
     }
 
     @Test("verify exits non-zero and names the seq of a damaged record")
-    func verifyNamesSeq() throws {
+    func verifyNamesSeq() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        try cli.run(["init"])
+        try await cli.run(["init"])
         let input = (0..<200).map { eventLine(stream: "run/etl/\($0 % 7)", payload: #"{"i":\#($0),"note":"unique-\#($0 * 7919)"}"#) }
-        try cli.run(["append"], input: input.joined(separator: "\n"))
-        #expect(try cli.run(["verify"]).status == 0)
+        try await cli.run(["append"], input: input.joined(separator: "\n"))
+        #expect(try await cli.run(["verify"]).status == 0)
         // Find record 77 through its node in the event table's leaf page: an LMDB node header ends
         // with flags (0) and key size (8, little-endian), then come the key and the value.
         let file = cli.ledger.appendingPathComponent("log/data.mdb")
@@ -131,31 +131,31 @@ struct CLITests {
         let at = try #require(bytes.firstRange(of: keyBytes))
         bytes[at.upperBound + 6] ^= 0xff  // inside the record value, past its codec header
         try bytes.write(to: file)
-        let r = try cli.run(["verify", "--json"])
+        let r = try await cli.run(["verify", "--json"])
         #expect(r.status == 2)
         let report = try jsonObject(r.stdout)
         #expect(report["ok"] as? Bool == false)
         #expect(report["first_bad_seq"] as? Int == 77, "\(r.stdout)")
-        let text = try cli.run(["verify"])
+        let text = try await cli.run(["verify"])
         #expect(text.stdout.contains("first bad seq: 77"))
     }
 
     @Test("an appending process killed at random points loses no acknowledged event (50 runs)")
-    func killNine() throws {
+    func killNine() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        try cli.run(["init"])
+        try await cli.run(["init"])
         var rng = SystemRandomNumberGenerator()
         var acknowledgedTotal = 0
         var killedMidway = 0
         for iteration in 0..<50 {
-            let before = try cli.eventCount()
+            let before = try await cli.eventCount()
             let stream = "crash/\(iteration)"
             let input = (0..<600).map { eventLine(type: "crash.test", stream: stream, payload: #"{"i":\#($0)}"#) }.joined(separator: "\n")
             let (process, out, _) = try cli.start(["append", "--json", "--commit-every", "25"], input: input)
-            usleep(UInt32.random(in: 0...120_000, using: &rng))
+            try await Task.sleep(for: .microseconds(Int.random(in: 0...120_000, using: &rng)))
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            await CLI.exit(of: process)
             if process.terminationReason == .uncaughtSignal { killedMidway += 1 }
             // Acknowledged ranges: complete lines only (a kill can cut the last one).
             let text = try String(contentsOf: out, encoding: .utf8)
@@ -165,7 +165,7 @@ struct CLITests {
                 acknowledged = max(acknowledged, last - before)
             }
             acknowledgedTotal += acknowledged
-            let log = try cli.run(["log", "--json", "--stream", stream])
+            let log = try await cli.run(["log", "--json", "--stream", stream])
             #expect(log.status == 0, "\(log.stderr)")
             let events = log.lines.compactMap { try? jsonObject($0) }
             #expect(events.count >= acknowledged, "iteration \(iteration): \(acknowledged) acknowledged, \(events.count) present")
@@ -174,48 +174,48 @@ struct CLITests {
                 #expect(e["seq"] as? Int == before + i + 1)
                 #expect((e["payload"] as? [String: Any])?["i"] as? Int == i)
             }
-            #expect(try cli.eventCount() == before + events.count)
+            #expect(try await cli.eventCount() == before + events.count)
         }
-        let verify = try cli.run(["verify"])
+        let verify = try await cli.run(["verify"])
         #expect(verify.status == 0, "\(verify.stdout)")
         #expect(killedMidway > 10, "most runs should be killed before finishing")
         #expect(acknowledgedTotal > 0)
     }
 
     @Test("tail -f prints events appended by another process")
-    func tailFollow() throws {
+    func tailFollow() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        try cli.run(["init"])
-        try cli.run(["append"], input: eventLine())
+        try await cli.run(["init"])
+        try await cli.run(["append"], input: eventLine())
         let (tail, out, _) = try cli.start(["tail", "-f", "-n", "1", "--json"])
         defer { tail.terminate() }
-        usleep(300_000)
-        try cli.run(["append"], input: [eventLine(type: "a.one"), eventLine(type: "a.two")].joined(separator: "\n"))
-        try cli.run(["append"], input: eventLine(type: "a.three"))
-        var lines: [String] = []
-        for _ in 0..<100 {
-            lines = (try String(contentsOf: out, encoding: .utf8)).split(separator: "\n").map(String.init)
-            if lines.count >= 4 { break }
-            usleep(50_000)
+        func printed() throws -> [String] {
+            try String(contentsOf: out, encoding: .utf8).split(separator: "\n").map(String.init)
         }
+        // tail prints the last event once it is following; append only then.
+        try await CLI.waitUntil("tail to print the last event") { try printed().count >= 1 }
+        try await cli.run(["append"], input: [eventLine(type: "a.one"), eventLine(type: "a.two")].joined(separator: "\n"))
+        try await cli.run(["append"], input: eventLine(type: "a.three"))
+        try await CLI.waitUntil("tail to print the three new events") { try printed().count >= 4 }
+        let lines = try printed()
         #expect(lines.compactMap { try? jsonObject($0)["type"] as? String } == ["task.started", "a.one", "a.two", "a.three"])
     }
 
     @Test("proofs print as JSON that an independent verifier (Python, RFC 9162) accepts")
-    func proofs() throws {
+    func proofs() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        try cli.run(["init"])
-        try cli.run(["append"], input: (0..<37).map { eventLine(payload: #"{"i":\#($0)}"#) }.joined(separator: "\n"))
-        let inclusion = try cli.run(["proof", "inclusion", "23", "--json"])
+        try await cli.run(["init"])
+        try await cli.run(["append"], input: (0..<37).map { eventLine(payload: #"{"i":\#($0)}"#) }.joined(separator: "\n"))
+        let inclusion = try await cli.run(["proof", "inclusion", "23", "--json"])
         #expect(inclusion.status == 0)
         let p = try jsonObject(inclusion.stdout)
         #expect(p["tree_size"] as? Int == 37 && p["leaf_index"] as? Int == 22)
-        let consistency = try cli.run(["proof", "consistency", "11", "37", "--json"])
+        let consistency = try await cli.run(["proof", "consistency", "11", "37", "--json"])
         #expect(consistency.status == 0)
-        #expect(try cli.run(["proof", "inclusion", "99"]).status != 0)
-        #expect(try cli.run(["proof", "consistency", "30", "20"]).status != 0)
+        #expect(try await cli.run(["proof", "inclusion", "99"]).status != 0)
+        #expect(try await cli.run(["proof", "consistency", "30", "20"]).status != 0)
         for proof in [inclusion.stdout, consistency.stdout] {
             let py = Process()
             py.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -228,39 +228,39 @@ struct CLITests {
             stdin.fileHandleForWriting.write(Data(proof.utf8))
             try stdin.fileHandleForWriting.close()
             let text = String(decoding: stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            py.waitUntilExit()
+            await CLI.exit(of: py)
             #expect(py.terminationStatus == 0 && text.contains("ok"), "\(text)")
         }
     }
 
     @Test("checkpoints are signed with a key kept outside the ledger and checked by verify")
-    func checkpoints() throws {
+    func checkpoints() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        try cli.run(["init"])
-        try cli.run(["append"], input: (0..<10).map { _ in eventLine() }.joined(separator: "\n"))
+        try await cli.run(["init"])
+        try await cli.run(["append"], input: (0..<10).map { _ in eventLine() }.joined(separator: "\n"))
         let key = cli.directory.appendingPathComponent("signing.key").path
-        #expect(try cli.run(["keygen", "-o", key], ledgerOption: false).status == 0)
+        #expect(try await cli.run(["keygen", "-o", key], ledgerOption: false).status == 0)
         let inside = cli.ledger.appendingPathComponent("inner.key").path
-        try cli.run(["keygen", "-o", inside], ledgerOption: false)
-        let refused = try cli.run(["checkpoint", "--key", inside])
+        try await cli.run(["keygen", "-o", inside], ledgerOption: false)
+        let refused = try await cli.run(["checkpoint", "--key", inside])
         #expect(refused.status != 0 && refused.stderr.contains("inside the ledger directory"))
-        let c = try cli.run(["checkpoint", "--key", key, "--json"])
+        let c = try await cli.run(["checkpoint", "--key", key, "--json"])
         #expect(c.status == 0)
         #expect(try jsonObject(c.stdout)["tree_size"] as? Int == 10)
-        #expect(try cli.run(["verify", "--public-key", key + ".pub"]).status == 0)
+        #expect(try await cli.run(["verify", "--public-key", key + ".pub"]).status == 0)
         let other = cli.directory.appendingPathComponent("other.key").path
-        try cli.run(["keygen", "-o", other], ledgerOption: false)
-        let untrusted = try cli.run(["verify", "--public-key", other + ".pub"])
+        try await cli.run(["keygen", "-o", other], ledgerOption: false)
+        let untrusted = try await cli.run(["verify", "--public-key", other + ".pub"])
         #expect(untrusted.status == 2)
         #expect(untrusted.stdout.contains("not the trusted key"))
     }
 
     @Test("demo runs the four demo pipelines into a verified ledger; bench prints ratios to raw LMDB")
-    func demoAndBench() throws {
+    func demoAndBench() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        let demo = try cli.run(["demo", "--days", "1", "--batches", "7", "--json"])
+        let demo = try await cli.run(["demo", "--days", "1", "--batches", "7", "--json"])
         #expect(demo.status == 0, "\(demo.stderr)")
         let summary = try jsonObject(demo.stdout)
         #expect(summary["verified"] as? Bool == true)
@@ -269,17 +269,17 @@ struct CLITests {
         #expect(runs["shard_etl"]?.values.first == "succeeded")  // failed, then recovered by resubmit
         #expect(runs["numeric_flow"]?.count == 7)
         #expect(FileManager.default.fileExists(atPath: cli.ledger.path + ".key"))
-        #expect(try cli.run(["log", "--type", "run.resubmitted", "--json"]).lines.count == 1)
-        let again = try cli.run(["demo", "--days", "1", "--batches", "1", "--json"])
-        #expect(try jsonObject(again.stdout)["checkpoint_size"] as? Int == (try cli.eventCount()))
+        #expect(try await cli.run(["log", "--type", "run.resubmitted", "--json"]).lines.count == 1)
+        let again = try await cli.run(["demo", "--days", "1", "--batches", "1", "--json"])
+        #expect(try await jsonObject(again.stdout)["checkpoint_size"] as? Int == (try cli.eventCount()))
 
-        let bench = try cli.run(["bench", "ledger", "--events", "3000", "--repetitions", "1", "--json"], ledgerOption: false)
+        let bench = try await cli.run(["bench", "ledger", "--events", "3000", "--repetitions", "1", "--json"], ledgerOption: false)
         #expect(bench.status == 0, "\(bench.stderr)")
         let figures = try jsonObject(bench.stdout)
         for key in ["append_eps", "raw_append_eps", "append_ratio", "durable_single_p50_us", "raw_commit_p50_us", "scan_eps", "raw_scan_eps", "scan_ratio", "bytes_per_event", "jsonl_bytes_per_event"] {
             #expect((figures[key] as? Double ?? 0) > 0, "\(key)")
         }
-        let engine = try cli.run(["bench", "engine", "--tasks", "500", "--repetitions", "1", "--json"], ledgerOption: false)
+        let engine = try await cli.run(["bench", "engine", "--tasks", "500", "--repetitions", "1", "--json"], ledgerOption: false)
         #expect(engine.status == 0, "\(engine.stderr)")
         let e = try jsonObject(engine.stdout)
         for key in ["tasks_per_s", "events_per_task", "ledger_append_eps", "engine_ratio"] {
@@ -294,39 +294,39 @@ struct EngineCLITests {
     static let fixtures = CLI.packageRoot.appendingPathComponent("Fixtures/pipelines")
 
     @Test("clew run FILE runs a pipeline of scripts, prints the run id; dags lists it; backfill and scheduler run partitions")
-    func runPipelineFile() throws {
+    func runPipelineFile() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
         let file = Self.fixtures.appendingPathComponent("orders.yaml").path
-        let run = try cli.run(["run", file, "--partition", "2026-11-01"])
+        let run = try await cli.run(["run", file, "--partition", "2026-11-01"])
         #expect(run.status == 0, "\(run.stderr)")
         let runID = try #require(run.lines.first)
         #expect(runID.hasPrefix("manual__"))
         #expect(run.stderr.contains("succeeded (3 succeeded)"))
-        let events = try cli.run(["log", "--stream", "run/orders_csv/\(runID)", "--json"]).lines.map(jsonObject)
+        let events = try await cli.run(["log", "--stream", "run/orders_csv/\(runID)", "--json"]).lines.map(jsonObject)
         #expect(events.map { $0["type"] as? String }.last == "run.succeeded")
         let answered = events.filter { $0["type"] as? String == "question.answered" }
         #expect(answered.count == 2)
 
-        let dags = try cli.run(["dags", "--pipelines", Self.fixtures.path, "--json"], ledgerOption: false)
+        let dags = try await cli.run(["dags", "--pipelines", Self.fixtures.path, "--json"], ledgerOption: false)
         let names = try #require(try JSONSerialization.jsonObject(with: Data(dags.stdout.utf8)) as? [[String: Any]]).compactMap { $0["dag"] as? String }
         #expect(names == ["csv_orders", "numeric_flow", "orders_csv", "sensor_rollup", "shard_etl"])
 
-        let backfill = try cli.run(["backfill", "orders_csv", "--pipelines", Self.fixtures.path, "--from", "2026-11-02", "--to", "2026-11-04"])
+        let backfill = try await cli.run(["backfill", "orders_csv", "--pipelines", Self.fixtures.path, "--from", "2026-11-02", "--to", "2026-11-04"])
         #expect(backfill.status == 0, "\(backfill.stderr)")
         #expect(backfill.lines == ["backfill__2026-11-02T00:00:00Z", "backfill__2026-11-03T00:00:00Z"])
         // Without catch-up the scheduler runs the latest finished day once, and nothing the second time.
-        let once = try cli.run(["scheduler", "--once", "--pipelines", Self.fixtures.path])
+        let once = try await cli.run(["scheduler", "--once", "--pipelines", Self.fixtures.path])
         #expect(once.status == 0, "\(once.stderr)")
         #expect(once.lines.count == 1 && once.lines.first?.hasPrefix("scheduled__") == true, "\(once.stdout)")
-        let twice = try cli.run(["scheduler", "--once", "--pipelines", Self.fixtures.path])
+        let twice = try await cli.run(["scheduler", "--once", "--pipelines", Self.fixtures.path])
         #expect(twice.status == 0 && twice.lines.isEmpty, "\(twice.stdout)")
         #expect(twice.stderr.contains("1 scheduled DAGs: orders_csv (@daily)"))
-        #expect(try cli.run(["verify"]).status == 0)
+        #expect(try await cli.run(["verify"]).status == 0)
     }
 
     @Test("a failed run exits 3 and resubmit finishes it; bad pipeline files and params exit 1 naming the problem")
-    func failuresAndBadInput() throws {
+    func failuresAndBadInput() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
         let flag = cli.directory.appendingPathComponent("broken")
@@ -340,43 +340,46 @@ struct EngineCLITests {
             after: first
             run: /bin/sh -c 'if [ -e \(flag.path) ]; then echo "upstream not ready" >&2; exit 4; fi'
         """.write(to: file, atomically: true, encoding: .utf8)
-        let failed = try cli.run(["run", file.path, "--run-id", "r1"])
+        let failed = try await cli.run(["run", file.path, "--run-id", "r1"])
         #expect(failed.status == 3)
         #expect(failed.stderr.contains("second: exit code 4: upstream not ready"))
         try FileManager.default.removeItem(at: flag)
-        let resubmit = try cli.run(["resubmit", file.path, "r1"])
+        let resubmit = try await cli.run(["resubmit", file.path, "r1"])
         #expect(resubmit.status == 0, "\(resubmit.stderr)")
         #expect(resubmit.lines == ["r1"])
-        let again = try cli.run(["resubmit", file.path, "r1"])
+        let again = try await cli.run(["resubmit", file.path, "r1"])
         #expect(again.status == 1 && again.stderr.contains("succeeded; there is nothing to resubmit"))
 
-        let before = try cli.eventCount()
+        let before = try await cli.eventCount()
         let bad = cli.directory.appendingPathComponent("bad.yaml")
         try "dag: bad\ntasks:\n  a: {run: /bin/true, after: b}\n  b: {run: /bin/true, after: a}\n".write(to: bad, atomically: true, encoding: .utf8)
-        let cyc = try cli.run(["run", bad.path])
+        let cyc = try await cli.run(["run", bad.path])
         #expect(cyc.status == 1 && cyc.stderr.contains("\(bad.path):1: the tasks form a cycle"))
-        let unknown = try cli.run(["run", "no_such_dag"])
+        let unknown = try await cli.run(["run", "no_such_dag"])
         #expect(unknown.status == 1 && unknown.stderr.contains("no DAG named 'no_such_dag'"))
-        let param = try cli.run(["run", "csv_orders", "--param", "oops"])
+        let param = try await cli.run(["run", "csv_orders", "--param", "oops"])
         #expect(param.status != 0 && param.stderr.contains("name=value"))
-        let partition = try cli.run(["backfill", "sensor_rollup", "--from", "yesterday", "--to", "2026-11-02"])
+        let partition = try await cli.run(["backfill", "sensor_rollup", "--from", "yesterday", "--to", "2026-11-02"])
         #expect(partition.status == 1 && partition.stderr.contains("--from 'yesterday'"))
-        #expect(try cli.eventCount() == before)  // nothing recorded by bad input
-        #expect(try cli.run(["verify"]).status == 0)
+        #expect(try await cli.eventCount() == before)  // nothing recorded by bad input
+        #expect(try await cli.run(["verify"]).status == 0)
     }
 
     @Test("Ctrl-C cancels a running pipeline: the command is killed and run.cancelled is recorded")
-    func interrupt() throws {
+    func interrupt() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
         let file = cli.directory.appendingPathComponent("slow.yaml")
         try "dag: slow\ntasks:\n  wait: {run: /bin/sleep 60}\n".write(to: file, atomically: true, encoding: .utf8)
         let (process, _, _) = try cli.start(["run", file.path, "--run-id", "s1"])
-        Thread.sleep(forTimeInterval: 1.5)
+        // Interrupt once the command task is running (its task.started is durable), not after a guessed delay.
+        try await CLI.waitUntil("the sleep task to start") {
+            try await cli.run(["log", "--stream", "run/slow/s1", "--type", "task.started", "--json"]).lines.count == 1
+        }
         kill(process.processIdentifier, SIGINT)
-        process.waitUntilExit()
+        await CLI.exit(of: process)
         #expect(process.terminationStatus == 130)
-        let last = try cli.run(["log", "--stream", "run/slow/s1", "--json"]).lines.last.map(jsonObject)
+        let last = try await cli.run(["log", "--stream", "run/slow/s1", "--json"]).lines.last.map(jsonObject)
         #expect(last?["type"] as? String == "run.cancelled")
     }
 }

@@ -8,32 +8,32 @@ import Testing
 @Suite("Replay CLI", .serialized)
 struct ReplayCLITests {
     /// Runs numeric_flow for `batch` through the CLI and returns the run id.
-    static func numericRun(_ cli: CLI, batch: Int) throws -> String {
-        let r = try cli.run(["run", "numeric_flow", "--param", "batch=\(batch)", "--json"])
+    static func numericRun(_ cli: CLI, batch: Int) async throws -> String {
+        let r = try await cli.run(["run", "numeric_flow", "--param", "batch=\(batch)", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let o = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         return try #require(o["run"] as? String ?? o["run_id"] as? String, "\(r.stdout)")
     }
 
     @Test("replay: identical verdict as text and JSON, a counterfactual branch, bad input named")
-    func replay() throws {
+    func replay() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        #expect(try cli.run(["init"]).status == 0)
-        let run = try Self.numericRun(cli, batch: 1)
-        let text = try cli.run(["replay", run])
+        #expect(try await cli.run(["init"]).status == 0)
+        let run = try await Self.numericRun(cli, batch: 1)
+        let text = try await cli.run(["replay", run])
         #expect(text.status == 0 && text.stdout.contains("identical"), "\(text.stdout)\(text.stderr)")
-        let json = try cli.run(["replay", "numeric_flow/\(run)", "--json"])
+        let json = try await cli.run(["replay", "numeric_flow/\(run)", "--json"])
         let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         #expect(report["verdict"] as? String == "identical")
         #expect((report["steps_compared"] as? Int ?? 0) >= 20)
-        let from = try cli.run(["replay", run, "--from", "aggregate", "--json"])
+        let from = try await cli.run(["replay", run, "--from", "aggregate", "--json"])
         let f = try #require(try JSONSerialization.jsonObject(with: Data(from.stdout.utf8)) as? [String: Any])
         #expect(f["from_record"] as? [String] == ["convert_units", "read_batch"], "\(from.stdout)")
-        let branch = try cli.run(["replay", run, "--set", "threshold_kg=100"])
+        let branch = try await cli.run(["replay", run, "--set", "threshold_kg=100"])
         #expect(branch.status == 0 && branch.stdout.contains("branch run numeric_flow/\(run).branch-1"), "\(branch.stdout)\(branch.stderr)")
         #expect(branch.stdout.contains("route") && branch.stdout.contains("[\"flag_heavy\"]"), "\(branch.stdout)")
-        let runs = try cli.run(["runs", "--json"])
+        let runs = try await cli.run(["runs", "--json"])
         #expect(runs.stdout.contains("\(run).branch-1"))
         for (args, needle) in [
             (["replay", "nope"], "no run nope"),
@@ -43,53 +43,53 @@ struct ReplayCLITests {
             (["inspect", run, "--task", "ghost"], "did not run"),
             (["inspect", run, "--task", "aggregate", "--step", "99"], "has no step 99"),
         ] {
-            let r = try cli.run(args)
+            let r = try await cli.run(args)
             #expect(r.status == 1 && r.stderr.contains(needle), "\(args): \(r.stderr)")
         }
-        let verify = try cli.run(["verify"])
+        let verify = try await cli.run(["verify"])
         #expect(verify.status == 0, "nothing recorded was damaged: \(verify.stdout)\(verify.stderr)")
     }
 
     @Test("replay of a command that reads the clock: exit 2, nondeterminism, the step named")
-    func divergedCommand() throws {
+    func divergedCommand() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        #expect(try cli.run(["init"]).status == 0)
+        #expect(try await cli.run(["init"]).status == 0)
         let dir = cli.directory.appendingPathComponent("pipelines")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let script = dir.appendingPathComponent("stamp.sh")
         try "#!/bin/sh\necho \"::set-variable name=rows::3\"\necho \"::set-variable name=stamp::$(date +%s%N)\"\n".write(to: script, atomically: true, encoding: .utf8)
         chmod(script.path, 0o755)
         try "dag: stamped\ntasks:\n  stamp:\n    run: ./stamp.sh\n".write(to: dir.appendingPathComponent("stamped.yaml"), atomically: true, encoding: .utf8)
-        let r = try cli.run(["run", "stamped", "--pipelines", dir.path, "--json"])
+        let r = try await cli.run(["run", "stamped", "--pipelines", dir.path, "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let id = try #require((try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["run"] as? String)
-        let replay = try cli.run(["replay", id, "--pipelines", dir.path, "--json"])
+        let replay = try await cli.run(["replay", id, "--pipelines", dir.path, "--json"])
         #expect(replay.status == 2, "\(replay.stdout)\(replay.stderr)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(replay.stdout.utf8)) as? [String: Any])
         let d = try #require(report["divergence"] as? [String: Any])
         #expect(report["verdict"] as? String == "diverged")
         #expect(d["task"] as? String == "stamp" && d["variable"] as? String == "stamp" && d["step"] as? Int == 2)
         #expect((d["cause"] as? [String: Any])?["kind"] as? String == "nondeterminism", "\(d)")
-        let text = try cli.run(["replay", id, "--pipelines", dir.path])
+        let text = try await cli.run(["replay", id, "--pipelines", dir.path])
         #expect(text.status == 2 && text.stdout.contains("DIVERGED") && text.stdout.contains("cause: nondeterminism"), "\(text.stdout)")
     }
 
     @Test("inspect shows scope, values and origins")
-    func inspect() throws {
+    func inspect() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        #expect(try cli.run(["init"]).status == 0)
-        let run = try Self.numericRun(cli, batch: 1)
-        let overview = try cli.run(["inspect", run])
+        #expect(try await cli.run(["init"]).status == 0)
+        let run = try await Self.numericRun(cli, batch: 1)
+        let overview = try await cli.run(["inspect", run])
         #expect(overview.status == 0 && overview.stdout.contains("convert_units") && overview.stdout.contains("succeeded"), "\(overview.stdout)")
-        let detail = try cli.run(["inspect", run, "--task", "aggregate", "--step", "2", "--var", "total_kg", "--json"])
+        let detail = try await cli.run(["inspect", run, "--task", "aggregate", "--step", "2", "--var", "total_kg", "--json"])
         let o = try #require(try JSONSerialization.jsonObject(with: Data(detail.stdout.utf8)) as? [String: Any], "\(detail.stdout)\(detail.stderr)")
         let scope = try #require(o["scope"] as? [[String: Any]])
         #expect(scope.contains { $0["name"] as? String == "input.convert_units" && ($0["origin"] as? String ?? "").contains("output of convert_units#1") })
         #expect(scope.contains { $0["name"] as? String == "total_kg" && ($0["origin"] as? String ?? "") == "step 1 of aggregate#1" })
         #expect((o["last_write"] as? [String: Any])?["step"] as? Int == 1)
-        let text = try cli.run(["inspect", run, "--task", "convert_units", "--step", "2"])
+        let text = try await cli.run(["inspect", run, "--task", "convert_units", "--step", "2"])
         #expect(text.stdout.contains("factor = 0.001") && text.stdout.contains("← step 1 of convert_units#1"), "\(text.stdout)")
     }
 
@@ -97,8 +97,8 @@ struct ReplayCLITests {
     func debugInTmux() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        #expect(try cli.run(["init"]).status == 0)
-        let run = try Self.numericRun(cli, batch: 1)
+        #expect(try await cli.run(["init"]).status == 0)
+        let run = try await Self.numericRun(cli, batch: 1)
         let tmux = try #require(["/usr/bin/tmux", "/bin/tmux", "/usr/local/bin/tmux"].first { FileManager.default.isExecutableFile(atPath: $0) }, "tmux is not installed (tools/setup.sh installs it)")
         // A server of its own (its own socket), so an outer tmux or another test's session is never touched.
         let socket = cli.directory.appendingPathComponent("tmux.sock").path
@@ -122,7 +122,8 @@ struct ReplayCLITests {
                 _ = try await sh(["send-keys", "-t", session, "Enter"])
             }
             var pane = ""
-            for _ in 0..<200 {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline {
                 pane = try await sh(["capture-pane", "-p", "-t", session, "-S", "-200"])
                 if pane.contains(expect) { return pane }
                 try await Task.sleep(for: .milliseconds(50))

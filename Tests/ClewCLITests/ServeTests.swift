@@ -17,7 +17,7 @@ struct Server {
 
     var base: String { "http://127.0.0.1:\(port)" }
 
-    static func start(_ cli: CLI, extra: [String] = []) throws -> Server {
+    static func start(_ cli: CLI, extra: [String] = []) async throws -> Server {
         let spec = CLI.packageRoot.appendingPathComponent("Fixtures/specs/openlineage").path
         let (process, out, err) = try cli.start(["serve", "--port", "0", "--openlineage-spec", spec] + extra)
         let deadline = Date().addingTimeInterval(120)
@@ -30,16 +30,20 @@ struct Server {
                 return Server(cli: cli, process: process, port: port, adminToken: token, stdout: out, stderr: err)
             }
             if !process.isRunning { break }
-            usleep(50_000)
+            try await Task.sleep(for: .milliseconds(50))
         }
         process.terminate()
         throw CLIFailure("clew serve did not start: \((try? String(contentsOf: err, encoding: .utf8)) ?? "")")
     }
 
-    func stop() throws {
+    /// Stops the server and waits for it to exit.
+    func stop() async throws {
         process.terminate()
-        try CLI.wait(for: process, args: ["serve"], limit: 60)
+        try await CLI.wait(for: process, args: ["serve"], limit: .seconds(60))
     }
+
+    /// Asks the server to stop without waiting (for `defer`, which cannot await).
+    func terminate() { if process.isRunning { process.terminate() } }
 
     struct Reply {
         var status: Int
@@ -135,13 +139,13 @@ struct ServeTests {
     func apiAndDashboard() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        let (_, batches) = try ForensicsCLITests.demo(cli)
+        let (_, batches) = try await ForensicsCLITests.demo(cli)
         let pipelines = cli.directory.appendingPathComponent("pipelines")
         try FileManager.default.createDirectory(at: pipelines, withIntermediateDirectories: true)
         try "dag: slow_wait\ndescription: waits so that a run can be cancelled\ntasks:\n  wait:\n    run: /bin/sleep 60\n".write(
             to: pipelines.appendingPathComponent("slow.yaml"), atomically: true, encoding: .utf8)
-        let server = try Server.start(cli, extra: ["--callback-attempts", "3", "--callback-delay-ms", "50", "--pipelines", pipelines.path])
-        defer { try? server.stop() }
+        let server = try await Server.start(cli, extra: ["--callback-attempts", "3", "--callback-delay-ms", "50", "--pipelines", pipelines.path])
+        defer { server.terminate() }
         #expect(server.adminToken.hasPrefix("clew_"), "the bootstrap admin token is printed on stderr")
 
         // Authentication and roles.
@@ -168,26 +172,24 @@ struct ServeTests {
         let done = try await server.waitForRun("numeric_flow", runID, token: viewer)
         #expect((done["run"] as? [String: Any])?["state"] as? String == "succeeded")
         #expect((done["tasks"] as? [[String: Any]])?.count ?? 0 >= 5)
-        var delivered = false
-        for _ in 0..<200 where !delivered {
-            delivered = await receiver.attempts >= 3
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        try await CLI.waitUntil("three callback posts") { await receiver.attempts >= 3 }
         #expect(await receiver.attempts == 3, "the callback is retried until it succeeds")
         let hook = try jsonObject(await receiver.bodies.last ?? "{}")
         #expect(hook["run"] as? String == runID && hook["status"] as? String == "succeeded")
         var callbackEvent: [String: Any]?
-        for _ in 0..<100 where callbackEvent == nil {
-            let log = try cli.run(["log", "--type", "run.callback", "--json"])
+        try await CLI.waitUntil("run.callback to be recorded") {
+            let log = try await cli.run(["log", "--type", "run.callback", "--json"])
             callbackEvent = log.lines.compactMap { try? jsonObject($0) }.last?["payload"] as? [String: Any]
-            if callbackEvent == nil { try await Task.sleep(for: .milliseconds(50)) }
+            return callbackEvent != nil
         }
         #expect(callbackEvent?["attempts"] as? Int == 3 && callbackEvent?["delivered"] as? Bool == true)
         #expect((callbackEvent?["url"] as? String)?.contains("secret") == false, "the callback URL is recorded without its query")
 
         // Live stream: a run's task changes arrive as server-sent events.
+        // The stream starts after the log's current end, so it sees the run however late it connects.
+        let streamFrom = try await cli.eventCount()
         let live = Task { () -> String in
-            var request = HTTPClientRequest(url: server.base + "/api/stream?dag=numeric_flow")
+            var request = HTTPClientRequest(url: server.base + "/api/stream?dag=numeric_flow&after=\(streamFrom)")
             request.headers.add(name: "Authorization", value: "Bearer \(viewer)")
             let response = try await HTTPClient.shared.execute(request, timeout: .seconds(120))
             var text = ""
@@ -197,7 +199,6 @@ struct ServeTests {
             }
             return text
         }
-        try await Task.sleep(for: .milliseconds(300))
         let second = try await server.post("/api/runs", token: operatorToken, #"{"dag":"numeric_flow","params":{"batch":"4"}}"#)
         _ = try await server.waitForRun("numeric_flow", try #require(second.object["run"] as? String), token: viewer)
         let streamed = try await withThrowingTaskGroup(of: String?.self) { group in
@@ -216,7 +217,10 @@ struct ServeTests {
         // Cancel a run in flight.
         let slow = try await server.post("/api/runs", token: operatorToken, #"{"dag":"slow_wait"}"#)
         let slowID = try #require(slow.object["run"] as? String)
-        try await Task.sleep(for: .milliseconds(800))
+        try await CLI.waitUntil("slow_wait's command task to be running") {
+            let r = try await server.get("/api/runs/slow_wait/\(slowID)", token: viewer)
+            return (r.object["tasks"] as? [[String: Any]])?.contains { $0["state"] as? String == "running" } == true
+        }
         let cancel = try await server.post("/api/runs/slow_wait/\(slowID)/cancel", token: operatorToken, "{}")
         #expect(cancel.status == 202, "\(cancel.body)")
         let cancelled = try await server.waitForRun("slow_wait", slowID, token: viewer, limit: 30)
@@ -243,7 +247,7 @@ struct ServeTests {
         #expect(try await server.get("/api/runs/shard_etl/\(shardRun)", token: viewer).status == 200)
 
         // Malformed and unknown input: 4xx naming what was wrong, nothing recorded.
-        let before = try cli.eventCount()
+        let before = try await cli.eventCount()
         let cases: [(String, String, Int, String)] = [
             ("/api/runs", "{", 400, "not valid JSON"),
             ("/api/runs", #"{"params":{}}"#, 400, "missing field 'dag'"),
@@ -269,7 +273,7 @@ struct ServeTests {
         let gzipJunk = try await server.call(.POST, "/api/runs", token: operatorToken, body: "not gzip", headers: [("Content-Encoding", "gzip")])
         #expect(gzipJunk.status == 400 && gzipJunk.message.contains("gzip"))
         // Only audit events were added by the refused calls.
-        let added = try cli.run(["log", "--json"]).lines.compactMap { try? jsonObject($0) }.filter { ($0["seq"] as? Int ?? 0) > before }
+        let added = try await cli.run(["log", "--json"]).lines.compactMap { try? jsonObject($0) }.filter { ($0["seq"] as? Int ?? 0) > before }
         #expect(added.allSatisfy { $0["type"] as? String == "audit.recorded" }, "\(added.map { $0["type"] ?? "?" })")
 
         // Audit: who, from where, what — refusals included.
@@ -310,7 +314,7 @@ struct ServeTests {
         pages.standardOutput = try FileHandle(forWritingTo: pagesOut)
         pages.standardError = pages.standardOutput
         try pages.run()
-        try CLI.wait(for: pages, args: ["browser_check.py"], limit: 240)
+        try await CLI.wait(for: pages, args: ["browser_check.py"], limit: .seconds(240))
         let report = (try? String(contentsOf: pagesOut, encoding: .utf8)) ?? ""
         #expect(pages.terminationStatus == 0, "\(report)")
 
@@ -324,8 +328,8 @@ struct ServeTests {
     func openLineageIngest() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
-        let server = try Server.start(cli)
-        defer { try? server.stop() }
+        let server = try await Server.start(cli)
+        defer { server.terminate() }
         let operatorToken = try await server.mint("airflow", "operator")
         let viewer = try await server.mint("auditor", "viewer")
 
@@ -337,7 +341,7 @@ struct ServeTests {
         client.standardOutput = try FileHandle(forWritingTo: out)
         client.standardError = client.standardOutput
         try client.run()
-        try CLI.wait(for: client, args: ["openlineage_client_check.py"], limit: 120)
+        try await CLI.wait(for: client, args: ["openlineage_client_check.py"], limit: .seconds(120))
         let printed = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
         #expect(client.terminationStatus == 0, "\(printed)")
         let ids = try jsonObject(String(printed.split(separator: "\n").last ?? "{}"))
@@ -374,7 +378,7 @@ struct ServeTests {
         #expect(accepted.status == 200 && accepted.object["accepted"] as? Int == 2, "\(accepted.body)")
         let again = try await server.post("/api/v1/lineage/batch", token: operatorToken, good, gzip: true)
         #expect(again.object["accepted"] as? Int == 0 && again.object["duplicates"] as? Int == 2, "\(again.body)")
-        let before = try cli.eventCount()
+        let before = try await cli.eventCount()
         let badCases: [(String, String)] = [
             ("[" + event("START", run: UUID().uuidString, job: "a") + "," + event("START", run: "not-a-uuid", job: "b") + "]", "events[1].run.runId must be a UUID"),
             ("[" + event("FINISHED", run: UUID().uuidString, job: "a") + "]", "events[0].eventType must be one of"),
@@ -392,13 +396,13 @@ struct ServeTests {
             of: #""run":{"runId":"#, with: #""run":{"facets":{"parent":{"_producer":"https://p","_schemaURL":"https://s","job":{"namespace":"n"}}},"runId":"#)
         let r = try await server.post("/api/v1/lineage", token: operatorToken, facetBad)
         #expect(r.status == 400 && r.message.contains("run.facets.parent"), "a standard facet is checked against its own schema: \(r.body)")
-        #expect(try cli.eventCount() == before, "refused events append nothing")
+        #expect(try await cli.eventCount() == before, "refused events append nothing")
         #expect(try await server.post("/api/v1/lineage", token: viewer, event("START", run: UUID().uuidString, job: "a")).status == 403)
         #expect(try await server.post("/api/v1/lineage", token: nil, event("START", run: UUID().uuidString, job: "a")).status == 401)
-        try server.stop()
-        let verify = try cli.run(["verify"])
+        try await server.stop()
+        let verify = try await cli.run(["verify"])
         #expect(verify.status == 0, "\(verify.stderr)")
-        let views = try cli.run(["views", "verify"])
+        let views = try await cli.run(["views", "verify"])
         #expect(views.status == 0, "\(views.stdout) \(views.stderr)")
     }
 }

@@ -18,36 +18,36 @@ struct ViewsCLITests {
         let cli = CLI()
         defer { cli.cleanUp() }
         try await Self.corpus(cli, events: 3_000)
-        let runs = try cli.run(["runs", "--json", "--limit", "5"])
+        let runs = try await cli.run(["runs", "--json", "--limit", "5"])
         #expect(runs.status == 0, "\(runs.stderr)")
         let list = try #require(try JSONSerialization.jsonObject(with: Data(runs.stdout.utf8)) as? [[String: Any]])
         #expect(list.count == 5)
         #expect(list.first?["run"] as? String != nil && list.first?["dag"] as? String == ViewsCorpus.dag)
         #expect(runs.stderr.contains("building them from the log"), "first use builds the views: \(runs.stderr)")
-        let failed = try cli.run(["runs", "--state", "failed", "--json"])
+        let failed = try await cli.run(["runs", "--state", "failed", "--json"])
         #expect(failed.status == 0 && failed.stderr.isEmpty, "\(failed.stderr)")
-        let show = try cli.run(["run", "show", "scheduled__r3"])
+        let show = try await cli.run(["run", "show", "scheduled__r3"])
         #expect(show.status == 0, "\(show.stderr)")
         #expect(show.stdout.contains("state     succeeded") && show.stdout.contains("aggregate"), "\(show.stdout)")
-        let now = try jsonObject(try cli.run(["run", "show", "\(ViewsCorpus.dag)/scheduled__r3", "--json"]).stdout)
+        let now = try await jsonObject(try cli.run(["run", "show", "\(ViewsCorpus.dag)/scheduled__r3", "--json"]).stdout)
         let first = try #require((now["run"] as? [String: Any])?["firstSeq"] as? Int)
-        let asOf = try cli.run(["run", "show", "\(ViewsCorpus.dag)/scheduled__r3", "--as-of", "\(first + 3)", "--json"])
+        let asOf = try await cli.run(["run", "show", "\(ViewsCorpus.dag)/scheduled__r3", "--as-of", "\(first + 3)", "--json"])
         let then = try jsonObject(asOf.stdout)
         #expect((then["run"] as? [String: Any])?["state"] as? String == "running", "\(asOf.stdout)")
         #expect((then["tasks"] as? [Any])?.count == 1, "only the first task had been scheduled")
-        let before = try cli.run(["run", "show", "\(ViewsCorpus.dag)/scheduled__r3", "--as-of", "\(first - 1)"])
+        let before = try await cli.run(["run", "show", "\(ViewsCorpus.dag)/scheduled__r3", "--as-of", "\(first - 1)"])
         #expect(before.status == 1 && before.stderr.contains("had not been queued"), "\(before.stderr)")
-        let chunks = try cli.run(["chunks", ViewsCorpus.dataset])
+        let chunks = try await cli.run(["chunks", ViewsCorpus.dataset])
         #expect(chunks.status == 0 && chunks.stdout.contains("partitioning time:3600"), "\(chunks.stdout + chunks.stderr)")
-        let report = try jsonObject(try cli.run(["chunks", ViewsCorpus.dataset, "--json"]).stdout)
+        let report = try await jsonObject(try cli.run(["chunks", ViewsCorpus.dataset, "--json"]).stdout)
         #expect(((report["dataset"] as? [String: Any])?["chunks"] as? Int ?? 0) > 0)
-        let ready = try cli.run(["chunks", ViewsCorpus.dataset, "--status", "consumed", "--limit", "3"])
+        let ready = try await cli.run(["chunks", ViewsCorpus.dataset, "--status", "consumed", "--limit", "3"])
         #expect(ready.lines.count == 3, "\(ready.stdout)")
-        let lineage = try cli.run(["lineage", "dataset:\(ViewsCorpus.dataset)", "--down", "--depth", "1"])
+        let lineage = try await cli.run(["lineage", "dataset:\(ViewsCorpus.dataset)", "--down", "--depth", "1"])
         #expect(lineage.stdout.contains("--used--> task:\(ViewsCorpus.dag)/aggregate"), "\(lineage.stdout)")
-        let values = try cli.run(["values", "rows", "--min", "1000", "--max", "20000", "--limit", "4", "--json"])
+        let values = try await cli.run(["values", "rows", "--min", "1000", "--max", "20000", "--limit", "4", "--json"])
         #expect(try JSONSerialization.jsonObject(with: Data(values.stdout.utf8)) as? [Any] != nil && values.status == 0)
-        let status = try cli.run(["views", "status", "--json"])
+        let status = try await cli.run(["views", "status", "--json"])
         #expect(status.status == 0, "\(status.stderr)")
     }
 
@@ -67,11 +67,11 @@ struct ViewsCLITests {
             (["lineage", "somewhere"], "has no kind"),
             (["values", "rows", "--eq", "1", "--prefix", "a"], "give one of"),
         ] {
-            let r = try cli.run(args)
+            let r = try await cli.run(args)
             #expect(r.status != 0, "\(args)")
             #expect(r.stderr.contains(needle), "\(args): \(r.stderr)")
         }
-        let verify = try cli.run(["views", "verify"])
+        let verify = try await cli.run(["views", "verify"])
         #expect(verify.status == 0, "\(verify.stdout + verify.stderr)")
     }
 
@@ -80,7 +80,7 @@ struct ViewsCLITests {
         let cli = CLI()
         defer { cli.cleanUp() }
         try await Self.corpus(cli, events: 2_000)
-        #expect(try cli.run(["runs"]).status == 0)
+        #expect(try await cli.run(["runs"]).status == 0)
         let views = cli.ledger.appendingPathComponent("views")
         let target = try FileManager.default.destinationOfSymbolicLink(atPath: views.appendingPathComponent("chunks").path)
         let file = views.appendingPathComponent(target).appendingPathComponent("data.mdb")
@@ -89,13 +89,13 @@ struct ViewsCLITests {
         let at = try #require(bytes.indices.first { bytes[$0..<min($0 + needle.count, bytes.count)].elementsEqual(needle) })
         bytes[at + 10] ^= 0x01
         try Data(bytes).write(to: file)
-        let verify = try cli.run(["views", "verify"])
+        let verify = try await cli.run(["views", "verify"])
         #expect(verify.status == 2, "\(verify.stdout + verify.stderr)")
         #expect(verify.stdout.contains("chunks   DIFFERS") && verify.stdout.contains("runs     ok"), "\(verify.stdout)")
         #expect(verify.stderr.contains("views differ from a fresh fold of the log: chunks"), "\(verify.stderr)")
-        let rebuild = try cli.run(["rebuild", "--view", "chunks"])
+        let rebuild = try await cli.run(["rebuild", "--view", "chunks"])
         #expect(rebuild.status == 0 && rebuild.stdout.contains("rebuilt chunks"), "\(rebuild.stdout + rebuild.stderr)")
-        #expect(try cli.run(["views", "verify"]).status == 0)
+        #expect(try await cli.run(["views", "verify"]).status == 0)
     }
 
     @Test("kill -9 during a rebuild leaves the old views in place and valid", .timeLimit(.minutes(5)))
@@ -103,7 +103,7 @@ struct ViewsCLITests {
         let cli = CLI()
         defer { cli.cleanUp() }
         try await Self.corpus(cli, events: 40_000)
-        #expect(try cli.run(["views", "status"]).status == 0)
+        #expect(try await cli.run(["views", "status"]).status == 0)
         let views = cli.ledger.appendingPathComponent("views")
         let before = try ViewName.allCases.map { try FileManager.default.destinationOfSymbolicLink(atPath: views.appendingPathComponent($0.rawValue).path) }
         var rng = SplitMix64(seed: 99)
@@ -113,8 +113,8 @@ struct ViewsCLITests {
             try await Task.sleep(for: .milliseconds(100 + Int(rng.next(below: 900))))
             if process.isRunning { killedMidway += 1 }
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            let verify = try cli.run(["views", "verify"])
+            await CLI.exit(of: process)
+            let verify = try await cli.run(["views", "verify"])
             #expect(verify.status == 0, "\(verify.stdout + verify.stderr)")
             for name in ViewName.allCases {
                 let link = try FileManager.default.destinationOfSymbolicLink(atPath: views.appendingPathComponent(name.rawValue).path)
@@ -123,7 +123,7 @@ struct ViewsCLITests {
         }
         #expect(killedMidway > 0, "at least one kill landed mid-rebuild")
         // The next open clears the half-built generations.
-        #expect(try cli.run(["rebuild"]).status == 0)
+        #expect(try await cli.run(["rebuild"]).status == 0)
         let after = try FileManager.default.contentsOfDirectory(atPath: views.path).filter { !$0.hasPrefix(".") }
         #expect(after.count == 8, "one symlink and one generation per view: \(after)")
         #expect(before.count == 4)

@@ -113,10 +113,9 @@ struct ExecutorTests {
                 .timeout(.milliseconds(500))
         }
         try await withEngine([dag]) { engine, ledger, _ in
-            let clock = ContinuousClock.now
+            // No wall-clock bound (load can stretch any): uncapped, "stubborn" would succeed after 60 s and
+            // "sleeper" exit 0 after 30 s, so the failures below only hold if the timeouts fired.
             let outcome = try await engine.run(dag)
-            // Far below the 60 s and 30 s the tasks would take uncapped, with room for a loaded machine.
-            #expect(ContinuousClock.now - clock < .seconds(20))
             #expect(outcome.tasks["stubborn"] == .failed && outcome.tasks["sleeper"] == .failed)
             let list = try runEvents(ledger, outcome)
             #expect(events(list, EventType.taskFailed, task: "stubborn").first?["timed_out"] as? Bool == true)

@@ -79,7 +79,7 @@ enum Dashboard {
             _ = try context.require(.viewer)
             let now = TokenStore.now()
             let day: Int64 = 86_400_000_000
-            let runs = try state.views.read { views, _ in try views.runs(RunQuery(sinceMicros: now - 7 * day, limit: 100_000)) }
+            let runs = try await state.views.read { views, _ in try views.runs(RunQuery(sinceMicros: now - 7 * day, limit: 100_000)) }
             func window(_ id: String, _ label: String, _ since: Int64) -> Page {
                 let r = runs.filter { $0.queuedMicros >= since }
                 let ok = r.filter { $0.state == "succeeded" }.count
@@ -110,7 +110,7 @@ enum Dashboard {
         router.get("/dags") { _, context -> Response in
             _ = try context.require(.viewer)
             let dags = state.engine.registry.all
-            let last = try state.views.read { views, _ in try dags.map { try views.runs(RunQuery(dag: $0.name, limit: 1)).first } }
+            let last = try await state.views.read { views, _ in try dags.map { try views.runs(RunQuery(dag: $0.name, limit: 1)).first } }
             let rows = zip(dags, last).map { dag, run -> Page in
                 var row: Page = ["name": dag.name, "path": Routes.escape(dag.name), "version": String(dag.version.prefix(12)), "tasks": dag.spec.tasks.count, "schedule": dag.spec.schedule.map { "\($0)" } ?? "-"]
                 if let run { row["lastRun"] = ["run": run.run, "runPath": Routes.escape(run.run), "state": run.state] }
@@ -122,7 +122,7 @@ enum Dashboard {
         router.get("/dags/:dag") { _, context -> Response in
             _ = try context.require(.viewer)
             let name = try Routes.param(context, "dag")
-            let runs = try state.views.read { views, _ in try views.runs(RunQuery(dag: name, limit: 200)) }
+            let runs = try await state.views.read { views, _ in try views.runs(RunQuery(dag: name, limit: 200)) }
             let dag = state.engine.registry.dag(named: name)
             guard dag != nil || !runs.isEmpty else { throw APIError(.notFound, "no DAG named '\(name)'") }
             return render("dag", "DAG \(name)", context, [
@@ -152,7 +152,7 @@ enum Dashboard {
         router.get("/runs/:dag/:run") { _, context -> Response in
             _ = try context.require(.viewer)
             let key = RunKey(dag: try Routes.param(context, "dag"), run: try Routes.param(context, "run"))
-            let (detail, history) = try state.views.read { views, _ -> (RunDetail?, [RunDetail]) in
+            let (detail, history) = try await state.views.read { views, _ -> (RunDetail?, [RunDetail]) in
                 let detail = try views.run(key)
                 let past = try views.runs(RunQuery(dag: key.dag, limit: 20)).reversed()
                 return (detail, try past.compactMap { try views.run(RunKey(dag: $0.dag, run: $0.run)) })
@@ -201,7 +201,7 @@ enum Dashboard {
 
         router.get("/chunks") { request, context -> Response in
             _ = try context.require(.viewer)
-            let page = try state.views.read { views, _ -> Page in
+            let page = try await state.views.read { views, _ -> Page in
                 let datasets = try views.datasets()
                 let selected = request.query("dataset") ?? datasets.first?.name
                 var page: Page = ["datasets": datasets.map { ["name": $0.name, "chunks": $0.chunks, "selected": $0.name == selected] as Page }]
@@ -226,7 +226,7 @@ enum Dashboard {
             guard let text = request.query("node") else { return render("lineage", "Lineage explorer", context, ["node": ""]) }
             let up = try request.intQuery("up", default: 1, range: 0...50)
             let down = try request.intQuery("down", default: 1, range: 0...50)
-            let (center, edges) = try state.views.read { _, f -> (String, [LineageEdge]) in
+            let (center, edges) = try await state.views.read { _, f -> (String, [LineageEdge]) in
                 let node = try Routes.forensic { try f.node(text) }
                 var edges: [LineageEdge] = []
                 if up > 0 { edges += try f.trace(node, direction: .up, depth: up, limit: 2000).edges }
@@ -261,7 +261,7 @@ enum Dashboard {
             } else {
                 match = .any
             }
-            let hits = try state.views.read { views, _ in try views.values(name: name, match: match, limit: 500) }
+            let hits = try await state.views.read { views, _ in try views.values(name: name, match: match, limit: 500) }
             return render("search", "Value search", context, [
                 "name": name, "cond": cond ?? "", "searched": true, "count": hits.count,
                 "hits": hits.map { ["dag": $0.dag, "run": $0.run, "dagPath": Routes.escape($0.dag), "runPath": Routes.escape($0.run), "task": $0.task, "attempt": $0.attempt, "step": $0.step.map(String.init) ?? "-", "name": $0.name, "value": $0.value ?? $0.digest ?? ""] as Page },
@@ -294,7 +294,7 @@ enum Dashboard {
             _ = try context.require(.viewer)
             let stats = try state.ledger.stats()
             let checkpoints = try state.ledger.checkpoints()
-            let views = try state.views.read { views, _ in try views.status() }
+            let views = try await state.views.read { views, _ in try views.status() }
             var page: Page = [
                 "ledger": stats.id, "events": stats.events, "streams": stats.streams, "root": stats.rootHash,
                 "checkpoints": checkpoints.reversed().map { ["size": $0.treeSize, "root": $0.rootHash, "time": $0.time, "key": $0.keyID] as Page },
@@ -311,7 +311,7 @@ enum Dashboard {
 
         router.post("/integrity/verify") { _, context -> Response in
             _ = try context.require(.viewer)
-            _ = try state.verifier.run()
+            _ = try await state.verifier.run()
             return Reply.redirect("/integrity")
         }
     }
