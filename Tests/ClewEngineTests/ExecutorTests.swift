@@ -106,15 +106,15 @@ struct ExecutorTests {
         let dag = DAG("slow") {
             Op("stubborn") { _ in
                 // Ignores cancellation (a detached task is not cancelled with its waiter) without holding a thread.
-                await Task.detached { try? await Task.sleep(for: .seconds(60)) }.value
+                await Task.detached { try? await Task.sleep(for: .seconds(300)) }.value
                 return 1
             }.timeout(.milliseconds(200))
-            Command("sleeper", run: ["/bin/sh", "-c", "sleep 30 & echo $! > \(pidFile.path); echo $$ >> \(pidFile.path); wait"])
+            Command("sleeper", run: ["/bin/sh", "-c", "sleep 300 & echo $! > \(pidFile.path); echo $$ >> \(pidFile.path); wait"])
                 .timeout(.milliseconds(500))
         }
         try await withEngine([dag]) { engine, ledger, _ in
-            // No wall-clock bound (load can stretch any): uncapped, "stubborn" would succeed after 60 s and
-            // "sleeper" exit 0 after 30 s, so the failures below only hold if the timeouts fired.
+            // No wall-clock bound (load on 2 cores stretches any): uncapped, "stubborn" would succeed and
+            // "sleeper" exit 0 after 300 s, so the failures below only hold if the timeouts fired.
             let outcome = try await engine.run(dag)
             #expect(outcome.tasks["stubborn"] == .failed && outcome.tasks["sleeper"] == .failed)
             let list = try runEvents(ledger, outcome)
