@@ -7,13 +7,15 @@ import Foundation
 struct Runs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List runs, newest first, from the runs view.",
-        discussion: "Filters combine: --dag, --state (queued, running, resubmitted, succeeded, failed, cancelled), queued time range.")
+        discussion: "Filters combine: --dag, --state (queued, running, resubmitted, succeeded, failed, cancelled), queued time range, and --external-id (the producer's own run id, such as Airflow's run_id).")
 
     @Option(name: .long, help: "Only runs of this DAG.") var dag: String?
     @Option(name: .long, help: "Only runs in this state.") var state: String?
     @Option(name: .long, help: "Queued at or after this UTC time.") var since: String?
     @Option(name: .long, help: "Queued before this UTC time.") var until: String?
     @Option(name: .long, help: "At most this many runs.") var limit = 50
+    @Option(name: .customLong("external-id"), help: "Only the run its producer calls this (Airflow's run_id, e.g. manual__2026-11-03T00:00:00+00:00).")
+    var externalID: String?
     @OptionGroup var asOf: AsOfOptions
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var output: OutputOptions
@@ -36,7 +38,7 @@ struct Runs: AsyncParsableCommand {
             defer { l.close() }
             let query = RunQuery(
                 dag: dag, state: state, sinceMicros: since.flatMap(PartitionKey.parse), untilMicros: until.flatMap(PartitionKey.parse),
-                limit: limit, asOf: try asOf.seq(views))
+                limit: limit, asOf: try asOf.seq(views), externalID: externalID)
             let runs = try views.runs(query)
             if output.json {
                 Terminal.line(try JSONOutput.text(runs))
@@ -46,10 +48,14 @@ struct Runs: AsyncParsableCommand {
                 Terminal.line("no runs")
                 return
             }
-            Terminal.line("\(Show.pad("DAG/RUN", 52)) \(Show.pad("STATE", 11)) \(Show.pad("QUEUED", 20)) \(Show.pad("DURATION", 9)) ATTEMPTS  VERSION")
-            for r in runs {
-                Terminal.line("\(Show.pad(r.key.description, 52)) \(Show.pad(r.state, 11)) \(Show.pad(Show.time(r.queuedMicros), 20)) \(Show.pad(Show.millis(r.durationMillis), 9)) \(String(r.attempts).leftPad(8))  \(r.version ?? "-")")
-            }
+            // Columns as wide as their widest cell: DAG and run names have no bound.
+            let showExternal = runs.contains { $0.externalID != nil }
+            Terminal.line(Show.table(
+                ["DAG/RUN", "STATE", "QUEUED", "DURATION", "ATTEMPTS", "VERSION"] + (showExternal ? ["EXTERNAL ID"] : []),
+                runs.map { r in
+                    [r.key.description, r.state, Show.time(r.queuedMicros), Show.millis(r.durationMillis), String(r.attempts), r.version ?? "-"]
+                        + (showExternal ? [r.externalID ?? "-"] : [])
+                }))
         }
     }
 }
@@ -80,17 +86,17 @@ struct RunShow: AsyncParsableCommand {
             Terminal.line("run       \(r.key)\(seq.map { "   (as of seq \($0))" } ?? "")")
             Terminal.line("state     \(r.state)")
             Terminal.line("version   \(r.version ?? "-")   trigger \(r.trigger ?? "-")\(r.partition.map { "   partition \($0)" } ?? "")")
+            if let x = r.externalID { Terminal.line("external  \(x)") }
             Terminal.line("queued    \(Show.time(r.queuedMicros))   started \(Show.time(r.startedMicros))   ended \(Show.time(r.endedMicros))   (\(Show.millis(r.durationMillis)))")
             if let p = r.params, !p.isEmpty {
                 Terminal.line("params    " + p.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
             }
             Terminal.line("attempts  \(r.attempts)   resubmissions \(r.resubmissions)   events seq \(r.firstSeq)...\(r.lastSeq)")
             Terminal.line("")
-            Terminal.line("\(Show.pad("TASK", 24)) \(Show.pad("STATE", 16)) ATTEMPTS  \(Show.pad("DURATION", 9)) DETAIL")
-            for t in detail.tasks {
+            Terminal.line(Show.table(["TASK", "STATE", "ATTEMPTS", "DURATION", "DETAIL"], detail.tasks.map { t in
                 let detail = t.error ?? t.reason ?? t.branch.map { "branch \($0)" } ?? t.outputDigest.map { "output \($0.prefix(12))" } ?? ""
-                Terminal.line("\(Show.pad(t.task, 24)) \(Show.pad(t.state, 16)) \(String(t.attempts).leftPad(8))  \(Show.pad(Show.millis(t.durationMillis.map(Int64.init)), 9)) \(detail)")
-            }
+                return [t.task, t.state, String(t.attempts), Show.millis(t.durationMillis.map(Int64.init)), detail]
+            }))
         }
     }
 }
@@ -127,11 +133,11 @@ struct Chunks: AsyncParsableCommand {
                 let all = try views.datasets(asOf: seq)
                 if output.json { Terminal.line(try JSONOutput.text(all)); return }
                 if all.isEmpty { Terminal.line("no datasets"); return }
-                Terminal.line("\(Show.pad("DATASET", 28)) \(Show.pad("PARTITIONING", 13)) \("CHUNKS".leftPad(9)) \("MISSING".leftPad(8)) \("STALE".leftPad(6))  STATUS")
-                for d in all {
+                // Columns as wide as their widest cell: OpenLineage names (`s3://bucket:path/to/table`) run long.
+                Terminal.line(Show.table(["DATASET", "PARTITIONING", "CHUNKS", "MISSING", "STALE", "STATUS"], all.map { d in
                     let counts = d.counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-                    Terminal.line("\(Show.pad(d.name, 28)) \(Show.pad(d.partitioning, 13)) \(String(d.chunks).leftPad(9)) \(String(d.missing).leftPad(8)) \(String(d.stale).leftPad(6))  \(counts)")
-                }
+                    return [d.name, d.partitioning, String(d.chunks), String(d.missing), String(d.stale), counts]
+                }))
                 return
             }
             if let status, status != "missing" {

@@ -51,22 +51,28 @@ enum Fact {
         var partition: String?
         var interval_start: String?
         var interval_end: String?
+        var external_id: String?
+        var time_us: Int64?
     }
 
     struct RunStarted: Decodable {
         var pid: Int?
         var host: String?
+        var external_id: String?
+        var time_us: Int64?
     }
 
     struct RunResubmitted: Decodable {
         var dag_version: String?
         var previous_status: String?
+        var time_us: Int64?
     }
 
     struct RunEnded: Decodable {
         var tasks: [String: Int]?
         var failed_tasks: [String]?
         var not_run: [String]?
+        var time_us: Int64?
     }
 
     /// The payload of every `task.*` event.
@@ -84,6 +90,9 @@ enum Fact {
         var exit_code: Int?
         var timed_out: Bool?
         var cancelled: Bool?
+        /// When it happened as its producer reported it (OpenLineage `eventTime`); the envelope's time is
+        /// when the ledger recorded it.
+        var time_us: Int64?
     }
 
     /// A branch's choice: the chosen tasks, shown joined by ", ".

@@ -47,7 +47,9 @@ final class ViewStore: @unchecked Sendable {
     let tableNames: [String]
 
     /// 2: branch tasks' choices (a list) are folded; format 1 dropped their task.succeeded.
-    static let formatVersion = 2
+    /// 3: runs and tasks take their times from a payload's `time_us` (when the producer reported it) and
+    /// keep a run's `external_id`.
+    static let formatVersion = 3
 
     init(name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false) throws {
         self.name = name

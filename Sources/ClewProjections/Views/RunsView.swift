@@ -25,6 +25,8 @@ public struct RunRecord: Codable, Equatable, Sendable {
     public var failedTasks: [String]?
     public var pid: Int?
     public var host: String?
+    /// The producer's own id of the run (Airflow's `run_id`, e.g. `manual__2026-11-03T00:00:00+00:00`).
+    public var externalID: String?
     public var firstSeq: UInt64
     public var lastSeq: UInt64
 
@@ -64,15 +66,32 @@ protocol RunsSink {
     mutating func setTask(_ key: RunKey, _ record: TaskRecord)
 }
 
+extension Fact.RunFact {
+    /// The time the producer gave the event (`time_us`), if any.
+    var producerTime: Int64? {
+        switch self {
+        case .queued(let q): q.time_us
+        case .started(let s): s.time_us
+        case .resubmitted(let r): r.time_us
+        case .ended(_, let e): e.time_us
+        case .task(let t): t.time_us
+        default: nil
+        }
+    }
+}
+
 /// The runs fold: one pure function from (record, event) to record, shared by the view and `--as-of`.
 enum RunsFold {
     static func apply<S: RunsSink>(_ fact: Fact.RunFact, _ key: RunKey, _ h: EventHeader, into sink: inout S) throws {
+        // A producer's own time (OpenLineage eventTime) when it gave one; else when the ledger recorded it.
+        let at = fact.producerTime ?? h.timeMicros
         var run = try sink.run(key) ?? RunRecord(
-            dag: key.dag, run: key.run, state: "queued", queuedMicros: h.timeMicros, firstSeq: h.seq, lastSeq: h.seq)
+            dag: key.dag, run: key.run, state: "queued", queuedMicros: at, firstSeq: h.seq, lastSeq: h.seq)
         run.lastSeq = h.seq
         switch fact {
         case .queued(let q):
             run.state = "queued"
+            if let x = q.external_id { run.externalID = x }
             run.version = q.dag_version
             run.trigger = q.trigger
             run.params = q.params
@@ -81,17 +100,18 @@ enum RunsFold {
             run.intervalEnd = q.interval_end
         case .started(let s):
             run.state = "running"
-            if run.startedMicros == nil { run.startedMicros = h.timeMicros }
+            if run.startedMicros == nil { run.startedMicros = at }
             run.endedMicros = nil
             run.pid = s.pid
             run.host = s.host
+            if let x = s.external_id { run.externalID = x }
         case .resubmitted(let r):
             run.state = "resubmitted"
             run.resubmissions += 1
             if let v = r.dag_version { run.version = v }
         case .ended(let state, let e):
             run.state = state
-            run.endedMicros = h.timeMicros
+            run.endedMicros = at
             run.taskStates = e.tasks
             run.failedTasks = e.failed_tasks
         case .task(let t):
@@ -104,15 +124,15 @@ enum RunsFold {
                 task.order = t.order ?? task.order
             case EventType.taskStarted:
                 task.state = "running"
-                if task.firstStartMicros == nil { task.firstStartMicros = h.timeMicros }
-                task.lastStartMicros = h.timeMicros
+                if task.firstStartMicros == nil { task.firstStartMicros = at }
+                task.lastStartMicros = at
                 task.endedMicros = nil
                 task.error = nil
                 task.reason = nil
                 run.attempts += 1
             case EventType.taskSucceeded:
                 task.state = "succeeded"
-                task.endedMicros = h.timeMicros
+                task.endedMicros = at
                 task.durationMillis = t.duration_ms
                 task.outputDigest = t.output_digest
                 task.branch = t.branch?.text
@@ -120,7 +140,7 @@ enum RunsFold {
                 task.error = nil
             case EventType.taskFailed:
                 task.state = "failed"
-                task.endedMicros = h.timeMicros
+                task.endedMicros = at
                 task.durationMillis = t.duration_ms
                 task.error = t.error
                 task.exitCode = t.exit_code
@@ -131,7 +151,7 @@ enum RunsFold {
             case EventType.taskBlocked:
                 task.state = "blocked"
                 task.reason = t.reason
-                task.endedMicros = h.timeMicros
+                task.endedMicros = at
             case EventType.taskSkipped:
                 task.state = "skipped"
                 task.reason = t.reason

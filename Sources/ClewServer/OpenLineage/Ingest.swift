@@ -25,63 +25,102 @@ struct CheckedEvent: Sendable {
     }
 }
 
+/// What ingest did with one event of a request.
+struct EventOutcome: Codable, Sendable {
+    /// The event's index in the request (0 for a single event).
+    var index: Int
+    /// `applied` (it changed runs, tasks or chunks), `duplicate` (already in the ledger: a client's retry,
+    /// acknowledged and not stored again) or `ignored` (stored whole, but it changes nothing; `reason` says why).
+    var status: String
+    var reason: String?
+    var dag: String?
+    var run: String?
+    var task: String?
+    var attempt: Int?
+}
+
 /// What an ingest request did.
 struct IngestResult: Codable, Sendable {
-    /// Events appended now.
+    /// Events stored now (applied or ignored): every one is kept whole as `openlineage.received`.
     var accepted: Int
+    /// Events that changed runs, tasks or chunks.
+    var applied: Int
+    /// Events stored but not applied (late, or after their run or attempt ended); see `events`.
+    var ignored: Int
     /// Events already in the ledger (a client's retry), acknowledged without appending.
     var duplicates: Int
     /// Native events appended for them.
     var appended: Int
     /// Seq of the last event appended (durable when this is returned).
     var lastSeq: UInt64?
+    /// One outcome per event of the request, in order.
+    var events: [EventOutcome]
 }
 
 /// OpenLineage ingest: maps run events into the same native events the engine writes, so OpenLineage
 /// runs appear in the runs, chunks and lineage views and answer the same forensic queries.
 ///
 /// - A job with a `parent` run facet is a task of the parent's run: DAG = the parent job's name, task =
-///   the job's name without the `<parent>.` prefix, one attempt per OpenLineage run id. A job without one
-///   is a run of its own DAG; if it reads or writes datasets it is also a task of that run.
+///   the job's name without the `<parent>.` prefix. A job without one is a run of its own DAG; if it
+///   reads or writes datasets it is also a task of that run.
+/// - Each OpenLineage run id is one attempt. A START (or RUNNING) for an attempt that already ended, with a
+///   later eventTime, is a re-run that reused the id (Airflow does this when a logical date is run again):
+///   a new attempt, and the run is reopened (`run.resubmitted`, `run.started`). Any other event for an
+///   ended attempt or run is late: stored, not applied, and the response says so.
+/// - Events may arrive in any order: a COMPLETE before its START starts and ends the attempt at once, a
+///   child before its parent creates the run.
 /// - START → `task.started` (and `run.queued`/`run.started` for a run not seen yet); COMPLETE →
 ///   `task.succeeded`; FAIL → `task.failed` with the errorMessage facet; ABORT → `task.failed` (cancelled).
-///   At the root: `run.started`, `run.succeeded`, `run.failed`, `run.cancelled`.
+///   At the root: `run.started`, `run.succeeded`, `run.failed`, `run.cancelled`. Every such event carries
+///   the producer's `eventTime` as `time_us`, which the runs view uses for times and durations (the
+///   envelope keeps the arrival time, so the log stays in time order).
+/// - Airflow's own ids (`run_id`, try number) are kept: `external_id` on the run, `try_number` on attempts.
 /// - A dataset is `<namespace>:<name>`. Its chunks are the partitions of its `subset` facet (identifier,
 ///   or the dimensions as `k=v,…`), the locations of a location subset, else its version facet's
-///   version, else `latest`. Outputs go producing → ready (failed on FAIL); inputs are `value.consumed`,
-///   and an input chunk never seen before is recorded as ready (observed).
+///   version, else one chunk per written version (`<writer run id>.<attempt>`), so a failed write never
+///   hides the last good version. Outputs go producing → ready (failed on FAIL); inputs are
+///   `value.consumed` of the latest ready version; an input never seen before is recorded as ready
+///   (observed).
 /// - The jobs' inputs and outputs are recorded as the DAG's definition (`dag.registered`, origin
-///   `openlineage:<namespace>`), grown as new datasets appear, so dataset ↔ job lineage reads directly.
+///   `openlineage:<namespace>`), once per request for each DAG that changed.
 /// - Each accepted event is kept whole as `openlineage.received` in stream `openlineage/<runId>` with its
-///   digest: a retried event (same digest) is acknowledged and not applied twice.
+///   digest: a retried event (same digest) is acknowledged and not applied twice, also when the copies
+///   arrive concurrently (digests are reserved before the append is awaited).
 actor OpenLineageIngest {
     let ledger: Ledger
     let schema: OpenLineageSchema
 
-    /// Digests already in the ledger, per OpenLineage run id (loaded from its stream on first touch).
+    /// Digests in the ledger or reserved by a request in flight, per OpenLineage run id (loaded from its
+    /// stream on first touch).
     private var digests: [String: Set<String>] = [:]
-    /// Native runs known to exist (queued) and to have started.
-    private var queued: Set<RunKey> = []
-    private var started: Set<RunKey> = []
-    /// Runs this ingester queued itself: their streams hold only what it appended, so attempt counts
-    /// start at zero without reading the stream back.
-    private var created: Set<RunKey> = []
-    /// OpenLineage run id → the native attempt it is.
-    private var attempts: [String: AttemptState] = [:]
-    /// Attempts per (run, task) so far.
-    private var attemptCounts: [String: Int] = [:]
-    /// Chunk statuses per dataset (folded from the dataset's stream on first touch).
+    /// What each native run is, as far as ingest needs it (loaded from the run's stream on first touch).
+    private var runs: [RunKey: RunMemo] = [:]
+    /// Chunk statuses per dataset (folded from the dataset's stream on first touch), and the latest ready
+    /// version of each unpartitioned dataset.
     private var chunkStatus: [String: [String: ChunkStatus]] = [:]
+    private var latestReady: [String: String] = [:]
     /// DAG definitions built from the jobs seen.
     private var definitions: [String: DAGSpec] = [:]
 
     struct AttemptState {
-        var key: RunKey
         var task: String
         var attempt: Int
-        var startedMicros: Int64
-        var ended = false
+        var startedAt: Int64
+        /// Producer time of the attempt's end, nil while it runs.
+        var endedAt: Int64?
+        var endState: String?
         var consumed: Set<String> = []
+    }
+
+    /// A native run: whether it was queued and started, whether it ended, and its attempts by OpenLineage
+    /// run id.
+    struct RunMemo {
+        var queued = false
+        var started = false
+        var endedAt: Int64?
+        var endState: String?
+        var attempts: [String: AttemptState] = [:]
+        var counts: [String: Int] = [:]
     }
 
     init(ledger: Ledger, schema: OpenLineageSchema) {
@@ -93,31 +132,45 @@ actor OpenLineageIngest {
     /// the batch is durable.
     func ingest(_ events: [CheckedEvent], audit: NewEvent?) async throws -> IngestResult {
         var drafts: [NewEvent] = []
-        var result = IngestResult(accepted: 0, duplicates: 0, appended: 0, lastSeq: nil)
-        var pendingDigests: [(String, String)] = []
-        // Work on copies so a failed append leaves the caches as the ledger is.
+        var result = IngestResult(accepted: 0, applied: 0, ignored: 0, duplicates: 0, appended: 0, lastSeq: nil, events: [])
+        var reserved: [(String, String)] = []
+        var changedDAGs: [String] = []
         let arrival = TokenStore.now()
-        let saved = (queued, started, created, attempts, attemptCounts, chunkStatus, definitions)
         do {
-            for e in events {
-                let olRun = e.tree["run"]?["runId"]?.string ?? e.tree["dataset"]?["name"]?.string ?? "events"
-                let stream = "openlineage/\(olRun.lowercased())"
-                if try isDuplicate(e.digest, olRun: olRun.lowercased(), stream: stream) || pendingDigests.contains(where: { $0.1 == e.digest }) {
+            for (index, e) in events.enumerated() {
+                let olRun = (e.tree["run"]?["runId"]?.string ?? e.tree["dataset"]?["name"]?.string ?? e.tree["job"]?["name"]?.string ?? "events").lowercased()
+                let stream = "openlineage/\(olRun)"
+                if try isDuplicate(e.digest, olRun: olRun, stream: stream) {
                     result.duplicates += 1
+                    result.events.append(EventOutcome(index: index, status: "duplicate", reason: "already recorded (same canonical digest)"))
                     continue
                 }
-                pendingDigests.append((olRun.lowercased(), e.digest))
-                // Ledger time is arrival time (the log stays in time order for --as-of); the event's own
-                // time is kept in the body and used for durations.
-                let time = Self.micros(e.tree["eventTime"]?.string) ?? TokenStore.now()
+                // Reserved before the append is awaited: a concurrent copy of this event (a client's retry
+                // racing the original) sees it and is a duplicate.
+                digests[olRun, default: []].insert(e.digest)
+                reserved.append((olRun, e.digest))
                 drafts.append(NewEvent(
                     type: EventType.openLineageReceived, stream: stream, actor: "openlineage",
                     timestampMicros: arrival, payload: Data(#"{"digest":"\#(e.digest)","event":\#(e.body)}"#.utf8)))
+                var outcome = EventOutcome(index: index, status: "applied")
                 if e.tree["run"] != nil, e.tree["job"] != nil {
-                    try map(e.tree, time: time, stamp: arrival, into: &drafts)
+                    let time = Self.micros(e.tree["eventTime"]?.string) ?? arrival
+                    try map(e.tree, time: time, stamp: arrival, into: &drafts, outcome: &outcome, changedDAGs: &changedDAGs)
+                } else {
+                    outcome.status = "ignored"
+                    outcome.reason = e.tree["dataset"] != nil ? "a DatasetEvent: stored; static dataset events are not mapped yet" : "a JobEvent: stored; static job events are not mapped yet"
                 }
                 result.accepted += 1
+                if outcome.status == "applied" { result.applied += 1 } else { result.ignored += 1 }
+                result.events.append(outcome)
             }
+            // Definitions once per request, ahead of the runs that name them.
+            let definitionEvents = changedDAGs.compactMap { dag -> NewEvent? in
+                guard let spec = definitions[dag] else { return nil }
+                let payload = #"{"dag":\#(JSON.quote(dag)),"version":"\#(spec.version)","definition":\#(String(decoding: spec.canonicalJSON, as: UTF8.self))}"#
+                return NewEvent(type: EventType.dagRegistered, stream: StreamID.dag(dag), actor: "openlineage", timestampMicros: arrival, payload: Data(payload.utf8))
+            }
+            drafts.insert(contentsOf: definitionEvents, at: 0)
             if result.accepted > 0, let audit { drafts.append(audit) }
             if !drafts.isEmpty {
                 let range = try await ledger.append(contentsOf: drafts)
@@ -125,10 +178,15 @@ actor OpenLineageIngest {
                 result.appended = drafts.count
             }
         } catch {
-            (queued, started, created, attempts, attemptCounts, chunkStatus, definitions) = saved
+            // The ledger is the truth: drop what this request reserved and every cached fold (a concurrent
+            // request may have changed them since), so the next request reads them back from the log.
+            for (run, digest) in reserved { digests[run]?.remove(digest) }
+            runs = [:]
+            chunkStatus = [:]
+            latestReady = [:]
+            definitions = [:]
             throw error
         }
-        for (run, digest) in pendingDigests { digests[run, default: []].insert(digest) }
         return result
     }
 
@@ -143,9 +201,52 @@ actor OpenLineageIngest {
         return digests[olRun]!.contains(digest)
     }
 
+    /// The run's memo, folded from its stream the first time it is touched.
+    private func memo(_ key: RunKey) throws -> RunMemo {
+        if let m = runs[key] { return m }
+        var m = RunMemo()
+        var byAttempt: [String: String] = [:]  // "task\0attempt" → OpenLineage run id
+        for event in try ledger.events(inStream: StreamID.run(dag: key.dag, run: key.run)) {
+            guard let tree = try? JSONTree.parse(event.payload) else { continue }
+            let at = tree["time_us"].flatMap { if case .number(let n) = $0 { Int64(n) } else { nil } } ?? event.timestampMicros
+            switch event.type {
+            case EventType.runQueued: m.queued = true
+            case EventType.runStarted, EventType.runResubmitted:
+                m.queued = true
+                m.started = event.type == EventType.runStarted
+                m.endedAt = nil
+                m.endState = nil
+            case EventType.runSucceeded, EventType.runFailed, EventType.runCancelled:
+                m.endedAt = at
+                m.endState = String(event.type.dropFirst(4))
+            case EventType.taskStarted:
+                guard let task = tree["task"]?.string, case .number(let n)? = tree["attempt"] else { continue }
+                m.counts[task] = max(m.counts[task] ?? 0, Int(n))
+                if let ol = tree["openlineage_run"]?.string {
+                    m.attempts[ol] = AttemptState(task: task, attempt: Int(n), startedAt: at)
+                    byAttempt["\(task)\u{0}\(Int(n))"] = ol
+                }
+            case EventType.taskSucceeded, EventType.taskFailed:
+                guard let task = tree["task"]?.string, case .number(let n)? = tree["attempt"],
+                      let ol = byAttempt["\(task)\u{0}\(Int(n))"] else { continue }
+                m.attempts[ol]?.endedAt = at
+                m.attempts[ol]?.endState = event.type == EventType.taskSucceeded ? "succeeded" : "failed"
+            case EventType.valueConsumed:
+                guard let task = tree["task"]?.string, case .number(let n)? = tree["attempt"],
+                      let ol = byAttempt["\(task)\u{0}\(Int(n))"], let d = tree["dataset"]?.string, let c = tree["chunk"]?.string else { continue }
+                m.attempts[ol]?.consumed.insert("\(d)/\(c)")
+            default: break
+            }
+        }
+        runs[key] = m
+        return m
+    }
+
     // MARK: Mapping
 
-    private func map(_ e: JSONTree, time: Int64, stamp: Int64, into drafts: inout [NewEvent]) throws {
+    private func map(
+        _ e: JSONTree, time: Int64, stamp: Int64, into drafts: inout [NewEvent], outcome: inout EventOutcome, changedDAGs: inout [String]
+    ) throws {
         guard let olRun = e["run"]?["runId"]?.string?.lowercased(), let job = e["job"]?["name"]?.string,
               let namespace = e["job"]?["namespace"]?.string
         else { return }
@@ -164,69 +265,109 @@ actor OpenLineageIngest {
         } else {
             dag = Self.sanitize(job)
             runID = olRun
-            if !inputs.isEmpty || !outputs.isEmpty || attempts[olRun] != nil { task = dag }
+            if !inputs.isEmpty || !outputs.isEmpty { task = dag }
         }
         let key = RunKey(dag: dag, run: runID)
         let stream = StreamID.run(dag: dag, run: runID)
-        func emit(_ type: String, _ stream: String, _ payload: JSON.Value) {
-            drafts.append(NewEvent(type: type, stream: stream, actor: "openlineage", timestampMicros: stamp, payload: payload.data))
+        var memo = try memo(key)
+        if task == nil, memo.attempts[olRun] != nil { task = dag }
+        outcome.dag = dag
+        outcome.run = runID
+        outcome.task = task
+        let before = drafts.count
+        func emit(_ type: String, _ fields: [(String, JSON.Value)]) {
+            drafts.append(NewEvent(
+                type: type, stream: stream, actor: "openlineage", timestampMicros: stamp,
+                payload: JSON.Value.object(fields + [("time_us", .int(time))]).data))
+        }
+        func ignore(_ why: String) {
+            outcome.status = "ignored"
+            outcome.reason = why
+        }
+        let isStart = eventType == "START" || eventType == "RUNNING"
+        let isEnd = ["COMPLETE", "FAIL", "ABORT"].contains(eventType)
+        let externalID = Self.externalID(facets)
+
+        if let task, try define(dag: dag, namespace: parent?["job"]?["namespace"]?.string ?? namespace, task: task, inputs: inputs, outputs: outputs) {
+            if !changedDAGs.contains(dag) { changedDAGs.append(dag) }
         }
 
-        if let task { try define(dag: dag, namespace: parent?["job"]?["namespace"]?.string ?? namespace, task: task, inputs: inputs, outputs: outputs, time: stamp, into: &drafts) }
-
-        if !queued.contains(key) {
-            if try ledger.seqs(inStream: stream, limit: 1).isEmpty {
-                var fields: [(String, JSON.Value)] = [("dag", .string(dag)), ("run", .string(runID)), ("params", .object([])), ("trigger", .string("openlineage"))]
-                if let v = definitions[dag]?.version { fields.append(("dag_version", .string(v))) }
-                if let nominal = facets?["nominalTime"], let start = nominal["nominalStartTime"]?.string {
-                    fields.append(("interval_start", .string(start)))
-                    if let end = nominal["nominalEndTime"]?.string { fields.append(("interval_end", .string(end))) }
-                }
-                fields.append(("openlineage", .object([("namespace", .string(parent?["job"]?["namespace"]?.string ?? namespace)), ("job", .string(parent?["job"]?["name"]?.string ?? job)), ("producer", .string(e["producer"]?.string ?? ""))])))
-                emit(EventType.runQueued, stream, .object(fields))
-                created.insert(key)
-            } else {
-                started.insert(key)
+        if !memo.queued {
+            var fields: [(String, JSON.Value)] = [("dag", .string(dag)), ("run", .string(runID)), ("params", .object([])), ("trigger", .string("openlineage"))]
+            if let v = definitions[dag]?.version { fields.append(("dag_version", .string(v))) }
+            if let nominal = facets?["nominalTime"], let start = nominal["nominalStartTime"]?.string {
+                fields.append(("interval_start", .string(start)))
+                if let end = nominal["nominalEndTime"]?.string { fields.append(("interval_end", .string(end))) }
             }
-            queued.insert(key)
+            if let externalID { fields.append(("external_id", .string(externalID))) }
+            fields.append(("openlineage", .object([("namespace", .string(parent?["job"]?["namespace"]?.string ?? namespace)), ("job", .string(parent?["job"]?["name"]?.string ?? job)), ("producer", .string(e["producer"]?.string ?? ""))])))
+            emit(EventType.runQueued, fields)
+            memo.queued = true
         }
-        let isRoot = parent == nil
-        if !started.contains(key), eventType != "OTHER" {
-            emit(EventType.runStarted, stream, .object([("host", .string("openlineage")), ("producer", .string(e["producer"]?.string ?? ""))]))
-            started.insert(key)
+        // A run that ended is reopened by a later start of itself or of any of its tasks (a re-run).
+        if let ended = memo.endedAt, isStart, time > ended {
+            emit(EventType.runResubmitted, [("previous_status", .string(memo.endState ?? "ended")), ("reason", .string("OpenLineage \(eventType) of \(job) after the run ended"))])
+            memo.endedAt = nil
+            memo.endState = nil
+            memo.started = false
+        }
+        if !memo.started, memo.endedAt == nil, eventType != "OTHER" {
+            var fields: [(String, JSON.Value)] = [("host", .string("openlineage")), ("producer", .string(e["producer"]?.string ?? ""))]
+            if let externalID { fields.append(("external_id", .string(externalID))) }
+            emit(EventType.runStarted, fields)
+            memo.started = true
         }
 
         if let task {
+            let taskField: (String, JSON.Value) = ("task", .string(task))
             var state: AttemptState
-            if let known = attempts[olRun] {
+            var fresh = false
+            if let known = memo.attempts[olRun], let ended = known.endedAt {
+                if isStart, time > ended {
+                    fresh = true  // the id was reused by a re-run: a new attempt
+                } else {
+                    ignore("attempt \(known.attempt) of \(task) already ended (\(known.endState ?? "ended")); a \(eventType) \(isStart ? "with an earlier eventTime is late" : "after its end changes nothing")")
+                }
+                state = known
+            } else if let known = memo.attempts[olRun] {
                 state = known
             } else {
-                let countKey = "\(stream)\u{0}\(task)"
-                if attemptCounts[countKey] == nil { attemptCounts[countKey] = created.contains(key) ? 0 : try countAttempts(stream: stream, task: task) }
-                attemptCounts[countKey]! += 1
-                state = AttemptState(key: key, task: task, attempt: attemptCounts[countKey]!, startedMicros: time)
-                emit(EventType.taskStarted, stream, .object([("task", .string(task)), ("attempt", .int(Int64(state.attempt))), ("openlineage_run", .string(olRun))]))
+                fresh = true
+                state = AttemptState(task: task, attempt: 0, startedAt: time)
             }
-            for input in inputs {
-                let (dataset, chunks) = Self.chunks(of: input, facetKey: "inputFacets", condition: "inputCondition")
-                for chunk in chunks where !state.consumed.contains("\(dataset)/\(chunk)") {
-                    if try status(dataset, chunk) == nil {
-                        var change = ChunkChange(dataset: dataset, chunk: chunk, from: nil, to: .ready)
-                        change.reason = "observed as an input of an OpenLineage run"
-                        try emitChange(change, time: stamp, into: &drafts)
+            if fresh {
+                let n = (memo.counts[task] ?? 0) + 1
+                memo.counts[task] = n
+                state = AttemptState(task: task, attempt: n, startedAt: time)
+                var fields: [(String, JSON.Value)] = [taskField, ("attempt", .int(Int64(n))), ("openlineage_run", .string(olRun))]
+                if let tryNumber = Self.tryNumber(facets) { fields.append(("try_number", .int(tryNumber))) }
+                if !isStart { fields.append(("start_unknown", .bool(true))) }
+                emit(EventType.taskStarted, fields)
+                if n > 1, memo.attempts[olRun] != nil { outcome.reason = "a new attempt: the run id was reused after attempt \(n - 1) ended (a re-run)" }
+            }
+            outcome.attempt = state.attempt
+            if outcome.status == "applied" {
+                let attemptField: (String, JSON.Value) = ("attempt", .int(Int64(state.attempt)))
+                for input in inputs {
+                    let name = Self.datasetName(input)
+                    let chunks = try Self.chunks(of: input, facetKey: "inputFacets", condition: "inputCondition") ?? [latestReadyVersion(of: name) ?? "observed"]
+                    for chunk in chunks where !state.consumed.contains("\(name)/\(chunk)") {
+                        if try status(name, chunk) == nil {
+                            var change = ChunkChange(dataset: name, chunk: chunk, from: nil, to: .ready)
+                            change.reason = "observed as an input of an OpenLineage run"
+                            try emitChange(change, time: stamp, into: &drafts)
+                        }
+                        emit(EventType.valueConsumed, [taskField, attemptField, ("dataset", .string(name)), ("chunk", .string(chunk))])
+                        state.consumed.insert("\(name)/\(chunk)")
                     }
-                    emit(EventType.valueConsumed, stream, .object([("task", .string(task)), ("attempt", .int(Int64(state.attempt))), ("dataset", .string(dataset)), ("chunk", .string(chunk))]))
-                    state.consumed.insert("\(dataset)/\(chunk)")
                 }
-            }
-            if !state.ended {
                 for output in outputs {
-                    let (dataset, chunks) = Self.chunks(of: output, facetKey: "outputFacets", condition: "outputCondition")
+                    let name = Self.datasetName(output)
+                    let chunks = Self.chunks(of: output, facetKey: "outputFacets", condition: "outputCondition") ?? ["\(olRun).\(state.attempt)"]
                     let bytes = output["outputFacets"]?["outputStatistics"]?["size"].flatMap { if case .number(let n) = $0 { return Int64(n) } else { return nil } }
                     for chunk in chunks {
-                        let current = try status(dataset, chunk)
                         func change(_ to: ChunkStatus) throws {
-                            var c = ChunkChange(dataset: dataset, chunk: chunk, from: try status(dataset, chunk), to: to)
+                            var c = ChunkChange(dataset: name, chunk: chunk, from: try status(name, chunk), to: to)
                             c.dag = dag
                             c.run = runID
                             c.task = task
@@ -235,7 +376,7 @@ actor OpenLineageIngest {
                             if to == .failed { c.reason = "OpenLineage \(eventType) of \(job)" }
                             try emitChange(c, time: stamp, into: &drafts)
                         }
-                        if current != .producing { try change(.producing) }
+                        if try status(name, chunk) != .producing { try change(.producing) }
                         switch eventType {
                         case "COMPLETE": try change(.ready)
                         case "FAIL", "ABORT": try change(.failed)
@@ -243,36 +384,60 @@ actor OpenLineageIngest {
                         }
                     }
                 }
-                let duration = Int64(max(0, time - state.startedMicros) / 1000)
+                let duration = Int64(max(0, time - state.startedAt) / 1000)
                 switch eventType {
                 case "COMPLETE":
-                    emit(EventType.taskSucceeded, stream, .object([("task", .string(task)), ("attempt", .int(Int64(state.attempt))), ("duration_ms", .int(duration))]))
-                    state.ended = true
+                    emit(EventType.taskSucceeded, [taskField, attemptField, ("duration_ms", .int(duration))])
+                    state.endedAt = time
+                    state.endState = "succeeded"
                 case "FAIL":
                     let message = facets?["errorMessage"]?["message"]?.string ?? "failed (OpenLineage FAIL event)"
-                    emit(EventType.taskFailed, stream, .object([("task", .string(task)), ("attempt", .int(Int64(state.attempt))), ("duration_ms", .int(duration)), ("error", .string(message))]))
-                    state.ended = true
+                    emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(duration)), ("error", .string(message))])
+                    state.endedAt = time
+                    state.endState = "failed"
                 case "ABORT":
-                    emit(EventType.taskFailed, stream, .object([("task", .string(task)), ("attempt", .int(Int64(state.attempt))), ("duration_ms", .int(duration)), ("error", .string("aborted (OpenLineage ABORT event)")), ("cancelled", .bool(true))]))
-                    state.ended = true
+                    emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(duration)), ("error", .string("aborted (OpenLineage ABORT event)")), ("cancelled", .bool(true))])
+                    state.endedAt = time
+                    state.endState = "cancelled"
                 default: break
                 }
             }
-            attempts[olRun] = state
+            memo.attempts[olRun] = state
         }
-        if isRoot {
-            switch eventType {
-            case "COMPLETE": emit(EventType.runSucceeded, stream, .object([]))
-            case "FAIL": emit(EventType.runFailed, stream, .object([("error", .string(facets?["errorMessage"]?["message"]?.string ?? "failed"))]))
-            case "ABORT": emit(EventType.runCancelled, stream, .object([]))
-            default: break
+        if parent == nil, outcome.status == "applied", isEnd {
+            if let ended = memo.endedAt {
+                if task == nil { ignore("run \(runID) of \(dag) already ended (\(memo.endState ?? "ended") at \(ended)); a \(eventType) after that changes nothing") }
+            } else {
+                switch eventType {
+                case "COMPLETE": emit(EventType.runSucceeded, [])
+                case "FAIL": emit(EventType.runFailed, [("error", .string(facets?["errorMessage"]?["message"]?.string ?? "failed"))])
+                default: emit(EventType.runCancelled, [])
+                }
+                memo.endedAt = time
+                memo.endState = eventType == "COMPLETE" ? "succeeded" : eventType == "FAIL" ? "failed" : "cancelled"
             }
         }
+        if outcome.status == "applied", drafts.count == before {
+            ignore(eventType == "OTHER" ? "an OTHER event carries facets only" : "nothing new: the run and attempt are already in this state")
+        }
+        runs[key] = memo
     }
 
-    /// Grows the DAG's definition with the task and the datasets it reads and writes; appends
-    /// `dag.registered` when it changed.
-    private func define(dag: String, namespace: String, task: String, inputs: [JSONTree], outputs: [JSONTree], time: Int64, into drafts: inout [NewEvent]) throws {
+    /// The producer's own id of the run: Airflow's `run_id` from its `airflow` or `airflowDagRun` facet.
+    static func externalID(_ facets: JSONTree?) -> String? {
+        facets?["airflow"]?["dagRun"]?["run_id"]?.string ?? facets?["airflowDagRun"]?["dagRun"]?["run_id"]?.string
+            ?? facets?["airflow"]?["taskInstance"]?["run_id"]?.string
+    }
+
+    /// Airflow's try number of a task instance, when its facet gives one.
+    static func tryNumber(_ facets: JSONTree?) -> Int64? {
+        guard case .number(let n)? = facets?["airflow"]?["taskInstance"]?["try_number"] else { return nil }
+        return Int64(n)
+    }
+
+    /// Grows the DAG's definition with the task and the datasets it reads and writes; true when it
+    /// changed (the request then records it once, as `dag.registered`).
+    private func define(dag: String, namespace: String, task: String, inputs: [JSONTree], outputs: [JSONTree]) throws -> Bool {
         if definitions[dag] == nil {
             if let last = try ledger.events(inStream: StreamID.dag(dag)).last,
                let tree = try? JSONDecoder().decode(RegisteredDefinition.self, from: last.payload), let spec = tree.definition {
@@ -293,10 +458,9 @@ actor OpenLineageIngest {
             if !t.produces.contains(where: { $0.dataset == name }) { t.produces.append(ChunkRef(dataset: name, key: "*")) }
         }
         if let i = spec.tasks.firstIndex(where: { $0.id == task }) { spec.tasks[i] = t } else { spec.tasks.append(t) }
-        guard spec != before else { return }
+        guard spec != before else { return false }
         definitions[dag] = spec
-        let payload = #"{"dag":\#(JSON.quote(dag)),"version":"\#(spec.version)","definition":\#(String(decoding: spec.canonicalJSON, as: UTF8.self))}"#
-        drafts.append(NewEvent(type: EventType.dagRegistered, stream: StreamID.dag(dag), actor: "openlineage", timestampMicros: time, payload: Data(payload.utf8)))
+        return true
     }
 
     private struct RegisteredDefinition: Decodable {
@@ -306,25 +470,28 @@ actor OpenLineageIngest {
     private func emitChange(_ change: ChunkChange, time: Int64, into drafts: inout [NewEvent]) throws {
         drafts.append(NewEvent(type: EventType.chunkStatusChanged, stream: StreamID.dataset(change.dataset), actor: "openlineage", timestampMicros: time, payload: try JSON.canonical(change)))
         chunkStatus[change.dataset, default: [:]][change.chunk] = change.to
+        if change.to == .ready { latestReady[change.dataset] = change.chunk }
     }
 
     private func status(_ dataset: String, _ chunk: String) throws -> ChunkStatus? {
-        if chunkStatus[dataset] == nil {
-            var state = DatasetState(name: dataset)
-            for event in try ledger.events(inStream: StreamID.dataset(dataset)) {
-                state.apply(seq: event.seq, type: event.type, payload: event.payload)
-            }
-            chunkStatus[dataset] = state.chunks.mapValues(\.status)
-        }
+        try loadDataset(dataset)
         return chunkStatus[dataset]?[chunk]
     }
 
-    private func countAttempts(stream: String, task: String) throws -> Int {
-        var n = 0
-        for event in try ledger.events(inStream: stream) where event.type == EventType.taskStarted {
-            if let tree = try? JSONTree.parse(event.payload), tree["task"]?.string == task { n += 1 }
+    /// The version a reader of an unpartitioned dataset reads: the chunk that became ready last.
+    private func latestReadyVersion(of dataset: String) throws -> String? {
+        try loadDataset(dataset)
+        return latestReady[dataset]
+    }
+
+    private func loadDataset(_ dataset: String) throws {
+        guard chunkStatus[dataset] == nil else { return }
+        var state = DatasetState(name: dataset)
+        for event in try ledger.events(inStream: StreamID.dataset(dataset)) {
+            state.apply(seq: event.seq, type: event.type, payload: event.payload)
         }
-        return n
+        chunkStatus[dataset] = state.chunks.mapValues(\.status)
+        if let last = state.chunks.values.filter({ $0.status == .ready }).max(by: { $0.since < $1.since }) { latestReady[dataset] = last.key }
     }
 
     // MARK: Names
@@ -334,9 +501,9 @@ actor OpenLineageIngest {
         "\(d["namespace"]?.string ?? "default"):\(d["name"]?.string ?? "?")"
     }
 
-    /// The dataset and the chunk keys an input or output names.
-    static func chunks(of d: JSONTree, facetKey: String, condition: String) -> (String, [String]) {
-        let name = datasetName(d)
+    /// The chunk keys an input or output names: its partitions or locations, else its version; nil for a
+    /// dataset with neither (the caller keys it by the write).
+    static func chunks(of d: JSONTree, facetKey: String, condition: String) -> [String]? {
         if let cond = d[facetKey]?["subset"]?[condition] {
             switch cond["type"]?.string {
             case "partition":
@@ -347,15 +514,15 @@ actor OpenLineageIngest {
                     }
                     return "partition"
                 } ?? []
-                if !keys.isEmpty { return (name, keys) }
+                if !keys.isEmpty { return keys }
             case "location":
                 let keys = cond["locations"]?.array.compactMap(\.string) ?? []
-                if !keys.isEmpty { return (name, keys) }
+                if !keys.isEmpty { return keys }
             default: break
             }
         }
-        if let version = d["facets"]?["version"]?["datasetVersion"]?.string, !version.isEmpty { return (name, [version]) }
-        return (name, ["latest"])
+        if let version = d["facets"]?["version"]?["datasetVersion"]?.string, !version.isEmpty { return [version] }
+        return nil
     }
 
     /// Job names become DAG and task names; `/` would split a stream id, so it becomes `~`.
