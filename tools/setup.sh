@@ -6,7 +6,9 @@
 # tests drive `clew debug` in it), zlib (gzip request bodies), the dashboard's browser-side libraries
 # from Debian (libjs-chart.js, node-dagre-layout), Debian's chromium and python3-websocket (the tests
 # load every dashboard page in headless Chromium over the DevTools protocol), and the openlineage-python
-# client from PyPI (the tests send events with it). Idempotent and quiet when done.
+# client from PyPI (the tests send events with it), and, through tools/producers.sh, Airflow and dbt with
+# their OpenLineage integrations in virtual environments outside the repository. Idempotent and quiet
+# when done.
 set -euo pipefail
 
 packages=(liblmdb-dev libzstd-dev pkg-config protobuf-compiler python3 python3-jsonschema tmux zlib1g-dev
@@ -37,5 +39,7 @@ python3 -c "import openlineage.client" 2>/dev/null || {
     echo "setup: installing openlineage-python (PyPI)"
     python3 -m pip install --quiet --disable-pip-version-check openlineage-python
 }
+# Real OpenLineage producers (Airflow with its provider, dbt with openlineage-dbt) in their own venvs.
+"$(dirname "$0")/producers.sh" >/dev/null
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 pkg-config --exists lmdb libzstd || { echo "setup: pkg-config cannot find lmdb/libzstd" >&2; exit 1; }

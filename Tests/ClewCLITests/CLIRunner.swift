@@ -137,3 +137,39 @@ func jsonObject(_ text: String) throws -> [String: Any] {
 func eventLine(type: String = "task.started", stream: String = "run/etl/1", payload: String = #"{"task":"extract"}"#) -> String {
     #"{"type":"\#(type)","stream":"\#(stream)","actor":"worker-1","payload":\#(payload)}"#
 }
+
+/// A program other than clew (a producer such as Airflow or dbt), run to its end off the cooperative pool.
+struct Program {
+    var status: Int32
+    var output: String
+
+    /// Runs `executable` with `arguments` in `directory`, with the test's environment plus `environment`;
+    /// stdout and stderr together in `output`.
+    static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:], in directory: URL,
+        limit: Duration = .seconds(300)
+    ) async throws -> Program {
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw CLIFailure("\(executable) is not installed; run tools/setup.sh (it installs the producers with tools/producers.sh)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.currentDirectoryURL = directory
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let out = directory.appendingPathComponent("program-\(UUID().uuidString).out")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = process.standardOutput
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        try await CLI.wait(for: process, args: [executable] + arguments, limit: limit)
+        return Program(status: process.terminationStatus, output: (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+    }
+
+    /// Where tools/producers.sh installed the producers' virtual environments.
+    static var venvs: URL {
+        if let dir = ProcessInfo.processInfo.environment["CLEW_VENVS"] { return URL(fileURLWithPath: dir) }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/clew/venvs")
+    }
+}

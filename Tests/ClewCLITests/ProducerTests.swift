@@ -1,0 +1,195 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import Testing
+
+/// Real OpenLineage producers from PyPI (installed by tools/producers.sh) against a real `clew serve`.
+/// A producer that is not installed fails its test and says how to install it.
+@Suite("OpenLineage producers")
+struct ProducerTests {
+    /// Airflow's environment for a test: its own home and SQLite metadata database, the fixture DAGs, and
+    /// the OpenLineage provider's HTTP transport pointed at the server with an operator token.
+    static func airflowEnvironment(_ cli: CLI, _ server: Server, token: String) -> [String: String] {
+        let home = cli.directory.appendingPathComponent("airflow").path
+        let work = cli.directory.appendingPathComponent("work").path
+        return [
+            "AIRFLOW_HOME": home,
+            "AIRFLOW__CORE__DAGS_FOLDER": CLI.packageRoot.appendingPathComponent("Fixtures/airflow/dags").path,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite:///\(home)/airflow.db",
+            "AIRFLOW__OPENLINEAGE__NAMESPACE": "airflow_test",
+            "AIRFLOW__OPENLINEAGE__TRANSPORT":
+                #"{"type":"http","url":"\#(server.base)","endpoint":"api/v1/lineage","auth":{"type":"api_key","apiKey":"\#(token)"}}"#,
+            "AIRFLOW_CONN_CLEW_SQLITE": #"{"conn_type":"sqlite","host":"\#(work)/warehouse.db"}"#,
+            "CLEW_AIRFLOW_WORK": work,
+        ]
+    }
+
+    static func runs(_ cli: CLI, externalID: String) async throws -> [[String: Any]] {
+        let r = try await cli.run(["runs", "--external-id", externalID, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        return try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] ?? []
+    }
+
+    static func tasks(_ cli: CLI, _ dag: String, _ run: String) async throws -> [String: [String: Any]] {
+        let show = try jsonObject(try await cli.run(["run", "show", "\(dag)/\(run)", "--json"]).stdout)
+        var out: [String: [String: Any]] = [:]
+        for t in show["tasks"] as? [[String: Any]] ?? [] { out[t["task"] as? String ?? "?"] = t }
+        return out
+    }
+
+    @Test("Airflow 2.10 with its OpenLineage provider: a failure, a re-run of the same logical date, a success; ids, attempts, datasets, verify")
+    func airflow2() async throws {
+        let airflow = Program.venvs.appendingPathComponent("airflow2/bin/airflow").path
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let server = try await Server.start(cli)
+        defer { server.terminate() }
+        let token = try await server.mint("airflow", "operator")
+        let env = Self.airflowEnvironment(cli, server, token: token)
+        let migrate = try await Program.run(airflow, ["db", "migrate"], environment: env, in: cli.directory)
+        try #require(migrate.status == 0, "airflow db migrate failed:\n\(migrate.output.suffix(3000))")
+
+        // 1. The clean step fails (conf), so the DAG run fails.
+        let failing = try await Program.run(
+            airflow, ["dags", "test", "clew_orders", "2026-11-03", "-c", #"{"fail_clean": true}"#], environment: env, in: cli.directory)
+        #expect(failing.status != 0, "the run was meant to fail")
+        #expect(!failing.output.contains("Failed to emit"), "every OpenLineage event reached clew:\n\(failing.output.suffix(3000))")
+        let first = try await Self.runs(cli, externalID: "manual__2026-11-03T00:00:00+00:00")
+        try #require(first.count == 1, "Airflow's run_id finds the run: \(first)")
+        let dag = try #require(first[0]["dag"] as? String)
+        let run = try #require(first[0]["run"] as? String)
+        #expect(dag == "clew_orders" && first[0]["state"] as? String == "failed")
+        var tasks = try await Self.tasks(cli, dag, run)
+        #expect(tasks["extract"]?["state"] as? String == "succeeded")
+        #expect(tasks["clean"]?["state"] as? String == "failed")
+        #expect((tasks["clean"]?["error"] as? String)?.contains("negative amounts") == true, "the errorMessage facet: \(tasks["clean"] ?? [:])")
+        #expect(tasks["load"] == nil, "load never ran")
+
+        // 2. The same logical date again: Airflow reuses the OpenLineage run ids. Each task is a new attempt
+        // and the run's state follows its latest attempts.
+        let rerun = try await Program.run(airflow, ["dags", "test", "clew_orders", "2026-11-03"], environment: env, in: cli.directory)
+        #expect(rerun.status == 0, "\(rerun.output.suffix(3000))")
+        let again = try await Self.runs(cli, externalID: "manual__2026-11-03T00:00:00+00:00")
+        try #require(again.count == 1)
+        #expect(again[0]["run"] as? String == run, "the re-run is the same run")
+        #expect(again[0]["state"] as? String == "succeeded", "\(again[0])")
+        #expect(again[0]["resubmissions"] as? Int == 1)
+        tasks = try await Self.tasks(cli, dag, run)
+        for name in ["extract", "clean", "load", "report"] {
+            #expect(tasks[name]?["state"] as? String == "succeeded", "\(name): \(tasks[name] ?? [:])")
+        }
+        #expect(tasks["extract"]?["attempts"] as? Int == 2 && tasks["clean"]?["attempts"] as? Int == 2)
+        #expect(tasks["load"]?["attempts"] as? Int == 1 && tasks["report"]?["attempts"] as? Int == 1)
+        let show = try await cli.run(["run", "show", "\(dag)/\(run)"])
+        #expect(show.stdout.contains("external  manual__2026-11-03T00:00:00+00:00"), "\(show.stdout)")
+
+        // 3. Another logical date: a run of its own.
+        let next = try await Program.run(airflow, ["dags", "test", "clew_orders", "2026-11-04"], environment: env, in: cli.directory)
+        #expect(next.status == 0, "\(next.output.suffix(3000))")
+        let other = try await Self.runs(cli, externalID: "manual__2026-11-04T00:00:00+00:00")
+        #expect(other.count == 1 && other.first?["state"] as? String == "succeeded" && other.first?["run"] as? String != run)
+        #expect(other.first?["intervalStart"] as? String == "2026-11-03T00:00:00+00:00", "nominalTime is the run's interval")
+
+        // Datasets: the SQLite table has a version per write, both ready; the clean file a version per
+        // write too: the failed first try's is failed, and the two good ones stay ready beside it.
+        let chunks = try jsonArray(try await cli.run(["chunks", "--json"]).stdout)
+        let byName = Dictionary(chunks.map { ($0["name"] as? String ?? "", $0) }, uniquingKeysWith: { a, _ in a })
+        let orders = try #require(byName["sqlite:warehouse.orders"], "datasets: \(byName.keys.sorted())")
+        #expect((orders["counts"] as? [String: Int])?["ready"] == 2, "\(orders)")
+        let clean = try #require(byName.first { $0.key.hasSuffix("work/clean_orders.csv") }?.value, "datasets: \(byName.keys.sorted())")
+        #expect((clean["counts"] as? [String: Int])?["ready"] == 2 && (clean["counts"] as? [String: Int])?["failed"] == 1, "\(clean)")
+
+        // Lineage: the table's data goes back through load and clean to the raw file.
+        let trace = try jsonObject(try await cli.run(["trace", "sqlite:warehouse.orders", "--format", "json"]).stdout)
+        let nodes = (trace["nodes"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        #expect(nodes.contains { $0.contains("raw_orders.csv") }, "\(nodes)")
+
+        try await server.stop()
+        let verify = try await cli.run(["verify"])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+    }
+
+    @Test("events replayed into a fresh server give the same run and task times (eventTime, not arrival)")
+    func eventTimes() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let server = try await Server.start(cli)
+        defer { server.terminate() }
+        let token = try await server.mint("producer", "operator")
+        func event(_ type: String, _ id: String, job: String, at time: String, parent run: String?) -> String {
+            let facets = run.map {
+                #","facets":{"parent":{"_producer":"https://p","_schemaURL":"https://openlineage.io/spec/facets/1-0-1/ParentRunFacet.json#/$defs/ParentRunFacet","job":{"namespace":"ns","name":"daily"},"run":{"runId":"\#($0)"}}}"#
+            } ?? ""
+            return #"{"eventType":"\#(type)","eventTime":"\#(time)","producer":"https://p","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent","run":{"runId":"\#(id)"\#(facets)},"job":{"namespace":"ns","name":"\#(job)"},"inputs":[],"outputs":[]}"#
+        }
+        func show(_ run: String) async throws -> (run: [String: Any], extract: [String: Any]) {
+            let show = try jsonObject(try await cli.run(["run", "show", "daily/\(run)", "--json"]).stdout)
+            let extract = (show["tasks"] as? [[String: Any]])?.first { $0["task"] as? String == "extract" }
+            return (show["run"] as? [String: Any] ?? [:], extract ?? [:])
+        }
+
+        // In order, sent long after they happened: times are the producer's, not the arrival's.
+        let (run, task) = (UUID().uuidString.lowercased(), UUID().uuidString.lowercased())
+        let inOrder = [
+            event("START", run, job: "daily", at: "2026-11-03T00:00:00Z", parent: nil),
+            event("START", task, job: "daily.extract", at: "2026-11-03T00:00:00Z", parent: run),
+            event("COMPLETE", task, job: "daily.extract", at: "2026-11-03T00:00:26.3Z", parent: run),
+            event("COMPLETE", run, job: "daily", at: "2026-11-03T00:00:30Z", parent: nil),
+        ]
+        let sent = try await server.post("/api/v1/lineage/batch", token: token, "[\(inOrder.joined(separator: ","))]")
+        #expect(sent.status == 200 && sent.object["applied"] as? Int == 4, "\(sent.body)")
+        let a = try await show(run)
+        #expect(a.run["state"] as? String == "succeeded" && a.run["queuedMicros"] as? Int == 1_793_664_000_000_000, "\(a.run)")
+        #expect(a.run["endedMicros"] as? Int == 1_793_664_030_000_000, "\(a.run)")
+        #expect(a.extract["durationMillis"] as? Int == 26_300, "26.3 s between the task's START and COMPLETE: \(a.extract)")
+
+        // Out of order: the DAG's COMPLETE first, the task's COMPLETE before its START. Late events are
+        // stored, not applied, and the answer says why.
+        let (late, lateTask) = (UUID().uuidString.lowercased(), UUID().uuidString.lowercased())
+        let shuffled = [
+            event("COMPLETE", late, job: "daily", at: "2026-11-03T00:00:30Z", parent: nil),
+            event("COMPLETE", lateTask, job: "daily.extract", at: "2026-11-03T00:00:26.3Z", parent: late),
+            event("START", late, job: "daily", at: "2026-11-03T00:00:00Z", parent: nil),
+            event("START", lateTask, job: "daily.extract", at: "2026-11-03T00:00:00Z", parent: late),
+        ]
+        let batch = try await server.post("/api/v1/lineage/batch", token: token, "[\(shuffled.joined(separator: ","))]")
+        #expect(batch.status == 200 && batch.object["accepted"] as? Int == 4, "\(batch.body)")
+        let outcomes = batch.object["events"] as? [[String: Any]] ?? []
+        #expect(outcomes.map { $0["status"] as? String ?? "?" } == ["applied", "applied", "ignored", "ignored"], "\(batch.body)")
+        #expect((outcomes.last?["reason"] as? String)?.contains("already ended") == true, "a late START is named: \(outcomes)")
+        let b = try await show(late)
+        #expect(b.run["state"] as? String == "succeeded")
+        #expect(b.extract["state"] as? String == "succeeded" && b.extract["attempts"] as? Int == 1, "\(b.extract)")
+        #expect(try await cli.run(["verify"]).status == 0)
+    }
+
+    @Test("concurrent copies of one event (a client's retries racing the original) are applied exactly once")
+    func concurrentDuplicates() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let server = try await Server.start(cli)
+        defer { server.terminate() }
+        let token = try await server.mint("producer", "operator")
+        let run = UUID().uuidString.lowercased()
+        let body = #"{"eventType":"START","eventTime":"2026-11-03T00:00:00Z","producer":"https://p","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent","run":{"runId":"\#(run)"},"job":{"namespace":"ns","name":"racy"},"inputs":[],"outputs":[{"namespace":"ns","name":"out"}]}"#
+        let replies = try await withThrowingTaskGroup(of: Server.Reply.self) { group in
+            for _ in 0..<24 { group.addTask { try await server.post("/api/v1/lineage", token: token, body) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(replies.allSatisfy { $0.status == 200 || $0.status == 201 }, "\(replies.map(\.body))")
+        #expect(replies.filter { $0.object["accepted"] as? Int == 1 }.count == 1, "exactly one copy is stored")
+        #expect(replies.filter { $0.object["duplicates"] as? Int == 1 }.count == 23)
+        let received = try await cli.run(["log", "--stream", "openlineage/\(run)", "--json"])
+        #expect(received.lines.count == 1)
+        let started = try await cli.run(["log", "--stream", "run/racy/\(run)", "--type", "task.started", "--json"])
+        #expect(started.lines.count == 1, "one attempt: \(started.stdout)")
+    }
+}
+
+func jsonArray(_ text: String) throws -> [[String: Any]] {
+    guard let a = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]] else {
+        throw CLIFailure("not a JSON array: \(text.prefix(300))")
+    }
+    return a
+}

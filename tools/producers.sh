@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the real OpenLineage producers the tests drive, from PyPI, each into its own virtual
+# environment outside the repository (CLEW_VENVS, default ~/.cache/clew/venvs; never in git):
+#   airflow2  Airflow 2.10 with its OpenLineage provider (and the SQLite provider for the fixture DAG)
+#   dbt       dbt-core with dbt-duckdb and openlineage-dbt (`dbt-ol`)
+# A venv is rebuilt only when its requirement list changes (a stamp file holds the list). Prints the
+# venvs' directory last. Fails, naming the producer, if one cannot be installed.
+set -euo pipefail
+venvs="${CLEW_VENVS:-$HOME/.cache/clew/venvs}"
+mkdir -p "$venvs"
+
+install() {
+    local name="$1"
+    shift
+    local dir="$venvs/$name" stamp="$venvs/$name/.clew-requirements"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$*" ]; then return 0; fi
+    echo "producers: installing $name ($*) from PyPI into $dir"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    if ! "$dir/bin/pip" install --quiet --disable-pip-version-check "$@" >"$venvs/$name.log" 2>&1; then
+        echo "producers: could not install $name; pip said:" >&2
+        tail -20 "$venvs/$name.log" >&2
+        exit 1
+    fi
+    echo "$*" >"$stamp"
+}
+
+install airflow2 "apache-airflow==2.10.5" "apache-airflow-providers-openlineage==2.8.0" "apache-airflow-providers-sqlite"
+install dbt "dbt-core~=1.9.0" "dbt-duckdb~=1.9.0" "openlineage-dbt"
+echo "$venvs"
