@@ -24,13 +24,14 @@ public struct ServerConfiguration: Sendable {
     public var streamPollInterval: Duration = .milliseconds(200)
     /// Where Debian installs browser-side libraries (`libjs-chart.js`, `node-dagre-layout`).
     public var javascriptRoots: [URL] = [URL(fileURLWithPath: "/usr/share/javascript"), URL(fileURLWithPath: "/usr/share/nodejs")]
-    /// Where the OpenLineage JSON schemas are read from (`OpenLineage.json` and `facets/`).
-    public var openLineageSpec: URL
+    /// Where the OpenLineage JSON schemas are read from (`OpenLineage.json` and `facets/`); nil uses the
+    /// copy built into the executable.
+    public var openLineageSpec: URL?
     /// Dashboard session lifetime.
     public var sessionLifetime: Duration = .seconds(8 * 3600)
     public var logger = Logger(label: "clew.serve")
 
-    public init(openLineageSpec: URL) { self.openLineageSpec = openLineageSpec }
+    public init(openLineageSpec: URL? = nil) { self.openLineageSpec = openLineageSpec }
 }
 
 /// `clew serve`: the HTTP API, OpenLineage ingest, token access control and the dashboard over one
@@ -94,7 +95,8 @@ final class ServerState: Sendable {
         sessions = SessionStore(lifetime: configuration.sessionLifetime)
         audit = AuditLog(ledger: ledger)
         runs = RunManager(engine: engine, ledger: ledger, configuration: configuration)
-        ingest = OpenLineageIngest(ledger: ledger, schema: try OpenLineageSchema(directory: configuration.openLineageSpec))
+        ingest = OpenLineageIngest(
+            ledger: ledger, schema: try configuration.openLineageSpec.map { try OpenLineageSchema(directory: $0) } ?? OpenLineageSchema.embedded())
         verifier = VerifyCache(ledger: ledger)
         assets = Assets(roots: configuration.javascriptRoots)
     }

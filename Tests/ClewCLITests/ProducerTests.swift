@@ -164,6 +164,20 @@ struct ProducerTests {
         #expect(try await cli.run(["verify"]).status == 0)
     }
 
+    @Test("the OpenLineage spec is built into the binary (and matches Fixtures); a wrong --openlineage-spec is named")
+    func builtInSpec() async throws {
+        let check = try await Program.run(
+            "/usr/bin/python3", [CLI.packageRoot.appendingPathComponent("tools/embed_openlineage_spec.py").path, "--check"],
+            in: CLI.packageRoot)
+        #expect(check.status == 0, "\(check.output)")
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        // Every other server test starts the binary in a temporary directory with no spec option: the
+        // built-in copy validates. An override that is not a spec directory stops the server at once.
+        let bad = try await cli.run(["serve", "--port", "0", "--openlineage-spec", "/nonexistent/spec"])
+        #expect(bad.status != 0 && bad.stderr.contains("/nonexistent/spec/OpenLineage.json"), "\(bad.stderr)")
+    }
+
     @Test("concurrent copies of one event (a client's retries racing the original) are applied exactly once")
     func concurrentDuplicates() async throws {
         let cli = CLI()

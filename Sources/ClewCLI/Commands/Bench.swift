@@ -215,7 +215,7 @@ struct Bench: AsyncParsableCommand {
         @Option(name: .long, help: "Events per batch request.") var batchSize = 200
         @Option(name: .long, help: "Requests in flight at once.") var concurrency = 4
         @Option(name: .long, help: "Repetitions (medians are reported).") var repetitions = 3
-        @Option(name: .long, help: "Directory of the OpenLineage spec.") var openlineageSpec: String?
+        @Option(name: .long, help: "A directory of the OpenLineage spec to use instead of the built-in copy.") var openlineageSpec: String?
         @Option(name: .long, help: "Scratch directory (removed afterwards).") var workDir: String?
 
         func validate() throws {
@@ -230,7 +230,7 @@ struct Bench: AsyncParsableCommand {
                 let dir = URL(fileURLWithPath: workDir ?? NSTemporaryDirectory()).appendingPathComponent("clew-bench-serve-\(getpid())")
                 let r = try await ServeBenchmark.run(
                     events: events, batchSize: batchSize, concurrency: concurrency, repetitions: repetitions,
-                    specDirectory: try Serve.specDirectory(openlineageSpec), in: dir) { Terminal.progress("bench: \($0)") }
+                    specDirectory: Serve.specDirectory(openlineageSpec), in: dir) { Terminal.progress("bench: \($0)") }
                 Terminal.endProgress()
                 if output.json {
                     Terminal.line(try JSONOutput.text(r))

@@ -18,7 +18,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .long, help: "Address to bind.") var host = "127.0.0.1"
     @Option(name: .long, help: "Port (0 picks a free one; the chosen port is printed).") var port = 8080
-    @Option(name: .long, help: "Directory of the OpenLineage spec (OpenLineage.json and facets/).")
+    @Option(name: .long, help: "A directory of the OpenLineage spec (OpenLineage.json and facets/) to use instead of the copy built in.")
     var openlineageSpec: String?
     @Option(name: .long, help: "Tries to post a run's outcome to its callback URL.") var callbackAttempts = 5
     @Option(name: .long, help: "First delay between callback tries, in milliseconds (doubled each time).") var callbackDelayMs = 1000
@@ -31,13 +31,12 @@ struct Serve: AsyncParsableCommand {
         guard callbackDelayMs >= 0 else { throw ValidationError("--callback-delay-ms must not be negative") }
     }
 
-    /// The spec directory: the option, else `CLEW_OPENLINEAGE_SPEC`, else the copy in the repository's Fixtures.
-    static func specDirectory(_ option: String?) throws -> URL {
+    /// A spec directory that overrides the built-in copy: the option, else `CLEW_OPENLINEAGE_SPEC`; nil uses
+    /// the spec inside the executable.
+    static func specDirectory(_ option: String?) -> URL? {
         if let option { return URL(fileURLWithPath: option) }
-        if let env = ProcessInfo.processInfo.environment["CLEW_OPENLINEAGE_SPEC"] { return URL(fileURLWithPath: env) }
-        let candidates = ["Fixtures/specs/openlineage", "../shared/specs/openlineage"]
-        for c in candidates where FileManager.default.fileExists(atPath: c + "/OpenLineage.json") { return URL(fileURLWithPath: c) }
-        throw CLIFailure(message: "the OpenLineage spec was not found (looked in \(candidates.joined(separator: ", "))); give --openlineage-spec DIR")
+        if let env = ProcessInfo.processInfo.environment["CLEW_OPENLINEAGE_SPEC"], !env.isEmpty { return URL(fileURLWithPath: env) }
+        return nil
     }
 
     func run() async throws {
@@ -50,7 +49,7 @@ struct Serve: AsyncParsableCommand {
             viewOptions.notice = { Terminal.error($0) }
             let views = try Views.open(ledger: l, options: viewOptions)
             defer { views.close() }
-            var config = ServerConfiguration(openLineageSpec: try Self.specDirectory(openlineageSpec))
+            var config = ServerConfiguration(openLineageSpec: Self.specDirectory(openlineageSpec))
             config.host = host
             config.port = port
             config.callbackAttempts = callbackAttempts

@@ -38,9 +38,9 @@ public enum ServeBenchmark {
 
     /// - Parameters:
     ///   - events: OpenLineage events per phase and repetition (task runs × 2: START and COMPLETE).
-    ///   - specDirectory: the OpenLineage spec the server validates against.
+    ///   - specDirectory: the OpenLineage spec the server validates against (nil: the built-in copy).
     public static func run(
-        events: Int, batchSize: Int, concurrency: Int, repetitions: Int, specDirectory: URL, in dir: URL,
+        events: Int, batchSize: Int, concurrency: Int, repetitions: Int, specDirectory: URL?, in dir: URL,
         progress: @escaping @Sendable (String) -> Void
     ) async throws -> Result {
         try? FileManager.default.removeItem(at: dir)

@@ -21,22 +21,38 @@ final class OpenLineageSchema: Sendable {
     /// Every `$ref` of every document, resolved once: "<doc>\u{0}<ref>" → (schema, its document).
     private let refs: [String: (JSONTree, String)]
 
-    init(directory: URL) throws {
-        var docs: [String: JSONTree] = [:]
+    /// The spec inside the executable (tools/embed_openlineage_spec.py writes it from Fixtures).
+    static func embedded() throws -> OpenLineageSchema {
+        let main = EmbeddedOpenLineageSpec.files.first { $0.path == "OpenLineage.json" }!
+        let facets = EmbeddedOpenLineageSpec.files.filter { $0.path.hasPrefix("facets/") }
+        return try OpenLineageSchema(
+            main: Data(main.text.utf8), named: "the built-in OpenLineage.json",
+            facets: facets.map { ($0.path, Data($0.text.utf8)) })
+    }
+
+    /// A spec directory holding `OpenLineage.json` and `facets/*.json` (`clew serve --openlineage-spec DIR`).
+    convenience init(directory: URL) throws {
         let main = directory.appendingPathComponent("OpenLineage.json")
         guard let mainData = try? Data(contentsOf: main) else {
-            throw SchemaLoadError(description: "OpenLineage spec not found at \(main.path) (give --openlineage-spec DIR)")
+            throw SchemaLoadError(description: "OpenLineage spec not found at \(main.path) (--openlineage-spec names a directory with OpenLineage.json and facets/)")
         }
+        let facetDir = directory.appendingPathComponent("facets")
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: facetDir.path)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        try self.init(
+            main: mainData, named: main.path,
+            facets: try files.map { ("facets/\($0)", try Data(contentsOf: facetDir.appendingPathComponent($0))) })
+    }
+
+    init(main mainData: Data, named mainName: String, facets: [(String, Data)]) throws {
+        var docs: [String: JSONTree] = [:]
         let rootDoc = try JSONTree.parse(mainData)
-        guard case .string(let rootID)? = rootDoc["$id"] else { throw SchemaLoadError(description: "\(main.path) has no $id") }
+        guard case .string(let rootID)? = rootDoc["$id"] else { throw SchemaLoadError(description: "\(mainName) has no $id") }
         docs[Self.strip(rootID)] = rootDoc
         root = Self.strip(rootID)
         var run: [String: (String, String)] = [:], job: [String: (String, String)] = [:], dataset: [String: (String, String)] = [:]
         var input: [String: (String, String)] = [:], output: [String: (String, String)] = [:]
-        let facetDir = directory.appendingPathComponent("facets")
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: facetDir.path)) ?? []
-        for file in files.sorted() where file.hasSuffix(".json") {
-            let doc = try JSONTree.parse(try Data(contentsOf: facetDir.appendingPathComponent(file)))
+        for (_, data) in facets {
+            let doc = try JSONTree.parse(data)
             guard case .string(let id)? = doc["$id"] else { continue }
             let docID = Self.strip(id)
             docs[docID] = doc
