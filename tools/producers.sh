@@ -2,6 +2,7 @@
 # Installs the real OpenLineage producers the tests drive, from PyPI, each into its own virtual
 # environment outside the repository (CLEW_VENVS, default ~/.cache/clew/venvs; never in git):
 #   airflow2  Airflow 2.10 with its OpenLineage provider (and the SQLite provider for the fixture DAG)
+#   airflow3  the newest Airflow 3 that installs here, with the same providers and the standard operators
 #   dbt       dbt-core with dbt-duckdb and openlineage-dbt (`dbt-ol`)
 # A venv is rebuilt only when its requirement list changes (a stamp file holds the list). Prints the
 # venvs' directory last. Fails, naming the producer, if one cannot be installed.
@@ -26,5 +27,7 @@ install() {
 }
 
 install airflow2 "apache-airflow==2.10.5" "apache-airflow-providers-openlineage==2.8.0" "apache-airflow-providers-sqlite"
+install airflow3 "apache-airflow==3.3.2" "apache-airflow-providers-openlineage==2.20.3" "apache-airflow-providers-standard" \
+    "apache-airflow-providers-sqlite" "apache-airflow-providers-common-sql"
 install dbt "dbt-core~=1.9.0" "dbt-duckdb~=1.9.0" "openlineage-dbt"
 echo "$venvs"

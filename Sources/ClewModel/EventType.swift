@@ -33,6 +33,9 @@ public enum EventType {
     public static let lineageQuarantined = "lineage.quarantined"
     /// An OpenLineage event accepted by `clew serve` (stream `openlineage/<runId>`): its digest and body.
     public static let openLineageReceived = "openlineage.received"
+    /// A producer's own id for a run seen for the first time after the run was queued (Airflow 3 gives each
+    /// `dags test` of a logical date a new `run_id`): `external_id`.
+    public static let runLabelled = "run.labelled"
     /// A run's outcome posted (or not) to the callback URL given when it was triggered over HTTP.
     public static let runCallback = "run.callback"
     /// An API token minted or revoked (stream `auth/tokens`); only the token's SHA-256 is kept.
@@ -47,7 +50,7 @@ public enum EventType {
         taskSucceeded, taskFailed, taskRetrying, taskSkipped, taskUpstreamFailed, chunkStatusChanged,
         variableRecorded, valueProduced, valueConsumed, questionAnswered, runResubmitted, taskBlocked,
         chunkLeaseAcquired, chunkLeaseReleased, valueStored, expectationEvaluated, dagTriggered, runImported,
-        lineageQuarantined, openLineageReceived, runCallback, tokenCreated, tokenRevoked, auditRecorded,
+        lineageQuarantined, openLineageReceived, runCallback, tokenCreated, tokenRevoked, auditRecorded, runLabelled,
     ]
 }
 

@@ -40,7 +40,20 @@ struct ProducerTests {
 
     @Test("Airflow 2.10 with its OpenLineage provider: a failure, a re-run of the same logical date, a success; ids, attempts, datasets, verify")
     func airflow2() async throws {
-        let airflow = Program.venvs.appendingPathComponent("airflow2/bin/airflow").path
+        try await Self.airflowEndToEnd(venv: "airflow2", newRunIDPerTest: false)
+    }
+
+    @Test("Airflow 3 with its OpenLineage provider: a failure, a re-run of the same logical date, a success; ids, attempts, datasets, verify")
+    func airflow3() async throws {
+        try await Self.airflowEndToEnd(venv: "airflow3", newRunIDPerTest: true)
+    }
+
+    /// The fixture DAG run three times with `airflow dags test` against a real server: 2026-11-03 failing
+    /// in `clean`, 2026-11-03 again succeeding (Airflow reuses the OpenLineage run ids), 2026-11-04.
+    /// - Parameter newRunIDPerTest: Airflow 3 gives each `dags test` a new `run_id` (from the wall clock);
+    ///   Airflow 2 derives it from the logical date.
+    static func airflowEndToEnd(venv: String, newRunIDPerTest: Bool) async throws {
+        let airflow = Program.venvs.appendingPathComponent("\(venv)/bin/airflow").path
         let cli = CLI()
         defer { cli.cleanUp() }
         let server = try await Server.start(cli)
@@ -49,18 +62,23 @@ struct ProducerTests {
         let env = Self.airflowEnvironment(cli, server, token: token)
         let migrate = try await Program.run(airflow, ["db", "migrate"], environment: env, in: cli.directory)
         try #require(migrate.status == 0, "airflow db migrate failed:\n\(migrate.output.suffix(3000))")
+        func runsOfDAG() async throws -> [[String: Any]] {
+            try jsonArray(try await cli.run(["runs", "--dag", "clew_orders", "--json"]).stdout)
+        }
 
         // 1. The clean step fails (conf), so the DAG run fails.
         let failing = try await Program.run(
             airflow, ["dags", "test", "clew_orders", "2026-11-03", "-c", #"{"fail_clean": true}"#], environment: env, in: cli.directory)
         #expect(failing.status != 0, "the run was meant to fail")
         #expect(!failing.output.contains("Failed to emit"), "every OpenLineage event reached clew:\n\(failing.output.suffix(3000))")
-        let first = try await Self.runs(cli, externalID: "manual__2026-11-03T00:00:00+00:00")
-        try #require(first.count == 1, "Airflow's run_id finds the run: \(first)")
-        let dag = try #require(first[0]["dag"] as? String)
+        let first = try await runsOfDAG()
+        try #require(first.count == 1, "\(first)")
         let run = try #require(first[0]["run"] as? String)
-        #expect(dag == "clew_orders" && first[0]["state"] as? String == "failed")
-        var tasks = try await Self.tasks(cli, dag, run)
+        let firstID = try #require(first[0]["externalID"] as? String, "Airflow's run_id is recorded: \(first[0])")
+        if !newRunIDPerTest { #expect(firstID == "manual__2026-11-03T00:00:00+00:00") }
+        #expect(try await Self.runs(cli, externalID: firstID).first?["run"] as? String == run, "Airflow's run_id finds the run")
+        #expect(first[0]["state"] as? String == "failed")
+        var tasks = try await Self.tasks(cli, "clew_orders", run)
         #expect(tasks["extract"]?["state"] as? String == "succeeded")
         #expect(tasks["clean"]?["state"] as? String == "failed")
         #expect((tasks["clean"]?["error"] as? String)?.contains("negative amounts") == true, "the errorMessage facet: \(tasks["clean"] ?? [:])")
@@ -70,26 +88,29 @@ struct ProducerTests {
         // and the run's state follows its latest attempts.
         let rerun = try await Program.run(airflow, ["dags", "test", "clew_orders", "2026-11-03"], environment: env, in: cli.directory)
         #expect(rerun.status == 0, "\(rerun.output.suffix(3000))")
-        let again = try await Self.runs(cli, externalID: "manual__2026-11-03T00:00:00+00:00")
-        try #require(again.count == 1)
-        #expect(again[0]["run"] as? String == run, "the re-run is the same run")
+        let again = try await runsOfDAG()
+        try #require(again.count == 1, "the re-run is the same run: \(again)")
+        #expect(again[0]["run"] as? String == run)
         #expect(again[0]["state"] as? String == "succeeded", "\(again[0])")
         #expect(again[0]["resubmissions"] as? Int == 1)
-        tasks = try await Self.tasks(cli, dag, run)
+        let ids = again[0]["externalIDs"] as? [String] ?? []
+        #expect(ids.count == (newRunIDPerTest ? 2 : 1) && ids.first == firstID, "\(ids)")
+        for id in ids { #expect(try await Self.runs(cli, externalID: id).first?["run"] as? String == run, "\(id) finds the run") }
+        tasks = try await Self.tasks(cli, "clew_orders", run)
         for name in ["extract", "clean", "load", "report"] {
             #expect(tasks[name]?["state"] as? String == "succeeded", "\(name): \(tasks[name] ?? [:])")
         }
         #expect(tasks["extract"]?["attempts"] as? Int == 2 && tasks["clean"]?["attempts"] as? Int == 2)
         #expect(tasks["load"]?["attempts"] as? Int == 1 && tasks["report"]?["attempts"] as? Int == 1)
-        let show = try await cli.run(["run", "show", "\(dag)/\(run)"])
-        #expect(show.stdout.contains("external  manual__2026-11-03T00:00:00+00:00"), "\(show.stdout)")
+        let show = try await cli.run(["run", "show", "clew_orders/\(run)"])
+        #expect(show.stdout.contains("external  \(firstID)"), "\(show.stdout)")
 
-        // 3. Another logical date: a run of its own.
+        // 3. Another logical date: a run of its own, with the nominal interval Airflow gave it.
         let next = try await Program.run(airflow, ["dags", "test", "clew_orders", "2026-11-04"], environment: env, in: cli.directory)
         #expect(next.status == 0, "\(next.output.suffix(3000))")
-        let other = try await Self.runs(cli, externalID: "manual__2026-11-04T00:00:00+00:00")
-        #expect(other.count == 1 && other.first?["state"] as? String == "succeeded" && other.first?["run"] as? String != run)
-        #expect(other.first?["intervalStart"] as? String == "2026-11-03T00:00:00+00:00", "nominalTime is the run's interval")
+        let all = try await runsOfDAG()
+        #expect(all.count == 2 && all.allSatisfy { $0["state"] as? String == "succeeded" }, "\(all)")
+        #expect(all.contains { ($0["intervalEnd"] as? String)?.hasPrefix("2026-11-04T00:00:00") == true }, "nominalTime is the run's interval: \(all)")
 
         // Datasets: the SQLite table has a version per write, both ready; the clean file a version per
         // write too: the failed first try's is failed, and the two good ones stay ready beside it.

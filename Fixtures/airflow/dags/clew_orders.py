@@ -11,10 +11,16 @@ import sqlite3
 import pendulum
 from openlineage.client.event_v2 import Dataset as OLDataset
 from openlineage.client.facet_v2 import column_lineage_dataset, schema_dataset, sql_job
-from airflow import DAG
 from airflow.providers.common.compat.lineage.entities import Column, File, Table
-from airflow.operators.bash import BashOperator
-from airflow.operators.python import PythonOperator
+
+try:  # Airflow 3: the task SDK and the standard provider
+    from airflow.providers.standard.operators.bash import BashOperator
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.10
+    from airflow import DAG
+    from airflow.operators.bash import BashOperator
+    from airflow.operators.python import PythonOperator
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.providers.openlineage.extractors.manager import ExtractorManager
 

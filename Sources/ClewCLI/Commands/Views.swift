@@ -86,7 +86,7 @@ struct RunShow: AsyncParsableCommand {
             Terminal.line("run       \(r.key)\(seq.map { "   (as of seq \($0))" } ?? "")")
             Terminal.line("state     \(r.state)")
             Terminal.line("version   \(r.version ?? "-")   trigger \(r.trigger ?? "-")\(r.partition.map { "   partition \($0)" } ?? "")")
-            if let x = r.externalID { Terminal.line("external  \(x)") }
+            if let ids = r.externalIDs, !ids.isEmpty { Terminal.line("external  \(ids.joined(separator: ", "))") }
             Terminal.line("queued    \(Show.time(r.queuedMicros))   started \(Show.time(r.startedMicros))   ended \(Show.time(r.endedMicros))   (\(Show.millis(r.durationMillis)))")
             if let p = r.params, !p.isEmpty {
                 Terminal.line("params    " + p.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))

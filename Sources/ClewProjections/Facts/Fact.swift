@@ -27,6 +27,7 @@ enum Fact {
         case queued(RunQueued)
         case started(RunStarted)
         case resubmitted(RunResubmitted)
+        case labelled(RunLabelled)
         case ended(state: String, RunEnded)
         case task(TaskPayload)
         case value(ValuePayload)
@@ -59,6 +60,11 @@ enum Fact {
         var pid: Int?
         var host: String?
         var external_id: String?
+        var time_us: Int64?
+    }
+
+    struct RunLabelled: Decodable {
+        var external_id: String
         var time_us: Int64?
     }
 
@@ -156,6 +162,7 @@ enum Fact {
                 case EventType.runQueued: fact = .queued(try d.decode(RunQueued.self, from: p))
                 case EventType.runStarted: fact = .started(try d.decode(RunStarted.self, from: p))
                 case EventType.runResubmitted: fact = .resubmitted(try d.decode(RunResubmitted.self, from: p))
+                case EventType.runLabelled: fact = .labelled(try d.decode(RunLabelled.self, from: p))
                 case EventType.runSucceeded: fact = .ended(state: "succeeded", try d.decode(RunEnded.self, from: p))
                 case EventType.runFailed: fact = .ended(state: "failed", try d.decode(RunEnded.self, from: p))
                 case EventType.runCancelled: fact = .ended(state: "cancelled", try d.decode(RunEnded.self, from: p))

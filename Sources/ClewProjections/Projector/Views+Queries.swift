@@ -12,7 +12,7 @@ public struct RunQuery: Sendable {
     public var untilMicros: Int64?
     public var limit = 50
     public var asOf: UInt64?
-    /// The producer's own run id (Airflow's `run_id`), matched exactly.
+    /// One of the producer's own ids for the run (Airflow's `run_id`), matched exactly.
     public var externalID: String?
     public init(
         dag: String? = nil, state: String? = nil, sinceMicros: Int64? = nil, untilMicros: Int64? = nil, limit: Int = 50,
@@ -142,7 +142,7 @@ extension Views {
                 guard let record = try RecordCache<RunRecord>.read(RunsProjection.runKey(key), table: "runs", txn, store) else {
                     throw ViewError(.inconsistent, view: "runs", "view runs indexes run \(key) but has no record of it")
                 }
-                if (q.state == nil || record.state == q.state) && (q.externalID == nil || record.externalID == q.externalID) {
+                if (q.state == nil || record.state == q.state) && (q.externalID == nil || record.externalIDs?.contains(q.externalID!) == true) {
                     records.append(record)
                 }
                 return records.count < q.limit
@@ -154,7 +154,7 @@ extension Views {
         for key in candidates where out.count < q.limit {
             guard let record = try foldRun(key, through: asOf)?.run else { continue }
             if let s = q.state, record.state != s { continue }
-            if let x = q.externalID, record.externalID != x { continue }
+            if let x = q.externalID, record.externalIDs?.contains(x) != true { continue }
             out.append(record)
         }
         return out

@@ -25,12 +25,21 @@ public struct RunRecord: Codable, Equatable, Sendable {
     public var failedTasks: [String]?
     public var pid: Int?
     public var host: String?
-    /// The producer's own id of the run (Airflow's `run_id`, e.g. `manual__2026-11-03T00:00:00+00:00`).
+    /// The producer's own id of the run (Airflow's `run_id`, e.g. `manual__2026-11-03T00:00:00+00:00`): the
+    /// latest one, when the producer gave the run several.
     public var externalID: String?
+    /// Every id the producer gave the run, first first (Airflow 3 names each re-run of a logical date anew).
+    public var externalIDs: [String]?
     public var firstSeq: UInt64
     public var lastSeq: UInt64
 
     public var key: RunKey { RunKey(dag: dag, run: run) }
+
+    /// Records one more of the producer's ids for the run.
+    mutating func label(_ id: String) {
+        if externalIDs?.contains(id) != true { externalIDs = (externalIDs ?? []) + [id] }
+        externalID = id
+    }
     public var durationMillis: Int64? {
         guard let s = startedMicros, let e = endedMicros else { return nil }
         return (e - s) / 1000
@@ -73,6 +82,7 @@ extension Fact.RunFact {
         case .queued(let q): q.time_us
         case .started(let s): s.time_us
         case .resubmitted(let r): r.time_us
+        case .labelled(let l): l.time_us
         case .ended(_, let e): e.time_us
         case .task(let t): t.time_us
         default: nil
@@ -91,7 +101,7 @@ enum RunsFold {
         switch fact {
         case .queued(let q):
             run.state = "queued"
-            if let x = q.external_id { run.externalID = x }
+            if let x = q.external_id { run.label(x) }
             run.version = q.dag_version
             run.trigger = q.trigger
             run.params = q.params
@@ -104,7 +114,11 @@ enum RunsFold {
             run.endedMicros = nil
             run.pid = s.pid
             run.host = s.host
-            if let x = s.external_id { run.externalID = x }
+            if let x = s.external_id { run.label(x) }
+        case .labelled(let l):
+            run.label(l.external_id)
+        case .labelled(let l):
+            run.label(l.external_id)
         case .resubmitted(let r):
             run.state = "resubmitted"
             run.resubmissions += 1

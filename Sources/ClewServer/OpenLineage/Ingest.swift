@@ -121,6 +121,7 @@ actor OpenLineageIngest {
         var endState: String?
         var attempts: [String: AttemptState] = [:]
         var counts: [String: Int] = [:]
+        var externalIDs: Set<String> = []
     }
 
     init(ledger: Ledger, schema: OpenLineageSchema) {
@@ -210,8 +211,13 @@ actor OpenLineageIngest {
             guard let tree = try? JSONTree.parse(event.payload) else { continue }
             let at = tree["time_us"].flatMap { if case .number(let n) = $0 { Int64(n) } else { nil } } ?? event.timestampMicros
             switch event.type {
-            case EventType.runQueued: m.queued = true
+            case EventType.runQueued:
+                m.queued = true
+                if let x = tree["external_id"]?.string { m.externalIDs.insert(x) }
+            case EventType.runLabelled:
+                if let x = tree["external_id"]?.string { m.externalIDs.insert(x) }
             case EventType.runStarted, EventType.runResubmitted:
+                if let x = tree["external_id"]?.string { m.externalIDs.insert(x) }
                 m.queued = true
                 m.started = event.type == EventType.runStarted
                 m.endedAt = nil
@@ -258,7 +264,10 @@ actor OpenLineageIngest {
         let dag: String
         let runID: String
         var task: String?
-        if let parentJob = parent?["job"]?["name"]?.string, let parentRun = parent?["run"]?["runId"]?.string {
+        // A job nested deeper than a task (Airflow 3's per-query jobs `dag.task.query.1`) belongs to the root
+        // run its parent facet names: it is a task of that run, named by its path below the root job.
+        let top = parent?["root"]?["job"]?["name"]?.string != nil ? parent?["root"] : parent
+        if let parentJob = top?["job"]?["name"]?.string, let parentRun = top?["run"]?["runId"]?.string {
             dag = Self.sanitize(parentJob)
             runID = parentRun.lowercased()
             task = Self.sanitize(job.hasPrefix(parentJob + ".") ? String(job.dropFirst(parentJob.count + 1)) : job)
@@ -288,7 +297,7 @@ actor OpenLineageIngest {
         let isEnd = ["COMPLETE", "FAIL", "ABORT"].contains(eventType)
         let externalID = Self.externalID(facets)
 
-        if let task, try define(dag: dag, namespace: parent?["job"]?["namespace"]?.string ?? namespace, task: task, inputs: inputs, outputs: outputs) {
+        if let task, try define(dag: dag, namespace: top?["job"]?["namespace"]?.string ?? namespace, task: task, inputs: inputs, outputs: outputs) {
             if !changedDAGs.contains(dag) { changedDAGs.append(dag) }
         }
 
@@ -299,8 +308,11 @@ actor OpenLineageIngest {
                 fields.append(("interval_start", .string(start)))
                 if let end = nominal["nominalEndTime"]?.string { fields.append(("interval_end", .string(end))) }
             }
-            if let externalID { fields.append(("external_id", .string(externalID))) }
-            fields.append(("openlineage", .object([("namespace", .string(parent?["job"]?["namespace"]?.string ?? namespace)), ("job", .string(parent?["job"]?["name"]?.string ?? job)), ("producer", .string(e["producer"]?.string ?? ""))])))
+            if let externalID {
+                fields.append(("external_id", .string(externalID)))
+                memo.externalIDs.insert(externalID)
+            }
+            fields.append(("openlineage", .object([("namespace", .string(top?["job"]?["namespace"]?.string ?? namespace)), ("job", .string(top?["job"]?["name"]?.string ?? job)), ("producer", .string(e["producer"]?.string ?? ""))])))
             emit(EventType.runQueued, fields)
             memo.queued = true
         }
@@ -312,10 +324,14 @@ actor OpenLineageIngest {
             memo.started = false
         }
         if !memo.started, memo.endedAt == nil, eventType != "OTHER" {
-            var fields: [(String, JSON.Value)] = [("host", .string("openlineage")), ("producer", .string(e["producer"]?.string ?? ""))]
-            if let externalID { fields.append(("external_id", .string(externalID))) }
-            emit(EventType.runStarted, fields)
+            emit(EventType.runStarted, [("host", .string("openlineage")), ("producer", .string(e["producer"]?.string ?? ""))])
             memo.started = true
+        }
+        // A producer may give one run several ids (Airflow 3 names each `dags test` of a logical date anew
+        // while reusing the OpenLineage run id): each is recorded once, and each finds the run.
+        if let externalID, !memo.externalIDs.contains(externalID) {
+            emit(EventType.runLabelled, [("external_id", .string(externalID))])
+            memo.externalIDs.insert(externalID)
         }
 
         if let task {
