@@ -22,7 +22,7 @@ public struct Forensics: Sendable {
     /// (`DATASET/KEY`), a dataset name, or a value digest (or a prefix of at least 8 hex digits).
     /// - Throws: ``ForensicsError`` naming what was not found, or which nodes an ambiguous id matches.
     public func node(_ text: String) throws -> String {
-        let kinds = ["dataset:", "task:", "chunk:", "attempt:", "value:", "run:"]
+        let kinds = ["dataset:", "task:", "chunk:", "attempt:", "value:", "run:", "field:"]
         if kinds.contains(where: text.hasPrefix) {
             guard try views.lineageNodeExists(text) else { throw ForensicsError("no lineage node \(text) in the ledger") }
             return text
@@ -35,12 +35,17 @@ public struct Forensics: Sendable {
             if try views.lineageNodeExists(node) { candidates.append(node) }
         }
         if try views.lineageNodeExists(LineageNode.dataset(text)) { candidates.append(LineageNode.dataset(text)) }
+        // DATASET#COLUMN: a column.
+        if let hash = text.lastIndex(of: "#") {
+            let node = LineageNode.field(dataset: String(text[..<hash]), field: String(text[text.index(after: hash)...]))
+            if try views.lineageNodeExists(node) { candidates.append(node) }
+        }
         if text.count >= 8, text.allSatisfy(\.isHexDigit) {
             candidates += try views.lineageNodes(prefix: LineageNode.value(text.lowercased()), limit: 3)
         }
         let unique = Array(Set(candidates)).sorted()
         guard let first = unique.first else {
-            throw ForensicsError("\(text) names no run, chunk, dataset or value in the ledger (node ids: \(kinds.joined(separator: " ")))")
+            throw ForensicsError("\(text) names no run, chunk, dataset, column or value in the ledger (node ids: \(kinds.joined(separator: " ")))")
         }
         guard unique.count == 1 else {
             throw ForensicsError("\(text) is ambiguous: \(unique.joined(separator: ", ")); give the node id")

@@ -18,6 +18,8 @@ public enum EventType {
     public static let taskSkipped = "task.skipped"
     public static let taskUpstreamFailed = "task.upstream_failed"
     public static let chunkStatusChanged = "chunk.status_changed"
+    /// A dataset's columns and column lineage as a producer described them (``DatasetDescription``).
+    public static let datasetDescribed = "dataset.described"
     public static let variableRecorded = "variable.recorded"
     public static let valueProduced = "value.produced"
     public static let valueConsumed = "value.consumed"
@@ -51,6 +53,7 @@ public enum EventType {
         variableRecorded, valueProduced, valueConsumed, questionAnswered, runResubmitted, taskBlocked,
         chunkLeaseAcquired, chunkLeaseReleased, valueStored, expectationEvaluated, dagTriggered, runImported,
         lineageQuarantined, openLineageReceived, runCallback, tokenCreated, tokenRevoked, auditRecorded, runLabelled,
+        datasetDescribed,
     ]
 }
 

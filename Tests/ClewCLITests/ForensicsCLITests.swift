@@ -113,7 +113,7 @@ struct ForensicsCLITests {
 
         // Bad input: named, non-zero.
         for (args, message) in [
-            (["trace", "no-such-thing"], "names no run, chunk, dataset or value"),
+            (["trace", "no-such-thing"], "names no run, chunk, dataset, column or value"),
             (["trace", csv, "--format", "svg"], "--format svg"),
             (["why", "numeric_flow/\(batch7)"], "is not a chunk"),
             (["culprit", "dataset:weights.raw"], "culprit looks above"),

@@ -121,6 +121,16 @@ struct ProducerTests {
         let clean = try #require(byName.first { $0.key.hasSuffix("work/clean_orders.csv") }?.value, "datasets: \(byName.keys.sorted())")
         #expect((clean["counts"] as? [String: Int])?["ready"] == 2 && (clean["counts"] as? [String: Int])?["failed"] == 1, "\(clean)")
 
+        // Columns from the schema facets (the Table's Columns, the OpenLineage dataset's fields).
+        let columns = (orders["fields"] as? [[String: Any]] ?? []).map { "\($0["name"] as? String ?? "?"):\($0["type"] as? String ?? "?")" }
+        #expect(columns == ["id:INTEGER", "customer:TEXT", "amount:REAL"], "\(orders)")
+        let cleanName = try #require(byName.first { $0.key.hasSuffix("work/clean_orders.csv") }?.key)
+        #expect((clean["fields"] as? [[String: Any]])?.count == 3, "\(clean)")
+        // Column lineage: the clean file's amount comes from the raw file's amount.
+        let column = try jsonObject(try await cli.run(["trace", "\(cleanName)#amount", "--format", "json"]).stdout)
+        let sources = (column["edges"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "derived" }.compactMap { $0["from"] as? String }
+        #expect(sources.count == 1 && sources.first?.hasSuffix("raw_orders.csv#amount") == true, "\(column)")
+
         // Lineage: the table's data goes back through load and clean to the raw file.
         let trace = try jsonObject(try await cli.run(["trace", "sqlite:warehouse.orders", "--format", "json"]).stdout)
         let nodes = (trace["nodes"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
@@ -129,6 +139,56 @@ struct ProducerTests {
         try await server.stop()
         let verify = try await cli.run(["verify"])
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+    }
+
+    @Test("dbt with openlineage-dbt (dbt-ol run) on DuckDB: models are tasks, tables are datasets with columns, column lineage reaches the seed")
+    func dbt() async throws {
+        let bin = Program.venvs.appendingPathComponent("dbt/bin")
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let server = try await Server.start(cli)
+        defer { server.terminate() }
+        let token = try await server.mint("dbt", "operator")
+        // dbt writes target/ and logs/ into its project: run a copy.
+        let project = cli.directory.appendingPathComponent("clew_shop")
+        try FileManager.default.copyItem(at: CLI.packageRoot.appendingPathComponent("Fixtures/dbt/clew_shop"), to: project)
+        let database = cli.directory.appendingPathComponent("shop.duckdb").path
+        let env = [
+            "PATH": bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),  // dbt-ol runs `dbt`
+            "DBT_PROFILES_DIR": project.path, "CLEW_DBT_DATABASE": database, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "OPENLINEAGE_URL": server.base, "OPENLINEAGE_API_KEY": token, "OPENLINEAGE_NAMESPACE": "dbt_test",
+        ]
+        let seed = try await Program.run(bin.appendingPathComponent("dbt").path, ["seed"], environment: env, in: project)
+        try #require(seed.status == 0, "dbt seed failed:\n\(seed.output.suffix(3000))")
+        let run = try await Program.run(bin.appendingPathComponent("dbt-ol").path, ["run"], environment: env, in: project)
+        try #require(run.status == 0, "dbt-ol run failed:\n\(run.output.suffix(3000))")
+        #expect(run.output.contains("Emitted 6 OpenLineage events"), "\(run.output.suffix(2000))")
+
+        // The dbt run is a run; its models are its tasks.
+        let runs = try jsonArray(try await cli.run(["runs", "--dag", "dbt-run-clew_shop", "--json"]).stdout)
+        try #require(runs.count == 1, "\(runs)")
+        #expect(runs[0]["state"] as? String == "succeeded")
+        let tasks = try await Self.tasks(cli, "dbt-run-clew_shop", try #require(runs[0]["run"] as? String))
+        #expect(tasks.keys.sorted() == ["shop.main.clew_shop.customer_totals", "shop.main.clew_shop.stg_orders"], "\(tasks.keys)")
+        #expect(tasks.values.allSatisfy { $0["state"] as? String == "succeeded" })
+
+        // Tables are datasets with their columns.
+        let prefix = "duckdb://\(database):shop.main."
+        let chunks = try jsonArray(try await cli.run(["chunks", "--json"]).stdout)
+        let byName = Dictionary(chunks.map { ($0["name"] as? String ?? "", $0) }, uniquingKeysWith: { a, _ in a })
+        let totals = try #require(byName[prefix + "customer_totals"], "\(byName.keys.sorted())")
+        #expect((totals["fields"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["customer", "orders", "total_amount"], "\(totals)")
+        #expect((byName[prefix + "stg_orders"]?["counts"] as? [String: Int])?["ready"] == 1, "one version of stg_orders, read by customer_totals in the same run")
+
+        // Column lineage: total_amount ← stg_orders.amount ← the seed's amount.
+        let trace = try jsonObject(try await cli.run(["trace", prefix + "customer_totals#total_amount", "--format", "json"]).stdout)
+        let nodes = (trace["nodes"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        #expect(nodes.contains("field:\(prefix)stg_orders#amount") && nodes.contains("field:\(prefix)raw_orders#amount"), "\(nodes)")
+        // And the table lineage from the model down to what read it.
+        let down = try jsonObject(try await cli.run(["trace", prefix + "stg_orders", "--down", "--format", "json"]).stdout)
+        #expect((down["nodes"] as? [[String: Any]] ?? []).contains { ($0["id"] as? String)?.hasSuffix("customer_totals") == true }, "\(down)")
+        try await server.stop()
+        #expect(try await cli.run(["verify"]).status == 0)
     }
 
     @Test("events replayed into a fresh server give the same run and task times (eventTime, not arrival)")

@@ -153,3 +153,55 @@ public struct DatasetState: Sendable {
         }
     }
 }
+
+/// What the payload of a `dataset.described` event carries (stream `dataset/<name>`): a dataset's columns
+/// and, for a dataset some job wrote, which input columns each of its columns comes from. Recorded when a
+/// producer (an OpenLineage `schema` or `columnLineage` facet) says something new about them.
+public struct DatasetDescription: Sendable, Hashable, Codable {
+    /// One column.
+    public struct Field: Sendable, Hashable, Codable {
+        public var name: String
+        public var type: String?
+        public var description: String?
+
+        public init(name: String, type: String? = nil, description: String? = nil) {
+            self.name = name
+            self.type = type
+            self.description = description
+        }
+    }
+
+    /// An input column a column is derived from.
+    public struct Source: Sendable, Hashable, Codable {
+        public var dataset: String
+        public var field: String
+        /// How (`IDENTITY`, `FILTER: rows with a negative amount are dropped`, …), when the producer says.
+        public var transformation: String?
+
+        public init(dataset: String, field: String, transformation: String? = nil) {
+            self.dataset = dataset
+            self.field = field
+            self.transformation = transformation
+        }
+    }
+
+    public var dataset: String
+    /// The columns, in the producer's order (nil: unchanged, only lineage is new).
+    public var fields: [Field]?
+    /// Column → the input columns it is derived from.
+    public var columnLineage: [String: [Source]]?
+    /// Who said so: `openlineage:<job namespace>/<job>`.
+    public var source: String?
+
+    public init(dataset: String, fields: [Field]? = nil, columnLineage: [String: [Source]]? = nil, source: String? = nil) {
+        self.dataset = dataset
+        self.fields = fields
+        self.columnLineage = columnLineage
+        self.source = source
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case dataset, fields, source
+        case columnLineage = "column_lineage"
+    }
+}

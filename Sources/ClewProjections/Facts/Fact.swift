@@ -20,6 +20,7 @@ enum Fact {
     case run(RunKey, RunFact)
     case chunk(ChunkChange)
     case lease(ChunkLease, acquired: Bool)
+    case described(DatasetDescription)
     case malformed(String)
     case other
 
@@ -182,6 +183,9 @@ enum Fact {
             case EventType.chunkLeaseAcquired, EventType.chunkLeaseReleased:
                 guard wanted.contains(.chunks) else { return .other }
                 return .lease(try d.decode(ChunkLease.self, from: event.payload), acquired: type == EventType.chunkLeaseAcquired)
+            case EventType.datasetDescribed:
+                guard wanted.contains(.chunks) else { return .other }
+                return .described(try d.decode(DatasetDescription.self, from: event.payload))
             case EventType.dagRegistered:
                 guard wanted.contains(.dags) else { return .other }
                 return .dagRegistered(try d.decode(DagRegistered.self, from: event.payload))

@@ -275,7 +275,7 @@ public final class Views: @unchecked Sendable {
             if interest.contains(.run) { return true }
             if case .consumed = f { return interest.contains(.consumption) }
             return false
-        case .chunk, .lease: return interest.contains(.chunks)
+        case .chunk, .lease, .described: return interest.contains(.chunks)
         case .dagRegistered: return interest.contains(.dags)
         case .malformed, .other: return false
         }

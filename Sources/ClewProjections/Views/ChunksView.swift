@@ -1,5 +1,5 @@
 import ClewLedger
-import ClewModel
+public import ClewModel
 import Foundation
 
 /// One dataset as the chunk view sums it up: counts per status, stale and missing chunks, in O(1).
@@ -20,6 +20,8 @@ public struct DatasetSummary: Codable, Equatable, Sendable {
     /// The ordinal the next free-form key gets.
     public var nextKeyOrdinal: UInt64 = ChunksProjection.keyOrdinalBase
     public var lastSeq: UInt64 = 0
+    /// The columns, as a producer last described them (`dataset.described`).
+    public var fields: [DatasetDescription.Field]?
 
     /// Windows or sequence numbers between the first and the last chunk that have no chunk.
     public var missing: UInt64 {
@@ -102,6 +104,12 @@ final class ChunksProjection: Projection {
             }
         case .chunk(let c):
             try change(c, h, txn)
+        case .described(let d):
+            guard let fields = d.fields else { return }
+            var s = try summary(d.dataset, txn)
+            s.fields = fields
+            s.lastSeq = h.seq
+            summaries.set(Self.summaryKey(d.dataset), s)
         case .lease(let l, let acquired):
             var (summary, ordinal) = try locate(l.dataset, l.chunk, txn)
             summary.lastSeq = h.seq

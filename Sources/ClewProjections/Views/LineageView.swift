@@ -3,7 +3,7 @@ import ClewModel
 import Foundation
 
 /// Lineage node ids: `dataset:<name>`, `task:<dag>/<task>`, `chunk:<dataset>/<key>`,
-/// `attempt:<dag>/<run>/<task>/<n>`, `value:<sha256>`, `run:<dag>/<run>`.
+/// `attempt:<dag>/<run>/<task>/<n>`, `value:<sha256>`, `run:<dag>/<run>`, `field:<dataset>#<column>`.
 public enum LineageNode {
     public static func dataset(_ name: String) -> String { "dataset:\(name)" }
     public static func task(dag: String, task: String) -> String { "task:\(dag)/\(task)" }
@@ -13,6 +13,8 @@ public enum LineageNode {
     }
     public static func value(_ digest: String) -> String { "value:\(digest)" }
     public static func run(dag: String, run: String) -> String { "run:\(dag)/\(run)" }
+    /// A column of a dataset: `field:<dataset>#<column>`.
+    public static func field(dataset: String, field: String) -> String { "field:\(dataset)#\(field)" }
 }
 
 /// What an edge says, from its source to its target.
@@ -25,6 +27,8 @@ public enum EdgeKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case partOf = 3
     /// The source (an attempt) triggered the target (a run).
     case triggered = 4
+    /// The target (a column) is derived from the source (a column of an input).
+    case derived = 5
 
     public var description: String {
         switch self {
@@ -32,11 +36,12 @@ public enum EdgeKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .generated: return "generated"
         case .partOf: return "part_of"
         case .triggered: return "triggered"
+        case .derived: return "derived"
         }
     }
 
     /// Whether the edge carries data (the direction a value flows), rather than membership.
-    public var isDataFlow: Bool { self == .used || self == .generated }
+    public var isDataFlow: Bool { self == .used || self == .generated || self == .derived }
 }
 
 /// One edge of the lineage graph, with the seq of the event that first showed it.
@@ -92,6 +97,19 @@ final class LineageProjection: Projection {
                 try edge(a, LineageNode.run(dag: t.child_dag, run: t.child_run), .triggered, h, txn)
             default:
                 break
+            }
+        case .described(let d):
+            for f in d.fields ?? [] {
+                try edge(LineageNode.field(dataset: d.dataset, field: f.name), LineageNode.dataset(d.dataset), .partOf, h, txn)
+            }
+            for (column, sources) in (d.columnLineage ?? [:]).sorted(by: { $0.key < $1.key }) {
+                let target = LineageNode.field(dataset: d.dataset, field: column)
+                try edge(target, LineageNode.dataset(d.dataset), .partOf, h, txn)
+                for source in sources {
+                    let from = LineageNode.field(dataset: source.dataset, field: source.field)
+                    try edge(from, LineageNode.dataset(source.dataset), .partOf, h, txn)
+                    try edge(from, target, .derived, h, txn)
+                }
             }
         case .chunk(let c):
             let chunk = LineageNode.chunk(dataset: c.dataset, key: c.chunk)

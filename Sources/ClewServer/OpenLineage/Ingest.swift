@@ -99,8 +99,12 @@ actor OpenLineageIngest {
     /// version of each unpartitioned dataset.
     private var chunkStatus: [String: [String: ChunkStatus]] = [:]
     private var latestReady: [String: String] = [:]
+    /// The version of an unpartitioned dataset a run is writing now (dataset → chunk, run).
+    private var beingWritten: [String: (chunk: String, run: RunKey)] = [:]
     /// DAG definitions built from the jobs seen.
     private var definitions: [String: DAGSpec] = [:]
+    /// What each dataset's last `dataset.described` said (loaded with the dataset's chunks).
+    private var descriptions: [String: DatasetDescription] = [:]
 
     struct AttemptState {
         var task: String
@@ -158,8 +162,7 @@ actor OpenLineageIngest {
                     let time = Self.micros(e.tree["eventTime"]?.string) ?? arrival
                     try map(e.tree, time: time, stamp: arrival, into: &drafts, outcome: &outcome, changedDAGs: &changedDAGs)
                 } else {
-                    outcome.status = "ignored"
-                    outcome.reason = e.tree["dataset"] != nil ? "a DatasetEvent: stored; static dataset events are not mapped yet" : "a JobEvent: stored; static job events are not mapped yet"
+                    try mapStatic(e.tree, stamp: arrival, into: &drafts, outcome: &outcome, changedDAGs: &changedDAGs)
                 }
                 result.accepted += 1
                 if outcome.status == "applied" { result.applied += 1 } else { result.ignored += 1 }
@@ -185,7 +188,9 @@ actor OpenLineageIngest {
             runs = [:]
             chunkStatus = [:]
             latestReady = [:]
+            beingWritten = [:]
             definitions = [:]
+            descriptions = [:]
             throw error
         }
         return result
@@ -366,7 +371,8 @@ actor OpenLineageIngest {
                 let attemptField: (String, JSON.Value) = ("attempt", .int(Int64(state.attempt)))
                 for input in inputs {
                     let name = Self.datasetName(input)
-                    let chunks = try Self.chunks(of: input, facetKey: "inputFacets", condition: "inputCondition") ?? [latestReadyVersion(of: name) ?? "observed"]
+                    let chunks = try Self.chunks(of: input, facetKey: "inputFacets", condition: "inputCondition")
+                        ?? [readVersion(of: name, by: key) ?? "observed"]
                     for chunk in chunks where !state.consumed.contains("\(name)/\(chunk)") {
                         if try status(name, chunk) == nil {
                             var change = ChunkChange(dataset: name, chunk: chunk, from: nil, to: .ready)
@@ -379,7 +385,9 @@ actor OpenLineageIngest {
                 }
                 for output in outputs {
                     let name = Self.datasetName(output)
-                    let chunks = Self.chunks(of: output, facetKey: "outputFacets", condition: "outputCondition") ?? ["\(olRun).\(state.attempt)"]
+                    let versioned = Self.chunks(of: output, facetKey: "outputFacets", condition: "outputCondition")
+                    let chunks = versioned ?? ["\(olRun).\(state.attempt)"]
+                    if versioned == nil, isStart { beingWritten[name] = (chunks[0], key) }
                     let bytes = output["outputFacets"]?["outputStatistics"]?["size"].flatMap { if case .number(let n) = $0 { return Int64(n) } else { return nil } }
                     for chunk in chunks {
                         func change(_ to: ChunkStatus) throws {
@@ -400,6 +408,7 @@ actor OpenLineageIngest {
                         }
                     }
                 }
+                for d in inputs + outputs { try describe(d, by: "\(namespace)/\(job)", stamp: stamp, into: &drafts) }
                 let duration = Int64(max(0, time - state.startedAt) / 1000)
                 switch eventType {
                 case "COMPLETE":
@@ -437,6 +446,81 @@ actor OpenLineageIngest {
             ignore(eventType == "OTHER" ? "an OTHER event carries facets only" : "nothing new: the run and attempt are already in this state")
         }
         runs[key] = memo
+    }
+
+    /// A DatasetEvent (a dataset's schema or column lineage, outside any run) or a JobEvent (a job's
+    /// inputs and outputs, outside any run: static lineage). Both change no run; they describe datasets and
+    /// grow the job's DAG definition.
+    private func mapStatic(
+        _ e: JSONTree, stamp: Int64, into drafts: inout [NewEvent], outcome: inout EventOutcome, changedDAGs: inout [String]
+    ) throws {
+        let before = drafts.count
+        if let dataset = e["dataset"] {
+            try describe(dataset, by: e["producer"]?.string ?? "openlineage", stamp: stamp, into: &drafts)
+        } else if let job = e["job"]?["name"]?.string, let namespace = e["job"]?["namespace"]?.string {
+            let inputs = e["inputs"]?.array ?? []
+            let outputs = e["outputs"]?.array ?? []
+            let dag = Self.sanitize(job)
+            outcome.dag = dag
+            outcome.task = dag
+            if try define(dag: dag, namespace: namespace, task: dag, inputs: inputs, outputs: outputs), !changedDAGs.contains(dag) {
+                changedDAGs.append(dag)
+            }
+            for d in inputs + outputs { try describe(d, by: "\(namespace)/\(job)", stamp: stamp, into: &drafts) }
+        }
+        if drafts.count == before && !changedDAGs.contains(outcome.dag ?? "\u{0}") {
+            outcome.status = "ignored"
+            outcome.reason = "nothing new: the datasets and job are already described so"
+        }
+    }
+
+    /// Records what a dataset's `schema` and `columnLineage` facets say, when it is new.
+    private func describe(_ d: JSONTree, by source: String, stamp: Int64, into drafts: inout [NewEvent]) throws {
+        let name = Self.datasetName(d)
+        let facets = d["facets"]
+        var fields: [DatasetDescription.Field]?
+        if case .array(let list)? = facets?["schema"]?["fields"] {
+            fields = list.compactMap { f in
+                f["name"]?.string.map { DatasetDescription.Field(name: $0, type: f["type"]?.string, description: f["description"]?.string) }
+            }
+        }
+        var lineage: [String: [DatasetDescription.Source]]?
+        if case .object(let columns)? = facets?["columnLineage"]?["fields"] {
+            lineage = [:]
+            for (column, spec) in columns {
+                let fallback = spec["transformationType"]?.string.map { type in
+                    spec["transformationDescription"]?.string.map { "\(type): \($0)" } ?? type
+                }
+                lineage![column] = spec["inputFields"]?.array.compactMap { input -> DatasetDescription.Source? in
+                    guard let field = input["field"]?.string else { return nil }
+                    let t = input["transformations"]?.array.first.flatMap { t -> String? in
+                        guard let type = t["type"]?.string else { return nil }
+                        return [type, t["subtype"]?.string, t["description"]?.string].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
+                    }
+                    return DatasetDescription.Source(dataset: Self.datasetName(input), field: field, transformation: t ?? fallback)
+                }
+            }
+        }
+        guard fields != nil || lineage != nil else { return }
+        try loadDataset(name)
+        var known = descriptions[name] ?? DatasetDescription(dataset: name)
+        var change = DatasetDescription(dataset: name, source: "openlineage:\(source)")
+        if let fields, fields != known.fields {
+            change.fields = fields
+            known.fields = fields
+        }
+        if let lineage {
+            let new = lineage.filter { known.columnLineage?[$0.key] != $0.value }
+            if !new.isEmpty {
+                change.columnLineage = new
+                known.columnLineage = (known.columnLineage ?? [:]).merging(new) { _, n in n }
+            }
+        }
+        guard change.fields != nil || change.columnLineage != nil else { return }
+        descriptions[name] = known
+        drafts.append(NewEvent(
+            type: EventType.datasetDescribed, stream: StreamID.dataset(name), actor: "openlineage", timestampMicros: stamp,
+            payload: try JSON.canonical(change)))
     }
 
     /// The producer's own id of the run: Airflow's `run_id` from its `airflow` or `airflowDagRun` facet.
@@ -494,18 +578,28 @@ actor OpenLineageIngest {
         return chunkStatus[dataset]?[chunk]
     }
 
-    /// The version a reader of an unpartitioned dataset reads: the chunk that became ready last.
-    private func latestReadyVersion(of dataset: String) throws -> String? {
+    /// The version a reader of an unpartitioned dataset reads: the one its own run is writing (dbt-ol
+    /// reports every model's START before any COMPLETE), else the one that became ready last.
+    private func readVersion(of dataset: String, by run: RunKey) throws -> String? {
         try loadDataset(dataset)
+        if let w = beingWritten[dataset], w.run == run, chunkStatus[dataset]?[w.chunk] == .producing || chunkStatus[dataset]?[w.chunk] == .ready {
+            return w.chunk
+        }
         return latestReady[dataset]
     }
 
     private func loadDataset(_ dataset: String) throws {
         guard chunkStatus[dataset] == nil else { return }
         var state = DatasetState(name: dataset)
+        var described = DatasetDescription(dataset: dataset)
         for event in try ledger.events(inStream: StreamID.dataset(dataset)) {
             state.apply(seq: event.seq, type: event.type, payload: event.payload)
+            if event.type == EventType.datasetDescribed, let d = try? JSONDecoder().decode(DatasetDescription.self, from: event.payload) {
+                if let f = d.fields { described.fields = f }
+                if let l = d.columnLineage { described.columnLineage = (described.columnLineage ?? [:]).merging(l) { _, new in new } }
+            }
         }
+        descriptions[dataset] = described
         chunkStatus[dataset] = state.chunks.mapValues(\.status)
         if let last = state.chunks.values.filter({ $0.status == .ready }).max(by: { $0.since < $1.since }) { latestReady[dataset] = last.key }
     }
