@@ -51,12 +51,13 @@ enum Routes {
 
         router.get("/api/dags") { _, context -> Response in
             _ = try context.require(.viewer)
-            let dags = state.engine.registry.all
-            let runs = try await state.views.read { views, _ in try dags.map { try views.runs(RunQuery(dag: $0.name, limit: 1)).first } }
-            let out = zip(dags, runs).map { dag, last in
-                DAGSummary(
-                    name: dag.name, version: dag.version, description: dag.spec.description, schedule: dag.spec.schedule.map { "\($0)" },
-                    tasks: dag.spec.tasks.count, params: Redaction.redact(params: dag.spec.params), lastRun: last)
+            let out = try await state.views.read { views, _ in
+                try DAGCatalog.all(state.engine, views).map { dag in
+                    DAGSummary(
+                        name: dag.name, version: dag.version, description: dag.spec?.description ?? "", schedule: dag.schedule,
+                        tasks: dag.spec?.tasks.count ?? 0, params: Redaction.redact(params: dag.spec?.params ?? [:]), origin: dag.origin,
+                        runnable: dag.runnable, lastRun: try views.runs(RunQuery(dag: dag.name, limit: 1)).first)
+                }
             }
             return try Reply.json(out)
         }
@@ -64,9 +65,14 @@ enum Routes {
         router.get("/api/dags/:dag") { request, context -> Response in
             _ = try context.require(.viewer)
             let name = try param(context, "dag")
-            guard let dag = state.engine.registry.dag(named: name) else { throw APIError(.notFound, "no DAG named '\(name)'") }
-            let runs = try await state.views.read { views, _ in try views.runs(RunQuery(dag: name, limit: try request.intQuery("limit", default: 20, range: 1...1000))) }
-            return try Reply.json(DAGDetail(name: dag.name, version: dag.version, definition: dag.spec.redactedForDisplay, runs: runs))
+            let limit = try request.intQuery("limit", default: 20, range: 1...1000)
+            let (dag, runs) = try await state.views.read { views, _ in
+                (try DAGCatalog.named(name, state.engine, views), try views.runs(RunQuery(dag: name, limit: limit)))
+            }
+            guard let dag else { throw APIError(.notFound, "no DAG named '\(name)'") }
+            return try Reply.json(DAGDetail(
+                name: dag.name, version: dag.version, schedule: dag.schedule, origin: dag.origin, runnable: dag.runnable,
+                definition: dag.spec?.redactedForDisplay, runs: runs))
         }
 
         router.get("/api/runs") { request, context -> Response in
@@ -392,16 +398,23 @@ struct DAGSummary: Encodable {
     var name: String
     var version: String
     var description: String
+    /// As written: `@daily`, `0 6 * * *`, `every 3600s`.
     var schedule: String?
     var tasks: Int
     var params: [String: String]
+    var origin: String
+    /// This server can run it (`POST /api/runs`); false for DAGs only the ledger knows.
+    var runnable: Bool
     var lastRun: RunRecord?
 }
 
 struct DAGDetail: Encodable {
     var name: String
     var version: String
-    var definition: DAGSpec
+    var schedule: String?
+    var origin: String
+    var runnable: Bool
+    var definition: DAGSpec?
     var runs: [RunRecord]
 }
 

@@ -153,7 +153,15 @@ struct CLITests {
             let stream = "crash/\(iteration)"
             let input = (0..<600).map { eventLine(type: "crash.test", stream: stream, payload: #"{"i":\#($0)}"#) }.joined(separator: "\n")
             let (process, out, _) = try cli.start(["append", "--json", "--commit-every", "25"], input: input)
-            try await Task.sleep(for: .microseconds(Int.random(in: 0...120_000, using: &rng)))
+            // Half the kills land at a random time from the start (often before any commit), half at a
+            // random time after the first acknowledged commit, so that load on the machine cannot make
+            // every kill land before the first commit.
+            if iteration % 2 == 1 {
+                try await CLI.waitUntil("the first acknowledged commit") {
+                    !process.isRunning || ((try? String(contentsOf: out, encoding: .utf8)) ?? "").contains("\n")
+                }
+            }
+            try await Task.sleep(for: .microseconds(Int.random(in: 0...(iteration % 2 == 1 ? 40_000 : 120_000), using: &rng)))
             kill(process.processIdentifier, SIGKILL)
             await CLI.exit(of: process)
             if process.terminationReason == .uncaughtSignal { killedMidway += 1 }

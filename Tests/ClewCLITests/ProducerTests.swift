@@ -112,6 +112,19 @@ struct ProducerTests {
         #expect(all.count == 2 && all.allSatisfy { $0["state"] as? String == "succeeded" }, "\(all)")
         #expect(all.contains { ($0["intervalEnd"] as? String)?.hasPrefix("2026-11-04T00:00:00") == true }, "nominalTime is the run's interval: \(all)")
 
+        // The DAG is known from the ledger: listed by `clew dags` and the API, not runnable here, with the
+        // schedule as Airflow declares it.
+        let dags = try jsonArray(try await cli.run(["dags", "--json"]).stdout)
+        let listed = try #require(dags.first { $0["dag"] as? String == "clew_orders" }, "\(dags)")
+        #expect(listed["runnable"] as? Bool == false && listed["origin"] as? String == "openlineage:airflow_test", "\(listed)")
+        #expect(listed["schedule"] as? String == "@daily" && listed["tasks"] as? Int ?? 0 >= 4, "\(listed)")
+        let viewer = try await server.mint("auditor", "viewer")
+        let api = try await server.get("/api/dags", token: viewer).array.first { $0["name"] as? String == "clew_orders" }
+        #expect(api?["schedule"] as? String == "@daily" && api?["runnable"] as? Bool == false, "\(api ?? [:])")
+        #expect((api?["lastRun"] as? [String: Any])?["dag"] as? String == "clew_orders")
+        let page = try await server.get("/api/dags/clew_orders", token: viewer)
+        #expect(page.status == 200 && (page.object["runs"] as? [Any])?.count == 2, "\(page.body.prefix(300))")
+
         // Datasets: the SQLite table has a version per write, both ready; the clean file a version per
         // write too: the failed first try's is failed, and the two good ones stay ready beside it.
         let chunks = try jsonArray(try await cli.run(["chunks", "--json"]).stdout)

@@ -2,32 +2,62 @@ import ArgumentParser
 import ClewEngine
 import ClewLedger
 import ClewModel
+import ClewProjections
 import Foundation
 
 struct Dags: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the DAGs shipped in this executable and those in the pipeline directory.")
+        abstract: "List the DAGs this executable can run (shipped in it, or in the pipeline directory) and those the ledger knows.",
+        discussion: """
+            DAGs only the ledger knows were registered by earlier runs or by OpenLineage producers (Airflow, dbt) \
+            through `clew serve`; they are listed with RUNNABLE no. Without a ledger at --ledger, only runnable DAGs.
+            """)
 
     @OptionGroup var pipelines: PipelineOptions
+    @OptionGroup var ledger: LedgerOptions
     @OptionGroup var output: OutputOptions
+
+    struct Row {
+        var name: String
+        var version: String
+        var tasks: Int
+        var schedule: String?
+        var origin: String
+        var description: String
+        var runnable: Bool
+    }
 
     func run() async throws {
         try await reportingErrors {
             let (registry, problems) = try pipelines.registry(strict: false)
-            let dags = registry.all
+            var rows: [String: Row] = [:]
+            if FileManager.default.fileExists(atPath: ledger.url.appendingPathComponent("LEDGER").path) {
+                let l = try ledger.open(readOnly: true)
+                defer { l.close() }
+                for r in try RegisteredDAG.all(in: l) {
+                    rows[r.name] = Row(
+                        name: r.name, version: r.version, tasks: r.definition?.tasks.count ?? 0, schedule: r.definition?.schedule?.description,
+                        origin: r.definition?.origin ?? "ledger", description: r.definition?.description ?? "", runnable: false)
+                }
+            }
+            for d in registry.all {
+                rows[d.name] = Row(
+                    name: d.name, version: d.version, tasks: d.spec.tasks.count, schedule: d.spec.schedule?.description,
+                    origin: d.spec.origin, description: d.spec.description, runnable: true)
+            }
+            let sorted = rows.values.sorted { $0.name < $1.name }
             if output.json {
-                let list: [[String: Any]] = dags.map { d in
+                let list: [[String: Any]] = sorted.map { d in
                     [
-                        "dag": d.name, "version": d.version, "origin": d.spec.origin, "tasks": d.spec.tasks.count,
-                        "schedule": d.spec.schedule?.description ?? NSNull(), "description": d.spec.description,
+                        "dag": d.name, "version": d.version, "origin": d.origin, "tasks": d.tasks,
+                        "schedule": d.schedule ?? NSNull(), "description": d.description, "runnable": d.runnable,
                     ]
                 }
                 Terminal.line(String(decoding: try JSONSerialization.data(withJSONObject: list, options: [.sortedKeys]), as: UTF8.self))
             } else {
-                for d in dags {
-                    let schedule = d.spec.schedule?.description ?? "manual"
-                    Terminal.line("\(d.name.padding(toLength: 16, withPad: " ", startingAt: 0)) \(d.version)  \(String(d.spec.tasks.count).leftPad(4)) tasks  \(schedule.padding(toLength: 12, withPad: " ", startingAt: 0))  \(d.spec.origin)")
-                }
+                Terminal.line(Show.table(["DAG", "VERSION", "TASKS", "SCHEDULE", "RUNNABLE", "ORIGIN"], sorted.map { d in
+                    [d.name, d.version, String(d.tasks), d.schedule ?? "manual", d.runnable ? "yes" : "no", d.origin]
+                }))
             }
             if !problems.isEmpty { throw CLIFailure(message: problems.joined(separator: "\n")) }
         }

@@ -109,12 +109,17 @@ enum Dashboard {
 
         router.get("/dags") { _, context -> Response in
             _ = try context.require(.viewer)
-            let dags = state.engine.registry.all
-            let last = try await state.views.read { views, _ in try dags.map { try views.runs(RunQuery(dag: $0.name, limit: 1)).first } }
-            let rows = zip(dags, last).map { dag, run -> Page in
-                var row: Page = ["name": dag.name, "path": Routes.escape(dag.name), "version": String(dag.version.prefix(12)), "tasks": dag.spec.tasks.count, "schedule": dag.spec.schedule.map { "\($0)" } ?? "-"]
-                if let run { row["lastRun"] = ["run": run.run, "runPath": Routes.escape(run.run), "state": run.state] }
-                return row
+            let rows = try await state.views.read { views, _ in
+                try DAGCatalog.all(state.engine, views).map { dag -> Page in
+                    var row: Page = [
+                        "name": dag.name, "path": Routes.escape(dag.name), "version": String(dag.version.prefix(12)),
+                        "tasks": dag.spec?.tasks.count ?? 0, "schedule": dag.schedule ?? "-", "origin": dag.origin,
+                    ]
+                    if let run = try views.runs(RunQuery(dag: dag.name, limit: 1)).first {
+                        row["lastRun"] = ["run": run.run, "runPath": Routes.escape(run.run), "state": run.state]
+                    }
+                    return row
+                }
             }
             return render("dags", "DAGs", context, ["dags": rows])
         }
@@ -122,12 +127,14 @@ enum Dashboard {
         router.get("/dags/:dag") { _, context -> Response in
             _ = try context.require(.viewer)
             let name = try Routes.param(context, "dag")
-            let runs = try await state.views.read { views, _ in try views.runs(RunQuery(dag: name, limit: 200)) }
-            let dag = state.engine.registry.dag(named: name)
+            let (dag, runs) = try await state.views.read { views, _ in
+                (try DAGCatalog.named(name, state.engine, views), try views.runs(RunQuery(dag: name, limit: 200)))
+            }
             guard dag != nil || !runs.isEmpty else { throw APIError(.notFound, "no DAG named '\(name)'") }
             return render("dag", "DAG \(name)", context, [
-                "path": Routes.escape(name), "description": dag?.spec.description ?? "recorded runs", "version": dag.map { String($0.version.prefix(12)) } ?? "-",
-                "taskCount": dag?.spec.tasks.count ?? 0, "canTrigger": dag != nil && (context.identity?.role ?? .viewer) >= .operator,
+                "path": Routes.escape(name), "description": dag?.spec?.description ?? "recorded runs", "version": dag.map { String($0.version.prefix(12)) } ?? "-",
+                "schedule": dag?.schedule ?? "-", "origin": dag?.origin ?? "-",
+                "taskCount": dag?.spec?.tasks.count ?? 0, "canTrigger": dag?.runnable == true && (context.identity?.role ?? .viewer) >= .operator,
                 "runs": runs.map { ["run": $0.run, "dagPath": Routes.escape(name), "runPath": Routes.escape($0.run), "state": $0.state, "queued": time($0.queuedMicros), "trigger": $0.trigger ?? "-"] as Page },
             ])
         }

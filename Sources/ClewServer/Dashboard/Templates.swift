@@ -53,15 +53,15 @@ enum Templates {
 
     static let dags = """
     {{<layout}}{{$body}}
-    <table id="dag-list"><thead><tr><th>DAG</th><th>Version</th><th>Tasks</th><th>Schedule</th><th>Last run</th><th>State</th></tr></thead><tbody>
-    {{#dags}}<tr><td><a href="/dags/{{path}}">{{name}}</a></td><td><code>{{version}}</code></td><td>{{tasks}}</td><td>{{schedule}}</td><td>{{#lastRun}}<a href="/runs/{{path}}/{{runPath}}">{{run}}</a>{{/lastRun}}</td><td>{{#lastRun}}<span class="state {{state}}">{{state}}</span>{{/lastRun}}</td></tr>{{/dags}}
+    <table id="dag-list"><thead><tr><th>DAG</th><th>Version</th><th>Tasks</th><th>Schedule</th><th>Origin</th><th>Last run</th><th>State</th></tr></thead><tbody>
+    {{#dags}}<tr><td><a href="/dags/{{path}}">{{name}}</a></td><td><code>{{version}}</code></td><td>{{tasks}}</td><td>{{schedule}}</td><td>{{origin}}</td><td>{{#lastRun}}<a href="/runs/{{path}}/{{runPath}}">{{run}}</a>{{/lastRun}}</td><td>{{#lastRun}}<span class="state {{state}}">{{state}}</span>{{/lastRun}}</td></tr>{{/dags}}
     </tbody></table>
     {{/body}}{{/layout}}
     """
 
     static let dag = """
     {{<layout}}{{$body}}
-    <p>{{description}} · version <code>{{version}}</code> · {{taskCount}} tasks</p>
+    <p>{{description}} · version <code>{{version}}</code> · {{taskCount}} tasks · schedule <span id="dag-schedule">{{schedule}}</span> · from {{origin}}</p>
     {{#canTrigger}}<form method="post" action="/dags/{{path}}/trigger" id="trigger-form"><button type="submit">Trigger a run</button></form>{{/canTrigger}}
     <table id="dag-runs"><thead><tr><th>Run</th><th>State</th><th>Queued</th><th>Trigger</th></tr></thead><tbody>
     {{#runs}}<tr><td><a href="/runs/{{dagPath}}/{{runPath}}">{{run}}</a></td><td><span class="state {{state}}">{{state}}</span></td><td>{{queued}}</td><td>{{trigger}}</td></tr>{{/runs}}

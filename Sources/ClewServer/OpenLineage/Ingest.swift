@@ -302,7 +302,11 @@ actor OpenLineageIngest {
         let isEnd = ["COMPLETE", "FAIL", "ABORT"].contains(eventType)
         let externalID = Self.externalID(facets)
 
-        if let task, try define(dag: dag, namespace: top?["job"]?["namespace"]?.string ?? namespace, task: task, inputs: inputs, outputs: outputs) {
+        if let task, try define(
+            dag: dag, namespace: top?["job"]?["namespace"]?.string ?? namespace, task: task, inputs: inputs, outputs: outputs,
+            schedule: facets?["airflow"]?["dag"]?["schedule_interval"]?.string ?? facets?["airflowDagRun"]?["dag"]?["schedule_interval"]?.string
+                ?? facets?["airflow"]?["dag"]?["timetable_summary"]?.string)
+        {
             if !changedDAGs.contains(dag) { changedDAGs.append(dag) }
         }
 
@@ -537,7 +541,9 @@ actor OpenLineageIngest {
 
     /// Grows the DAG's definition with the task and the datasets it reads and writes; true when it
     /// changed (the request then records it once, as `dag.registered`).
-    private func define(dag: String, namespace: String, task: String, inputs: [JSONTree], outputs: [JSONTree]) throws -> Bool {
+    private func define(
+        dag: String, namespace: String, task: String, inputs: [JSONTree], outputs: [JSONTree], schedule: String? = nil
+    ) throws -> Bool {
         if definitions[dag] == nil {
             if let last = try ledger.events(inStream: StreamID.dag(dag)).last,
                let tree = try? JSONDecoder().decode(RegisteredDefinition.self, from: last.payload), let spec = tree.definition {
@@ -558,6 +564,8 @@ actor OpenLineageIngest {
             if !t.produces.contains(where: { $0.dataset == name }) { t.produces.append(ChunkRef(dataset: name, key: "*")) }
         }
         if let i = spec.tasks.firstIndex(where: { $0.id == task }) { spec.tasks[i] = t } else { spec.tasks.append(t) }
+        // Airflow's schedule as its DAG declares it (`@daily`, a cron line), when Clew can read it.
+        if let schedule, let parsed = try? ScheduleSpec(parsing: schedule) { spec.schedule = parsed }
         guard spec != before else { return false }
         definitions[dag] = spec
         return true
