@@ -105,7 +105,7 @@ extension Forensics {
                     findings.append(Finding(
                         kind: "expectation_failed", attempt: a, seq: e.seq, time: isoTime(e.timestampMicros),
                         detail: "\(a) expectation failed: \(p["name"]?.string ?? "?")\(p["message"]?.string.map { $0.isEmpty ? "" : " (\($0))" } ?? "")", recovered: recovered))
-                case EventType.variableRecorded where p["kind"]?.string == "variable", EventType.valueProduced:
+                case EventType.variableRecorded where ["variable", "metric"].contains(p["kind"]?.string ?? ""), EventType.valueProduced:
                     guard let v = p["value"]?.number else { continue }
                     let name = e.type == EventType.valueProduced ? "output" : (p["name"]?.string ?? "?")
                     valuesChecked += 1

@@ -154,7 +154,7 @@ struct ProducerTests {
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
     }
 
-    @Test("dbt with openlineage-dbt (dbt-ol run) on DuckDB: models are tasks, tables are datasets with columns, column lineage reaches the seed")
+    @Test("dbt with openlineage-dbt (dbt-ol build) on DuckDB: models are tasks, tests are expectations, tables are datasets with columns, column lineage reaches the seed")
     func dbt() async throws {
         let bin = Program.venvs.appendingPathComponent("dbt/bin")
         let cli = CLI()
@@ -173,17 +173,26 @@ struct ProducerTests {
         ]
         let seed = try await Program.run(bin.appendingPathComponent("dbt").path, ["seed"], environment: env, in: project)
         try #require(seed.status == 0, "dbt seed failed:\n\(seed.output.suffix(3000))")
-        let run = try await Program.run(bin.appendingPathComponent("dbt-ol").path, ["run"], environment: env, in: project)
-        try #require(run.status == 0, "dbt-ol run failed:\n\(run.output.suffix(3000))")
-        #expect(run.output.contains("Emitted 6 OpenLineage events"), "\(run.output.suffix(2000))")
+        // `build`: the models, then their tests (which openlineage-dbt reports as dataQualityAssertions).
+        let run = try await Program.run(bin.appendingPathComponent("dbt-ol").path, ["build"], environment: env, in: project)
+        try #require(run.status == 0, "dbt-ol build failed:\n\(run.output.suffix(3000))")
+        #expect(run.output.contains("Emitted 10 OpenLineage events"), "\(run.output.suffix(2000))")
 
         // The dbt run is a run; its models are its tasks.
         let runs = try jsonArray(try await cli.run(["runs", "--dag", "dbt-run-clew_shop", "--json"]).stdout)
         try #require(runs.count == 1, "\(runs)")
         #expect(runs[0]["state"] as? String == "succeeded")
         let tasks = try await Self.tasks(cli, "dbt-run-clew_shop", try #require(runs[0]["run"] as? String))
-        #expect(tasks.keys.sorted() == ["shop.main.clew_shop.customer_totals", "shop.main.clew_shop.stg_orders"], "\(tasks.keys)")
+        // `dbt build` names its jobs <model>.build.run and <model>.build.test.
+        let models = ["customer_totals", "stg_orders"].flatMap { m in ["run", "test"].map { "shop.main.clew_shop.\(m).build.\($0)" } }
+        #expect(tasks.keys.sorted() == models.sorted(), "\(tasks.keys.sorted())")
         #expect(tasks.values.allSatisfy { $0["state"] as? String == "succeeded" })
+        #expect((tasks["shop.main.clew_shop.stg_orders.build.run"]?["sql"] as? String)?.contains("where amount >= 0") == true, "the sql facet")
+        // dbt's tests are expectations of the run, all passed.
+        let expectations = try await cli.run(["log", "--type", "expectation.evaluated", "--json"]).lines.compactMap { try? jsonObject($0)["payload"] as? [String: Any] }
+        let names = expectations.compactMap { $0["name"] as? String }
+        #expect(names.contains { $0.hasSuffix("stg_orders: unique on order_id") } && names.contains { $0.hasSuffix("customer_totals: unique on customer") }, "\(names)")
+        #expect(expectations.allSatisfy { $0["passed"] as? Bool == true })
 
         // Tables are datasets with their columns.
         let prefix = "duckdb://\(database):shop.main."
@@ -202,6 +211,34 @@ struct ProducerTests {
         #expect((down["nodes"] as? [[String: Any]] ?? []).contains { ($0["id"] as? String)?.hasSuffix("customer_totals") == true }, "\(down)")
         try await server.stop()
         #expect(try await cli.run(["verify"]).status == 0)
+    }
+
+    @Test("data-quality facets become expectations and metrics: culprit names a failed assertion and an out-of-range row count")
+    func dataQuality() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let server = try await Server.start(cli)
+        defer { server.terminate() }
+        let token = try await server.mint("producer", "operator")
+        var runs: [String] = []
+        for (day, rows) in [(1, 1000), (2, 1012), (3, 990), (4, 12)] {
+            let run = UUID().uuidString.lowercased()
+            runs.append(run)
+            let nulls = day == 4 ? 7 : 0
+            let input = #"{"namespace":"pg","name":"shop.orders","inputFacets":{"dataQualityMetrics":{"_producer":"https://p","_schemaURL":"https://openlineage.io/spec/facets/1-0-2/DataQualityMetricsInputDatasetFacet.json#/$defs/DataQualityMetricsInputDatasetFacet","rowCount":\#(rows),"columnMetrics":{"id":{"nullCount":\#(nulls),"distinctCount":\#(rows)}}},"dataQualityAssertions":{"_producer":"https://p","_schemaURL":"https://openlineage.io/spec/facets/1-0-1/DataQualityAssertionsDatasetFacet.json#/$defs/DataQualityAssertionsDatasetFacet","assertions":[{"assertion":"not_null","success":\#(nulls == 0),"column":"id"}]}}}"#
+            func event(_ type: String, _ second: Int) -> String {
+                #"{"eventType":"\#(type)","eventTime":"2026-11-0\#(day)T00:00:0\#(second)Z","producer":"https://p","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent","run":{"runId":"\#(run)"},"job":{"namespace":"ns","name":"quality"},"inputs":[\#(input)],"outputs":[]}"#
+            }
+            let r = try await server.post("/api/v1/lineage/batch", token: token, "[\(event("START", 0)),\(event("COMPLETE", 5))]")
+            #expect(r.status == 200 && r.object["applied"] as? Int == 2, "\(r.body)")
+        }
+        let metrics = try await cli.run(["search", "tasks", "--var", "pg:shop.orders.rowCount<100", "--json"])
+        #expect(try jsonArray(metrics.stdout).count == 1, "\(metrics.stdout)")
+        let culprit = try await cli.run(["culprit", "run:quality/\(runs[3])", "--json"])
+        #expect(culprit.status == 2, "a culprit is found: \(culprit.stdout)\(culprit.stderr)")
+        let findings = (try jsonObject(culprit.stdout)["findings"] as? [[String: Any]] ?? []).compactMap { $0["detail"] as? String }
+        #expect(findings.contains { $0.contains("not_null on id") }, "\(findings)")
+        #expect(findings.contains { $0.contains("pg:shop.orders.rowCount") && $0.contains("12") }, "\(findings)")
     }
 
     @Test("events replayed into a fresh server give the same run and task times (eventTime, not arrival)")

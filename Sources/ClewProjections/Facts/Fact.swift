@@ -100,6 +100,8 @@ enum Fact {
         /// When it happened as its producer reported it (OpenLineage `eventTime`); the envelope's time is
         /// when the ledger recorded it.
         var time_us: Int64?
+        /// The SQL the task ran, when its producer said (OpenLineage `sql` job facet).
+        var sql: String?
     }
 
     /// A branch's choice: the chosen tasks, shown joined by ", ".

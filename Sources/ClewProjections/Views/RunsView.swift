@@ -63,6 +63,8 @@ public struct TaskRecord: Codable, Equatable, Sendable {
     public var branch: String?
     public var exitCode: Int?
     public var timedOut: Bool?
+    /// The SQL the task ran, when its producer said (OpenLineage `sql` job facet).
+    public var sql: String?
     public var firstSeq: UInt64
     public var lastSeq: UInt64
 }
@@ -132,6 +134,7 @@ enum RunsFold {
             var task = try sink.task(key, t.task) ?? TaskRecord(task: t.task, state: "scheduled", firstSeq: h.seq, lastSeq: h.seq)
             task.lastSeq = h.seq
             if let a = t.attempt { task.attempts = max(task.attempts, a) }
+            if let sql = t.sql { task.sql = sql }
             switch h.type {
             case EventType.taskScheduled:
                 task.state = "scheduled"

@@ -114,6 +114,9 @@ actor OpenLineageIngest {
         var endedAt: Int64?
         var endState: String?
         var consumed: Set<String> = []
+        /// Steps recorded (data-quality metrics as variables), and whether the job's SQL was recorded.
+        var steps = 0
+        var sqlRecorded = false
     }
 
     /// A native run: whether it was queued and started, whether it ended, and its attempts by OpenLineage
@@ -246,6 +249,11 @@ actor OpenLineageIngest {
                 guard let task = tree["task"]?.string, case .number(let n)? = tree["attempt"],
                       let ol = byAttempt["\(task)\u{0}\(Int(n))"], let d = tree["dataset"]?.string, let c = tree["chunk"]?.string else { continue }
                 m.attempts[ol]?.consumed.insert("\(d)/\(c)")
+            case EventType.variableRecorded:
+                guard let task = tree["task"]?.string, case .number(let n)? = tree["attempt"], case .number(let step)? = tree["step"],
+                      let ol = byAttempt["\(task)\u{0}\(Int(n))"] else { continue }
+                let known = m.attempts[ol]?.steps ?? 0
+                m.attempts[ol]?.steps = max(known, Int(step))
             default: break
             }
         }
@@ -367,6 +375,10 @@ actor OpenLineageIngest {
                 var fields: [(String, JSON.Value)] = [taskField, ("attempt", .int(Int64(n))), ("openlineage_run", .string(olRun))]
                 if let tryNumber = Self.tryNumber(facets) { fields.append(("try_number", .int(tryNumber))) }
                 if !isStart { fields.append(("start_unknown", .bool(true))) }
+                if let sql = e["job"]?["facets"]?["sql"]?["query"]?.string {
+                    fields.append(("sql", .string(sql)))
+                    state.sqlRecorded = true
+                }
                 emit(EventType.taskStarted, fields)
                 if n > 1, memo.attempts[olRun] != nil { outcome.reason = "a new attempt: the run id was reused after attempt \(n - 1) ended (a re-run)" }
             }
@@ -413,15 +425,22 @@ actor OpenLineageIngest {
                     }
                 }
                 for d in inputs + outputs { try describe(d, by: "\(namespace)/\(job)", stamp: stamp, into: &drafts) }
+                if isEnd { quality(inputs: inputs, outputs: outputs, state: &state, emit: emit) }
+                // The job's SQL, once per attempt, on the first task event that carries it.
+                var ended: [(String, JSON.Value)] = []
+                if !state.sqlRecorded, let sql = e["job"]?["facets"]?["sql"]?["query"]?.string, isEnd {
+                    ended.append(("sql", .string(sql)))
+                    state.sqlRecorded = true
+                }
                 let duration = Int64(max(0, time - state.startedAt) / 1000)
                 switch eventType {
                 case "COMPLETE":
-                    emit(EventType.taskSucceeded, [taskField, attemptField, ("duration_ms", .int(duration))])
+                    emit(EventType.taskSucceeded, [taskField, attemptField, ("duration_ms", .int(duration))] + ended)
                     state.endedAt = time
                     state.endState = "succeeded"
                 case "FAIL":
                     let message = facets?["errorMessage"]?["message"]?.string ?? "failed (OpenLineage FAIL event)"
-                    emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(duration)), ("error", .string(message))])
+                    emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(duration)), ("error", .string(message))] + ended)
                     state.endedAt = time
                     state.endState = "failed"
                 case "ABORT":
@@ -450,6 +469,54 @@ actor OpenLineageIngest {
             ignore(eventType == "OTHER" ? "an OTHER event carries facets only" : "nothing new: the run and attempt are already in this state")
         }
         runs[key] = memo
+    }
+
+    /// Data-quality facets of an attempt's datasets, when it ends: each assertion (`dataQualityAssertions`,
+    /// e.g. a dbt test) becomes `expectation.evaluated`, and each metric (`dataQualityMetrics`: row count,
+    /// bytes, per-column nulls, distinct values, sum, min, max; `outputStatistics`) a numeric
+    /// `variable.recorded` named `<dataset>.<metric>` or `<dataset>.<column>.<metric>`, so `clew culprit`
+    /// finds failed assertions and out-of-range metrics across runs, and `clew search` finds them.
+    private func quality(
+        inputs: [JSONTree], outputs: [JSONTree], state: inout AttemptState, emit: (String, [(String, JSON.Value)]) -> Void
+    ) {
+        let base: [(String, JSON.Value)] = [("task", .string(state.task)), ("attempt", .int(Int64(state.attempt)))]
+        func number(_ t: JSONTree?) -> Double? { if case .number(let n)? = t { n } else { nil } }
+        func record(_ name: String, _ value: Double) {
+            guard value.isFinite, let v = try? RecordedValue(value, name: name) else { return }
+            state.steps += 1
+            emit(EventType.variableRecorded, base + [
+                ("step", .int(Int64(state.steps))), ("name", .string(name)), ("kind", .string("metric")),
+                ("digest", .string(v.digest)), ("value_type", .string("number")), ("value", .raw(String(decoding: v.json, as: UTF8.self))),
+            ])
+        }
+        for d in inputs + outputs {
+            let name = Self.datasetName(d)
+            let facets = [d["inputFacets"], d["outputFacets"], d["facets"]]
+            for f in facets {
+                for a in f?["dataQualityAssertions"]?["assertions"]?.array ?? [] {
+                    guard let assertion = a["assertion"]?.string, case .bool(let passed)? = a["success"] else { continue }
+                    let column = a["column"]?.string.map { " on \($0)" } ?? ""
+                    emit(EventType.expectationEvaluated, base + [
+                        ("name", .string("\(name): \(assertion)\(column)")), ("passed", .bool(passed)),
+                        ("message", .string(passed ? "" : "data-quality assertion failed (OpenLineage dataQualityAssertions)")),
+                    ])
+                }
+                if let m = f?["dataQualityMetrics"] {
+                    for key in ["rowCount", "bytes", "fileCount"] { if let n = number(m[key]) { record("\(name).\(key)", n) } }
+                    if case .object(let columns)? = m["columnMetrics"] {
+                        for (column, cm) in columns.sorted(by: { $0.key < $1.key }) {
+                            for key in ["nullCount", "distinctCount", "sum", "count", "min", "max"] {
+                                if let n = number(cm[key]) { record("\(name).\(column).\(key)", n) }
+                            }
+                        }
+                    }
+                }
+                if let o = f?["outputStatistics"] {
+                    if let n = number(o["rowCount"]) { record("\(name).rowCount", n) }
+                    if let n = number(o["size"]) { record("\(name).bytes", n) }
+                }
+            }
+        }
     }
 
     /// A DatasetEvent (a dataset's schema or column lineage, outside any run) or a JobEvent (a job's
