@@ -207,6 +207,29 @@ struct ProducerTests {
         let trace = try jsonObject(try await cli.run(["trace", prefix + "customer_totals#total_amount", "--format", "json"]).stdout)
         let nodes = (trace["nodes"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
         #expect(nodes.contains("field:\(prefix)stg_orders#amount") && nodes.contains("field:\(prefix)raw_orders#amount"), "\(nodes)")
+        // Marquez's read API over the same facts.
+        let viewer = try await server.mint("auditor", "viewer")
+        let ns = "duckdb://\(database)"
+        let enc = { (s: String) in s.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? s }
+        let namespaces = (try await server.get("/api/v1/namespaces", token: viewer).object["namespaces"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+        #expect(namespaces.contains("dbt_test") && namespaces.contains(ns), "\(namespaces)")
+        let jobs = try await server.get("/api/v1/namespaces/dbt_test/jobs", token: viewer)
+        let job = (jobs.object["jobs"] as? [[String: Any]])?.first { $0["name"] as? String == "dbt-run-clew_shop" }
+        #expect(((job?["latestRun"] as? [String: Any])?["state"] as? String) == "COMPLETED", "\(jobs.body.prefix(500))")
+        let dataset = try await server.get("/api/v1/namespaces/\(enc(ns))/datasets/shop.main.customer_totals", token: viewer)
+        #expect((dataset.object["fields"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["customer", "orders", "total_amount"], "\(dataset.body.prefix(500))")
+        let versions = try await server.get("/api/v1/namespaces/\(enc(ns))/datasets/shop.main.stg_orders/versions", token: viewer)
+        #expect(versions.object["totalCount"] as? Int == 1, "\(versions.body.prefix(500))")
+        let columns = try await server.get("/api/v1/column-lineage?nodeId=\(enc("datasetField:\(ns):shop.main.customer_totals:total_amount"))", token: viewer)
+        let ids = (columns.object["graph"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+        #expect(ids.contains("datasetField:\(ns):shop.main.raw_orders:amount"), "\(columns.body.prefix(800))")
+        let search = try await server.get("/api/v1/search?q=customer_totals&filter=DATASET", token: viewer)
+        #expect((search.object["results"] as? [[String: Any]])?.first?["nodeId"] as? String == "dataset:\(ns):shop.main.customer_totals", "\(search.body)")
+        let byID = try await server.get("/api/v1/jobs/runs/\(try #require(runs[0]["run"] as? String))", token: viewer)
+        #expect(byID.object["state"] as? String == "COMPLETED", "\(byID.body)")
+        #expect(try await server.get("/api/v1/search?q=x&filter=TABLE", token: viewer).status == 400)
+        #expect(try await server.get("/api/v1/namespaces/nowhere/datasets/none", token: viewer).status == 404)
+
         // And the table lineage from the model down to what read it.
         let down = try jsonObject(try await cli.run(["trace", prefix + "stg_orders", "--down", "--format", "json"]).stdout)
         #expect((down["nodes"] as? [[String: Any]] ?? []).contains { ($0["id"] as? String)?.hasSuffix("customer_totals") == true }, "\(down)")

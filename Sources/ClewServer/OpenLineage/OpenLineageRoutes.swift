@@ -15,6 +15,7 @@ enum OpenLineageRoutes {
         router.post("/api/v1/lineage/batch") { request, context -> Response in
             try await ingest(request, context, state, batch: true)
         }
+        MarquezRoutes.register(router, state)
         router.get("/api/v1/lineage") { request, context -> Response in
             _ = try context.require(.viewer)
             guard let nodeID = request.query("nodeId") else { throw APIError(.badRequest, "query parameter 'nodeId' is required (dataset:NAMESPACE:NAME or job:NAMESPACE:NAME)") }
