@@ -102,130 +102,149 @@ final class OpenLineageSchema: Sendable {
     func validate(_ event: JSONTree) throws {
         guard case .object = event else { throw SchemaViolation(path: "$", message: "an event must be a JSON object") }
         guard let rootDoc = documents[root] else { return }
-        try check(event, against: rootDoc, doc: root, path: "$")
-        try checkFacets(event["run"]?["facets"], runFacets, "$.run.facets")
-        try checkFacets(event["job"]?["facets"], jobFacets, "$.job.facets")
+        var path = SchemaPath()
+        try check(event, against: rootDoc, doc: root, path: &path, explain: true)
+        try checkFacets(event["run"]?["facets"], runFacets, ["run", "facets"])
+        try checkFacets(event["job"]?["facets"], jobFacets, ["job", "facets"])
         for (list, specific) in [("inputs", inputFacets), ("outputs", outputFacets)] {
             guard case .array(let items)? = event[list] else { continue }
+            let facetKey = list == "inputs" ? "inputFacets" : "outputFacets"
             for (i, d) in items.enumerated() {
-                try checkFacets(d["facets"], datasetFacets, "$.\(list)[\(i)].facets")
-                try checkFacets(d[list == "inputs" ? "inputFacets" : "outputFacets"], specific, "$.\(list)[\(i)].\(list == "inputs" ? "inputFacets" : "outputFacets")")
+                try checkFacets(d["facets"], datasetFacets, [list, "[\(i)]", "facets"])
+                try checkFacets(d[facetKey], specific, [list, "[\(i)]", facetKey])
             }
         }
     }
 
-    private func checkFacets(_ facets: JSONTree?, _ known: [String: (String, String)], _ path: String) throws {
+    private func checkFacets(_ facets: JSONTree?, _ known: [String: (String, String)], _ at: [String]) throws {
         guard case .object(let members)? = facets else { return }
         for (key, value) in members {
             guard let (docID, pointer) = known[key], let doc = documents[docID] else { continue }
             if case .bool(true)? = value["_deleted"] { continue }
-            try check(value, against: Self.resolve(pointer: pointer, in: doc), doc: docID, path: "\(path).\(key)")
+            var path = SchemaPath(at + [key])
+            try check(value, against: Self.resolve(pointer: pointer, in: doc), doc: docID, path: &path, explain: true)
         }
     }
 
     // MARK: Validation
 
-    private func check(_ value: JSONTree, against schema: JSONTree, doc: String, path: String, depth: Int = 0) throws {
-        guard depth < 64 else { throw SchemaViolation(path: path, message: "schema nesting too deep") }
+    /// Checks `value` against `schema`. The path is a stack of segments, joined into text only when a
+    /// check fails; with `explain` false (probing the branches of `anyOf`, `oneOf` and `not`) a failure
+    /// throws ``SchemaViolation/mismatch`` without formatting a message, since most probes fail.
+    private func check(
+        _ value: JSONTree, against schema: JSONTree, doc: String, path: inout SchemaPath, explain: Bool, depth: Int = 0
+    ) throws {
+        func fail(_ message: @autoclosure () -> String) -> SchemaViolation {
+            explain ? SchemaViolation(path: path.text, message: message()) : .mismatch
+        }
+        guard depth < 64 else { throw SchemaViolation(path: path.text, message: "schema nesting too deep") }
         guard case .object(let s) = schema else { return }
         if let ref = s["$ref"], case .string(let text) = ref {
             let (target, targetDoc) = try resolve(ref: text, from: doc)
-            try check(value, against: target, doc: targetDoc, path: path, depth: depth + 1)
+            try check(value, against: target, doc: targetDoc, path: &path, explain: explain, depth: depth + 1)
         }
         if case .array(let types)? = s["type"] {
             let names = types.compactMap { if case .string(let n) = $0 { return n } else { return nil } }
             guard names.contains(where: { value.isType($0) }) else {
-                throw SchemaViolation(path: path, message: "must be \(names.joined(separator: " or ")), got \(value.typeName)")
+                throw fail("must be \(names.joined(separator: " or ")), got \(value.typeName)")
             }
         } else if case .string(let type)? = s["type"], !value.isType(type) {
-            throw SchemaViolation(path: path, message: "must be \(type == "object" || type == "array" || type == "integer" ? "an" : "a") \(type), got \(value.typeName)")
+            throw fail("must be \(type == "object" || type == "array" || type == "integer" ? "an" : "a") \(type), got \(value.typeName)")
         }
         if case .array(let options)? = s["enum"], !options.contains(value) {
-            throw SchemaViolation(path: path, message: "must be one of \(options.map(\.compact).joined(separator: ", ")), got \(value.compact)")
+            throw fail("must be one of \(options.map(\.compact).joined(separator: ", ")), got \(value.compact)")
         }
         if let c = s["const"], c != value {
-            throw SchemaViolation(path: path, message: "must be \(c.compact), got \(value.compact)")
+            throw fail("must be \(c.compact), got \(value.compact)")
         }
         if case .string(let format)? = s["format"], case .string(let text) = value {
-            try checkFormat(format, text, path)
+            if let problem = Self.formatProblem(format, text) { throw fail(problem) }
         }
         if case .object(let members) = value {
             if case .array(let required)? = s["required"] {
                 for case .string(let name) in required where members[name] == nil {
-                    throw SchemaViolation(path: path.isEmpty ? name : "\(path).\(name)", message: "is required")
+                    path.push(name)
+                    defer { path.pop() }
+                    throw fail("is required")
                 }
             }
             let props: [String: JSONTree]
             if case .object(let p)? = s["properties"] { props = p } else { props = [:] }
             for (name, sub) in props {
-                if let v = members[name] { try check(v, against: sub, doc: doc, path: "\(path).\(name)", depth: depth + 1) }
+                guard let v = members[name] else { continue }
+                path.push(name)
+                defer { path.pop() }
+                try check(v, against: sub, doc: doc, path: &path, explain: explain, depth: depth + 1)
             }
             if let extra = s["additionalProperties"] {
                 for (name, v) in members where props[name] == nil {
-                    if case .bool(false) = extra { throw SchemaViolation(path: "\(path).\(name)", message: "is not allowed here") }
-                    if case .object = extra { try check(v, against: extra, doc: doc, path: "\(path).\(name)", depth: depth + 1) }
+                    path.push(name)
+                    defer { path.pop() }
+                    if case .bool(false) = extra { throw fail("is not allowed here") }
+                    if case .object = extra { try check(v, against: extra, doc: doc, path: &path, explain: explain, depth: depth + 1) }
+                }
+            }
+            if case .object(let dependent)? = s["dependentRequired"] {
+                for (name, needs) in dependent where members[name] != nil {
+                    for case .string(let other) in needs.array where members[other] == nil {
+                        path.push(other)
+                        defer { path.pop() }
+                        throw fail("is required when '\(name)' is given")
+                    }
                 }
             }
         }
         if case .number(let n) = value, case .number(let min)? = s["minimum"], n < min {
-            throw SchemaViolation(path: path, message: "must be at least \(JSONTree.number(min).text), got \(value.text)")
-        }
-        if case .object(let members) = value, case .object(let dependent)? = s["dependentRequired"] {
-            for (name, needs) in dependent where members[name] != nil {
-                for case .string(let other) in needs.array where members[other] == nil {
-                    throw SchemaViolation(path: "\(path).\(other)", message: "is required when '\(name)' is given")
-                }
-            }
+            throw fail("must be at least \(JSONTree.number(min).text), got \(value.text)")
         }
         if let negated = s["not"] {
-            var matched = true
-            do { try check(value, against: negated, doc: doc, path: path, depth: depth + 1) } catch is SchemaViolation { matched = false }
-            if matched { throw SchemaViolation(path: path, message: "must not match \(negated.compact)") }
+            if (try? check(value, against: negated, doc: doc, path: &path, explain: false, depth: depth + 1)) != nil {
+                throw fail("must not match \(negated.compact)")
+            }
         }
         if case .array(let items) = value, let itemSchema = s["items"] {
-            for (i, item) in items.enumerated() { try check(item, against: itemSchema, doc: doc, path: "\(path)[\(i)]", depth: depth + 1) }
+            for (i, item) in items.enumerated() {
+                path.push(index: i)
+                defer { path.pop() }
+                try check(item, against: itemSchema, doc: doc, path: &path, explain: explain, depth: depth + 1)
+            }
         }
         if case .array(let all)? = s["allOf"] {
-            for sub in all { try check(value, against: sub, doc: doc, path: path, depth: depth + 1) }
+            for sub in all { try check(value, against: sub, doc: doc, path: &path, explain: explain, depth: depth + 1) }
         }
         if case .array(let any)? = s["anyOf"] {
-            var first: SchemaViolation?
-            var matched = false
-            for sub in any {
-                do {
-                    try check(value, against: sub, doc: doc, path: path, depth: depth + 1)
-                    matched = true
-                    break
-                } catch let v as SchemaViolation { first = first ?? v }
+            let matched = any.contains { (try? check(value, against: $0, doc: doc, path: &path, explain: false, depth: depth + 1)) != nil }
+            if !matched {
+                // Explain with the first branch's own failure.
+                if explain, let first = any.first { try check(value, against: first, doc: doc, path: &path, explain: true, depth: depth + 1) }
+                throw fail("matches none of the allowed shapes")
             }
-            if !matched, let first { throw first }
         }
         if case .array(let one)? = s["oneOf"] {
             var matches = 0
-            var first: SchemaViolation?
-            for sub in one {
-                do {
-                    try check(value, against: sub, doc: doc, path: path, depth: depth + 1)
-                    matches += 1
-                } catch let v as SchemaViolation { first = first ?? v }
+            for sub in one where (try? check(value, against: sub, doc: doc, path: &path, explain: false, depth: depth + 1)) != nil { matches += 1 }
+            if matches == 0 {
+                if explain, let first = one.first { try check(value, against: first, doc: doc, path: &path, explain: true, depth: depth + 1) }
+                throw fail("matches none of the allowed shapes")
             }
-            if matches == 0 { throw first ?? SchemaViolation(path: path, message: "matches none of the allowed shapes") }
-            if matches > 1 { throw SchemaViolation(path: path, message: "matches \(matches) of the shapes where exactly one is allowed") }
+            if matches > 1 { throw fail("matches \(matches) of the shapes where exactly one is allowed") }
         }
     }
 
-    private func checkFormat(_ format: String, _ text: String, _ path: String) throws {
+    /// What is wrong with `text` for a string format (`uuid`, `date-time`, `uri`), or nil.
+    static func formatProblem(_ format: String, _ text: String) -> String? {
         switch format {
         case "uuid":
-            guard UUID(uuidString: text) != nil else { throw SchemaViolation(path: path, message: "must be a UUID, got \"\(text)\"") }
+            return UUID(uuidString: text) == nil ? "must be a UUID, got \"\(text)\"" : nil
         case "date-time":
-            guard Self.isDateTime(text) else { throw SchemaViolation(path: path, message: "must be an RFC 3339 date-time, got \"\(text)\"") }
+            return isDateTime(text) ? nil : "must be an RFC 3339 date-time, got \"\(text)\""
         case "uri":
             guard let colon = text.firstIndex(of: ":"), colon != text.startIndex,
                   text[..<colon].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == "." }),
                   text.first!.isLetter, !text.contains(" ")
-            else { throw SchemaViolation(path: path, message: "must be an absolute URI, got \"\(text)\"") }
-        default: return
+            else { return "must be an absolute URI, got \"\(text)\"" }
+            return nil
+        default: return nil
         }
     }
 
@@ -298,6 +317,25 @@ struct SchemaViolation: Error, CustomStringConvertible {
     var path: String
     var message: String
     var description: String { "\(path) \(message)" }
+
+    /// A failed probe (a branch of `anyOf`/`oneOf`/`not`): no path or message is formatted for it.
+    static let mismatch = SchemaViolation(path: "", message: "")
+}
+
+/// Where a check is in the event, as a stack of segments: pushed and popped as the check descends, and
+/// joined into `$.inputs[0].facets.schema` only when a check fails.
+struct SchemaPath {
+    private var parts: [String]
+
+    init(_ parts: [String] = []) { self.parts = parts }
+
+    mutating func push(_ key: String) { parts.append(key) }
+    mutating func push(index: Int) { parts.append("[\(index)]") }
+    mutating func pop() { parts.removeLast() }
+
+    var text: String {
+        parts.reduce("$") { $1.hasPrefix("[") ? $0 + $1 : $0 + "." + $1 }
+    }
 }
 
 struct SchemaLoadError: Error, CustomStringConvertible {
