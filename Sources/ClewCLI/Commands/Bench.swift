@@ -239,6 +239,7 @@ struct Bench: AsyncParsableCommand {
                 Terminal.line(String(format: "single  %8.0f events/s (%8.0f native events/s)", r.single.events_per_s, r.single.native_events_per_s))
                 Terminal.line(String(format: "batch   %8.0f events/s (%8.0f native events/s), %d per request", r.batch.events_per_s, r.batch.native_events_per_s, r.batch_size))
                 Terminal.line(String(format: "append  %8.0f native events/s (same events, same batches, straight to the ledger)", r.append_native_events_per_s))
+                Terminal.line(String(format: "latency %8.2f ms p50, %.2f ms p99 (one event per request, one at a time; goal p99 <= 5 ms)", r.single_latency_ms_p50, r.single_latency_ms_p99))
                 Terminal.line(String(format: "ingest_ratio %.2f (goal >= 0.3), single_ratio %.2f; medians of %d", r.ingest_ratio, r.single_ratio, r.repetitions))
             }
         }

@@ -7,6 +7,7 @@ public import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// `clew bench serve`: OpenLineage events ingested per second over loopback through a real server, one
 /// event per request and in batches, against the ledger's batched append of the same native events
@@ -31,6 +32,10 @@ public enum ServeBenchmark {
         /// Batch ingest's native events/s over the direct append's (goal ≥ 0.3).
         public var ingest_ratio: Double
         public var single_ratio: Double
+        /// One event per request, one request at a time: milliseconds from send to the durable answer
+        /// (goal p99 ≤ 5 ms on loopback).
+        public var single_latency_ms_p50: Double
+        public var single_latency_ms_p99: Double
         public var batch_size: Int
         public var concurrency: Int
         public var repetitions: Int
@@ -49,6 +54,7 @@ public enum ServeBenchmark {
         var singles: [Phase] = []
         var batches: [Phase] = []
         var appends: [Double] = []
+        var latencies: [Double] = []
         for rep in 0..<repetitions {
             let ledgerDir = dir.appendingPathComponent("ledger-\(rep)")
             let ledger = try Ledger.create(at: ledgerDir)
@@ -74,6 +80,12 @@ public enum ServeBenchmark {
             let singleSeconds = try await Self.post(singleBodies, to: base, token: token, concurrency: concurrency)
             let s1 = try ledger.lastSeq
             singles.append(Phase(events_per_s: Double(events) / singleSeconds, native_events_per_s: Double(s1 - s0) / singleSeconds, events: events, native_events: Int(s1 - s0), requests: events, seconds_p50: singleSeconds))
+
+            progress("serve bench \(rep + 1)/\(repetitions): \(min(events, 1000)) events, one request at a time (latency)")
+            let timed = Self.events(count: min(events, 1000), tag: "l\(rep)")
+            let recorder = LatencyRecorder()
+            _ = try await Self.post(timed, to: base, token: token, concurrency: 1, latencies: recorder)
+            latencies += recorder.values
 
             progress("serve bench \(rep + 1)/\(repetitions): \(events) events in batches of \(batchSize)")
             let all = Self.events(count: events, tag: "b\(rep)")
@@ -108,13 +120,32 @@ public enum ServeBenchmark {
             single: single, batch: batch, append_native_events_per_s: append,
             ingest_ratio: median(zip(batches, appends).map { $0.native_events_per_s / $1 }),
             single_ratio: median(zip(singles, appends).map { $0.native_events_per_s / $1 }),
+            single_latency_ms_p50: percentile(latencies, 0.50), single_latency_ms_p99: percentile(latencies, 0.99),
             batch_size: batchSize, concurrency: concurrency, repetitions: repetitions)
     }
 
-    /// Posts every body (concurrency at a time); returns the seconds it took.
-    static func post(_ bodies: [String], to url: String, token: String, concurrency: Int) async throws -> Double {
+    /// The `q` quantile (nearest rank) of `xs`, 0 when empty.
+    static func percentile(_ xs: [Double], _ q: Double) -> Double {
+        guard !xs.isEmpty else { return 0 }
+        let sorted = xs.sorted()
+        return sorted[min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1)]
+    }
+
+    /// Request latencies in milliseconds, from concurrent requests.
+    final class LatencyRecorder: Sendable {
+        private let list = Mutex<[Double]>([])
+        func add(_ ms: Double) { list.withLock { $0.append(ms) } }
+        var values: [Double] { list.withLock { $0 } }
+    }
+
+    /// Posts every body (concurrency at a time); returns the seconds it took, and records each request's
+    /// latency when asked.
+    static func post(
+        _ bodies: [String], to url: String, token: String, concurrency: Int, latencies: LatencyRecorder? = nil
+    ) async throws -> Double {
         let start = ContinuousClock.now
         try await inFlight(bodies, concurrency: concurrency) { body in
+            let sent = ContinuousClock.now
             var request = HTTPClientRequest(url: url)
             request.method = .POST
             request.headers.add(name: "Authorization", value: "Bearer \(token)")
@@ -125,6 +156,7 @@ public enum ServeBenchmark {
             guard (200..<300).contains(response.status.code) else {
                 throw BenchmarkError(description: "ingest answered \(response.status.code): \(String(buffer: text))")
             }
+            latencies?.add((ContinuousClock.now - sent).seconds * 1000)
         }
         return (ContinuousClock.now - start).seconds
     }
