@@ -333,6 +333,30 @@ struct ProducerTests {
         #expect(bad.status != 0 && bad.stderr.contains("/nonexistent/spec/OpenLineage.json"), "\(bad.stderr)")
     }
 
+    @Test("a DatasetEvent describes columns and a JobEvent records static lineage; repeating them changes nothing")
+    func staticEvents() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let server = try await Server.start(cli)
+        defer { server.terminate() }
+        let token = try await server.mint("catalog", "operator")
+        let dataset = #"{"eventTime":"2026-11-03T00:00:00Z","producer":"https://p","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/DatasetEvent","dataset":{"namespace":"pg","name":"shop.orders","facets":{"schema":{"_producer":"https://p","_schemaURL":"https://openlineage.io/spec/facets/1-1-1/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet","fields":[{"name":"id","type":"BIGINT"},{"name":"amount","type":"NUMERIC"}]}}}}"#
+        let job = #"{"eventTime":"2026-11-03T00:00:00Z","producer":"https://p","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/JobEvent","job":{"namespace":"catalog","name":"nightly_totals"},"inputs":[{"namespace":"pg","name":"shop.orders"}],"outputs":[{"namespace":"pg","name":"shop.totals","facets":{"columnLineage":{"_producer":"https://p","_schemaURL":"https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet","fields":{"total":{"inputFields":[{"namespace":"pg","name":"shop.orders","field":"amount","transformations":[{"type":"INDIRECT","subtype":"AGGREGATION"}]}]}}}}}]}"#
+        let first = try await server.post("/api/v1/lineage/batch", token: token, "[\(dataset),\(job)]")
+        #expect(first.status == 200 && first.object["applied"] as? Int == 2, "\(first.body)")
+        let orders = try jsonArray(try await cli.run(["chunks", "--json"]).stdout).first { $0["name"] as? String == "pg:shop.orders" }
+        #expect((orders?["fields"] as? [[String: Any]])?.compactMap { $0["type"] as? String } == ["BIGINT", "NUMERIC"], "\(orders ?? [:])")
+        let dags = try jsonArray(try await cli.run(["dags", "--json"]).stdout)
+        #expect(dags.contains { $0["dag"] as? String == "nightly_totals" && $0["origin"] as? String == "openlineage:catalog" }, "\(dags)")
+        let trace = try await cli.run(["trace", "pg:shop.totals#total"])
+        #expect(trace.stdout.contains("field:pg:shop.orders#amount"), "\(trace.stdout)\(trace.stderr)")
+        // The same facts again (new events, new eventTime): stored, nothing new applied.
+        let again = try await server.post(
+            "/api/v1/lineage/batch", token: token,
+            "[\(dataset.replacingOccurrences(of: "00:00:00Z", with: "01:00:00Z")),\(job.replacingOccurrences(of: "00:00:00Z", with: "01:00:00Z"))]")
+        #expect(again.object["accepted"] as? Int == 2 && again.object["ignored"] as? Int == 2, "\(again.body)")
+    }
+
     @Test("concurrent copies of one event (a client's retries racing the original) are applied exactly once")
     func concurrentDuplicates() async throws {
         let cli = CLI()
