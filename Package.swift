@@ -122,6 +122,7 @@ let package = Package(
         .testTarget(name: "ClewModelTests", dependencies: ["ClewModel"]),
         .testTarget(name: "ClewProjectionsTests", dependencies: ["ClewProjections", "ClewEngine", "ClewLedger", "ClewModel"]),
         .testTarget(name: "ClewEngineTests", dependencies: ["ClewEngine", "ClewLedger", "ClewModel"]),
+        .testTarget(name: "ClewServerTests", dependencies: ["ClewServer", "ClewProjections"]),
         .testTarget(name: "ClewReplayTests", dependencies: ["ClewReplay", "ClewEngine", "ClewProjections", "ClewLedger", "ClewModel"]),
         .testTarget(
             name: "ClewCLITests",

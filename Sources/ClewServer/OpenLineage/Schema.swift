@@ -231,21 +231,53 @@ final class OpenLineageSchema: Sendable {
         }
     }
 
-    /// What is wrong with `text` for a string format (`uuid`, `date-time`, `uri`), or nil.
+    /// What is wrong with `text` for a string format (`uuid`, `date-time`, `uri`), or nil. Checked on
+    /// the UTF-8 bytes: every facet carries a `_producer` and `_schemaURL`, so this runs many times per event.
     static func formatProblem(_ format: String, _ text: String) -> String? {
         switch format {
         case "uuid":
-            return UUID(uuidString: text) == nil ? "must be a UUID, got \"\(text)\"" : nil
+            return isUUID(text) ? nil : "must be a UUID, got \"\(text)\""
         case "date-time":
             return isDateTime(text) ? nil : "must be an RFC 3339 date-time, got \"\(text)\""
         case "uri":
-            guard let colon = text.firstIndex(of: ":"), colon != text.startIndex,
-                  text[..<colon].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == "." }),
-                  text.first!.isLetter, !text.contains(" ")
-            else { return "must be an absolute URI, got \"\(text)\"" }
-            return nil
+            return isAbsoluteURI(text) ? nil : "must be an absolute URI, got \"\(text)\""
         default: return nil
         }
+    }
+
+    /// 8-4-4-4-12 hex digits.
+    static func isUUID(_ s: String) -> Bool {
+        var n = 0
+        for b in s.utf8 {
+            if n == 8 || n == 13 || n == 18 || n == 23 {
+                guard b == UInt8(ascii: "-") else { return false }
+            } else {
+                guard (b >= 48 && b <= 57) || (b >= 65 && b <= 70) || (b >= 97 && b <= 102) else { return false }
+            }
+            n += 1
+            if n > 36 { return false }
+        }
+        return n == 36
+    }
+
+    /// A scheme (a letter, then letters, digits, `+`, `-`, `.`), a `:`, and no spaces.
+    static func isAbsoluteURI(_ s: String) -> Bool {
+        var sawColon = false
+        var first = true
+        for b in s.utf8 {
+            if b == 0x20 { return false }
+            if sawColon { continue }
+            let letter = (b >= 65 && b <= 90) || (b >= 97 && b <= 122)
+            if first {
+                guard letter else { return false }
+                first = false
+            } else if b == UInt8(ascii: ":") {
+                sawColon = true
+            } else if !(letter || (b >= 48 && b <= 57) || b == UInt8(ascii: "+") || b == UInt8(ascii: "-") || b == UInt8(ascii: ".")) {
+                return false
+            }
+        }
+        return sawColon
     }
 
     /// RFC 3339: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
