@@ -31,6 +31,9 @@ public struct DomainEvent: Sendable, Hashable {
 public enum JSON {
     /// A JSON string literal for `s`.
     public static func quote(_ s: String) -> String {
+        // Most strings need no escape: check the bytes and copy them whole (the scalar loop below took
+        // a tenth of OpenLineage ingest in a profile). Same output either way.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) { return "\"" + s + "\"" }
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {

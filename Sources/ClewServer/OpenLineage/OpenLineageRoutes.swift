@@ -51,7 +51,7 @@ enum OpenLineageRoutes {
         items = []
         let audit = try state.audit.draft(context.audit(request, action: action, target: nil, outcome: "ok", detail: "\(checked.count) event(s)"))
         let result = try await state.ingest.ingest(checked, audit: audit)
-        return try Reply.json(result, status: batch ? .ok : (result.applied > 0 ? .created : .ok))
+        return Reply.raw(result.json.data, status: batch ? .ok : (result.applied > 0 ? .created : .ok))
     }
 }
 

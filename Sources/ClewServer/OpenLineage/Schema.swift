@@ -1,5 +1,6 @@
 import ClewProjections
 import Foundation
+import Synchronization
 
 /// The OpenLineage spec's JSON Schemas (draft 2020-12), loaded from `OpenLineage.json` and `facets/*.json`,
 /// and a validator for the keywords they use: `type`, `properties`, `required`, `additionalProperties`,
@@ -20,6 +21,8 @@ final class OpenLineageSchema: Sendable {
     private let outputFacets: [String: (String, String)]
     /// Every `$ref` of every document, resolved once: "<doc>\u{0}<ref>" → (schema, its document).
     private let refs: [String: (JSONTree, String)]
+    /// Facets recently found valid (bounded; cleared when full).
+    private let valid = Mutex<Set<ValidFacet>>([])
 
     /// The spec inside the executable (tools/embed_openlineage_spec.py writes it from Fixtures).
     static func embedded() throws -> OpenLineageSchema {
@@ -121,9 +124,24 @@ final class OpenLineageSchema: Sendable {
         for (key, value) in members {
             guard let (docID, pointer) = known[key], let doc = documents[docID] else { continue }
             if case .bool(true)? = value["_deleted"] { continue }
+            // Producers repeat facets (a dataset's schema, a job's parent) from event to event: a facet
+            // already found valid against its schema is not walked again.
+            let memo = ValidFacet(schema: pointer, doc: docID, value: value)
+            if valid.withLock({ $0.contains(memo) }) { continue }
             var path = SchemaPath(at + [key])
             try check(value, against: Self.resolve(pointer: pointer, in: doc), doc: docID, path: &path, explain: true)
+            valid.withLock {
+                if $0.count >= 4096 { $0.removeAll(keepingCapacity: true) }
+                $0.insert(memo)
+            }
         }
+    }
+
+    /// A facet value that passed its facet schema.
+    private struct ValidFacet: Hashable {
+        var schema: String
+        var doc: String
+        var value: JSONTree
     }
 
     // MARK: Validation
