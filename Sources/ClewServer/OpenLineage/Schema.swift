@@ -178,6 +178,14 @@ final class OpenLineageSchema: Sendable {
         if case .string(let format)? = s["format"], case .string(let text) = value {
             if let problem = Self.formatProblem(format, text) { throw fail(problem) }
         }
+        // `not` before the members: it is cheap, and it is what rejects an event as the wrong kind (a
+        // RunEvent probed as a JobEvent fails on `not: {required: [run]}`) before its inputs and outputs
+        // would be walked a second time.
+        if let negated = s["not"] {
+            if (try? check(value, against: negated, doc: doc, path: &path, explain: false, depth: depth + 1)) != nil {
+                throw fail("must not match \(negated.compact)")
+            }
+        }
         if case .object(let members) = value {
             if case .array(let required)? = s["required"] {
                 for case .string(let name) in required where members[name] == nil {
@@ -214,11 +222,6 @@ final class OpenLineageSchema: Sendable {
         }
         if case .number(let n) = value, case .number(let min)? = s["minimum"], n < min {
             throw fail("must be at least \(JSONTree.number(min).text), got \(value.text)")
-        }
-        if let negated = s["not"] {
-            if (try? check(value, against: negated, doc: doc, path: &path, explain: false, depth: depth + 1)) != nil {
-                throw fail("must not match \(negated.compact)")
-            }
         }
         if case .array(let items) = value, let itemSchema = s["items"] {
             for (i, item) in items.enumerated() {
