@@ -3,6 +3,7 @@ import ClewEngine
 import ClewLedger
 import ClewModel
 import ClewProjections
+import ClewServer
 import Foundation
 
 struct Dags: AsyncParsableCommand {
@@ -17,46 +18,27 @@ struct Dags: AsyncParsableCommand {
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var output: OutputOptions
 
-    struct Row {
-        var name: String
-        var version: String
-        var tasks: Int
-        var schedule: String?
-        var origin: String
-        var description: String
-        var runnable: Bool
-    }
-
     func run() async throws {
         try await reportingErrors {
             let (registry, problems) = try pipelines.registry(strict: false)
-            var rows: [String: Row] = [:]
+            var registered: [RegisteredDAG] = []
             if FileManager.default.fileExists(atPath: ledger.url.appendingPathComponent("LEDGER").path) {
                 let l = try ledger.open(readOnly: true)
                 defer { l.close() }
-                for r in try RegisteredDAG.all(in: l) {
-                    rows[r.name] = Row(
-                        name: r.name, version: r.version, tasks: r.definition?.tasks.count ?? 0, schedule: r.definition?.schedule?.description,
-                        origin: r.definition?.origin ?? "ledger", description: r.definition?.description ?? "", runnable: false)
-                }
+                registered = try RegisteredDAG.all(in: l)
             }
-            for d in registry.all {
-                rows[d.name] = Row(
-                    name: d.name, version: d.version, tasks: d.spec.tasks.count, schedule: d.spec.schedule?.description,
-                    origin: d.spec.origin, description: d.spec.description, runnable: true)
-            }
-            let sorted = rows.values.sorted { $0.name < $1.name }
+            let dags = DAGCatalog.merge(registry: registry, registered: registered)
             if output.json {
-                let list: [[String: Any]] = sorted.map { d in
+                let list: [[String: Any]] = dags.map { d in
                     [
-                        "dag": d.name, "version": d.version, "origin": d.origin, "tasks": d.tasks,
-                        "schedule": d.schedule ?? NSNull(), "description": d.description, "runnable": d.runnable,
+                        "dag": d.name, "version": d.version, "origin": d.origin, "tasks": d.spec?.tasks.count ?? 0,
+                        "schedule": d.schedule ?? NSNull(), "description": d.spec?.description ?? "", "runnable": d.runnable,
                     ]
                 }
                 Terminal.line(String(decoding: try JSONSerialization.data(withJSONObject: list, options: [.sortedKeys]), as: UTF8.self))
             } else {
-                Terminal.line(Show.table(["DAG", "VERSION", "TASKS", "SCHEDULE", "RUNNABLE", "ORIGIN"], sorted.map { d in
-                    [d.name, d.version, String(d.tasks), d.schedule ?? "manual", d.runnable ? "yes" : "no", d.origin]
+                Terminal.line(Show.table(["DAG", "VERSION", "TASKS", "SCHEDULE", "RUNNABLE", "ORIGIN"], dags.map { d in
+                    [d.name, d.version, String(d.spec?.tasks.count ?? 0), d.schedule ?? "manual", d.runnable ? "yes" : "no", d.origin]
                 }))
             }
             if !problems.isEmpty { throw CLIFailure(message: problems.joined(separator: "\n")) }

@@ -42,7 +42,7 @@ enum MarquezRoutes {
             let (ns, name) = (try Routes.param(context, "namespace"), try Routes.param(context, "job"))
             let job = try await state.views.read { views, _ -> MarquezJSON? in
                 let catalog = try Catalog(state: state, views: views)
-                return try catalog.jobs.first { $0.namespace == ns && $0.name == name }.map { try $0.json(views, catalog) }
+                return try catalog.job(ns, name).map { try $0.json(views, catalog) }
             }
             guard let job else { throw APIError(.notFound, "no job '\(name)' in namespace '\(ns)'") }
             return Reply.raw(job.data)
@@ -53,7 +53,7 @@ enum MarquezRoutes {
             let page = try Page(request)
             let runs = try await state.views.read { views, _ -> (items: [MarquezJSON], total: Int)? in
                 let catalog = try Catalog(state: state, views: views)
-                guard let job = catalog.jobs.first(where: { $0.namespace == ns && $0.name == name }) else { return nil }
+                guard let job = catalog.job(ns, name) else { return nil }
                 return try page.slice(try job.runs(views))
             }
             guard let runs else { throw APIError(.notFound, "no job '\(name)' in namespace '\(ns)'") }
@@ -86,7 +86,7 @@ enum MarquezRoutes {
             _ = try context.require(.viewer)
             let (ns, name) = (try Routes.param(context, "namespace"), try Routes.param(context, "dataset"))
             let dataset = try await state.views.read { views, _ -> MarquezJSON? in
-                try Catalog(state: state, views: views).datasets.first { $0.namespace == ns && $0.name == name }.map { try $0.json(views) }
+                try Catalog(state: state, views: views).dataset(ns, name).map { try $0.json(views) }
             }
             guard let dataset else { throw APIError(.notFound, "no dataset '\(name)' in namespace '\(ns)'") }
             return Reply.raw(dataset.data)
@@ -96,7 +96,7 @@ enum MarquezRoutes {
             let (ns, name) = (try Routes.param(context, "namespace"), try Routes.param(context, "dataset"))
             let page = try Page(request)
             let versions = try await state.views.read { views, _ -> (items: [MarquezJSON], total: Int)? in
-                guard let d = try Catalog(state: state, views: views).datasets.first(where: { $0.namespace == ns && $0.name == name }) else { return nil }
+                guard let d = try Catalog(state: state, views: views).dataset(ns, name) else { return nil }
                 return try page.slice(try d.versions(views))
             }
             guard let versions else { throw APIError(.notFound, "no dataset '\(name)' in namespace '\(ns)'") }
@@ -284,6 +284,9 @@ enum MarquezRoutes {
         var jobs: [Job] = []
         var datasets: [Dataset] = []
         var namespaces: [(name: String, updated: Int64?)] = []
+
+        func job(_ namespace: String, _ name: String) -> Job? { jobs.first { $0.namespace == namespace && $0.name == name } }
+        func dataset(_ namespace: String, _ name: String) -> Dataset? { datasets.first { $0.namespace == namespace && $0.name == name } }
 
         init(state: ServerState, views: Views) throws {
             let registered = Dictionary(try views.registeredDAGs().map { ($0.name, $0.registeredMicros) }, uniquingKeysWith: { a, _ in a })
