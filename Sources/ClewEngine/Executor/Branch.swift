@@ -175,7 +175,7 @@ enum ELFNotes {
                 let next = descStart + (descsz + 3) / 4 * 4
                 guard next <= notes.count else { break }
                 if type == 3, namesz == 4, notes.subdata(in: nameStart..<(nameStart + 3)) == Data("GNU".utf8) {
-                    return notes.subdata(in: descStart..<(descStart + descsz)).map { String(format: "%02x", $0) }.joined()
+                    return notes.subdata(in: descStart..<(descStart + descsz)).hex
                 }
                 o = next
             }

@@ -134,7 +134,7 @@ public enum OpenLineageExport {
         var b = Array(SHA256.hash(data: Data(("clew:" + name).utf8)).prefix(16))
         b[6] = (b[6] & 0x0F) | 0x50
         b[8] = (b[8] & 0x3F) | 0x80
-        let hex = b.map { String(format: "%02x", $0) }.joined()
+        let hex = b.hex
         let h = Array(hex)
         return "\(String(h[0..<8]))-\(String(h[8..<12]))-\(String(h[12..<16]))-\(String(h[16..<20]))-\(String(h[20..<32]))"
     }

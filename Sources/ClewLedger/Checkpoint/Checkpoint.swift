@@ -80,7 +80,7 @@ public struct CheckpointPublicKey: @unchecked Sendable, Hashable {
 
     /// Short identifier: first 8 bytes of SHA-256 of the raw key, hex.
     public var keyID: String {
-        SHA256.hash(data: key.rawRepresentation).prefix(8).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: key.rawRepresentation).prefix(8).hexDigits
     }
 
     public static func == (a: Self, b: Self) -> Bool { a.key.rawRepresentation == b.key.rawRepresentation }

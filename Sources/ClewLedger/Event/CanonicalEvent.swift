@@ -31,7 +31,7 @@ public struct CanonicalEvent: Sendable, Hashable {
         self.type = d.type
         self.schemaVersion = d.schemaVersion
         self.payload = d.payload
-        self.payloadSHA256 = d.payloadRef.map { $0.map { String(format: "%02x", $0) }.joined() }
+        self.payloadSHA256 = d.payloadRef.map(\.hexDigits)
         self.unknownFields = d.unknownFields
     }
 

@@ -1,4 +1,5 @@
 import ClewLedger
+import ClewModel
 import Crypto
 import Foundation
 #if canImport(Glibc)
@@ -100,7 +101,7 @@ final class ViewStore: @unchecked Sendable {
             hasher.update(data: chunk)
             size += chunk.count
         }
-        return Seal(size: size, sha256: hasher.finalize().map { String(format: "%02x", $0) }.joined())
+        return Seal(size: size, sha256: Array(hasher.finalize()).hex)
     }
 
     /// Seals the file, holding LMDB's writer lock so no commit lands in the middle.
@@ -186,7 +187,7 @@ final class ViewStore: @unchecked Sendable {
                 }
             }
         }
-        return (hasher.finalize().map { String(format: "%02x", $0) }.joined(), entries)
+        return (Array(hasher.finalize()).hex, entries)
     }
 
     /// Walks every record of every table checking its checksum and the key order; throws on the first

@@ -1,3 +1,4 @@
+import ClewModel
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -21,7 +22,7 @@ final class SessionStore: @unchecked Sendable {
     func open(token: String) -> String {
         var bytes = [UInt8](repeating: 0, count: 32)
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
-        let id = bytes.map { String(format: "%02x", $0) }.joined()
+        let id = bytes.hex
         lock.withLock {
             let now = ContinuousClock.now
             sessions = sessions.filter { $0.value.expires > now }

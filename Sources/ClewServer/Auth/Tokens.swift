@@ -118,7 +118,7 @@ public final class TokenStore: @unchecked Sendable {
         var secret = [UInt8](repeating: 0, count: 32)
         for i in idBytes.indices { idBytes[i] = UInt8.random(in: 0...255) }
         for i in secret.indices { secret[i] = UInt8.random(in: 0...255) }
-        let id = idBytes.map { String(format: "%02x", $0) }.joined()
+        let id = idBytes.hex
         let token = "clew_\(id)_" + Data(secret).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         let digest = Array(SHA256.hash(data: Data(token.utf8)))
         let payload = try JSON.canonical(Created(id: id, name: trimmed, role: role, sha256: Self.hex(digest), created_by: creator))
@@ -168,7 +168,7 @@ public final class TokenStore: @unchecked Sendable {
         return diff == 0
     }
 
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ bytes: [UInt8]) -> String { bytes.hex }
 
     static func bytes(hex: String) -> [UInt8]? {
         let chars = Array(hex.utf8)

@@ -19,9 +19,8 @@ struct CheckedEvent: Sendable {
             let path = v.path.hasPrefix("$") ? at + v.path.dropFirst() : at + "." + v.path
             throw APIError(.badRequest, "invalid OpenLineage event: \(path.isEmpty ? "$" : path) \(v.message)")
         }
-        let body = tree.text
-        let digest = SHA256.hash(data: Data(body.utf8)).map { String(format: "%02x", $0) }.joined()
-        return CheckedEvent(tree: tree, digest: digest, body: body)
+        let bytes = tree.canonicalBytes
+        return CheckedEvent(tree: tree, digest: Array(SHA256.hash(data: bytes)).hex, body: String(decoding: bytes, as: UTF8.self))
     }
 }
 

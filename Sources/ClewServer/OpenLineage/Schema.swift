@@ -8,19 +8,18 @@ import Synchronization
 /// `date-time`, `uri` and `uuid` formats. A facet whose key a facet schema declares is validated against
 /// that schema too (what a consumer that knows the standard facets must do); unknown custom facets only
 /// against the base facet. No Swift JSON Schema package is among the ones this machine offers, so this
-/// interprets the spec's own files rather than hand-coding its rules.
+/// compiles the spec's own files (``SchemaCompiler``) rather than hand-coding its rules.
 final class OpenLineageSchema: Sendable {
-    /// Schemas by their `$id` (without fragment).
-    private let documents: [String: JSONTree]
-    private let root: String
-    /// Facet key → (document id, pointer of the facet's definition), per facet family.
-    private let runFacets: [String: (String, String)]
-    private let jobFacets: [String: (String, String)]
-    private let datasetFacets: [String: (String, String)]
-    private let inputFacets: [String: (String, String)]
-    private let outputFacets: [String: (String, String)]
-    /// Every `$ref` of every document, resolved once: "<doc>\u{0}<ref>" → (schema, its document).
-    private let refs: [String: (JSONTree, String)]
+    /// Every schema object of the spec, compiled once at load (see ``SchemaNode``).
+    private let nodes: [SchemaNode]
+    /// The node of `OpenLineage.json` itself (anyOf RunEvent, DatasetEvent, JobEvent).
+    private let rootNode: Int
+    /// Facet key → the node of the facet's definition, per facet family.
+    private let runFacets: [String: Int]
+    private let jobFacets: [String: Int]
+    private let datasetFacets: [String: Int]
+    private let inputFacets: [String: Int]
+    private let outputFacets: [String: Int]
     /// Facets recently found valid (bounded; cleared when full).
     private let valid = Mutex<Set<ValidFacet>>([])
 
@@ -50,10 +49,10 @@ final class OpenLineageSchema: Sendable {
         var docs: [String: JSONTree] = [:]
         let rootDoc = try JSONTree.parse(mainData)
         guard case .string(let rootID)? = rootDoc["$id"] else { throw SchemaLoadError(description: "\(mainName) has no $id") }
-        docs[Self.strip(rootID)] = rootDoc
-        root = Self.strip(rootID)
-        var run: [String: (String, String)] = [:], job: [String: (String, String)] = [:], dataset: [String: (String, String)] = [:]
-        var input: [String: (String, String)] = [:], output: [String: (String, String)] = [:]
+        let root = Self.strip(rootID)
+        docs[root] = rootDoc
+        // Facet key → (document, pointer of its definition), per family.
+        var families: [String: [String: (String, String)]] = [:]
         for (_, data) in facets {
             let doc = try JSONTree.parse(data)
             guard case .string(let id)? = doc["$id"] else { continue }
@@ -63,50 +62,28 @@ final class OpenLineageSchema: Sendable {
             for (key, schema) in props {
                 guard case .string(let ref)? = schema["$ref"], ref.hasPrefix("#") else { continue }
                 let pointer = String(ref.dropFirst())
-                let def = Self.resolve(pointer: pointer, in: doc)
-                let family = Self.family(of: def, in: doc)
-                switch family {
-                case "RunFacet": run[key] = (docID, pointer)
-                case "JobFacet": job[key] = (docID, pointer)
-                case "DatasetFacet": dataset[key] = (docID, pointer)
-                case "InputDatasetFacet": input[key] = (docID, pointer)
-                case "OutputDatasetFacet": output[key] = (docID, pointer)
-                default: continue
-                }
+                guard let family = Self.family(of: Self.resolve(pointer: pointer, in: doc), in: doc) else { continue }
+                families[family, default: [:]][key] = (docID, pointer)
             }
         }
-        documents = docs
-        var resolved: [String: (JSONTree, String)] = [:]
-        func collect(_ node: JSONTree, doc: String) {
-            switch node {
-            case .object(let members):
-                if case .string(let ref)? = members["$ref"] {
-                    let parts = ref.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)
-                    let base = parts[0].isEmpty ? doc : Self.strip(String(parts[0]))
-                    if let target = docs[base] {
-                        resolved["\(doc)\u{0}\(ref)"] = (Self.resolve(pointer: parts.count > 1 ? String(parts[1]) : "", in: target), base)
-                    }
-                }
-                for v in members.values { collect(v, doc: doc) }
-            case .array(let items): for v in items { collect(v, doc: doc) }
-            default: break
-            }
+        var compiler = SchemaCompiler(documents: docs)
+        rootNode = compiler.node(doc: root, pointer: "")
+        func compiled(_ family: String) -> [String: Int] {
+            (families[family] ?? [:]).mapValues { compiler.node(doc: $0.0, pointer: $0.1) }
         }
-        for (id, doc) in docs { collect(doc, doc: id) }
-        refs = resolved
-        runFacets = run
-        jobFacets = job
-        datasetFacets = dataset
-        inputFacets = input
-        outputFacets = output
+        runFacets = compiled("RunFacet")
+        jobFacets = compiled("JobFacet")
+        datasetFacets = compiled("DatasetFacet")
+        inputFacets = compiled("InputDatasetFacet")
+        outputFacets = compiled("OutputDatasetFacet")
+        nodes = compiler.nodes
     }
 
     /// Validates one event; the error names the first field that breaks the spec, as a JSON path.
     func validate(_ event: JSONTree) throws {
         guard case .object = event else { throw SchemaViolation(path: "$", message: "an event must be a JSON object") }
-        guard let rootDoc = documents[root] else { return }
         var path = SchemaPath()
-        try check(event, against: rootDoc, doc: root, path: &path, explain: true)
+        try check(event, against: rootNode, path: &path, explain: true)
         try checkFacets(event["run"]?["facets"], runFacets, ["run", "facets"])
         try checkFacets(event["job"]?["facets"], jobFacets, ["job", "facets"])
         for (list, specific) in [("inputs", inputFacets), ("outputs", outputFacets)] {
@@ -119,17 +96,17 @@ final class OpenLineageSchema: Sendable {
         }
     }
 
-    private func checkFacets(_ facets: JSONTree?, _ known: [String: (String, String)], _ at: [String]) throws {
+    private func checkFacets(_ facets: JSONTree?, _ known: [String: Int], _ at: [String]) throws {
         guard case .object(let members)? = facets else { return }
         for (key, value) in members {
-            guard let (docID, pointer) = known[key], let doc = documents[docID] else { continue }
+            guard let node = known[key] else { continue }
             if case .bool(true)? = value["_deleted"] { continue }
             // Producers repeat facets (a dataset's schema, a job's parent) from event to event: a facet
             // already found valid against its schema is not walked again.
-            let memo = ValidFacet(schema: pointer, doc: docID, value: value)
+            let memo = ValidFacet(node: node, value: value)
             if valid.withLock({ $0.contains(memo) }) { continue }
             var path = SchemaPath(at + [key])
-            try check(value, against: Self.resolve(pointer: pointer, in: doc), doc: docID, path: &path, explain: true)
+            try check(value, against: node, path: &path, explain: true)
             valid.withLock {
                 if $0.count >= 4096 { $0.removeAll(keepingCapacity: true) }
                 $0.insert(memo)
@@ -139,113 +116,91 @@ final class OpenLineageSchema: Sendable {
 
     /// A facet value that passed its facet schema.
     private struct ValidFacet: Hashable {
-        var schema: String
-        var doc: String
+        var node: Int
         var value: JSONTree
     }
 
     // MARK: Validation
 
-    /// Checks `value` against `schema`. The path is a stack of segments, joined into text only when a
+    /// Checks `value` against node `index`. The path is a stack of segments, joined into text only when a
     /// check fails; with `explain` false (probing the branches of `anyOf`, `oneOf` and `not`) a failure
     /// throws ``SchemaViolation/mismatch`` without formatting a message, since most probes fail.
-    private func check(
-        _ value: JSONTree, against schema: JSONTree, doc: String, path: inout SchemaPath, explain: Bool, depth: Int = 0
-    ) throws {
+    private func check(_ value: JSONTree, against index: Int, path: inout SchemaPath, explain: Bool, depth: Int = 0) throws {
         func fail(_ message: @autoclosure () -> String) -> SchemaViolation {
             explain ? SchemaViolation(path: path.text, message: message()) : .mismatch
         }
         guard depth < 64 else { throw SchemaViolation(path: path.text, message: "schema nesting too deep") }
-        guard case .object(let s) = schema else { return }
-        if let ref = s["$ref"], case .string(let text) = ref {
-            let (target, targetDoc) = try resolve(ref: text, from: doc)
-            try check(value, against: target, doc: targetDoc, path: &path, explain: explain, depth: depth + 1)
-        }
-        if case .array(let types)? = s["type"] {
-            let names = types.compactMap { if case .string(let n) = $0 { return n } else { return nil } }
-            guard names.contains(where: { value.isType($0) }) else {
-                throw fail("must be \(names.joined(separator: " or ")), got \(value.typeName)")
-            }
-        } else if case .string(let type)? = s["type"], !value.isType(type) {
-            throw fail("must be \(type == "object" || type == "array" || type == "integer" ? "an" : "a") \(type), got \(value.typeName)")
-        }
-        if case .array(let options)? = s["enum"], !options.contains(value) {
+        let s = nodes[index]
+        if let problem = s.unresolved { throw SchemaViolation(path: "$", message: problem) }
+        if let ref = s.ref { try check(value, against: ref, path: &path, explain: explain, depth: depth + 1) }
+        if let types = s.types, types & value.kinds == 0 { throw fail(s.typeMessage(value)) }
+        if let options = s.enumValues, !options.contains(value) {
             throw fail("must be one of \(options.map(\.compact).joined(separator: ", ")), got \(value.compact)")
         }
-        if let c = s["const"], c != value {
-            throw fail("must be \(c.compact), got \(value.compact)")
-        }
-        if case .string(let format)? = s["format"], case .string(let text) = value {
-            if let problem = Self.formatProblem(format, text) { throw fail(problem) }
-        }
+        if let c = s.const, c != value { throw fail("must be \(c.compact), got \(value.compact)") }
+        if let format = s.format, case .string(let text) = value, let problem = Self.formatProblem(format, text) { throw fail(problem) }
         // `not` before the members: it is cheap, and it is what rejects an event as the wrong kind (a
         // RunEvent probed as a JobEvent fails on `not: {required: [run]}`) before its inputs and outputs
         // would be walked a second time.
-        if let negated = s["not"] {
-            if (try? check(value, against: negated, doc: doc, path: &path, explain: false, depth: depth + 1)) != nil {
-                throw fail("must not match \(negated.compact)")
+        if let negated = s.not {
+            if (try? check(value, against: negated.node, path: &path, explain: false, depth: depth + 1)) != nil {
+                throw fail("must not match \(negated.source.compact)")
             }
         }
         if case .object(let members) = value {
-            if case .array(let required)? = s["required"] {
-                for case .string(let name) in required where members[name] == nil {
-                    path.push(name)
-                    defer { path.pop() }
-                    throw fail("is required")
-                }
+            for name in s.required where members[name] == nil {
+                path.push(name)
+                defer { path.pop() }
+                throw fail("is required")
             }
-            let props: [String: JSONTree]
-            if case .object(let p)? = s["properties"] { props = p } else { props = [:] }
-            for (name, sub) in props {
+            for (name, sub) in s.propertyList {
                 guard let v = members[name] else { continue }
                 path.push(name)
                 defer { path.pop() }
-                try check(v, against: sub, doc: doc, path: &path, explain: explain, depth: depth + 1)
+                try check(v, against: sub, path: &path, explain: explain, depth: depth + 1)
             }
-            if let extra = s["additionalProperties"] {
-                for (name, v) in members where props[name] == nil {
+            switch s.additional {
+            case .unchecked: break
+            case .forbidden, .schema:
+                for (name, v) in members where s.properties[name] == nil {
                     path.push(name)
                     defer { path.pop() }
-                    if case .bool(false) = extra { throw fail("is not allowed here") }
-                    if case .object = extra { try check(v, against: extra, doc: doc, path: &path, explain: explain, depth: depth + 1) }
+                    guard case .schema(let extra) = s.additional else { throw fail("is not allowed here") }
+                    try check(v, against: extra, path: &path, explain: explain, depth: depth + 1)
                 }
             }
-            if case .object(let dependent)? = s["dependentRequired"] {
-                for (name, needs) in dependent where members[name] != nil {
-                    for case .string(let other) in needs.array where members[other] == nil {
-                        path.push(other)
-                        defer { path.pop() }
-                        throw fail("is required when '\(name)' is given")
-                    }
+            for (name, needs) in s.dependentRequired where members[name] != nil {
+                for other in needs where members[other] == nil {
+                    path.push(other)
+                    defer { path.pop() }
+                    throw fail("is required when '\(name)' is given")
                 }
             }
         }
-        if case .number(let n) = value, case .number(let min)? = s["minimum"], n < min {
+        if let min = s.minimum, case .number(let n) = value, n < min {
             throw fail("must be at least \(JSONTree.number(min).text), got \(value.text)")
         }
-        if case .array(let items) = value, let itemSchema = s["items"] {
+        if let itemNode = s.items, case .array(let items) = value {
             for (i, item) in items.enumerated() {
                 path.push(index: i)
                 defer { path.pop() }
-                try check(item, against: itemSchema, doc: doc, path: &path, explain: explain, depth: depth + 1)
+                try check(item, against: itemNode, path: &path, explain: explain, depth: depth + 1)
             }
         }
-        if case .array(let all)? = s["allOf"] {
-            for sub in all { try check(value, against: sub, doc: doc, path: &path, explain: explain, depth: depth + 1) }
-        }
-        if case .array(let any)? = s["anyOf"] {
-            let matched = any.contains { (try? check(value, against: $0, doc: doc, path: &path, explain: false, depth: depth + 1)) != nil }
+        for sub in s.allOf { try check(value, against: sub, path: &path, explain: explain, depth: depth + 1) }
+        if let anyOf = s.anyOf {
+            let matched = anyOf.contains { (try? check(value, against: $0, path: &path, explain: false, depth: depth + 1)) != nil }
             if !matched {
                 // Explain with the first branch's own failure.
-                if explain, let first = any.first { try check(value, against: first, doc: doc, path: &path, explain: true, depth: depth + 1) }
+                if explain, let first = anyOf.first { try check(value, against: first, path: &path, explain: true, depth: depth + 1) }
                 throw fail("matches none of the allowed shapes")
             }
         }
-        if case .array(let one)? = s["oneOf"] {
+        if let oneOf = s.oneOf {
             var matches = 0
-            for sub in one where (try? check(value, against: sub, doc: doc, path: &path, explain: false, depth: depth + 1)) != nil { matches += 1 }
+            for sub in oneOf where (try? check(value, against: sub, path: &path, explain: false, depth: depth + 1)) != nil { matches += 1 }
             if matches == 0 {
-                if explain, let first = one.first { try check(value, against: first, doc: doc, path: &path, explain: true, depth: depth + 1) }
+                if explain, let first = oneOf.first { try check(value, against: first, path: &path, explain: true, depth: depth + 1) }
                 throw fail("matches none of the allowed shapes")
             }
             if matches > 1 { throw fail("matches \(matches) of the shapes where exactly one is allowed") }
@@ -322,15 +277,6 @@ final class OpenLineageSchema: Sendable {
     }
 
     // MARK: References
-
-    private func resolve(ref: String, from doc: String) throws -> (JSONTree, String) {
-        if let hit = refs["\(doc)\u{0}\(ref)"] { return hit }
-        let parts = ref.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)
-        let base = parts[0].isEmpty ? doc : Self.strip(String(parts[0]))
-        guard let target = documents[base] else { throw SchemaViolation(path: "$", message: "schema reference \(ref) is not in the loaded spec") }
-        let pointer = parts.count > 1 ? String(parts[1]) : ""
-        return (Self.resolve(pointer: pointer, in: target), base)
-    }
 
     static func resolve(pointer: String, in doc: JSONTree) -> JSONTree {
         var node = doc
