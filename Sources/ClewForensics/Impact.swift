@@ -99,7 +99,7 @@ extension Forensics {
                 change.task = chunk.produced?.task
                 batch.append(NewEvent(
                     type: EventType.chunkStatusChanged, stream: StreamID.dataset(ds), actor: actor, timestampMicros: now,
-                    payload: try JSON.canonical(change)))
+                    payload: change.canonicalJSON))
             }
         }
         _ = try await ledger.append(contentsOf: batch)

@@ -43,6 +43,16 @@ public enum JSON {
     /// name, other control characters as `\u00XX`, everything else copied.
     public static func appendQuoted(_ s: String, to out: inout [UInt8]) {
         out.append(0x22)
+        // Most strings need no escape: copied whole from their contiguous UTF-8.
+        let copied = s.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            guard !bytes.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else { return false }
+            out.append(contentsOf: bytes)
+            return true
+        }
+        if copied == true {
+            out.append(0x22)
+            return
+        }
         for b in s.utf8 {
             switch b {
             case 0x22: out.append(contentsOf: [0x5C, 0x22])
@@ -80,20 +90,45 @@ public enum JSON {
         public func hash(into hasher: inout Hasher) { hasher.combine(text) }
 
         /// Compact JSON text, object keys in the order given.
-        public var text: String {
+        public var text: String { String(decoding: bytes, as: UTF8.self) }
+
+        /// Compact JSON as UTF-8 bytes, object keys in the order given.
+        public var bytes: [UInt8] {
+            var out: [UInt8] = []
+            out.reserveCapacity(128)
+            write(to: &out)
+            return out
+        }
+
+        /// Appends the compact JSON to `out` (written in place rather than joined from a string per member).
+        public func write(to out: inout [UInt8]) {
             switch self {
-            case .string(let s): return JSON.quote(s)
-            case .int(let i): return String(i)
-            case .double(let d): return d.isFinite ? String(d) : "null"
-            case .bool(let b): return b ? "true" : "false"
-            case .null: return "null"
-            case .array(let a): return "[" + a.map(\.text).joined(separator: ",") + "]"
-            case .object(let o): return "{" + o.map { JSON.quote($0.0) + ":" + $0.1.text }.joined(separator: ",") + "}"
-            case .raw(let text): return text
+            case .string(let s): JSON.appendQuoted(s, to: &out)
+            case .int(let i): out.append(contentsOf: String(i).utf8)
+            case .double(let d): out.append(contentsOf: (d.isFinite ? String(d) : "null").utf8)
+            case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+            case .null: out.append(contentsOf: "null".utf8)
+            case .array(let a):
+                out.append(UInt8(ascii: "["))
+                for (i, item) in a.enumerated() {
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    item.write(to: &out)
+                }
+                out.append(UInt8(ascii: "]"))
+            case .object(let o):
+                out.append(UInt8(ascii: "{"))
+                for (i, member) in o.enumerated() {
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    JSON.appendQuoted(member.0, to: &out)
+                    out.append(UInt8(ascii: ":"))
+                    member.1.write(to: &out)
+                }
+                out.append(UInt8(ascii: "}"))
+            case .raw(let text): out.append(contentsOf: text.utf8)
             }
         }
 
-        public var data: Data { Data(text.utf8) }
+        public var data: Data { Data(bytes) }
 
         /// An object of string members with sorted keys (params, environments).
         public static func strings(_ dictionary: [String: String]) -> Value {
@@ -119,8 +154,36 @@ public enum ISO8601 {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
-        return String(
-            format: "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%06lldZ", y, m, d, secOfDay / 3600, secOfDay / 60 % 60,
-            secOfDay % 60, fraction)
+        var out: [UInt8] = []
+        out.reserveCapacity(27)
+        func digits(_ value: Int64, _ width: Int) {
+            var v = value
+            var buffer = [UInt8](repeating: 0x30, count: width)
+            for i in stride(from: width - 1, through: 0, by: -1) {
+                buffer[i] = 0x30 + UInt8(v % 10)
+                v /= 10
+            }
+            if v > 0 { out.append(contentsOf: String(value).utf8) } else { out.append(contentsOf: buffer) }
+        }
+        if y < 0 {
+            out.append(UInt8(ascii: "-"))
+            digits(-y, 4)
+        } else {
+            digits(y, 4)
+        }
+        out.append(UInt8(ascii: "-"))
+        digits(m, 2)
+        out.append(UInt8(ascii: "-"))
+        digits(d, 2)
+        out.append(UInt8(ascii: "T"))
+        digits(secOfDay / 3600, 2)
+        out.append(UInt8(ascii: ":"))
+        digits(secOfDay / 60 % 60, 2)
+        out.append(UInt8(ascii: ":"))
+        digits(secOfDay % 60, 2)
+        out.append(UInt8(ascii: "."))
+        digits(fraction, 6)
+        out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -56,4 +56,36 @@ struct ModelTests {
             #expect(ours.prefix(19) == f.string(from: Date(timeIntervalSince1970: Double(seconds))).prefix(19), "\(seconds)")
         }
     }
+
+    @Test("a chunk change's payload is what the JSON encoder gives, with every field")
+    func chunkChangePayload() throws {
+        var full = ChunkChange(dataset: "lake:orders/é", chunk: "2026-11-01", from: .producing, to: .ready)
+        full.dag = "nightly"
+        full.run = "r-1"
+        full.task = "load"
+        full.attempt = 2
+        full.partition = "2026-11-01"
+        full.location = "/data/orders/2026-11-01.parquet"
+        full.digest = String(repeating: "ab", count: 32)
+        full.bytes = 12_345
+        full.validated = false
+        full.expectations = ["not_null(id)", "rows > 0"]
+        full.reason = "quote \" and slash /"
+        // A field added to ChunkChange must be added to its hand-written payload too.
+        #expect(Mirror(reflecting: full).children.count == 15)
+        for change in [full, ChunkChange(dataset: "d", chunk: "latest", from: nil, to: .failed)] {
+            #expect(change.canonicalJSON == (try JSON.canonical(change)), "\(String(decoding: change.canonicalJSON, as: UTF8.self))")
+            #expect(try JSONDecoder().decode(ChunkChange.self, from: change.canonicalJSON) == change)
+        }
+    }
+
+    @Test("JSON values are written as before: escapes, control characters, nesting, raw text")
+    func jsonValueBytes() {
+        let v = JSON.Value.object([
+            ("k\u{1F}", .string("tab\tnl\ncr\rbell\u{7}é😀")), ("raw", .raw(#"{"x":[1]}"#)),
+            ("list", .array([.int(1), .double(0.25), .null, .bool(false), .array([])])), ("o", .object([])),
+        ])
+        #expect(v.text == #"{"k\u001f":"tab\tnl\ncr\rbell\u0007é😀","raw":{"x":[1]},"list":[1,0.25,null,false,[]],"o":{}}"#)
+        #expect(Data(v.bytes) == v.data)
+    }
 }

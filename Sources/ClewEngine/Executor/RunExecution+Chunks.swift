@@ -27,7 +27,9 @@ extension RunExecution {
     }
 
     func emitChunk(_ change: ChunkChange) {
-        emitToDataset(EventType.chunkStatusChanged, change.dataset, change)
+        recorder.emit(NewEvent(
+            type: EventType.chunkStatusChanged, stream: StreamID.dataset(change.dataset), actor: recorder.actor,
+            timestampMicros: Recorder.nowMicros(), payload: change.canonicalJSON))
     }
 
     func emitLease(_ lease: ChunkLease, acquired: Bool) {

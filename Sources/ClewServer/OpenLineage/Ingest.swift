@@ -676,7 +676,7 @@ actor OpenLineageIngest {
     }
 
     private func emitChange(_ change: ChunkChange, time: Int64, into drafts: inout [NewEvent]) throws {
-        drafts.append(NewEvent(type: EventType.chunkStatusChanged, stream: StreamID.dataset(change.dataset), actor: "openlineage", timestampMicros: time, payload: try JSON.canonical(change)))
+        drafts.append(NewEvent(type: EventType.chunkStatusChanged, stream: StreamID.dataset(change.dataset), actor: "openlineage", timestampMicros: time, payload: change.canonicalJSON))
         chunkStatus[change.dataset, default: [:]][change.chunk] = change.to
         if change.to == .ready { latestReady[change.dataset] = change.chunk }
     }
