@@ -317,6 +317,7 @@ actor OpenLineageIngest {
         let key = RunKey(dag: dag, run: runID)
         let stream = StreamID.run(dag: dag, run: runID)
         var memo = try memo(key)
+        runs[key] = nil  // held here alone while it changes (no copy of its tables per event); put back below
         if task == nil, memo.attempts[olRun] != nil { task = dag }
         outcome.dag = dag
         outcome.run = runID

@@ -1,6 +1,5 @@
 import ClewProjections
 import Foundation
-import Synchronization
 
 /// The OpenLineage spec's JSON Schemas (draft 2020-12), loaded from `OpenLineage.json` and `facets/*.json`,
 /// and a validator for the keywords they use: `type`, `properties`, `required`, `additionalProperties`,
@@ -20,8 +19,6 @@ final class OpenLineageSchema: Sendable {
     private let datasetFacets: [String: Int]
     private let inputFacets: [String: Int]
     private let outputFacets: [String: Int]
-    /// Facets recently found valid (bounded; cleared when full).
-    private let valid = Mutex<Set<ValidFacet>>([])
 
     /// The spec inside the executable (tools/embed_openlineage_spec.py writes it from Fixtures).
     static func embedded() throws -> OpenLineageSchema {
@@ -101,23 +98,10 @@ final class OpenLineageSchema: Sendable {
         for (key, value) in members {
             guard let node = known[key] else { continue }
             if case .bool(true)? = value["_deleted"] { continue }
-            // Producers repeat facets (a dataset's schema, a job's parent) from event to event: a facet
-            // already found valid against its schema is not walked again.
-            let memo = ValidFacet(node: node, value: value)
-            if valid.withLock({ $0.contains(memo) }) { continue }
+            // (A memo of facets already found valid cost more to hash than the compiled check it saved.)
             var path = SchemaPath(at + [key])
             try check(value, against: node, path: &path, explain: true)
-            valid.withLock {
-                if $0.count >= 4096 { $0.removeAll(keepingCapacity: true) }
-                $0.insert(memo)
-            }
         }
-    }
-
-    /// A facet value that passed its facet schema.
-    private struct ValidFacet: Hashable {
-        var node: Int
-        var value: JSONTree
     }
 
     // MARK: Validation
