@@ -5,6 +5,7 @@ let package = Package(
     name: "Clew",
     platforms: [.macOS(.v15)],
     products: [
+        .library(name: "ClewCore", targets: ["ClewCore"]),
         .library(name: "ClewLedger", targets: ["ClewLedger"]),
         .library(name: "ClewModel", targets: ["ClewModel"]),
         .library(name: "ClewProjections", targets: ["ClewProjections"]),
@@ -40,26 +41,30 @@ let package = Package(
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]
         ),
+        // What every floor shares: the error model (exit and HTTP status per category) and hex digests.
+        .target(name: "ClewCore"),
         // Floor 2: storage (bytes, not domain) and the domain vocabulary (no storage).
         .target(
             name: "ClewLedger",
             dependencies: [
+                "ClewCore",
                 "CLMDB",
                 "CZstd",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "ClewModel", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "ClewModel", dependencies: ["ClewCore", .product(name: "Crypto", package: "swift-crypto")]),
         // Floor 3: views, folded from the log (runs, chunk status, lineage, value index) and the projector.
         .target(
             name: "ClewProjections",
-            dependencies: ["ClewLedger", "ClewModel", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["ClewCore", "ClewLedger", "ClewModel", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Floor 4: the engine (DSL, pipeline files, executor, command tasks, chunks, schedules).
         .target(
             name: "ClewEngine",
             dependencies: [
+                "ClewCore",
                 "ClewLedger",
                 "ClewModel",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -72,17 +77,18 @@ let package = Package(
         // Floor 4: lineage, search, root cause, impact, five-question reports and audit exports.
         .target(
             name: "ClewForensics",
-            dependencies: ["ClewProjections", "ClewLedger", "ClewModel", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["ClewCore", "ClewProjections", "ClewLedger", "ClewModel", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Floor 5: replay, divergence reports, inspection.
         .target(
             name: "ClewReplay",
-            dependencies: ["ClewEngine", "ClewProjections", "ClewLedger", "ClewModel", "CZstd", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["ClewCore", "ClewEngine", "ClewProjections", "ClewLedger", "ClewModel", "CZstd", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Floor 6: the HTTP API, OpenLineage ingest, access control and the dashboard (clew serve).
         .target(
             name: "ClewServer",
             dependencies: [
+                "ClewCore",
                 "ClewReplay",
                 "ClewForensics",
                 "ClewEngine",
@@ -102,6 +108,7 @@ let package = Package(
         .target(
             name: "ClewCLI",
             dependencies: [
+                "ClewCore",
                 "ClewServer",
                 "ClewReplay",
                 "ClewForensics",
@@ -118,11 +125,19 @@ let package = Package(
             name: "clew",
             dependencies: ["ClewCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "ClewLedgerTests", dependencies: ["ClewLedger"]),
+        .testTarget(name: "ClewLedgerTests", dependencies: ["ClewCore", "ClewLedger"]),
         .testTarget(name: "ClewModelTests", dependencies: ["ClewModel"]),
         .testTarget(name: "ClewProjectionsTests", dependencies: ["ClewProjections", "ClewEngine", "ClewLedger", "ClewModel"]),
         .testTarget(name: "ClewEngineTests", dependencies: ["ClewEngine", "ClewLedger", "ClewModel"]),
-        .testTarget(name: "ClewServerTests", dependencies: ["ClewServer", "ClewProjections"]),
+        .testTarget(
+            name: "ClewServerTests",
+            dependencies: [
+                "ClewCore", "ClewServer", "ClewReplay", "ClewForensics", "ClewEngine", "ClewLedger", "ClewProjections",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "ClewReplayTests", dependencies: ["ClewReplay", "ClewEngine", "ClewProjections", "ClewLedger", "ClewModel"]),
         .testTarget(
             name: "ClewCLITests",

@@ -1,3 +1,4 @@
+public import ClewCore
 public import ClewLedger
 import ClewModel
 public import ClewProjections
@@ -24,7 +25,7 @@ public struct Forensics: Sendable {
     public func node(_ text: String) throws -> String {
         let kinds = ["dataset:", "task:", "chunk:", "attempt:", "value:", "run:", "field:"]
         if kinds.contains(where: text.hasPrefix) {
-            guard try views.lineageNodeExists(text) else { throw ForensicsError("no lineage node \(text) in the ledger") }
+            guard try views.lineageNodeExists(text) else { throw ForensicsError(.notFound, "no lineage node \(text) in the ledger") }
             return text
         }
         var candidates: [String] = []
@@ -45,10 +46,10 @@ public struct Forensics: Sendable {
         }
         let unique = Array(Set(candidates)).sorted()
         guard let first = unique.first else {
-            throw ForensicsError("\(text) names no run, chunk, dataset, column or value in the ledger (node ids: \(kinds.joined(separator: " ")))")
+            throw ForensicsError(.notFound, "\(text) names no run, chunk, dataset, column or value in the ledger (node ids: \(kinds.joined(separator: " ")))")
         }
         guard unique.count == 1 else {
-            throw ForensicsError("\(text) is ambiguous: \(unique.joined(separator: ", ")); give the node id")
+            throw ForensicsError(.ambiguous, "\(text) is ambiguous: \(unique.joined(separator: ", ")); give the node id")
         }
         return first
     }
@@ -62,7 +63,7 @@ public struct Forensics: Sendable {
             let dataset = String(rest[..<slash])
             if try views.lineageNodeExists(LineageNode.dataset(dataset)) { return (dataset, String(rest[rest.index(after: slash)...])) }
         }
-        throw ForensicsError("\(node) names no chunk of a known dataset")
+        throw ForensicsError(.notFound, "\(node) names no chunk of a known dataset")
     }
 
     // MARK: reading the log
@@ -122,9 +123,14 @@ public struct AttemptRef: Sendable, Hashable, Codable, Comparable, CustomStringC
 }
 
 /// A question the ledger cannot answer as asked, named.
-public struct ForensicsError: Error, CustomStringConvertible, Sendable {
+public struct ForensicsError: ClewError {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    public var category: ErrorCategory
+    public init(_ category: ErrorCategory = .invalidInput, _ description: String) {
+        self.description = description
+        self.category = category
+    }
+    public init(_ description: String) { self.init(.invalidInput, description) }
 }
 
 extension JSONTree {

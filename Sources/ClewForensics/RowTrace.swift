@@ -1,3 +1,4 @@
+import ClewCore
 import ClewLedger
 import ClewModel
 import ClewProjections
@@ -45,7 +46,7 @@ extension Forensics {
             let values = try value(digest: digest)
             var hop = RowHop(node: LineageNode.value(digest), producer: producer, rows: rows, values: Self.rowValues(values, rows), derivation: nil)
             if case .array(let a)? = values, let bad = rows.first(where: { $0 < 0 || $0 >= a.count }) {
-                throw ForensicsError("row \(bad) is out of range: the output \(digest.prefix(12))… has \(a.count) rows")
+                throw ForensicsError(.notFound, "row \(bad) is out of range: the output \(digest.prefix(12))… has \(a.count) rows")
             }
             guard let producer, let record = try rowLineage(of: producer) else {
                 hops.append(hop)

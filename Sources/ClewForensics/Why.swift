@@ -1,3 +1,4 @@
+import ClewCore
 import ClewLedger
 import ClewModel
 import ClewProjections
@@ -53,7 +54,7 @@ extension Forensics {
     public func why(dataset: String, chunk key: String, run: String? = nil) throws -> WhyReport {
         let datasetEvents = try events(StreamID.dataset(dataset)).filter { $0.payload["chunk"]?.string == key }
         guard !datasetEvents.isEmpty else {
-            throw ForensicsError("no chunk \(key) of dataset \(dataset) in the ledger (`clew chunks \(dataset)` lists them)")
+            throw ForensicsError(.notFound, "no chunk \(key) of dataset \(dataset) in the ledger (`clew chunks \(dataset)` lists them)")
         }
         var history: [Proof] = []
         var producers: Set<AttemptRef> = []

@@ -135,7 +135,7 @@ public final class Ledger: Sendable {
                     .readOnly,
                     "cannot open \(directory.path) for writing: \(error == .permissionDenied ? "permission denied" : "read-only file system")",
                     underlying: error)
-            case .invalid, .versionMismatch, .corrupted:
+            case LMDBError.invalid, LMDBError.versionMismatch, LMDBError.corrupted:
                 throw LedgerError(.corrupted, "the log of \(directory.path) is not a valid LMDB environment: \(error)", underlying: error)
             case .noSuchFile:
                 throw LedgerError(.notALedger, "\(directory.path) has no log/ environment", underlying: error)

@@ -1,8 +1,9 @@
+public import ClewCore
 /// An error from the ledger, with what went wrong, the offending input or place, and what to do.
 ///
-/// Matches by code: `catch LedgerError.Code.notALedger`... via ``code``; ``description`` is written
-/// for the person at the terminal.
-public struct LedgerError: Error, Sendable, CustomStringConvertible {
+/// Matches by code (`catch LedgerError.Code.notALedger { … }`); ``description`` is written for the
+/// person at the terminal; ``category`` decides the exit and HTTP status.
+public struct LedgerError: ClewError {
     /// The kind of failure.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         public let name: String
@@ -44,5 +45,27 @@ public struct LedgerError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         if let underlying { return "\(message) (\(underlying))" }
         return message
+    }
+
+    /// What the code means to a caller: ``Code/notALedger`` and ``Code/outOfRange`` are not found,
+    /// ``Code/verificationFailed`` exits 2, a full map is insufficient storage.
+    public var category: ErrorCategory {
+        switch code {
+        case .notALedger, .outOfRange: return .notFound
+        case .alreadyExists, .readOnly: return .conflict
+        case .mapFull: return .insufficientStorage
+        case .corrupted: return .corrupted
+        case .invalidInput: return .invalidInput
+        case .verificationFailed: return .verificationFailed
+        case .closed: return .unavailable
+        default: return .internal
+        }
+    }
+}
+
+extension LedgerError.Code {
+    /// Matches a ledger error by code: `catch LedgerError.Code.mapFull { … }`.
+    public static func ~= (code: LedgerError.Code, error: any Error) -> Bool {
+        (error as? LedgerError)?.code == code
     }
 }

@@ -1,21 +1,6 @@
 public import Foundation
+import ClewCore
 import Crypto
-
-/// The lowercase hex digit of a nibble (0...15).
-@inline(__always) func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : 0x57 + nibble }
-
-extension Sequence where Element == UInt8 {
-    /// Lowercase hexadecimal.
-    public var hex: String {
-        var out: [UInt8] = []
-        out.reserveCapacity(underestimatedCount * 2)
-        for b in self {
-            out.append(hexDigit(b >> 4))
-            out.append(hexDigit(b & 15))
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-}
 
 /// SHA-256 content digests as lowercase hex, the identifiers of values, chunks and definitions.
 public enum ContentDigest {

@@ -1,4 +1,5 @@
 public import Foundation
+import ClewCore
 
 /// A domain event ready to be appended: the envelope fields the ledger needs and a JSON payload.
 public struct DomainEvent: Sendable, Hashable {
@@ -60,7 +61,7 @@ public enum JSON {
             case 0x0A: out.append(contentsOf: [0x5C, 0x6E])
             case 0x0D: out.append(contentsOf: [0x5C, 0x72])
             case 0x09: out.append(contentsOf: [0x5C, 0x74])
-            case ..<0x20: out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, hexDigit(b >> 4), hexDigit(b & 15)])
+            case ..<0x20: out.append(contentsOf: [0x5C, 0x75, 0x30, 0x30, Hex.digit(b >> 4), Hex.digit(b & 15)])
             default: out.append(b)
             }
         }

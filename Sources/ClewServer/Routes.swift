@@ -168,7 +168,7 @@ enum Routes {
             }
             let depth = try request.intQuery("depth", default: 10, range: 1...1000)
             return try await Reply.json(try await state.views.read { views, f in
-                try f.trace(try forensic { try f.node(id) }, direction: direction, depth: depth, asOf: try asOf(request, views))
+                try f.trace(try f.node(id), direction: direction, depth: depth, asOf: try asOf(request, views))
             })
         }
 
@@ -187,7 +187,7 @@ enum Routes {
             return try await Reply.json(try await state.views.read { views, f in
                 var q = q
                 q.asOf = try asOf(request, views)
-                return try forensic { try f.searchTasks(q) }
+                return try f.searchTasks(q)
             })
         }
 
@@ -195,25 +195,23 @@ enum Routes {
             _ = try context.require(.viewer)
             guard let chunk = request.query("chunk") else { throw APIError(.badRequest, "query parameter 'chunk' (DATASET/KEY) is required") }
             return try await Reply.json(try await state.views.read { _, f in
-                try forensic {
-                    let node = try f.node(chunk)
-                    guard node.hasPrefix("chunk:") else { throw APIError(.badRequest, "'\(chunk)' is not a chunk (give DATASET/KEY)") }
-                    let (dataset, key) = try f.chunkParts(node)
-                    return try f.why(dataset: dataset, chunk: key, run: request.query("run"))
-                }
+                let node = try f.node(chunk)
+                guard node.hasPrefix("chunk:") else { throw APIError(.badRequest, "'\(chunk)' is not a chunk (give DATASET/KEY)") }
+                let (dataset, key) = try f.chunkParts(node)
+                return try f.why(dataset: dataset, chunk: key, run: request.query("run"))
             })
         }
 
         router.get("/api/culprit") { request, context -> Response in
             _ = try context.require(.viewer)
             guard let id = request.query("node") else { throw APIError(.badRequest, "query parameter 'node' is required") }
-            return try await Reply.json(try await state.views.read { _, f in try forensic { try f.culprit(try f.node(id)) } })
+            return try await Reply.json(try await state.views.read { _, f in try f.culprit(try f.node(id)) })
         }
 
         router.get("/api/impact") { request, context -> Response in
             _ = try context.require(.viewer)
             guard let id = request.query("node") else { throw APIError(.badRequest, "query parameter 'node' is required") }
-            return try await Reply.json(try await state.views.read { _, f in try forensic { try f.impact(try f.node(id)) } })
+            return try await Reply.json(try await state.views.read { _, f in try f.impact(try f.node(id)) })
         }
 
         router.get("/api/verify") { _, context -> Response in
@@ -246,13 +244,6 @@ enum Routes {
         }
     }
 
-    /// Forensics errors are the caller's (an unknown or ambiguous id): 404/400 with the message.
-    static func forensic<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let e as ForensicsError {
-            let text = e.description
-            throw APIError(text.contains("ambiguous") ? .badRequest : .notFound, text)
-        }
-    }
 
     static func micros(_ text: String, _ name: String) throws -> Int64 {
         guard let m = OpenLineageIngest.micros(text) ?? OpenLineageIngest.micros(text + "T00:00:00Z") else {
@@ -329,7 +320,7 @@ enum Routes {
             let body = try await request.decodeJSON(QuarantineRequest.self)
             return try await mutate(state, request, context, role: .operator, action: "lineage.quarantine", target: body.node) { identity in
                 guard !body.reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw APIError(.badRequest, "body: 'reason' must not be empty") }
-                let report = try await state.views.read { _, f in try forensic { try f.impact(try f.node(body.node)) } }
+                let report = try await state.views.read { _, f in try f.impact(try f.node(body.node)) }
                 let f = try await state.views.read { views, _ in Forensics(ledger: state.ledger, views: views) }
                 let done = try await f.quarantine(report, reason: body.reason, actor: "token:\(identity.name)")
                 return try Reply.json(done, status: .created)

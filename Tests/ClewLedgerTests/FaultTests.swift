@@ -1,3 +1,4 @@
+import ClewCore
 import Foundation
 import Testing
 @testable import ClewLedger
@@ -16,6 +17,31 @@ struct FaultTests {
         try Data("{\"format\":\"something-else\",\"version\":1,\"id\":\"x\",\"created\":\"\"}".utf8)
             .write(to: dir.appendingPathComponent("LEDGER"))
         #expect(throws: LedgerError.self) { try Ledger.open(at: dir) }
+    }
+
+    @Test("ledger errors match by code with ~= and carry the category that decides exit and HTTP status")
+    func errorCodes() throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var matched = false
+        do { _ = try Ledger.open(at: dir) } catch LedgerError.Code.alreadyExists {
+            Issue.record("matched the wrong code")
+        } catch LedgerError.Code.notALedger {
+            matched = true
+        }
+        #expect(matched)
+        let categories: [(LedgerError.Code, ErrorCategory)] = [
+            (.notALedger, .notFound), (.alreadyExists, .conflict), (.mapFull, .insufficientStorage), (.corrupted, .corrupted),
+            (.invalidInput, .invalidInput), (.verificationFailed, .verificationFailed), (.closed, .unavailable), (.outOfRange, .notFound),
+        ]
+        for (code, category) in categories {
+            #expect(LedgerError(code, "x").category == category, "\(code)")
+            #expect(ErrorCategory.of(LedgerError(code, "x")) == category)
+        }
+        #expect(LedgerError(.verificationFailed, "x").category.exitStatus == 2)
+        #expect(LMDBError.mapFull.category == .insufficientStorage && LMDBError.corrupted.category == .storage)
+        struct Other: Error {}
+        #expect(ErrorCategory.of(Other()) == .internal && ErrorCategory.internal.httpStatus == 500)
     }
 
     @Test("creating over an existing ledger is refused and leaves it intact")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClewCore
 import ClewLedger
 import ClewModel
 import ClewProjections
@@ -247,7 +248,7 @@ struct ViewsVerify: AsyncParsableCommand {
             }
             let bad = results.filter { !$0.equal }.map(\.view)
             if !bad.isEmpty {
-                throw CLIFailure(message: "views differ from a fresh fold of the log: \(bad.joined(separator: ", ")) (`clew rebuild` restores them)", code: 2)
+                throw CLIFailure(message: "views differ from a fresh fold of the log: \(bad.joined(separator: ", ")) (`clew rebuild` restores them)", category: .verificationFailed)
             }
         }
     }

@@ -1,3 +1,4 @@
+import ClewCore
 import ClewLedger
 import Foundation
 
@@ -9,7 +10,8 @@ struct EventLineParser {
     static let knownFields: Set<String> = ["type", "stream", "actor", "time", "payload", "schema_version"]
     var defaultActor = "clew-cli"
 
-    struct LineError: Error, CustomStringConvertible {
+    struct LineError: ClewError {
+        var category: ErrorCategory { .invalidInput }
         let line: Int
         let reason: String
         var description: String { "line \(line): \(reason)" }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClewCore
 import ClewEngine
 import ClewForensics
 import ClewLedger
@@ -42,10 +43,10 @@ struct OutputOptions: ParsableArguments {
     var json = false
 }
 
-/// A failure the CLI reports in one line on stderr, exiting with `code`.
-struct CLIFailure: Error, CustomStringConvertible {
+/// A failure the CLI reports in one line on stderr, exiting with its category's status.
+struct CLIFailure: ClewError {
     var message: String
-    var code: Int32 = 1
+    var category: ErrorCategory = .invalidInput
     var description: String { message }
 }
 
@@ -72,34 +73,12 @@ enum Terminal {
     }
 }
 
-/// Runs a command body, turning ledger errors into one clear line and a non-zero exit.
+/// Runs a command body, turning any Clew error into one clear line on stderr and its category's exit
+/// status (``ErrorCategory/exitStatus``: 2 when something does not verify, else 1). Other errors
+/// (ArgumentParser's `ExitCode`, `ValidationError`, `CleanExit`) pass through to ArgumentParser.
 func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
-    do { return try await body() } catch let error as LedgerError {
-        Terminal.error(error.description)
-        throw ExitCode(error.code == .verificationFailed ? 2 : 1)
-    } catch let error as LMDBError {
-        Terminal.error("storage error: \(error)")
-        throw ExitCode(1)
-    } catch let error as CLIFailure {
-        Terminal.error(error.message)
-        throw ExitCode(error.code)
-    } catch let error as EngineError {
-        Terminal.error(error.description)
-        throw ExitCode(1)
-    } catch let error as DAGValidationError {
-        Terminal.error(error.description)
-        throw ExitCode(1)
-    } catch let error as PipelineFileError {
-        Terminal.error(error.description)
-        throw ExitCode(1)
-    } catch let error as ViewError {
-        Terminal.error(error.description)
-        throw ExitCode(1)
-    } catch let error as ReplayError {
-        Terminal.error(error.description)
-        throw ExitCode(1)
-    } catch let error as ForensicsError {
-        Terminal.error(error.description)
-        throw ExitCode(1)
+    do { return try await body() } catch let error as any ClewError {
+        Terminal.error(error.category == .storage ? "storage error: \(error)" : error.description)
+        throw ExitCode(error.category.exitStatus)
     }
 }

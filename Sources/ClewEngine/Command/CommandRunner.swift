@@ -1,3 +1,4 @@
+public import ClewCore
 import ClewModel
 import Foundation
 import Subprocess
@@ -143,7 +144,12 @@ final class Box<Value: Sendable>: Sendable {
 }
 
 /// An engine failure, with a message naming what was wrong.
-public struct EngineError: Error, CustomStringConvertible, Sendable {
+public struct EngineError: ClewError {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    public var category: ErrorCategory
+    public init(_ category: ErrorCategory = .invalidInput, _ description: String) {
+        self.description = description
+        self.category = category
+    }
+    public init(_ description: String) { self.init(.invalidInput, description) }
 }

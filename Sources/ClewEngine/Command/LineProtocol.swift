@@ -1,3 +1,4 @@
+public import ClewCore
 import Foundation
 
 /// The stdout line protocol of command tasks (docs/command-tasks.md), modelled on GitHub Actions'
@@ -74,9 +75,10 @@ public enum LineCommand: Sendable, Hashable {
 }
 
 /// A malformed line-protocol command.
-public struct LineProtocolError: Error, CustomStringConvertible, Sendable {
+public struct LineProtocolError: ClewError {
     public var description: String
     init(_ description: String) { self.description = description }
+    public var category: ErrorCategory { .invalidInput }
 }
 
 /// Keeps the first and last `half` bytes of a stream and counts the rest.

@@ -1,3 +1,4 @@
+public import ClewCore
 import ClewModel
 
 /// One problem in a DAG definition, with where it is.
@@ -11,9 +12,10 @@ public struct DAGProblem: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A DAG definition that cannot run, with every problem found.
-public struct DAGValidationError: Error, CustomStringConvertible, Sendable {
+public struct DAGValidationError: ClewError {
     public var problems: [DAGProblem]
     public var description: String { problems.map(\.description).joined(separator: "\n") }
+    public var category: ErrorCategory { .invalidInput }
 }
 
 enum DAGValidator {

@@ -1,3 +1,4 @@
+import ClewCore
 import ClewLedger
 public import ClewModel
 import Foundation
@@ -84,7 +85,7 @@ extension Engine {
         let version = try await register(dag)
         let stream = StreamID.run(dag: dag.name, run: runID)
         guard try ledger.seqs(inStream: stream, limit: 1).isEmpty else {
-            throw EngineError("run \(runID) of DAG \(dag.name) already exists; pick another branch name")
+            throw EngineError(.conflict, "run \(runID) of DAG \(dag.name) already exists; pick another branch name")
         }
         var queued: [(String, JSON.Value)] = [
             ("dag", .string(dag.name)), ("run", .string(runID)), ("dag_version", .string(version)),

@@ -1,3 +1,4 @@
+import ClewCore
 public import ClewLedger
 public import ClewModel
 public import Foundation
@@ -87,7 +88,7 @@ public final class Engine: Sendable {
         let id = try runID ?? newRunID(dag: dag.name, partition: partition, trigger: trigger)
         let stream = StreamID.run(dag: dag.name, run: id)
         guard try ledger.seqs(inStream: stream, limit: 1).isEmpty else {
-            throw EngineError("run \(id) of DAG \(dag.name) already exists; pick another run id or resubmit it")
+            throw EngineError(.conflict, "run \(id) of DAG \(dag.name) already exists; pick another run id or resubmit it")
         }
         let merged = dag.spec.params.merging(params, uniquingKeysWith: { _, given in given })
         var queued: [(String, JSON.Value)] = [
@@ -115,7 +116,7 @@ public final class Engine: Sendable {
     ///   rebuilding what a quarantine marked suspect; a succeeded run may be resubmitted this way.
     public func resubmit(dag name: String, run id: String, params: [String: String] = [:], rerun: Set<String> = []) async throws -> RunOutcome {
         guard let dag = registry.dag(named: name) else {
-            throw EngineError("DAG \(name) is not known to this executable or pipeline directory; cannot resubmit run \(id)")
+            throw EngineError(.notFound, "DAG \(name) is not known to this executable or pipeline directory; cannot resubmit run \(id)")
         }
         let plan = try ResubmitPlan(engine: self, dag: dag, runID: id, overrides: params, rerun: rerun)
         let version = try await register(dag)

@@ -1,3 +1,4 @@
+import ClewCore
 import ClewLedger
 import ClewModel
 import Foundation
@@ -195,7 +196,7 @@ struct ResubmitPlan: Sendable {
         let events = try engine.ledger.events(inStream: stream)
         func object(_ e: Event) -> [String: Any] { (try? JSONSerialization.jsonObject(with: e.payload) as? [String: Any]) ?? [:] }
         guard let queued = events.first(where: { $0.type == EventType.runQueued }) else {
-            throw EngineError("run \(runID) of DAG \(dag.name) is not in the ledger (stream \(stream) is empty)")
+            throw EngineError(.notFound, "run \(runID) of DAG \(dag.name) is not in the ledger (stream \(stream) is empty)")
         }
         let q = object(queued)
         previousVersion = q["dag_version"] as? String
@@ -214,15 +215,15 @@ struct ResubmitPlan: Sendable {
         let terminal = events[lastStart...].last { [EventType.runSucceeded, EventType.runFailed, EventType.runCancelled].contains($0.type) }
         let known = Set(dag.spec.tasks.map(\.id))
         if let unknown = rerun.subtracting(known).sorted().first {
-            throw EngineError("DAG \(dag.name) has no task \(unknown) to run again (tasks: \(known.sorted().joined(separator: ", ")))")
+            throw EngineError(.notFound, "DAG \(dag.name) has no task \(unknown) to run again (tasks: \(known.sorted().joined(separator: ", ")))")
         }
         if terminal?.type == EventType.runSucceeded, rerun.isEmpty {
-            throw EngineError("run \(runID) of DAG \(dag.name) succeeded; there is nothing to resubmit")
+            throw EngineError(.conflict, "run \(runID) of DAG \(dag.name) succeeded; there is nothing to resubmit")
         }
         if terminal == nil, let started = events[lastStart...].first(where: { $0.type == EventType.runStarted }) {
             let s = object(started)
             if let pid = (s["pid"] as? NSNumber)?.int32Value, s["host"] as? String == ChunkBook.host, pid != getpid(), kill(pid, 0) == 0 {
-                throw EngineError("run \(runID) of DAG \(dag.name) is still running in process \(pid); cancel it first")
+                throw EngineError(.conflict, "run \(runID) of DAG \(dag.name) is still running in process \(pid); cancel it first")
             }
         }
         previousStatus = terminal.map { String($0.type.dropFirst(4)) } ?? "interrupted"

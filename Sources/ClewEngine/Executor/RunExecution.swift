@@ -1,3 +1,4 @@
+public import ClewCore
 import ClewLedger
 package import ClewModel
 import Foundation
@@ -526,7 +527,7 @@ package final class RunExecution: Sendable {
             return BodyOutcome(output: recorded)
         }
         guard let child = engine.registry.dag(named: trigger.dag) else {
-            throw EngineError("task \(spec.id) triggers DAG \(trigger.dag), which is not known")
+            throw EngineError(.notFound, "task \(spec.id) triggers DAG \(trigger.dag), which is not known")
         }
         let childParams = trigger.params.mapValues(resolve)
         let childRun = try engine.newRunID(dag: child.name, partition: nil, trigger: "manual").replacingOccurrences(of: "manual__", with: "triggered__")
@@ -562,9 +563,10 @@ struct LiveSink: StepSink {
 }
 
 /// An attempt that ran past its time limit.
-package struct TimeoutError: Error, CustomStringConvertible {
+package struct TimeoutError: ClewError {
     let millis: Int
     package var description: String { "timed out after \(millis) ms" }
+    package var category: ErrorCategory { .unavailable }
 }
 
 /// Runs `body` with a time limit. Commands stop cooperatively (cancellation kills the process group and

@@ -1,3 +1,4 @@
+public import ClewCore
 package import ClewModel
 public import Foundation
 import Synchronization
@@ -201,7 +202,12 @@ public struct Expectation: Sendable, Hashable {
 }
 
 /// A misuse of a task context, named.
-public struct TaskContextError: Error, CustomStringConvertible, Sendable {
+public struct TaskContextError: ClewError {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    public var category: ErrorCategory
+    public init(_ category: ErrorCategory = .invalidInput, _ description: String) {
+        self.description = description
+        self.category = category
+    }
+    public init(_ description: String) { self.init(.invalidInput, description) }
 }

@@ -1,11 +1,13 @@
+public import ClewCore
 import ClewModel
 public import Foundation
 import Yams
 
 /// A pipeline file that cannot be loaded, with file and line.
-public struct PipelineFileError: Error, CustomStringConvertible, Sendable {
+public struct PipelineFileError: ClewError {
     public var description: String
     init(_ description: String) { self.description = description }
+    public var category: ErrorCategory { .invalidInput }
 }
 
 /// Pipeline files: YAML descriptions of DAGs whose tasks are commands (docs/pipeline-files.md).

@@ -1,3 +1,4 @@
+import ClewCore
 import ClewLedger
 public import ClewModel
 public import ClewProjections
@@ -19,7 +20,7 @@ public enum OpenLineageExport {
     public static func events(of key: RunKey, _ f: Forensics) throws -> [JSON.Value] {
         let events = try f.events(key.stream)
         guard let queued = events.first(where: { $0.event.type == EventType.runQueued }) else {
-            throw ForensicsError("run \(key) is not in the ledger")
+            throw ForensicsError(.notFound, "run \(key) is not in the ledger")
         }
         let runID = uuid("run/\(key.dag)/\(key.run)")
         var out: [JSON.Value] = []

@@ -1,3 +1,4 @@
+import ClewCore
 public import ClewLedger
 public import ClewModel
 public import ClewProjections
@@ -24,7 +25,7 @@ public enum ProvExport {
     /// The edges of a run: its attempts, what they used and generated, and the runs they triggered.
     public static func edges(ofRun key: RunKey, _ f: Forensics) throws -> [LineageEdge] {
         let run = LineageNode.run(dag: key.dag, run: key.run)
-        guard try f.views.lineageNodeExists(run) else { throw ForensicsError("run \(key) is not in the lineage view") }
+        guard try f.views.lineageNodeExists(run) else { throw ForensicsError(.notFound, "run \(key) is not in the lineage view") }
         var out: [LineageEdge] = []
         for member in try f.views.lineage(node: run, direction: .up, depth: 1) where member.kind == "part_of" {
             out.append(member)
@@ -38,7 +39,7 @@ public enum ProvExport {
     /// The edges of a dataset: its chunks and the attempts that wrote and read them.
     public static func edges(ofDataset name: String, _ f: Forensics) throws -> [LineageEdge] {
         let node = LineageNode.dataset(name)
-        guard try f.views.lineageNodeExists(node) else { throw ForensicsError("no dataset \(name) in the lineage view") }
+        guard try f.views.lineageNodeExists(node) else { throw ForensicsError(.notFound, "no dataset \(name) in the lineage view") }
         var out: [LineageEdge] = []
         for e in try f.views.lineage(node: node, direction: .up, depth: 1) {
             out.append(e)

@@ -1,3 +1,4 @@
+import ClewCore
 import Crypto
 public import Foundation
 
@@ -80,7 +81,7 @@ public struct CheckpointPublicKey: @unchecked Sendable, Hashable {
 
     /// Short identifier: first 8 bytes of SHA-256 of the raw key, hex.
     public var keyID: String {
-        SHA256.hash(data: key.rawRepresentation).prefix(8).hexDigits
+        SHA256.hash(data: key.rawRepresentation).prefix(8).hex
     }
 
     public static func == (a: Self, b: Self) -> Bool { a.key.rawRepresentation == b.key.rawRepresentation }

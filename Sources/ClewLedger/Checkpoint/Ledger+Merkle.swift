@@ -1,3 +1,4 @@
+import ClewCore
 public import Foundation
 
 extension Ledger {

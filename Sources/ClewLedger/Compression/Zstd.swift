@@ -1,10 +1,12 @@
 internal import CZstd
+import ClewCore
 import Synchronization
 
 /// A zstd failure (compression, decompression or dictionary training), with zstd's own reason.
-struct ZstdError: Error, CustomStringConvertible {
+struct ZstdError: ClewError {
     let reason: String
     var description: String { "zstd: \(reason)" }
+    var category: ErrorCategory { .corrupted }
 
     @inline(__always)
     static func check(_ rc: Int) throws(ZstdError) -> Int {

@@ -1,3 +1,4 @@
+import ClewCore
 public import Foundation
 
 /// An event's canonical bytes — the exact bytes its Merkle leaf hashes (`SHA-256(0x00 || bytes)`) — and
@@ -31,7 +32,7 @@ public struct CanonicalEvent: Sendable, Hashable {
         self.type = d.type
         self.schemaVersion = d.schemaVersion
         self.payload = d.payload
-        self.payloadSHA256 = d.payloadRef.map(\.hexDigits)
+        self.payloadSHA256 = d.payloadRef.map(\.hex)
         self.unknownFields = d.unknownFields
     }
 

@@ -1,5 +1,6 @@
 internal import CLMDB
 #if canImport(Glibc)
+public import ClewCore
 import Glibc
 #endif
 
@@ -7,7 +8,7 @@ import Glibc
 ///
 /// Codes are structs with static constants rather than an open enum, so callers can match the ones they
 /// care about and still carry any other code: `catch LMDBError.mapFull { ... }`.
-public struct LMDBError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct LMDBError: ClewError, Hashable {
     /// The raw return code of the LMDB call.
     public let code: Int32
 
@@ -40,6 +41,9 @@ public struct LMDBError: Error, Hashable, Sendable, CustomStringConvertible {
     public static func ~= (pattern: LMDBError, error: any Error) -> Bool {
         (error as? LMDBError)?.code == pattern.code
     }
+
+    /// A full map is insufficient storage; every other LMDB failure is a storage error.
+    public var category: ErrorCategory { self == .mapFull ? .insufficientStorage : .storage }
 }
 
 /// The single place every LMDB return code goes through.

@@ -1,3 +1,4 @@
+import ClewCore
 public import Foundation
 
 /// Sizes and counts of a ledger, for `clew stats`.

@@ -1,3 +1,4 @@
+import ClewCore
 import Crypto
 public import Foundation
 
@@ -57,7 +58,7 @@ public struct MerkleHash: Hashable, Sendable, CustomStringConvertible {
     public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
     /// Lowercase hex.
-    public var hex: String { withUnsafeBytes { $0.hexDigits } }
+    public var hex: String { withUnsafeBytes { $0.hex } }
 
     public var description: String { hex }
 
@@ -237,19 +238,5 @@ struct MerkleFrontier: Sendable, Equatable {
         guard var r = nodes.last?.hash else { return Merkle.emptyRoot }
         for node in nodes.dropLast().reversed() { r = Merkle.nodeHash(node.hash, r) }
         return r
-    }
-}
-
-extension Sequence where Element == UInt8 {
-    /// Lowercase hexadecimal (ClewLedger's own; the modules above use ClewModel's `hex`).
-    var hexDigits: String {
-        var out: [UInt8] = []
-        out.reserveCapacity(underestimatedCount * 2)
-        func digit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : 0x57 + nibble }
-        for b in self {
-            out.append(digit(b >> 4))
-            out.append(digit(b & 15))
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

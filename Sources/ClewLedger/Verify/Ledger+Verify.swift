@@ -1,4 +1,5 @@
 internal import CLMDB
+import ClewCore
 public import Foundation
 
 /// The outcome of ``Ledger/verify(trusting:progress:)``.

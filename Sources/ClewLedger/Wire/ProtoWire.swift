@@ -1,3 +1,4 @@
+import ClewCore
 /// Protocol Buffers wire-format primitives (varints, tags, length-delimited fields).
 ///
 /// The event envelope is specified as a `.proto` (docs/schema/clew/v1/event.proto) so any language can
@@ -61,10 +62,11 @@ struct ProtoReader {
 
     var isAtEnd: Bool { offset >= bytes.count }
 
-    struct Malformed: Error, CustomStringConvertible {
+    struct Malformed: ClewError {
         let reason: String
         let offset: Int
         var description: String { "\(reason) at byte \(offset)" }
+        var category: ErrorCategory { .corrupted }
     }
 
     @inline(__always)

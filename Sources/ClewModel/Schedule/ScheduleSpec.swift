@@ -1,3 +1,4 @@
+public import ClewCore
 public import Foundation
 
 /// When a DAG runs: a cron expression or a fixed interval. Each firing covers one *partition*, the interval
@@ -76,9 +77,10 @@ public enum ScheduleSpec: Sendable, Hashable, Codable {
 }
 
 /// A bad schedule, cron expression or duration.
-public struct ScheduleError: Error, CustomStringConvertible, Sendable {
+public struct ScheduleError: ClewError {
     public var description: String
     public init(_ description: String) { self.description = description }
+    public var category: ErrorCategory { .invalidInput }
 }
 
 /// A five-field cron expression (minute hour day-of-month month day-of-week), UTC, with `*`, lists,

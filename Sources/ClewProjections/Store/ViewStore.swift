@@ -1,3 +1,4 @@
+public import ClewCore
 import ClewLedger
 import ClewModel
 import Crypto
@@ -7,7 +8,7 @@ import Glibc
 #endif
 
 /// An error from the views: what is wrong, with which view, and what Clew did or will do about it.
-public struct ViewError: Error, Sendable, CustomStringConvertible {
+public struct ViewError: ClewError {
     public enum Kind: String, Sendable {
         /// The view's files are missing.
         case missing
@@ -33,6 +34,17 @@ public struct ViewError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+
+    /// Missing views are unavailable (being built); corrupt or contradicted views are corrupted;
+    /// mismatched views conflict with the ledger; a bad query is invalid input.
+    public var category: ErrorCategory {
+        switch kind {
+        case .missing: return .unavailable
+        case .corrupt, .inconsistent: return .corrupted
+        case .mismatched: return .conflict
+        case .invalidInput: return .invalidInput
+        }
+    }
 }
 
 /// One view's LMDB environment: its tables (named databases), a `meta` table with the checkpoint, and

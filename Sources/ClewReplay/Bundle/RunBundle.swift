@@ -1,4 +1,5 @@
 import CZstd
+import ClewCore
 public import ClewLedger
 import ClewModel
 public import ClewProjections
@@ -122,7 +123,7 @@ public enum RunBundle {
         guard let slash = header.run.firstIndex(of: "/") else { throw ReplayError("bundle header names run '\(header.run)', not DAG/RUN") }
         let key = RunKey(dag: String(header.run[..<slash]), run: String(header.run[header.run.index(after: slash)...]))
         if try !ledger.seqs(inStream: key.stream, limit: 1).isEmpty {
-            throw ReplayError("run \(key) is already in this ledger; nothing imported")
+            throw ReplayError(.conflict, "run \(key) is already in this ledger; nothing imported")
         }
         var drafts: [NewEvent] = []
         var files: [(String, Data)] = []
@@ -133,7 +134,7 @@ public enum RunBundle {
             if entry.kind == "file" {
                 guard let d = entry.sha256, let content = entry.content.flatMap({ Data(base64Encoded: $0) }),
                     ContentDigest.sha256(content) == d
-                else { throw ReplayError("\(where_): file content does not match its SHA-256") }
+                else { throw ReplayError(.verificationFailed, "\(where_): file content does not match its SHA-256") }
                 files.append((d, content))
                 continue
             }
@@ -144,10 +145,10 @@ public enum RunBundle {
             do { event = try CanonicalEvent(bytes: bytes) } catch { throw ReplayError("\(where_): \(error)") }
             let path = try (entry.proof ?? []).map { try MerkleHash(hex: $0) }
             guard Merkle.verifyInclusion(leaf: event.leafHash, index: event.seq - 1, treeSize: header.treeSize, path: path, root: root) else {
-                throw ReplayError("\(where_): event \(event.seq) (\(event.type) in \(event.stream)) is not in the exporting ledger's tree of \(header.treeSize) events with root \(header.root.prefix(16))…: its proof fails")
+                throw ReplayError(.verificationFailed, "\(where_): event \(event.seq) (\(event.type) in \(event.stream)) is not in the exporting ledger's tree of \(header.treeSize) events with root \(header.root.prefix(16))…: its proof fails")
             }
             let payloadMatches = event.payload.map { $0 == payload } ?? (event.payloadSHA256 == ContentDigest.sha256(payload))
-            guard payloadMatches else { throw ReplayError("\(where_): event \(event.seq)'s payload is not the one its canonical bytes commit to") }
+            guard payloadMatches else { throw ReplayError(.verificationFailed, "\(where_): event \(event.seq)'s payload is not the one its canonical bytes commit to") }
             if try alreadyHas(event, payload: payload, in: ledger) {
                 skipped += 1
                 continue

@@ -1,3 +1,4 @@
+public import ClewCore
 public import ClewEngine
 public import ClewLedger
 public import ClewModel
@@ -132,9 +133,14 @@ public struct RecordedCommand: Sendable, Hashable {
 }
 
 /// Why a run cannot be loaded, named.
-public struct ReplayError: Error, CustomStringConvertible, Sendable {
+public struct ReplayError: ClewError {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    public var category: ErrorCategory
+    public init(_ category: ErrorCategory = .invalidInput, _ description: String) {
+        self.description = description
+        self.category = category
+    }
+    public init(_ description: String) { self.init(.invalidInput, description) }
 }
 
 extension RecordedRun {
@@ -286,7 +292,7 @@ struct RecordingLoader {
             }
         }
         guard var run else {
-            throw ReplayError("run \(key) is not in the ledger (stream \(key.stream) has no run.queued)")
+            throw ReplayError(.notFound, "run \(key) is not in the ledger (stream \(key.stream) has no run.queued)")
         }
         run.seqs = run.seqs.lowerBound...max(last, run.seqs.lowerBound)
         run.attempts = attempts
@@ -328,9 +334,9 @@ extension RecordedRun {
             if try !ledger.seqs(inStream: key.stream, limit: 1).isEmpty { return key }
         }
         let keys = try ledger.streams(prefix: "run/").compactMap { RunKey(stream: $0.stream) }.filter { $0.run == text }
-        guard let key = keys.first else { throw ReplayError("no run \(text) in the ledger (give RUN or DAG/RUN; `clew runs` lists them)") }
+        guard let key = keys.first else { throw ReplayError(.notFound, "no run \(text) in the ledger (give RUN or DAG/RUN; `clew runs` lists them)") }
         guard keys.count == 1 else {
-            throw ReplayError("run id \(text) is used by several DAGs: \(keys.map(\.description).joined(separator: ", ")); give DAG/RUN")
+            throw ReplayError(.ambiguous, "run id \(text) is used by several DAGs: \(keys.map(\.description).joined(separator: ", ")); give DAG/RUN")
         }
         return key
     }

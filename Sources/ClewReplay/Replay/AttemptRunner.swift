@@ -1,3 +1,4 @@
+import ClewCore
 import ClewEngine
 import ClewLedger
 import ClewModel
@@ -30,8 +31,9 @@ struct AttemptResult: Sendable {
 
 /// The replay stopped a task: it asked for a time or side effect the record does not have at that step,
 /// and outside calls are never repeated.
-struct ReplayStop: Error, CustomStringConvertible {
+struct ReplayStop: ClewError {
     var description: String
+    var category: ErrorCategory { .conflict }
 }
 
 /// Feeds a replayed attempt its recorded time and side-effect results by step number, and collects the

@@ -1,3 +1,4 @@
+import ClewCore
 import ClewEngine
 import ClewLedger
 public import ClewModel
@@ -25,7 +26,7 @@ public struct Overrides: Sendable {
             if name.hasSuffix(".output") {
                 let task = String(name.dropLast(".output".count))
                 guard dag.tasks.contains(where: { $0.id == task }) else {
-                    throw ReplayError("--set \(item): DAG \(dag.name) has no task \(task)")
+                    throw ReplayError(.notFound, "--set \(item): DAG \(dag.name) has no task \(task)")
                 }
                 outputs[task] = RecordedValue(text: value, type: "override")
             } else {
@@ -82,7 +83,7 @@ extension Replayer {
     /// - Parameter runID: the branch run's id; by default `<original>.branch-<n>`.
     public func branch(_ recording: RecordedRun, overrides: Overrides, runID: String? = nil, dataDirectory: URL? = nil) async throws -> BranchReport {
         guard let dag = registry.dag(named: recording.key.dag) else {
-            throw ReplayError("DAG \(recording.key.dag) is not known to this executable or pipeline directory; a branch runs today's code")
+            throw ReplayError(.notFound, "DAG \(recording.key.dag) is not known to this executable or pipeline directory; a branch runs today's code")
         }
         var params = recording.params
         for (k, v) in overrides.params { params[k] = v }

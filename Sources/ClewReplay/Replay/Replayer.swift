@@ -1,3 +1,4 @@
+import ClewCore
 public import ClewEngine
 public import ClewLedger
 import ClewModel
@@ -62,7 +63,7 @@ public final class Replayer: Sendable {
         var fromRecord: [String] = []
         if let from = options.from {
             guard dag.spec.tasks.contains(where: { $0.id == from }) else {
-                throw ReplayError("--from \(from): DAG \(dag.name) has no task \(from) (tasks: \(dag.spec.tasks.map(\.id).prefix(12).joined(separator: ", ")))")
+                throw ReplayError(.notFound, "--from \(from): DAG \(dag.name) has no task \(from) (tasks: \(dag.spec.tasks.map(\.id).prefix(12).joined(separator: ", ")))")
             }
             guard recording.attempts.contains(where: { $0.task == from }) else {
                 throw ReplayError("--from \(from): task \(from) did not run in \(recording.key) (\(recording.decisions[from] ?? "no attempt recorded"))")

@@ -1,3 +1,4 @@
+import ClewCore
 import ClewModel
 import Foundation
 import HTTPTypes

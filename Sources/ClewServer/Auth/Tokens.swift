@@ -1,3 +1,4 @@
+public import ClewCore
 public import ClewLedger
 import ClewModel
 import Crypto
@@ -125,7 +126,7 @@ public final class TokenStore: @unchecked Sendable {
         _ = try await ledger.append(NewEvent(type: EventType.tokenCreated, stream: Self.stream, actor: "clew-serve", timestampMicros: Self.now(), payload: payload))
         try refresh()
         let info = try lock.withLock {
-            guard let info = tokens[id]?.info else { throw TokenError("token \(id) was appended but not found") }
+            guard let info = tokens[id]?.info else { throw TokenError(.internal, "token \(id) was appended but not found") }
             return info
         }
         return MintedToken(info: info, token: token)
@@ -186,7 +187,12 @@ public final class TokenStore: @unchecked Sendable {
 }
 
 /// A token request that cannot be honoured.
-public struct TokenError: Error, CustomStringConvertible, Sendable {
+public struct TokenError: ClewError {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    public var category: ErrorCategory
+    public init(_ category: ErrorCategory = .invalidInput, _ description: String) {
+        self.description = description
+        self.category = category
+    }
+    public init(_ description: String) { self.init(.invalidInput, description) }
 }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import ClewCore
 import ClewEngine
 import ClewLedger
 import ClewModel
@@ -207,8 +208,9 @@ public enum ServeBenchmark {
     }
 }
 
-struct BenchmarkError: Error, CustomStringConvertible {
+struct BenchmarkError: ClewError {
     var description: String
+    var category: ErrorCategory { .internal }
 }
 
 extension Duration {

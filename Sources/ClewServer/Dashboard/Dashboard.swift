@@ -234,7 +234,7 @@ enum Dashboard {
             let up = try request.intQuery("up", default: 1, range: 0...50)
             let down = try request.intQuery("down", default: 1, range: 0...50)
             let (center, edges) = try await state.views.read { _, f -> (String, [LineageEdge]) in
-                let node = try Routes.forensic { try f.node(text) }
+                let node = try f.node(text)
                 var edges: [LineageEdge] = []
                 if up > 0 { edges += try f.trace(node, direction: .up, depth: up, limit: 2000).edges }
                 if down > 0 { edges += try f.trace(node, direction: .down, depth: down, limit: 2000).edges }

@@ -1,3 +1,4 @@
+import ClewCore
 import ClewLedger
 import ClewModel
 import ClewProjections

@@ -1,3 +1,4 @@
+import ClewCore
 import ClewProjections
 import Foundation
 
@@ -296,10 +297,11 @@ final class OpenLineageSchema: Sendable {
 }
 
 /// An event that breaks the OpenLineage spec: the JSON path of the field and what is wrong with it.
-struct SchemaViolation: Error, CustomStringConvertible {
+struct SchemaViolation: ClewError {
     var path: String
     var message: String
     var description: String { "\(path) \(message)" }
+    var category: ErrorCategory { .invalidInput }
 
     /// A failed probe (a branch of `anyOf`/`oneOf`/`not`): no path or message is formatted for it.
     static let mismatch = SchemaViolation(path: "", message: "")
@@ -321,6 +323,7 @@ struct SchemaPath {
     }
 }
 
-struct SchemaLoadError: Error, CustomStringConvertible {
+struct SchemaLoadError: ClewError {
     var description: String
+    var category: ErrorCategory { .invalidInput }
 }

@@ -1,0 +1,105 @@
+import ClewCore
+import ClewEngine
+import ClewForensics
+import ClewLedger
+import ClewProjections
+import ClewReplay
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Testing
+
+@testable import ClewServer
+
+/// The server's routes and error mapping in process (Hummingbird's router test client): no port, no
+/// child process.
+@Suite("Server routes in process")
+struct RouterTests {
+    /// A fresh ledger with its views and a server state over them, removed afterwards.
+    static func withServer(_ body: (ServerState, String) async throws -> Void) async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("clew-router-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ledger = try Ledger.create(at: dir.appendingPathComponent("ledger"))
+        let views = try Views.open(ledger: ledger)
+        defer {
+            views.close()
+            ledger.close()
+        }
+        var config = ServerConfiguration()
+        config.logger.logLevel = .critical
+        let engine = Engine(ledger: ledger, registry: DAGRegistry(), options: Engine.Options(dataDirectory: dir.appendingPathComponent("data")))
+        let state = try ServerState(ledger: ledger, views: views, engine: engine, configuration: config)
+        let token = try await state.tokens.mint(name: "test", role: .admin, by: "test").token
+        try await body(state, token)
+    }
+
+    static func message(_ response: TestResponse) -> String {
+        let body = String(buffer: response.body)
+        guard let data = body.data(using: .utf8), let o = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let e = o["error"] as? [String: Any], let m = e["message"] as? String
+        else { return body }
+        return m
+    }
+
+    struct Unclassified: Error {}
+
+    @Test("each error category answers its HTTP status; an error nobody classified is a 500, never a 400")
+    func errorStatuses() async throws {
+        let router = Router(context: ClewContext.self)
+        router.add(middleware: ErrorMiddleware())
+        let cases: [(String, any Error, HTTPResponse.Status)] = [
+            ("not-a-ledger", LedgerError(.notALedger, "no ledger here"), .notFound),
+            ("full", LedgerError(.mapFull, "the map is full"), .init(code: 507)),
+            ("closed", LedgerError(.closed, "closed"), .serviceUnavailable),
+            ("lmdb", LMDBError.corrupted, .internalServerError),
+            ("view-missing", ViewError(.missing, view: "runs", "view runs is being built"), .serviceUnavailable),
+            ("view-query", ViewError(.invalidInput, view: nil, "bad --as-of"), .badRequest),
+            ("ambiguous", ForensicsError(.ambiguous, "r1 is ambiguous"), .badRequest),
+            ("no-node", ForensicsError(.notFound, "no lineage node x"), .notFound),
+            ("exists", EngineError(.conflict, "run r of DAG d already exists"), .conflict),
+            ("bundle", ReplayError(.verificationFailed, "payload does not match"), .unprocessableContent),
+            ("unclassified", Unclassified(), .internalServerError),
+        ]
+        for (path, error, _) in cases {
+            router.get("/\(path)") { _, _ -> Response in throw error }
+        }
+        let app = Application(router: router)
+        try await app.test(.router) { client in
+            for (path, error, status) in cases {
+                try await client.execute(uri: "/\(path)", method: .get) { response in
+                    #expect(response.status == status, "\(path)")
+                    #expect(Self.message(response).contains(error is Unclassified ? "internal error" : "\(error)"), "\(path): \(Self.message(response))")
+                }
+            }
+        }
+    }
+
+    @Test("the API answers unknown runs and nodes with 404, bad queries with 400, missing tokens with 401")
+    func apiErrors() async throws {
+        try await Self.withServer { state, token in
+            let app = Application(router: Routes.build(state))
+            try await app.test(.router) { client in
+                let auth: HTTPFields = [.authorization: "Bearer \(token)"]
+                try await client.execute(uri: "/api/runs", method: .get) { #expect($0.status == .unauthorized) }
+                try await client.execute(uri: "/api/runs", method: .get, headers: auth) { #expect($0.status == .ok) }
+                try await client.execute(uri: "/api/runs/nightly/r-404", method: .get, headers: auth) { r in
+                    #expect(r.status == .notFound, "\(Self.message(r))")
+                }
+                try await client.execute(uri: "/api/lineage?node=run:nope/x", method: .get, headers: auth) { r in
+                    #expect(r.status == .notFound && Self.message(r).contains("no lineage node"), "\(Self.message(r))")
+                }
+                try await client.execute(uri: "/api/runs?limit=abc", method: .get, headers: auth) { r in
+                    #expect(r.status == .badRequest && Self.message(r).contains("'limit' must be an integer"), "\(Self.message(r))")
+                }
+                try await client.execute(uri: "/api/v1/lineage", method: .post, headers: auth, body: ByteBuffer(string: #"{"eventType":"START"}"#)) { r in
+                    #expect(r.status == .badRequest && Self.message(r).contains("invalid OpenLineage event"), "\(Self.message(r))")
+                }
+            }
+            // Nothing was appended by the refused requests but the token and audit events.
+            #expect(try state.ledger.events(inStream: "openlineage/events").isEmpty)
+        }
+    }
+}
