@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "Clew",
-    platforms: [.macOS(.v15)],
+    // Linux only (Debian's LMDB and zstd, inotify, /proc, Glibc): no Apple platform is claimed.
     products: [
         .library(name: "ClewCore", targets: ["ClewCore"]),
         .library(name: "ClewLedger", targets: ["ClewLedger"]),

@@ -109,7 +109,7 @@ enum Routes {
 
         router.get("/api/datasets") { request, context -> Response in
             _ = try context.require(.viewer)
-            return try await Reply.json(try await state.views.read { views, _ in try views.datasets(asOf: try asOf(request, views)) })
+            return try Reply.json(try await state.views.read { views, _ in try views.datasets(asOf: try asOf(request, views)) })
         }
 
         router.get("/api/chunks") { request, context -> Response in
@@ -152,7 +152,7 @@ enum Routes {
             if name == nil, case .digest = match {} else if name == nil {
                 throw APIError(.badRequest, "query parameter 'name' is required (or give 'digest')")
             }
-            return try await Reply.json(try await state.views.read { views, _ in
+            return try Reply.json(try await state.views.read { views, _ in
                 try views.values(name: name, task: request.query("task"), match: match, asOf: try asOf(request, views), limit: try request.intQuery("limit", default: 100, range: 1...10_000))
             })
         }
@@ -167,7 +167,7 @@ enum Routes {
             case let other: throw APIError(.badRequest, "query parameter 'direction' must be up or down, got '\(other)'")
             }
             let depth = try request.intQuery("depth", default: 10, range: 1...1000)
-            return try await Reply.json(try await state.views.read { views, f in
+            return try Reply.json(try await state.views.read { views, f in
                 try f.trace(try f.node(id), direction: direction, depth: depth, asOf: try asOf(request, views))
             })
         }
@@ -184,7 +184,7 @@ enum Routes {
             guard q.task != nil || q.output != nil || q.input != nil || q.variable != nil else {
                 throw APIError(.badRequest, "give at least one of 'task', 'output', 'input', 'var'")
             }
-            return try await Reply.json(try await state.views.read { views, f in
+            return try Reply.json(try await state.views.read { views, f in
                 var q = q
                 q.asOf = try asOf(request, views)
                 return try f.searchTasks(q)
@@ -194,7 +194,7 @@ enum Routes {
         router.get("/api/why") { request, context -> Response in
             _ = try context.require(.viewer)
             guard let chunk = request.query("chunk") else { throw APIError(.badRequest, "query parameter 'chunk' (DATASET/KEY) is required") }
-            return try await Reply.json(try await state.views.read { _, f in
+            return try Reply.json(try await state.views.read { _, f in
                 let node = try f.node(chunk)
                 guard node.hasPrefix("chunk:") else { throw APIError(.badRequest, "'\(chunk)' is not a chunk (give DATASET/KEY)") }
                 let (dataset, key) = try f.chunkParts(node)
@@ -205,13 +205,13 @@ enum Routes {
         router.get("/api/culprit") { request, context -> Response in
             _ = try context.require(.viewer)
             guard let id = request.query("node") else { throw APIError(.badRequest, "query parameter 'node' is required") }
-            return try await Reply.json(try await state.views.read { _, f in try f.culprit(try f.node(id)) })
+            return try Reply.json(try await state.views.read { _, f in try f.culprit(try f.node(id)) })
         }
 
         router.get("/api/impact") { request, context -> Response in
             _ = try context.require(.viewer)
             guard let id = request.query("node") else { throw APIError(.badRequest, "query parameter 'node' is required") }
-            return try await Reply.json(try await state.views.read { _, f in try f.impact(try f.node(id)) })
+            return try Reply.json(try await state.views.read { _, f in try f.impact(try f.node(id)) })
         }
 
         router.get("/api/verify") { _, context -> Response in
@@ -222,7 +222,7 @@ enum Routes {
 
         router.post("/api/verify") { _, context -> Response in
             _ = try context.require(.viewer)
-            return try await Reply.json(try await state.verifier.run())
+            return try Reply.json(try await state.verifier.run())
         }
 
         router.get("/api/integrity") { _, context -> Response in
@@ -335,7 +335,7 @@ enum Routes {
                     throw APIError(.badRequest, "body: 'role' must be viewer, operator or admin, got '\(body.role)'")
                 }
                 do {
-                    return try await Reply.json(try await state.tokens.mint(name: body.name, role: role, by: identity.name), status: .created)
+                    return try Reply.json(try await state.tokens.mint(name: body.name, role: role, by: identity.name), status: .created)
                 } catch let e as TokenError { throw APIError(.badRequest, e.description) }
             }
         }

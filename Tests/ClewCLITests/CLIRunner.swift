@@ -36,8 +36,8 @@ struct CLI {
         let id = UUID().uuidString
         let out = directory.appendingPathComponent("out-\(id)")
         let err = directory.appendingPathComponent("err-\(id)")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
         let process = Process()
         var arguments = args + (ledgerOption ? ["--ledger", ledger.path] : [])
         if let uid {
@@ -158,7 +158,7 @@ struct Program {
         process.currentDirectoryURL = directory
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         let out = directory.appendingPathComponent("program-\(UUID().uuidString).out")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = process.standardOutput
         process.standardInput = FileHandle.nullDevice

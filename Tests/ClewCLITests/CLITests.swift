@@ -338,7 +338,7 @@ struct EngineCLITests {
         let cli = CLI()
         defer { cli.cleanUp() }
         let flag = cli.directory.appendingPathComponent("broken")
-        FileManager.default.createFile(atPath: flag.path, contents: Data())
+        _ = FileManager.default.createFile(atPath: flag.path, contents: Data())
         let file = cli.directory.appendingPathComponent("flaky.yaml")
         try """
         dag: flaky

@@ -171,7 +171,7 @@ struct ForensicsCLITests {
             p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
             p.arguments = [validator, kind, file.path]
             let out = cli.directory.appendingPathComponent("validate-out")
-            FileManager.default.createFile(atPath: out.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: out.path, contents: nil)
             p.standardOutput = try FileHandle(forWritingTo: out)
             p.standardError = p.standardOutput
             try p.run()

@@ -310,7 +310,7 @@ struct ServeTests {
         pages.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         pages.arguments = [CLI.packageRoot.appendingPathComponent("tools/browser_check.py").path, server.base, viewer, specFile.path]
         let pagesOut = cli.directory.appendingPathComponent("pages.out")
-        FileManager.default.createFile(atPath: pagesOut.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: pagesOut.path, contents: nil)
         pages.standardOutput = try FileHandle(forWritingTo: pagesOut)
         pages.standardError = pages.standardOutput
         try pages.run()
@@ -337,7 +337,7 @@ struct ServeTests {
         client.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         client.arguments = ["python3", CLI.packageRoot.appendingPathComponent("tools/openlineage_client_check.py").path, server.base, operatorToken]
         let out = cli.directory.appendingPathComponent("ol.out")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         client.standardOutput = try FileHandle(forWritingTo: out)
         client.standardError = client.standardOutput
         try client.run()

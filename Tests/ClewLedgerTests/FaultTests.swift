@@ -63,7 +63,7 @@ struct FaultTests {
                 try await ledger.append(contentsOf: (start..<start + 2_000).map { sampleEvent($0) })
             }
             #expect(try ledger.lastSeq == 20_000)
-            #expect(ledger.store.env.mapInfo.mapSize > 256 << 10)
+            #expect(try ledger.store.env.mapInfo().mapSize > 256 << 10)
             #expect(try ledger.verify().isValid)
         }
     }
@@ -188,7 +188,7 @@ struct CheckpointTests {
             c.treeSize = 25
             c.signature = try key.sign(Data(c.body.utf8)).base64EncodedString()
             let json = try JSONEncoder().encode(c)
-            try ledger.store.env.write { txn in
+            _ = try ledger.store.env.write { txn in
                 try withUnsafeBytes(of: UInt64(25).bigEndian) { k in try json.withUnsafeBytes { try txn.put(ledger.store.checkpoints, k, $0) } }
             }
             let report = try ledger.verify(trusting: key.publicKey)

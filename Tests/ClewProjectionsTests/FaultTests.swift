@@ -104,7 +104,7 @@ struct ViewFaultTests {
             let notices = Notices()
             let views = try Views.open(ledger: other, options: notices.options())
             #expect(notices.all.count == 4 && notices.all.allSatisfy { $0.contains("belongs to ledger") }, "\(notices.all)")
-            #expect(try views.checkpoints().values.allSatisfy { $0 == 100 })
+            #expect(views.checkpoints().values.allSatisfy { $0 == 100 })
         }
     }
 }

@@ -5,9 +5,11 @@ import ClewModel
 import Dispatch
 import Foundation
 
-/// The DAGs this executable ships: the demos, plus whatever a package registers before calling
-/// ``ClewCommand/main(registering:)``.
-let shippedDAGs = DAGRegistry(DemoDAGs.all)
+/// The DAGs this executable ships: the demos, plus those a package passes to
+/// ``ClewCommand/main(registering:)``, bound for the command's task (no module-level state to mutate).
+enum ShippedDAGs {
+    @TaskLocal static var all: [DAG] = DemoDAGs.all
+}
 
 extension ClewCommand {
     /// Runs the CLI with your own Swift DAGs known to `clew dags`, `clew run`, `clew scheduler` …
@@ -18,8 +20,7 @@ extension ClewCommand {
     /// }
     /// ```
     public static func main(registering dags: [DAG]) async {
-        for dag in dags { shippedDAGs.register(dag) }
-        await main(nil)
+        await ShippedDAGs.$all.withValue(DemoDAGs.all + dags) { await main(nil) }
     }
 }
 
@@ -33,7 +34,7 @@ struct PipelineOptions: ParsableArguments {
 
     /// The shipped DAGs plus every pipeline file in the directory (a missing default directory is fine).
     func registry(strict: Bool = true) throws -> (DAGRegistry, [String]) {
-        let registry = DAGRegistry(shippedDAGs.all)
+        let registry = DAGRegistry(ShippedDAGs.all)
         var problems: [String] = []
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: pipelines, isDirectory: &isDir), isDir.boolValue {

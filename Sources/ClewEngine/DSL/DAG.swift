@@ -1,5 +1,5 @@
 public import ClewModel
-public import Foundation
+import Foundation
 
 /// A pipeline: tasks and the edges between them, as Swift code or compiled from a pipeline file.
 ///

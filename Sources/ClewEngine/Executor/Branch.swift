@@ -1,6 +1,6 @@
 import ClewCore
 import ClewLedger
-public import ClewModel
+package import ClewModel
 import Foundation
 import Synchronization
 

@@ -1,4 +1,4 @@
-public import ClewCore
+package import ClewCore
 import ClewLedger
 package import ClewModel
 import Foundation

@@ -1,5 +1,5 @@
 import ClewLedger
-public import ClewModel
+import ClewModel
 import Foundation
 
 /// Runs scheduled DAGs: one run per partition (interval between firings), catch-up of missed partitions,

@@ -1,6 +1,6 @@
-public import ClewLedger
-public import ClewModel
-public import ClewProjections
+import ClewLedger
+import ClewModel
+import ClewProjections
 public import Foundation
 
 /// `clew bench forensics`: a generated lineage graph of `nodes` nodes (runs of a chain DAG over daily

@@ -1,5 +1,5 @@
 import ClewCore
-public import ClewLedger
+import ClewLedger
 public import ClewModel
 public import ClewProjections
 import Foundation

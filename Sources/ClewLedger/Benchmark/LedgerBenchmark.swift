@@ -110,7 +110,7 @@ public enum LedgerBenchmark {
                     e = try c.next()
                 }
             }
-            return (total, try txn.stat(ledger.store.events).bytes, ledger.store.env.mapInfo.pagesUsed * ledger.store.env.pageSize)
+            return (total, try txn.stat(ledger.store.events).bytes, try ledger.store.env.mapInfo().pagesUsed * ledger.store.env.pageSize())
         }
         let valueSize = max(1, recordBytes / max(1, events.count) - 8)
 
@@ -133,7 +133,7 @@ public enum LedgerBenchmark {
                 try env.write { txn in
                     for _ in batch {
                         seq += 1
-                        try withUnsafeBytes(of: seq.bigEndian) { k in
+                        _ = try withUnsafeBytes(of: seq.bigEndian) { k in
                             try record.withUnsafeBytes { try txn.put(db, k, $0, flags: MDB_APPEND) }
                         }
                     }
@@ -143,7 +143,7 @@ public enum LedgerBenchmark {
             for _ in 0..<(rep == 0 ? configuration.singles : 0) {
                 seq += 1
                 let t = DispatchTime.now().uptimeNanoseconds
-                try env.write { txn in
+                _ = try env.write { txn in
                     try withUnsafeBytes(of: seq.bigEndian) { k in
                         try record.withUnsafeBytes { try txn.put(db, k, $0, flags: MDB_APPEND) }
                     }

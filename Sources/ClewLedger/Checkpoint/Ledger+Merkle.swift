@@ -1,5 +1,5 @@
 import ClewCore
-public import Foundation
+import Foundation
 
 extension Ledger {
     /// The Merkle root of the first `size` events (the whole log when nil), with the size used.
@@ -75,7 +75,7 @@ extension Ledger {
                 keyID: publicKey.keyID, publicKey: publicKey.base64, signature: "")
             checkpoint.signature = try key.sign(Data(checkpoint.body.utf8)).base64EncodedString()
             let json = try JSONEncoder().encode(checkpoint)
-            try withUnsafeBytes(of: n.bigEndian) { k in
+            _ = try withUnsafeBytes(of: n.bigEndian) { k in
                 try json.withUnsafeBytes { try txn.put(store.checkpoints, k, $0) }
             }
             return checkpoint

@@ -116,11 +116,15 @@ package final class Environment: @unchecked Sendable {
     deinit { close() }
 
     /// Removes reader slots left behind by dead processes (a crashed reader pins pages otherwise).
+    /// - Returns: how many were removed; 0 when the environment is closed or LMDB could not check (a
+    ///   best-effort repair: the caller's own error stands then).
     @discardableResult
     func clearStaleReaders() -> Int32 {
-        var dead: Int32 = 0
-        mdb_reader_check(handle, &dead)
-        return dead
+        gate.withReadLock {
+            guard let handle else { return 0 }
+            var dead: Int32 = 0
+            return mdb_reader_check(handle, &dead) == MDB_SUCCESS ? dead : 0
+        }
     }
 
     /// Flushes every committed transaction to disk (after commits made with `noSync`).
@@ -128,17 +132,26 @@ package final class Environment: @unchecked Sendable {
         try gate.withReadLock { try check(mdb_env_sync(handle, 1)) }
     }
 
-    package var pageSize: Int {
-        var stat = MDB_stat()
-        mdb_env_stat(handle, &stat)
-        return Int(stat.ms_psize)
+    /// The page size LMDB uses.
+    /// - Throws: ``LedgerError`` (`.closed`) after ``close()``; ``LMDBError``.
+    package func pageSize() throws -> Int {
+        try gate.withReadLock {
+            guard let handle else { throw LedgerError(.closed, "the ledger is closed") }
+            var stat = MDB_stat()
+            try check(mdb_env_stat(handle, &stat))
+            return Int(stat.ms_psize)
+        }
     }
 
     /// Current map size and the number of pages in use.
-    package var mapInfo: (mapSize: Int, pagesUsed: Int) {
-        var info = MDB_envinfo()
-        mdb_env_info(handle, &info)
-        return (info.me_mapsize, Int(info.me_last_pgno) + 1)
+    /// - Throws: ``LedgerError`` (`.closed`) after ``close()``; ``LMDBError``.
+    package func mapInfo() throws -> (mapSize: Int, pagesUsed: Int) {
+        try gate.withReadLock {
+            guard let handle else { throw LedgerError(.closed, "the ledger is closed") }
+            var info = MDB_envinfo()
+            try check(mdb_env_info(handle, &info))
+            return (info.me_mapsize, Int(info.me_last_pgno) + 1)
+        }
     }
 
     /// Opens (or, in a writable environment, creates) a named database.

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 extension Ledger {
     /// The seq of the last event, 0 for an empty ledger.

@@ -57,8 +57,8 @@ extension Ledger {
                 try time(1), try time(n), streamCount
             )
         }
-        let map = store.env.mapInfo
-        let page = store.env.pageSize
+        let map = try store.env.mapInfo()
+        let page = try store.env.pageSize()
         let file = (try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent("log/data.mdb").path)[.size] as? Int) ?? 0
         let checkpointList = try checkpoints()
         return LedgerStats(

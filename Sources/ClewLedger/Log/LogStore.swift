@@ -82,10 +82,10 @@ final class LogStore: Sendable {
         try txn.withCursor(dicts) { c in
             if let last = try c.last() { next = UInt32(bigEndian: last.key.loadUnaligned(as: UInt32.self)) + 1 }
         }
-        try withUnsafeBytes(of: next.bigEndian) { k in
+        _ = try withUnsafeBytes(of: next.bigEndian) { k in
             try bytes.withUnsafeBytes { try txn.put(dicts, k, $0) }
         }
-        try Self.currentDictionaryKey.withUnsafeBytes { k in
+        _ = try Self.currentDictionaryKey.withUnsafeBytes { k in
             try withUnsafeBytes(of: next.bigEndian) { try txn.put(meta, k, $0) }
         }
         let d = try ZstdDictionary(id: next, bytes: bytes, level: codec.level)

@@ -120,16 +120,16 @@ final class Writer: @unchecked Sendable {
                 dst.storeBytes(of: leaf.tag.littleEndian, toByteOffset: event.body.count, as: UInt32.self)
             }
             var stream = event.stream
-            try stream.withUTF8 { try txn.put(store.streams, UnsafeRawBufferPointer($0), key) }
+            _ = try stream.withUTF8 { try txn.put(store.streams, UnsafeRawBufferPointer($0), key) }
         }
         if let blob = event.blob {
-            try blob.key.withUnsafeBytes { k in
+            _ = try blob.key.withUnsafeBytes { k in
                 try blob.value.withUnsafeBytes { try txn.put(store.blobs, k, $0, flags: MDB_NOOVERWRITE) }
             }
         }
         try st.frontier.append(leaf) { level, index, hash in
             guard level >= LogStore.storedMinLevel else { return }
-            try store.withNodeKey(level: level, index: index) { k in
+            _ = try store.withNodeKey(level: level, index: index) { k in
                 try hash.withUnsafeBytes { try txn.put(store.merkle, k, $0) }
             }
         }

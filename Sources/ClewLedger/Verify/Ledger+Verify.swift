@@ -1,6 +1,6 @@
 internal import CLMDB
 import ClewCore
-public import Foundation
+import Foundation
 
 /// The outcome of ``Ledger/verify(trusting:progress:)``.
 public struct VerifyReport: Codable, Sendable {

@@ -1,6 +1,6 @@
 public import ClewLedger
 public import ClewModel
-public import Foundation
+import Foundation
 
 /// A query of the runs view.
 public struct RunQuery: Sendable {

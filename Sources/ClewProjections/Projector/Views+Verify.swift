@@ -1,5 +1,5 @@
 public import ClewLedger
-public import Foundation
+import Foundation
 
 /// The outcome of verifying one view against a fresh fold of the log.
 public struct ViewVerification: Sendable, Codable {

@@ -119,8 +119,6 @@ enum RunsFold {
             if let x = s.external_id { run.label(x) }
         case .labelled(let l):
             run.label(l.external_id)
-        case .labelled(let l):
-            run.label(l.external_id)
         case .resubmitted(let r):
             run.state = "resubmitted"
             run.resubmissions += 1

@@ -1,12 +1,12 @@
 import ClewCore
-import ClewModel
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Synchronization
 
 /// Dashboard sessions: a random id in an HttpOnly, SameSite=Strict cookie, mapped in memory to the token
 /// that logged in (the token itself never goes back to the browser). A revoked token ends its sessions.
-final class SessionStore: @unchecked Sendable {
+final class SessionStore: Sendable {
     static let cookie = "clew_session"
 
     private struct Session {
@@ -14,8 +14,7 @@ final class SessionStore: @unchecked Sendable {
         var expires: ContinuousClock.Instant
     }
 
-    private let lock = NSLock()
-    private var sessions: [String: Session] = [:]
+    private let sessions = Mutex<[String: Session]>([:])
     private let lifetime: Duration
 
     init(lifetime: Duration) { self.lifetime = lifetime }
@@ -24,22 +23,23 @@ final class SessionStore: @unchecked Sendable {
         var bytes = [UInt8](repeating: 0, count: 32)
         for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
         let id = bytes.hex
-        lock.withLock {
+        let expires = ContinuousClock.now + lifetime
+        sessions.withLock { sessions in
             let now = ContinuousClock.now
             sessions = sessions.filter { $0.value.expires > now }
-            sessions[id] = Session(token: token, expires: now + lifetime)
+            sessions[id] = Session(token: token, expires: expires)
         }
         return id
     }
 
     func token(for id: String) -> String? {
-        lock.withLock {
+        sessions.withLock { sessions in
             guard let s = sessions[id], s.expires > ContinuousClock.now else { return nil }
             return s.token
         }
     }
 
-    func close(_ id: String) { _ = lock.withLock { sessions.removeValue(forKey: id) } }
+    func close(_ id: String) { _ = sessions.withLock { $0.removeValue(forKey: id) } }
 }
 
 /// Authenticates every request from `Authorization: Bearer` or the session cookie; which role a route

@@ -2,7 +2,7 @@ public import ClewCore
 public import ClewLedger
 import ClewModel
 import Crypto
-public import Foundation
+import Foundation
 
 /// What a token may do. Viewers read; operators also trigger, cancel, resubmit, quarantine and send
 /// OpenLineage events; admins also manage tokens and read the audit log.

@@ -54,7 +54,7 @@ enum MarquezRoutes {
             let runs = try await state.views.read { views, _ -> (items: [MarquezJSON], total: Int)? in
                 let catalog = try Catalog(state: state, views: views)
                 guard let job = catalog.job(ns, name) else { return nil }
-                return try page.slice(try job.runs(views))
+                return page.slice(try job.runs(views))
             }
             guard let runs else { throw APIError(.notFound, "no job '\(name)' in namespace '\(ns)'") }
             return Reply.raw(list("runs", runs.items, runs.total).data)
@@ -97,7 +97,7 @@ enum MarquezRoutes {
             let page = try Page(request)
             let versions = try await state.views.read { views, _ -> (items: [MarquezJSON], total: Int)? in
                 guard let d = try Catalog(state: state, views: views).dataset(ns, name) else { return nil }
-                return try page.slice(try d.versions(views))
+                return page.slice(try d.versions(views))
             }
             guard let versions else { throw APIError(.notFound, "no dataset '\(name)' in namespace '\(ns)'") }
             return Reply.raw(list("versions", versions.items, versions.total).data)
@@ -332,7 +332,7 @@ enum ColumnLineage {
             let field = String(id[id.index(after: colon)...])
             starts = try candidates(dataset).map { LineageNode.field(dataset: $0, field: field) }.filter { try views.lineageNodeExists($0) }.prefix(1).map { $0 }
         } else if id.hasPrefix("dataset:") {
-            for d in try candidates(String(id.dropFirst(8))) where try views.lineageNodeExists(LineageNode.dataset(d)) {
+            for d in candidates(String(id.dropFirst(8))) where try views.lineageNodeExists(LineageNode.dataset(d)) {
                 starts = try views.lineageNeighbors(of: LineageNode.dataset(d), direction: .up, prefix: "field:").map(\.from)
                 break
             }

@@ -20,7 +20,7 @@ enum OpenLineageRoutes {
             _ = try context.require(.viewer)
             guard let nodeID = request.query("nodeId") else { throw APIError(.badRequest, "query parameter 'nodeId' is required (dataset:NAMESPACE:NAME or job:NAMESPACE:NAME)") }
             let depth = try request.intQuery("depth", default: 20, range: 1...100)
-            return try await Reply.raw(try await state.views.read { views, _ in try Marquez.graph(nodeID, depth: depth, views: views, ledger: state.ledger) })
+            return Reply.raw(try await state.views.read { views, _ in try Marquez.graph(nodeID, depth: depth, views: views, ledger: state.ledger) })
         }
     }
 

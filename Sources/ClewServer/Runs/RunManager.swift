@@ -92,7 +92,7 @@ actor RunManager {
                 report = CallbackReport(dag: key.dag, run: key.run, status: "error", tasks: [:], errors: ["run": "\(error)"], failed_tasks: [])
                 self.logger.error("run \(key.run) of \(key.dag) could not run: \(error)")
             }
-            await self.finished(key)
+            self.finished(key)
             if let callback { await self.deliver(report, to: callback) }
         }
         active[key] = Active(task: task, queuedMicros: TokenStore.now(), kind: kind)
