@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "ClewForensics", targets: ["ClewForensics"]),
         .library(name: "ClewReplay", targets: ["ClewReplay"]),
         .library(name: "ClewServer", targets: ["ClewServer"]),
+        .library(name: "ClewBenchmarks", targets: ["ClewBenchmarks"]),
         .library(name: "ClewCLI", targets: ["ClewCLI"]),
         .executable(name: "clew", targets: ["clew"]),
     ],
@@ -105,9 +106,21 @@ let package = Package(
             ]
         ),
         // Floor 6: the command line, as a library so a user's package can ship its pipelines with it.
+        // The benchmarks (`clew bench …`): each figure next to the physical limit measured in the same run.
+        // Kept out of the libraries they measure; they reach storage internals through `package` access.
+        .target(
+            name: "ClewBenchmarks",
+            dependencies: [
+                "ClewCore", "ClewServer", "ClewReplay", "ClewForensics", "ClewEngine", "ClewProjections", "ClewLedger", "ClewModel", "CLMDB",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "ClewCLI",
             dependencies: [
+                "ClewBenchmarks",
                 "ClewCore",
                 "ClewServer",
                 "ClewReplay",
@@ -142,7 +155,7 @@ let package = Package(
         .testTarget(
             name: "ClewCLITests",
             dependencies: [
-                "ClewCLI", "ClewServer", "ClewLedger", "ClewModel", "ClewProjections",
+                "ClewCLI", "ClewBenchmarks", "ClewServer", "ClewLedger", "ClewModel", "ClewProjections",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

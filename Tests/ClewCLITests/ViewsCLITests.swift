@@ -1,3 +1,4 @@
+import ClewBenchmarks
 import ClewLedger
 import ClewModel
 import ClewProjections

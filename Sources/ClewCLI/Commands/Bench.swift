@@ -1,5 +1,6 @@
 import ArgumentParser
 import ClewServer
+import ClewBenchmarks
 import ClewEngine
 import ClewForensics
 import ClewProjections

@@ -1,6 +1,6 @@
-import ClewLedger
+package import ClewLedger
 import ClewModel
-import Foundation
+package import Foundation
 
 /// The envelope fields a projection needs (no payload).
 public struct EventHeader: Sendable {
@@ -305,5 +305,14 @@ public indirect enum JSONTree: Decodable, Sendable, Hashable {
     static func format(_ n: Double) -> String {
         if n.isFinite, n == n.rounded(), abs(n) < 1e15 { return String(Int64(n)) }
         return n.isFinite ? String(n) : "null"
+    }
+}
+
+extension Views {
+    /// Whether `event`'s payload decodes as its type says: the decode step of a rebuild alone, the
+    /// baseline `clew bench views` (ClewBenchmarks) measures rebuilds against.
+    package static func payloadDecodes(_ event: Event, decoder: JSONDecoder) -> Bool {
+        if case .malformed = Fact.decode(event, wanted: .all, decoder: decoder) { return false }
+        return true
     }
 }

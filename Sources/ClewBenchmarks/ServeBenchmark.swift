@@ -4,6 +4,7 @@ import ClewEngine
 import ClewLedger
 import ClewModel
 import ClewProjections
+import ClewServer
 public import Foundation
 import Logging
 import NIOCore

@@ -1,3 +1,4 @@
+public import ClewEngine
 import ClewLedger
 import ClewModel
 public import Foundation

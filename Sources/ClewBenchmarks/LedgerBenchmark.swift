@@ -1,4 +1,5 @@
 internal import CLMDB
+public import ClewLedger
 import Crypto
 import Synchronization
 public import Foundation
@@ -89,7 +90,7 @@ public enum LedgerBenchmark {
                 try await group.waitForAll()
             }
             appendTimes.append(seconds(since: start))
-            ledger.writer.waitForIdle()
+            ledger.waitForIdle()
             if rep == 0 { kept = ledger } else {
                 ledger.close()
                 try? fm.removeItem(at: dir)
@@ -98,20 +99,10 @@ public enum LedgerBenchmark {
         let ledger = kept!
         defer { ledger.close() }
         progress("component costs")
-        let costs = try componentCosts(events, batches: batches, ledger: ledger)
+        let costs = try ledger.componentCosts(events, batches: batches)
 
         // Record sizes as stored, for the raw baseline and the size figures.
-        let (recordBytes, tableBytes, usedBytes) = try ledger.store.env.read { txn in
-            var total = 0
-            try txn.withCursor(ledger.store.events) { c in
-                var e = try c.first()
-                while let entry = e {
-                    total += entry.value.count + entry.key.count
-                    e = try c.next()
-                }
-            }
-            return (total, try txn.stat(ledger.store.events).bytes, try ledger.store.env.mapInfo().pagesUsed * ledger.store.env.pageSize())
-        }
+        let (recordBytes, tableBytes, usedBytes) = try ledger.storedSizes()
         let valueSize = max(1, recordBytes / max(1, events.count) - 8)
 
         // Raw LMDB: the same number of records of the mean stored size, MDB_APPEND, durable commits per batch.
@@ -212,42 +203,6 @@ public enum LedgerBenchmark {
             diskBytesPerEvent: Double(usedBytes) / n, costNanoseconds: costs)
     }
 
-    /// Nanoseconds per event of each step of preparing an append, timed alone on one thread, so a
-    /// change can be aimed at the step that costs most. `prepare` is all of them together.
-    static func componentCosts(_ events: [NewEvent], batches: [[NewEvent]], ledger: Ledger) throws -> [String: Double] {
-        let n = Double(events.count)
-        func time(_ body: () throws -> Void) rethrows -> Double {
-            let t = DispatchTime.now().uptimeNanoseconds
-            try body()
-            return Double(DispatchTime.now().uptimeNanoseconds - t) / n
-        }
-        var scratch: [UInt8] = []
-        var out: [UInt8] = []
-        let dictionary = ledger.store.currentDictionary.withLock { $0 }
-        var costs: [String: Double] = [:]
-        costs["prepare"] = try time { for batch in batches { _ = try ledger.prepare(batch) } }
-        costs["validate"] = try time { for e in events { try e.validate() } }
-        costs["encode"] = time {
-            for e in events {
-                scratch.removeAll(keepingCapacity: true)
-                EnvelopeCodec.encode(
-                    timestampMicros: e.timestampMicros ?? 0, actor: e.actor, stream: e.stream, type: e.type,
-                    schemaVersion: e.schemaVersion, payload: e.payload, payloadRef: nil, unknownFields: [], into: &scratch)
-            }
-        }
-        costs["compress"] = try time {
-            for _ in events {
-                out.removeAll(keepingCapacity: true)
-                try scratch.withUnsafeBytes { try ledger.store.codec.compress($0, dictionary: dictionary, into: &out) }
-            }
-        }
-        costs["leaf_hash"] = time {
-            for _ in events { _ = LogStore.leafHash(envelope: scratch, seq: 1) }
-        }
-        var acc = Merkle.emptyRoot
-        costs["node_hash"] = time { for _ in events { acc = Merkle.nodeHash(acc, acc) } }
-        return costs
-    }
 
     static func seconds(since start: UInt64) -> Double {
         Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

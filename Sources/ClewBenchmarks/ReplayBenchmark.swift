@@ -2,6 +2,7 @@ public import ClewEngine
 import ClewLedger
 import ClewModel
 import ClewProjections
+import ClewReplay
 public import Foundation
 
 /// `clew bench replay`: a run recording `steps` variables (over `tasks` tasks, each also reading the time

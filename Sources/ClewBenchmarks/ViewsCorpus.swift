@@ -1,5 +1,6 @@
 public import ClewLedger
 import ClewModel
+import ClewProjections
 import Foundation
 
 /// A synthetic history in the engine's event schema (docs/event-schema.md), for `clew bench views` and

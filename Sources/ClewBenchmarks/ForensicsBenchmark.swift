@@ -1,3 +1,4 @@
+import ClewForensics
 import ClewLedger
 import ClewModel
 import ClewProjections

@@ -1,3 +1,4 @@
+import ClewEngine
 import ClewLedger
 import ClewModel
 import Foundation

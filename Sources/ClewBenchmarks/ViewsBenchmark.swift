@@ -1,5 +1,6 @@
 import ClewLedger
 import ClewModel
+import ClewProjections
 public import Foundation
 
 /// `clew bench views`: how fast the views rebuild from the log, against reading and decoding the same log
@@ -60,7 +61,7 @@ public enum ViewsBenchmark {
             var decoded = 0
             let decoder = JSONDecoder()
             try ledger.scan { event in
-                if case .malformed = Fact.decode(event, wanted: .all, decoder: decoder) { return true }
+                guard Views.payloadDecodes(event, decoder: decoder) else { return true }
                 decoded += 1
                 return true
             }
