@@ -1,0 +1,14 @@
+import ArgumentParser
+import ClewForensics
+import ClewLedger
+import ClewModel
+import ClewProjections
+import Foundation
+
+extension LedgerOptions {
+    /// The ledger, its views and the forensic queries over them.
+    func openForensics() throws -> (Ledger, Forensics) {
+        let (l, views) = try openViews()
+        return (l, Forensics(ledger: l, views: views))
+    }
+}
