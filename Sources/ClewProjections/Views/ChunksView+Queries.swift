@@ -1,0 +1,119 @@
+import ClewLedger
+import ClewModel
+import Foundation
+
+/// A run of chunk keys in one set: `first`…`last`, `count` chunks.
+public struct KeyRange: Sendable, Codable, Equatable {
+    public var first: String
+    public var last: String
+    public var count: UInt64
+}
+
+/// The chunks of a dataset in one set (a status, `stale` or `missing`), as key ranges.
+public struct ChunkGroup: Sendable, Codable, Equatable {
+    public var set: String
+    public var count: UInt64
+    public var ranges: [KeyRange]
+    /// More ranges exist than were listed.
+    public var truncated: Bool
+}
+
+/// A dataset's status: its summary and every set, with the missing, failed, invalid, stale and
+/// in-progress chunks listed as key ranges.
+public struct ChunkStatusReport: Sendable, Codable {
+    public var dataset: DatasetSummary
+    public var groups: [ChunkGroup]
+}
+
+extension Views {
+    // MARK: chunks
+
+    /// Every dataset's summary (as of a seq: folded afresh).
+    public func datasets(asOf: UInt64? = nil) throws -> [DatasetSummary] {
+        try withChunks(asOf: asOf) { store, txn in
+            var out: [DatasetSummary] = []
+            try ViewTxn.scan(txn, store.table("datasets"), prefix: [], view: "chunks", table: "datasets") { _, v in
+                out.append(try RecordCache<DatasetSummary>.decode(Data(v), table: "datasets", view: "chunks"))
+                return true
+            }
+            return out
+        }
+    }
+
+    /// A dataset's status: summary, then each non-empty set as key ranges (at most `ranges` per set).
+    /// Reads the summary and the range-compressed sets only: no chunk is visited.
+    public func chunkStatus(dataset: String, ranges limit: Int = 20, asOf: UInt64? = nil) throws -> ChunkStatusReport? {
+        try withChunks(asOf: asOf) { store, txn in
+            guard let summary = try RecordCache<DatasetSummary>.read(ChunksProjection.summaryKey(dataset), table: "datasets", txn, store) else {
+                return nil
+            }
+            var groups: [ChunkGroup] = []
+            let order = ["failed", "invalid", "stale", "missing", "producing", "consuming", "resubmitted", "pending", "ready", "consumed"]
+            for set in order {
+                let ranges: [ClosedRange<UInt64>]
+                let natural: Bool
+                switch set {
+                case "missing":
+                    guard summary.missing > 0, let a = summary.firstOrdinal, let b = summary.lastOrdinal else { continue }
+                    let present = try ChunksProjection.readSet(dataset, ChunksProjection.presentSet, txn, store)
+                    ranges = present.complement(in: a...b)
+                    natural = true
+                case "stale":
+                    guard summary.stale > 0 else { continue }
+                    ranges = try ChunksProjection.readSet(dataset, ChunksProjection.staleSet, txn, store).ranges
+                    natural = false
+                default:
+                    guard (summary.counts[set] ?? 0) > 0 else { continue }
+                    ranges = try ChunksProjection.readSet(dataset, ChunksProjection.setByte(set), txn, store).ranges
+                    natural = false
+                }
+                var keyRanges: [KeyRange] = []
+                var count: UInt64 = 0
+                for r in ranges {
+                    count += r.upperBound - r.lowerBound + 1
+                    guard keyRanges.count < limit else { continue }
+                    func key(_ o: UInt64) throws -> String {
+                        if natural || o < ChunksProjection.keyOrdinalBase, let k = ChunksProjection.naturalKey(o, summary.partitioning) { return k }
+                        return try RecordCache<ChunkRecord>.read(ChunksProjection.chunkKey(dataset, o), table: "chunks", txn, store)?.key ?? "#\(o)"
+                    }
+                    keyRanges.append(KeyRange(first: try key(r.lowerBound), last: try key(r.upperBound), count: r.upperBound - r.lowerBound + 1))
+                }
+                groups.append(ChunkGroup(set: set, count: count, ranges: keyRanges, truncated: ranges.count > keyRanges.count))
+            }
+            return ChunkStatusReport(dataset: summary, groups: groups)
+        }
+    }
+
+    /// The chunks of a dataset in a status (or `stale`), in ordinal order, at most `limit`.
+    public func chunks(dataset: String, status: String, limit: Int = 100, asOf: UInt64? = nil) throws -> [ChunkRecord] {
+        guard status == "stale" || ChunkStatus(rawValue: status) != nil else {
+            throw ViewError(.invalidInput, view: "chunks", "unknown status \(status); one of \(ChunkStatus.allCases.map(\.rawValue).joined(separator: ", ")), stale, missing")
+        }
+        return try withChunks(asOf: asOf) { store, txn in
+            let set = status == "stale" ? ChunksProjection.staleSet : ChunksProjection.setByte(status)
+            var out: [ChunkRecord] = []
+            for r in try ChunksProjection.readSet(dataset, set, txn, store).ranges {
+                var o = r.lowerBound
+                while o <= r.upperBound, out.count < limit {
+                    if let record = try RecordCache<ChunkRecord>.read(ChunksProjection.chunkKey(dataset, o), table: "chunks", txn, store) {
+                        out.append(record)
+                    } else {
+                        throw ViewError(.inconsistent, view: "chunks", "view chunks lists chunk #\(o) of \(dataset) as \(status) but has no record of it")
+                    }
+                    if o == .max { break }
+                    o += 1
+                }
+                if out.count >= limit { break }
+            }
+            return out
+        }
+    }
+
+    /// The chunk view, live or folded afresh through `asOf` (chunk status is not versioned in place).
+    private func withChunks<T>(asOf: UInt64?, _ body: (ViewStore, Transaction) throws -> T) throws -> T {
+        guard let asOf else { return try read(.chunks, body) }
+        return try withScratch([.chunks], through: [.chunks: asOf], progress: options.progress) { stores in
+            try stores[.chunks]!.env.read { try body(stores[.chunks]!, $0) }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import ClewLedger
+import ClewModel
+import Foundation
+
+/// A query of the runs view.
+public struct RunQuery: Sendable {
+    public var dag: String?
+    public var state: String?
+    /// Queued at or after (microseconds since the epoch).
+    public var sinceMicros: Int64?
+    /// Queued before.
+    public var untilMicros: Int64?
+    public var limit = 50
+    public var asOf: UInt64?
+    /// One of the producer's own ids for the run (Airflow's `run_id`), matched exactly.
+    public var externalID: String?
+    public init(
+        dag: String? = nil, state: String? = nil, sinceMicros: Int64? = nil, untilMicros: Int64? = nil, limit: Int = 50,
+        asOf: UInt64? = nil, externalID: String? = nil
+    ) {
+        self.externalID = externalID
+        self.dag = dag
+        self.state = state
+        self.sinceMicros = sinceMicros
+        self.untilMicros = untilMicros
+        self.limit = limit
+        self.asOf = asOf
+    }
+}
+
+/// A run with its tasks (in launch order).
+public struct RunDetail: Sendable, Codable {
+    public var run: RunRecord
+    public var tasks: [TaskRecord]
+}
+
+extension Views {
+    // MARK: runs
+
+    /// Runs, newest first, by DAG, state and queued time; as of a seq, folded from each run's stream.
+    public func runs(_ q: RunQuery) throws -> [RunRecord] {
+        let useState = q.asOf == nil ? q.state : nil
+        // Live: index and records read in one transaction. As of a seq: candidates from the index, each
+        // folded from its own stream.
+        let (candidates, live): ([RunKey], [RunRecord]) = try read(.runs) { store, txn in
+            var keys: [RunKey] = []
+            var records: [RunRecord] = []
+            let (table, prefix): (String, [UInt8]) =
+                if let s = useState { ("by_state", KeyBuilder().string(s).bytes) }
+                else if let d = q.dag { ("by_dag", KeyBuilder().string(d).bytes) }
+                else { ("by_time", []) }
+            try ViewTxn.scan(txn, store.table(table), prefix: prefix, view: "runs", table: table, reverse: true) { k, _ in
+                var r = KeyReader(UnsafeRawBufferPointer(rebasing: k[prefix.count...]))
+                let time = r.i64()
+                let key = table == "by_dag" ? RunKey(dag: q.dag!, run: r.string()) : RunKey(dag: r.string(), run: r.string())
+                if let u = q.untilMicros, time >= u { return true }
+                if let s = q.sinceMicros, time < s { return false }
+                if let d = q.dag, key.dag != d { return true }
+                guard q.asOf == nil else {
+                    keys.append(key)
+                    return true
+                }
+                guard let record = try RecordCache<RunRecord>.read(RunsProjection.runKey(key), table: "runs", txn, store) else {
+                    throw ViewError(.inconsistent, view: "runs", "view runs indexes run \(key) but has no record of it")
+                }
+                if (q.state == nil || record.state == q.state) && (q.externalID == nil || record.externalIDs?.contains(q.externalID!) == true) {
+                    records.append(record)
+                }
+                return records.count < q.limit
+            }
+            return (keys, records)
+        }
+        guard let asOf = q.asOf else { return live }
+        var out: [RunRecord] = []
+        for key in candidates where out.count < q.limit {
+            guard let record = try foldRun(key, through: asOf)?.run else { continue }
+            if let s = q.state, record.state != s { continue }
+            if let x = q.externalID, record.externalIDs?.contains(x) != true { continue }
+            out.append(record)
+        }
+        return out
+    }
+
+    /// A run and its tasks (nil if the log has no such run as of `asOf`).
+    public func run(_ key: RunKey, asOf: UInt64? = nil) throws -> RunDetail? {
+        if let asOf { return try foldRun(key, through: asOf) }
+        let detail: RunDetail? = try read(.runs) { store, txn in
+            guard let run = try RecordCache<RunRecord>.read(RunsProjection.runKey(key), table: "runs", txn, store) else {
+                // The view says no run: the log must agree (a lost or mangled key would say so wrongly).
+                let checkpoint = try store.readMeta(txn)?.checkpoint ?? 0
+                if let first = try ledger.seqs(inStream: key.stream, limit: 1).first, first <= checkpoint {
+                    throw ViewError(.inconsistent, view: "runs", "view runs has no record of run \(key), which the log has at seq \(first)")
+                }
+                return nil
+            }
+            var tasks: [TaskRecord] = []
+            let prefix = KeyBuilder().string(key.dag).string(key.run).bytes
+            try ViewTxn.scan(txn, store.table("tasks"), prefix: prefix, view: "runs", table: "tasks") { _, v in
+                tasks.append(try RecordCache<TaskRecord>.decode(Data(v), table: "tasks", view: "runs"))
+                return true
+            }
+            return RunDetail(run: run, tasks: tasks)
+        }
+        return detail.map { RunDetail(run: $0.run, tasks: Self.launchOrder($0.tasks)) }
+    }
+
+    static func launchOrder(_ tasks: [TaskRecord]) -> [TaskRecord] {
+        tasks.sorted { ($0.firstSeq, $0.task) < ($1.firstSeq, $1.task) }
+    }
+
+    /// Folds one run's stream through `seq` with the runs fold.
+    func foldRun(_ key: RunKey, through seq: UInt64) throws -> RunDetail? {
+        var sink = MemoryRunsSink()
+        for event in try ledger.events(inStream: key.stream) where event.seq <= seq {
+            guard case .run(let k, let f) = Fact.decode(event, wanted: [.run]) else { continue }
+            try RunsFold.apply(f, k, EventHeader(seq: event.seq, timeMicros: event.timestampMicros, stream: event.stream, type: event.type), into: &sink)
+        }
+        guard let run = sink.runs[key] else { return nil }
+        return RunDetail(run: run, tasks: Self.launchOrder(Array((sink.tasks[key] ?? [:]).values)))
+    }
+
+    /// The runs a user's `RUN` names: `DAG/RUN`, or a run id of any DAG (several when DAGs share it).
+    public func resolveRun(_ text: String) throws -> [RunKey] {
+        if let slash = text.firstIndex(of: "/") {
+            let key = RunKey(dag: String(text[..<slash]), run: String(text[text.index(after: slash)...]))
+            if try !ledger.seqs(inStream: key.stream, limit: 1).isEmpty { return [key] }
+        }
+        return try ledger.streams(prefix: "run/").compactMap { RunKey(stream: $0.stream) }.filter { $0.run == text }
+    }
+}
