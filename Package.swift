@@ -138,20 +138,22 @@ let package = Package(
             name: "clew",
             dependencies: ["ClewCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // What the test targets share: one way to get a temporary ledger and an engine over it.
+        .target(name: "ClewTestSupport", dependencies: ["ClewEngine", "ClewLedger"], path: "Tests/ClewTestSupport"),
         .testTarget(name: "ClewLedgerTests", dependencies: ["ClewCore", "ClewLedger"]),
         .testTarget(name: "ClewModelTests", dependencies: ["ClewModel"]),
-        .testTarget(name: "ClewProjectionsTests", dependencies: ["ClewProjections", "ClewEngine", "ClewLedger", "ClewModel"]),
-        .testTarget(name: "ClewEngineTests", dependencies: ["ClewEngine", "ClewLedger", "ClewModel"]),
+        .testTarget(name: "ClewProjectionsTests", dependencies: ["ClewTestSupport", "ClewProjections", "ClewEngine", "ClewLedger", "ClewModel"]),
+        .testTarget(name: "ClewEngineTests", dependencies: ["ClewTestSupport", "ClewEngine", "ClewLedger", "ClewModel"]),
         .testTarget(
             name: "ClewServerTests",
             dependencies: [
-                "ClewCore", "ClewServer", "ClewReplay", "ClewForensics", "ClewEngine", "ClewLedger", "ClewProjections",
+                "ClewTestSupport", "ClewCore", "ClewServer", "ClewReplay", "ClewForensics", "ClewEngine", "ClewLedger", "ClewProjections",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
-        .testTarget(name: "ClewReplayTests", dependencies: ["ClewReplay", "ClewEngine", "ClewProjections", "ClewLedger", "ClewModel"]),
+        .testTarget(name: "ClewReplayTests", dependencies: ["ClewTestSupport", "ClewReplay", "ClewEngine", "ClewProjections", "ClewLedger", "ClewModel"]),
         .testTarget(
             name: "ClewCLITests",
             dependencies: [

@@ -1,5 +1,6 @@
 import ClewLedger
 import ClewModel
+import ClewTestSupport
 import Foundation
 import Testing
 @testable import ClewEngine

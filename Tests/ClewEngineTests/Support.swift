@@ -1,23 +1,9 @@
 import ClewLedger
 import ClewModel
+import ClewTestSupport
 import Foundation
 import Synchronization
 @testable import ClewEngine
-
-/// A fresh ledger and engine in a temporary directory, removed afterwards whatever happens.
-func withEngine<T>(
-    _ dags: [DAG] = [], concurrency: Int? = nil, _ body: (Engine, Ledger, URL) async throws -> T
-) async throws -> T {
-    let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-engine-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let ledger = try Ledger.create(at: dir.appendingPathComponent("test.ledger"))
-    defer { ledger.close() }
-    var options = Engine.Options(dataDirectory: dir.appendingPathComponent("data"))
-    options.concurrency = concurrency
-    let engine = Engine(ledger: ledger, registry: DAGRegistry(dags), options: options)
-    return try await body(engine, ledger, dir)
-}
 
 /// Events of a run as (type, payload object) pairs.
 func runEvents(_ ledger: Ledger, _ outcome: RunOutcome) throws -> [(type: String, payload: [String: Any])] {

@@ -1,5 +1,6 @@
 import ClewLedger
 import ClewModel
+import ClewTestSupport
 import Foundation
 import Testing
 @testable import ClewEngine
@@ -126,7 +127,7 @@ struct ViewsTests {
     func staleness() async throws {
         let dag = ChunkPipelines.pipeline()
         let reingest = ChunkPipelines.reingest()
-        try await withEngineAndViews([dag, reingest]) { engine, ledger in
+        try await withEngine([dag, reingest]) { engine, ledger, _ in
             let p = ChunkPipelines.partition("2026-11-21T10:00:00Z")
             #expect(try await engine.run(dag, partition: p).status == .succeeded)
             var views = try Views.open(ledger: ledger)
@@ -177,16 +178,6 @@ enum ChunkPipelines {
         let s = PartitionKey.parse(key)!
         return Partition(start: s, end: s + 3_600_000_000)
     }
-}
-
-func withEngineAndViews<T>(_ dags: [DAG], _ body: (Engine, Ledger) async throws -> T) async throws -> T {
-    let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-views-engine-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let ledger = try Ledger.create(at: dir.appendingPathComponent("test.ledger"))
-    defer { ledger.close() }
-    let engine = Engine(ledger: ledger, registry: DAGRegistry(dags), options: Engine.Options(dataDirectory: dir.appendingPathComponent("data")))
-    return try await body(engine, ledger)
 }
 
 @Suite("RangeSet")

@@ -2,6 +2,7 @@ import ClewEngine
 import ClewLedger
 import ClewModel
 import ClewProjections
+import ClewTestSupport
 import Foundation
 import Testing
 @testable import ClewReplay

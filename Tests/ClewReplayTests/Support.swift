@@ -3,18 +3,8 @@ import ClewLedger
 import ClewModel
 import ClewProjections
 import ClewReplay
+import ClewTestSupport
 import Foundation
-
-/// A fresh ledger and engine in a temporary directory, removed afterwards whatever happens.
-func withEngine<T>(_ dags: [DAG], _ body: (Engine, Ledger, URL) async throws -> T) async throws -> T {
-    let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-replay-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: dir) }
-    let ledger = try Ledger.create(at: dir.appendingPathComponent("test.ledger"))
-    defer { ledger.close() }
-    let engine = Engine(ledger: ledger, registry: DAGRegistry(dags), options: Engine.Options(dataDirectory: dir.appendingPathComponent("data")))
-    return try await body(engine, ledger, dir)
-}
 
 /// Replays a run with the DAGs given (today's code).
 func replay(

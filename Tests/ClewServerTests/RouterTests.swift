@@ -4,6 +4,7 @@ import ClewForensics
 import ClewLedger
 import ClewProjections
 import ClewReplay
+import ClewTestSupport
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -20,20 +21,15 @@ import Testing
 struct RouterTests {
     /// A fresh ledger with its views and a server state over them, removed afterwards.
     static func withServer(_ body: (ServerState, String) async throws -> Void) async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("clew-router-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let ledger = try Ledger.create(at: dir.appendingPathComponent("ledger"))
-        let views = try Views.open(ledger: ledger)
-        defer {
-            views.close()
-            ledger.close()
+        try await withEngine(prefix: "clew-router") { engine, ledger, _ in
+            let views = try Views.open(ledger: ledger)
+            defer { views.close() }
+            var config = ServerConfiguration()
+            config.logger.logLevel = .critical
+            let state = try ServerState(ledger: ledger, views: views, engine: engine, configuration: config)
+            let token = try await state.tokens.mint(name: "test", role: .admin, by: "test").token
+            try await body(state, token)
         }
-        var config = ServerConfiguration()
-        config.logger.logLevel = .critical
-        let engine = Engine(ledger: ledger, registry: DAGRegistry(), options: Engine.Options(dataDirectory: dir.appendingPathComponent("data")))
-        let state = try ServerState(ledger: ledger, views: views, engine: engine, configuration: config)
-        let token = try await state.tokens.mint(name: "test", role: .admin, by: "test").token
-        try await body(state, token)
     }
 
     static func message(_ response: TestResponse) -> String {
