@@ -147,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "ClewServerTests",
             dependencies: [
-                "ClewTestSupport", "ClewCore", "ClewServer", "ClewReplay", "ClewForensics", "ClewEngine", "ClewLedger", "ClewProjections",
+                "ClewTestSupport", "ClewCore", "ClewModel", "ClewServer", "ClewReplay", "ClewForensics", "ClewEngine", "ClewLedger", "ClewProjections",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

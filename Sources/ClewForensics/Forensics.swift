@@ -133,13 +133,5 @@ public struct ForensicsError: ClewError {
     public init(_ description: String) { self.init(.invalidInput, description) }
 }
 
-extension JSONTree {
-    var string: String? { if case .string(let s) = self { return s } else { return nil } }
-    var number: Double? { if case .number(let n) = self { return n } else { return nil } }
-    var int: Int? { number.map { Int($0) } }
-    var bool: Bool? { if case .bool(let b) = self { return b } else { return nil } }
-    subscript(key: String) -> JSONTree? { if case .object(let o) = self { return o[key] } else { return nil } }
-}
-
 /// A time for people: ISO 8601 UTC with milliseconds.
 func isoTime(_ micros: Int64) -> String { ISO8601.string(micros: micros) }

@@ -1,5 +1,5 @@
 import ClewLedger
-import ClewModel
+public import ClewModel
 import Foundation
 
 /// One recorded value or variable found by the value index.

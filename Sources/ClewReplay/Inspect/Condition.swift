@@ -1,4 +1,5 @@
-public import ClewProjections
+public import ClewModel
+import ClewProjections
 import Foundation
 
 /// A condition or watch expression over a recorded step, e.g. `task == "clean" && rows < 10`.

@@ -35,8 +35,8 @@ enum OpenLineageRoutes {
         _ = identity
         let body = try await request.bodyBytes(limit: state.configuration.maxBodyBytes)
         let tree: JSONTree
-        do { tree = try JSONTree.parse(Data(body.readableBytesView)) } catch let v as SchemaViolation {
-            throw APIError(.badRequest, "invalid OpenLineage event: body \(v.message)")
+        do { tree = try JSONTree.parse(Data(body.readableBytesView)) } catch let e as JSONParseError {
+            throw APIError(.badRequest, "invalid OpenLineage event: body \(e)")
         }
         var items: [JSONTree]
         if batch {

@@ -1,4 +1,5 @@
 import ClewCore
+import ClewModel
 import ClewProjections
 import Foundation
 

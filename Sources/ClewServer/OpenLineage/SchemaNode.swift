@@ -1,3 +1,4 @@
+import ClewModel
 import ClewProjections
 import Foundation
 

@@ -1,57 +1,26 @@
-import ClewProjections
-import Foundation
+public import ClewCore
+public import Foundation
 
 extension JSONTree {
     /// Parses JSON text (RFC 8259) in one pass over its bytes; numbers become doubles, a repeated object
     /// key keeps its last value. (JSONDecoder into this enum tried each type in turn and threw for every
-    /// miss: a quarter of ingest's time in a profile; JSONSerialization bridges through NSDictionary.)
-    /// - Throws: ``SchemaViolation`` at `$` naming the byte offset and what was expected there.
-    static func parse(_ data: Data) throws -> JSONTree {
+    /// miss: a quarter of OpenLineage ingest's time in a profile; JSONSerialization bridges through
+    /// NSDictionary.)
+    /// - Throws: ``JSONParseError`` naming the byte offset and what was expected there.
+    public static func parse(_ data: Data) throws -> JSONTree {
         try data.withUnsafeBytes { raw in
             var parser = JSONTreeParser(bytes: raw.bindMemory(to: UInt8.self))
             return try parser.document()
         }
     }
+}
 
-    subscript(key: String) -> JSONTree? {
-        if case .object(let o) = self { return o[key] }
-        return nil
-    }
-
-    var string: String? {
-        if case .string(let s) = self { return s }
-        return nil
-    }
-
-    var array: [JSONTree] {
-        if case .array(let a) = self { return a }
-        return []
-    }
-
-    func isType(_ type: String) -> Bool {
-        switch (type, self) {
-        case ("object", .object), ("array", .array), ("string", .string), ("boolean", .bool), ("null", .null), ("number", .number): return true
-        case ("integer", .number(let d)): return d.rounded() == d
-        default: return false
-        }
-    }
-
-    var typeName: String {
-        switch self {
-        case .object: return "an object"
-        case .array: return "an array"
-        case .string: return "a string"
-        case .bool: return "a boolean"
-        case .null: return "null"
-        case .number: return "a number"
-        }
-    }
-
-    /// Compact JSON for messages (cut at 80 characters).
-    var compact: String {
-        let t = text
-        return t.count > 80 ? String(t.prefix(77)) + "..." : t
-    }
+/// Text that is not JSON: what was wrong and at which byte.
+public struct JSONParseError: ClewError {
+    public let reason: String
+    public let offset: Int
+    public var description: String { "is not valid JSON (\(reason) at byte \(offset))" }
+    public var category: ErrorCategory { .invalidInput }
 }
 
 /// The byte-level parser behind ``JSONTree/parse(_:)``.
@@ -70,8 +39,8 @@ struct JSONTreeParser {
         return value
     }
 
-    func error(_ what: String) -> SchemaViolation {
-        SchemaViolation(path: "$", message: "is not valid JSON (\(what) at byte \(i))")
+    func error(_ what: String) -> JSONParseError {
+        JSONParseError(reason: what, offset: i)
     }
 
     mutating func skipSpace() {
