@@ -200,3 +200,21 @@ struct RangeSetTests {
         }
     }
 }
+
+@Suite("Event schema against the engine")
+struct EngineEventSchemaTests {
+    @Test("every event the demo pipelines write decodes as its type's payload, with no undeclared field")
+    func demoLedgerConforms() async throws {
+        try await DemoLedger.withCopy { ledger, _ in
+            var problems: [String] = []
+            var checked = 0
+            try ledger.scan { event in
+                if EventSchema.payload(of: event.type) != nil { checked += 1 }
+                problems += EventSchema.problems(type: event.type, payload: event.payload).map { "seq \(event.seq): \($0)" }
+                return true
+            }
+            #expect(checked > 100)
+            #expect(problems.isEmpty, "\(problems.prefix(20).joined(separator: "\n"))")
+        }
+    }
+}

@@ -2,6 +2,7 @@ import ClewCore
 import ClewEngine
 import ClewForensics
 import ClewLedger
+import ClewModel
 import ClewProjections
 import ClewReplay
 import ClewTestSupport
@@ -96,6 +97,48 @@ struct RouterTests {
             }
             // Nothing was appended by the refused requests but the token and audit events.
             #expect(try state.ledger.events(inStream: "openlineage/events").isEmpty)
+        }
+    }
+
+    @Test("every event the server writes (OpenLineage ingest, tokens, audit) decodes as its type's payload, with no undeclared field")
+    func ingestConformsToSchema() async throws {
+        try await Self.withServer { state, token in
+            let app = Application(router: Routes.build(state))
+            let auth: HTTPFields = [.authorization: "Bearer \(token)", .contentType: "application/json"]
+            let assertions = #""dataQualityAssertions":{"_producer":"https://p","_schemaURL":"https://openlineage.io/spec/facets/1-0-1/DataQualityAssertionsDatasetFacet.json","assertions":[{"assertion":"not_null","success":false,"column":"id"}]}"#
+            let metrics = #""dataQualityMetrics":{"_producer":"https://p","_schemaURL":"https://openlineage.io/spec/facets/1-0-2/DataQualityMetricsInputDatasetFacet.json","rowCount":12,"columnMetrics":{"id":{"nullCount":1}}}"#
+            let batch = "[" + [
+                SchemaValidatorTests.runEvent { $0.replacingOccurrences(of: #""COMPLETE""#, with: #""START""#) },
+                SchemaValidatorTests.runEvent {
+                    $0.replacingOccurrences(of: #""facets":{"schema":"#, with: #""facets":{\#(assertions),"schema":"#)
+                        .replacingOccurrences(of: #""outputFacets":{"#, with: #""outputFacets":{\#(metrics.replacingOccurrences(of: "Input", with: "Output")),"#)
+                },
+                SchemaValidatorTests.runEvent {
+                    $0.replacingOccurrences(of: #""COMPLETE""#, with: #""FAIL""#).replacingOccurrences(of: "0000000000aa", with: "0000000000bb")
+                },
+                #"{"eventTime":"2026-11-21T10:00:00Z","producer":"https://p","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/JobEvent","job":{"namespace":"ns","name":"static_job"},"inputs":[{"namespace":"n","name":"a","facets":{"schema":\#(SchemaValidatorTests.schemaFacet)}}],"outputs":[{"namespace":"n","name":"b"}]}"#,
+            ].joined(separator: ",") + "]"
+            try await app.test(.router) { client in
+                try await client.execute(uri: "/api/v1/lineage/batch", method: .post, headers: auth, body: ByteBuffer(string: batch)) { r in
+                    #expect(r.status == .ok, "\(Self.message(r))")
+                }
+                try await client.execute(uri: "/api/tokens", method: .post, headers: auth, body: ByteBuffer(string: #"{"name":"ci","role":"viewer"}"#)) { r in
+                    #expect(r.status == .created, "\(Self.message(r))")
+                }
+            }
+            var problems: [String] = []
+            var types = Set<String>()
+            try state.ledger.scan { event in
+                types.insert(event.type)
+                problems += EventSchema.problems(type: event.type, payload: event.payload).map { "seq \(event.seq): \($0)" }
+                return true
+            }
+            for written in [EventType.openLineageReceived, EventType.runQueued, EventType.taskStarted, EventType.taskFailed, EventType.expectationEvaluated,
+                            EventType.variableRecorded, EventType.chunkStatusChanged, EventType.datasetDescribed, EventType.dagRegistered,
+                            EventType.tokenCreated, EventType.auditRecorded] {
+                #expect(types.contains(written), "the scenario wrote no \(written)")
+            }
+            #expect(problems.isEmpty, "\(problems.prefix(20).joined(separator: "\n"))")
         }
     }
 }

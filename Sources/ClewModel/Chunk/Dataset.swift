@@ -52,6 +52,10 @@ public struct ChunkChange: Sendable, Hashable, Codable {
         self.from = from
         self.to = to
     }
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case dataset, chunk, from, to, dag, run, task, attempt, partition, location, digest, bytes, validated, expectations, reason
+    }
 }
 
 extension ChunkChange {
@@ -98,6 +102,10 @@ public struct ChunkLease: Sendable, Hashable, Codable {
         self.task = task
         self.pid = pid
         self.host = host
+    }
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case dataset, chunk, lease, dag, run, task, pid, host
     }
 }
 
@@ -224,7 +232,7 @@ public struct DatasetDescription: Sendable, Hashable, Codable {
         self.source = source
     }
 
-    enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case dataset, fields, source
         case columnLineage = "column_lineage"
     }

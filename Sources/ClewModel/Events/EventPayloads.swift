@@ -1,0 +1,479 @@
+public import Foundation
+
+/// The payload of one or more event types: the event schema as code.
+///
+/// Each conforming type declares its JSON field names once, as its `CodingKeys`; decoding a payload of
+/// its event types with it is how every reader (the views, replay, forensics) reads the field, and
+/// docs/event-schema.md is checked against ``fieldNames`` by a test, so the schema, the code and the
+/// documentation cannot drift apart. A field is added, never renamed or retyped: readers decode fields a
+/// type does not know as nothing (they stay in the stored payload bytes, which are never rewritten).
+public protocol EventPayload: Codable, Sendable {
+    associatedtype CodingKeys: CodingKey & CaseIterable & RawRepresentable where CodingKeys.RawValue == String
+    /// The event types whose payload this is.
+    static var eventTypes: [String] { get }
+}
+
+extension EventPayload {
+    /// The payload's JSON field names.
+    public static var fieldNames: [String] { CodingKeys.allCases.map(\.rawValue) }
+}
+
+/// `dag.registered`: a DAG's definition, once per version.
+public struct DAGRegistered: EventPayload, Equatable {
+    public static let eventTypes = [EventType.dagRegistered]
+    public var dag: String
+    public var version: String
+    /// Where it was defined (`file:line`, `pipeline:<file>`, `openlineage:<namespace>`).
+    public var origin: String?
+    /// SHA-256 of the source text and scripts, when known.
+    public var sourceSHA256: String?
+    /// The task ids.
+    public var tasks: [String]?
+    public var definition: DAGSpec?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case dag, version, origin, sourceSHA256 = "source_sha256", tasks, definition
+    }
+}
+
+/// `run.queued`: a run was asked for.
+public struct RunQueued: EventPayload, Equatable {
+    public static let eventTypes = [EventType.runQueued]
+    public var dag: String?
+    public var run: String?
+    public var dagVersion: String?
+    /// Parameters, secrets redacted.
+    public var params: [String: String]?
+    /// manual, scheduled, backfill, `dag:<dag>/<run>`, branch, openlineage.
+    public var trigger: String?
+    public var partition: String?
+    public var intervalStart: String?
+    public var intervalEnd: String?
+    /// A branch run: the run it branches from, and what it overrides.
+    public var branchOf: String?
+    public var overrides: JSONTree?
+    /// The producer's own id of the run (Airflow's `run_id`).
+    public var externalID: String?
+    /// OpenLineage runs: `namespace`, `job`, `producer`.
+    public var openlineage: JSONTree?
+    /// When it happened as its producer reported it (OpenLineage `eventTime`), in microseconds.
+    public var timeMicros: Int64?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case dag, run, dagVersion = "dag_version", params, trigger, partition, intervalStart = "interval_start"
+        case intervalEnd = "interval_end", branchOf = "branch_of", overrides, externalID = "external_id", openlineage
+        case timeMicros = "time_us"
+    }
+}
+
+/// `run.started`: a process took the run (or a producer said it started).
+public struct RunStarted: EventPayload, Equatable {
+    public static let eventTypes = [EventType.runStarted]
+    public var dag: String?
+    public var run: String?
+    public var pid: Int?
+    public var host: String?
+    public var maxActiveTasks: Int?
+    /// The executable's GNU build id (or `sha256:` of it), its OS and architecture (for replay).
+    public var buildID: String?
+    public var os: String?
+    public var arch: String?
+    /// OpenLineage runs: the producer URI.
+    public var producer: String?
+    public var externalID: String?
+    public var timeMicros: Int64?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case dag, run, pid, host, maxActiveTasks = "max_active_tasks", buildID = "build_id", os, arch, producer
+        case externalID = "external_id", timeMicros = "time_us"
+    }
+}
+
+/// `run.labelled`: one more of the producer's ids for the run.
+public struct RunLabelled: EventPayload, Equatable {
+    public static let eventTypes = [EventType.runLabelled]
+    public var externalID: String
+    public var timeMicros: Int64?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case externalID = "external_id", timeMicros = "time_us"
+    }
+}
+
+/// `run.resubmitted`: an ended run was opened again.
+public struct RunResubmitted: EventPayload, Equatable {
+    public static let eventTypes = [EventType.runResubmitted]
+    public var run: String?
+    public var previousStatus: String?
+    public var dagVersion: String?
+    public var previousVersion: String?
+    /// Tasks whose earlier successes are reused, and tasks run again.
+    public var reused: [String]?
+    public var rerun: [String]?
+    public var reason: String?
+    public var timeMicros: Int64?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case run, previousStatus = "previous_status", dagVersion = "dag_version", previousVersion = "previous_version"
+        case reused, rerun, reason, timeMicros = "time_us"
+    }
+}
+
+/// `run.succeeded`, `run.failed`, `run.cancelled`: how a run ended.
+public struct RunEnded: EventPayload, Equatable {
+    public static let eventTypes = [EventType.runSucceeded, EventType.runFailed, EventType.runCancelled]
+    public var run: String?
+    /// How many tasks ended in each state.
+    public var tasks: [String: Int]?
+    public var failedTasks: [String]?
+    public var notRun: [String]?
+    /// OpenLineage runs: the `errorMessage` facet of a failed run.
+    public var error: String?
+    public var timeMicros: Int64?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case run, tasks, failedTasks = "failed_tasks", notRun = "not_run", error, timeMicros = "time_us"
+    }
+}
+
+/// `run.imported`: a run bundle from another ledger was imported.
+public struct RunImported: EventPayload, Equatable {
+    public static let eventTypes = [EventType.runImported]
+    public var run: String?
+    public var originLedger: String?
+    public var originTreeSize: UInt64?
+    public var originRoot: String?
+    public var events: Int?
+    public var files: Int?
+    public var bundleSHA256: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case run, originLedger = "origin_ledger", originTreeSize = "origin_tree_size", originRoot = "origin_root", events, files
+        case bundleSHA256 = "bundle_sha256"
+    }
+}
+
+/// `run.callback`: a run's outcome posted (or not) to the URL given when it was triggered over HTTP.
+public struct RunCallback: EventPayload, Equatable {
+    public static let eventTypes = [EventType.runCallback]
+    public var url: String?
+    public var attempts: Int?
+    public var delivered: Bool?
+    public var statusCode: Int?
+    public var error: String?
+    public var outcome: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case url, attempts, delivered, statusCode = "status_code", error, outcome
+    }
+}
+
+/// Every `task.*` event: scheduled, started, succeeded, failed, retrying, blocked, skipped,
+/// upstream failed.
+public struct TaskEvent: EventPayload, Equatable {
+    public static let eventTypes = [
+        EventType.taskScheduled, EventType.taskStarted, EventType.taskSucceeded, EventType.taskFailed, EventType.taskRetrying,
+        EventType.taskBlocked, EventType.taskSkipped, EventType.taskUpstreamFailed,
+    ]
+    public var task: String
+    public var attempt: Int?
+    /// `task.scheduled`: launch order and slot.
+    public var order: Int?
+    public var slot: Int?
+    /// `task.started`: the attempt's random seed (hex), its time limit and output directory.
+    public var seed: String?
+    public var timeoutMillis: Int?
+    public var outputDir: String?
+    /// `task.started` from OpenLineage: the OpenLineage run id (one attempt each), Airflow's try number,
+    /// whether the attempt's first event was its end, the job's SQL.
+    public var openlineageRun: String?
+    public var tryNumber: Int?
+    public var startUnknown: Bool?
+    public var sql: String?
+    public var durationMillis: Int?
+    public var error: String?
+    public var reason: String?
+    public var outputDigest: String?
+    /// The tasks a branch chose (a list; one string in early ledgers).
+    public var branch: BranchChoice?
+    /// `task.retrying`.
+    public var nextAttempt: Int?
+    public var backoffMillis: Int?
+    /// `task.upstream_failed`: the failed upstream tasks.
+    public var upstream: [String]?
+    public var timedOut: Bool?
+    public var cancelled: Bool?
+    /// Command tasks: exit code, output (bounded) and sizes, files written, argv, working directory and
+    /// environment (secrets redacted).
+    public var exitCode: Int?
+    public var stdout: String?
+    public var stderr: String?
+    public var stdoutBytes: Int?
+    public var stderrBytes: Int?
+    public var files: JSONTree?
+    public var argv: [String]?
+    public var cwd: String?
+    public var env: [String: String]?
+    public var timeMicros: Int64?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case task, attempt, order, slot, seed, timeoutMillis = "timeout_ms", outputDir = "output_dir"
+        case openlineageRun = "openlineage_run", tryNumber = "try_number", startUnknown = "start_unknown", sql
+        case durationMillis = "duration_ms", error, reason, outputDigest = "output_digest", branch
+        case nextAttempt = "next_attempt", backoffMillis = "backoff_ms", upstream, timedOut = "timed_out", cancelled
+        case exitCode = "exit_code", stdout, stderr, stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes", files, argv
+        case cwd, env, timeMicros = "time_us"
+    }
+
+    public init(task: String, attempt: Int? = nil) {
+        self.task = task
+        self.attempt = attempt
+    }
+}
+
+/// A branch's choice: the chosen tasks (a list; early ledgers wrote one string).
+public struct BranchChoice: Codable, Sendable, Equatable {
+    public var tasks: [String]
+    /// The chosen tasks joined by ", ".
+    public var text: String { tasks.joined(separator: ", ") }
+
+    public init(_ tasks: [String]) { self.tasks = tasks }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if let list = try? c.decode([String].self) { tasks = list } else { tasks = [try c.decode(String.self)] }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(tasks)
+    }
+}
+
+/// `variable.recorded` (a named value inside a task, at a step) and `value.produced` (a task's output).
+public struct ValueEvent: EventPayload, Equatable {
+    public static let eventTypes = [EventType.variableRecorded, EventType.valueProduced]
+    public var task: String
+    public var attempt: Int?
+    /// `variable.recorded`: the step, the variable's name and kind (variable, now, side_effect, rows, metric).
+    public var step: Int?
+    public var name: String?
+    public var kind: String?
+    /// SHA-256 of the value's canonical JSON, its type, its length when a collection.
+    public var digest: String
+    public var valueType: String?
+    public var rows: Int?
+    /// The value inline (≤ 512 bytes), else its size (the value is then in `value/<digest>`).
+    public var value: JSONTree?
+    public var bytes: Int?
+    public var timeMicros: Int64?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case task, attempt, step, name, kind, digest, valueType = "value_type", rows, value, bytes, timeMicros = "time_us"
+    }
+}
+
+/// `value.consumed`: a task read an upstream task's output or a dataset's chunk.
+public struct ValueConsumed: EventPayload, Equatable {
+    public static let eventTypes = [EventType.valueConsumed]
+    public var task: String
+    public var attempt: Int?
+    public var fromTask: String?
+    public var dataset: String?
+    public var chunk: String?
+    public var digest: String?
+    public var location: String?
+    public var timeMicros: Int64?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case task, attempt, fromTask = "from_task", dataset, chunk, digest, location, timeMicros = "time_us"
+    }
+}
+
+/// `expectation.evaluated`: a check on a task's output or a dataset (a dbt test, a data-quality assertion).
+public struct ExpectationEvaluated: EventPayload, Equatable {
+    public static let eventTypes = [EventType.expectationEvaluated]
+    public var task: String
+    public var attempt: Int?
+    public var name: String
+    public var passed: Bool
+    public var message: String?
+    public var timeMicros: Int64?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case task, attempt, name, passed, message, timeMicros = "time_us"
+    }
+}
+
+/// `question.answered`: the five questions about a chunk a task is about to read.
+public struct QuestionAnswered: EventPayload, Equatable {
+    public static let eventTypes = [EventType.questionAnswered]
+    public var task: String?
+    public var attempt: Int?
+    public var dataset: String?
+    public var chunk: String?
+    /// Each `{"answer", "evidence"}`.
+    public var ready: JSONTree?
+    public var right: JSONTree?
+    public var location: JSONTree?
+    public var validated: JSONTree?
+    public var safe: JSONTree?
+    public var allYes: Bool?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case task, attempt, dataset, chunk, ready, right, location, validated, safe, allYes = "all_yes"
+    }
+}
+
+/// `dag.triggered`: a task started a run of another DAG.
+public struct DAGTriggered: EventPayload, Equatable {
+    public static let eventTypes = [EventType.dagTriggered]
+    public var task: String
+    public var attempt: Int?
+    public var childDAG: String
+    public var childRun: String
+    public var params: [String: String]?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case task, attempt, childDAG = "child_dag", childRun = "child_run", params
+    }
+}
+
+/// `value.stored`: a content-addressed value too large to sit inline in the event that names it.
+public struct ValueStored: EventPayload, Equatable {
+    public static let eventTypes = [EventType.valueStored]
+    public var digest: String
+    public var valueType: String?
+    public var value: JSONTree?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case digest, valueType = "value_type", value
+    }
+}
+
+/// `lineage.quarantined`: what `clew impact --quarantine` marked suspect.
+public struct LineageQuarantined: EventPayload, Equatable {
+    public static let eventTypes = [EventType.lineageQuarantined]
+    public var quarantine: String
+    /// The lineage node the suspicion started from.
+    public var source: String?
+    public var reason: String?
+    public var chunks: [String]?
+    public var values: [String]?
+    public var runs: [String]?
+    /// `DAG/RUN` → tasks to run again.
+    public var rebuild: [String: [String]]?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case quarantine, source, reason, chunks, values, runs, rebuild
+    }
+}
+
+/// `openlineage.received`: an OpenLineage event accepted by `clew serve`, kept whole.
+public struct OpenLineageReceived: EventPayload, Equatable {
+    public static let eventTypes = [EventType.openLineageReceived]
+    /// SHA-256 of the event's canonical JSON: what makes a retry a duplicate.
+    public var digest: String
+    public var event: JSONTree
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case digest, event
+    }
+}
+
+/// `auth.token_created`: an API token minted (only its SHA-256 is kept).
+public struct TokenCreated: EventPayload, Equatable {
+    public static let eventTypes = [EventType.tokenCreated]
+    public var id: String
+    public var name: String?
+    public var role: String?
+    public var sha256: String?
+    public var createdBy: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case id, name, role, sha256, createdBy = "created_by"
+    }
+}
+
+/// `auth.token_revoked`.
+public struct TokenRevoked: EventPayload, Equatable {
+    public static let eventTypes = [EventType.tokenRevoked]
+    public var id: String
+    public var revokedBy: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case id, revokedBy = "revoked_by"
+    }
+}
+
+/// `audit.recorded`: a mutating HTTP call, who made it, from where, and how it ended.
+public struct AuditRecorded: EventPayload, Equatable {
+    public static let eventTypes = [EventType.auditRecorded]
+    public var from: String?
+    public var method: String?
+    public var path: String?
+    public var action: String?
+    public var outcome: String?
+    public var token: String?
+    public var name: String?
+    public var role: String?
+    public var target: String?
+    public var detail: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case from, method, path, action, outcome, token, name, role, target, detail
+    }
+}
+
+extension ChunkChange: EventPayload {
+    public static let eventTypes = [EventType.chunkStatusChanged]
+}
+
+extension ChunkLease: EventPayload {
+    public static let eventTypes = [EventType.chunkLeaseAcquired, EventType.chunkLeaseReleased]
+}
+
+extension DatasetDescription: EventPayload {
+    public static let eventTypes = [EventType.datasetDescribed]
+}
+
+/// Every event type Clew writes, with the type of its payload.
+public enum EventSchema {
+    /// The payload types, one per event type or family of types.
+    public static let payloads: [any EventPayload.Type] = [
+        DAGRegistered.self, RunQueued.self, RunStarted.self, RunLabelled.self, RunResubmitted.self, RunEnded.self,
+        RunImported.self, RunCallback.self, TaskEvent.self, ValueEvent.self, ValueConsumed.self, ExpectationEvaluated.self,
+        QuestionAnswered.self, DAGTriggered.self, ChunkChange.self, ChunkLease.self, DatasetDescription.self, ValueStored.self,
+        LineageQuarantined.self, OpenLineageReceived.self, TokenCreated.self, TokenRevoked.self, AuditRecorded.self,
+    ]
+
+    /// The payload type of an event type (nil for a type Clew does not write).
+    public static func payload(of eventType: String) -> (any EventPayload.Type)? {
+        byType[eventType]
+    }
+
+    private static let byType: [String: any EventPayload.Type] = {
+        var out: [String: any EventPayload.Type] = [:]
+        for p in payloads { for t in p.eventTypes { out[t] = p } }
+        return out
+    }()
+}
+
+extension EventSchema {
+    /// What is wrong with `payload` as the payload of an event of `type`: it is not a JSON object, it
+    /// does not decode as the type's payload, or it has fields the schema does not declare. Empty when it
+    /// conforms, and for types Clew does not write (the ledger accepts any type).
+    public static func problems(type: String, payload: Data) -> [String] {
+        guard let schema = Self.payload(of: type) else { return [] }
+        guard case .object(let members)? = try? JSONTree.parse(payload) else { return ["\(type): the payload is not a JSON object"] }
+        var out: [String] = []
+        let known = Set(schema.fieldNames)
+        for name in members.keys.sorted() where !known.contains(name) {
+            out.append("\(type): field '\(name)' is not in the schema of \(schema)")
+        }
+        do { _ = try JSONDecoder().decode(schema, from: payload) } catch {
+            out.append("\(type): does not decode as \(schema): \(error)")
+        }
+        return out
+    }
+}
