@@ -10,12 +10,13 @@ public struct EventHeader: Sendable {
     public var type: String
 }
 
-/// An event's payload, decoded once into the shape of its type so every view reads the same facts.
+/// An event's payload, decoded once into its type's payload (ClewModel's `EventSchema`) so every view
+/// reads the same facts.
 ///
 /// Decoding follows docs/event-schema.md. A payload that does not decode as its type says becomes
 /// ``malformed`` (views skip it; `clew verify` still vouches for the bytes); unknown types are ``other``.
 enum Fact {
-    case dagRegistered(DagRegistered)
+    case dagRegistered(DAGRegistered)
     /// An event of stream `run/<dag>/<run>`.
     case run(RunKey, RunFact)
     case chunk(ChunkChange)
@@ -30,123 +31,12 @@ enum Fact {
         case resubmitted(RunResubmitted)
         case labelled(RunLabelled)
         case ended(state: String, RunEnded)
-        case task(TaskPayload)
-        case value(ValuePayload)
-        case consumed(ConsumedPayload)
-        case expectation(ExpectationPayload)
-        case triggered(TriggeredPayload)
+        case task(TaskEvent)
+        case value(ValueEvent)
+        case consumed(ValueConsumed)
+        case expectation(ExpectationEvaluated)
+        case triggered(DAGTriggered)
         case other
-    }
-
-    struct DagRegistered: Decodable {
-        var dag: String
-        var version: String
-        var definition: DAGSpec?
-    }
-
-    struct RunQueued: Decodable {
-        var dag: String?
-        var run: String?
-        var dag_version: String?
-        var params: [String: String]?
-        var trigger: String?
-        var partition: String?
-        var interval_start: String?
-        var interval_end: String?
-        var external_id: String?
-        var time_us: Int64?
-    }
-
-    struct RunStarted: Decodable {
-        var pid: Int?
-        var host: String?
-        var external_id: String?
-        var time_us: Int64?
-    }
-
-    struct RunLabelled: Decodable {
-        var external_id: String
-        var time_us: Int64?
-    }
-
-    struct RunResubmitted: Decodable {
-        var dag_version: String?
-        var previous_status: String?
-        var time_us: Int64?
-    }
-
-    struct RunEnded: Decodable {
-        var tasks: [String: Int]?
-        var failed_tasks: [String]?
-        var not_run: [String]?
-        var time_us: Int64?
-    }
-
-    /// The payload of every `task.*` event.
-    struct TaskPayload: Decodable {
-        var task: String
-        var attempt: Int?
-        var order: Int?
-        var next_attempt: Int?
-        var duration_ms: Int?
-        var error: String?
-        var reason: String?
-        var output_digest: String?
-        /// The tasks a branch chose (a list; one string in early ledgers).
-        var branch: Branch?
-        var exit_code: Int?
-        var timed_out: Bool?
-        var cancelled: Bool?
-        /// When it happened as its producer reported it (OpenLineage `eventTime`); the envelope's time is
-        /// when the ledger recorded it.
-        var time_us: Int64?
-        /// The SQL the task ran, when its producer said (OpenLineage `sql` job facet).
-        var sql: String?
-    }
-
-    /// A branch's choice: the chosen tasks, shown joined by ", ".
-    struct Branch: Decodable {
-        var text: String
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            if let list = try? c.decode([String].self) { text = list.joined(separator: ", ") } else { text = try c.decode(String.self) }
-        }
-    }
-
-    /// `variable.recorded` (with `step`, `name`, `kind`) and `value.produced`.
-    struct ValuePayload: Decodable {
-        var task: String
-        var attempt: Int?
-        var step: Int?
-        var name: String?
-        var kind: String?
-        var digest: String
-        var value_type: String?
-        var value: JSONTree?
-        var rows: Int?
-    }
-
-    struct ConsumedPayload: Decodable {
-        var task: String
-        var attempt: Int?
-        var from_task: String?
-        var dataset: String?
-        var chunk: String?
-        var digest: String?
-    }
-
-    struct ExpectationPayload: Decodable {
-        var task: String
-        var attempt: Int?
-        var name: String
-        var passed: Bool
-    }
-
-    struct TriggeredPayload: Decodable {
-        var task: String
-        var attempt: Int?
-        var child_dag: String
-        var child_run: String
     }
 
     /// Decodes `event`'s payload by its type. `wanted` limits decoding to what the caller folds (the rest
@@ -169,11 +59,11 @@ enum Fact {
                 case EventType.runSucceeded: fact = .ended(state: "succeeded", try d.decode(RunEnded.self, from: p))
                 case EventType.runFailed: fact = .ended(state: "failed", try d.decode(RunEnded.self, from: p))
                 case EventType.runCancelled: fact = .ended(state: "cancelled", try d.decode(RunEnded.self, from: p))
-                case _ where type.hasPrefix("task."): fact = .task(try d.decode(TaskPayload.self, from: p))
-                case EventType.variableRecorded, EventType.valueProduced: fact = .value(try d.decode(ValuePayload.self, from: p))
-                case EventType.valueConsumed: fact = .consumed(try d.decode(ConsumedPayload.self, from: p))
-                case EventType.expectationEvaluated: fact = .expectation(try d.decode(ExpectationPayload.self, from: p))
-                case EventType.dagTriggered: fact = .triggered(try d.decode(TriggeredPayload.self, from: p))
+                case _ where type.hasPrefix("task."): fact = .task(try d.decode(TaskEvent.self, from: p))
+                case EventType.variableRecorded, EventType.valueProduced: fact = .value(try d.decode(ValueEvent.self, from: p))
+                case EventType.valueConsumed: fact = .consumed(try d.decode(ValueConsumed.self, from: p))
+                case EventType.expectationEvaluated: fact = .expectation(try d.decode(ExpectationEvaluated.self, from: p))
+                case EventType.dagTriggered: fact = .triggered(try d.decode(DAGTriggered.self, from: p))
                 default: fact = .other
                 }
                 return .run(key, fact)
@@ -190,7 +80,7 @@ enum Fact {
                 return .described(try d.decode(DatasetDescription.self, from: event.payload))
             case EventType.dagRegistered:
                 guard wanted.contains(.dags) else { return .other }
-                return .dagRegistered(try d.decode(DagRegistered.self, from: event.payload))
+                return .dagRegistered(try d.decode(DAGRegistered.self, from: event.payload))
             default:
                 return .other
             }

@@ -94,7 +94,7 @@ final class LineageProjection: Projection {
                 }
             case .triggered(let t):
                 let a = LineageNode.attempt(dag: key.dag, run: key.run, task: t.task, attempt: t.attempt ?? 1)
-                try edge(a, LineageNode.run(dag: t.child_dag, run: t.child_run), .triggered, h, txn)
+                try edge(a, LineageNode.run(dag: t.childDAG, run: t.childRun), .triggered, h, txn)
             default:
                 break
             }

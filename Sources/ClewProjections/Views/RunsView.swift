@@ -81,12 +81,12 @@ extension Fact.RunFact {
     /// The time the producer gave the event (`time_us`), if any.
     var producerTime: Int64? {
         switch self {
-        case .queued(let q): q.time_us
-        case .started(let s): s.time_us
-        case .resubmitted(let r): r.time_us
-        case .labelled(let l): l.time_us
-        case .ended(_, let e): e.time_us
-        case .task(let t): t.time_us
+        case .queued(let q): q.timeMicros
+        case .started(let s): s.timeMicros
+        case .resubmitted(let r): r.timeMicros
+        case .labelled(let l): l.timeMicros
+        case .ended(_, let e): e.timeMicros
+        case .task(let t): t.timeMicros
         default: nil
         }
     }
@@ -103,31 +103,31 @@ enum RunsFold {
         switch fact {
         case .queued(let q):
             run.state = "queued"
-            if let x = q.external_id { run.label(x) }
-            run.version = q.dag_version
+            if let x = q.externalID { run.label(x) }
+            run.version = q.dagVersion
             run.trigger = q.trigger
             run.params = q.params
             run.partition = q.partition
-            run.intervalStart = q.interval_start
-            run.intervalEnd = q.interval_end
+            run.intervalStart = q.intervalStart
+            run.intervalEnd = q.intervalEnd
         case .started(let s):
             run.state = "running"
             if run.startedMicros == nil { run.startedMicros = at }
             run.endedMicros = nil
             run.pid = s.pid
             run.host = s.host
-            if let x = s.external_id { run.label(x) }
+            if let x = s.externalID { run.label(x) }
         case .labelled(let l):
-            run.label(l.external_id)
+            run.label(l.externalID)
         case .resubmitted(let r):
             run.state = "resubmitted"
             run.resubmissions += 1
-            if let v = r.dag_version { run.version = v }
+            if let v = r.dagVersion { run.version = v }
         case .ended(let state, let e):
             run.state = state
             run.endedMicros = at
             run.taskStates = e.tasks
-            run.failedTasks = e.failed_tasks
+            run.failedTasks = e.failedTasks
         case .task(let t):
             var task = try sink.task(key, t.task) ?? TaskRecord(task: t.task, state: "scheduled", firstSeq: h.seq, lastSeq: h.seq)
             task.lastSeq = h.seq
@@ -148,18 +148,18 @@ enum RunsFold {
             case EventType.taskSucceeded:
                 task.state = "succeeded"
                 task.endedMicros = at
-                task.durationMillis = t.duration_ms
-                task.outputDigest = t.output_digest
+                task.durationMillis = t.durationMillis
+                task.outputDigest = t.outputDigest
                 task.branch = t.branch?.text
-                task.exitCode = t.exit_code
+                task.exitCode = t.exitCode
                 task.error = nil
             case EventType.taskFailed:
                 task.state = "failed"
                 task.endedMicros = at
-                task.durationMillis = t.duration_ms
+                task.durationMillis = t.durationMillis
                 task.error = t.error
-                task.exitCode = t.exit_code
-                task.timedOut = t.timed_out
+                task.exitCode = t.exitCode
+                task.timedOut = t.timedOut
             case EventType.taskRetrying:
                 task.state = "retrying"
                 task.reason = t.reason
