@@ -1,4 +1,4 @@
-public import Dispatch
+import Dispatch
 
 /// Runs blocking work (LMDB reads and catch-ups, whole-ledger verification) on a thread of its own
 /// rather than on one of Swift concurrency's cooperative threads.

@@ -15,7 +15,7 @@ public struct MerkleHash: Hashable, Sendable, CustomStringConvertible {
         guard bytes.count == 32 else {
             throw LedgerError(.invalidInput, "a hash must be 32 bytes, got \(bytes.count)")
         }
-        withUnsafeMutableBytes { dst in _ = dst.copyBytes(from: bytes) }
+        withUnsafeMutableBytes { dst in dst.copyBytes(from: bytes) }
     }
 
     /// Parses 64 hex digits.

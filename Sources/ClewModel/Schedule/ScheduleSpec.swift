@@ -1,5 +1,5 @@
 public import ClewCore
-public import Foundation
+import Foundation
 
 /// When a DAG runs: a cron expression or a fixed interval. Each firing covers one *partition*, the interval
 /// from one firing to the next, keyed by its start (Airflow's `data_interval_start`), and the run for a

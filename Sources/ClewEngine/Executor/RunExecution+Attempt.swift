@@ -1,0 +1,236 @@
+import ClewCore
+import ClewLedger
+import ClewModel
+import Foundation
+import Synchronization
+
+/// One task's life in a run: its attempts with retries and backoff (``runTask``), and each attempt's
+/// phases (``runAttempt``): the five questions, the start, the body under its time limit, the outcome.
+extension RunExecution {
+    func runTask(_ i: Int, firstAttempt: Int, inputs: [String: RecordedValue]) async -> TaskResult {
+        let spec = tasks[i]
+        if let reason = branch?.blocked[spec.id] {
+            let why = "blocked in the original run: \(reason)"
+            emit(EventType.taskBlocked, [("task", .string(spec.id)), ("attempt", .int(Int64(firstAttempt))), ("reason", .string(why))])
+            return TaskResult(state: .blocked, error: why)
+        }
+        var attempt = firstAttempt
+        var retriesLeft = spec.retries
+        var delay = spec.retryDelayMillis
+        while true {
+            let result = await runAttempt(spec, attempt: attempt, inputs: inputs)
+            let reason: String
+            let finalState: TaskState
+            switch result {
+            case .succeeded(let output, let chosen):
+                return TaskResult(state: .succeeded, output: output, chosen: chosen)
+            case .skipped(let why):
+                emit(EventType.taskSkipped, [("task", .string(spec.id)), ("attempt", .int(Int64(attempt))), ("reason", .string(why))])
+                return TaskResult(state: .skipped)
+            case .cancelled:
+                return TaskResult(state: .cancelled, error: "cancelled")
+            case .failed(let why):
+                reason = why
+                finalState = .failed
+            case .blocked(let why):
+                reason = why
+                finalState = .blocked
+            }
+            if retriesLeft <= 0 || Task.isCancelled {
+                return TaskResult(state: finalState, error: reason)
+            }
+            retriesLeft -= 1
+            emit(EventType.taskRetrying, [
+                ("task", .string(spec.id)), ("attempt", .int(Int64(attempt))), ("next_attempt", .int(Int64(attempt + 1))),
+                ("backoff_ms", .int(Int64(delay))), ("reason", .string(reason)),
+            ])
+            do { try await Task.sleep(for: .milliseconds(delay)) } catch {
+                return TaskResult(state: .cancelled, error: "cancelled while waiting to retry")
+            }
+            delay = min(delay * 2, engine.options.maxBackoffMillis)
+            attempt += 1
+        }
+    }
+
+    /// The seed of an attempt's random generator: a hash of DAG, run, task and attempt (a branch run uses
+    /// its original's run id, so it draws the same numbers).
+    package func seed(task: String, attempt: Int) -> UInt64 {
+        let run = branch?.originalRunID ?? runID
+        let hex = ContentDigest.sha256(Data("\(dag.name)/\(run)/\(task)/\(attempt)".utf8))
+        return UInt64(hex.prefix(16), radix: 16) ?? 0
+    }
+
+    func resolve(_ template: String) -> String {
+        guard template.contains("{") else { return template }
+        var out = template.replacingOccurrences(of: "{partition}", with: partition?.key ?? params["partition"] ?? "")
+            .replacingOccurrences(of: "{run}", with: runID).replacingOccurrences(of: "{dag}", with: dag.name)
+        for (k, v) in params { out = out.replacingOccurrences(of: "{param.\(k)}", with: v) }
+        return out
+    }
+
+    func datasetSpec(_ name: String) -> DatasetSpec { dag.spec.dataset(name) ?? DatasetSpec(name: name) }
+
+    /// `<data>/runs/<dag>/<run>/<task>/<attempt>`, built as text (URL parsing per attempt is measurable).
+    package func attemptPath(_ task: String, _ attempt: Int) -> String {
+        "\(engine.options.dataDirectory.path)/runs/\(dag.name)/\(runID)/\(task)/\(attempt)"
+    }
+
+    /// One attempt, phase by phase: admitted by the five questions, started, its body run under its time
+    /// limit, its expectations recorded, and its outcome (chunks published or failed, `task.succeeded` or
+    /// `task.failed`).
+    func runAttempt(_ spec: TaskSpec, attempt: Int, inputs: [String: RecordedValue]) async -> AttemptResult {
+        if Task.isCancelled { return .cancelled }
+        let gate: Gate
+        switch await askQuestions(spec, attempt: attempt) {
+        case .success(let g): gate = g
+        case .failure(let early): return early.result
+        }
+        let context = start(spec, attempt: attempt, inputs: inputs, admitted: gate.admitted)
+
+        let clock = ContinuousClock.now
+        let outcome: Result<BodyOutcome, any Error>
+        do {
+            outcome = .success(try await withTimeout(spec.timeoutMillis, stopsCooperatively: spec.kind == .command) {
+                try await self.runBody(spec, context: context)
+            })
+        } catch {
+            outcome = .failure(error)
+        }
+        context.close()
+        let millis = (ContinuousClock.now - clock).milliseconds
+        for e in context.expectations {
+            emit(EventType.expectationEvaluated, [
+                ("task", .string(spec.id)), ("attempt", .int(Int64(attempt))), ("name", .string(e.name)), ("passed", .bool(e.passed)),
+                ("message", .string(e.message)),
+            ])
+        }
+        return conclude(spec, attempt: attempt, gate: gate, context: context, outcome: outcome, millis: millis)
+    }
+
+    /// An attempt that ends before it starts (blocked by a "no", or the questions could not be asked).
+    struct EarlyEnd: Error {
+        var result: AttemptResult
+    }
+
+    /// The five questions before consuming, then writer safety before producing (``admit(_:attempt:)``);
+    /// a branch run reads what its original was admitted and asks nothing.
+    func askQuestions(_ spec: TaskSpec, attempt: Int) async -> Result<Gate, EarlyEnd> {
+        if let branch { return .success(Gate(admitted: branch.chunks[spec.id] ?? [])) }
+        guard !spec.consumes.isEmpty || !spec.produces.isEmpty else { return .success(Gate()) }
+        let taskField: (String, JSON.Value) = ("task", .string(spec.id))
+        let attemptField: (String, JSON.Value) = ("attempt", .int(Int64(attempt)))
+        do {
+            try await recorder.flush()
+            let gate = try admit(spec, attempt: attempt)
+            if let reason = gate.blocked {
+                emit(EventType.taskBlocked, [taskField, attemptField, ("reason", .string(reason))])
+                return .failure(EarlyEnd(result: .blocked(reason)))
+            }
+            return .success(gate)
+        } catch {
+            emit(EventType.taskFailed, [taskField, attemptField, ("error", .string("\(error)"))])
+            return .failure(EarlyEnd(result: .failed("\(error)")))
+        }
+    }
+
+    /// The attempt's context, and `task.started` with one `value.consumed` per input and admitted chunk.
+    func start(_ spec: TaskSpec, attempt: Int, inputs: [String: RecordedValue], admitted: [ConsumedChunk]) -> TaskContext {
+        let taskField: (String, JSON.Value) = ("task", .string(spec.id))
+        let attemptField: (String, JSON.Value) = ("attempt", .int(Int64(attempt)))
+        let path = attemptPath(spec.id, attempt)
+        let seed = seed(task: spec.id, attempt: attempt)
+        let sink = LiveSink(execution: self, task: spec.id, attempt: attempt, feed: branch.map { StepFeed($0.steps[spec.id] ?? []) })
+        let context = TaskContext(
+            dag: dag.name, runID: runID, taskID: spec.id, attempt: attempt, params: params, partition: partition?.key,
+            interval: partition.map { $0.start..<$0.end }, outputPath: path, seed: seed, inputs: inputs,
+            consumedChunks: admitted, sink: sink)
+        var started: [(String, JSON.Value)] = [taskField, attemptField, ("seed", .string(String(seed, radix: 16)))]
+        if let t = spec.timeoutMillis { started.append(("timeout_ms", .int(Int64(t)))) }
+        if spec.kind == .command { started.append(("output_dir", .string(path))) }
+        emit(EventType.taskStarted, started)
+        for (from, value) in inputs.sorted(by: { $0.key < $1.key }) {
+            emit(EventType.valueConsumed, [taskField, attemptField, ("from_task", .string(from)), ("digest", .string(value.digest))])
+        }
+        for chunk in admitted {
+            emit(EventType.valueConsumed, [
+                taskField, attemptField, ("dataset", .string(chunk.dataset)), ("chunk", .string(chunk.key)),
+                ("digest", chunk.digest.map(JSON.Value.string) ?? .null), ("location", chunk.location.map(JSON.Value.string) ?? .null),
+            ])
+        }
+        return context
+    }
+
+    /// How the attempt ended: its output and chunks published (or failed), then `task.succeeded` or
+    /// `task.failed` (with why: a failed expectation or chunk, the body's failure, a timeout, a cancel).
+    func conclude(
+        _ spec: TaskSpec, attempt: Int, gate: Gate, context: TaskContext, outcome: Result<BodyOutcome, any Error>, millis: Int64
+    ) -> AttemptResult {
+        let taskField: (String, JSON.Value) = ("task", .string(spec.id))
+        let attemptField: (String, JSON.Value) = ("attempt", .int(Int64(attempt)))
+        let (admitted, producing) = (gate.admitted, gate.producing)
+        let expectations = context.expectations
+        switch outcome {
+        case .success(let result) where result.skipped != nil:
+            if branch == nil { finishChunks(spec, attempt: attempt, admitted: admitted, producing: producing, produced: nil, reason: result.skipped) }
+            return .skipped(result.skipped ?? "")
+        case .success(let result) where result.failure == nil:
+            var output = result.output
+            if let o = output, o.json.count > 0 {
+                emit(EventType.valueProduced, [taskField, attemptField] + engine.values.fields(for: o))
+            } else {
+                output = nil
+            }
+            let failedExpectations = expectations.filter { !$0.passed }
+            let chunkProblem = branch != nil ? nil : finishChunks(
+                spec, attempt: attempt, admitted: admitted, producing: producing,
+                produced: ProducedFacts(output: output, expectations: expectations, declared: result.declaredChunks, directory: context.outputPath), reason: nil)
+            if !failedExpectations.isEmpty || chunkProblem != nil {
+                let why = chunkProblem ?? Self.expectationFailure(failedExpectations)
+                emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(millis)), ("error", .string(why))] + result.fields)
+                return .failed(why)
+            }
+            var done: [(String, JSON.Value)] = [taskField, attemptField, ("duration_ms", .int(millis))]
+            if let o = output { done.append(("output_digest", .string(o.digest))) }
+            if let c = result.chosen { done.append(("branch", .array(c.map { .string($0) }))) }
+            emit(EventType.taskSucceeded, done + result.fields)
+            return .succeeded(output, chosen: result.chosen)
+        case .success(let result):
+            let cancelled = Task.isCancelled
+            let why = cancelled ? "cancelled (\(result.failure ?? "stopped"))" : result.failure ?? "failed"
+            if branch == nil { finishChunks(spec, attempt: attempt, admitted: admitted, producing: producing, produced: nil, reason: why) }
+            emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(millis)), ("error", .string(why))]
+                + (cancelled ? [("cancelled", .bool(true))] : []) + result.fields)
+            return cancelled ? .cancelled : .failed(why)
+        case .failure(let error):
+            let cancelled = error is CancellationError || (Task.isCancelled && !(error is TimeoutError))
+            let why = cancelled ? "cancelled" : (error as? TimeoutError).map { "\($0)" } ?? "\(error)"
+            if branch == nil { finishChunks(spec, attempt: attempt, admitted: admitted, producing: producing, produced: nil, reason: why) }
+            emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(millis)), ("error", .string(why))]
+                + (error is TimeoutError ? [("timed_out", .bool(true))] : []) + (cancelled ? [("cancelled", .bool(true))] : []))
+            return cancelled ? .cancelled : .failed(why)
+        }
+    }
+
+    /// Why an attempt whose expectations failed failed (`task.failed`'s `error`).
+    package static func expectationFailure(_ failed: [Expectation]) -> String {
+        "expectation failed: " + failed.map { "\($0.name)\($0.message.isEmpty ? "" : " (\($0.message))")" }.joined(separator: "; ")
+    }
+}
+
+/// Steps recorded live: each becomes a `variable.recorded` event in the run's stream. In a branch run,
+/// `feed` hands back the original's recorded time and side-effect results.
+struct LiveSink: StepSink {
+    let execution: RunExecution
+    let task: String
+    let attempt: Int
+    let feed: StepFeed?
+
+    func variable(step: Int, name: String, kind: String, value: RecordedValue) {
+        execution.emit(EventType.variableRecorded, [
+            ("task", .string(task)), ("attempt", .int(Int64(attempt))), ("step", .int(Int64(step))), ("name", .string(name)),
+            ("kind", .string(kind)),
+        ] + execution.engine.values.fields(for: value))
+    }
+
+    func replayed(step: Int, kind: String, name: String) -> RecordedValue? { feed?.take(kind: kind, name: name) }
+}

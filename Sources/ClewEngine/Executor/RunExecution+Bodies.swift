@@ -1,0 +1,152 @@
+import ClewCore
+import ClewLedger
+package import ClewModel
+import Foundation
+import Synchronization
+
+/// What a task runs: Swift code, a command, or a trigger of another DAG.
+extension RunExecution {
+    /// What a task's code returned.
+    package struct BodyOutcome: Sendable {
+        package var output: RecordedValue?
+        package var chosen: [String]?
+        package var failure: String?
+        package var skipped: String?
+        package var declaredChunks: [(dataset: String, key: String, path: String)] = []
+        /// Extra payload fields for task.succeeded / task.failed (exit code, stdout …).
+        package var fields: [(String, JSON.Value)] = []
+    }
+
+    /// Runs a task's code (closure, command or trigger) in `context`.
+    package func runBody(_ spec: TaskSpec, context: TaskContext) async throws -> BodyOutcome {
+        guard let body = dag.bodies[spec.id] else {
+            if spec.kind == .command { return try await runCommand(spec, context: context) }
+            if spec.kind == .trigger { return try await runTrigger(spec, condition: nil, context: context) }
+            throw EngineError("task \(spec.id) has no code")
+        }
+        switch body {
+        case .swift(let f):
+            return BodyOutcome(output: try await f(context))
+        case .branch(let f):
+            let chosen = try await f(context)
+            try checkBranch(spec, chosen)
+            return BodyOutcome(output: try RecordedValue(chosen), chosen: chosen)
+        case .command:
+            return try await runCommand(spec, context: context)
+        case .trigger(let condition):
+            return try await runTrigger(spec, condition: condition, context: context)
+        }
+    }
+
+    package func checkBranch(_ spec: TaskSpec, _ chosen: [String]) throws {
+        let kids = Set(children[index[spec.id]!].map { tasks[$0].id })
+        let unknown = chosen.filter { !kids.contains($0) }
+        if !unknown.isEmpty {
+            throw EngineError("branch \(spec.id) chose \(unknown.joined(separator: ", ")), which is not among its children (\(kids.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    func runCommand(_ spec: TaskSpec, context: TaskContext) async throws -> BodyOutcome {
+        let directory = context.outputDirectory
+        guard let command = spec.command else { throw EngineError("task \(spec.id) has no command") }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var env: [String: String] = [
+            "CLEW_DAG": dag.name, "CLEW_RUN_ID": runID, "CLEW_TASK_ID": spec.id, "CLEW_ATTEMPT": String(context.attempt),
+            "CLEW_OUTPUT_DIR": directory.path, "CLEW_SEED": String(context.seed),
+            "CLEW_PARAMS": JSON.Value.strings(params).text,
+            "CLEW_UPSTREAM": JSON.Value.object(context.inputTasks.map { ($0, .raw(context.inputs[$0]!.text)) }).text,
+            "CLEW_INPUTS": JSON.Value.array(context.consumedChunks.map { c in
+                .object([("dataset", .string(c.dataset)), ("key", .string(c.key)), ("location", c.location.map(JSON.Value.string) ?? .null), ("digest", c.digest.map(JSON.Value.string) ?? .null)])
+            }).text,
+        ]
+        if let p = partition {
+            env["CLEW_PARTITION"] = p.key
+            env["CLEW_INTERVAL_START"] = PartitionKey.string(micros: p.start)
+            env["CLEW_INTERVAL_END"] = PartitionKey.string(micros: p.end)
+        }
+        for (k, v) in params { env["CLEW_PARAM_\(Self.envName(k))"] = v }
+        for c in context.consumedChunks { if let url = c.url { env["CLEW_INPUT_\(Self.envName(c.dataset))"] = url.path } }
+        for ref in spec.produces { env["CLEW_OUTPUT_\(Self.envName(ref.dataset))"] = directory.appendingPathComponent(ref.path ?? ref.dataset).path }
+        let workDir = command.workingDirectory ?? FileManager.default.currentDirectoryPath
+        let r = try await CommandRunner.run(command, environment: env, workingDirectory: workDir, context: context)
+        // What a replay needs to run the command again: its arguments, working directory and environment
+        // (output paths relative to the attempt's directory, secrets redacted).
+        // Secret values (of secret-named params and variables) are cut out wherever they appear (CLEW_PARAMS holds them all).
+        let secrets = (params.merging(command.environment, uniquingKeysWith: { a, _ in a })).filter { Redaction.isSecret($0.key) && !$0.value.isEmpty }.map(\.value)
+        let recordedEnv = command.environment.merging(env, uniquingKeysWith: { _, b in b }).reduce(into: [String: String]()) { out, kv in
+            var value = kv.value.replacingOccurrences(of: directory.path, with: "$CLEW_OUTPUT_DIR")
+            for secret in secrets { value = value.replacingOccurrences(of: secret, with: "[REDACTED]") }
+            out[kv.key] = Redaction.isSecret(kv.key) ? "[REDACTED]" : value
+        }
+        var fields: [(String, JSON.Value)] = [
+            ("exit_code", r.exitCode.map { .int(Int64($0)) } ?? .null), ("stdout", .string(r.stdout)), ("stderr", .string(r.stderr)),
+            ("stdout_bytes", .int(Int64(r.stdoutBytes))), ("stderr_bytes", .int(Int64(r.stderrBytes))),
+            ("files", .array(r.files.map { .object([("path", .string($0.path)), ("sha256", .string($0.sha256)), ("bytes", .int($0.bytes))]) })),
+            ("argv", .array(command.argv.map { .string($0) })), ("cwd", .string(workDir)), ("env", .strings(recordedEnv)),
+        ]
+        if let s = r.signal { fields.append(("signal", .int(Int64(s)))) }
+        var outcome = BodyOutcome(fields: fields)
+        outcome.declaredChunks = r.chunks
+        if !r.outputs.isEmpty {
+            var object: [String: Any] = [:]
+            for (name, value) in r.outputs {
+                object[name] = (try? JSONSerialization.jsonObject(with: Data(value.utf8), options: .fragmentsAllowed)) ?? value
+            }
+            let redacted = Redaction.redact(object)
+            if let data = try? JSONSerialization.data(withJSONObject: redacted, options: [.sortedKeys, .withoutEscapingSlashes]) {
+                outcome.output = RecordedValue(canonicalJSON: data, type: "command")
+            }
+        }
+        if !r.protocolErrors.isEmpty {
+            outcome.failure = "line protocol: " + r.protocolErrors.prefix(3).joined(separator: "; ")
+        } else if let s = r.signal {
+            outcome.failure = "killed by signal \(s)"
+        } else if r.exitCode != 0 {
+            let last = r.stderr.split(separator: "\n").last.map { ": \($0)" } ?? ""
+            outcome.failure = "exit code \(r.exitCode ?? -1)\(last)"
+        }
+        if command.isBranch, outcome.failure == nil {
+            let chosen = r.branch ?? []
+            do { try checkBranch(spec, chosen) } catch { outcome.failure = "\(error)" }
+            outcome.chosen = chosen
+        }
+        return outcome
+    }
+
+    static func envName(_ s: String) -> String {
+        String(s.uppercased().map { $0.isLetter || $0.isNumber ? $0 : "_" })
+    }
+
+    func runTrigger(_ spec: TaskSpec, condition: (@Sendable (TaskContext) async throws -> Bool)?, context: TaskContext) async throws -> BodyOutcome {
+        guard let trigger = spec.trigger else { throw EngineError("task \(spec.id) names no DAG to trigger") }
+        if let condition, try await !condition(context) { return BodyOutcome(skipped: "trigger condition is false") }
+        if let when = trigger.when {
+            let parts = when.split(separator: "=", maxSplits: 1).map { String($0).trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2, resolve(parts[0]) != resolve(parts[1]) {
+                return BodyOutcome(skipped: "trigger condition '\(when)' is false")
+            }
+        }
+        if let branch {
+            // A replay or branch run does not start child runs: the child run the original started is its result.
+            guard let recorded = branch.triggered[spec.id] else {
+                throw EngineError("task \(spec.id) triggered no run in the original, so a replay cannot say what it would return")
+            }
+            return BodyOutcome(output: recorded)
+        }
+        guard let child = engine.registry.dag(named: trigger.dag) else {
+            throw EngineError(.notFound, "task \(spec.id) triggers DAG \(trigger.dag), which is not known")
+        }
+        let childParams = trigger.params.mapValues(resolve)
+        let childRun = try engine.newRunID(dag: child.name, partition: nil, trigger: "manual").replacingOccurrences(of: "manual__", with: "triggered__")
+        emit(EventType.dagTriggered, [
+            ("task", .string(spec.id)), ("attempt", .int(Int64(context.attempt))), ("child_dag", .string(child.name)),
+            ("child_run", .string(childRun)), ("params", .strings(Redaction.redact(params: childParams))),
+        ])
+        let outcome = try await engine.run(child, params: childParams, partition: partition, runID: childRun, trigger: "dag:\(dag.name)/\(runID)")
+        var result = BodyOutcome(output: try RecordedValue(["dag": child.name, "run": outcome.runID, "status": outcome.status.rawValue]))
+        if trigger.wait, outcome.status != .succeeded {
+            result.failure = "triggered run \(child.name)/\(outcome.runID) \(outcome.status.rawValue) (failed tasks: \(outcome.failedTasks.joined(separator: ", ")))"
+        }
+        return result
+    }
+}
