@@ -153,6 +153,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
+        .testTarget(name: "ClewForensicsTests", dependencies: ["ClewTestSupport", "ClewCore", "ClewForensics", "ClewProjections", "ClewEngine", "ClewLedger"]),
         .testTarget(name: "ClewReplayTests", dependencies: ["ClewTestSupport", "ClewReplay", "ClewEngine", "ClewProjections", "ClewLedger", "ClewModel"]),
         .testTarget(
             name: "ClewCLITests",
