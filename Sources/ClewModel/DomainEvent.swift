@@ -28,6 +28,11 @@ public struct DomainEvent: Sendable, Hashable {
     }
 }
 
+/// A JSON value that writes itself as compact UTF-8 (``JSON/Value`` and ``JSONTree``).
+protocol JSONWritable {
+    func write(to out: inout [UInt8])
+}
+
 /// Small JSON helpers for building payloads deterministically (sorted keys, no whitespace).
 public enum JSON {
     /// A JSON string literal for `s`.
@@ -68,6 +73,32 @@ public enum JSON {
         out.append(0x22)
     }
 
+    /// `[item,item,…]`, each item written by itself.
+    static func writeArray<S: Sequence>(_ items: S, to out: inout [UInt8]) where S.Element: JSONWritable {
+        out.append(UInt8(ascii: "["))
+        var first = true
+        for item in items {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            item.write(to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
+    /// `{"key":value,…}` in the order given.
+    static func writeObject<S: Sequence, V: JSONWritable>(_ members: S, to out: inout [UInt8]) where S.Element == (String, V) {
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        for (key, value) in members {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            appendQuoted(key, to: &out)
+            out.append(UInt8(ascii: ":"))
+            value.write(to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+
     /// Canonical JSON of an `Encodable`: sorted keys, no whitespace, slashes unescaped.
     public static func canonical<T: Encodable>(_ value: T) throws -> Data {
         let encoder = JSONEncoder()
@@ -76,7 +107,7 @@ public enum JSON {
     }
 
     /// A JSON value built in code.
-    public indirect enum Value: Sendable, Hashable {
+    public indirect enum Value: Sendable, Hashable, JSONWritable {
         case string(String)
         case int(Int64)
         case double(Double)
@@ -109,22 +140,8 @@ public enum JSON {
             case .double(let d): out.append(contentsOf: (d.isFinite ? String(d) : "null").utf8)
             case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
             case .null: out.append(contentsOf: "null".utf8)
-            case .array(let a):
-                out.append(UInt8(ascii: "["))
-                for (i, item) in a.enumerated() {
-                    if i > 0 { out.append(UInt8(ascii: ",")) }
-                    item.write(to: &out)
-                }
-                out.append(UInt8(ascii: "]"))
-            case .object(let o):
-                out.append(UInt8(ascii: "{"))
-                for (i, member) in o.enumerated() {
-                    if i > 0 { out.append(UInt8(ascii: ",")) }
-                    JSON.appendQuoted(member.0, to: &out)
-                    out.append(UInt8(ascii: ":"))
-                    member.1.write(to: &out)
-                }
-                out.append(UInt8(ascii: "}"))
+            case .array(let a): JSON.writeArray(a, to: &out)
+            case .object(let o): JSON.writeObject(o, to: &out)
             case .raw(let text): out.append(contentsOf: text.utf8)
             }
         }

@@ -3,7 +3,7 @@ import Foundation
 /// Any JSON value: what a payload field of any shape holds (recorded values, definitions, unknown
 /// fields), what OpenLineage events parse into, and what `clew` reads back. Numbers are doubles; an
 /// object's members are unordered and written with sorted keys (``canonicalBytes``).
-public indirect enum JSONTree: Codable, Sendable, Hashable {
+public indirect enum JSONTree: Codable, Sendable, Hashable, JSONWritable {
     case null
     case bool(Bool)
     case number(Double)
@@ -48,22 +48,8 @@ public indirect enum JSONTree: Codable, Sendable, Hashable {
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .number(let n): out.append(contentsOf: JSONTree.format(n).utf8)
         case .string(let s): JSON.appendQuoted(s, to: &out)
-        case .array(let a):
-            out.append(UInt8(ascii: "["))
-            for (i, item) in a.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                item.write(to: &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        case .object(let o):
-            out.append(UInt8(ascii: "{"))
-            for (i, member) in o.sorted(by: { $0.key < $1.key }).enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                JSON.appendQuoted(member.key, to: &out)
-                out.append(UInt8(ascii: ":"))
-                member.value.write(to: &out)
-            }
-            out.append(UInt8(ascii: "}"))
+        case .array(let a): JSON.writeArray(a, to: &out)
+        case .object(let o): JSON.writeObject(o.sorted { $0.key < $1.key }.lazy.map { ($0.key, $0.value) }, to: &out)
         }
     }
 
