@@ -48,6 +48,8 @@ public final class Views: @unchecked Sendable {
 
     public let ledger: Ledger
     public let directory: URL
+    /// Where each view's generations live and how a rebuild swaps them in.
+    let generations: ViewGenerations
     let options: Options
     private let lock = Mutex<Void>(())
     private var live: [ViewName: (store: ViewStore, projection: any Projection, checkpoint: UInt64)] = [:]
@@ -57,6 +59,7 @@ public final class Views: @unchecked Sendable {
     init(ledger: Ledger, options: Options) {
         self.ledger = ledger
         self.directory = ledger.directory.appendingPathComponent("views")
+        self.generations = ViewGenerations(directory: directory)
         self.options = options
     }
 
@@ -102,27 +105,9 @@ public final class Views: @unchecked Sendable {
         return views
     }
 
-    // MARK: layout
-
-    private func link(_ name: ViewName) -> URL { directory.appendingPathComponent(name.rawValue) }
-
-    /// The generation directory the view's symlink names, or nil.
-    private func current(_ name: ViewName) -> URL? {
-        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: link(name).path) else { return nil }
-        return directory.appendingPathComponent(target)
-    }
-
-    private func generations(_ name: ViewName) -> [Int] {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return entries.compactMap { e in
-            guard e.hasPrefix(name.rawValue + ".") else { return nil }
-            return Int(e.dropFirst(name.rawValue.count + 1))
-        }
-    }
-
     /// Opens the view's current generation and checks it; throws a ``ViewError`` naming what is wrong.
     func attach(_ name: ViewName) throws {
-        guard let dir = current(name), FileManager.default.fileExists(atPath: dir.appendingPathComponent("data.mdb").path) else {
+        guard let dir = generations.current(name), FileManager.default.fileExists(atPath: dir.appendingPathComponent("data.mdb").path) else {
             throw ViewError(.missing, view: name.rawValue, "view \(name.rawValue) is missing")
         }
         let sealed = options.checkSeals ? try ViewStore.checkSeal(dir, view: name.rawValue) : false
@@ -187,7 +172,7 @@ public final class Views: @unchecked Sendable {
     private func reattachIfSwapped() throws {
         for name in ViewName.allCases {
             let dir = lock.withLock { _ in live[name]?.store.directory }
-            if let dir, current(name)?.lastPathComponent != dir.lastPathComponent {
+            if let dir, generations.current(name)?.lastPathComponent != dir.lastPathComponent {
                 do { try attach(name) } catch let e as ViewError {
                     options.notice("views: \(e.message); rebuilding \(name.rawValue) from the log")
                     try rebuild([name])
@@ -286,13 +271,11 @@ public final class Views: @unchecked Sendable {
     /// Rebuilds `names` (all views by default) from the log into new generations and swaps them in
     /// atomically. Readers of the old generation keep a consistent view until they reopen.
     public func rebuild(_ names: [ViewName] = ViewName.allCases, progress: (@Sendable (FoldProgress) -> Void)? = nil) throws {
-        _ = try withRebuildLock {
-            removeOrphans()
+        _ = try generations.withRebuildLock {
+            generations.removeOrphans()
             var targets: [FoldTarget] = []
             for name in names {
-                let gen = (generations(name).max() ?? 0) + 1
-                let dir = directory.appendingPathComponent("\(name.rawValue).\(gen)")
-                try? FileManager.default.removeItem(at: dir)
+                let dir = generations.next(name)
                 let store = try ViewStore(name: name.rawValue, directory: dir, tables: name.tables, building: true)
                 try store.env.write { txn in
                     try store.writeMeta(txn, ViewStore.Meta(
@@ -319,61 +302,11 @@ public final class Views: @unchecked Sendable {
                 try t.store.seal()
             }
             for t in targets {
-                try swap(t.name, to: t.store.directory)
+                try generations.swap(t.name, to: t.store.directory)
             }
         }
         for name in names { try attach(name) }
-        _ = try withRebuildLock(wait: false) { removeOrphans() }
-    }
-
-    /// Points the view's symlink at `dir`: a new symlink renamed over the old one (atomic).
-    private func swap(_ name: ViewName, to dir: URL) throws {
-        let tmp = directory.appendingPathComponent(".\(name.rawValue).link.\(getpid())")
-        try? FileManager.default.removeItem(at: tmp)
-        guard symlink(dir.lastPathComponent, tmp.path) == 0 else {
-            throw ViewError(.invalidInput, view: name.rawValue, "cannot create \(tmp.path): \(String(cString: strerror(errno)))")
-        }
-        guard rename(tmp.path, link(name).path) == 0 else {
-            throw ViewError(.invalidInput, view: name.rawValue, "cannot swap \(link(name).path): \(String(cString: strerror(errno)))")
-        }
-        let fd = Glibc.open(directory.path, O_RDONLY)
-        if fd >= 0 {
-            fsync(fd)
-            Glibc.close(fd)
-        }
-    }
-
-    /// Deletes generations no symlink names (left by a crashed rebuild, or replaced by one). Only called
-    /// with the rebuild lock held, so no rebuild is writing them.
-    private func removeOrphans() {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        let inUse = Set(ViewName.allCases.compactMap { current($0)?.lastPathComponent })
-        for e in entries where !inUse.contains(e) {
-            let isGeneration = ViewName.allCases.contains { e.hasPrefix($0.rawValue + ".") && Int(e.dropFirst($0.rawValue.count + 1)) != nil }
-            let isScratch = e.hasPrefix(".scratch-") || e.hasPrefix(".verify-")
-            if isGeneration || (isScratch && !Self.ownerAlive(e)) {
-                try? FileManager.default.removeItem(at: directory.appendingPathComponent(e))
-            }
-        }
-    }
-
-    /// Scratch directories are named `.scratch-<pid>-…`: keep those of live processes.
-    private static func ownerAlive(_ name: String) -> Bool {
-        let parts = name.split(separator: "-")
-        guard parts.count >= 2, let pid = Int32(parts[1]) else { return false }
-        return kill(pid, 0) == 0 || errno == EPERM
-    }
-
-    private func withRebuildLock<T>(wait: Bool = true, _ body: () throws -> T) throws -> T? {
-        let path = directory.appendingPathComponent(".rebuild.lock").path
-        let fd = Glibc.open(path, O_RDWR | O_CREAT, 0o644)
-        guard fd >= 0 else {
-            throw ViewError(.invalidInput, view: nil, "cannot open \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { Glibc.close(fd) }
-        if flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0 { return nil }
-        defer { flock(fd, LOCK_UN) }
-        return try body()
+        _ = try generations.withRebuildLock(wait: false) { generations.removeOrphans() }
     }
 
     // MARK: scratch folds (verify, --as-of)
@@ -383,7 +316,7 @@ public final class Views: @unchecked Sendable {
         _ names: [ViewName], through seqs: [ViewName: UInt64], progress: (@Sendable (FoldProgress) -> Void)? = nil,
         _ body: ([ViewName: ViewStore]) throws -> T
     ) throws -> T {
-        let dir = directory.appendingPathComponent(".scratch-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let dir = generations.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         var stores: [ViewName: ViewStore] = [:]
         defer { for s in stores.values { s.close() } }
