@@ -393,6 +393,14 @@ public struct TokenCreated: EventPayload, Equatable {
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case id, name, role, sha256, createdBy = "created_by"
     }
+
+    public init(id: String, name: String, role: String, sha256: String, createdBy: String) {
+        self.id = id
+        self.name = name
+        self.role = role
+        self.sha256 = sha256
+        self.createdBy = createdBy
+    }
 }
 
 /// `auth.token_revoked`.
@@ -403,6 +411,11 @@ public struct TokenRevoked: EventPayload, Equatable {
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case id, revokedBy = "revoked_by"
+    }
+
+    public init(id: String, revokedBy: String) {
+        self.id = id
+        self.revokedBy = revokedBy
     }
 }
 
@@ -422,6 +435,22 @@ public struct AuditRecorded: EventPayload, Equatable {
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case from, method, path, action, outcome, token, name, role, target, detail
+    }
+
+    public init(
+        token: String?, name: String?, role: String?, from: String, method: String, path: String, action: String, target: String?,
+        outcome: String, detail: String? = nil
+    ) {
+        self.token = token
+        self.name = name
+        self.role = role
+        self.from = from
+        self.method = method
+        self.path = path
+        self.action = action
+        self.target = target
+        self.outcome = outcome
+        self.detail = detail
     }
 }
 

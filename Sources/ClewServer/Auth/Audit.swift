@@ -9,18 +9,8 @@ struct AuditLog: Sendable {
     static let stream = "audit"
     let ledger: Ledger
 
-    struct Entry: Codable, Sendable {
-        var token: String?
-        var name: String?
-        var role: String?
-        var from: String
-        var method: String
-        var path: String
-        var action: String
-        var target: String?
-        var outcome: String
-        var detail: String?
-    }
+    /// One entry: the schema's `audit.recorded` payload.
+    typealias Entry = AuditRecorded
 
     /// The draft of an audit event, to append with the change it describes (one batch, all or nothing).
     func draft(_ entry: Entry) throws -> NewEvent {

@@ -3,6 +3,7 @@ public import ClewLedger
 import ClewModel
 import Crypto
 import Foundation
+import Synchronization
 
 /// What a token may do. Viewers read; operators also trigger, cancel, resubmit, quarantine and send
 /// OpenLineage events; admins also manage tokens and read the audit log.
@@ -47,7 +48,7 @@ public struct MintedToken: Sendable, Codable {
 /// API tokens, kept in the ledger (stream `auth/tokens`) as `auth.token_created` / `auth.token_revoked`
 /// events holding only each token's SHA-256. Tokens look like `clew_<8 hex id>_<43 chars of base64url>`;
 /// checking one is a lookup by id and a constant-time comparison of digests.
-public final class TokenStore: @unchecked Sendable {
+public final class TokenStore: Sendable {
     public static let stream = "auth/tokens"
 
     private struct Stored {
@@ -55,23 +56,14 @@ public final class TokenStore: @unchecked Sendable {
         var digest: [UInt8]
     }
 
-    private struct Created: Codable {
-        var id: String
-        var name: String
-        var role: Role
-        var sha256: String
-        var created_by: String
-    }
-
-    private struct Revoked: Codable {
-        var id: String
-        var revoked_by: String
+    /// The tokens folded from the stream so far, and the seq folded through.
+    private struct State {
+        var tokens: [String: Stored] = [:]
+        var foldedThrough: UInt64 = 0
     }
 
     private let ledger: Ledger
-    private let lock = NSLock()
-    private var tokens: [String: Stored] = [:]
-    private var foldedThrough: UInt64 = 0
+    private let state = Mutex(State())
 
     public init(ledger: Ledger) throws {
         self.ledger = ledger
@@ -80,19 +72,23 @@ public final class TokenStore: @unchecked Sendable {
 
     /// Folds token events appended since the last look (by this process or by `clew token` elsewhere).
     func refresh() throws {
-        try lock.withLock {
+        // Folded under the lock, so two callers never fold the same events twice.
+        try state.withLock { state in
             let decoder = JSONDecoder()
-            for event in try ledger.events(inStream: Self.stream, after: foldedThrough) {
-                foldedThrough = event.seq
+            for event in try ledger.events(inStream: Self.stream, after: state.foldedThrough) {
+                state.foldedThrough = event.seq
                 switch event.type {
                 case EventType.tokenCreated:
-                    guard let c = try? decoder.decode(Created.self, from: event.payload), let digest = Self.bytes(hex: c.sha256) else { continue }
-                    tokens[c.id] = Stored(
-                        info: TokenInfo(id: c.id, name: c.name, role: c.role, createdAt: ISO8601.string(micros: event.timestampMicros), createdBy: c.created_by, revoked: false),
+                    guard let c = try? decoder.decode(TokenCreated.self, from: event.payload), let name = c.name,
+                          let role = c.role.flatMap(Role.init(rawValue:)), let createdBy = c.createdBy,
+                          let digest = c.sha256.flatMap(Self.bytes(hex:))
+                    else { continue }
+                    state.tokens[c.id] = Stored(
+                        info: TokenInfo(id: c.id, name: name, role: role, createdAt: ISO8601.string(micros: event.timestampMicros), createdBy: createdBy, revoked: false),
                         digest: digest)
                 case EventType.tokenRevoked:
-                    guard let r = try? decoder.decode(Revoked.self, from: event.payload) else { continue }
-                    tokens[r.id]?.info.revoked = true
+                    guard let r = try? decoder.decode(TokenRevoked.self, from: event.payload) else { continue }
+                    state.tokens[r.id]?.info.revoked = true
                 default: continue
                 }
             }
@@ -102,7 +98,7 @@ public final class TokenStore: @unchecked Sendable {
     /// Every token ever minted (revoked ones marked), oldest first.
     public func list() throws -> [TokenInfo] {
         try refresh()
-        return lock.withLock { tokens.values.map(\.info).sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) } }
+        return state.withLock { $0.tokens.values.map(\.info).sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) } }
     }
 
     /// Whether any token that is not revoked exists.
@@ -122,11 +118,11 @@ public final class TokenStore: @unchecked Sendable {
         let id = idBytes.hex
         let token = "clew_\(id)_" + Data(secret).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
         let digest = Array(SHA256.hash(data: Data(token.utf8)))
-        let payload = try JSON.canonical(Created(id: id, name: trimmed, role: role, sha256: Self.hex(digest), created_by: creator))
+        let payload = try JSON.canonical(TokenCreated(id: id, name: trimmed, role: role.rawValue, sha256: digest.hex, createdBy: creator))
         _ = try await ledger.append(NewEvent(type: EventType.tokenCreated, stream: Self.stream, actor: "clew-serve", timestampMicros: Self.now(), payload: payload))
         try refresh()
-        let info = try lock.withLock {
-            guard let info = tokens[id]?.info else { throw TokenError(.internal, "token \(id) was appended but not found") }
+        let info = try state.withLock { state in
+            guard let info = state.tokens[id]?.info else { throw TokenError(.internal, "token \(id) was appended but not found") }
             return info
         }
         return MintedToken(info: info, token: token)
@@ -136,9 +132,9 @@ public final class TokenStore: @unchecked Sendable {
     /// - Returns: false when no such token exists or it was already revoked.
     public func revoke(id: String, by revoker: String) async throws -> Bool {
         try refresh()
-        let known = lock.withLock { tokens[id].map { !$0.info.revoked } ?? false }
+        let known = state.withLock { $0.tokens[id].map { !$0.info.revoked } ?? false }
         guard known else { return false }
-        let payload = try JSON.canonical(Revoked(id: id, revoked_by: revoker))
+        let payload = try JSON.canonical(TokenRevoked(id: id, revokedBy: revoker))
         _ = try await ledger.append(NewEvent(type: EventType.tokenRevoked, stream: Self.stream, actor: "clew-serve", timestampMicros: Self.now(), payload: payload))
         try refresh()
         return true
@@ -151,8 +147,8 @@ public final class TokenStore: @unchecked Sendable {
         let id = String(parts[1])
         let presented = Array(SHA256.hash(data: Data(token.utf8)))
         func check() -> Identity? {
-            lock.withLock {
-                guard let stored = tokens[id], !stored.info.revoked, Self.equal(stored.digest, presented) else { return nil }
+            state.withLock { state in
+                guard let stored = state.tokens[id], !stored.info.revoked, Self.equal(stored.digest, presented) else { return nil }
                 return Identity(tokenID: id, name: stored.info.name, role: stored.info.role)
             }
         }
@@ -169,7 +165,6 @@ public final class TokenStore: @unchecked Sendable {
         return diff == 0
     }
 
-    static func hex(_ bytes: [UInt8]) -> String { bytes.hex }
 
     static func bytes(hex: String) -> [UInt8]? {
         let chars = Array(hex.utf8)
