@@ -67,20 +67,6 @@ struct ErrorMiddleware: RouterMiddleware {
         }
     }
 
-    /// A decoding error in one line: the path of the field and what was wrong.
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let p = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-            return p.isEmpty ? "" : "'\(p)' "
-        }
-        switch error {
-        case .keyNotFound(let key, let context): return "\(path(context))'\(key.stringValue)' is required"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            return "\(path(context))\(context.debugDescription)"
-        @unknown default: return "\(error)"
-        }
-    }
-
     static func isPage(_ request: Request) -> Bool {
         let path = request.uri.path
         return request.method == .get && !path.hasPrefix("/api/") && !path.hasPrefix("/static/")
@@ -99,10 +85,9 @@ struct ErrorMiddleware: RouterMiddleware {
             throw APIError(.serviceUnavailable, "the server is shutting down")
         } catch let error as any ClewError {
             throw APIError(HTTPResponse.Status(code: error.category.httpStatus), error.description)
-        } catch let error as DecodingError {
-            throw APIError(.badRequest, "the request body does not decode: \(Self.describe(error))")
         } catch {
-            // Nobody classified it: the server's fault until shown otherwise, never the caller's.
+            // Nobody classified it: the server's fault until shown otherwise, never the caller's. (Request
+            // bodies that do not decode are classified where they are read: `Request.decodeJSON`.)
             throw APIError(.internalServerError, "internal error: \(error)")
         }
     }

@@ -20,26 +20,9 @@ public struct MerkleHash: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses 64 hex digits.
     public init(hex: String) throws {
-        let digits = Array(hex.utf8)
-        guard digits.count == 64 else { throw LedgerError(.invalidInput, "a hash must be 64 hex digits, got \(digits.count)") }
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(32)
-        for i in stride(from: 0, to: 64, by: 2) {
-            guard let hi = Self.nibble(digits[i]), let lo = Self.nibble(digits[i + 1]) else {
-                throw LedgerError(.invalidInput, "\(hex) is not a hex hash")
-            }
-            bytes.append(hi << 4 | lo)
-        }
+        guard hex.utf8.count == 64 else { throw LedgerError(.invalidInput, "a hash must be 64 hex digits, got \(hex.utf8.count)") }
+        guard let bytes = Hex.bytes(hex) else { throw LedgerError(.invalidInput, "\(hex) is not a hex hash") }
         try self.init(bytes: bytes)
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 
     init(_ digest: SHA256Digest) {

@@ -23,15 +23,10 @@ extension RegisteredDAG {
     /// Every DAG registered in `ledger` (`dag.registered` in stream `dag/<name>`), by name: the last
     /// registration of each. Reads one event per DAG; needs no views.
     public static func all(in ledger: Ledger) throws -> [RegisteredDAG] {
-        struct Payload: Decodable {
-            var dag: String
-            var version: String
-            var definition: DAGSpec?
-        }
         let decoder = JSONDecoder()
         return try ledger.streams(prefix: "dag/").compactMap { stream in
             guard let seq = try ledger.seqs(inStream: stream.stream).last, let event = try ledger.event(at: seq),
-                  event.type == EventType.dagRegistered, let p = try? decoder.decode(Payload.self, from: event.payload)
+                  event.type == EventType.dagRegistered, let p = try? decoder.decode(DAGRegistered.self, from: event.payload)
             else { return nil }
             return RegisteredDAG(name: p.dag, version: p.version, definition: p.definition, registeredSeq: seq, registeredMicros: event.timestampMicros)
         }.sorted { $0.name < $1.name }

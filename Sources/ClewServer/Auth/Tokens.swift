@@ -81,7 +81,7 @@ public final class TokenStore: Sendable {
                 case EventType.tokenCreated:
                     guard let c = try? decoder.decode(TokenCreated.self, from: event.payload), let name = c.name,
                           let role = c.role.flatMap(Role.init(rawValue:)), let createdBy = c.createdBy,
-                          let digest = c.sha256.flatMap(Self.bytes(hex:))
+                          let digest = c.sha256.flatMap(Hex.bytes)
                     else { continue }
                     state.tokens[c.id] = Stored(
                         info: TokenInfo(id: c.id, name: name, role: role, createdAt: ISO8601.string(micros: event.timestampMicros), createdBy: createdBy, revoked: false),
@@ -166,17 +166,6 @@ public final class TokenStore: Sendable {
     }
 
 
-    static func bytes(hex: String) -> [UInt8]? {
-        let chars = Array(hex.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(chars.count / 2)
-        for i in stride(from: 0, to: chars.count, by: 2) {
-            guard let b = UInt8(String(decoding: chars[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
-            out.append(b)
-        }
-        return out
-    }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
 }

@@ -11,7 +11,8 @@ struct CheckedEvent: Sendable {
     var tree: JSONTree
     /// SHA-256 of the event's canonical JSON (sorted keys): what makes a retried event a duplicate.
     var digest: String
-    var body: String
+    /// The `openlineage.received` payload: the digest and the event's canonical JSON.
+    var received: Data
 
     /// Parses and validates; the error names the field (prefixed with the event's index in a batch).
     static func check(_ tree: JSONTree, schema: OpenLineageSchema, index: Int?) throws -> CheckedEvent {
@@ -21,7 +22,12 @@ struct CheckedEvent: Sendable {
             throw APIError(.badRequest, "invalid OpenLineage event: \(path.isEmpty ? "$" : path) \(v.message)")
         }
         let bytes = tree.canonicalBytes
-        return CheckedEvent(tree: tree, digest: Array(SHA256.hash(data: bytes)).hex, body: String(decoding: bytes, as: UTF8.self))
+        let digest = Array(SHA256.hash(data: bytes)).hex
+        // The `openlineage.received` payload, assembled from the bytes already written (no second pass).
+        var payload = Data(#"{"digest":"\#(digest)","event":"#.utf8)
+        payload.append(contentsOf: bytes)
+        payload.append(UInt8(ascii: "}"))
+        return CheckedEvent(tree: tree, digest: digest, received: payload)
     }
 }
 
@@ -183,7 +189,7 @@ actor OpenLineageIngest {
                 reserved.append((olRun, e.digest))
                 drafts.append(NewEvent(
                     type: EventType.openLineageReceived, stream: stream, actor: "openlineage",
-                    timestampMicros: arrival, payload: Data(#"{"digest":"\#(e.digest)","event":\#(e.body)}"#.utf8)))
+                    timestampMicros: arrival, payload: e.received))
                 var outcome = EventOutcome(index: index, status: "applied")
                 if e.tree["run"] != nil, e.tree["job"] != nil {
                     let time = Self.micros(e.tree["eventTime"]?.string) ?? arrival
@@ -648,7 +654,7 @@ actor OpenLineageIngest {
     ) throws -> Bool {
         if definitions[dag] == nil {
             if let last = try ledger.events(inStream: StreamID.dag(dag)).last,
-               let tree = try? JSONDecoder().decode(RegisteredDefinition.self, from: last.payload), let spec = tree.definition {
+               let registered = try? JSONDecoder().decode(DAGRegistered.self, from: last.payload), let spec = registered.definition {
                 definitions[dag] = spec
             } else {
                 definitions[dag] = DAGSpec(name: dag, description: "OpenLineage jobs of \(namespace)", tasks: [], origin: "openlineage:\(namespace)")
@@ -671,10 +677,6 @@ actor OpenLineageIngest {
         guard spec != before else { return false }
         definitions[dag] = spec
         return true
-    }
-
-    private struct RegisteredDefinition: Decodable {
-        var definition: DAGSpec?
     }
 
     private func emitChange(_ change: ChunkChange, time: Int64, into drafts: inout [NewEvent]) throws {
