@@ -113,7 +113,9 @@ struct ReplayCLITests {
                 input: .none, output: .string(limit: 1 << 20), error: .string(limit: 1 << 16))
             return result.standardOutput + result.standardError
         }
-        let command = "\(CLI.binary.path) debug \(run) --ledger \(cli.ledger.path); echo debugger exited $?; sleep 30"
+        // The pane outlives the debugger until the test kills the server, however long a loaded machine
+        // takes to read the last line (a fixed `sleep 30` once ended the session before it was read).
+        let command = "\(CLI.binary.path) debug \(run) --ledger \(cli.ledger.path); echo debugger exited $?; sleep 3600"
         _ = try await sh(["new-session", "-d", "-s", session, "-x", "200", "-y", "60", command])
         /// Sends a line and waits until the pane shows `expect`.
         func send(_ keys: String, expect: String) async throws -> String {
