@@ -60,39 +60,46 @@ public enum ForensicsBenchmark {
         var batch: [NewEvent] = []
         var rng = SplitMix64(seed: 42)
         let base: Int64 = 1_790_000_000_000_000
-        func add(_ type: String, _ stream: String, _ t: Int64, _ fields: [(String, JSON.Value)]) {
-            batch.append(NewEvent(type: type, stream: stream, actor: "bench", timestampMicros: t, payload: JSON.Value.object(fields).data))
+        func add<P: EventPayload>(_ type: String, _ stream: String, _ t: Int64, _ payload: P) {
+            batch.append(NewEvent(type: type, stream: stream, actor: "bench", timestampMicros: t, payload: payload.payloadData))
         }
         for p in 0..<partitions {
             let run = "p\(p)", dag = "bench_flow", stream = StreamID.run(dag: dag, run: run)
             let t = base + Int64(p) * 86_400_000_000
-            add(EventType.runQueued, stream, t, [("dag", .string(dag)), ("run", .string(run)), ("params", .object([])), ("trigger", .string("backfill"))])
-            add(EventType.chunkStatusChanged, StreamID.dataset("raw"), t, [("dataset", .string("raw")), ("chunk", .string(run)), ("to", .string("ready"))])
+            add(EventType.runQueued, stream, t, RunQueued(dag: dag, run: run, params: [:], trigger: "backfill"))
+            add(EventType.chunkStatusChanged, StreamID.dataset("raw"), t, ChunkChange(dataset: "raw", chunk: run, from: nil, to: .ready))
             var previous: String? = nil
             for k in 0..<tasks {
                 let task = "t\(k)"
                 let tk = t + Int64(k) * 1000
-                func common() -> [(String, JSON.Value)] { [("task", .string(task)), ("attempt", .int(1))] }
-                add(EventType.taskStarted, stream, tk, common())
+                func change(_ dataset: String, _ chunk: String, from: ChunkStatus?, to: ChunkStatus) -> ChunkChange {
+                    var c = ChunkChange(dataset: dataset, chunk: chunk, from: from, to: to)
+                    (c.dag, c.run, c.task, c.attempt) = (dag, run, task, 1)
+                    return c
+                }
+                func variable(_ step: Int, _ name: String, _ digest: String, _ value: JSONTree) -> ValueEvent {
+                    ValueEvent(task: task, attempt: 1, step: step, name: name, kind: "variable", digest: digest, value: JSONFragment(value))
+                }
+                add(EventType.taskStarted, stream, tk, TaskEvent(task: task, attempt: 1))
                 if let previous {
-                    add(EventType.valueConsumed, stream, tk, common() + [("from_task", .string("t\(k - 1)")), ("digest", .string(previous))])
+                    add(EventType.valueConsumed, stream, tk, ValueConsumed(task: task, attempt: 1, fromTask: "t\(k - 1)", digest: previous))
                 } else {
                     for (ds, key) in [("raw", run), ("dim", "w\(p / 7)")] {
-                        add(EventType.chunkStatusChanged, StreamID.dataset(ds), tk, [
-                            ("dataset", .string(ds)), ("chunk", .string(key)), ("from", .string("ready")), ("to", .string("consuming")),
-                            ("dag", .string(dag)), ("run", .string(run)), ("task", .string(task)), ("attempt", .int(1)),
-                        ])
+                        add(EventType.chunkStatusChanged, StreamID.dataset(ds), tk, change(ds, key, from: .ready, to: .consuming))
                     }
                 }
                 let rows = Int(rng.next(below: 100_000))
-                add(EventType.variableRecorded, stream, tk, common() + [("step", .int(1)), ("name", .string("rows")), ("kind", .string("variable")), ("digest", .string("r\(p)-\(k)")), ("value", .int(Int64(rows)))])
-                add(EventType.variableRecorded, stream, tk, common() + [("step", .int(2)), ("name", .string("mean")), ("kind", .string("variable")), ("digest", .string("m\(p)-\(k)")), ("value", .double(Double(rng.next(below: 1_000_000)) / 1000))])
-                add(EventType.variableRecorded, stream, tk, common() + [("step", .int(3)), ("name", .string("source")), ("kind", .string("variable")), ("digest", .string("s\(p)-\(k)")), ("value", .string("s3://bucket/\(task)/\(p % 997)/part-\(p)"))])
+                add(EventType.variableRecorded, stream, tk, variable(1, "rows", "r\(p)-\(k)", .number(Double(rows))))
+                add(EventType.variableRecorded, stream, tk, variable(2, "mean", "m\(p)-\(k)", .number(Double(rng.next(below: 1_000_000)) / 1000)))
+                add(EventType.variableRecorded, stream, tk, variable(3, "source", "s\(p)-\(k)", .string("s3://bucket/\(task)/\(p % 997)/part-\(p)")))
                 let digest = String(format: "%016llx%016llx", rng.nextValue(), rng.nextValue())
-                add(EventType.valueProduced, stream, tk, common() + [("digest", .string(digest)), ("value", .int(Int64(rows)))])
+                add(EventType.valueProduced, stream, tk, ValueEvent(task: task, attempt: 1, digest: digest, value: JSONFragment(.number(Double(rows)))))
                 let ds = "d\(k)"
-                add(EventType.chunkStatusChanged, StreamID.dataset(ds), tk, [("dataset", .string(ds)), ("chunk", .string(run)), ("to", .string("producing")), ("dag", .string(dag)), ("run", .string(run)), ("task", .string(task)), ("attempt", .int(1))])
-                add(EventType.chunkStatusChanged, StreamID.dataset(ds), tk, [("dataset", .string(ds)), ("chunk", .string(run)), ("from", .string("producing")), ("to", .string("ready")), ("dag", .string(dag)), ("run", .string(run)), ("task", .string(task)), ("attempt", .int(1)), ("location", .string("value:\(digest)")), ("digest", .string(digest))])
+                add(EventType.chunkStatusChanged, StreamID.dataset(ds), tk, change(ds, run, from: nil, to: .producing))
+                var ready = change(ds, run, from: .producing, to: .ready)
+                ready.location = "value:\(digest)"
+                ready.digest = digest
+                add(EventType.chunkStatusChanged, StreamID.dataset(ds), tk, ready)
                 values += 4
                 previous = digest
             }

@@ -27,37 +27,52 @@ public enum ViewsCorpus {
         var chunks = 0
         var previous: [String] = []
 
-        func add(_ type: String, _ stream: String, _ payload: String) {
+        func add<P: EventPayload>(_ type: String, _ stream: String, _ payload: P) {
             clock += 50
-            batch.append(NewEvent(type: type, stream: stream, actor: "clew-engine", timestampMicros: clock, payload: Data(payload.utf8)))
+            batch.append(NewEvent(type: type, stream: stream, actor: "clew-engine", timestampMicros: clock, payload: payload.payloadData))
         }
         func digest() -> String {
             (0..<4).map { _ in String(rng.nextValue(), radix: 16).leftPadded(16) }.joined()
         }
-        let spec = #"{"catchup":false,"datasets":[{"name":"\#(dataset)","partitioning":{"time":{"seconds":3600}},"requiresValidation":false}],"description":"synthetic","maxActiveTasks":8,"name":"\#(dag)","origin":"ViewsCorpus","params":{},"tasks":[{"consumes":[],"id":"extract","kind":"swift","produces":[],"retries":0,"retryDelayMillis":0,"rule":"all_success","upstream":[]},{"consumes":[],"id":"load","kind":"swift","produces":[{"dataset":"\#(dataset)","key":"{{partition}}"}],"retries":0,"retryDelayMillis":0,"rule":"all_success","upstream":["extract"]},{"consumes":[{"dataset":"\#(dataset)","key":"{{partition}}"}],"id":"aggregate","kind":"swift","produces":[],"retries":0,"retryDelayMillis":0,"rule":"all_success","upstream":["load"]}]}"#
-        add(EventType.dagRegistered, StreamID.dag(dag), #"{"dag":"\#(dag)","version":"b3nch0000000v001","origin":"ViewsCorpus","source_sha256":null,"tasks":["extract","load","validate","aggregate","publish"],"definition":\#(spec)}"#)
+        let spec = try JSONDecoder().decode(DAGSpec.self, from: Data(#"{"catchup":false,"datasets":[{"name":"\#(dataset)","partitioning":{"time":{"seconds":3600}},"requiresValidation":false}],"description":"synthetic","maxActiveTasks":8,"name":"\#(dag)","origin":"ViewsCorpus","params":{},"tasks":[{"consumes":[],"id":"extract","kind":"swift","produces":[],"retries":0,"retryDelayMillis":0,"rule":"all_success","upstream":[]},{"consumes":[],"id":"load","kind":"swift","produces":[{"dataset":"\#(dataset)","key":"{{partition}}"}],"retries":0,"retryDelayMillis":0,"rule":"all_success","upstream":["extract"]},{"consumes":[{"dataset":"\#(dataset)","key":"{{partition}}"}],"id":"aggregate","kind":"swift","produces":[],"retries":0,"retryDelayMillis":0,"rule":"all_success","upstream":["load"]}]}"#.utf8))
+        let version = "b3nch0000000v001"
+        add(
+            EventType.dagRegistered, StreamID.dag(dag),
+            DAGRegistered(dag: dag, version: version, origin: "ViewsCorpus", tasks: tasks, definition: spec))
         var runIndex = 0
         while written + batch.count < events {
             runIndex += 1
             let run = "scheduled__r\(runIndex)"
             let stream = StreamID.run(dag: dag, run: run)
-            add(EventType.runQueued, stream, #"{"dag":"\#(dag)","run":"\#(run)","dag_version":"b3nch0000000v001","params":{"region":"eu-\#(runIndex % 7)"},"trigger":"scheduled"}"#)
-            add(EventType.runStarted, stream, #"{"dag":"\#(dag)","run":"\#(run)","pid":4242,"host":"bench","max_active_tasks":8}"#)
+            add(
+                EventType.runQueued, stream,
+                RunQueued(dag: dag, run: run, dagVersion: version, params: ["region": "eu-\(runIndex % 7)"], trigger: "scheduled"))
+            add(EventType.runStarted, stream, RunStarted(dag: dag, run: run, pid: 4242, host: "bench", maxActiveTasks: 8))
             var produced: [String] = []
             for (order, task) in tasks.enumerated() {
-                add(EventType.taskScheduled, stream, #"{"task":"\#(task)","attempt":1,"order":\#(order + 1),"slot":1}"#)
-                add(EventType.taskStarted, stream, #"{"task":"\#(task)","attempt":1,"seed":"\#(String(rng.nextValue(), radix: 16))"}"#)
+                add(EventType.taskScheduled, stream, TaskEvent(task: task, attempt: 1, order: order + 1, slot: 1))
+                add(EventType.taskStarted, stream, TaskEvent(task: task, attempt: 1, seed: String(rng.nextValue(), radix: 16)))
                 if task == "load" {
                     for _ in 0..<chunksPerRun {
                         nextHour += 1
                         if nextHour % 2000 == 0 { nextHour += 1 }  // a gap: a missing hour
                         let key = PartitionKey.string(micros: 1_767_225_600_000_000 + nextHour * hourMicros)
-                        let base = #""attempt":1,"chunk":"\#(key)","dag":"\#(dag)","dataset":"\#(dataset)","partition":"\#(key)","run":"\#(run)","task":"load""#
-                        add(EventType.chunkStatusChanged, StreamID.dataset(dataset), "{\(base),\"to\":\"producing\"}")
+                        func change(from: ChunkStatus?, to: ChunkStatus) -> ChunkChange {
+                            var c = ChunkChange(dataset: dataset, chunk: key, from: from, to: to)
+                            (c.dag, c.run, c.task, c.attempt, c.partition) = (dag, run, "load", 1, key)
+                            return c
+                        }
+                        add(EventType.chunkStatusChanged, StreamID.dataset(dataset), change(from: nil, to: .producing))
                         if rng.next(below: 1000) == 0 {
-                            add(EventType.chunkStatusChanged, StreamID.dataset(dataset), "{\(base),\"from\":\"producing\",\"reason\":\"source timed out\",\"to\":\"failed\"}")
+                            var failed = change(from: .producing, to: .failed)
+                            failed.reason = "source timed out"
+                            add(EventType.chunkStatusChanged, StreamID.dataset(dataset), failed)
                         } else {
-                            add(EventType.chunkStatusChanged, StreamID.dataset(dataset), "{\(base),\"bytes\":\(4096 + rng.next(below: 4096)),\"digest\":\"\(digest())\",\"from\":\"producing\",\"location\":\"/data/\(dataset)/\(key)\",\"to\":\"ready\"}")
+                            var ready = change(from: .producing, to: .ready)
+                            ready.bytes = Int64(4096 + rng.next(below: 4096))
+                            ready.digest = digest()
+                            ready.location = "/data/\(dataset)/\(key)"
+                            add(EventType.chunkStatusChanged, StreamID.dataset(dataset), ready)
                             produced.append(key)
                         }
                         chunks += 1
@@ -65,21 +80,37 @@ public enum ViewsCorpus {
                 }
                 if task == "aggregate" {
                     for key in previous {
-                        let base = #""attempt":1,"chunk":"\#(key)","dag":"\#(dag)","dataset":"\#(dataset)","run":"\#(run)","task":"aggregate""#
-                        add(EventType.chunkStatusChanged, StreamID.dataset(dataset), "{\(base),\"from\":\"ready\",\"to\":\"consuming\"}")
-                        add(EventType.valueConsumed, stream, #"{"task":"aggregate","attempt":1,"dataset":"\#(dataset)","chunk":"\#(key)","digest":"\#(digest())"}"#)
-                        add(EventType.chunkStatusChanged, StreamID.dataset(dataset), "{\(base),\"from\":\"consuming\",\"to\":\"consumed\"}")
+                        func change(from: ChunkStatus, to: ChunkStatus) -> ChunkChange {
+                            var c = ChunkChange(dataset: dataset, chunk: key, from: from, to: to)
+                            (c.dag, c.run, c.task, c.attempt) = (dag, run, "aggregate", 1)
+                            return c
+                        }
+                        add(EventType.chunkStatusChanged, StreamID.dataset(dataset), change(from: .ready, to: .consuming))
+                        add(EventType.valueConsumed, stream, ValueConsumed(task: "aggregate", attempt: 1, dataset: dataset, chunk: key, digest: digest()))
+                        add(EventType.chunkStatusChanged, StreamID.dataset(dataset), change(from: .consuming, to: .consumed))
                     }
                 }
                 let rows = 1000 + Int(rng.next(below: 9000))
                 let d = digest()
-                add(EventType.variableRecorded, stream, #"{"task":"\#(task)","attempt":1,"step":1,"name":"rows","kind":"variable","digest":"\#(digest())","value_type":"Int","value":\#(rows)}"#)
-                add(EventType.variableRecorded, stream, #"{"task":"\#(task)","attempt":1,"step":2,"name":"source","kind":"variable","digest":"\#(digest())","value_type":"String","value":"s3://bucket/\#(task)/\#(runIndex % 100)"}"#)
-                add(EventType.valueProduced, stream, #"{"task":"\#(task)","attempt":1,"digest":"\#(d)","value_type":"Record","value":{"rows":\#(rows),"mean":\#(Double(rng.next(below: 100_000)) / 100)}}"#)
-                add(EventType.taskSucceeded, stream, #"{"task":"\#(task)","attempt":1,"duration_ms":\#(rng.next(below: 500)),"output_digest":"\#(d)"}"#)
+                add(
+                    EventType.variableRecorded, stream,
+                    ValueEvent(
+                        task: task, attempt: 1, step: 1, name: "rows", kind: "variable", digest: digest(), valueType: "Int",
+                        value: JSONFragment(.number(Double(rows)))))
+                add(
+                    EventType.variableRecorded, stream,
+                    ValueEvent(
+                        task: task, attempt: 1, step: 2, name: "source", kind: "variable", digest: digest(), valueType: "String",
+                        value: JSONFragment(.string("s3://bucket/\(task)/\(runIndex % 100)"))))
+                add(
+                    EventType.valueProduced, stream,
+                    ValueEvent(
+                        task: task, attempt: 1, digest: d, valueType: "Record",
+                        value: JSONFragment(.object(["rows": .number(Double(rows)), "mean": .number(Double(rng.next(below: 100_000)) / 100)]))))
+                add(EventType.taskSucceeded, stream, TaskEvent(task: task, attempt: 1, durationMillis: Int(rng.next(below: 500)), outputDigest: d))
             }
             previous = produced
-            add(runIndex % 50 == 0 ? EventType.runFailed : EventType.runSucceeded, stream, #"{"run":"\#(run)","tasks":{"succeeded":5}}"#)
+            add(runIndex % 50 == 0 ? EventType.runFailed : EventType.runSucceeded, stream, RunEnded(run: run, tasks: ["succeeded": 5]))
             if batch.count >= 10_000 {
                 _ = try await ledger.append(contentsOf: batch)
                 written += batch.count

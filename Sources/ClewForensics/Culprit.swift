@@ -75,7 +75,6 @@ extension Forensics {
         }
         // A run's history starts where the target run (or the newest examined run) was queued.
         var findings: [Finding] = []
-        var streams: [RunKey: [(event: Event, payload: [String: JSONTree])]] = [:]
         var valuesChecked = 0
         var historyCache: [String: [String: Double]] = [:]
         var queuedCache: [RunKey: UInt64] = [:]
@@ -86,28 +85,29 @@ extension Forensics {
             return q ?? .max
         }
         for runKey in Set(attempts.map(\.runKey)).sorted() {
-            let s = try events(runKey.stream)
-            streams[runKey] = s
+            let s = try runFacts(runKey)
             let queuedSeq = s.first?.event.seq ?? 0
             let mine = attempts.filter { $0.runKey == runKey }
             let tasks = Set(mine.map(\.task))
             var succeeded: [String: Int] = [:]
-            for (e, p) in s where e.type == EventType.taskSucceeded { if let t = p["task"]?.string { succeeded[t] = max(succeeded[t] ?? 0, p["attempt"]?.int ?? 1) } }
-            for (e, p) in s {
-                guard let task = p["task"]?.string, tasks.contains(task) else { continue }
-                let a = AttemptRef(dag: runKey.dag, run: runKey.run, task: task, attempt: p["attempt"]?.int ?? 1)
+            for (e, fact) in s where e.type == EventType.taskSucceeded {
+                if let (t, attempt) = fact.attempt { succeeded[t] = max(succeeded[t] ?? 0, attempt) }
+            }
+            for (e, fact) in s {
+                guard let (task, attempt) = fact.attempt, tasks.contains(task) else { continue }
+                let a = AttemptRef(dag: runKey.dag, run: runKey.run, task: task, attempt: attempt)
                 guard mine.contains(a) || e.type == EventType.taskFailed else { continue }
                 let recovered = (succeeded[task] ?? 0) > a.attempt
-                switch e.type {
-                case EventType.taskFailed:
-                    findings.append(Finding(kind: "failed", attempt: a, seq: e.seq, time: isoTime(e.timestampMicros), detail: "\(a) failed: \(p["error"]?.string ?? "?")", recovered: recovered))
-                case EventType.expectationEvaluated where p["passed"]?.bool == false:
+                switch fact {
+                case .task(let t) where e.type == EventType.taskFailed:
+                    findings.append(Finding(kind: "failed", attempt: a, seq: e.seq, time: isoTime(e.timestampMicros), detail: "\(a) failed: \(t.error ?? "?")", recovered: recovered))
+                case .expectation(let x) where !x.passed:
                     findings.append(Finding(
                         kind: "expectation_failed", attempt: a, seq: e.seq, time: isoTime(e.timestampMicros),
-                        detail: "\(a) expectation failed: \(p["name"]?.string ?? "?")\(p["message"]?.string.map { $0.isEmpty ? "" : " (\($0))" } ?? "")", recovered: recovered))
-                case EventType.variableRecorded where ["variable", "metric"].contains(p["kind"]?.string ?? ""), EventType.valueProduced:
-                    guard let v = p["value"]?.number else { continue }
-                    let name = e.type == EventType.valueProduced ? "output" : (p["name"]?.string ?? "?")
+                        detail: "\(a) expectation failed: \(x.name)\(x.message.map { $0.isEmpty ? "" : " (\($0))" } ?? "")", recovered: recovered))
+                case .value(let value) where e.type == EventType.valueProduced || ["variable", "metric"].contains(value.kind ?? ""):
+                    guard let v = value.value?.tree.number else { continue }
+                    let name = e.type == EventType.valueProduced ? "output" : (value.name ?? "?")
                     valuesChecked += 1
                     let cacheKey = "\(runKey.dag)\u{1}\(task)\u{1}\(name)"
                     if historyCache[cacheKey] == nil { historyCache[cacheKey] = try history(dag: runKey.dag, task: task, name: name) }
@@ -130,10 +130,11 @@ extension Forensics {
             let rest = c.dropFirst(6)
             guard let slash = rest.firstIndex(of: "/") else { continue }
             let ds = String(rest[..<slash]), key = String(rest[rest.index(after: slash)...])
-            for (e, p) in try events(StreamID.dataset(ds)) where p["chunk"]?.string == key && e.type == EventType.chunkStatusChanged && p["to"]?.string == "invalid" {
+            for (e, fact) in try chunkFacts(dataset: ds, chunk: key) {
+                guard let c = fact.change, c.to == .invalid else { continue }
                 findings.append(Finding(
                     kind: "chunk_invalid", chunk: "\(ds)/\(key)", seq: e.seq, time: isoTime(e.timestampMicros),
-                    detail: "chunk \(ds)/\(key) became invalid: \(p["reason"]?.string ?? Self.list(p["expectations"]))", recovered: false))
+                    detail: "chunk \(ds)/\(key) became invalid: \(c.reason ?? Self.list(c.expectations))", recovered: false))
             }
         }
         findings.sort { $0.seq < $1.seq }

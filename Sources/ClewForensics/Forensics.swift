@@ -68,27 +68,49 @@ public struct Forensics: Sendable {
 
     // MARK: reading the log
 
-    /// Events of a stream, as (event, payload object).
-    func events(_ stream: String) throws -> [(event: Event, payload: [String: JSONTree])] {
-        try ledger.events(inStream: stream).map { ($0, Self.object($0.payload)) }
+    /// The events of a run's stream, each with its payload decoded by the event schema (events that are
+    /// not of the run, or do not decode, come as `.other`).
+    func runFacts(_ key: RunKey) throws -> [(event: Event, fact: Fact.RunFact)] {
+        let decoder = JSONDecoder()
+        return try ledger.events(inStream: key.stream).map { e in
+            if case .run(_, let f) = Fact.decode(e, wanted: .run, decoder: decoder) { return (e, f) }
+            return (e, .other)
+        }
     }
 
-    static func object(_ payload: Data) -> [String: JSONTree] {
-        if case .object(let o)? = try? JSONDecoder().decode(JSONTree.self, from: payload) { return o }
-        return [:]
+    /// What a dataset stream says about one chunk: its status changes and reader leases, in order.
+    func chunkFacts(dataset: String, chunk key: String) throws -> [(event: Event, fact: ChunkFact)] {
+        let decoder = JSONDecoder()
+        return try ledger.events(inStream: StreamID.dataset(dataset)).compactMap { e in
+            switch Fact.decode(e, wanted: .chunks, decoder: decoder) {
+            case .chunk(let c) where c.chunk == key: (e, .change(c))
+            case .lease(let l, let acquired) where l.chunk == key: (e, .lease(l, acquired: acquired))
+            default: nil
+            }
+        }
+    }
+
+    /// A chunk's event in its dataset's stream.
+    enum ChunkFact {
+        case change(ChunkChange)
+        case lease(ChunkLease, acquired: Bool)
+
+        var change: ChunkChange? {
+            if case .change(let c) = self { return c }
+            return nil
+        }
     }
 
     /// The value a `value.produced` / `variable.recorded` payload describes: inline, or its `value.stored` event.
-    func value(inPayload p: [String: JSONTree]) throws -> JSONTree? {
-        if let v = p["value"] { return v }
-        guard case .string(let digest)? = p["digest"] else { return nil }
-        return try value(digest: digest)
+    func value(of v: ValueEvent) throws -> JSONTree? {
+        if let inline = v.value { return inline.tree }
+        return try value(digest: v.digest)
     }
 
     /// A stored value by digest.
     func value(digest: String) throws -> JSONTree? {
         guard let e = try ledger.events(inStream: StreamID.value(digest), limit: 1).first else { return nil }
-        return Self.object(e.payload)["value"]
+        return try JSONDecoder().decode(ValueStored.self, from: e.payload).value?.tree
     }
 }
 

@@ -71,16 +71,13 @@ extension Forensics {
         var report = report
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let id = "q-\(ISO8601.string(micros: now).filter { $0.isNumber })-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
-        func payload(_ pairs: [(String, JSON.Value)]) -> Data { JSON.Value.object(pairs).data }
         var batch: [NewEvent] = []
+        let quarantined = LineageQuarantined(
+            quarantine: id, source: report.source, reason: reason, chunks: report.chunks, values: report.values, runs: report.runs,
+            rebuild: report.rebuild)
         batch.append(NewEvent(
             type: EventType.lineageQuarantined, stream: "quarantine/\(id)", actor: actor, timestampMicros: now,
-            payload: payload([
-                ("quarantine", .string(id)), ("source", .string(report.source)), ("reason", .string(reason)),
-                ("chunks", .array(report.chunks.map { .string($0) })), ("values", .array(report.values.map { .string($0) })),
-                ("runs", .array(report.runs.map { .string($0) })),
-                ("rebuild", .object(report.rebuild.sorted { $0.key < $1.key }.map { ($0.key, .array($0.value.map { .string($0) })) })),
-            ])))
+            payload: quarantined.payloadData))
         // Each dataset folded once, however many of its chunks are suspect.
         var byDataset: [String: [String]] = [:]
         for c in report.chunks {

@@ -74,10 +74,10 @@ extension Forensics {
 
     /// The rows step of an attempt, decoded.
     func rowLineage(of a: AttemptRef) throws -> RowLineageRecord? {
-        for (e, p) in try events(a.runKey.stream).reversed()
-        where e.type == EventType.variableRecorded && p["kind"]?.string == "rows" && p["task"]?.string == a.task && (p["attempt"]?.int ?? 1) == a.attempt {
-            guard let v = try value(inPayload: p) else { return nil }
-            return try JSONDecoder().decode(RowLineageRecord.self, from: Data(v.text.utf8))
+        for (e, fact) in try runFacts(a.runKey).reversed() where e.type == EventType.variableRecorded {
+            guard case .value(let v) = fact, v.kind == "rows", v.task == a.task, (v.attempt ?? 1) == a.attempt else { continue }
+            guard let value = try value(of: v) else { return nil }
+            return try JSONDecoder().decode(RowLineageRecord.self, from: Data(value.text.utf8))
         }
         return nil
     }
@@ -90,15 +90,17 @@ extension Forensics {
 
     /// The digest of an attempt's output.
     func outputDigest(of a: AttemptRef) throws -> String? {
-        try events(a.runKey.stream).last {
-            $0.event.type == EventType.valueProduced && $0.payload["task"]?.string == a.task && ($0.payload["attempt"]?.int ?? 1) == a.attempt
-        }?.payload["digest"]?.string
+        for (e, fact) in try runFacts(a.runKey).reversed() where e.type == EventType.valueProduced {
+            if case .value(let v) = fact, v.task == a.task, (v.attempt ?? 1) == a.attempt { return v.digest }
+        }
+        return nil
     }
 
     /// A chunk's file as JSON, if it still holds the recorded bytes.
     func chunkFile(dataset: String, key: String, digest: String) throws -> JSONTree? {
-        for (_, p) in try events(StreamID.dataset(dataset)).reversed() where p["chunk"]?.string == key && p["digest"]?.string == digest {
-            guard let path = p["location"]?.string, path.hasPrefix("/"), let data = FileManager.default.contents(atPath: path),
+        for (_, fact) in try chunkFacts(dataset: dataset, chunk: key).reversed() {
+            guard let c = fact.change, c.digest == digest else { continue }
+            guard let path = c.location, path.hasPrefix("/"), let data = FileManager.default.contents(atPath: path),
                 ContentDigest.sha256(data) == digest
             else { return nil }
             return try? JSONDecoder().decode(JSONTree.self, from: data)

@@ -132,15 +132,18 @@ extension Forensics {
             var s: [AttemptRef: TaskHit] = [:]
             let name = c.name == "output" || c.name.hasPrefix("output.") ? c.name : (c.name == "input" ? "output" : "output.\(c.name)")
             var producers: [String: [ValueHit]] = [:]
+            let decoder = JSONDecoder()
             for h in try views.values(name: name, match: c.match, asOf: q.asOf, limit: wide) {
                 if let d = h.digest { producers[d, default: []].append(h); continue }
                 // A field of a record output: the digest is the whole output's, in its event.
-                if let e = try ledger.event(at: h.seq), let d = Self.object(e.payload)["digest"]?.string { producers[d, default: []].append(h) }
+                if let e = try ledger.event(at: h.seq), let v = try? decoder.decode(ValueEvent.self, from: e.payload) {
+                    producers[v.digest, default: []].append(h)
+                }
             }
             for (digest, made) in producers {
                 for h in try views.values(name: nil, match: .digest(digest), asOf: q.asOf, limit: wide) where h.name == "input" && keep(h) {
                     // The parent it was read from, as the value.consumed event says.
-                    let parent = try ledger.event(at: h.seq).flatMap { Self.object($0.payload)["from_task"]?.string }
+                    let parent = try ledger.event(at: h.seq).flatMap { try? decoder.decode(ValueConsumed.self, from: $0.payload).fromTask }
                     let value = (made.first { $0.task == parent && $0.run == h.run } ?? made[0]).value ?? "?"
                     let from = parent.map { " from \($0)" } ?? ""
                     s[AttemptRef(dag: h.dag, run: h.run, task: h.task, attempt: h.attempt)] = TaskHit(

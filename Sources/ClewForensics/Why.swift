@@ -52,58 +52,56 @@ extension Forensics {
     /// The five-question report for `dataset`/`key`: each consumption (or only `run`'s), with the events
     /// and times that prove each answer, the chunk's history and the failures behind it.
     public func why(dataset: String, chunk key: String, run: String? = nil) throws -> WhyReport {
-        let datasetEvents = try events(StreamID.dataset(dataset)).filter { $0.payload["chunk"]?.string == key }
+        let datasetEvents = try chunkFacts(dataset: dataset, chunk: key)
         guard !datasetEvents.isEmpty else {
             throw ForensicsError(.notFound, "no chunk \(key) of dataset \(dataset) in the ledger (`clew chunks \(dataset)` lists them)")
         }
         var history: [Proof] = []
         var producers: Set<AttemptRef> = []
         var status = "pending", since: UInt64 = 0
-        for (e, p) in datasetEvents {
-            switch e.type {
-            case EventType.chunkStatusChanged:
-                let from = p["from"]?.string ?? "-", to = p["to"]?.string ?? "?"
-                status = to
+        for (e, fact) in datasetEvents {
+            switch fact {
+            case .change(let c):
+                status = c.to.rawValue
                 since = e.seq
-                var says = "\(from) → \(to)"
-                if let r = p["run"]?.string { says += " by \(p["dag"]?.string.map { "\($0)/" } ?? "")\(r)\(p["task"]?.string.map { " \($0)#\(p["attempt"]?.int ?? 1)" } ?? "")" }
-                if let loc = p["location"]?.string { says += "; at \(loc)" }
-                if let d = p["digest"]?.string { says += " sha256 \(d.prefix(12))…" }
-                if let v = p["validated"]?.bool { says += v ? "; expectations passed" : "; expectations FAILED" }
-                if let r = p["reason"]?.string { says += "; \(r)" }
+                var says = "\(c.from?.rawValue ?? "-") → \(c.to.rawValue)"
+                if let r = c.run { says += " by \(c.dag.map { "\($0)/" } ?? "")\(r)\(c.task.map { " \($0)#\(c.attempt ?? 1)" } ?? "")" }
+                if let loc = c.location { says += "; at \(loc)" }
+                if let d = c.digest { says += " sha256 \(d.prefix(12))…" }
+                if let v = c.validated { says += v ? "; expectations passed" : "; expectations FAILED" }
+                if let r = c.reason { says += "; \(r)" }
                 history.append(proof(e, says))
-                if to == "producing", let r = p["run"]?.string, let t = p["task"]?.string, let dag = p["dag"]?.string {
-                    producers.insert(AttemptRef(dag: dag, run: r, task: t, attempt: p["attempt"]?.int ?? 1))
+                if c.to == .producing, let r = c.run, let t = c.task, let dag = c.dag {
+                    producers.insert(AttemptRef(dag: dag, run: r, task: t, attempt: c.attempt ?? 1))
                 }
-            case EventType.chunkLeaseAcquired, EventType.chunkLeaseReleased:
-                history.append(proof(e, "\(e.type == EventType.chunkLeaseAcquired ? "reader lease taken" : "reader lease released") by \(p["run"]?.string ?? "?") \(p["task"]?.string ?? "?") (pid \(p["pid"]?.int ?? 0) on \(p["host"]?.string ?? "?"))"))
-            default:
-                history.append(proof(e, e.type))
+            case .lease(let l, let acquired):
+                history.append(proof(e, "\(acquired ? "reader lease taken" : "reader lease released") by \(l.run) \(l.task) (pid \(l.pid) on \(l.host))"))
             }
         }
         // Failures of the producing tasks, in the runs that made the chunk.
         var failures: [Proof] = []
-        var runStreams: [String: [(event: Event, payload: [String: JSONTree])]] = [:]
-        func stream(_ key: RunKey) throws -> [(event: Event, payload: [String: JSONTree])] {
-            if let s = runStreams[key.stream] { return s }
-            let s = try events(key.stream)
-            runStreams[key.stream] = s
+        var runStreams: [RunKey: [(event: Event, fact: Fact.RunFact)]] = [:]
+        func stream(_ key: RunKey) throws -> [(event: Event, fact: Fact.RunFact)] {
+            if let s = runStreams[key] { return s }
+            let s = try runFacts(key)
+            runStreams[key] = s
             return s
         }
-        for task in Set(producers.map { ($0.runKey, $0.task) }.map { "\($0.0.dag)\u{1}\($0.0.run)\u{1}\($0.1)" }).sorted() {
-            let parts = task.split(separator: "\u{1}").map(String.init)
-            for (e, p) in try stream(RunKey(dag: parts[0], run: parts[1])) where p["task"]?.string == parts[2] {
-                switch e.type {
-                case EventType.taskFailed, EventType.taskRetrying:
-                    failures.append(proof(e, "\(parts[0])/\(parts[1]) \(parts[2])#\(p["attempt"]?.int ?? 1) \(e.type == EventType.taskFailed ? "failed" : "will retry"): \(p["error"]?.string ?? "?")"))
-                case EventType.expectationEvaluated where p["passed"]?.bool == false:
-                    failures.append(proof(e, "\(parts[2])#\(p["attempt"]?.int ?? 1) expectation failed: \(p["name"]?.string ?? "?") \(p["message"]?.string ?? "")"))
+        for (runKey, task) in Set(producers.map { RunTask(run: $0.runKey, task: $0.task) }).sorted().map({ ($0.run, $0.task) }) {
+            for (e, fact) in try stream(runKey) {
+                switch fact {
+                case .task(let t) where t.task == task && (e.type == EventType.taskFailed || e.type == EventType.taskRetrying):
+                    failures.append(proof(e, "\(runKey) \(task)#\(t.attempt ?? 1) \(e.type == EventType.taskFailed ? "failed" : "will retry"): \(t.error ?? t.reason ?? "?")"))
+                case .expectation(let x) where x.task == task && !x.passed:
+                    failures.append(proof(e, "\(task)#\(x.attempt ?? 1) expectation failed: \(x.name) \(x.message ?? "")"))
                 default:
                     break
                 }
             }
-            for (e, p) in try stream(RunKey(dag: parts[0], run: parts[1])) where e.type == EventType.runResubmitted {
-                failures.append(proof(e, "run \(parts[1]) resubmitted after it \(p["previous_status"]?.string ?? "stopped"); re-ran \(Self.list(p["rerun"]))"))
+            for (e, fact) in try stream(runKey) {
+                if case .resubmitted(let r) = fact {
+                    failures.append(proof(e, "run \(runKey.run) resubmitted after it \(r.previousStatus ?? "stopped"); re-ran \(Self.list(r.rerun))"))
+                }
             }
         }
         failures.sort { $0.seq < $1.seq }
@@ -115,29 +113,30 @@ extension Forensics {
         }
         // Blocked askers never took a lease, so they are not in the lineage: find them by the chunk's DAGs.
         for p in producers { consumers.insert(p.runKey) }
+        let decoder = JSONDecoder()
         var consumptions: [Consumption] = []
         for runKey in consumers.sorted() where run == nil || runKey.run == run || runKey.description == run {
             let s = try stream(runKey)
-            for (i, (e, p)) in s.enumerated()
-            where e.type == EventType.questionAnswered && p["dataset"]?.string == dataset && p["chunk"]?.string == key {
-                let task = p["task"]?.string ?? "?", attempt = p["attempt"]?.int ?? 1
+            for (i, (e, _)) in s.enumerated() where e.type == EventType.questionAnswered {
+                guard let q = try? decoder.decode(QuestionAnswered.self, from: e.payload), q.dataset == dataset, q.chunk == key else { continue }
+                let task = q.task ?? "?", attempt = q.attempt ?? 1
                 let a = AttemptRef(dag: runKey.dag, run: runKey.run, task: task, attempt: attempt)
                 var answers: [WhyAnswer] = []
-                for q in ["ready", "right", "location", "validated", "safe"] {
-                    let ans = p[q]
+                for (question, answer) in [("ready", q.ready), ("right", q.right), ("location", q.location), ("validated", q.validated), ("safe", q.safe)] {
                     answers.append(WhyAnswer(
-                        question: q, answer: ans?["answer"]?.bool ?? false, evidence: ans?["evidence"]?.string ?? "",
-                        proofs: proofs(for: q, before: e.seq, history: datasetEvents, failures: failures, runEvents: s, asker: a)))
+                        question: question, answer: answer?.answer ?? false, evidence: answer?.evidence ?? "",
+                        proofs: proofs(for: question, before: e.seq, history: datasetEvents)))
                 }
                 // What followed for this attempt.
                 var outcome = "no outcome recorded"
-                for (f, fp) in s[(i + 1)...] where fp["task"]?.string == task && (fp["attempt"]?.int ?? 1) == attempt {
-                    if f.type == EventType.taskBlocked { outcome = "blocked at seq \(f.seq): \(fp["reason"]?.string ?? "")"; break }
+                for (f, fact) in s[(i + 1)...] {
+                    guard case .task(let t) = fact, t.task == task, (t.attempt ?? 1) == attempt else { continue }
+                    if f.type == EventType.taskBlocked { outcome = "blocked at seq \(f.seq): \(t.reason ?? "")"; break }
                     if f.type == EventType.taskSucceeded { outcome = "read it and succeeded (seq \(f.seq))"; break }
-                    if f.type == EventType.taskFailed { outcome = "read it and failed (seq \(f.seq)): \(fp["error"]?.string ?? "")"; break }
+                    if f.type == EventType.taskFailed { outcome = "read it and failed (seq \(f.seq)): \(t.error ?? "")"; break }
                 }
                 consumptions.append(Consumption(
-                    attempt: a, asked: proof(e, "\(task)#\(attempt) asked the five questions"), allYes: p["all_yes"]?.bool ?? false,
+                    attempt: a, asked: proof(e, "\(task)#\(attempt) asked the five questions"), allYes: q.allYes ?? false,
                     answers: answers, outcome: outcome))
             }
         }
@@ -147,36 +146,41 @@ extension Forensics {
             summary: Self.summary(dataset: dataset, key: key, status: status, since: since, failures: failures, consumptions: consumptions))
     }
 
+    /// A task of a run (to visit each producing task once, in order).
+    private struct RunTask: Hashable, Comparable {
+        var run: RunKey
+        var task: String
+        static func < (a: RunTask, b: RunTask) -> Bool { (a.run, a.task) < (b.run, b.task) }
+    }
+
     /// The events behind one answer: the change that made the chunk readable (ready), the registered
     /// partitioning and neighbouring chunks (right), the recorded location and digest (location), the
     /// producer's expectations (validated), the leases and writers at the time (safe).
-    private func proofs(
-        for question: String, before seq: UInt64, history: [(event: Event, payload: [String: JSONTree])], failures: [Proof],
-        runEvents: [(event: Event, payload: [String: JSONTree])], asker: AttemptRef
-    ) -> [Proof] {
+    private func proofs(for question: String, before seq: UInt64, history: [(event: Event, fact: ChunkFact)]) -> [Proof] {
         let earlier = history.filter { $0.event.seq < seq }
-        let lastChange = earlier.last { $0.event.type == EventType.chunkStatusChanged }
+        let changes = earlier.compactMap { h in h.fact.change.map { (event: h.event, change: $0) } }
+        let lastChange = changes.last
         switch question {
         case "ready":
             guard let c = lastChange else { return [] }
-            return [proof(c.event, "status became \(c.payload["to"]?.string ?? "?")\(c.payload["reason"]?.string.map { ": \($0)" } ?? "")")]
+            return [proof(c.event, "status became \(c.change.to.rawValue)\(c.change.reason.map { ": \($0)" } ?? "")")]
         case "right":
-            let produced = earlier.last { $0.payload["to"]?.string == "producing" }
-            return produced.map { [proof($0.event, "produced for partition \($0.payload["partition"]?.string ?? "-") by \($0.payload["run"]?.string ?? "?")")] } ?? []
+            let produced = changes.last { $0.change.to == .producing }
+            return produced.map { [proof($0.event, "produced for partition \($0.change.partition ?? "-") by \($0.change.run ?? "?")")] } ?? []
         case "location":
-            let placed = earlier.last { $0.payload["location"] != nil }
-            return placed.map { [proof($0.event, "location \($0.payload["location"]?.string ?? "?") sha256 \($0.payload["digest"]?.string?.prefix(12) ?? "-")…")] } ?? []
+            let placed = changes.last { $0.change.location != nil }
+            return placed.map { [proof($0.event, "location \($0.change.location ?? "?") sha256 \($0.change.digest?.prefix(12) ?? "-")…")] } ?? []
         case "validated":
             var out: [Proof] = []
-            if let v = earlier.last(where: { $0.payload["validated"] != nil }) {
-                out.append(proof(v.event, "validated \(v.payload["validated"]?.bool == true ? "yes" : "no"): \(Self.list(v.payload["expectations"]))"))
+            if let v = changes.last(where: { $0.change.validated != nil }) {
+                out.append(proof(v.event, "validated \(v.change.validated == true ? "yes" : "no"): \(Self.list(v.change.expectations))"))
             }
             return out
         case "safe":
             var out: [Proof] = []
-            if let c = lastChange { out.append(proof(c.event, "status \(c.payload["to"]?.string ?? "?"): \(c.payload["to"]?.string == "producing" ? "a writer holds it" : "no writer")")) }
-            for l in earlier.suffix(6) where l.event.type == EventType.chunkLeaseAcquired || l.event.type == EventType.chunkLeaseReleased {
-                out.append(proof(l.event, "\(l.event.type == EventType.chunkLeaseAcquired ? "lease taken" : "lease released") by \(l.payload["task"]?.string ?? "?")"))
+            if let c = lastChange { out.append(proof(c.event, "status \(c.change.to.rawValue): \(c.change.to == .producing ? "a writer holds it" : "no writer")")) }
+            for l in earlier.suffix(6) {
+                if case .lease(let lease, let acquired) = l.fact { out.append(proof(l.event, "\(acquired ? "lease taken" : "lease released") by \(lease.task)")) }
             }
             return out
         default:
@@ -186,9 +190,9 @@ extension Forensics {
 
     func proof(_ e: Event, _ says: String) -> Proof { Proof(seq: e.seq, time: isoTime(e.timestampMicros), type: e.type, says: says) }
 
-    static func list(_ v: JSONTree?) -> String {
-        guard case .array(let a)? = v else { return "-" }
-        return a.isEmpty ? "none" : a.map { $0.string ?? $0.text }.joined(separator: ", ")
+    static func list(_ items: [String]?) -> String {
+        guard let items else { return "-" }
+        return items.isEmpty ? "none" : items.joined(separator: ", ")
     }
 
     static func summary(dataset: String, key: String, status: String, since: UInt64, failures: [Proof], consumptions: [Consumption]) -> String {

@@ -48,10 +48,7 @@ public struct DemoPipeline: Sendable {
         out.append(
             DomainEvent(
                 type: EventType.dagRegistered, stream: StreamID.dag(dag), actor: "clew-cli", timestampMicros: clock,
-                payload: JSON.Value.object([
-                    ("dag", .string(dag)), ("version", .string(definitionHash)),
-                    ("tasks", .array(Self.tasks.map { .string($0.name) })),
-                ]).data))
+                payload: DAGRegistered(dag: dag, version: definitionHash, tasks: Self.tasks.map(\.name)).payloadData))
         for runIndex in 0..<runs {
             clock = start + Int64(runIndex) * 86_400_000_000 + Int64(rng.next(below: 90_000_000))
             simulateRun(index: runIndex, definitionHash: definitionHash, clock: &clock, rng: &rng, into: &out)
@@ -65,13 +62,19 @@ public struct DemoPipeline: Sendable {
         let day = ISO8601.string(micros: start + Int64(index) * 86_400_000_000).prefix(10)
         let runID = "\(day)T02-\(String(format: "%04x", rng.next(below: 65_536)))"
         let stream = StreamID.run(dag: dag, run: runID)
-        func emit(_ type: String, actor: String, _ fields: [(String, JSON.Value)]) {
+        func emit<P: EventPayload>(_ type: String, actor: String, _ payload: P, to target: String? = nil) {
             clock += Int64(rng.next(below: 40_000)) + 500
-            out.append(DomainEvent(type: type, stream: stream, actor: actor, timestampMicros: clock, payload: JSON.Value.object(fields).data))
+            out.append(DomainEvent(type: type, stream: target ?? stream, actor: actor, timestampMicros: clock, payload: payload.payloadData))
         }
-        let params: JSON.Value = .object([("date", .string(String(day))), ("region", .string("eu-west")), ("full_refresh", .bool(false))])
-        emit(EventType.runQueued, actor: "scheduler", [("dag", .string(dag)), ("dag_version", .string(definitionHash)), ("params", params)])
-        emit(EventType.runStarted, actor: "scheduler", [("dag", .string(dag)), ("run", .string(runID))])
+        func recorded<T: Encodable>(_ value: T) -> RecordedValue {
+            // Numbers and strings always encode.
+            (try? RecordedValue(value)) ?? RecordedValue(canonicalJSON: Data("null".utf8), type: "null")
+        }
+        let params = ["date": String(day), "region": "eu-west", "full_refresh": "false"]
+        emit(EventType.runQueued, actor: "scheduler", RunQueued(dag: dag, run: runID, dagVersion: definitionHash, params: params, trigger: "scheduled"))
+        emit(
+            EventType.runStarted, actor: "scheduler",
+            RunStarted(dag: dag, run: runID, pid: Int(rng.next(below: 30_000) + 1000), host: "scheduler-1", maxActiveTasks: 8))
 
         // One run in nine has a flaky extract (retried); about one in eight a validation that fails for good.
         let flaky = rng.next(below: 9) == 0
@@ -81,53 +84,82 @@ public struct DemoPipeline: Sendable {
             let worker = "worker-\(rng.next(below: 4) + 1)"
             if task.upstream.contains(where: failed.contains) {
                 failed.insert(task.name)
-                emit(EventType.taskUpstreamFailed, actor: "scheduler", [("task", .string(task.name)), ("upstream", .array(task.upstream.filter(failed.contains).map { .string($0) }))])
+                emit(EventType.taskUpstreamFailed, actor: "scheduler", TaskEvent(task: task.name, upstream: task.upstream.filter(failed.contains)))
                 continue
             }
-            emit(EventType.taskScheduled, actor: "scheduler", [("task", .string(task.name)), ("attempt", .int(1)), ("slot", .int(Int64(rng.next(below: 8))))])
-            var attempt: Int64 = 1
+            emit(EventType.taskScheduled, actor: "scheduler", TaskEvent(task: task.name, attempt: 1, slot: Int(rng.next(below: 8))))
+            var attempt = 1
             if flaky && task.name == "extract_orders" {
-                emit(EventType.taskStarted, actor: worker, [("task", .string(task.name)), ("attempt", .int(1)), ("pid", .int(Int64(rng.next(below: 30_000) + 1000)))])
-                emit(EventType.taskFailed, actor: worker, [("task", .string(task.name)), ("attempt", .int(1)), ("error", .string("ConnectionResetError: source database closed the connection")), ("exit_code", .int(1))])
-                emit(EventType.taskRetrying, actor: "scheduler", [("task", .string(task.name)), ("attempt", .int(2)), ("backoff_ms", .int(30_000))])
+                emit(EventType.taskStarted, actor: worker, TaskEvent(task: task.name, attempt: 1, seed: String(rng.nextValue(), radix: 16)))
+                emit(
+                    EventType.taskFailed, actor: worker,
+                    TaskEvent(task: task.name, attempt: 1, error: "ConnectionResetError: source database closed the connection", exitCode: 1))
+                emit(
+                    EventType.taskRetrying, actor: "scheduler",
+                    TaskEvent(task: task.name, attempt: 1, reason: "exit code 1", nextAttempt: 2, backoffMillis: 30_000))
                 attempt = 2
             }
-            emit(EventType.taskStarted, actor: worker, [("task", .string(task.name)), ("attempt", .int(attempt)), ("pid", .int(Int64(rng.next(below: 30_000) + 1000)))])
-            var rows: Int64 = 0
+            emit(EventType.taskStarted, actor: worker, TaskEvent(task: task.name, attempt: attempt, seed: String(rng.nextValue(), radix: 16)))
+            var rows = 0
             for hour in 0..<24 {
                 let partition = "\(day)T\(String(format: "%02d", hour))"
                 if let input = task.consumes {
                     let chunk = "\(input)/\(partition)"
-                    emit(EventType.questionAnswered, actor: worker, [
-                        ("task", .string(task.name)), ("chunk", .string(chunk)),
-                        ("ready", .bool(true)), ("right", .bool(true)), ("location", .bool(true)), ("validated", .bool(true)), ("safe", .bool(true)),
-                    ])
-                    emit(EventType.chunkStatusChanged, actor: worker, [("dataset", .string(input)), ("chunk", .string(chunk)), ("from", .string("ready")), ("to", .string("consuming"))])
+                    let yes = QuestionAnswer(answer: true, evidence: nil)
+                    emit(
+                        EventType.questionAnswered, actor: worker,
+                        QuestionAnswered(
+                            task: task.name, attempt: attempt, dataset: input, chunk: chunk, ready: yes, right: yes, location: yes, validated: yes,
+                            safe: yes, allYes: true))
+                    var consuming = ChunkChange(dataset: input, chunk: chunk, from: .ready, to: .consuming)
+                    consuming.run = runID
+                    consuming.task = task.name
+                    emit(EventType.chunkStatusChanged, actor: worker, consuming, to: StreamID.dataset(input))
                 }
-                let chunkRows = Int64(rng.next(below: 9_000) + 1_000)
+                let chunkRows = Int(rng.next(below: 9_000) + 1_000)
                 rows += chunkRows
                 if let output = task.produces {
                     let chunk = "\(output)/\(partition)"
-                    emit(EventType.valueProduced, actor: worker, [
-                        ("task", .string(task.name)), ("chunk", .string(chunk)), ("rows", .int(chunkRows)),
-                        ("digest", .string(String(format: "sha256:%016llx%016llx", rng.nextValue(), rng.nextValue()))),
-                    ])
-                    emit(EventType.chunkStatusChanged, actor: worker, [("dataset", .string(output)), ("chunk", .string(chunk)), ("from", .string("producing")), ("to", .string("ready"))])
+                    let digest = String(format: "%016llx%016llx%016llx%016llx", rng.nextValue(), rng.nextValue(), rng.nextValue(), rng.nextValue())
+                    emit(
+                        EventType.valueProduced, actor: worker,
+                        ValueEvent(task: task.name, attempt: attempt, digest: digest, valueType: "chunk", rows: chunkRows, bytes: chunkRows * 48))
+                    var ready = ChunkChange(dataset: output, chunk: chunk, from: .producing, to: .ready)
+                    ready.run = runID
+                    ready.task = task.name
+                    ready.attempt = attempt
+                    ready.digest = digest
+                    ready.bytes = Int64(chunkRows * 48)
+                    emit(EventType.chunkStatusChanged, actor: worker, ready, to: StreamID.dataset(output))
                 }
             }
-            emit(EventType.variableRecorded, actor: worker, [("task", .string(task.name)), ("step", .int(1)), ("name", .string("rows")), ("value", .int(rows))])
-            emit(EventType.variableRecorded, actor: worker, [("task", .string(task.name)), ("step", .int(2)), ("name", .string("null_ratio")), ("value", .double(Double(rng.next(below: 1000)) / 100_000))])
+            let rowCount = recorded(rows)
+            emit(
+                EventType.variableRecorded, actor: worker,
+                ValueEvent(
+                    task: task.name, attempt: attempt, step: 1, name: "rows", kind: "variable", digest: rowCount.digest, valueType: "Int",
+                    value: try? JSONFragment(text: rowCount.text)))
+            let nullRatio = recorded(Double(rng.next(below: 1000)) / 100_000)
+            emit(
+                EventType.variableRecorded, actor: worker,
+                ValueEvent(
+                    task: task.name, attempt: attempt, step: 2, name: "null_ratio", kind: "variable", digest: nullRatio.digest,
+                    valueType: "Double", value: try? JSONFragment(text: nullRatio.text)))
             if broken && task.name == "validate_orders" {
                 failed.insert(task.name)
-                emit(EventType.taskFailed, actor: worker, [("task", .string(task.name)), ("attempt", .int(attempt)), ("error", .string("expectation failed: amount >= 0 (17 rows negative)")), ("exit_code", .int(2))])
+                emit(
+                    EventType.taskFailed, actor: worker,
+                    TaskEvent(task: task.name, attempt: attempt, error: "expectation failed: amount >= 0 (17 rows negative)", exitCode: 2))
                 continue
             }
-            emit(EventType.taskSucceeded, actor: worker, [("task", .string(task.name)), ("attempt", .int(attempt)), ("duration_ms", .int(Int64(rng.next(below: 600_000) + 2_000))), ("rows_out", .int(rows))])
+            emit(
+                EventType.taskSucceeded, actor: worker,
+                TaskEvent(task: task.name, attempt: attempt, durationMillis: Int(rng.next(below: 600_000) + 2_000)))
         }
         if failed.isEmpty {
-            emit(EventType.runSucceeded, actor: "scheduler", [("run", .string(runID)), ("tasks", .int(Int64(Self.tasks.count)))])
+            emit(EventType.runSucceeded, actor: "scheduler", RunEnded(run: runID, tasks: ["succeeded": Self.tasks.count]))
         } else {
-            emit(EventType.runFailed, actor: "scheduler", [("run", .string(runID)), ("failed_tasks", .array(failed.sorted().map { .string($0) }))])
+            emit(EventType.runFailed, actor: "scheduler", RunEnded(run: runID, failedTasks: failed.sorted()))
         }
     }
 

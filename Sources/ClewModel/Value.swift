@@ -2,6 +2,10 @@ public import Foundation
 
 /// A recorded data item: canonical JSON (sorted keys) with secrets redacted, and its SHA-256.
 ///
+/// Values are canonicalized with Foundation's `JSONSerialization`, not ``JSONTree``: a value's digest is
+/// its identity across runs and replays, and `JSONSerialization` keeps every integer exact where
+/// ``JSONTree`` (numbers as `Double`) would round those past 2^53.
+///
 /// Values are content-addressed: equal content has equal ``digest`` and is stored once
 /// (`value.stored` in stream `value/<digest>`).
 public struct RecordedValue: Sendable, Hashable {
@@ -69,6 +73,19 @@ public struct RecordedValue: Sendable, Hashable {
         } else {
             self.init(canonicalJSON: Data(JSON.quote(text).utf8), type: type)
         }
+    }
+
+    /// An object of named outputs (a command's `::set-output` lines): each value JSON when it parses as
+    /// JSON, else a string, a later line of a name winning; secrets redacted. Nil when the object cannot
+    /// be encoded.
+    public init?(outputs: [(name: String, value: String)], type: String) {
+        var object: [String: Any] = [:]
+        for (name, value) in outputs {
+            object[name] = (try? JSONSerialization.jsonObject(with: Data(value.utf8), options: .fragmentsAllowed)) ?? value
+        }
+        guard let data = try? JSONSerialization.data(withJSONObject: Redaction.redact(object), options: [.sortedKeys, .withoutEscapingSlashes])
+        else { return nil }
+        self.init(canonicalJSON: data, type: type)
     }
 
     /// The value decoded as `T`.

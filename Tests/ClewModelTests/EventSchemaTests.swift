@@ -68,4 +68,44 @@ struct EventSchemaTests {
         #expect(try JSONDecoder().decode(TaskEvent.self, from: data) == task)
         #expect(try JSONDecoder().decode(TaskEvent.self, from: Data(#"{"task":"t","branch":"only"}"#.utf8)).branch?.text == "only")
     }
+
+    @Test("the payload encoder writes fields in declaration order, leaves out absent ones, sorts dictionary keys")
+    func encoderShape() throws {
+        var task = TaskEvent(task: "load", attempt: 2, durationMillis: 41, error: "boom")
+        task.env = ["b": "2", "a": "1", "c": "3"]
+        task.files = [TaskFile(path: "out/x.csv", sha256: "ab", bytes: 9)]
+        task.branch = BranchChoice(["right"])
+        #expect(
+            String(decoding: task.payloadData, as: UTF8.self)
+                == #"{"task":"load","attempt":2,"duration_ms":41,"error":"boom","branch":["right"],"files":[{"path":"out/x.csv","sha256":"ab","bytes":9}],"env":{"a":"1","b":"2","c":"3"}}"#)
+        // Integers stay integers however large (no trip through Double), unsigned ones too.
+        let timed = RunLabelled(externalID: "x", timeMicros: 1_793_498_400_123_456)
+        #expect(String(decoding: timed.payloadData, as: UTF8.self) == #"{"external_id":"x","time_us":1793498400123456}"#)
+        #expect(PayloadEncoder.value(UInt64.max).text == "18446744073709551615")
+        #expect(PayloadEncoder.value([Int8(-3)]).text == "[-3]")
+    }
+
+    @Test("a recorded value's text is stored byte for byte, and a DAG's definition as its canonical JSON")
+    func encoderRawText() throws {
+        let text = #"{"z":12345678901234567890,"a":1.50,"s":"é"}"#
+        let value = ValueEvent(task: "t", attempt: 1, digest: "d", valueType: "Record", value: try JSONFragment(text: text))
+        #expect(String(decoding: value.payloadData, as: UTF8.self) == #"{"task":"t","attempt":1,"digest":"d","value_type":"Record","value":"# + text + "}")
+        #expect(throws: JSONParseError.self) { try JSONFragment(text: "{nope") }
+        // Read back, the fragment is parsed (readers want the tree) and written canonically.
+        let read = try JSONDecoder().decode(ValueEvent.self, from: value.payloadData)
+        #expect(read.value?.tree["s"]?.string == "é")
+        let spec = try JSONDecoder().decode(DAGSpec.self, from: Data(
+            #"{"catchup":false,"datasets":[],"description":"","maxActiveTasks":1,"name":"d","origin":"test","params":{},"tasks":[{"consumes":[],"id":"a","kind":"swift","produces":[],"retries":0,"retryDelayMillis":0,"rule":"all_success","upstream":[]}]}"#.utf8))
+        let registered = DAGRegistered(dag: "d", version: spec.version, tasks: ["a"], definition: spec)
+        let payload = String(decoding: registered.payloadData, as: UTF8.self)
+        #expect(payload.hasSuffix(#","definition":"# + String(decoding: spec.canonicalJSON, as: UTF8.self) + "}"))
+        #expect(try JSONDecoder().decode(DAGRegistered.self, from: registered.payloadData).definition?.version == spec.version)
+    }
+
+    @Test("early ledgers' shapes still decode: a bare yes/no answer, a branch as one string")
+    func earlyShapes() throws {
+        let q = try JSONDecoder().decode(QuestionAnswered.self, from: Data(#"{"task":"t","ready":true,"safe":{"answer":false,"evidence":"a writer"}}"#.utf8))
+        #expect(q.ready == QuestionAnswer(answer: true, evidence: nil))
+        #expect(q.safe == QuestionAnswer(answer: false, evidence: "a writer"))
+    }
 }

@@ -29,13 +29,32 @@ struct Dags: AsyncParsableCommand {
             }
             let dags = DAGCatalog.merge(registry: registry, registered: registered)
             if output.json {
-                let list: [[String: Any]] = dags.map { d in
-                    [
-                        "dag": d.name, "version": d.version, "origin": d.origin, "tasks": d.spec?.tasks.count ?? 0,
-                        "schedule": d.schedule ?? NSNull(), "description": d.spec?.description ?? "", "runnable": d.runnable,
-                    ]
+                struct Row: Encodable {
+                    var dag, version, origin: String
+                    var tasks: Int
+                    var schedule: String?
+                    var description: String
+                    var runnable: Bool
+
+                    func encode(to encoder: any Encoder) throws {
+                        var c = encoder.container(keyedBy: CodingKeys.self)
+                        try c.encode(dag, forKey: .dag)
+                        try c.encode(version, forKey: .version)
+                        try c.encode(origin, forKey: .origin)
+                        try c.encode(tasks, forKey: .tasks)
+                        try c.encode(schedule, forKey: .schedule)  // null for a DAG run by hand
+                        try c.encode(description, forKey: .description)
+                        try c.encode(runnable, forKey: .runnable)
+                    }
+
+                    enum CodingKeys: String, CodingKey { case dag, version, origin, tasks, schedule, description, runnable }
                 }
-                Terminal.line(String(decoding: try JSONSerialization.data(withJSONObject: list, options: [.sortedKeys]), as: UTF8.self))
+                let rows = dags.map { d in
+                    Row(
+                        dag: d.name, version: d.version, origin: d.origin, tasks: d.spec?.tasks.count ?? 0, schedule: d.schedule,
+                        description: d.spec?.description ?? "", runnable: d.runnable)
+                }
+                Terminal.line(String(decoding: try JSON.canonical(rows), as: UTF8.self))
             } else {
                 Terminal.line(Show.table(["DAG", "VERSION", "TASKS", "SCHEDULE", "RUNNABLE", "ORIGIN"], dags.map { d in
                     [d.name, d.version, String(d.spec?.tasks.count ?? 0), d.schedule ?? "manual", d.runnable ? "yes" : "no", d.origin]

@@ -115,11 +115,11 @@ struct Resubmit: AsyncParsableCommand {
     /// The runs (DAG, run, tasks) a quarantine says to rebuild, oldest run first.
     static func quarantinePlan(_ id: String, _ ledger: Ledger) throws -> [(String, String, [String])] {
         guard let event = try ledger.events(inStream: "quarantine/\(id)", limit: 1).first,
-            let object = try JSONSerialization.jsonObject(with: event.payload) as? [String: Any]
+            let quarantine = try? JSONDecoder().decode(LineageQuarantined.self, from: event.payload)
         else {
             throw CLIFailure(message: "no quarantine \(id) in the ledger (`clew log --type lineage.quarantined` lists them)")
         }
-        let rebuild = object["rebuild"] as? [String: [String]] ?? [:]
+        let rebuild = quarantine.rebuild ?? [:]
         var plan: [(UInt64, String, String, [String])] = []
         for (key, tasks) in rebuild {
             guard let slash = key.firstIndex(of: "/") else { continue }

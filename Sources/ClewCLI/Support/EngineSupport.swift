@@ -105,11 +105,15 @@ func withInterruption<T: Sendable>(_ body: @escaping @Sendable () async throws -
 /// Prints a run's outcome: the run id on stdout (or JSON), a summary on stderr.
 func report(_ outcome: RunOutcome, json: Bool) throws {
     if json {
-        let object: [String: Any] = [
-            "dag": outcome.dag, "run": outcome.runID, "stream": outcome.stream, "status": outcome.status.rawValue,
-            "tasks": outcome.tasks.mapValues(\.rawValue), "errors": outcome.errors,
-        ]
-        Terminal.line(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+        struct Report: Encodable {
+            var dag, run, stream, status: String
+            var tasks: [String: String]
+            var errors: [String: String]
+        }
+        let report = Report(
+            dag: outcome.dag, run: outcome.runID, stream: outcome.stream, status: outcome.status.rawValue,
+            tasks: outcome.tasks.mapValues(\.rawValue), errors: outcome.errors)
+        Terminal.line(String(decoding: try JSON.canonical(report), as: UTF8.self))
     } else {
         Terminal.line(outcome.runID)
         let counts = Dictionary(grouping: outcome.tasks.values, by: \.rawValue).map { "\($0.value.count) \($0.key)" }.sorted()

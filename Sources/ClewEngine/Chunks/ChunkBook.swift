@@ -8,7 +8,8 @@ public struct Answer: Sendable, Hashable {
     public var yes: Bool
     public var evidence: String
 
-    var json: JSON.Value { .object([("answer", .bool(yes)), ("evidence", .string(evidence))]) }
+    /// The answer as `question.answered` records it.
+    var recorded: QuestionAnswer { QuestionAnswer(answer: yes, evidence: evidence) }
 }
 
 /// The five questions asked before a task consumes a chunk.

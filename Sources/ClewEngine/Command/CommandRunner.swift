@@ -18,7 +18,7 @@ struct CommandResult: Sendable {
     var chunks: [(dataset: String, key: String, path: String)] = []
     var protocolErrors: [String] = []
     var durationMillis: Int
-    var files: [(path: String, sha256: String, bytes: Int64)] = []
+    var files: [TaskFile] = []
 
     var succeeded: Bool { exitCode == 0 && protocolErrors.isEmpty }
 }
@@ -124,16 +124,16 @@ enum CommandRunner {
     }
 
     /// Files the command left in its output directory, with their digests (at most 200).
-    static func outputFiles(in dir: URL) -> [(path: String, sha256: String, bytes: Int64)] {
+    static func outputFiles(in dir: URL) -> [TaskFile] {
         guard let walker = FileManager.default.enumerator(atPath: dir.path) else { return [] }
-        var out: [(String, String, Int64)] = []
+        var out: [TaskFile] = []
         while let rel = walker.nextObject() as? String, out.count < 200 {
             let url = dir.appendingPathComponent(rel)
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), !isDir.boolValue else { continue }
-            out.append((rel, ContentDigest.sha256(file: url) ?? "unreadable", FileDigest.size(url) ?? 0))
+            out.append(TaskFile(path: rel, sha256: ContentDigest.sha256(file: url) ?? "unreadable", bytes: FileDigest.size(url) ?? 0))
         }
-        return out.sorted { $0.0 < $1.0 }
+        return out.sorted { $0.path < $1.path }
     }
 }
 

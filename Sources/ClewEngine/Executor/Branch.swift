@@ -87,18 +87,11 @@ extension Engine {
         guard try ledger.seqs(inStream: stream, limit: 1).isEmpty else {
             throw EngineError(.conflict, "run \(runID) of DAG \(dag.name) already exists; pick another branch name")
         }
-        var queued: [(String, JSON.Value)] = [
-            ("dag", .string(dag.name)), ("run", .string(runID)), ("dag_version", .string(version)),
-            ("params", .strings(Redaction.redact(params: params))), ("trigger", .string("branch")),
-            ("branch_of", .string(original)), ("overrides", .strings(Redaction.redact(params: overrides))),
-        ]
-        if let partition {
-            queued += [
-                ("partition", .string(partition.key)), ("interval_start", .string(PartitionKey.string(micros: partition.start))),
-                ("interval_end", .string(PartitionKey.string(micros: partition.end))),
-            ]
-        }
-        recorder.emit(EventType.runQueued, stream: stream, .object(queued))
+        var queued = RunQueued(
+            dag: dag.name, run: runID, dagVersion: version, params: Redaction.redact(params: params), trigger: "branch",
+            branchOf: original, overrides: .object(Redaction.redact(params: overrides).mapValues(JSONTree.string)))
+        queued.set(partition)
+        recorder.emit(EventType.runQueued, stream: stream, queued)
         let execution = RunExecution(engine: self, dag: dag, runID: runID, params: params, partition: partition, branch: feed)
         let plan = ResubmitPlan(params: params, partition: partition, outputs: given, chosen: chosen)
         return try await execution.execute(resume: given.isEmpty ? nil : plan)
@@ -128,9 +121,11 @@ public struct RunEnvironment: Sendable, Hashable {
         return RunEnvironment(buildID: executableBuildID(), os: "\(text(u.sysname)) \(text(u.release))", arch: text(u.machine))
     }()
 
-    /// `run.started` payload fields.
-    package var fields: [(String, JSON.Value)] {
-        [("build_id", .string(buildID)), ("os", .string(os)), ("arch", .string(arch))]
+    /// Writes this environment into a `run.started` payload.
+    package func describe(_ started: inout RunStarted) {
+        started.buildID = buildID
+        started.os = os
+        started.arch = arch
     }
 
     /// The GNU build id of the running executable (read from its `.note.gnu.build-id` in the file), or

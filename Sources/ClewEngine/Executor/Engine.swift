@@ -55,19 +55,14 @@ public final class Engine: Sendable {
         defer { registered.withLock { _ = $0.insert("\(dag.name)@\(version)") } }
         let stream = StreamID.dag(dag.name)
         let latest = try ledger.events(inStream: stream).last { $0.type == EventType.dagRegistered }
-        if let latest, let object = try? JSONSerialization.jsonObject(with: latest.payload) as? [String: Any],
-            object["version"] as? String == version
-        {
+        if let latest, (try? JSONDecoder().decode(DAGRegistered.self, from: latest.payload))?.version == version {
             return version
         }
         recorder.emit(
             EventType.dagRegistered, stream: stream,
-            .object([
-                ("dag", .string(dag.name)), ("version", .string(version)), ("origin", .string(dag.spec.origin)),
-                ("source_sha256", dag.spec.sourceDigest.map(JSON.Value.string) ?? .null),
-                ("tasks", .array(dag.spec.tasks.map { .string($0.id) })),
-                ("definition", .raw(String(decoding: dag.spec.canonicalJSON, as: UTF8.self))),
-            ]))
+            DAGRegistered(
+                dag: dag.name, version: version, origin: dag.spec.origin, sourceSHA256: dag.spec.sourceDigest,
+                tasks: dag.spec.tasks.map(\.id), definition: dag.spec))
         try await recorder.flush()
         return version
     }
@@ -91,18 +86,9 @@ public final class Engine: Sendable {
             throw EngineError(.conflict, "run \(id) of DAG \(dag.name) already exists; pick another run id or resubmit it")
         }
         let merged = dag.spec.params.merging(params, uniquingKeysWith: { _, given in given })
-        var queued: [(String, JSON.Value)] = [
-            ("dag", .string(dag.name)), ("run", .string(id)), ("dag_version", .string(version)),
-            ("params", .strings(Redaction.redact(params: merged))),
-            ("trigger", .string(trigger)),
-        ]
-        if let partition {
-            queued += [
-                ("partition", .string(partition.key)), ("interval_start", .string(PartitionKey.string(micros: partition.start))),
-                ("interval_end", .string(PartitionKey.string(micros: partition.end))),
-            ]
-        }
-        recorder.emit(EventType.runQueued, stream: stream, .object(queued))
+        var queued = RunQueued(dag: dag.name, run: id, dagVersion: version, params: Redaction.redact(params: merged), trigger: trigger)
+        queued.set(partition)
+        recorder.emit(EventType.runQueued, stream: stream, queued)
         let execution = RunExecution(engine: self, dag: dag, runID: id, params: merged, partition: partition)
         return try await execution.execute(resume: nil)
     }
@@ -162,6 +148,16 @@ public struct Partition: Sendable, Hashable {
         self.key = key
         self.start = start
         self.end = end
+    }
+}
+
+extension RunQueued {
+    /// Records the interval a run covers (nothing for an unpartitioned run).
+    mutating func set(_ partition: Partition?) {
+        guard let partition else { return }
+        self.partition = partition.key
+        intervalStart = PartitionKey.string(micros: partition.start)
+        intervalEnd = PartitionKey.string(micros: partition.end)
     }
 }
 

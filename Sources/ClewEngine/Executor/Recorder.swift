@@ -36,8 +36,9 @@ public final class Recorder: Sendable {
     }
 
     /// Queues one event for the stream, stamped now.
-    public func emit(_ type: String, stream: String, _ payload: JSON.Value) {
-        emit(NewEvent(type: type, stream: stream, actor: actor, timestampMicros: Self.nowMicros(), payload: payload.data))
+    public func emit<P: EventPayload>(_ type: String, stream: String, _ payload: P) {
+        assert(P.eventTypes.contains(type), "\(P.self) is not the payload of \(type)")
+        emit(NewEvent(type: type, stream: stream, actor: actor, timestampMicros: Self.nowMicros(), payload: payload.payloadData))
     }
 
     /// Queues a prepared event.

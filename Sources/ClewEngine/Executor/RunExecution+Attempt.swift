@@ -11,7 +11,7 @@ extension RunExecution {
         let spec = tasks[i]
         if let reason = branch?.blocked[spec.id] {
             let why = "blocked in the original run: \(reason)"
-            emit(EventType.taskBlocked, [("task", .string(spec.id)), ("attempt", .int(Int64(firstAttempt))), ("reason", .string(why))])
+            emit(EventType.taskBlocked, TaskEvent(task: spec.id, attempt: firstAttempt, reason: why))
             return TaskResult(state: .blocked, error: why)
         }
         var attempt = firstAttempt
@@ -25,7 +25,7 @@ extension RunExecution {
             case .succeeded(let output, let chosen):
                 return TaskResult(state: .succeeded, output: output, chosen: chosen)
             case .skipped(let why):
-                emit(EventType.taskSkipped, [("task", .string(spec.id)), ("attempt", .int(Int64(attempt))), ("reason", .string(why))])
+                emit(EventType.taskSkipped, TaskEvent(task: spec.id, attempt: attempt, reason: why))
                 return TaskResult(state: .skipped)
             case .cancelled:
                 return TaskResult(state: .cancelled, error: "cancelled")
@@ -40,10 +40,7 @@ extension RunExecution {
                 return TaskResult(state: finalState, error: reason)
             }
             retriesLeft -= 1
-            emit(EventType.taskRetrying, [
-                ("task", .string(spec.id)), ("attempt", .int(Int64(attempt))), ("next_attempt", .int(Int64(attempt + 1))),
-                ("backoff_ms", .int(Int64(delay))), ("reason", .string(reason)),
-            ])
+            emit(EventType.taskRetrying, TaskEvent(task: spec.id, attempt: attempt, reason: reason, nextAttempt: attempt + 1, backoffMillis: delay))
             do { try await Task.sleep(for: .milliseconds(delay)) } catch {
                 return TaskResult(state: .cancelled, error: "cancelled while waiting to retry")
             }
@@ -99,10 +96,9 @@ extension RunExecution {
         context.close()
         let millis = (ContinuousClock.now - clock).milliseconds
         for e in context.expectations {
-            emit(EventType.expectationEvaluated, [
-                ("task", .string(spec.id)), ("attempt", .int(Int64(attempt))), ("name", .string(e.name)), ("passed", .bool(e.passed)),
-                ("message", .string(e.message)),
-            ])
+            emit(
+                EventType.expectationEvaluated,
+                ExpectationEvaluated(task: spec.id, attempt: attempt, name: e.name, passed: e.passed, message: e.message))
         }
         return conclude(spec, attempt: attempt, gate: gate, context: context, outcome: outcome, millis: millis)
     }
@@ -117,26 +113,22 @@ extension RunExecution {
     func askQuestions(_ spec: TaskSpec, attempt: Int) async -> Result<Gate, EarlyEnd> {
         if let branch { return .success(Gate(admitted: branch.chunks[spec.id] ?? [])) }
         guard !spec.consumes.isEmpty || !spec.produces.isEmpty else { return .success(Gate()) }
-        let taskField: (String, JSON.Value) = ("task", .string(spec.id))
-        let attemptField: (String, JSON.Value) = ("attempt", .int(Int64(attempt)))
         do {
             try await recorder.flush()
             let gate = try admit(spec, attempt: attempt)
             if let reason = gate.blocked {
-                emit(EventType.taskBlocked, [taskField, attemptField, ("reason", .string(reason))])
+                emit(EventType.taskBlocked, TaskEvent(task: spec.id, attempt: attempt, reason: reason))
                 return .failure(EarlyEnd(result: .blocked(reason)))
             }
             return .success(gate)
         } catch {
-            emit(EventType.taskFailed, [taskField, attemptField, ("error", .string("\(error)"))])
+            emit(EventType.taskFailed, TaskEvent(task: spec.id, attempt: attempt, error: "\(error)"))
             return .failure(EarlyEnd(result: .failed("\(error)")))
         }
     }
 
     /// The attempt's context, and `task.started` with one `value.consumed` per input and admitted chunk.
     func start(_ spec: TaskSpec, attempt: Int, inputs: [String: RecordedValue], admitted: [ConsumedChunk]) -> TaskContext {
-        let taskField: (String, JSON.Value) = ("task", .string(spec.id))
-        let attemptField: (String, JSON.Value) = ("attempt", .int(Int64(attempt)))
         let path = attemptPath(spec.id, attempt)
         let seed = seed(task: spec.id, attempt: attempt)
         let sink = LiveSink(execution: self, task: spec.id, attempt: attempt, feed: branch.map { StepFeed($0.steps[spec.id] ?? []) })
@@ -144,18 +136,20 @@ extension RunExecution {
             dag: dag.name, runID: runID, taskID: spec.id, attempt: attempt, params: params, partition: partition?.key,
             interval: partition.map { $0.start..<$0.end }, outputPath: path, seed: seed, inputs: inputs,
             consumedChunks: admitted, sink: sink)
-        var started: [(String, JSON.Value)] = [taskField, attemptField, ("seed", .string(String(seed, radix: 16)))]
-        if let t = spec.timeoutMillis { started.append(("timeout_ms", .int(Int64(t)))) }
-        if spec.kind == .command { started.append(("output_dir", .string(path))) }
-        emit(EventType.taskStarted, started)
+        emit(
+            EventType.taskStarted,
+            TaskEvent(
+                task: spec.id, attempt: attempt, seed: String(seed, radix: 16), timeoutMillis: spec.timeoutMillis,
+                outputDir: spec.kind == .command ? path : nil))
         for (from, value) in inputs.sorted(by: { $0.key < $1.key }) {
-            emit(EventType.valueConsumed, [taskField, attemptField, ("from_task", .string(from)), ("digest", .string(value.digest))])
+            emit(EventType.valueConsumed, ValueConsumed(task: spec.id, attempt: attempt, fromTask: from, digest: value.digest))
         }
         for chunk in admitted {
-            emit(EventType.valueConsumed, [
-                taskField, attemptField, ("dataset", .string(chunk.dataset)), ("chunk", .string(chunk.key)),
-                ("digest", chunk.digest.map(JSON.Value.string) ?? .null), ("location", chunk.location.map(JSON.Value.string) ?? .null),
-            ])
+            emit(
+                EventType.valueConsumed,
+                ValueConsumed(
+                    task: spec.id, attempt: attempt, dataset: chunk.dataset, chunk: chunk.key, digest: chunk.digest,
+                    location: chunk.location))
         }
         return context
     }
@@ -165,8 +159,6 @@ extension RunExecution {
     func conclude(
         _ spec: TaskSpec, attempt: Int, gate: Gate, context: TaskContext, outcome: Result<BodyOutcome, any Error>, millis: Int64
     ) -> AttemptResult {
-        let taskField: (String, JSON.Value) = ("task", .string(spec.id))
-        let attemptField: (String, JSON.Value) = ("attempt", .int(Int64(attempt)))
         let (admitted, producing) = (gate.admitted, gate.producing)
         let expectations = context.expectations
         switch outcome {
@@ -176,7 +168,7 @@ extension RunExecution {
         case .success(let result) where result.failure == nil:
             var output = result.output
             if let o = output, o.json.count > 0 {
-                emit(EventType.valueProduced, [taskField, attemptField] + engine.values.fields(for: o))
+                emit(EventType.valueProduced, engine.values.payload(o, task: spec.id, attempt: attempt))
             } else {
                 output = nil
             }
@@ -186,27 +178,33 @@ extension RunExecution {
                 produced: ProducedFacts(output: output, expectations: expectations, declared: result.declaredChunks, directory: context.outputPath), reason: nil)
             if !failedExpectations.isEmpty || chunkProblem != nil {
                 let why = chunkProblem ?? Self.expectationFailure(failedExpectations)
-                emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(millis)), ("error", .string(why))] + result.fields)
+                var failed = TaskEvent(task: spec.id, attempt: attempt, durationMillis: Int(millis), error: why)
+                result.command?.describe(&failed)
+                emit(EventType.taskFailed, failed)
                 return .failed(why)
             }
-            var done: [(String, JSON.Value)] = [taskField, attemptField, ("duration_ms", .int(millis))]
-            if let o = output { done.append(("output_digest", .string(o.digest))) }
-            if let c = result.chosen { done.append(("branch", .array(c.map { .string($0) }))) }
-            emit(EventType.taskSucceeded, done + result.fields)
+            var done = TaskEvent(
+                task: spec.id, attempt: attempt, durationMillis: Int(millis), outputDigest: output?.digest, branch: result.chosen.map(BranchChoice.init))
+            result.command?.describe(&done)
+            emit(EventType.taskSucceeded, done)
             return .succeeded(output, chosen: result.chosen)
         case .success(let result):
             let cancelled = Task.isCancelled
             let why = cancelled ? "cancelled (\(result.failure ?? "stopped"))" : result.failure ?? "failed"
             if branch == nil { finishChunks(spec, attempt: attempt, admitted: admitted, producing: producing, produced: nil, reason: why) }
-            emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(millis)), ("error", .string(why))]
-                + (cancelled ? [("cancelled", .bool(true))] : []) + result.fields)
+            var failed = TaskEvent(task: spec.id, attempt: attempt, durationMillis: Int(millis), error: why, cancelled: cancelled ? true : nil)
+            result.command?.describe(&failed)
+            emit(EventType.taskFailed, failed)
             return cancelled ? .cancelled : .failed(why)
         case .failure(let error):
             let cancelled = error is CancellationError || (Task.isCancelled && !(error is TimeoutError))
             let why = cancelled ? "cancelled" : (error as? TimeoutError).map { "\($0)" } ?? "\(error)"
             if branch == nil { finishChunks(spec, attempt: attempt, admitted: admitted, producing: producing, produced: nil, reason: why) }
-            emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(millis)), ("error", .string(why))]
-                + (error is TimeoutError ? [("timed_out", .bool(true))] : []) + (cancelled ? [("cancelled", .bool(true))] : []))
+            emit(
+                EventType.taskFailed,
+                TaskEvent(
+                    task: spec.id, attempt: attempt, durationMillis: Int(millis), error: why, timedOut: error is TimeoutError ? true : nil,
+                    cancelled: cancelled ? true : nil))
             return cancelled ? .cancelled : .failed(why)
         }
     }
@@ -226,10 +224,11 @@ struct LiveSink: StepSink {
     let feed: StepFeed?
 
     func variable(step: Int, name: String, kind: String, value: RecordedValue) {
-        execution.emit(EventType.variableRecorded, [
-            ("task", .string(task)), ("attempt", .int(Int64(attempt))), ("step", .int(Int64(step))), ("name", .string(name)),
-            ("kind", .string(kind)),
-        ] + execution.engine.values.fields(for: value))
+        var payload = execution.engine.values.payload(value, task: task, attempt: attempt)
+        payload.step = step
+        payload.name = name
+        payload.kind = kind
+        execution.emit(EventType.variableRecorded, payload)
     }
 
     func replayed(step: Int, kind: String, name: String) -> RecordedValue? { feed?.take(kind: kind, name: name) }

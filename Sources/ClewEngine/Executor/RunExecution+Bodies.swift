@@ -13,8 +13,36 @@ extension RunExecution {
         package var failure: String?
         package var skipped: String?
         package var declaredChunks: [(dataset: String, key: String, path: String)] = []
-        /// Extra payload fields for task.succeeded / task.failed (exit code, stdout …).
-        package var fields: [(String, JSON.Value)] = []
+        /// A command task's report (exit code, output, files, argv …) for task.succeeded / task.failed.
+        package var command: CommandReport?
+    }
+
+    /// What a command task's end event records about the process, so a replay can run it again.
+    package struct CommandReport: Sendable {
+        package var exitCode: Int32?
+        package var signal: Int32?
+        package var stdout: String
+        package var stderr: String
+        package var stdoutBytes: Int
+        package var stderrBytes: Int
+        package var files: [TaskFile]
+        package var argv: [String]
+        package var cwd: String
+        package var env: [String: String]
+
+        /// Writes the report into a `task.succeeded`/`task.failed` payload.
+        func describe(_ event: inout TaskEvent) {
+            event.exitCode = exitCode.map(Int.init)
+            event.signal = signal.map(Int.init)
+            event.stdout = stdout
+            event.stderr = stderr
+            event.stdoutBytes = stdoutBytes
+            event.stderrBytes = stderrBytes
+            event.files = files
+            event.argv = argv
+            event.cwd = cwd
+            event.env = env
+        }
     }
 
     /// Runs a task's code (closure, command or trigger) in `context`.
@@ -78,25 +106,12 @@ extension RunExecution {
             for secret in secrets { value = value.replacingOccurrences(of: secret, with: "[REDACTED]") }
             out[kv.key] = Redaction.isSecret(kv.key) ? "[REDACTED]" : value
         }
-        var fields: [(String, JSON.Value)] = [
-            ("exit_code", r.exitCode.map { .int(Int64($0)) } ?? .null), ("stdout", .string(r.stdout)), ("stderr", .string(r.stderr)),
-            ("stdout_bytes", .int(Int64(r.stdoutBytes))), ("stderr_bytes", .int(Int64(r.stderrBytes))),
-            ("files", .array(r.files.map { .object([("path", .string($0.path)), ("sha256", .string($0.sha256)), ("bytes", .int($0.bytes))]) })),
-            ("argv", .array(command.argv.map { .string($0) })), ("cwd", .string(workDir)), ("env", .strings(recordedEnv)),
-        ]
-        if let s = r.signal { fields.append(("signal", .int(Int64(s)))) }
-        var outcome = BodyOutcome(fields: fields)
+        var outcome = BodyOutcome(
+            command: CommandReport(
+                exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, stdoutBytes: r.stdoutBytes,
+                stderrBytes: r.stderrBytes, files: r.files, argv: command.argv, cwd: workDir, env: recordedEnv))
         outcome.declaredChunks = r.chunks
-        if !r.outputs.isEmpty {
-            var object: [String: Any] = [:]
-            for (name, value) in r.outputs {
-                object[name] = (try? JSONSerialization.jsonObject(with: Data(value.utf8), options: .fragmentsAllowed)) ?? value
-            }
-            let redacted = Redaction.redact(object)
-            if let data = try? JSONSerialization.data(withJSONObject: redacted, options: [.sortedKeys, .withoutEscapingSlashes]) {
-                outcome.output = RecordedValue(canonicalJSON: data, type: "command")
-            }
-        }
+        if !r.outputs.isEmpty { outcome.output = RecordedValue(outputs: r.outputs, type: "command") }
         if !r.protocolErrors.isEmpty {
             outcome.failure = "line protocol: " + r.protocolErrors.prefix(3).joined(separator: "; ")
         } else if let s = r.signal {
@@ -138,10 +153,11 @@ extension RunExecution {
         }
         let childParams = trigger.params.mapValues(resolve)
         let childRun = try engine.newRunID(dag: child.name, partition: nil, trigger: "manual").replacingOccurrences(of: "manual__", with: "triggered__")
-        emit(EventType.dagTriggered, [
-            ("task", .string(spec.id)), ("attempt", .int(Int64(context.attempt))), ("child_dag", .string(child.name)),
-            ("child_run", .string(childRun)), ("params", .strings(Redaction.redact(params: childParams))),
-        ])
+        emit(
+            EventType.dagTriggered,
+            DAGTriggered(
+                task: spec.id, attempt: context.attempt, childDAG: child.name, childRun: childRun,
+                params: Redaction.redact(params: childParams)))
         let outcome = try await engine.run(child, params: childParams, partition: partition, runID: childRun, trigger: "dag:\(dag.name)/\(runID)")
         var result = BodyOutcome(output: try RecordedValue(["dag": child.name, "run": outcome.runID, "status": outcome.status.rawValue]))
         if trigger.wait, outcome.status != .succeeded {

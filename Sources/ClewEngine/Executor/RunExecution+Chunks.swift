@@ -20,11 +20,9 @@ extension RunExecution {
         var directory: String
     }
 
-    /// Emits a Codable payload to a dataset's stream.
-    func emitToDataset<T: Encodable>(_ type: String, _ dataset: String, _ payload: T) {
-        recorder.emit(NewEvent(
-            type: type, stream: StreamID.dataset(dataset), actor: recorder.actor, timestampMicros: Recorder.nowMicros(),
-            payload: (try? JSON.canonical(payload)) ?? Data("{}".utf8)))
+    /// Emits a payload to a dataset's stream.
+    func emitToDataset<P: EventPayload>(_ type: String, _ dataset: String, _ payload: P) {
+        recorder.emit(type, stream: StreamID.dataset(dataset), payload)
     }
 
     func emitChunk(_ change: ChunkChange) {
@@ -61,12 +59,12 @@ extension RunExecution {
             let dataset = datasetSpec(ref.dataset)
             let state = try engine.chunks.state(of: ref.dataset)
             let answers = engine.chunks.ask(dataset: dataset, key: key, state: state)
-            emit(EventType.questionAnswered, [
-                ("task", .string(spec.id)), ("attempt", .int(Int64(attempt))), ("dataset", .string(ref.dataset)),
-                ("chunk", .string(key)), ("ready", answers.ready.json), ("right", answers.right.json),
-                ("location", answers.location.json), ("validated", answers.validated.json), ("safe", answers.safe.json),
-                ("all_yes", .bool(answers.allYes)),
-            ])
+            emit(
+                EventType.questionAnswered,
+                QuestionAnswered(
+                    task: spec.id, attempt: attempt, dataset: ref.dataset, chunk: key, ready: answers.ready.recorded,
+                    right: answers.right.recorded, location: answers.location.recorded, validated: answers.validated.recorded,
+                    safe: answers.safe.recorded, allYes: answers.allYes))
             guard answers.allYes else {
                 releaseAdmitted(gate.admitted, spec: spec, attempt: attempt, consumed: false)
                 gate.admitted = []
@@ -194,21 +192,19 @@ struct ResubmitPlan: Sendable {
     init(engine: Engine, dag: DAG, runID: String, overrides: [String: String], rerun: Set<String> = []) throws {
         let stream = StreamID.run(dag: dag.name, run: runID)
         let events = try engine.ledger.events(inStream: stream)
-        func object(_ e: Event) -> [String: Any] { (try? JSONSerialization.jsonObject(with: e.payload) as? [String: Any]) ?? [:] }
+        let decoder = JSONDecoder()
         guard let queued = events.first(where: { $0.type == EventType.runQueued }) else {
             throw EngineError(.notFound, "run \(runID) of DAG \(dag.name) is not in the ledger (stream \(stream) is empty)")
         }
-        let q = object(queued)
-        previousVersion = q["dag_version"] as? String
-        var params = (q["params"] as? [String: String]) ?? [:]
+        let q = try decoder.decode(RunQueued.self, from: queued.payload)
+        previousVersion = q.dagVersion
+        var params = q.params ?? [:]
         for (k, v) in overrides { params[k] = v }
         if let missing = params.first(where: { $0.value == "[REDACTED]" })?.key {
             throw EngineError("param \(missing) of run \(runID) was recorded redacted; pass it again with --param \(missing)=…")
         }
         self.params = params
-        if let key = q["partition"] as? String, let s = (q["interval_start"] as? String).flatMap(PartitionKey.parse),
-            let e = (q["interval_end"] as? String).flatMap(PartitionKey.parse)
-        {
+        if let key = q.partition, let s = q.intervalStart.flatMap(PartitionKey.parse), let e = q.intervalEnd.flatMap(PartitionKey.parse) {
             partition = Partition(key: key, start: s, end: e)
         }
         let lastStart = events.lastIndex { $0.type == EventType.runStarted } ?? 0
@@ -221,24 +217,25 @@ struct ResubmitPlan: Sendable {
             throw EngineError(.conflict, "run \(runID) of DAG \(dag.name) succeeded; there is nothing to resubmit")
         }
         if terminal == nil, let started = events[lastStart...].first(where: { $0.type == EventType.runStarted }) {
-            let s = object(started)
-            if let pid = (s["pid"] as? NSNumber)?.int32Value, s["host"] as? String == ChunkBook.host, pid != getpid(), kill(pid, 0) == 0 {
+            let s = try decoder.decode(RunStarted.self, from: started.payload)
+            if let pid = s.pid.map(Int32.init), s.host == ChunkBook.host, pid != getpid(), kill(pid, 0) == 0 {
                 throw EngineError(.conflict, "run \(runID) of DAG \(dag.name) is still running in process \(pid); cancel it first")
             }
         }
         previousStatus = terminal.map { String($0.type.dropFirst(4)) } ?? "interrupted"
         let values = engine.values
         for e in events {
-            let o = object(e)
-            guard let task = o["task"] as? String else { continue }
             switch e.type {
             case EventType.taskStarted:
-                lastAttempt[task] = max(lastAttempt[task] ?? 0, (o["attempt"] as? NSNumber)?.intValue ?? 0)
+                let t = try decoder.decode(TaskEvent.self, from: e.payload)
+                lastAttempt[t.task] = max(lastAttempt[t.task] ?? 0, t.attempt ?? 0)
             case EventType.taskSucceeded:
-                succeeded.insert(task)
-                if let b = o["branch"] as? [String] { chosen[task] = b }
+                let t = try decoder.decode(TaskEvent.self, from: e.payload)
+                succeeded.insert(t.task)
+                if let b = t.branch { chosen[t.task] = b.tasks }
             case EventType.valueProduced:
-                if let v = try values.value(inPayload: o) { outputs[task] = v }
+                let v = try decoder.decode(ValueEvent.self, from: e.payload)
+                if let value = try values.value(in: v) { outputs[v.task] = value }
             default:
                 break
             }
@@ -267,12 +264,11 @@ extension RunExecution {
     func cleanUpForResubmit(plan: ResubmitPlan, version: String) async throws {
         try await recorder.flush()
         let rerun = tasks.map(\.id).filter { !plan.succeeded.contains($0) }
-        emit(EventType.runResubmitted, [
-            ("run", .string(runID)), ("previous_status", .string(plan.previousStatus)), ("dag_version", .string(version)),
-            ("previous_version", plan.previousVersion.map(JSON.Value.string) ?? .null),
-            ("reused", .array(tasks.map(\.id).filter { plan.succeeded.contains($0) }.map { .string($0) })),
-            ("rerun", .array(rerun.map { .string($0) })),
-        ])
+        emit(
+            EventType.runResubmitted,
+            RunResubmitted(
+                run: runID, previousStatus: plan.previousStatus, dagVersion: version, previousVersion: plan.previousVersion,
+                reused: tasks.map(\.id).filter { plan.succeeded.contains($0) }, rerun: rerun))
         let datasets = Set(tasks.flatMap { ($0.consumes + $0.produces).map(\.dataset) } + dag.spec.datasets.map(\.name))
         for name in datasets.sorted() {
             let state = try engine.chunks.state(of: name)

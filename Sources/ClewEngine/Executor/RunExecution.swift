@@ -49,8 +49,8 @@ package final class RunExecution: Sendable {
         self.parents = parents
     }
 
-    func emit(_ type: String, _ fields: [(String, JSON.Value)]) {
-        recorder.emit(type, stream: stream, .object(fields))
+    func emit<P: EventPayload>(_ type: String, _ payload: P) {
+        recorder.emit(type, stream: stream, payload)
     }
 
     // MARK: - The scheduling loop
@@ -65,10 +65,9 @@ package final class RunExecution: Sendable {
 
     func execute(resume: ResumeState?) async throws -> RunOutcome {
         let limit = max(1, engine.options.concurrency ?? dag.spec.maxActiveTasks)
-        emit(EventType.runStarted, [
-            ("dag", .string(dag.name)), ("run", .string(runID)), ("pid", .int(Int64(getpid()))),
-            ("host", .string(ChunkBook.host)), ("max_active_tasks", .int(Int64(limit))),
-        ] + RunEnvironment.current.fields)
+        var started = RunStarted(dag: dag.name, run: runID, pid: Int(getpid()), host: ChunkBook.host, maxActiveTasks: limit)
+        RunEnvironment.current.describe(&started)
+        emit(EventType.runStarted, started)
         try await recorder.flush()
 
         let n = tasks.count
@@ -98,11 +97,11 @@ package final class RunExecution: Sendable {
                     queue.append(c)
                 case .skip(let reason):
                     states[c] = .skipped
-                    emit(EventType.taskSkipped, [("task", .string(tasks[c].id)), ("reason", .string(reason))])
+                    emit(EventType.taskSkipped, TaskEvent(task: tasks[c].id, reason: reason))
                     work.append(contentsOf: release(c))
                 case .upstreamFailed(let failed):
                     states[c] = .upstreamFailed
-                    emit(EventType.taskUpstreamFailed, [("task", .string(tasks[c].id)), ("upstream", .array(failed.map { .string($0) }))])
+                    emit(EventType.taskUpstreamFailed, TaskEvent(task: tasks[c].id, upstream: failed))
                     work.append(contentsOf: release(c))
                 }
             }
@@ -127,10 +126,7 @@ package final class RunExecution: Sendable {
                     order += 1
                     let inputs = Dictionary(
                         parents[i].compactMap { p in outputs[p].map { (tasks[p].id, $0) } }, uniquingKeysWith: { a, _ in a })
-                    emit(EventType.taskScheduled, [
-                        ("task", .string(tasks[i].id)), ("attempt", .int(Int64(firstAttempt[i]))),
-                        ("order", .int(Int64(order))), ("slot", .int(Int64(running + 1))),
-                    ])
+                    emit(EventType.taskScheduled, TaskEvent(task: tasks[i].id, attempt: firstAttempt[i], order: order, slot: running + 1))
                     let attempt = firstAttempt[i]
                     group.addTask { (i, await self.runTask(i, firstAttempt: attempt, inputs: inputs)) }
                     running += 1
@@ -154,12 +150,8 @@ package final class RunExecution: Sendable {
         let notRun = (0..<n).filter { states[$0] == .pending }.map { tasks[$0].id }
         let failed = (0..<n).filter { states[$0].isFailure }.map { tasks[$0].id }
         let status: RunOutcome.Status = cancelled || (!notRun.isEmpty && failed.isEmpty) ? .cancelled : failed.isEmpty ? .succeeded : .failed
-        let counts = Dictionary(grouping: states, by: \.rawValue).mapValues { Int64($0.count) }
-        var end: [(String, JSON.Value)] = [
-            ("run", .string(runID)), ("tasks", .object(counts.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
-        ]
-        if !failed.isEmpty { end.append(("failed_tasks", .array(failed.map { .string($0) }))) }
-        if !notRun.isEmpty { end.append(("not_run", .array(notRun.map { .string($0) }))) }
+        let counts = Dictionary(grouping: states, by: \.rawValue).mapValues(\.count)
+        let end = RunEnded(run: runID, tasks: counts, failedTasks: failed.isEmpty ? nil : failed, notRun: notRun.isEmpty ? nil : notRun)
         emit(status == .succeeded ? EventType.runSucceeded : status == .failed ? EventType.runFailed : EventType.runCancelled, end)
         try await recorder.flush()
         var outcome = RunOutcome(dag: dag.name, runID: runID, stream: stream, status: status, tasks: [:], outputs: [:], errors: errors)

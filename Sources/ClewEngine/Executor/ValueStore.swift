@@ -16,16 +16,15 @@ final class ValueStore: Sendable {
         self.recorder = recorder
     }
 
-    /// Payload fields describing `value` (`digest`, `type`, `rows`, and `value` when small), storing it
-    /// first when it is large and not yet in the ledger.
-    func fields(for value: RecordedValue) -> [(String, JSON.Value)] {
-        var out: [(String, JSON.Value)] = [("digest", .string(value.digest)), ("value_type", .string(value.type))]
-        if let rows = value.rows { out.append(("rows", .int(Int64(rows)))) }
+    /// The payload of a `value.produced`/`variable.recorded` event for `value` (digest, type, rows, and
+    /// the value itself when small), storing the value first when it is large and not yet in the ledger.
+    func payload(_ value: RecordedValue, task: String, attempt: Int) -> ValueEvent {
+        var out = ValueEvent(task: task, attempt: attempt, digest: value.digest, valueType: value.type, rows: value.rows)
         if value.json.count <= Self.inlineLimit {
-            out.append(("value", .raw(value.text)))
+            out.value = try? JSONFragment(text: value.text)
         } else {
             storeIfNeeded(value)
-            out.append(("bytes", .int(Int64(value.json.count))))
+            out.bytes = value.json.count
         }
         return out
     }
@@ -36,27 +35,22 @@ final class ValueStore: Sendable {
         if let seqs = try? ledger.seqs(inStream: StreamID.value(value.digest), limit: 1), !seqs.isEmpty { return }
         recorder.emit(
             EventType.valueStored, stream: StreamID.value(value.digest),
-            .object([("digest", .string(value.digest)), ("value_type", .string(value.type)), ("value", .raw(value.text))]))
+            ValueStored(digest: value.digest, valueType: value.type, value: try? JSONFragment(text: value.text)))
     }
 
     /// A value by digest, from its `value.stored` event.
     func load(digest: String) throws -> RecordedValue? {
-        guard let event = try ledger.events(inStream: StreamID.value(digest), limit: 1).first,
-            let object = try JSONSerialization.jsonObject(with: event.payload) as? [String: Any],
-            let value = object["value"]
-        else { return nil }
-        let data = try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes])
-        return RecordedValue(json: data, digest: digest, type: object["value_type"] as? String ?? "json")
+        guard let event = try ledger.events(inStream: StreamID.value(digest), limit: 1).first else { return nil }
+        let stored = try JSONDecoder().decode(ValueStored.self, from: event.payload)
+        guard let value = stored.value else { return nil }
+        return RecordedValue(json: Data(value.text.utf8), digest: digest, type: stored.valueType ?? "json")
     }
 
     /// The value a `value.produced`/`variable.recorded` payload describes (inline or by digest).
-    func value(inPayload object: [String: Any]) throws -> RecordedValue? {
-        let type = object["value_type"] as? String ?? "json"
-        guard let digest = object["digest"] as? String else { return nil }
-        if let inline = object["value"] {
-            let data = try JSONSerialization.data(withJSONObject: inline, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes])
-            return RecordedValue(json: data, digest: digest, type: type)
+    func value(in payload: ValueEvent) throws -> RecordedValue? {
+        if let inline = payload.value {
+            return RecordedValue(json: Data(inline.text.utf8), digest: payload.digest, type: payload.valueType ?? "json")
         }
-        return try load(digest: digest)
+        return try load(digest: payload.digest)
     }
 }

@@ -18,7 +18,7 @@ public enum OpenLineageExport {
 
     /// The run events of one run, in time order.
     public static func events(of key: RunKey, _ f: Forensics) throws -> [JSON.Value] {
-        let events = try f.events(key.stream)
+        let events = try f.runFacts(key)
         guard let queued = events.first(where: { $0.event.type == EventType.runQueued }) else {
             throw ForensicsError(.notFound, "run \(key) is not in the ledger")
         }
@@ -31,7 +31,7 @@ public enum OpenLineageExport {
             ]))])),
         ]
         var runFacets: [(String, JSON.Value)] = []
-        if let p = queued.payload["partition"]?.string, PartitionKey.parse(p) != nil {
+        if case .queued(let q) = queued.fact, let p = q.partition, PartitionKey.parse(p) != nil {
             runFacets.append(("nominalTime", facet("https://openlineage.io/spec/facets/1-0-1/NominalTimeRunFacet.json#/$defs/NominalTimeRunFacet", [
                 ("nominalStartTime", .string(p)),
             ])))
@@ -57,21 +57,19 @@ public enum OpenLineageExport {
         }
         var attempts: [String: Attempt] = [:]
         var order: [String] = []
-        for (e, p) in events {
-            guard let task = p["task"]?.string else { continue }
-            let id = "\(task)#\(p["attempt"]?.int ?? 1)"
-            switch e.type {
-            case EventType.taskStarted:
+        for (e, fact) in events {
+            guard let (task, attempt) = fact.attempt else { continue }
+            let id = "\(task)#\(attempt)"
+            switch fact {
+            case .task where e.type == EventType.taskStarted:
                 attempts[id] = Attempt(start: e.timestampMicros)
                 order.append(id)
-            case EventType.valueConsumed:
-                if let ds = p["dataset"]?.string, let chunk = p["chunk"]?.string {
-                    attempts[id]?.inputs.insert(ds + "\u{1}" + chunk)
-                }
-            case EventType.taskSucceeded, EventType.taskFailed:
+            case .consumed(let c):
+                if let ds = c.dataset, let chunk = c.chunk { attempts[id]?.inputs.insert(ds + "\u{1}" + chunk) }
+            case .task(let t) where e.type == EventType.taskSucceeded || e.type == EventType.taskFailed:
                 attempts[id]?.end = e.timestampMicros
                 attempts[id]?.state = e.type == EventType.taskSucceeded ? "COMPLETE" : "FAIL"
-                attempts[id]?.error = p["error"]?.string
+                attempts[id]?.error = t.error
             default:
                 break
             }

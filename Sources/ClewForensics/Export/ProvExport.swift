@@ -89,7 +89,7 @@ public enum ProvExport {
             seqs.insert(seq)
         }
         // Activities' times and agents, per attempt, from their runs' streams.
-        var runEvents: [RunKey: [(event: Event, payload: [String: JSONTree])]] = [:]
+        var runEvents: [RunKey: [(event: Event, fact: Fact.RunFact)]] = [:]
         var attemptsUsed: [String: [String]] = [:]
         var attemptsMade: [String: [String]] = [:]
         var producerOf: [String: String] = [:]
@@ -135,8 +135,9 @@ public enum ProvExport {
         // Start and end times of attempts.
         for key in activities.keys.sorted() {
             guard let a = AttemptRef(node: String(key.dropFirst(5)).replacingOccurrences(of: "attempt/", with: "attempt:")) else { continue }
-            if runEvents[a.runKey] == nil { runEvents[a.runKey] = try f.events(a.runKey.stream) }
-            for (e, p) in runEvents[a.runKey] ?? [] where p["task"]?.string == a.task && (p["attempt"]?.int ?? 1) == a.attempt {
+            if runEvents[a.runKey] == nil { runEvents[a.runKey] = try f.runFacts(a.runKey) }
+            for (e, fact) in runEvents[a.runKey] ?? [] {
+                guard let (task, attempt) = fact.attempt, task == a.task, attempt == a.attempt else { continue }
                 if e.type == EventType.taskStarted {
                     activities[key]?.append(("prov:startTime", .string(ISO8601.string(micros: e.timestampMicros))))
                     seqs.insert(e.seq)

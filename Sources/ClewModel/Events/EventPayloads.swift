@@ -13,6 +13,13 @@ public protocol EventPayload: Codable, Sendable {
     static var eventTypes: [String] { get }
 }
 
+/// A payload that carries when its event happened as the producer reported it (`time_us`), apart from
+/// when Clew recorded it (the envelope's timestamp).
+public protocol ProducerTimed: EventPayload {
+    /// Microseconds since the epoch.
+    var timeMicros: Int64? { get set }
+}
+
 extension EventPayload {
     /// The payload's JSON field names.
     public static var fieldNames: [String] { CodingKeys.allCases.map(\.rawValue) }
@@ -34,10 +41,26 @@ public struct DAGRegistered: EventPayload, Equatable {
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case dag, version, origin, sourceSHA256 = "source_sha256", tasks, definition
     }
+
+    public init(
+        dag: String,
+        version: String,
+        origin: String? = nil,
+        sourceSHA256: String? = nil,
+        tasks: [String]? = nil,
+        definition: DAGSpec? = nil
+    ) {
+        self.dag = dag
+        self.version = version
+        self.origin = origin
+        self.sourceSHA256 = sourceSHA256
+        self.tasks = tasks
+        self.definition = definition
+    }
 }
 
 /// `run.queued`: a run was asked for.
-public struct RunQueued: EventPayload, Equatable {
+public struct RunQueued: ProducerTimed, Equatable {
     public static let eventTypes = [EventType.runQueued]
     public var dag: String?
     public var run: String?
@@ -64,10 +87,40 @@ public struct RunQueued: EventPayload, Equatable {
         case intervalEnd = "interval_end", branchOf = "branch_of", overrides, externalID = "external_id", openlineage
         case timeMicros = "time_us"
     }
+
+    public init(
+        dag: String? = nil,
+        run: String? = nil,
+        dagVersion: String? = nil,
+        params: [String: String]? = nil,
+        trigger: String? = nil,
+        partition: String? = nil,
+        intervalStart: String? = nil,
+        intervalEnd: String? = nil,
+        branchOf: String? = nil,
+        overrides: JSONTree? = nil,
+        externalID: String? = nil,
+        openlineage: JSONTree? = nil,
+        timeMicros: Int64? = nil
+    ) {
+        self.dag = dag
+        self.run = run
+        self.dagVersion = dagVersion
+        self.params = params
+        self.trigger = trigger
+        self.partition = partition
+        self.intervalStart = intervalStart
+        self.intervalEnd = intervalEnd
+        self.branchOf = branchOf
+        self.overrides = overrides
+        self.externalID = externalID
+        self.openlineage = openlineage
+        self.timeMicros = timeMicros
+    }
 }
 
 /// `run.started`: a process took the run (or a producer said it started).
-public struct RunStarted: EventPayload, Equatable {
+public struct RunStarted: ProducerTimed, Equatable {
     public static let eventTypes = [EventType.runStarted]
     public var dag: String?
     public var run: String?
@@ -87,10 +140,36 @@ public struct RunStarted: EventPayload, Equatable {
         case dag, run, pid, host, maxActiveTasks = "max_active_tasks", buildID = "build_id", os, arch, producer
         case externalID = "external_id", timeMicros = "time_us"
     }
+
+    public init(
+        dag: String? = nil,
+        run: String? = nil,
+        pid: Int? = nil,
+        host: String? = nil,
+        maxActiveTasks: Int? = nil,
+        buildID: String? = nil,
+        os: String? = nil,
+        arch: String? = nil,
+        producer: String? = nil,
+        externalID: String? = nil,
+        timeMicros: Int64? = nil
+    ) {
+        self.dag = dag
+        self.run = run
+        self.pid = pid
+        self.host = host
+        self.maxActiveTasks = maxActiveTasks
+        self.buildID = buildID
+        self.os = os
+        self.arch = arch
+        self.producer = producer
+        self.externalID = externalID
+        self.timeMicros = timeMicros
+    }
 }
 
 /// `run.labelled`: one more of the producer's ids for the run.
-public struct RunLabelled: EventPayload, Equatable {
+public struct RunLabelled: ProducerTimed, Equatable {
     public static let eventTypes = [EventType.runLabelled]
     public var externalID: String
     public var timeMicros: Int64?
@@ -98,10 +177,15 @@ public struct RunLabelled: EventPayload, Equatable {
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case externalID = "external_id", timeMicros = "time_us"
     }
+
+    public init(externalID: String, timeMicros: Int64? = nil) {
+        self.externalID = externalID
+        self.timeMicros = timeMicros
+    }
 }
 
 /// `run.resubmitted`: an ended run was opened again.
-public struct RunResubmitted: EventPayload, Equatable {
+public struct RunResubmitted: ProducerTimed, Equatable {
     public static let eventTypes = [EventType.runResubmitted]
     public var run: String?
     public var previousStatus: String?
@@ -117,10 +201,30 @@ public struct RunResubmitted: EventPayload, Equatable {
         case run, previousStatus = "previous_status", dagVersion = "dag_version", previousVersion = "previous_version"
         case reused, rerun, reason, timeMicros = "time_us"
     }
+
+    public init(
+        run: String? = nil,
+        previousStatus: String? = nil,
+        dagVersion: String? = nil,
+        previousVersion: String? = nil,
+        reused: [String]? = nil,
+        rerun: [String]? = nil,
+        reason: String? = nil,
+        timeMicros: Int64? = nil
+    ) {
+        self.run = run
+        self.previousStatus = previousStatus
+        self.dagVersion = dagVersion
+        self.previousVersion = previousVersion
+        self.reused = reused
+        self.rerun = rerun
+        self.reason = reason
+        self.timeMicros = timeMicros
+    }
 }
 
 /// `run.succeeded`, `run.failed`, `run.cancelled`: how a run ended.
-public struct RunEnded: EventPayload, Equatable {
+public struct RunEnded: ProducerTimed, Equatable {
     public static let eventTypes = [EventType.runSucceeded, EventType.runFailed, EventType.runCancelled]
     public var run: String?
     /// How many tasks ended in each state.
@@ -133,6 +237,22 @@ public struct RunEnded: EventPayload, Equatable {
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case run, tasks, failedTasks = "failed_tasks", notRun = "not_run", error, timeMicros = "time_us"
+    }
+
+    public init(
+        run: String? = nil,
+        tasks: [String: Int]? = nil,
+        failedTasks: [String]? = nil,
+        notRun: [String]? = nil,
+        error: String? = nil,
+        timeMicros: Int64? = nil
+    ) {
+        self.run = run
+        self.tasks = tasks
+        self.failedTasks = failedTasks
+        self.notRun = notRun
+        self.error = error
+        self.timeMicros = timeMicros
     }
 }
 
@@ -151,6 +271,24 @@ public struct RunImported: EventPayload, Equatable {
         case run, originLedger = "origin_ledger", originTreeSize = "origin_tree_size", originRoot = "origin_root", events, files
         case bundleSHA256 = "bundle_sha256"
     }
+
+    public init(
+        run: String? = nil,
+        originLedger: String? = nil,
+        originTreeSize: UInt64? = nil,
+        originRoot: String? = nil,
+        events: Int? = nil,
+        files: Int? = nil,
+        bundleSHA256: String? = nil
+    ) {
+        self.run = run
+        self.originLedger = originLedger
+        self.originTreeSize = originTreeSize
+        self.originRoot = originRoot
+        self.events = events
+        self.files = files
+        self.bundleSHA256 = bundleSHA256
+    }
 }
 
 /// `run.callback`: a run's outcome posted (or not) to the URL given when it was triggered over HTTP.
@@ -166,11 +304,27 @@ public struct RunCallback: EventPayload, Equatable {
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case url, attempts, delivered, statusCode = "status_code", error, outcome
     }
+
+    public init(
+        url: String? = nil,
+        attempts: Int? = nil,
+        delivered: Bool? = nil,
+        statusCode: Int? = nil,
+        error: String? = nil,
+        outcome: String? = nil
+    ) {
+        self.url = url
+        self.attempts = attempts
+        self.delivered = delivered
+        self.statusCode = statusCode
+        self.error = error
+        self.outcome = outcome
+    }
 }
 
 /// Every `task.*` event: scheduled, started, succeeded, failed, retrying, blocked, skipped,
 /// upstream failed.
-public struct TaskEvent: EventPayload, Equatable {
+public struct TaskEvent: ProducerTimed, Equatable {
     public static let eventTypes = [
         EventType.taskScheduled, EventType.taskStarted, EventType.taskSucceeded, EventType.taskFailed, EventType.taskRetrying,
         EventType.taskBlocked, EventType.taskSkipped, EventType.taskUpstreamFailed,
@@ -206,11 +360,13 @@ public struct TaskEvent: EventPayload, Equatable {
     /// Command tasks: exit code, output (bounded) and sizes, files written, argv, working directory and
     /// environment (secrets redacted).
     public var exitCode: Int?
+    /// The signal that killed the command, when one did.
+    public var signal: Int?
     public var stdout: String?
     public var stderr: String?
     public var stdoutBytes: Int?
     public var stderrBytes: Int?
-    public var files: JSONTree?
+    public var files: [TaskFile]?
     public var argv: [String]?
     public var cwd: String?
     public var env: [String: String]?
@@ -221,13 +377,76 @@ public struct TaskEvent: EventPayload, Equatable {
         case openlineageRun = "openlineage_run", tryNumber = "try_number", startUnknown = "start_unknown", sql
         case durationMillis = "duration_ms", error, reason, outputDigest = "output_digest", branch
         case nextAttempt = "next_attempt", backoffMillis = "backoff_ms", upstream, timedOut = "timed_out", cancelled
-        case exitCode = "exit_code", stdout, stderr, stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes", files, argv
+        case exitCode = "exit_code", signal, stdout, stderr, stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes", files, argv
         case cwd, env, timeMicros = "time_us"
     }
 
-    public init(task: String, attempt: Int? = nil) {
+    public init(
+        task: String,
+        attempt: Int? = nil,
+        order: Int? = nil,
+        slot: Int? = nil,
+        seed: String? = nil,
+        timeoutMillis: Int? = nil,
+        outputDir: String? = nil,
+        openlineageRun: String? = nil,
+        tryNumber: Int? = nil,
+        startUnknown: Bool? = nil,
+        sql: String? = nil,
+        durationMillis: Int? = nil,
+        error: String? = nil,
+        reason: String? = nil,
+        outputDigest: String? = nil,
+        branch: BranchChoice? = nil,
+        nextAttempt: Int? = nil,
+        backoffMillis: Int? = nil,
+        upstream: [String]? = nil,
+        timedOut: Bool? = nil,
+        cancelled: Bool? = nil,
+        exitCode: Int? = nil,
+        signal: Int? = nil,
+        stdout: String? = nil,
+        stderr: String? = nil,
+        stdoutBytes: Int? = nil,
+        stderrBytes: Int? = nil,
+        files: [TaskFile]? = nil,
+        argv: [String]? = nil,
+        cwd: String? = nil,
+        env: [String: String]? = nil,
+        timeMicros: Int64? = nil
+    ) {
         self.task = task
         self.attempt = attempt
+        self.order = order
+        self.slot = slot
+        self.seed = seed
+        self.timeoutMillis = timeoutMillis
+        self.outputDir = outputDir
+        self.openlineageRun = openlineageRun
+        self.tryNumber = tryNumber
+        self.startUnknown = startUnknown
+        self.sql = sql
+        self.durationMillis = durationMillis
+        self.error = error
+        self.reason = reason
+        self.outputDigest = outputDigest
+        self.branch = branch
+        self.nextAttempt = nextAttempt
+        self.backoffMillis = backoffMillis
+        self.upstream = upstream
+        self.timedOut = timedOut
+        self.cancelled = cancelled
+        self.exitCode = exitCode
+        self.signal = signal
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdoutBytes = stdoutBytes
+        self.stderrBytes = stderrBytes
+        self.files = files
+        self.argv = argv
+        self.cwd = cwd
+        self.env = env
+        self.timeMicros = timeMicros
     }
 }
 
@@ -250,8 +469,22 @@ public struct BranchChoice: Codable, Sendable, Equatable {
     }
 }
 
+/// A file a command task wrote into its output directory.
+public struct TaskFile: Codable, Sendable, Hashable {
+    /// Relative to the output directory.
+    public var path: String
+    public var sha256: String
+    public var bytes: Int64
+
+    public init(path: String, sha256: String, bytes: Int64) {
+        self.path = path
+        self.sha256 = sha256
+        self.bytes = bytes
+    }
+}
+
 /// `variable.recorded` (a named value inside a task, at a step) and `value.produced` (a task's output).
-public struct ValueEvent: EventPayload, Equatable {
+public struct ValueEvent: ProducerTimed, Equatable {
     public static let eventTypes = [EventType.variableRecorded, EventType.valueProduced]
     public var task: String
     public var attempt: Int?
@@ -264,17 +497,43 @@ public struct ValueEvent: EventPayload, Equatable {
     public var valueType: String?
     public var rows: Int?
     /// The value inline (≤ 512 bytes), else its size (the value is then in `value/<digest>`).
-    public var value: JSONTree?
+    public var value: JSONFragment?
     public var bytes: Int?
     public var timeMicros: Int64?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case task, attempt, step, name, kind, digest, valueType = "value_type", rows, value, bytes, timeMicros = "time_us"
     }
+
+    public init(
+        task: String,
+        attempt: Int? = nil,
+        step: Int? = nil,
+        name: String? = nil,
+        kind: String? = nil,
+        digest: String,
+        valueType: String? = nil,
+        rows: Int? = nil,
+        value: JSONFragment? = nil,
+        bytes: Int? = nil,
+        timeMicros: Int64? = nil
+    ) {
+        self.task = task
+        self.attempt = attempt
+        self.step = step
+        self.name = name
+        self.kind = kind
+        self.digest = digest
+        self.valueType = valueType
+        self.rows = rows
+        self.value = value
+        self.bytes = bytes
+        self.timeMicros = timeMicros
+    }
 }
 
 /// `value.consumed`: a task read an upstream task's output or a dataset's chunk.
-public struct ValueConsumed: EventPayload, Equatable {
+public struct ValueConsumed: ProducerTimed, Equatable {
     public static let eventTypes = [EventType.valueConsumed]
     public var task: String
     public var attempt: Int?
@@ -288,10 +547,30 @@ public struct ValueConsumed: EventPayload, Equatable {
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case task, attempt, fromTask = "from_task", dataset, chunk, digest, location, timeMicros = "time_us"
     }
+
+    public init(
+        task: String,
+        attempt: Int? = nil,
+        fromTask: String? = nil,
+        dataset: String? = nil,
+        chunk: String? = nil,
+        digest: String? = nil,
+        location: String? = nil,
+        timeMicros: Int64? = nil
+    ) {
+        self.task = task
+        self.attempt = attempt
+        self.fromTask = fromTask
+        self.dataset = dataset
+        self.chunk = chunk
+        self.digest = digest
+        self.location = location
+        self.timeMicros = timeMicros
+    }
 }
 
 /// `expectation.evaluated`: a check on a task's output or a dataset (a dbt test, a data-quality assertion).
-public struct ExpectationEvaluated: EventPayload, Equatable {
+public struct ExpectationEvaluated: ProducerTimed, Equatable {
     public static let eventTypes = [EventType.expectationEvaluated]
     public var task: String
     public var attempt: Int?
@@ -303,6 +582,22 @@ public struct ExpectationEvaluated: EventPayload, Equatable {
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case task, attempt, name, passed, message, timeMicros = "time_us"
     }
+
+    public init(
+        task: String,
+        attempt: Int? = nil,
+        name: String,
+        passed: Bool,
+        message: String? = nil,
+        timeMicros: Int64? = nil
+    ) {
+        self.task = task
+        self.attempt = attempt
+        self.name = name
+        self.passed = passed
+        self.message = message
+        self.timeMicros = timeMicros
+    }
 }
 
 /// `question.answered`: the five questions about a chunk a task is about to read.
@@ -313,15 +608,61 @@ public struct QuestionAnswered: EventPayload, Equatable {
     public var dataset: String?
     public var chunk: String?
     /// Each `{"answer", "evidence"}`.
-    public var ready: JSONTree?
-    public var right: JSONTree?
-    public var location: JSONTree?
-    public var validated: JSONTree?
-    public var safe: JSONTree?
+    public var ready: QuestionAnswer?
+    public var right: QuestionAnswer?
+    public var location: QuestionAnswer?
+    public var validated: QuestionAnswer?
+    public var safe: QuestionAnswer?
     public var allYes: Bool?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case task, attempt, dataset, chunk, ready, right, location, validated, safe, allYes = "all_yes"
+    }
+
+    public init(
+        task: String? = nil,
+        attempt: Int? = nil,
+        dataset: String? = nil,
+        chunk: String? = nil,
+        ready: QuestionAnswer? = nil,
+        right: QuestionAnswer? = nil,
+        location: QuestionAnswer? = nil,
+        validated: QuestionAnswer? = nil,
+        safe: QuestionAnswer? = nil,
+        allYes: Bool? = nil
+    ) {
+        self.task = task
+        self.attempt = attempt
+        self.dataset = dataset
+        self.chunk = chunk
+        self.ready = ready
+        self.right = right
+        self.location = location
+        self.validated = validated
+        self.safe = safe
+        self.allYes = allYes
+    }
+}
+
+/// One of the five answers: yes or no, and the evidence (a bare `true`/`false` in early ledgers).
+public struct QuestionAnswer: Codable, Sendable, Hashable {
+    public var answer: Bool
+    public var evidence: String?
+
+    public init(answer: Bool, evidence: String?) {
+        self.answer = answer
+        self.evidence = evidence
+    }
+
+    enum CodingKeys: String, CodingKey { case answer, evidence }
+
+    public init(from decoder: any Decoder) throws {
+        if let yes = try? decoder.singleValueContainer().decode(Bool.self) {
+            self.init(answer: yes, evidence: nil)
+        } else {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(answer: try c.decode(Bool.self, forKey: .answer), evidence: try c.decodeIfPresent(String.self, forKey: .evidence))
+        }
     }
 }
 
@@ -337,6 +678,20 @@ public struct DAGTriggered: EventPayload, Equatable {
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case task, attempt, childDAG = "child_dag", childRun = "child_run", params
     }
+
+    public init(
+        task: String,
+        attempt: Int? = nil,
+        childDAG: String,
+        childRun: String,
+        params: [String: String]? = nil
+    ) {
+        self.task = task
+        self.attempt = attempt
+        self.childDAG = childDAG
+        self.childRun = childRun
+        self.params = params
+    }
 }
 
 /// `value.stored`: a content-addressed value too large to sit inline in the event that names it.
@@ -344,10 +699,16 @@ public struct ValueStored: EventPayload, Equatable {
     public static let eventTypes = [EventType.valueStored]
     public var digest: String
     public var valueType: String?
-    public var value: JSONTree?
+    public var value: JSONFragment?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case digest, valueType = "value_type", value
+    }
+
+    public init(digest: String, valueType: String? = nil, value: JSONFragment? = nil) {
+        self.digest = digest
+        self.valueType = valueType
+        self.value = value
     }
 }
 
@@ -367,6 +728,24 @@ public struct LineageQuarantined: EventPayload, Equatable {
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case quarantine, source, reason, chunks, values, runs, rebuild
     }
+
+    public init(
+        quarantine: String,
+        source: String? = nil,
+        reason: String? = nil,
+        chunks: [String]? = nil,
+        values: [String]? = nil,
+        runs: [String]? = nil,
+        rebuild: [String: [String]]? = nil
+    ) {
+        self.quarantine = quarantine
+        self.source = source
+        self.reason = reason
+        self.chunks = chunks
+        self.values = values
+        self.runs = runs
+        self.rebuild = rebuild
+    }
 }
 
 /// `openlineage.received`: an OpenLineage event accepted by `clew serve`, kept whole.
@@ -378,6 +757,11 @@ public struct OpenLineageReceived: EventPayload, Equatable {
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case digest, event
+    }
+
+    public init(digest: String, event: JSONTree) {
+        self.digest = digest
+        self.event = event
     }
 }
 

@@ -1,5 +1,5 @@
 package import ClewLedger
-import ClewModel
+package import ClewModel
 package import Foundation
 
 /// The envelope fields a projection needs (no payload).
@@ -15,7 +15,7 @@ public struct EventHeader: Sendable {
 ///
 /// Decoding follows docs/event-schema.md. A payload that does not decode as its type says becomes
 /// ``malformed`` (views skip it; `clew verify` still vouches for the bytes); unknown types are ``other``.
-enum Fact {
+package enum Fact {
     case dagRegistered(DAGRegistered)
     /// An event of stream `run/<dag>/<run>`.
     case run(RunKey, RunFact)
@@ -25,7 +25,7 @@ enum Fact {
     case malformed(String)
     case other
 
-    enum RunFact {
+    package enum RunFact {
         case queued(RunQueued)
         case started(RunStarted)
         case resubmitted(RunResubmitted)
@@ -41,7 +41,7 @@ enum Fact {
 
     /// Decodes `event`'s payload by its type. `wanted` limits decoding to what the caller folds (the rest
     /// become ``other`` without touching the payload).
-    static func decode(_ event: Event, wanted: Interest = .all, decoder d: JSONDecoder = JSONDecoder()) -> Fact {
+    package static func decode(_ event: Event, wanted: Interest = .all, decoder d: JSONDecoder = JSONDecoder()) -> Fact {
         let type = event.type
         do {
             if event.stream.hasPrefix("run/") {
@@ -90,14 +90,29 @@ enum Fact {
     }
 
     /// What a fold needs decoded.
-    struct Interest: OptionSet {
-        let rawValue: Int
-        static let run = Interest(rawValue: 1)
-        static let chunks = Interest(rawValue: 2)
-        static let dags = Interest(rawValue: 4)
+    package struct Interest: OptionSet {
+        package let rawValue: Int
+        package init(rawValue: Int) { self.rawValue = rawValue }
+        package static let run = Interest(rawValue: 1)
+        package static let chunks = Interest(rawValue: 2)
+        package static let dags = Interest(rawValue: 4)
         /// `value.consumed` only (the chunk view's lineage for staleness).
-        static let consumption = Interest(rawValue: 8)
-        static let all: Interest = [.run, .chunks, .dags, .consumption]
+        package static let consumption = Interest(rawValue: 8)
+        package static let all: Interest = [.run, .chunks, .dags, .consumption]
+    }
+}
+
+extension Fact.RunFact {
+    /// The task and attempt a task-level fact is about (nil for run-level facts; attempt 1 when unrecorded).
+    package var attempt: (task: String, attempt: Int)? {
+        switch self {
+        case .task(let t): (t.task, t.attempt ?? 1)
+        case .value(let v): (v.task, v.attempt ?? 1)
+        case .consumed(let c): (c.task, c.attempt ?? 1)
+        case .expectation(let x): (x.task, x.attempt ?? 1)
+        case .triggered(let d): (d.task, d.attempt ?? 1)
+        default: nil
+        }
     }
 }
 

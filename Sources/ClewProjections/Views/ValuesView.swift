@@ -59,7 +59,7 @@ final class ValuesProjection: Projection {
                 seq: h.seq, dag: key.dag, run: key.run, task: v.task, attempt: v.attempt ?? 1, step: produced ? nil : v.step,
                 name: name, value: nil, digest: v.digest)
             try index(digest: v.digest, hit, txn)
-            guard let value = v.value else { return }
+            guard let value = v.value?.tree else { return }
             if case .object(let fields) = value {
                 for (field, fv) in fields.sorted(by: { $0.key < $1.key }).prefix(Self.maxFields) {
                     var fieldHit = hit

@@ -65,7 +65,7 @@ public enum RunBundle {
         var seqs = Set(try ledger.seqs(inStream: key.stream))
         // The DAG definition the run executed.
         for e in try ledger.events(inStream: StreamID.dag(key.dag)).reversed() where e.type == EventType.dagRegistered {
-            if let f = PayloadFields(e.payload), f.string("version") == recording.version { seqs.insert(e.seq); break }
+            if (try? JSONDecoder().decode(DAGRegistered.self, from: e.payload))?.version == recording.version { seqs.insert(e.seq); break }
         }
         // Values the run refers to by digest.
         var digests = Set<String>()
@@ -174,8 +174,10 @@ public enum RunBundle {
     /// A DAG version or stored value the ledger already records is not imported twice.
     static func alreadyHas(_ e: CanonicalEvent, payload: Data, in ledger: Ledger) throws -> Bool {
         if e.type == EventType.valueStored { return try !ledger.seqs(inStream: e.stream, limit: 1).isEmpty }
-        if e.type == EventType.dagRegistered, let version = PayloadFields(payload)?.string("version") {
-            return try ledger.events(inStream: e.stream).contains { PayloadFields($0.payload)?.string("version") == version }
+        if e.type == EventType.dagRegistered, let version = (try? JSONDecoder().decode(DAGRegistered.self, from: payload))?.version {
+            return try ledger.events(inStream: e.stream).contains {
+                $0.type == EventType.dagRegistered && (try? JSONDecoder().decode(DAGRegistered.self, from: $0.payload))?.version == version
+            }
         }
         return false
     }

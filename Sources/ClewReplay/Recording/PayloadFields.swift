@@ -1,8 +1,9 @@
 import Foundation
 
 /// The top-level members of a JSON object payload, found without parsing the values: each member's
-/// value is kept as its raw bytes, and only the members asked for are decoded. A recorded value stays
-/// byte-for-byte the canonical JSON it was hashed as, so its digest needs no re-encoding.
+/// value is kept as its raw bytes. Replay reads a recorded value this way (every other field through the
+/// payload's type in the event schema), so the value stays byte-for-byte the canonical JSON it was
+/// hashed as, and its digest needs no re-encoding.
 struct PayloadFields {
     let bytes: [UInt8]
     private(set) var members: [String: Range<Int>] = [:]
@@ -84,31 +85,4 @@ struct PayloadFields {
         if slice.elementsEqual("null".utf8) { return nil }
         return Data(slice)
     }
-
-    func string(_ key: String) -> String? {
-        guard let r = members[key], r.count >= 2, bytes[r.lowerBound] == UInt8(ascii: "\"") else { return nil }
-        let inner = bytes[(r.lowerBound + 1)..<(r.upperBound - 1)]
-        if !inner.contains(UInt8(ascii: "\\")) { return String(decoding: inner, as: UTF8.self) }
-        return (try? JSONSerialization.jsonObject(with: Data(bytes[r]), options: .fragmentsAllowed)) as? String
-    }
-
-    func int(_ key: String) -> Int? {
-        guard let r = members[key] else { return nil }
-        return Int(String(decoding: bytes[r], as: UTF8.self))
-    }
-
-    func bool(_ key: String) -> Bool? {
-        guard let r = members[key] else { return nil }
-        let s = bytes[r]
-        return s.elementsEqual("true".utf8) ? true : s.elementsEqual("false".utf8) ? false : nil
-    }
-
-    /// A member parsed with JSONSerialization (objects, arrays).
-    func any(_ key: String) -> Any? {
-        guard let d = raw(key) else { return nil }
-        return try? JSONSerialization.jsonObject(with: d, options: .fragmentsAllowed)
-    }
-
-    func strings(_ key: String) -> [String]? { any(key) as? [String] }
-    func stringMap(_ key: String) -> [String: String]? { any(key) as? [String: String] }
 }

@@ -152,31 +152,33 @@ extension RecordedRun {
     }
 }
 
-/// The fold behind ``RecordedRun/load(_:from:)``: one pass over the run's stream, payloads read with
-/// ``PayloadFields`` so recorded values keep their exact bytes.
+/// The fold behind ``RecordedRun/load(_:from:)``: one pass over the run's stream, each payload decoded
+/// as its type in the event schema; a recorded value's bytes are sliced out of the payload with
+/// ``PayloadFields`` so they stay exactly the canonical JSON they were hashed as.
 struct RecordingLoader {
     let ledger: Ledger
     let key: RunKey
     var values: [String: RecordedValue] = [:]
+    let decoder = JSONDecoder()
 
     init(ledger: Ledger, key: RunKey) {
         self.ledger = ledger
         self.key = key
     }
 
-    mutating func value(_ f: PayloadFields) throws -> RecordedValue? {
-        guard let digest = f.string("digest") else { return nil }
-        let type = f.string("value_type") ?? "json"
-        if let raw = f.raw("value") ?? (f.members["value"] != nil ? Data("null".utf8) : nil) {
-            return RecordedValue(json: raw, digest: digest, type: type)
+    /// The value a `variable.recorded`/`value.produced` event describes: inline, or from its `value.stored`.
+    mutating func value(_ v: ValueEvent, payload: Data) throws -> RecordedValue? {
+        let type = v.valueType ?? "json"
+        if let f = PayloadFields(payload), f.members["value"] != nil {
+            return RecordedValue(json: f.raw("value") ?? Data("null".utf8), digest: v.digest, type: type)
         }
-        if let v = values[digest] { return v }
-        guard let stored = try ledger.events(inStream: StreamID.value(digest), limit: 1).first,
+        if let cached = values[v.digest] { return cached }
+        guard let stored = try ledger.events(inStream: StreamID.value(v.digest), limit: 1).first,
             let s = PayloadFields(stored.payload), let raw = s.raw("value")
         else { return nil }
-        let v = RecordedValue(json: raw, digest: digest, type: s.string("value_type") ?? type)
-        values[digest] = v
-        return v
+        let value = RecordedValue(json: raw, digest: v.digest, type: (try? decoder.decode(ValueStored.self, from: stored.payload))?.valueType ?? type)
+        values[v.digest] = value
+        return value
     }
 
     mutating func load() throws -> RecordedRun {
@@ -201,93 +203,82 @@ struct RecordingLoader {
             after = page.last!.seq
             for e in page {
                 last = e.seq
-                guard let f = PayloadFields(e.payload) else { continue }
-                if e.type == EventType.runQueued {
+                guard case .run(_, let fact) = Fact.decode(e, wanted: .run, decoder: decoder) else { continue }
+                if case .queued(let q) = fact {
                     if run == nil {
                         var partition: Partition?
-                        if let p = f.string("partition"), let s = f.string("interval_start").flatMap(PartitionKey.parse),
-                            let end = f.string("interval_end").flatMap(PartitionKey.parse)
-                        {
+                        if let p = q.partition, let s = q.intervalStart.flatMap(PartitionKey.parse), let end = q.intervalEnd.flatMap(PartitionKey.parse) {
                             partition = Partition(key: p, start: s, end: end)
                         }
                         run = RecordedRun(
-                            key: key, version: f.string("dag_version"), params: f.stringMap("params") ?? [:], partition: partition,
-                            trigger: f.string("trigger") ?? "manual", branchOf: f.string("branch_of"), environment: nil,
-                            status: "running", attempts: [], decisions: [:], seqs: e.seq...e.seq)
+                            key: key, version: q.dagVersion, params: q.params ?? [:], partition: partition, trigger: q.trigger ?? "manual",
+                            branchOf: q.branchOf, environment: nil, status: "running", attempts: [], decisions: [:], seqs: e.seq...e.seq)
                     }
                     continue
                 }
                 guard run != nil else { continue }
-                switch e.type {
-                case EventType.runStarted:
-                    if run?.environment == nil, let b = f.string("build_id") {
-                        run?.environment = RunEnvironment(buildID: b, os: f.string("os") ?? "", arch: f.string("arch") ?? "")
-                    }
+                switch fact {
+                case .started(let s):
+                    if run?.environment == nil, let b = s.buildID { run?.environment = RunEnvironment(buildID: b, os: s.os ?? "", arch: s.arch ?? "") }
                     run?.status = "running"
-                case EventType.runSucceeded: run?.status = "succeeded"
-                case EventType.runFailed: run?.status = "failed"
-                case EventType.runCancelled: run?.status = "cancelled"
-                case EventType.taskSkipped, EventType.taskUpstreamFailed:
-                    guard let task = f.string("task") else { continue }
-                    if let a = f.int("attempt"), let i = open["\(task)#\(a)"] {
-                        attempts[i].outcome = .skipped(f.string("reason") ?? "")
+                case .ended(let state, _):
+                    run?.status = state
+                case .task(let t) where e.type == EventType.taskSkipped || e.type == EventType.taskUpstreamFailed:
+                    if let a = t.attempt, let i = open["\(t.task)#\(a)"] {
+                        attempts[i].outcome = .skipped(t.reason ?? "")
                         attempts[i].endSeq = e.seq
                     } else {
-                        decisions[task] = e.type == EventType.taskSkipped
-                            ? "skipped: \(f.string("reason") ?? "")" : "upstream_failed: \((f.strings("upstream") ?? []).joined(separator: ", "))"
+                        decisions[t.task] = e.type == EventType.taskSkipped
+                            ? "skipped: \(t.reason ?? "")" : "upstream_failed: \((t.upstream ?? []).joined(separator: ", "))"
                     }
-                default:
-                    guard let task = f.string("task"), let a = f.int("attempt") else { continue }
+                case .task(let t):
+                    guard let a = t.attempt else { continue }
+                    let i = index(t.task, a, seq: e.seq)
                     switch e.type {
                     case EventType.taskStarted:
-                        let i = index(task, a, seq: e.seq)
                         attempts[i].startSeq = e.seq
-                        attempts[i].seed = f.string("seed").flatMap { UInt64($0, radix: 16) }
-                        attempts[i].outputDirectory = f.string("output_dir")
+                        attempts[i].seed = t.seed.flatMap { UInt64($0, radix: 16) }
+                        attempts[i].outputDirectory = t.outputDir
                     case EventType.taskBlocked:
-                        let i = index(task, a, seq: e.seq)
-                        attempts[i].outcome = .blocked(f.string("reason") ?? "")
+                        attempts[i].outcome = .blocked(t.reason ?? "")
                         attempts[i].endSeq = e.seq
-                    case EventType.valueConsumed:
-                        let i = index(task, a, seq: e.seq)
-                        if let from = f.string("from_task") {
-                            attempts[i].upstream.append(RecordedInput(fromTask: from, digest: f.string("digest") ?? "", seq: e.seq))
-                        } else if let dataset = f.string("dataset"), let chunk = f.string("chunk") {
-                            attempts[i].chunks.append(RecordedChunkInput(
-                                dataset: dataset, key: chunk, digest: f.string("digest"), location: f.string("location"), seq: e.seq))
-                        }
-                    case EventType.variableRecorded:
-                        let i = index(task, a, seq: e.seq)
-                        if let v = try value(f) {
-                            attempts[i].steps.append(RecordedStep(
-                                step: f.int("step") ?? attempts[i].steps.count + 1, name: f.string("name") ?? "?",
-                                kind: f.string("kind") ?? StepKind.variable, value: v, seq: e.seq))
-                        }
-                    case EventType.expectationEvaluated:
-                        let i = index(task, a, seq: e.seq)
-                        attempts[i].expectations.append(RecordedExpectation(
-                            name: f.string("name") ?? "", passed: f.bool("passed") ?? false, message: f.string("message") ?? ""))
-                    case EventType.valueProduced:
-                        let i = index(task, a, seq: e.seq)
-                        attempts[i].output = try value(f)
-                        attempts[i].outputSeq = e.seq
                     case EventType.taskSucceeded, EventType.taskFailed:
-                        let i = index(task, a, seq: e.seq)
-                        attempts[i].outcome = e.type == EventType.taskSucceeded ? .succeeded : .failed(f.string("error") ?? "")
+                        attempts[i].outcome = e.type == EventType.taskSucceeded ? .succeeded : .failed(t.error ?? "")
                         attempts[i].endSeq = e.seq
-                        attempts[i].branch = f.strings("branch")
-                        if f.members["exit_code"] != nil || f.members["argv"] != nil {
-                            var files: [String: String] = [:]
-                            for item in (f.any("files") as? [[String: Any]]) ?? [] {
-                                if let p = item["path"] as? String, let s = item["sha256"] as? String { files[p] = s }
-                            }
+                        attempts[i].branch = t.branch?.tasks
+                        if t.exitCode != nil || t.argv != nil {
                             attempts[i].command = RecordedCommand(
-                                exitCode: f.int("exit_code"), files: files, argv: f.strings("argv"), cwd: f.string("cwd"),
-                                env: f.stringMap("env"), stdout: f.string("stdout"))
+                                exitCode: t.exitCode, files: Dictionary((t.files ?? []).map { ($0.path, $0.sha256) }, uniquingKeysWith: { a, _ in a }),
+                                argv: t.argv, cwd: t.cwd, env: t.env, stdout: t.stdout)
                         }
                     default:
                         break
                     }
+                case .consumed(let c):
+                    guard let a = c.attempt else { continue }
+                    let i = index(c.task, a, seq: e.seq)
+                    if let from = c.fromTask {
+                        attempts[i].upstream.append(RecordedInput(fromTask: from, digest: c.digest ?? "", seq: e.seq))
+                    } else if let dataset = c.dataset, let chunk = c.chunk {
+                        attempts[i].chunks.append(RecordedChunkInput(dataset: dataset, key: chunk, digest: c.digest, location: c.location, seq: e.seq))
+                    }
+                case .value(let v):
+                    guard let a = v.attempt else { continue }
+                    let i = index(v.task, a, seq: e.seq)
+                    if e.type == EventType.valueProduced {
+                        attempts[i].output = try value(v, payload: e.payload)
+                        attempts[i].outputSeq = e.seq
+                    } else if let value = try value(v, payload: e.payload) {
+                        attempts[i].steps.append(RecordedStep(
+                            step: v.step ?? attempts[i].steps.count + 1, name: v.name ?? "?", kind: v.kind ?? StepKind.variable, value: value,
+                            seq: e.seq))
+                    }
+                case .expectation(let x):
+                    guard let a = x.attempt else { continue }
+                    let i = index(x.task, a, seq: e.seq)
+                    attempts[i].expectations.append(RecordedExpectation(name: x.name, passed: x.passed, message: x.message ?? ""))
+                default:
+                    break
                 }
             }
         }
@@ -313,9 +304,10 @@ struct RecordingLoader {
                 let chunk = run.attempts[a].chunks[c]
                 if byDataset[chunk.dataset] == nil {
                     var map: [String: String] = [:]
-                    for e in try ledger.events(inStream: StreamID.dataset(chunk.dataset)) where e.seq <= run.seqs.upperBound {
-                        if let f = PayloadFields(e.payload), let loc = f.string("location"), let k = f.string("chunk") {
-                            map["\(k) \(f.string("digest") ?? "")"] = loc
+                    for e in try ledger.events(inStream: StreamID.dataset(chunk.dataset))
+                    where e.seq <= run.seqs.upperBound && e.type == EventType.chunkStatusChanged {
+                        if let c = try? decoder.decode(ChunkChange.self, from: e.payload), let loc = c.location {
+                            map["\(c.chunk) \(c.digest ?? "")"] = loc
                         }
                     }
                     byDataset[chunk.dataset] = map

@@ -168,9 +168,11 @@ struct AttemptRunner: Sendable {
         result.expectations = context.expectations
         switch body {
         case .success(let o):
-            result.exitCode = Self.int(o.fields, "exit_code")
-            result.files = Self.files(o.fields)
-            result.env = Self.strings(o.fields, "env")
+            if let command = o.command {
+                result.exitCode = command.exitCode.map(Int.init)
+                result.files = Dictionary(command.files.map { ($0.path, $0.sha256) }, uniquingKeysWith: { a, _ in a })
+                result.env = command.env
+            }
             if let skipped = o.skipped {
                 result.outcome = .skipped(skipped)
             } else if let failure = o.failure {
@@ -185,26 +187,5 @@ struct AttemptRunner: Sendable {
             result.outcome = .failed("\(error)")
         }
         return result
-    }
-
-    static func field(_ fields: [(String, JSON.Value)], _ name: String) -> JSON.Value? { fields.first { $0.0 == name }?.1 }
-
-    static func int(_ fields: [(String, JSON.Value)], _ name: String) -> Int? {
-        if case .int(let i)? = field(fields, name) { return Int(i) }
-        return nil
-    }
-
-    static func strings(_ fields: [(String, JSON.Value)], _ name: String) -> [String: String]? {
-        guard let v = field(fields, name) else { return nil }
-        return (try? JSONSerialization.jsonObject(with: Data(v.text.utf8))) as? [String: String]
-    }
-
-    static func files(_ fields: [(String, JSON.Value)]) -> [String: String]? {
-        guard let v = field(fields, "files"),
-            let list = (try? JSONSerialization.jsonObject(with: Data(v.text.utf8))) as? [[String: Any]]
-        else { return nil }
-        var out: [String: String] = [:]
-        for item in list { if let p = item["path"] as? String, let s = item["sha256"] as? String { out[p] = s } }
-        return out
     }
 }

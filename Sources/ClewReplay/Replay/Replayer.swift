@@ -208,8 +208,8 @@ public final class Replayer: Sendable {
     static func recordedDefinition(dag: String, version: String?, ledger: Ledger) throws -> DAGSpec? {
         guard let version else { return nil }
         for e in try ledger.events(inStream: StreamID.dag(dag)).reversed() where e.type == EventType.dagRegistered {
-            guard let f = PayloadFields(e.payload), f.string("version") == version, let def = f.raw("definition") else { continue }
-            return try? JSONDecoder().decode(DAGSpec.self, from: def)
+            guard let registered = try? JSONDecoder().decode(DAGRegistered.self, from: e.payload), registered.version == version else { continue }
+            return registered.definition
         }
         return nil
     }

@@ -330,10 +330,10 @@ actor OpenLineageIngest {
         outcome.run = runID
         outcome.task = task
         let before = drafts.count
-        func emit(_ type: String, _ fields: [(String, JSON.Value)]) {
-            drafts.append(NewEvent(
-                type: type, stream: stream, actor: "openlineage", timestampMicros: stamp,
-                payload: JSON.Value.object(fields + [("time_us", .int(time))]).data))
+        func emit<P: ProducerTimed>(_ type: String, _ payload: P) {
+            var payload = payload
+            payload.timeMicros = time
+            drafts.append(NewEvent(type: type, stream: stream, actor: "openlineage", timestampMicros: stamp, payload: payload.payloadData))
         }
         func ignore(_ why: String) {
             outcome.status = "ignored"
@@ -352,40 +352,44 @@ actor OpenLineageIngest {
         }
 
         if !memo.queued {
-            var fields: [(String, JSON.Value)] = [("dag", .string(dag)), ("run", .string(runID)), ("params", .object([])), ("trigger", .string("openlineage"))]
-            if let spec = definitions[dag] { fields.append(("dag_version", .string(encoded(dag, spec).version))) }
+            var queued = RunQueued(dag: dag, run: runID, params: [:], trigger: "openlineage")
+            if let spec = definitions[dag] { queued.dagVersion = encoded(dag, spec).version }
             if let nominal = facets?["nominalTime"], let start = nominal["nominalStartTime"]?.string {
-                fields.append(("interval_start", .string(start)))
-                if let end = nominal["nominalEndTime"]?.string { fields.append(("interval_end", .string(end))) }
+                queued.intervalStart = start
+                queued.intervalEnd = nominal["nominalEndTime"]?.string
             }
             if let externalID {
-                fields.append(("external_id", .string(externalID)))
+                queued.externalID = externalID
                 memo.externalIDs.insert(externalID)
             }
-            fields.append(("openlineage", .object([("namespace", .string(top?["job"]?["namespace"]?.string ?? namespace)), ("job", .string(top?["job"]?["name"]?.string ?? job)), ("producer", .string(e["producer"]?.string ?? ""))])))
-            emit(EventType.runQueued, fields)
+            queued.openlineage = .object([
+                "namespace": .string(top?["job"]?["namespace"]?.string ?? namespace), "job": .string(top?["job"]?["name"]?.string ?? job),
+                "producer": .string(e["producer"]?.string ?? ""),
+            ])
+            emit(EventType.runQueued, queued)
             memo.queued = true
         }
         // A run that ended is reopened by a later start of itself or of any of its tasks (a re-run).
         if let ended = memo.endedAt, isStart, time > ended {
-            emit(EventType.runResubmitted, [("previous_status", .string(memo.endState ?? "ended")), ("reason", .string("OpenLineage \(eventType) of \(job) after the run ended"))])
+            emit(
+                EventType.runResubmitted,
+                RunResubmitted(previousStatus: memo.endState ?? "ended", reason: "OpenLineage \(eventType) of \(job) after the run ended"))
             memo.endedAt = nil
             memo.endState = nil
             memo.started = false
         }
         if !memo.started, memo.endedAt == nil, eventType != "OTHER" {
-            emit(EventType.runStarted, [("host", .string("openlineage")), ("producer", .string(e["producer"]?.string ?? ""))])
+            emit(EventType.runStarted, RunStarted(host: "openlineage", producer: e["producer"]?.string ?? ""))
             memo.started = true
         }
         // A producer may give one run several ids (Airflow 3 names each `dags test` of a logical date anew
         // while reusing the OpenLineage run id): each is recorded once, and each finds the run.
         if let externalID, !memo.externalIDs.contains(externalID) {
-            emit(EventType.runLabelled, [("external_id", .string(externalID))])
+            emit(EventType.runLabelled, RunLabelled(externalID: externalID))
             memo.externalIDs.insert(externalID)
         }
 
         if let task {
-            let taskField: (String, JSON.Value) = ("task", .string(task))
             var state: AttemptState
             var fresh = false
             if let known = memo.attempts[olRun], let ended = known.endedAt {
@@ -405,19 +409,16 @@ actor OpenLineageIngest {
                 let n = (memo.counts[task] ?? 0) + 1
                 memo.counts[task] = n
                 state = AttemptState(task: task, attempt: n, startedAt: time)
-                var fields: [(String, JSON.Value)] = [taskField, ("attempt", .int(Int64(n))), ("openlineage_run", .string(olRun))]
-                if let tryNumber = Self.tryNumber(facets) { fields.append(("try_number", .int(tryNumber))) }
-                if !isStart { fields.append(("start_unknown", .bool(true))) }
+                var started = TaskEvent(task: task, attempt: n, openlineageRun: olRun, tryNumber: Self.tryNumber(facets).map(Int.init), startUnknown: isStart ? nil : true)
                 if let sql = e["job"]?["facets"]?["sql"]?["query"]?.string {
-                    fields.append(("sql", .string(sql)))
+                    started.sql = sql
                     state.sqlRecorded = true
                 }
-                emit(EventType.taskStarted, fields)
+                emit(EventType.taskStarted, started)
                 if n > 1, memo.attempts[olRun] != nil { outcome.reason = "a new attempt: the run id was reused after attempt \(n - 1) ended (a re-run)" }
             }
             outcome.attempt = state.attempt
             if outcome.status == "applied" {
-                let attemptField: (String, JSON.Value) = ("attempt", .int(Int64(state.attempt)))
                 for input in inputs {
                     let name = Self.datasetName(input)
                     let chunks = try Self.chunks(of: input, facetKey: "inputFacets", condition: "inputCondition")
@@ -428,7 +429,7 @@ actor OpenLineageIngest {
                             change.reason = "observed as an input of an OpenLineage run"
                             try emitChange(change, time: stamp, into: &drafts)
                         }
-                        emit(EventType.valueConsumed, [taskField, attemptField, ("dataset", .string(name)), ("chunk", .string(chunk))])
+                        emit(EventType.valueConsumed, ValueConsumed(task: task, attempt: state.attempt, dataset: name, chunk: chunk))
                         state.consumed.insert("\(name)/\(chunk)")
                     }
                 }
@@ -458,26 +459,32 @@ actor OpenLineageIngest {
                     }
                 }
                 for d in inputs + outputs { try describe(d, by: "\(namespace)/\(job)", stamp: stamp, into: &drafts) }
-                if isEnd { quality(inputs: inputs, outputs: outputs, state: &state, emit: emit) }
+                if isEnd {
+                    quality(
+                        inputs: inputs, outputs: outputs, state: &state, onMetric: { emit(EventType.variableRecorded, $0) },
+                        onAssertion: { emit(EventType.expectationEvaluated, $0) })
+                }
+                var ended = TaskEvent(task: task, attempt: state.attempt, durationMillis: Int(max(0, time - state.startedAt) / 1000))
                 // The job's SQL, once per attempt, on the first task event that carries it.
-                var ended: [(String, JSON.Value)] = []
                 if !state.sqlRecorded, let sql = e["job"]?["facets"]?["sql"]?["query"]?.string, isEnd {
-                    ended.append(("sql", .string(sql)))
+                    ended.sql = sql
                     state.sqlRecorded = true
                 }
-                let duration = Int64(max(0, time - state.startedAt) / 1000)
                 switch eventType {
                 case "COMPLETE":
-                    emit(EventType.taskSucceeded, [taskField, attemptField, ("duration_ms", .int(duration))] + ended)
+                    emit(EventType.taskSucceeded, ended)
                     state.endedAt = time
                     state.endState = "succeeded"
                 case "FAIL":
-                    let message = facets?["errorMessage"]?["message"]?.string ?? "failed (OpenLineage FAIL event)"
-                    emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(duration)), ("error", .string(message))] + ended)
+                    ended.error = facets?["errorMessage"]?["message"]?.string ?? "failed (OpenLineage FAIL event)"
+                    emit(EventType.taskFailed, ended)
                     state.endedAt = time
                     state.endState = "failed"
                 case "ABORT":
-                    emit(EventType.taskFailed, [taskField, attemptField, ("duration_ms", .int(duration)), ("error", .string("aborted (OpenLineage ABORT event)")), ("cancelled", .bool(true))])
+                    ended.sql = nil
+                    ended.error = "aborted (OpenLineage ABORT event)"
+                    ended.cancelled = true
+                    emit(EventType.taskFailed, ended)
                     state.endedAt = time
                     state.endState = "cancelled"
                 default: break
@@ -490,9 +497,9 @@ actor OpenLineageIngest {
                 if task == nil { ignore("run \(runID) of \(dag) already ended (\(memo.endState ?? "ended") at \(ended)); a \(eventType) after that changes nothing") }
             } else {
                 switch eventType {
-                case "COMPLETE": emit(EventType.runSucceeded, [])
-                case "FAIL": emit(EventType.runFailed, [("error", .string(facets?["errorMessage"]?["message"]?.string ?? "failed"))])
-                default: emit(EventType.runCancelled, [])
+                case "COMPLETE": emit(EventType.runSucceeded, RunEnded())
+                case "FAIL": emit(EventType.runFailed, RunEnded(error: facets?["errorMessage"]?["message"]?.string ?? "failed"))
+                default: emit(EventType.runCancelled, RunEnded())
                 }
                 memo.endedAt = time
                 memo.endState = eventType == "COMPLETE" ? "succeeded" : eventType == "FAIL" ? "failed" : "cancelled"
@@ -510,17 +517,17 @@ actor OpenLineageIngest {
     /// `variable.recorded` named `<dataset>.<metric>` or `<dataset>.<column>.<metric>`, so `clew culprit`
     /// finds failed assertions and out-of-range metrics across runs, and `clew search` finds them.
     private func quality(
-        inputs: [JSONTree], outputs: [JSONTree], state: inout AttemptState, emit: (String, [(String, JSON.Value)]) -> Void
+        inputs: [JSONTree], outputs: [JSONTree], state: inout AttemptState, onMetric: (ValueEvent) -> Void,
+        onAssertion: (ExpectationEvaluated) -> Void
     ) {
-        let base: [(String, JSON.Value)] = [("task", .string(state.task)), ("attempt", .int(Int64(state.attempt)))]
         func number(_ t: JSONTree?) -> Double? { if case .number(let n)? = t { n } else { nil } }
         func record(_ name: String, _ value: Double) {
             guard value.isFinite, let v = try? RecordedValue(value, name: name) else { return }
             state.steps += 1
-            emit(EventType.variableRecorded, base + [
-                ("step", .int(Int64(state.steps))), ("name", .string(name)), ("kind", .string("metric")),
-                ("digest", .string(v.digest)), ("value_type", .string("number")), ("value", .raw(String(decoding: v.json, as: UTF8.self))),
-            ])
+            onMetric(
+                ValueEvent(
+                    task: state.task, attempt: state.attempt, step: state.steps, name: name, kind: "metric", digest: v.digest,
+                    valueType: "number", value: try? JSONFragment(text: v.text)))
         }
         for d in inputs + outputs {
             let name = Self.datasetName(d)
@@ -529,10 +536,10 @@ actor OpenLineageIngest {
                 for a in f?["dataQualityAssertions"]?["assertions"]?.array ?? [] {
                     guard let assertion = a["assertion"]?.string, case .bool(let passed)? = a["success"] else { continue }
                     let column = a["column"]?.string.map { " on \($0)" } ?? ""
-                    emit(EventType.expectationEvaluated, base + [
-                        ("name", .string("\(name): \(assertion)\(column)")), ("passed", .bool(passed)),
-                        ("message", .string(passed ? "" : "data-quality assertion failed (OpenLineage dataQualityAssertions)")),
-                    ])
+                    onAssertion(
+                        ExpectationEvaluated(
+                            task: state.task, attempt: state.attempt, name: "\(name): \(assertion)\(column)", passed: passed,
+                            message: passed ? "" : "data-quality assertion failed (OpenLineage dataQualityAssertions)"))
                 }
                 if let m = f?["dataQualityMetrics"] {
                     for key in ["rowCount", "bytes", "fileCount"] { if let n = number(m[key]) { record("\(name).\(key)", n) } }
