@@ -140,7 +140,7 @@ let package = Package(
         ),
         // What the test targets share: one way to get a temporary ledger and an engine over it.
         .target(name: "ClewTestSupport", dependencies: ["ClewEngine", "ClewLedger"], path: "Tests/ClewTestSupport"),
-        .testTarget(name: "ClewLedgerTests", dependencies: ["ClewCore", "ClewLedger"]),
+        .testTarget(name: "ClewLedgerTests", dependencies: ["ClewCore", "ClewLedger", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "ClewModelTests", dependencies: ["ClewModel"]),
         .testTarget(name: "ClewProjectionsTests", dependencies: ["ClewTestSupport", "ClewProjections", "ClewEngine", "ClewLedger", "ClewModel"]),
         .testTarget(name: "ClewEngineTests", dependencies: ["ClewTestSupport", "ClewEngine", "ClewLedger", "ClewModel"]),
@@ -158,7 +158,7 @@ let package = Package(
         .testTarget(
             name: "ClewCLITests",
             dependencies: [
-                "ClewCLI", "ClewBenchmarks", "ClewServer", "ClewLedger", "ClewModel", "ClewProjections",
+                "ClewCLI", "ClewBenchmarks", "ClewCore", "ClewServer", "ClewLedger", "ClewModel", "ClewProjections",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -111,6 +111,12 @@ public final class Ledger: Sendable {
         guard info.format == LedgerMarker.formatName else {
             throw LedgerError(.notALedger, "\(marker.path) names format \(info.format), not \(LedgerMarker.formatName)")
         }
+        guard info.version >= LogStore.formatVersion else {
+            throw LedgerError(
+                .unsupportedFormat,
+                "\(directory.path) is a ledger of format \(info.version); this build writes format \(LogStore.formatVersion). "
+                    + "Convert it with `clew migrate --ledger \(directory.path)` (every event, seq and checkpoint is kept; the old root is recorded)")
+        }
         guard info.version <= LogStore.formatVersion else {
             throw LedgerError(
                 .unsupportedFormat,

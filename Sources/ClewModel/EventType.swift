@@ -46,6 +46,10 @@ public enum EventType {
     /// A mutating HTTP call: who, from where, what, and how it ended (stream `audit`).
     public static let auditRecorded = "audit.recorded"
 
+    /// The last event of a ledger converted by `clew migrate` (stream `ledger`): the old log's id, format,
+    /// size, root and signed checkpoints.
+    public static let ledgerMigrated = "ledger.migrated"
+
     /// Every type above.
     public static let all: [String] = [
         dagRegistered, runQueued, runStarted, runSucceeded, runFailed, runCancelled, taskScheduled, taskStarted,
@@ -53,7 +57,7 @@ public enum EventType {
         variableRecorded, valueProduced, valueConsumed, questionAnswered, runResubmitted, taskBlocked,
         chunkLeaseAcquired, chunkLeaseReleased, valueStored, expectationEvaluated, dagTriggered, runImported,
         lineageQuarantined, openLineageReceived, runCallback, tokenCreated, tokenRevoked, auditRecorded, runLabelled,
-        datasetDescribed,
+        datasetDescribed, ledgerMigrated,
     ]
 }
 

@@ -1,3 +1,4 @@
+import ClewCore
 import Foundation
 import Testing
 
@@ -122,14 +123,15 @@ struct CLITests {
         let input = (0..<200).map { eventLine(stream: "run/etl/\($0 % 7)", payload: #"{"i":\#($0),"note":"unique-\#($0 * 7919)"}"#) }
         try await cli.run(["append"], input: input.joined(separator: "\n"))
         #expect(try await cli.run(["verify"]).status == 0)
-        // Find record 77 through its node in the event table's leaf page: an LMDB node header ends
-        // with flags (0) and key size (8, little-endian), then come the key and the value.
+        // Event 77's hash tag, kept beside its block's compressed body, is the first 4 bytes of its leaf
+        // hash (which `clew proof` prints): change one of them in the data file.
+        let proof = try jsonObject(try await cli.run(["proof", "inclusion", "77", "--json"]).stdout)
+        let tag = try #require((proof["leaf_hash"] as? String).flatMap { Hex.bytes(String($0.prefix(8))) })
         let file = cli.ledger.appendingPathComponent("log/data.mdb")
         var bytes = try Data(contentsOf: file)
-        var key = UInt64(77).bigEndian
-        let keyBytes = Data([0, 0, 8, 0]) + withUnsafeBytes(of: &key) { Data($0) }
-        let at = try #require(bytes.firstRange(of: keyBytes))
-        bytes[at.upperBound + 6] ^= 0xff  // inside the record value, past its codec header
+        let at = try #require(bytes.firstRange(of: Data(tag)))
+        #expect(bytes[at.upperBound...].firstRange(of: Data(tag)) == nil, "the tag's bytes are unique in the file")
+        bytes[at.lowerBound] ^= 0xff
         try bytes.write(to: file)
         let r = try await cli.run(["verify", "--json"])
         #expect(r.status == 2)
@@ -138,6 +140,30 @@ struct CLITests {
         #expect(report["first_bad_seq"] as? Int == 77, "\(r.stdout)")
         let text = try await cli.run(["verify"])
         #expect(text.stdout.contains("first bad seq: 77"))
+    }
+
+    @Test("a format 1 ledger is refused with a pointer to migrate; clew migrate converts it, keeping its events")
+    func migrate() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../Fixtures/ledger-format1/ledger")
+        try FileManager.default.copyItem(at: fixture.standardized, to: cli.ledger)
+        let refused = try await cli.run(["log", "--limit", "1"])
+        #expect(refused.status != 0 && refused.stderr.contains("clew migrate"), "\(refused.stderr)")
+        let keys = cli.directory.appendingPathComponent("keys")
+        try FileManager.default.createDirectory(at: keys, withIntermediateDirectories: true)
+        #expect(try await cli.run(["keygen", "-o", keys.appendingPathComponent("k").path], ledgerOption: false).status == 0)
+        let r = try await cli.run(["migrate", "--json", "--key", keys.appendingPathComponent("k").path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let report = try jsonObject(r.stdout)
+        #expect(report["bridge_seq"] as? Int == 1_203, "\(r.stdout)")
+        #expect(try await cli.eventCount() == 1_203)
+        let verify = try await cli.run(["verify", "--public-key", keys.appendingPathComponent("k.pub").path])
+        #expect(verify.status == 0, "\(verify.stdout)")
+        let bridge = try await cli.run(["log", "--type", "ledger.migrated", "--json"])
+        #expect(bridge.stdout.contains("5ad16424f54727956caf7a35ad3e5a515e7fd9a163797080494e425d3a1cc38e"), "\(bridge.stdout)")
+        let again = try await cli.run(["migrate"])
+        #expect(again.status != 0 && again.stderr.contains("nothing to migrate"), "\(again.stderr)")
     }
 
     @Test("an appending process killed at random points loses no acknowledged event (50 runs)")

@@ -97,30 +97,85 @@ struct FaultTests {
         }
     }
 
-    @Test("a flipped byte in a record is found by verify, which names its seq")
-    func flippedByte() async throws {
+    /// Appends 300 events, flips one byte of the block record holding event 137 (at `offset(record,
+    /// first)` into it), and returns the reopened ledger with the block's first and last seq.
+    func flipping(_ offset: ([UInt8], UInt64) -> Int) async throws -> (Ledger, ClosedRange<UInt64>, URL) {
         let dir = temporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("l")
         let ledger = try Ledger.create(at: url)
         try await ledger.append(contentsOf: (0..<300).map { sampleEvent($0) })
-        let victim: UInt64 = 137
-        let record = try ledger.store.env.read { txn in Array(try #require(try txn.get(ledger.store.events, victim))) }
+        let (first, count, record) = try ledger.store.env.read { txn in
+            var reader = BlockReader(store: ledger.store, txn: txn)
+            _ = try #require(try reader.locate(137))
+            return (reader.first, reader.count, Array(try #require(try txn.get(ledger.store.blocks, reader.first))))
+        }
         ledger.close()
         let file = url.appendingPathComponent("log/data.mdb")
         var bytes = try Data(contentsOf: file)
         let range = try #require(bytes.firstRange(of: Data(record)))
-        #expect(bytes[range.upperBound...].firstRange(of: Data(record)) == nil, "the record's bytes are unique in the file")
-        bytes[range.lowerBound + record.count / 2] ^= 0x40
+        #expect(bytes[range.upperBound...].firstRange(of: Data(record)) == nil, "the block's bytes are unique in the file")
+        bytes[range.lowerBound + offset(record, first)] ^= 0x40
         try bytes.write(to: file)
-
         let reopened = try Ledger.open(at: url, options: { var o = Ledger.Options(); o.readOnly = true; return o }())
-        defer { reopened.close() }
-        let report = try reopened.verify()
+        return (reopened, first...first + UInt64(count) - 1, dir)
+    }
+
+    @Test("a flipped byte in a block's compressed body is found by verify: the exact seq when the block still decodes")
+    func flippedByte() async throws {
+        let (ledger, block, dir) = try await flipping { record, _ in record.count - record.count / 4 }
+        defer {
+            ledger.close()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        #expect(block.contains(137))
+        let report = try ledger.verify()
         #expect(!report.isValid)
-        #expect(report.firstBadSeq == victim, "\(report.problems)")
-        // Other events still read.
-        #expect(try reopened.event(at: 1)?.payload == sampleEvent(0).payload)
+        // zstd decodes this flip into different bytes of one event: its tag (and payload digest) name it.
+        let bad = try #require(report.firstBadSeq)
+        #expect(block.contains(bad) && bad != block.lowerBound, "\(report.problems)")
+        #expect(Set(report.problems.map(\.seq)) == [bad], "\(report.problems)")
+        #expect(Set(report.problems.map(\.kind)).isSubset(of: ["tag", "payload"]), "\(report.problems)")
+        #expect(try ledger.event(at: 1)?.payload == sampleEvent(0).payload)
+        #expect(try ledger.event(at: 300)?.payload == sampleEvent(299).payload)
+    }
+
+    @Test("a block that no longer decodes is named by its seq range; other blocks still read")
+    func undecodableBlock() async throws {
+        // The zstd frame header follows the count, the tags and the codec word.
+        let (ledger, block, dir) = try await flipping { record, _ in
+            let countSize = record[0] < 0x80 ? 1 : 2
+            let count = record[0] < 0x80 ? Int(record[0]) : Int(record[0] & 0x7f) | Int(record[1]) << 7
+            let codecSize = record[countSize + 4 * count] < 0x80 ? 1 : 2
+            return countSize + 4 * count + codecSize
+        }
+        defer {
+            ledger.close()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        let report = try ledger.verify()
+        #expect(report.firstBadSeq == block.lowerBound, "\(report.problems)")
+        #expect(
+            report.problems.contains { $0.kind == "record" && $0.message.contains("\(block.lowerBound)-\(block.upperBound)") },
+            "\(report.problems)")
+        #expect(try ledger.event(at: 1)?.payload == sampleEvent(0).payload)
+        #expect(try ledger.event(at: 300)?.payload == sampleEvent(299).payload)
+        let error = #expect(throws: LedgerError.self) { try ledger.event(at: 137) }
+        #expect(error?.code == .corrupted)
+    }
+
+    @Test("a changed hash tag is named by its exact seq")
+    func flippedTag() async throws {
+        // Tags follow the varint count at the start of the record: event 137's is at 1 + 4 × (137 − first).
+        let (ledger, block, dir) = try await flipping { _, first in 1 + 4 * Int(137 - first) }
+        defer {
+            ledger.close()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        #expect(block.count < 128)
+        let report = try ledger.verify()
+        #expect(report.firstBadSeq == 137, "\(report.problems)")
+        #expect(report.problems.map(\.kind) == ["tag"], "\(report.problems)")
+        #expect(try ledger.event(at: 137)?.payload == sampleEvent(136).payload)
     }
 
     @Test("a truncated data file is refused on open instead of faulting")

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 @testable import ClewLedger
+import ClewCore
+import Crypto
 
 @Suite("Merkle tree")
 struct MerkleTests {
@@ -82,13 +84,12 @@ struct MerkleTests {
     func canonicalBytes() async throws {
         try await withTemporaryLedger { ledger, _ in
             try await ledger.append(sampleEvent(5))
-            let canonical = try ledger.store.env.read { txn -> [UInt8] in
-                var scratch: [UInt8] = []
-                _ = try ledger.store.envelope(ofRecord: try #require(try txn.get(ledger.store.events, 1)), seq: 1, txn, into: &scratch)
-                EnvelopeCodec.appendSeq(1, to: &scratch)
-                return scratch
-            }
+            let event = try ledger.canonicalEvent(seq: 1)
+            let canonical = Array(event.bytes)
             #expect(Merkle.leafHash(canonical).hex == (try ledger.inclusionProof(seq: 1).leafHash))
+            // The leaf commits to the payload through its SHA-256, which the canonical bytes carry instead of it.
+            #expect(event.payload == nil)
+            #expect(event.payloadSHA256 == Array(SHA256.hash(data: sampleEvent(5).payload)).hex)
             // Decode with protoc, the reference implementation, when it is installed (CI installs it).
             let protoDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/schema").standardized
             guard let protoc = ["/usr/bin/protoc", "/usr/local/bin/protoc"].first(where: FileManager.default.isExecutableFile) else { return }
@@ -112,7 +113,8 @@ struct MerkleTests {
             #expect(text.contains("stream: \"\(e.stream)\""))
             #expect(text.contains("type: \"\(e.type)\""))
             #expect(text.contains("schema_version: 1"))
-            #expect(text.contains("payload: "))
+            #expect(text.contains("payload_ref: "))
+            #expect(!text.contains("payload: "))
         }
     }
 }

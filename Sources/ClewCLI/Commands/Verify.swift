@@ -29,6 +29,7 @@ struct Verify: AsyncParsableCommand {
                 let seconds = Date().timeIntervalSince(start)
                 print("ok: \(report.events) events, root \(report.rootHash)")
                 print("    \(report.merkleNodesChecked) Merkle nodes, \(report.blobsChecked) blobs, \(report.checkpointsChecked) checkpoints checked in \(String(format: "%.2f", seconds)) s")
+                if report.erasedPayloads > 0 { print("    \(report.erasedPayloads) payloads erased (their events and digests still prove)") }
             } else {
                 print("FAILED: \(report.problems.count) problem(s); first bad seq: \(report.firstBadSeq.map(String.init) ?? "none (not tied to one event)")")
                 for p in report.problems.prefix(20) {

@@ -11,8 +11,8 @@ extension Ledger {
                 throw LedgerError(.outOfRange, "tree size \(n) is beyond the log, which has \(last) events")
             }
             if n == 0 { return (0, Merkle.emptyRoot) }
-            var scratch: [UInt8] = []
-            return (n, try store.subtreeHash(0, n, txn, scratch: &scratch))
+            var reader = BlockReader(store: store, txn: txn)
+            return (n, try store.subtreeHash(0, n, &reader))
         }
     }
 
@@ -25,13 +25,13 @@ extension Ledger {
             guard seq >= 1, seq <= n else {
                 throw LedgerError(.outOfRange, "event \(seq) is not in a tree of \(n) events (seqs run 1...\(n))")
             }
-            var scratch: [UInt8] = []
+            var reader = BlockReader(store: store, txn: txn)
             let index = seq - 1
             let path = try Merkle.inclusionPath(index: index, lo: 0, hi: n) { lo, hi in
-                try store.subtreeHash(lo, hi, txn, scratch: &scratch)
+                try store.subtreeHash(lo, hi, &reader)
             }
-            let leaf = try store.leafHash(index: index, txn, scratch: &scratch)
-            let root = try store.subtreeHash(0, n, txn, scratch: &scratch)
+            let leaf = try store.leafHash(index: index, &reader)
+            let root = try store.subtreeHash(0, n, &reader)
             return InclusionProof(
                 seq: seq, leafIndex: index, treeSize: n, leafHash: leaf.hex, rootHash: root.hex, path: path.map(\.hex))
         }
@@ -46,9 +46,9 @@ extension Ledger {
             guard oldSize <= n else {
                 throw LedgerError(.outOfRange, "the old tree size \(oldSize) is larger than the new one, \(n)")
             }
-            var scratch: [UInt8] = []
+            var reader = BlockReader(store: store, txn: txn)
             let subtree = { (lo: UInt64, hi: UInt64) throws -> MerkleHash in
-                try self.store.subtreeHash(lo, hi, txn, scratch: &scratch)
+                try self.store.subtreeHash(lo, hi, &reader)
             }
             let path = oldSize == 0 || oldSize == n ? [] : try Merkle.consistencyPath(m: oldSize, lo: 0, hi: n, complete: true, subtree: subtree)
             let oldRoot = oldSize == 0 ? Merkle.emptyRoot : try subtree(0, oldSize)
@@ -65,8 +65,8 @@ extension Ledger {
         if options.readOnly { throw LedgerError(.readOnly, "the ledger was opened read-only") }
         return try store.env.write { txn in
             let n = try store.lastSeq(txn)
-            var scratch: [UInt8] = []
-            let root = n == 0 ? Merkle.emptyRoot : try store.subtreeHash(0, n, txn, scratch: &scratch)
+            var reader = BlockReader(store: store, txn: txn)
+            let root = n == 0 ? Merkle.emptyRoot : try store.subtreeHash(0, n, &reader)
             let formatter = ISO8601DateFormatter()
             formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
             let publicKey = key.publicKey

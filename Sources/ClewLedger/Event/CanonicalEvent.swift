@@ -12,9 +12,10 @@ public struct CanonicalEvent: Sendable, Hashable {
     public let stream: String
     public let type: String
     public let schemaVersion: UInt32
-    /// The payload when it is inline in the envelope.
+    /// The payload when it is inside the envelope (ledgers of format 1 only).
     public let payload: Data?
-    /// SHA-256 (hex) of a payload stored as a blob, which the canonical bytes name instead of holding it.
+    /// SHA-256 (hex) of the payload, which the canonical bytes name instead of holding it (every event of
+    /// a format 2 ledger; large payloads in format 1).
     public let payloadSHA256: String?
     public let unknownFields: [UInt8]
 
@@ -45,11 +46,11 @@ extension Ledger {
     /// - Throws: ``LedgerError`` (`.outOfRange`) when there is no such event.
     public func canonicalEvent(seq: UInt64) throws -> CanonicalEvent {
         let bytes: [UInt8] = try store.env.read { txn in
-            guard let record = try txn.get(store.events, seq) else { throw LedgerError(.outOfRange, "there is no event \(seq)") }
-            var scratch: [UInt8] = []
-            _ = try store.envelope(ofRecord: record, seq: seq, txn, into: &scratch)
-            EnvelopeCodec.appendSeq(seq, to: &scratch)
-            return scratch
+            var reader = BlockReader(store: store, txn: txn)
+            guard let i = try reader.locate(seq) else { throw LedgerError(.outOfRange, "there is no event \(seq)") }
+            var out = reader.withEnvelope(i) { Array($0) }
+            EnvelopeCodec.appendSeq(seq, to: &out)
+            return out
         }
         return try CanonicalEvent(bytes: Data(bytes))
     }

@@ -20,8 +20,11 @@ public struct Event: Sendable, Hashable {
     public var type: String
     /// Version of the payload's schema for this type.
     public var schemaVersion: UInt32
-    /// The payload as UTF-8 JSON bytes.
+    /// The payload as UTF-8 JSON bytes (empty when it was erased).
     public var payload: Data
+    /// Whether the payload was erased (retention or an erasure request): the event, its envelope and the
+    /// payload's SHA-256 remain and every proof still holds, but the bytes are gone.
+    public var payloadErased: Bool
     /// Envelope fields written by a newer Clew that this version does not know, as raw protobuf bytes.
     /// They are kept so that reading and re-writing an event loses nothing.
     public var unknownFields: [UInt8]
@@ -34,7 +37,8 @@ public struct Event: Sendable, Hashable {
         type: String,
         schemaVersion: UInt32 = 1,
         payload: Data,
-        unknownFields: [UInt8] = []
+        unknownFields: [UInt8] = [],
+        payloadErased: Bool = false
     ) {
         self.seq = seq
         self.timestampMicros = timestampMicros
@@ -44,6 +48,7 @@ public struct Event: Sendable, Hashable {
         self.schemaVersion = schemaVersion
         self.payload = payload
         self.unknownFields = unknownFields
+        self.payloadErased = payloadErased
     }
 
     /// The event's time.

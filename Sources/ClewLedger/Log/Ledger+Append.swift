@@ -26,21 +26,9 @@ extension Ledger {
         return try await writer.submit(prepared)
     }
 
-    /// Encodes, compresses and pre-hashes events on the caller's thread.
-    func prepare(_ events: [NewEvent]) throws -> [LogStore.Prepared] {
+    /// Encodes, compresses and pre-hashes events as blocks on the caller's thread.
+    func prepare(_ events: [NewEvent]) throws -> [PreparedBlock] {
         let now = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
-        var scratch: [UInt8] = []
-        scratch.reserveCapacity(512)
-        let dictionary = store.currentDictionary.withLock { $0 }
-        var out: [LogStore.Prepared] = []
-        out.reserveCapacity(events.count)
-        for (i, event) in events.enumerated() {
-            do {
-                out.append(try store.prepare(event, now: now, dictionary: dictionary, scratch: &scratch))
-            } catch let error as LedgerError where events.count > 1 {
-                throw LedgerError(error.code, "event \(i + 1) of \(events.count): \(error.message)", underlying: error.underlying)
-            }
-        }
-        return out
+        return try store.prepare(events, now: now, dictionary: store.currentDictionary.withLock { $0 })
     }
 }

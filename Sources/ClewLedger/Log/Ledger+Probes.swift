@@ -1,4 +1,5 @@
 import ClewCore
+import Crypto
 import Dispatch
 import Foundation
 import Synchronization
@@ -9,18 +10,18 @@ extension Ledger {
     /// Returns when the writer has committed everything handed to it.
     package func waitForIdle() { writer.waitForIdle() }
 
-    /// The bytes of the stored records (keys and values), of the events table, and of the pages in use.
+    /// The bytes of the stored blocks (keys and values), of the block table, and of the pages in use.
     package func storedSizes() throws -> (records: Int, table: Int, used: Int) {
         let (records, table) = try store.env.read { txn in
             var total = 0
-            try txn.withCursor(store.events) { c in
+            try txn.withCursor(store.blocks) { c in
                 var e = try c.first()
                 while let entry = e {
                     total += entry.value.count + entry.key.count
                     e = try c.next()
                 }
             }
-            return (total, try txn.stat(store.events).bytes)
+            return (total, try txn.stat(store.blocks).bytes)
         }
         // Outside the read: the map's figures take the environment's gate themselves.
         return (records, table, try store.env.mapInfo().pagesUsed * store.env.pageSize())
@@ -36,28 +37,37 @@ extension Ledger {
             try body()
             return Double(DispatchTime.now().uptimeNanoseconds - t) / n
         }
-        var scratch: [UInt8] = []
-        var out: [UInt8] = []
+        var envelope: [UInt8] = []
+        var body: [UInt8] = []
         let dictionary = ledger.store.currentDictionary.withLock { $0 }
         var costs: [String: Double] = [:]
         costs["prepare"] = try time { for batch in batches { _ = try ledger.prepare(batch) } }
         costs["validate"] = try time { for e in events { try e.validate() } }
+        costs["payload_hash"] = time { for e in events { _ = SHA256.hash(data: e.payload) } }
+        let digest = [UInt8](repeating: 7, count: 32)
         costs["encode"] = time {
+            body.removeAll(keepingCapacity: true)
             for e in events {
-                scratch.removeAll(keepingCapacity: true)
+                envelope.removeAll(keepingCapacity: true)
                 EnvelopeCodec.encode(
                     timestampMicros: e.timestampMicros ?? 0, actor: e.actor, stream: e.stream, type: e.type,
-                    schemaVersion: e.schemaVersion, payload: e.payload, payloadRef: nil, unknownFields: [], into: &scratch)
+                    schemaVersion: e.schemaVersion, payload: nil, payloadRef: digest, unknownFields: [], into: &envelope)
+                body.append(contentsOf: envelope)
+                body.append(contentsOf: e.payload)
             }
         }
+        // Compression of the same bytes in blocks of the size appends make.
+        let perBlock = max(1, Block.targetBytes)
         costs["compress"] = try time {
-            for _ in events {
-                out.removeAll(keepingCapacity: true)
-                try scratch.withUnsafeBytes { try ledger.store.codec.compress($0, dictionary: dictionary, into: &out) }
+            var offset = 0
+            while offset < body.count {
+                let end = min(body.count, offset + perBlock)
+                _ = try ledger.store.compressBody(Array(body[offset..<end]), dictionary: dictionary)
+                offset = end
             }
         }
         costs["leaf_hash"] = time {
-            for _ in events { _ = LogStore.leafHash(envelope: scratch, seq: 1) }
+            envelope.withUnsafeBytes { raw in for _ in events { _ = LogStore.leafHash(envelope: raw, seq: 1) } }
         }
         var acc = Merkle.emptyRoot
         costs["node_hash"] = time { for _ in events { acc = Merkle.nodeHash(acc, acc) } }

@@ -10,10 +10,10 @@ extension Ledger {
     /// - Throws: ``LedgerError/Code/corrupted`` when its record does not decode.
     public func event(at seq: UInt64) throws -> Event? {
         try store.env.read { txn in
-            guard let record = try txn.get(store.events, seq) else { return nil }
-            var scratch: [UInt8] = []
+            var reader = BlockReader(store: store, txn: txn)
+            guard let i = try reader.locate(seq) else { return nil }
             var cache = StringCache()
-            return try store.decodeEvent(record: record, seq: seq, txn, scratch: &scratch, cache: &cache)
+            return try reader.event(i, cache: &cache)
         }
     }
 
@@ -28,28 +28,27 @@ extension Ledger {
     ) throws -> UInt64 {
         var next = max(range.lowerBound, 1)
         var last: UInt64 = 0
-        var scratch: [UInt8] = []
         var cache = StringCache()
         var more = true
         while more {
             more = try store.env.read { txn in
-                try txn.withCursor(store.events) { c in
-                    var entry = try c.seek(next)
-                    var n = 0
-                    while let e = entry {
-                        let seq = e.key.bigEndianUInt64
+                var reader = BlockReader(store: store, txn: txn)
+                guard var i = try reader.locate(next) else { return false }
+                var n = 0
+                while true {
+                    while i < reader.count {
+                        let seq = reader.first + UInt64(i)
                         if seq > range.upperBound { return false }
-                        let event = try store.decodeEvent(record: e.value, seq: seq, txn, scratch: &scratch, cache: &cache)
+                        let event = try reader.event(i, cache: &cache)
                         last = seq
                         if try !body(event) { return false }
                         n += 1
-                        if n == Self.scanChunk {
-                            next = seq + 1
-                            return seq < range.upperBound
-                        }
-                        entry = try c.next()
+                        i += 1
                     }
-                    return false
+                    next = last + 1
+                    if n >= Self.scanChunk { return last < range.upperBound }
+                    guard let j = try reader.locate(next) else { return false }
+                    i = j
                 }
             }
         }
@@ -93,13 +92,13 @@ extension Ledger {
     public func events(inStream stream: String, after: UInt64 = 0, limit: Int = .max) throws -> [Event] {
         let seqs = try seqs(inStream: stream, after: after, limit: limit)
         return try store.env.read { txn in
-            var scratch: [UInt8] = []
+            var reader = BlockReader(store: store, txn: txn)
             var cache = StringCache()
             return try seqs.map { seq in
-                guard let record = try txn.get(store.events, seq) else {
+                guard let i = try reader.locate(seq) else {
                     throw LedgerError(.corrupted, "the stream index of \(stream) names event \(seq), which is missing")
                 }
-                return try store.decodeEvent(record: record, seq: seq, txn, scratch: &scratch, cache: &cache)
+                return try reader.event(i, cache: &cache)
             }
         }
     }

@@ -9,7 +9,7 @@ public struct LedgerStats: Codable, Sendable {
     public var firstTime: Date?
     public var lastTime: Date?
     public var rootHash: String
-    /// Bytes of the event table's pages (records, keys and B-tree overhead).
+    /// Bytes of the block table's pages (blocks, keys and B-tree overhead).
     public var eventTableBytes: Int
     /// ``eventTableBytes`` per event: what one event costs in the log.
     public var bytesPerEvent: Double
@@ -36,11 +36,11 @@ extension Ledger {
     public func stats() throws -> LedgerStats {
         let (events, tables, first, last, streamCount) = try store.env.read { txn in
             let n = try store.lastSeq(txn)
-            var scratch: [UInt8] = []
+            var reader = BlockReader(store: store, txn: txn)
             var cache = StringCache()
             func time(_ seq: UInt64) throws -> Date? {
-                guard seq > 0, let r = try txn.get(store.events, seq) else { return nil }
-                return try store.decodeEvent(record: r, seq: seq, txn, scratch: &scratch, cache: &cache).time
+                guard seq > 0, let i = try reader.locate(seq) else { return nil }
+                return try reader.event(i, cache: &cache).time
             }
             let streamCount = try txn.withCursor(store.streams) { c in
                 var count = 0
@@ -53,7 +53,7 @@ extension Ledger {
             }
             return (
                 n,
-                try [store.events, store.merkle, store.blobs, store.dicts, store.checkpoints].map { try txn.stat($0) },
+                try [store.blocks, store.merkle, store.blobs, store.dicts, store.checkpoints].map { try txn.stat($0) },
                 try time(1), try time(n), streamCount
             )
         }

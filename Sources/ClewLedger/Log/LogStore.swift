@@ -5,28 +5,25 @@ import Synchronization
 
 /// The log's LMDB environment and its tables, and the record format. Knows bytes, not domain.
 ///
-/// Tables (named databases of the `log/` environment):
-/// - `events`: seq (u64 big-endian) -> record. Appended with `MDB_APPEND`; keys have no gaps.
+/// Tables (named databases of the `log/` environment), format 2:
+/// - `blocks`: first seq (u64 big-endian) -> block of consecutive events (``Block``). Appended with
+///   `MDB_APPEND`; the blocks cover seqs 1...n with no gap.
 /// - `streams`: stream id -> seq, sorted duplicates (the stream index).
 /// - `merkle`: level (u8) + index (u64 BE) -> 32-byte hash of each perfect subtree of 2^level leaves,
 ///   for levels >= ``LogStore/storedMinLevel`` (smaller subtrees are rehashed from their <= 15 events).
-/// - `blobs`: SHA-256 of a payload -> compressed payload, for payloads too big to keep a record on its page.
+/// - `blobs`: SHA-256 of a payload -> compressed payload, for payloads above ``Block/blobThreshold``.
 /// - `dicts`: dictionary id (u32 BE) -> zstd dictionary.
 /// - `checkpoints`: tree size (u64 BE) -> signed checkpoint (JSON).
-/// - `meta`: format version, current dictionary id.
+/// - `meta`: the current dictionary id.
 ///
-/// A record is: codec (varint: 0 plain, 1 zstd, n >= 2 zstd with dictionary n - 1), the envelope
-/// (plain or one magicless zstd frame), then the first 4 bytes of the event's Merkle leaf hash, which
-/// lets `verify` name the exact seq of a damaged record (LMDB has no page checksums).
+/// Format 1 (one zstd frame per event in an `events` table, payloads inside the leaf) is read only by
+/// `clew migrate` (``LegacyLog``).
 final class LogStore: Sendable {
     static let storedMinLevel = 4
-    /// Records whose compressed envelope would pass this size move their payload to `blobs`, so every
-    /// record stays on its leaf page (LMDB moves values above ~2 KB of a 4 KB page to overflow pages).
-    static let inlineLimit = 1900
-    static let formatVersion: UInt32 = 1
+    static let formatVersion: UInt32 = 2
 
     let env: Environment
-    let events: Database
+    let blocks: Database
     let streams: Database
     let merkle: Database
     let blobs: Database
@@ -35,13 +32,13 @@ final class LogStore: Sendable {
     let meta: Database
     let codec: ZstdCodec
     private let dictionaries = Mutex<[UInt32: ZstdDictionary]>([:])
-    /// Dictionary new records are compressed with (nil until the first one is trained).
+    /// Dictionary new blocks are compressed with (nil until the first one is trained).
     let currentDictionary = Mutex<ZstdDictionary?>(nil)
 
     init(env: Environment, compressionLevel: Int32) throws {
         self.env = env
         self.codec = ZstdCodec(level: compressionLevel)
-        events = try env.openDatabase("events")
+        blocks = try env.openDatabase("blocks")
         streams = try env.openDatabase("streams", flags: MDB_DUPSORT | MDB_DUPFIXED)
         merkle = try env.openDatabase("merkle")
         blobs = try env.openDatabase("blobs")
@@ -93,120 +90,85 @@ final class LogStore: Sendable {
         return d
     }
 
-    // MARK: Records
+    // MARK: Blocks
 
-    /// Last seq in the log (0 when empty).
+    /// Last seq in the log (0 when empty): the last block's first seq and count.
     func lastSeq(_ txn: Transaction) throws -> UInt64 {
-        try txn.withCursor(events) { c in try c.last().map { $0.key.bigEndianUInt64 } ?? 0 }
-    }
-
-    /// An event prepared outside the writer: compressed record body and the leaf hash state over
-    /// 0x00 || envelope, finished by the writer once it knows the seq.
-    struct Prepared: @unchecked Sendable {
-        // @unchecked Sendable: `leafState` (swift-crypto's SHA256, not marked Sendable) is a copy-on-write
-        // value handed from the preparing thread to the writer and never used by both.
-        var stream: String
-        var body: [UInt8]
-        var leafState: SHA256
-        var blob: (key: [UInt8], value: [UInt8])?
-    }
-
-    func prepare(_ event: NewEvent, now: Int64, dictionary: ZstdDictionary?, scratch: inout [UInt8]) throws -> Prepared {
-        try event.validate()
-        let time = event.timestampMicros ?? now
-        func encode(payloadRef: [UInt8]?) {
-            scratch.removeAll(keepingCapacity: true)
-            EnvelopeCodec.encode(
-                timestampMicros: time, actor: event.actor, stream: event.stream, type: event.type,
-                schemaVersion: event.schemaVersion, payload: payloadRef == nil ? event.payload : nil,
-                payloadRef: payloadRef, unknownFields: event.unknownFields, into: &scratch)
+        try txn.withCursor(blocks) { c in
+            guard let e = try c.last() else { return 0 }
+            let first = e.key.bigEndianUInt64
+            return first + UInt64(try Block.parse(e.value, first: first).count) - 1
         }
-        encode(payloadRef: nil)
-        var body = try compressRecord(scratch, dictionary: dictionary)
-        var blob: (key: [UInt8], value: [UInt8])?
-        if body.count + 4 > Self.inlineLimit, !event.payload.isEmpty {
-            let key = Array(SHA256.hash(data: event.payload))
-            var value: [UInt8] = []
-            ProtoWire.appendVarint(1, to: &value)
-            try event.payload.withUnsafeBytes { try codec.compress($0, dictionary: nil, into: &value) }
-            blob = (key, value)
-            encode(payloadRef: key)
-            body = try compressRecord(scratch, dictionary: dictionary)
-        }
-        var leaf = Merkle.leafHasher
-        scratch.withUnsafeBytes { leaf.update(bufferPointer: $0) }
-        return Prepared(stream: event.stream, body: body, leafState: leaf, blob: blob)
     }
 
-    private func compressRecord(_ envelope: [UInt8], dictionary: ZstdDictionary?) throws -> [UInt8] {
+    /// Encodes, compresses and pre-hashes `events` as blocks (on the caller's thread).
+    /// - Throws: ``LedgerError`` `.invalidInput` naming the bad event (by its index in `events`).
+    func prepare(_ events: [NewEvent], now: Int64, dictionary: ZstdDictionary?) throws -> [PreparedBlock] {
+        var out: [PreparedBlock] = []
+        var block = PreparedBlock()
         var body: [UInt8] = []
-        body.reserveCapacity(envelope.count / 2 + 16)
-        ProtoWire.appendVarint(dictionary.map { UInt64($0.id) + 1 } ?? 1, to: &body)
-        try envelope.withUnsafeBytes { try codec.compress($0, dictionary: dictionary, into: &body) }
-        if body.count >= envelope.count + 1 {
+        body.reserveCapacity(Block.targetBytes + 4096)
+        var envelope: [UInt8] = []
+        envelope.reserveCapacity(256)
+        func finish() throws {
+            guard block.count > 0 else { return }
+            block.encoded = try compressBody(body, dictionary: dictionary)
+            out.append(block)
+            block = PreparedBlock()
             body.removeAll(keepingCapacity: true)
-            body.append(0)
-            body.append(contentsOf: envelope)
         }
-        return body
+        for (i, event) in events.enumerated() {
+            do { try event.validate() } catch let error as LedgerError where events.count > 1 {
+                throw LedgerError(error.code, "event \(i + 1) of \(events.count): \(error.message)", underlying: error.underlying)
+            }
+            let digest = Array(SHA256.hash(data: event.payload))
+            envelope.removeAll(keepingCapacity: true)
+            EnvelopeCodec.encode(
+                timestampMicros: event.timestampMicros ?? now, actor: event.actor, stream: event.stream, type: event.type,
+                schemaVersion: event.schemaVersion, payload: nil, payloadRef: digest, unknownFields: event.unknownFields,
+                into: &envelope)
+            var leaf = Merkle.leafHasher
+            envelope.withUnsafeBytes { leaf.update(bufferPointer: $0) }
+            ProtoWire.appendVarint(UInt64(envelope.count), to: &body)
+            body.append(contentsOf: envelope)
+            if event.payload.count > Block.blobThreshold {
+                var value: [UInt8] = []
+                ProtoWire.appendVarint(1, to: &value)
+                try event.payload.withUnsafeBytes { try codec.compress($0, dictionary: nil, into: &value) }
+                block.blobs.append((digest, value))
+                ProtoWire.appendVarint(UInt64(Block.PayloadState.blob.rawValue), to: &body)
+            } else {
+                ProtoWire.appendVarint(UInt64(event.payload.count) << 2 | UInt64(Block.PayloadState.inline.rawValue), to: &body)
+                body.append(contentsOf: event.payload)
+            }
+            block.streams.append(event.stream)
+            block.leafStates.append(leaf)
+            if block.count >= Block.maxEvents || body.count >= Block.targetBytes { try finish() }
+        }
+        try finish()
+        return out
     }
 
-    /// Decodes a record's envelope into `envelope` (replacing its contents) and returns the stored tag.
-    func envelope(ofRecord record: UnsafeRawBufferPointer, seq: UInt64, _ txn: Transaction, into envelope: inout [UInt8])
-        throws -> UInt32
-    {
-        guard record.count >= 5 else {
-            throw LedgerError(.corrupted, "record \(seq) is \(record.count) bytes, too short to be a record")
+    /// The codec word and the body, compressed unless that would not make it smaller.
+    func compressBody(_ body: [UInt8], dictionary: ZstdDictionary?) throws -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(body.count / 3 + 16)
+        ProtoWire.appendVarint(dictionary.map { UInt64($0.id) + 1 } ?? 1, to: &out)
+        try body.withUnsafeBytes { try codec.compress($0, dictionary: dictionary, into: &out) }
+        if out.count >= body.count + 1 {
+            out.removeAll(keepingCapacity: true)
+            out.append(0)
+            out.append(contentsOf: body)
         }
-        var reader = ProtoReader(UnsafeRawBufferPointer(rebasing: record[0..<record.count - 4]))
-        let codecWord: UInt64
-        do { codecWord = try reader.varint() } catch {
-            throw LedgerError(.corrupted, "record \(seq) has a malformed codec header: \(error)")
-        }
-        let body = UnsafeRawBufferPointer(rebasing: record[reader.offset..<record.count - 4])
-        let tag = UInt32(littleEndian: UnsafeRawBufferPointer(rebasing: record[record.count - 4..<record.count]).loadUnaligned(as: UInt32.self))
-        switch codecWord {
-        case 0:
-            envelope.removeAll(keepingCapacity: true)
-            envelope.append(contentsOf: body)
-        case 1:
-            do { try codec.decompress(body, dictionary: nil, into: &envelope) } catch {
-                throw LedgerError(.corrupted, "record \(seq) does not decompress: \(error)")
-            }
-        default:
-            guard codecWord <= UInt64(UInt32.max) else {
-                throw LedgerError(.corrupted, "record \(seq) names dictionary \(codecWord - 1), out of range")
-            }
-            let dict = try dictionary(UInt32(codecWord - 1), txn)
-            do { try codec.decompress(body, dictionary: dict, into: &envelope) } catch {
-                throw LedgerError(.corrupted, "record \(seq) does not decompress: \(error)")
-            }
-        }
-        return tag
+        return out
     }
 
     /// Leaf hash of `seq` from its envelope bytes.
-    static func leafHash(envelope: [UInt8], seq: UInt64) -> MerkleHash {
+    static func leafHash(envelope: UnsafeRawBufferPointer, seq: UInt64) -> MerkleHash {
         var h = Merkle.leafHasher
-        envelope.withUnsafeBytes { h.update(bufferPointer: $0) }
+        h.update(bufferPointer: envelope)
         EnvelopeCodec.withSeqSuffix(seq) { h.update(bufferPointer: $0) }
         return MerkleHash(h.finalize())
-    }
-
-    /// Reads and decodes the event at `seq` from a record, resolving a blob payload.
-    func decodeEvent(
-        record: UnsafeRawBufferPointer, seq: UInt64, _ txn: Transaction,
-        scratch: inout [UInt8], cache: inout StringCache
-    ) throws -> Event {
-        _ = try envelope(ofRecord: record, seq: seq, txn, into: &scratch)
-        let d = try scratch.withUnsafeBytes { try EnvelopeCodec.decode($0, cache: &cache) }
-        var payload = d.payload ?? Data()
-        if let ref = d.payloadRef {
-            payload = try blob(ref, seq: seq, txn)
-        }
-        return Event(
-            seq: seq, timestampMicros: d.timestampMicros, actor: d.actor, stream: d.stream, type: d.type,
-            schemaVersion: d.schemaVersion, payload: payload, unknownFields: d.unknownFields)
     }
 
     /// A blob-stored payload, checked against its content address.
@@ -248,24 +210,22 @@ final class LogStore: Sendable {
         }
     }
 
-    /// The leaf hash of the event at 0-based `index`, recomputed from its record.
-    func leafHash(index: UInt64, _ txn: Transaction, scratch: inout [UInt8]) throws -> MerkleHash {
-        let seq = index + 1
-        guard let record = try txn.get(events, seq) else {
-            throw LedgerError(.outOfRange, "there is no event \(seq)")
+    /// The leaf hash of the event at 0-based `index`, recomputed from its block.
+    func leafHash(index: UInt64, _ reader: inout BlockReader) throws -> MerkleHash {
+        guard let i = try reader.locate(index + 1) else {
+            throw LedgerError(.outOfRange, "there is no event \(index + 1)")
         }
-        _ = try envelope(ofRecord: record, seq: seq, txn, into: &scratch)
-        return Self.leafHash(envelope: scratch, seq: seq)
+        return reader.leafHash(i)
     }
 
     /// MTH of leaves [lo, hi): stored nodes for perfect subtrees of >= 16 leaves, rehashing the rest.
-    func subtreeHash(_ lo: UInt64, _ hi: UInt64, _ txn: Transaction, scratch: inout [UInt8]) throws -> MerkleHash {
+    func subtreeHash(_ lo: UInt64, _ hi: UInt64, _ reader: inout BlockReader) throws -> MerkleHash {
         let n = hi - lo
-        if n == 1 { return try leafHash(index: lo, txn, scratch: &scratch) }
+        if n == 1 { return try leafHash(index: lo, &reader) }
         if n & (n - 1) == 0 {
             let level = n.trailingZeroBitCount
             if level >= Self.storedMinLevel, lo % n == 0 {
-                guard let node = try storedNode(level: level, index: lo >> UInt64(level), txn) else {
+                guard let node = try storedNode(level: level, index: lo >> UInt64(level), reader.txn) else {
                     throw LedgerError(.corrupted, "the Merkle node over events \(lo + 1)-\(hi) is missing")
                 }
                 return node
@@ -273,17 +233,17 @@ final class LogStore: Sendable {
         }
         let k = Merkle.split(n)
         return Merkle.nodeHash(
-            try subtreeHash(lo, lo + k, txn, scratch: &scratch), try subtreeHash(lo + k, hi, txn, scratch: &scratch))
+            try subtreeHash(lo, lo + k, &reader), try subtreeHash(lo + k, hi, &reader))
     }
 
     /// The frontier of a tree of `size` leaves, read from stored nodes and the last few records.
     func frontier(size: UInt64, _ txn: Transaction) throws -> MerkleFrontier {
         var nodes: [MerkleFrontier.Node] = []
         var offset: UInt64 = 0
-        var scratch: [UInt8] = []
+        var reader = BlockReader(store: self, txn: txn)
         for level in stride(from: 63, through: 0, by: -1) where size & (1 << UInt64(level)) != 0 {
             let width = UInt64(1) << UInt64(level)
-            nodes.append(.init(level: level, hash: try subtreeHash(offset, offset + width, txn, scratch: &scratch)))
+            nodes.append(.init(level: level, hash: try subtreeHash(offset, offset + width, &reader)))
             offset += width
         }
         return MerkleFrontier(size: size, nodes: nodes)

@@ -20,7 +20,8 @@ final class Writer: @unchecked Sendable {
     }
 
     struct Request {
-        var events: [LogStore.Prepared]
+        var blocks: [PreparedBlock]
+        var eventCount: Int
         var continuation: CheckedContinuation<Range<UInt64>, any Error>
     }
 
@@ -38,10 +39,11 @@ final class Writer: @unchecked Sendable {
         self.changes = changes
     }
 
-    func submit(_ events: [LogStore.Prepared]) async throws -> Range<UInt64> {
+    func submit(_ blocks: [PreparedBlock]) async throws -> Range<UInt64> {
         if closed.load(ordering: .acquiring) { throw LedgerError(.closed, "the ledger is closed") }
+        let count = blocks.reduce(0) { $0 + $1.count }
         return try await withCheckedThrowingContinuation { continuation in
-            pending.withLock { $0.append(Request(events: events, continuation: continuation)) }
+            pending.withLock { $0.append(Request(blocks: blocks, eventCount: count, continuation: continuation)) }
             queue.async { self.drain() }
         }
     }
@@ -62,8 +64,8 @@ final class Writer: @unchecked Sendable {
             var count = 0
             var taken = 0
             for request in queue {
-                if taken > 0 && count + request.events.count > options.maxGroupEvents { break }
-                count += request.events.count
+                if taken > 0 && count + request.eventCount > options.maxGroupEvents { break }
+                count += request.eventCount
                 taken += 1
             }
             let group = Array(queue.prefix(taken))
@@ -99,8 +101,8 @@ final class Writer: @unchecked Sendable {
             ranges.reserveCapacity(group.count)
             for request in group {
                 let first = st.lastSeq + 1
-                for event in request.events {
-                    try append(event, to: &st, txn)
+                for block in request.blocks {
+                    try append(block, to: &st, txn)
                 }
                 ranges.append(first..<st.lastSeq + 1)
             }
@@ -108,32 +110,50 @@ final class Writer: @unchecked Sendable {
         }
     }
 
-    @inline(__always)
-    private func append(_ event: LogStore.Prepared, to st: inout State, _ txn: Transaction) throws {
-        let seq = st.lastSeq + 1
-        var hasher = event.leafState
-        EnvelopeCodec.withSeqSuffix(seq) { hasher.update(bufferPointer: $0) }
-        let leaf = MerkleHash(hasher.finalize())
-        try withUnsafeBytes(of: seq.bigEndian) { key in
-            try txn.reserve(store.events, key, count: event.body.count + 4, flags: MDB_APPEND) { dst in
-                event.body.withUnsafeBytes { dst.copyMemory(from: $0) }
-                dst.storeBytes(of: leaf.tag.littleEndian, toByteOffset: event.body.count, as: UInt32.self)
-            }
-            var stream = event.stream
-            _ = try stream.withUTF8 { try txn.put(store.streams, UnsafeRawBufferPointer($0), key) }
+    /// Puts one block: its seqs, leaf tags, stream index entries, blobs and Merkle nodes.
+    private func append(_ block: PreparedBlock, to st: inout State, _ txn: Transaction) throws {
+        let first = st.lastSeq + 1
+        var leaves: [MerkleHash] = []
+        leaves.reserveCapacity(block.count)
+        for (i, state) in block.leafStates.enumerated() {
+            var hasher = state
+            EnvelopeCodec.withSeqSuffix(first + UInt64(i)) { hasher.update(bufferPointer: $0) }
+            leaves.append(MerkleHash(hasher.finalize()))
         }
-        if let blob = event.blob {
+        var header: [UInt8] = []
+        ProtoWire.appendVarint(UInt64(block.count), to: &header)
+        let size = header.count + 4 * block.count + block.encoded.count
+        try withUnsafeBytes(of: first.bigEndian) { key in
+            try txn.reserve(store.blocks, key, count: size, flags: MDB_APPEND) { dst in
+                header.withUnsafeBytes { dst.copyMemory(from: $0) }
+                var offset = header.count
+                for leaf in leaves {
+                    dst.storeBytes(of: leaf.tag.littleEndian, toByteOffset: offset, as: UInt32.self)
+                    offset += 4
+                }
+                block.encoded.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: dst[offset...]).copyMemory(from: $0) }
+            }
+        }
+        for (i, stream) in block.streams.enumerated() {
+            var stream = stream
+            _ = try withUnsafeBytes(of: (first + UInt64(i)).bigEndian) { key in
+                try stream.withUTF8 { try txn.put(store.streams, UnsafeRawBufferPointer($0), key) }
+            }
+        }
+        for blob in block.blobs {
             _ = try blob.key.withUnsafeBytes { k in
                 try blob.value.withUnsafeBytes { try txn.put(store.blobs, k, $0, flags: MDB_NOOVERWRITE) }
             }
         }
-        try st.frontier.append(leaf) { level, index, hash in
-            guard level >= LogStore.storedMinLevel else { return }
-            _ = try store.withNodeKey(level: level, index: index) { k in
-                try hash.withUnsafeBytes { try txn.put(store.merkle, k, $0) }
+        for leaf in leaves {
+            try st.frontier.append(leaf) { level, index, hash in
+                guard level >= LogStore.storedMinLevel else { return }
+                _ = try store.withNodeKey(level: level, index: index) { k in
+                    try hash.withUnsafeBytes { try txn.put(store.merkle, k, $0) }
+                }
             }
         }
-        st.lastSeq = seq
+        st.lastSeq = first + UInt64(block.count) - 1
     }
 
     /// The writer's state, re-read when another process (or a failed group) moved the log on.
@@ -154,16 +174,17 @@ final class Writer: @unchecked Sendable {
             let started = DispatchTime.now().uptimeNanoseconds
             let samples = try store.env.read { txn -> [[UInt8]] in
                 try store.refreshDictionary(txn)
-                let count = min(lastSeq, 4_000)
+                // The body entries (envelope and payload) of the most recent events, up to 4,000.
                 var samples: [[UInt8]] = []
-                var scratch: [UInt8] = []
-                try txn.withCursor(store.events) { c in
-                    var entry = try c.seek(lastSeq - count + 1)
-                    while let e = entry {
-                        _ = try store.envelope(ofRecord: e.value, seq: e.key.bigEndianUInt64, txn, into: &scratch)
-                        samples.append(scratch)
-                        entry = try c.next()
+                var reader = BlockReader(store: store, txn: txn)
+                var seq = lastSeq
+                while seq >= 1, samples.count < 4_000, let i = try reader.locate(seq) {
+                    reader.body.withUnsafeBytes { raw in
+                        for span in reader.spans[...i].reversed() where samples.count < 4_000 {
+                            samples.append(Array(raw[span.envelope.lowerBound..<span.payload.upperBound]))
+                        }
                     }
+                    seq = reader.first - 1
                 }
                 return samples
             }

@@ -1,5 +1,6 @@
 internal import CLMDB
 import ClewCore
+import Crypto
 import Foundation
 
 /// The outcome of ``Ledger/verify(trusting:progress:)``.
@@ -8,7 +9,8 @@ public struct VerifyReport: Codable, Sendable {
     public struct Problem: Codable, Sendable, Hashable {
         /// The seq concerned (for a Merkle node, the first event it covers), if any.
         public var seq: UInt64?
-        /// A short kind: `record`, `tag`, `index`, `blob`, `merkle`, `checkpoint`, `sequence`.
+        /// A short kind: `record` (a block that does not decode), `tag`, `payload`, `index`, `blob`,
+        /// `merkle`, `checkpoint`, `sequence`.
         public var kind: String
         public var message: String
     }
@@ -17,6 +19,8 @@ public struct VerifyReport: Codable, Sendable {
     public var rootHash: String = ""
     public var merkleNodesChecked = 0
     public var blobsChecked = 0
+    /// Payloads found erased (by retention or an erasure request): their events still prove, their bytes are gone.
+    public var erasedPayloads: UInt64 = 0
     public var checkpointsChecked = 0
     /// Problems in log order; capped at ``Ledger/maxReportedProblems``.
     public var problems: [Problem] = []
@@ -27,7 +31,7 @@ public struct VerifyReport: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case events, rootHash = "root_hash", merkleNodesChecked = "merkle_nodes_checked"
-        case blobsChecked = "blobs_checked", checkpointsChecked = "checkpoints_checked", problems
+        case blobsChecked = "blobs_checked", erasedPayloads = "erased_payloads", checkpointsChecked = "checkpoints_checked", problems
         case firstBadSeq = "first_bad_seq", isValid = "ok"
     }
 
@@ -38,6 +42,7 @@ public struct VerifyReport: Codable, Sendable {
         try c.encode(rootHash, forKey: .rootHash)
         try c.encode(merkleNodesChecked, forKey: .merkleNodesChecked)
         try c.encode(blobsChecked, forKey: .blobsChecked)
+        try c.encode(erasedPayloads, forKey: .erasedPayloads)
         try c.encode(checkpointsChecked, forKey: .checkpointsChecked)
         try c.encodeIfPresent(firstBadSeq, forKey: .firstBadSeq)
         try c.encode(problems, forKey: .problems)
@@ -51,6 +56,7 @@ public struct VerifyReport: Codable, Sendable {
         rootHash = try c.decode(String.self, forKey: .rootHash)
         merkleNodesChecked = try c.decode(Int.self, forKey: .merkleNodesChecked)
         blobsChecked = try c.decode(Int.self, forKey: .blobsChecked)
+        erasedPayloads = try c.decodeIfPresent(UInt64.self, forKey: .erasedPayloads) ?? 0
         checkpointsChecked = try c.decode(Int.self, forKey: .checkpointsChecked)
         firstBadSeq = try c.decodeIfPresent(UInt64.self, forKey: .firstBadSeq)
         problems = try c.decode([Problem].self, forKey: .problems)
@@ -94,26 +100,44 @@ extension Ledger {
         var frontier = MerkleFrontier()
         var treeBroken = false
         var expected: UInt64 = 1
-        var scratch: [UInt8] = []
         var cache = StringCache()
         var done = false
         while !done {
             done = try store.env.read { txn in
-                try txn.withCursor(store.streams) { index in try txn.withCursor(store.events) { c in
+                var reader = BlockReader(store: store, txn: txn)
+                return try txn.withCursor(store.streams) { index in try txn.withCursor(store.blocks) { c in
                     var entry = try c.seek(expected)
                     var n = 0
                     while let e = entry {
                         guard e.key.count == 8 else {
-                            report.add(expected, "sequence", "a key of \(e.key.count) bytes follows event \(expected - 1) in the event table")
+                            report.add(expected, "sequence", "a key of \(e.key.count) bytes follows event \(expected - 1) in the block table")
                             return true
                         }
-                        let seq = e.key.bigEndianUInt64
-                        if seq != expected {
-                            report.add(expected, "sequence", "events \(expected)-\(seq - 1) are missing (the log jumps from \(expected - 1) to \(seq))")
+                        let first = e.key.bigEndianUInt64
+                        if first != expected {
+                            report.add(expected, "sequence", "events \(expected)-\(first - 1) are missing (the log jumps from \(expected - 1) to \(first))")
                             treeBroken = true
                         }
-                        expected = seq + 1
-                        if let leaf = check(record: e.value, seq: seq, txn, &index, &report, &scratch, &cache), !treeBroken {
+                        let count: Int
+                        do {
+                            count = try Block.parse(e.value, first: first).count
+                            try reader.load(record: e.value, first: first)
+                        } catch {
+                            // The block's events cannot be read: name them all, and go on after them when the
+                            // header still says how many there are.
+                            report.add(first, "record", "\(error)")
+                            treeBroken = true
+                            guard let k = try? Block.parse(e.value, first: first).count else { return true }
+                            report.lastBadRecord = first + UInt64(k) - 1
+                            expected = first + UInt64(k)
+                            n += k
+                            entry = try c.next()
+                            continue
+                        }
+                        for i in 0..<count {
+                            let seq = first + UInt64(i)
+                            let leaf = check(i, of: reader, txn, &index, &report, &cache)
+                            guard !treeBroken else { continue }
                             try frontier.append(leaf) { level, index, hash in
                                 guard level >= LogStore.storedMinLevel else { return }
                                 report.merkleNodesChecked += 1
@@ -132,11 +156,10 @@ extension Ledger {
                                 }
                             }
                             if checkpointSizes.contains(seq) { rootsAt[seq] = frontier.root }
-                        } else {
-                            treeBroken = true
                         }
-                        n += 1
-                        if n == Self.scanChunk { return false }
+                        expected = first + UInt64(count)
+                        n += count
+                        if n >= Self.scanChunk { return false }
                         entry = try c.next()
                     }
                     return true
@@ -187,23 +210,19 @@ extension Ledger {
         return report
     }
 
-    /// Checks one record; returns its leaf hash, or nil when the record cannot be read.
+    /// Checks the event at `i` of the decoded block: its hash tag, its stream index entry, its payload
+    /// against the SHA-256 its envelope names (inline or blob); returns its leaf hash.
     private func check(
-        record: UnsafeRawBufferPointer, seq: UInt64, _ txn: Transaction, _ index: inout Cursor,
-        _ report: inout VerifyReport,
-        _ scratch: inout [UInt8], _ cache: inout StringCache
-    ) -> MerkleHash? {
-        let tag: UInt32
-        do { tag = try store.envelope(ofRecord: record, seq: seq, txn, into: &scratch) } catch {
-            report.add(seq, "record", "\(error)")
-            return nil
-        }
-        let leaf = LogStore.leafHash(envelope: scratch, seq: seq)
-        if leaf.tag != tag {
-            report.add(seq, "tag", "record \(seq) does not match its stored hash tag: its bytes changed after it was written")
+        _ i: Int, of reader: BlockReader, _ txn: Transaction, _ index: inout Cursor, _ report: inout VerifyReport,
+        _ cache: inout StringCache
+    ) -> MerkleHash {
+        let seq = reader.first + UInt64(i)
+        let leaf = reader.leafHash(i)
+        if leaf.tag != reader.tags[i] {
+            report.add(seq, "tag", "event \(seq) does not match its stored hash tag: its bytes changed after it was written")
         }
         do {
-            let d = try scratch.withUnsafeBytes { try EnvelopeCodec.decode($0, cache: &cache) }
+            let d = try reader.withEnvelope(i) { try EnvelopeCodec.decode($0, cache: &cache) }
             var stream = d.stream
             let indexed = try stream.withUTF8 { s in
                 try withUnsafeBytes(of: seq.bigEndian) { v in
@@ -211,9 +230,20 @@ extension Ledger {
                 }
             }
             if !indexed { report.add(seq, "index", "event \(seq) is missing from the index of stream \(d.stream)") }
-            if let ref = d.payloadRef {
+            guard let digest = d.payloadRef else {
+                report.add(seq, "payload", "event \(seq) names no payload SHA-256")
+                return leaf
+            }
+            let span = reader.spans[i]
+            switch span.state {
+            case .inline:
+                let actual = reader.body.withUnsafeBytes { Array(SHA256.hash(data: UnsafeRawBufferPointer(rebasing: $0[span.payload]))) }
+                if actual != digest { report.add(seq, "payload", "the payload of event \(seq) does not match the SHA-256 its event commits to") }
+            case .blob:
                 report.blobsChecked += 1
-                do { _ = try store.blob(ref, seq: seq, txn) } catch { report.add(seq, "blob", "\(error)") }
+                do { _ = try store.blob(digest, seq: seq, txn) } catch { report.add(seq, "blob", "\(error)") }
+            case .erased:
+                report.erasedPayloads += 1
             }
         } catch {
             report.add(seq, "record", "\(error)")

@@ -838,6 +838,35 @@ public struct AuditRecorded: EventPayload, Equatable {
     }
 }
 
+/// `ledger.migrated`: the bridge from a ledger's old format, written last by `clew migrate` so the
+/// events keep their seqs. The old checkpoints stay checkable against `old_root`: each was verified
+/// against the old log's recomputed root before anything was copied.
+public struct LedgerMigrated: EventPayload, Equatable {
+    public static let eventTypes = [EventType.ledgerMigrated]
+    public var oldLedger: String
+    public var oldFormat: Int
+    public var newFormat: Int
+    public var oldTreeSize: UInt64
+    public var oldRoot: String
+    /// The old log's signed checkpoints, as stored (`origin`, `tree_size`, `root_hash`, `time`, `key_id`,
+    /// `public_key`, `signature`).
+    public var oldCheckpoints: JSONTree?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case oldLedger = "old_ledger", oldFormat = "old_format", newFormat = "new_format", oldTreeSize = "old_tree_size"
+        case oldRoot = "old_root", oldCheckpoints = "old_checkpoints"
+    }
+
+    public init(oldLedger: String, oldFormat: Int, newFormat: Int, oldTreeSize: UInt64, oldRoot: String, oldCheckpoints: JSONTree?) {
+        self.oldLedger = oldLedger
+        self.oldFormat = oldFormat
+        self.newFormat = newFormat
+        self.oldTreeSize = oldTreeSize
+        self.oldRoot = oldRoot
+        self.oldCheckpoints = oldCheckpoints
+    }
+}
+
 extension ChunkChange: EventPayload {
     public static let eventTypes = [EventType.chunkStatusChanged]
 }
@@ -858,6 +887,7 @@ public enum EventSchema {
         RunImported.self, RunCallback.self, TaskEvent.self, ValueEvent.self, ValueConsumed.self, ExpectationEvaluated.self,
         QuestionAnswered.self, DAGTriggered.self, ChunkChange.self, ChunkLease.self, DatasetDescription.self, ValueStored.self,
         LineageQuarantined.self, OpenLineageReceived.self, TokenCreated.self, TokenRevoked.self, AuditRecorded.self,
+        LedgerMigrated.self,
     ]
 
     /// The payload type of an event type (nil for a type Clew does not write).

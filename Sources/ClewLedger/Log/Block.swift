@@ -1,0 +1,214 @@
+import Crypto
+import Foundation
+
+/// The log of format 2 is a sequence of blocks: the events of one append (up to ``maxEvents`` events or
+/// about ``targetBytes`` of them; a larger append makes several) in one record of the `blocks` table,
+/// keyed by the block's first seq (u64 big-endian).
+///
+/// A block record is
+///
+///     varint N | N × u32 LE hash tag | varint codec | body
+///
+/// (codec 0: plain body; 1: one magicless zstd frame; n ≥ 2: zstd with dictionary n − 1), and the body is,
+/// for each of the N events in seq order,
+///
+///     varint envelope length | envelope | varint (payload length << 2 | payload state) | payload
+///
+/// The envelope (docs/event-schema.md) carries the payload's SHA-256 in field 8 and never the payload,
+/// so an event's Merkle leaf, SHA-256(0x00 ‖ envelope ‖ seq), commits to its payload through the digest.
+/// The payload state says where the bytes are: in the body (0), in `blobs` under that SHA-256 because
+/// they are large (1), or nowhere because they were erased (2). Removing a payload rewrites its block
+/// and leaves every leaf, node, proof and checkpoint as it was.
+///
+/// The hash tag of each event (the first 4 bytes of its leaf hash) stays outside the compressed body:
+/// the writer fills it in once it knows the seqs, and `verify` compares it with the leaf recomputed
+/// from the decoded envelope to name an exact seq whose bytes changed. Damage that stops a block from
+/// decoding at all is named by the block's seq range.
+enum Block {
+    static let maxEvents = 128
+    static let targetBytes = 16 << 10
+    /// Payloads larger than this are stored in `blobs` (compressed on their own, content-addressed), so
+    /// a block stays small enough to decode for a single read.
+    static let blobThreshold = 1_900
+    /// A block that claims more events than this is damaged.
+    static let sanityLimit = 1 << 20
+
+    enum PayloadState: UInt8 {
+        case inline = 0
+        case blob = 1
+        case erased = 2
+    }
+
+    /// Where one event's envelope and payload are in a decoded body.
+    struct Span {
+        var envelope: Range<Int>
+        var payload: Range<Int>
+        var state: PayloadState
+    }
+
+    /// A block's record split into its parts (pointers into the record).
+    struct Record {
+        var count: Int
+        var tags: UnsafeRawBufferPointer
+        var codec: UInt64
+        var body: UnsafeRawBufferPointer
+
+        func tag(_ i: Int) -> UInt32 {
+            UInt32(littleEndian: tags.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))
+        }
+    }
+
+    /// Splits a block record; `first` names the block in errors.
+    static func parse(_ record: UnsafeRawBufferPointer, first: UInt64) throws -> Record {
+        var reader = ProtoReader(record)
+        do {
+            let n = try reader.varint()
+            guard n >= 1, n <= UInt64(sanityLimit), reader.offset + Int(n) * 4 <= record.count else {
+                throw LedgerError(.corrupted, "the block at event \(first) has a damaged header (it claims \(n) events)")
+            }
+            let tags = UnsafeRawBufferPointer(rebasing: record[reader.offset..<reader.offset + Int(n) * 4])
+            reader.offset += Int(n) * 4
+            let codec = try reader.varint()
+            return Record(count: Int(n), tags: tags, codec: codec, body: UnsafeRawBufferPointer(rebasing: record[reader.offset...]))
+        } catch let error as ProtoReader.Malformed {
+            throw LedgerError(.corrupted, "the block at event \(first) has a damaged header: \(error)")
+        }
+    }
+
+    /// The spans of `count` events in a decoded body.
+    static func spans(of body: UnsafeRawBufferPointer, count: Int, first: UInt64, into out: inout [Span]) throws {
+        out.removeAll(keepingCapacity: true)
+        var reader = ProtoReader(body)
+        do {
+            for i in 0..<count {
+                let envLength = Int(try reader.varint())
+                let envStart = reader.offset
+                guard envLength <= body.count - envStart else { throw ProtoReader.Malformed(reason: "envelope runs past the end", offset: envStart) }
+                reader.offset += envLength
+                let word = try reader.varint()
+                guard let state = PayloadState(rawValue: UInt8(word & 3)) else {
+                    throw LedgerError(.corrupted, "event \(first + UInt64(i)) has an unknown payload state \(word & 3)")
+                }
+                let payLength = Int(word >> 2)
+                let payStart = reader.offset
+                guard payLength <= body.count - payStart else { throw ProtoReader.Malformed(reason: "payload runs past the end", offset: payStart) }
+                reader.offset += payLength
+                out.append(Span(envelope: envStart..<envStart + envLength, payload: payStart..<payStart + payLength, state: state))
+            }
+        } catch let error as ProtoReader.Malformed {
+            throw LedgerError(.corrupted, "the block of events \(first)-\(first + UInt64(count) - 1) is damaged: \(error)")
+        }
+        guard reader.offset == body.count else {
+            throw LedgerError(
+                .corrupted, "the block of events \(first)-\(first + UInt64(count) - 1) holds \(body.count - reader.offset) bytes after its last event")
+        }
+    }
+}
+
+/// A block of an append, prepared on the appender's thread: its body encoded and compressed, each
+/// event's leaf hash fed with 0x00 ‖ envelope (the writer adds the seq), its large payloads as blobs.
+struct PreparedBlock: @unchecked Sendable {
+    // @unchecked Sendable: `leafStates` (swift-crypto's SHA256, not marked Sendable) are copy-on-write
+    // values handed from the preparing thread to the writer and never used by both.
+    var streams: [String] = []
+    var leafStates: [SHA256] = []
+    /// varint codec followed by the body.
+    var encoded: [UInt8] = []
+    var blobs: [(key: [UInt8], value: [UInt8])] = []
+
+    var count: Int { streams.count }
+}
+
+/// Decodes blocks within one transaction, keeping the last one decoded, so reading neighbouring seqs
+/// (a stream's events, a scan, the ≤ 15 leaves of a Merkle subtree) decompresses each block once.
+struct BlockReader {
+    let store: LogStore
+    let txn: Transaction
+    /// First seq of the current block (0: none).
+    private(set) var first: UInt64 = 0
+    private(set) var tags: [UInt32] = []
+    private(set) var body: [UInt8] = []
+    private(set) var spans: [Block.Span] = []
+    var count: Int { spans.count }
+
+    init(store: LogStore, txn: Transaction) {
+        self.store = store
+        self.txn = txn
+    }
+
+    /// Makes the block holding `seq` current and returns the event's index in it; nil when the log does
+    /// not reach `seq`.
+    mutating func locate(_ seq: UInt64) throws -> Int? {
+        if first != 0, seq >= first, seq - first < UInt64(count) { return Int(seq - first) }
+        guard seq >= 1 else { return nil }
+        let blocks = store.blocks
+        let found: (UInt64, UnsafeRawBufferPointer)? = try txn.withCursor(blocks) { c in
+            var e = try c.seek(seq)
+            if let x = e, x.key.bigEndianUInt64 == seq { return (seq, x.value) }
+            e = e == nil ? try c.last() : try c.previous()
+            return e.map { ($0.key.bigEndianUInt64, $0.value) }
+        }
+        guard let (key, record) = found else { return nil }
+        try load(record: record, first: key)
+        guard seq - first < UInt64(count) else { return nil }
+        return Int(seq - first)
+    }
+
+    /// Decodes the block record `record` whose first seq is `first`.
+    mutating func load(record: UnsafeRawBufferPointer, first: UInt64) throws {
+        self.first = 0
+        let r = try Block.parse(record, first: first)
+        let last = first + UInt64(r.count) - 1
+        switch r.codec {
+        case 0:
+            body.removeAll(keepingCapacity: true)
+            body.append(contentsOf: r.body)
+        case 1:
+            do { try store.codec.decompress(r.body, dictionary: nil, into: &body) } catch {
+                throw LedgerError(.corrupted, "the block of events \(first)-\(last) does not decompress: \(error)")
+            }
+        default:
+            guard r.codec <= UInt64(UInt32.max) else {
+                throw LedgerError(.corrupted, "the block of events \(first)-\(last) names dictionary \(r.codec - 1), out of range")
+            }
+            let dict = try store.dictionary(UInt32(r.codec - 1), txn)
+            do { try store.codec.decompress(r.body, dictionary: dict, into: &body) } catch {
+                throw LedgerError(.corrupted, "the block of events \(first)-\(last) does not decompress: \(error)")
+            }
+        }
+        try body.withUnsafeBytes { try Block.spans(of: $0, count: r.count, first: first, into: &spans) }
+        tags.removeAll(keepingCapacity: true)
+        for i in 0..<r.count { tags.append(r.tag(i)) }
+        self.first = first
+    }
+
+    /// Calls `body` with the envelope bytes of the event at `index` of the current block.
+    func withEnvelope<T>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        try self.body.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[spans[index].envelope])) }
+    }
+
+    /// The leaf hash of the event at `index`, from its envelope and seq.
+    func leafHash(_ index: Int) -> MerkleHash {
+        withEnvelope(index) { LogStore.leafHash(envelope: $0, seq: first + UInt64(index)) }
+    }
+
+    /// The event at `index` of the current block, its payload read from the body or its blob.
+    func event(_ index: Int, cache: inout StringCache) throws -> Event {
+        let seq = first + UInt64(index)
+        let d = try withEnvelope(index) { try EnvelopeCodec.decode($0, cache: &cache) }
+        let span = spans[index]
+        var payload = Data()
+        switch span.state {
+        case .inline:
+            payload = body.withUnsafeBytes { Data($0[span.payload]) }
+        case .blob:
+            guard let ref = d.payloadRef else { throw LedgerError(.corrupted, "event \(seq) keeps its payload in a blob but names none") }
+            payload = try store.blob(ref, seq: seq, txn)
+        case .erased:
+            break
+        }
+        return Event(
+            seq: seq, timestampMicros: d.timestampMicros, actor: d.actor, stream: d.stream, type: d.type,
+            schemaVersion: d.schemaVersion, payload: payload, unknownFields: d.unknownFields, payloadErased: span.state == .erased)
+    }
+}
