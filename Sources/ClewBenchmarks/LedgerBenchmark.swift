@@ -1,5 +1,6 @@
 internal import CLMDB
 public import ClewLedger
+import ClewModel
 import Crypto
 import Synchronization
 public import Foundation
@@ -33,6 +34,9 @@ public enum LedgerBenchmark {
         public var durableSingleP50us: Double
         public var durableSingleP99us: Double
         public var rawCommitP50us: Double
+        /// One event read by a random seq (its block located and decoded), p50 and p99.
+        public var readBySeqP50us: Double
+        public var readBySeqP99us: Double
         public var scanEPS: Double
         public var rawScanEPS: Double
         public var scanRatio: Double
@@ -49,6 +53,7 @@ public enum LedgerBenchmark {
             case appendEPS = "append_eps", rawAppendEPS = "raw_append_eps", appendRatio = "append_ratio"
             case durableSingleP50us = "durable_single_p50_us", durableSingleP99us = "durable_single_p99_us"
             case rawCommitP50us = "raw_commit_p50_us"
+            case readBySeqP50us = "read_by_seq_us_p50", readBySeqP99us = "read_by_seq_us_p99"
             case scanEPS = "scan_eps", rawScanEPS = "raw_scan_eps", scanRatio = "scan_ratio"
             case bytesPerEvent = "bytes_per_event", recordBytesPerEvent = "record_bytes_per_event"
             case jsonlBytesPerEvent = "jsonl_bytes_per_event", bytesRatio = "bytes_ratio"
@@ -187,6 +192,18 @@ public enum LedgerBenchmark {
             latencies.append(seconds(since: t) * 1e6)
         }
 
+        // Random single-event reads: each locates its block and decodes it alone.
+        progress("random reads by seq")
+        var reads: [Double] = []
+        var rng = SplitMix64(seed: 11)
+        for _ in 0..<2_000 {
+            let seq = 1 + rng.next(below: UInt64(events.count))
+            let t = DispatchTime.now().uptimeNanoseconds
+            let event = try ledger.event(at: seq)
+            precondition(event?.seq == seq, "event \(seq) did not read back")
+            reads.append(seconds(since: t) * 1e6)
+        }
+
         let n = Double(events.count)
         let appendEPS = n / median(appendTimes)
         let rawAppendEPS = n / median(rawTimes)
@@ -197,6 +214,7 @@ public enum LedgerBenchmark {
             appendEPS: appendEPS, rawAppendEPS: rawAppendEPS, appendRatio: appendEPS / rawAppendEPS,
             durableSingleP50us: percentile(latencies, 0.5), durableSingleP99us: percentile(latencies, 0.99),
             rawCommitP50us: percentile(rawCommitLatencies, 0.5),
+            readBySeqP50us: percentile(reads, 0.5), readBySeqP99us: percentile(reads, 0.99),
             scanEPS: scanEPS, rawScanEPS: rawScanEPS, scanRatio: scanEPS / rawScanEPS,
             bytesPerEvent: Double(tableBytes) / n, recordBytesPerEvent: Double(recordBytes) / n,
             jsonlBytesPerEvent: Double(jsonlBytes) / n, bytesRatio: Double(tableBytes) / Double(jsonlBytes),

@@ -23,8 +23,9 @@ public final class Ledger: Sendable {
         public var maxMapSize: Int = 1 << 40
         /// Open for reading only (also works on a read-only medium).
         public var readOnly = false
-        /// zstd level for records (dictionaries are built at this level too).
-        public var compressionLevel: Int32 = 3
+        /// zstd level for blocks (dictionaries are built at this level too). Level 1: in blocks with a
+        /// trained dictionary, level 3 saved ~1% of the bytes for ~30% less append throughput.
+        public var compressionLevel: Int32 = 1
         /// Log sizes at which a zstd dictionary is (re)trained from recent events.
         public var dictionaryTrainingPoints: [UInt64] = [1_000, 100_000]
         /// Largest dictionary to train, in bytes.

@@ -18,17 +18,19 @@ enum EnvelopeField {
 /// a valid `clew.v1.Event` message in any protobuf decoder, and byte-exact because they are the bytes
 /// the ledger wrote rather than a re-encoding.
 enum EnvelopeCodec {
-    /// Encodes an envelope. `payloadRef` (SHA-256) replaces the inline payload for blob-stored payloads.
+    /// Encodes an envelope of format 2: the payload's SHA-256 (`payloadRef`) in place of the payload.
     static func encode(
-        timestampMicros: Int64,
-        actor: String,
-        stream: String,
-        type: String,
-        schemaVersion: UInt32,
-        payload: Data?,
-        payloadRef: [UInt8]?,
-        unknownFields: [UInt8],
-        into out: inout [UInt8]
+        timestampMicros: Int64, actor: String, stream: String, type: String, schemaVersion: UInt32,
+        payloadRef: UnsafeRawBufferPointer, unknownFields: [UInt8], into out: inout [UInt8]
+    ) {
+        encodeHead(timestampMicros: timestampMicros, actor: actor, stream: stream, type: type, schemaVersion: schemaVersion, into: &out)
+        ProtoWire.appendBytes(field: EnvelopeField.payloadRef, payloadRef, to: &out)
+        out.append(contentsOf: unknownFields)
+    }
+
+    /// Fields 2-6, the same in every format.
+    private static func encodeHead(
+        timestampMicros: Int64, actor: String, stream: String, type: String, schemaVersion: UInt32, into out: inout [UInt8]
     ) {
         ProtoWire.appendTag(EnvelopeField.timestamp, .varint, to: &out)
         ProtoWire.appendVarint(UInt64(bitPattern: timestampMicros), to: &out)
@@ -39,13 +41,6 @@ enum EnvelopeCodec {
             ProtoWire.appendTag(EnvelopeField.schemaVersion, .varint, to: &out)
             ProtoWire.appendVarint(UInt64(schemaVersion), to: &out)
         }
-        if let payload {
-            payload.withUnsafeBytes { ProtoWire.appendBytes(field: EnvelopeField.payload, $0, to: &out) }
-        }
-        if let payloadRef {
-            payloadRef.withUnsafeBytes { ProtoWire.appendBytes(field: EnvelopeField.payloadRef, $0, to: &out) }
-        }
-        out.append(contentsOf: unknownFields)
     }
 
     /// Appends the canonical suffix (field 1, `seq`) to envelope bytes.

@@ -221,11 +221,33 @@ package final class Environment: @unchecked Sendable {
         }
     }
 
-    private func growMap() throws {
+    /// Grows the map before a write that may need `bytes` more than the pages in use, so the write does
+    /// not run into the map's end. LMDB 0.9.24 (Debian 12) can corrupt its free-page lists when a write
+    /// transaction is aborted with `MDB_MAP_FULL` after many page splits (the "a full map grows on
+    /// demand" test crashed in `mdb_midl_search`); growing first keeps that path for what an estimate
+    /// misses. Does nothing when the room is there or the map is at its limit (the write then reports
+    /// `mapFull` as before).
+    package func ensureRoom(_ bytes: Int) throws {
+        let needsGrowth = try gate.withReadLock { () -> Bool in
+            guard let handle else { throw LedgerError(.closed, "the ledger is closed") }
+            var info = MDB_envinfo()
+            var stat = MDB_stat()
+            try check(mdb_env_info(handle, &info))
+            try check(mdb_env_stat(handle, &stat))
+            return (Int(info.me_last_pgno) + 1) * Int(stat.ms_psize) + bytes > info.me_mapsize && info.me_mapsize < options.maxMapSize
+        }
+        if needsGrowth { try growMap(toHold: bytes) }
+    }
+
+    private func growMap(toHold extra: Int = 0) throws {
         try gate.withWriteLock {
             var info = MDB_envinfo()
+            var stat = MDB_stat()
             try check(mdb_env_info(handle, &info))
+            try check(mdb_env_stat(handle, &stat))
             let current = info.me_mapsize
+            let used = (Int(info.me_last_pgno) + 1) * Int(stat.ms_psize)
+            if extra > 0, used + extra <= current { return }  // another writer grew it meanwhile
             guard current < options.maxMapSize else {
                 throw LedgerError(
                     .mapFull,
@@ -233,7 +255,7 @@ package final class Environment: @unchecked Sendable {
                         + "append was written (raise the limit with --max-map-size)"
                 )
             }
-            let next = min(max(current * 2, current + (64 << 20)), options.maxMapSize)
+            let next = min(max(current * 2, current + (64 << 20), used + extra * 2), options.maxMapSize)
             try check(mdb_env_set_mapsize(handle, next))
             mapBase = Self.findMapping(path + "/data.mdb")
         }

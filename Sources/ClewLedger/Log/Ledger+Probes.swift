@@ -49,15 +49,17 @@ extension Ledger {
             body.removeAll(keepingCapacity: true)
             for e in events {
                 envelope.removeAll(keepingCapacity: true)
-                EnvelopeCodec.encode(
-                    timestampMicros: e.timestampMicros ?? 0, actor: e.actor, stream: e.stream, type: e.type,
-                    schemaVersion: e.schemaVersion, payload: nil, payloadRef: digest, unknownFields: [], into: &envelope)
+                digest.withUnsafeBytes { ref in
+                    EnvelopeCodec.encode(
+                        timestampMicros: e.timestampMicros ?? 0, actor: e.actor, stream: e.stream, type: e.type,
+                        schemaVersion: e.schemaVersion, payloadRef: ref, unknownFields: [], into: &envelope)
+                }
                 body.append(contentsOf: envelope)
-                body.append(contentsOf: e.payload)
+                e.payload.withUnsafeBytes { body.append(contentsOf: $0) }
             }
         }
         // Compression of the same bytes in blocks of the size appends make.
-        let perBlock = max(1, Block.targetBytes)
+        let perBlock = ledger.store.blockTarget
         costs["compress"] = try time {
             var offset = 0
             while offset < body.count {

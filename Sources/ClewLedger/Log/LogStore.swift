@@ -34,6 +34,15 @@ final class LogStore: Sendable {
     private let dictionaries = Mutex<[UInt32: ZstdDictionary]>([:])
     /// Dictionary new blocks are compressed with (nil until the first one is trained).
     let currentDictionary = Mutex<ZstdDictionary?>(nil)
+    /// Compressed / uncompressed size of recent blocks (a moving average), from which the uncompressed
+    /// size a block collects is chosen so that it compresses to about ``Block/inlineBytes``.
+    let compressionRatio = Mutex<Double>(0.3)
+
+    /// The uncompressed body size at which a block is closed.
+    var blockTarget: Int {
+        let ratio = compressionRatio.withLock { $0 }
+        return min(Block.maxTargetBytes, max(Block.minTargetBytes, Int(Double(Block.inlineBytes) / max(ratio, 0.01))))
+    }
 
     init(env: Environment, compressionLevel: Int32) throws {
         self.env = env
@@ -107,43 +116,73 @@ final class LogStore: Sendable {
         var out: [PreparedBlock] = []
         var block = PreparedBlock()
         var body: [UInt8] = []
-        body.reserveCapacity(Block.targetBytes + 4096)
+        var starts: [Int] = []  // where each event of the block begins in `body`
+        var target = blockTarget
+        body.reserveCapacity(target + 4096)
         var envelope: [UInt8] = []
         envelope.reserveCapacity(256)
+        // Compresses events `range` of the block; a result that would leave the leaf page for overflow
+        // pages of its own is split in two and compressed again (rarely: the target follows the ratio).
+        func emit(_ range: Range<Int>) throws {
+            let end = range.upperBound == block.count ? body.count : starts[range.upperBound]
+            let encoded = try compressBody(Array(body[starts[range.lowerBound]..<end]), dictionary: dictionary)
+            if encoded.count > Block.inlineLimit, range.count > 1 {
+                let mid = range.lowerBound + range.count / 2
+                try emit(range.lowerBound..<mid)
+                try emit(mid..<range.upperBound)
+                return
+            }
+            var part = PreparedBlock()
+            part.streams = Array(block.streams[range])
+            part.leafStates = Array(block.leafStates[range])
+            part.encoded = encoded
+            if range.lowerBound == 0 { part.blobs = block.blobs }  // content-addressed: any block may carry them
+            out.append(part)
+        }
         func finish() throws {
             guard block.count > 0 else { return }
-            block.encoded = try compressBody(body, dictionary: dictionary)
-            out.append(block)
+            let before = out.count
+            try emit(0..<block.count)
+            let written = out[before...].reduce(0) { $0 + $1.encoded.count }
+            let ratio = Double(written) / Double(max(1, body.count))
+            target = compressionRatio.withLock { average in
+                average = average * 0.8 + ratio * 0.2
+                return min(Block.maxTargetBytes, max(Block.minTargetBytes, Int(Double(Block.inlineBytes) / max(average, 0.01))))
+            }
             block = PreparedBlock()
             body.removeAll(keepingCapacity: true)
+            starts.removeAll(keepingCapacity: true)
         }
         for (i, event) in events.enumerated() {
             do { try event.validate() } catch let error as LedgerError where events.count > 1 {
                 throw LedgerError(error.code, "event \(i + 1) of \(events.count): \(error.message)", underlying: error.underlying)
             }
-            let digest = Array(SHA256.hash(data: event.payload))
+            let digest = SHA256.hash(data: event.payload)
             envelope.removeAll(keepingCapacity: true)
-            EnvelopeCodec.encode(
-                timestampMicros: event.timestampMicros ?? now, actor: event.actor, stream: event.stream, type: event.type,
-                schemaVersion: event.schemaVersion, payload: nil, payloadRef: digest, unknownFields: event.unknownFields,
-                into: &envelope)
+            digest.withUnsafeBytes { ref in
+                EnvelopeCodec.encode(
+                    timestampMicros: event.timestampMicros ?? now, actor: event.actor, stream: event.stream, type: event.type,
+                    schemaVersion: event.schemaVersion, payloadRef: ref, unknownFields: event.unknownFields,
+                    into: &envelope)
+            }
             var leaf = Merkle.leafHasher
             envelope.withUnsafeBytes { leaf.update(bufferPointer: $0) }
+            starts.append(body.count)
             ProtoWire.appendVarint(UInt64(envelope.count), to: &body)
             body.append(contentsOf: envelope)
             if event.payload.count > Block.blobThreshold {
                 var value: [UInt8] = []
                 ProtoWire.appendVarint(1, to: &value)
                 try event.payload.withUnsafeBytes { try codec.compress($0, dictionary: nil, into: &value) }
-                block.blobs.append((digest, value))
+                block.blobs.append((Array(digest), value))
                 ProtoWire.appendVarint(UInt64(Block.PayloadState.blob.rawValue), to: &body)
             } else {
                 ProtoWire.appendVarint(UInt64(event.payload.count) << 2 | UInt64(Block.PayloadState.inline.rawValue), to: &body)
-                body.append(contentsOf: event.payload)
+                event.payload.withUnsafeBytes { body.append(contentsOf: $0) }
             }
             block.streams.append(event.stream)
             block.leafStates.append(leaf)
-            if block.count >= Block.maxEvents || body.count >= Block.targetBytes { try finish() }
+            if block.count >= Block.maxEvents || body.count >= target { try finish() }
         }
         try finish()
         return out

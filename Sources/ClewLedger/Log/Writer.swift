@@ -95,6 +95,14 @@ final class Writer: @unchecked Sendable {
 
     private func commit(_ group: [Request]) throws -> ([Range<UInt64>], State) {
         if options.readOnly { throw LedgerError(.readOnly, "the ledger was opened read-only") }
+        // Room for the blocks, their blobs, the stream index, Merkle nodes and the pages a write
+        // copies, estimated high (see `Environment.ensureRoom`).
+        var bytes = 256 << 10
+        for request in group {
+            bytes += request.eventCount * 160
+            for block in request.blocks { bytes += 3 * block.encoded.count + block.blobs.reduce(0) { $0 + 2 * $1.value.count } }
+        }
+        try store.env.ensureRoom(bytes)
         return try store.env.write { txn in
             var st = try currentState(txn)
             var ranges: [Range<UInt64>] = []
@@ -120,19 +128,16 @@ final class Writer: @unchecked Sendable {
             EnvelopeCodec.withSeqSuffix(first + UInt64(i)) { hasher.update(bufferPointer: $0) }
             leaves.append(MerkleHash(hasher.finalize()))
         }
-        var header: [UInt8] = []
-        ProtoWire.appendVarint(UInt64(block.count), to: &header)
-        let size = header.count + 4 * block.count + block.encoded.count
-        try withUnsafeBytes(of: first.bigEndian) { key in
-            try txn.reserve(store.blocks, key, count: size, flags: MDB_APPEND) { dst in
-                header.withUnsafeBytes { dst.copyMemory(from: $0) }
-                var offset = header.count
-                for leaf in leaves {
-                    dst.storeBytes(of: leaf.tag.littleEndian, toByteOffset: offset, as: UInt32.self)
-                    offset += 4
-                }
-                block.encoded.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: dst[offset...]).copyMemory(from: $0) }
-            }
+        // The record is assembled here and put whole: with MDB_RESERVE, small values and MDB_APPEND, a
+        // page split during an append that then hits the map's end corrupted LMDB 0.9.24's pages (the
+        // "a full map grows on demand" test crashed inside LMDB every time).
+        var record: [UInt8] = []
+        record.reserveCapacity(10 + 4 * block.count + block.encoded.count)
+        ProtoWire.appendVarint(UInt64(block.count), to: &record)
+        for leaf in leaves { withUnsafeBytes(of: leaf.tag.littleEndian) { record.append(contentsOf: $0) } }
+        record.append(contentsOf: block.encoded)
+        _ = try withUnsafeBytes(of: first.bigEndian) { key in
+            try record.withUnsafeBytes { try txn.put(store.blocks, key, $0, flags: MDB_APPEND) }
         }
         for (i, stream) in block.streams.enumerated() {
             var stream = stream

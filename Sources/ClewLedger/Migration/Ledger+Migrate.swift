@@ -89,7 +89,7 @@ extension Ledger {
             let records = try legacy.records(from: count + 1, limit: 10_000, dictionaries: &dictionaries)
             if records.isEmpty { break }
             for record in records {
-                try frontier.append(record.leaf) { _, _, _ in }
+                frontier.append(record.leaf) { _, _, _ in }
                 if sizes.contains(record.event.seq) { rootsAt[record.event.seq] = frontier.root }
             }
             let range = try await target.append(contentsOf: records.map(\.event.draft))
