@@ -166,6 +166,36 @@ struct CLITests {
         #expect(again.status != 0 && again.stderr.contains("nothing to migrate"), "\(again.stderr)")
     }
 
+    @Test("backup copies the ledger; restore verifies the copy, refuses a damaged one (exit 2) and brings a good one back")
+    func backupRestore() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        try await cli.run(["init"])
+        let input = (0..<50).map { eventLine(stream: "run/etl/\($0 % 3)", payload: #"{"i":\#($0)}"#) }
+        try await cli.run(["append"], input: input.joined(separator: "\n"))
+        let copy = cli.directory.appendingPathComponent("copy")
+        let backup = try await cli.run(["backup", copy.path, "--json"])
+        #expect(backup.status == 0, "\(backup.stderr)")
+        #expect(try jsonObject(backup.stdout)["tree_size"] as? Int == 50)
+        let target = cli.directory.appendingPathComponent("restored")
+        let restore = try await cli.run(["restore", copy.path, "--ledger", target.path], ledgerOption: false)
+        #expect(restore.status == 0, "\(restore.stderr)")
+        #expect(try await cli.run(["verify", "--ledger", target.path], ledgerOption: false).status == 0)
+        // One changed byte of the copy's data file (event 17's hash tag): refused, exit status 2, nothing restored.
+        let proof = try jsonObject(try await cli.run(["proof", "inclusion", "17", "--json"]).stdout)
+        let tag = try #require((proof["leaf_hash"] as? String).flatMap { Hex.bytes(String($0.prefix(8))) })
+        let file = copy.appendingPathComponent("log/data.mdb")
+        var bytes = try Data(contentsOf: file)
+        let at = try #require(bytes.firstRange(of: Data(tag)))
+        bytes[at.lowerBound] ^= 0x01
+        try bytes.write(to: file)
+        let other = cli.directory.appendingPathComponent("other")
+        let refused = try await cli.run(["restore", copy.path, "--ledger", other.path], ledgerOption: false)
+        #expect(refused.status == 2, "\(refused.stdout) \(refused.stderr)")
+        #expect(refused.stderr.contains("does not verify"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: other.path))
+    }
+
     @Test("an appending process killed at random points loses no acknowledged event (50 runs)")
     func killNine() async throws {
         let cli = CLI()

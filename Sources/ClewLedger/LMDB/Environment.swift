@@ -127,6 +127,16 @@ package final class Environment: @unchecked Sendable {
         }
     }
 
+    /// Copies the environment into the empty directory `path` as one consistent snapshot, compacted
+    /// (free pages left out, pages renumbered), while other transactions go on (`mdb_env_copy2` with
+    /// `MDB_CP_COMPACT` reads in one read transaction).
+    package func copy(to path: String) throws {
+        try gate.withReadLock {
+            guard let handle else { throw LedgerError(.closed, "the ledger is closed") }
+            try check(mdb_env_copy2(handle, path, UInt32(MDB_CP_COMPACT)))
+        }
+    }
+
     /// Flushes every committed transaction to disk (after commits made with `noSync`).
     package func sync() throws {
         try gate.withReadLock { try check(mdb_env_sync(handle, 1)) }
