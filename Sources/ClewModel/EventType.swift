@@ -50,6 +50,9 @@ public enum EventType {
     /// size, root and signed checkpoints.
     public static let ledgerMigrated = "ledger.migrated"
 
+    /// Payloads removed by `clew erase` (stream `ledger`): which events, why; the actor says who.
+    public static let payloadsErased = "ledger.payloads_erased"
+
     /// Every type above.
     public static let all: [String] = [
         dagRegistered, runQueued, runStarted, runSucceeded, runFailed, runCancelled, taskScheduled, taskStarted,
@@ -57,7 +60,7 @@ public enum EventType {
         variableRecorded, valueProduced, valueConsumed, questionAnswered, runResubmitted, taskBlocked,
         chunkLeaseAcquired, chunkLeaseReleased, valueStored, expectationEvaluated, dagTriggered, runImported,
         lineageQuarantined, openLineageReceived, runCallback, tokenCreated, tokenRevoked, auditRecorded, runLabelled,
-        datasetDescribed, ledgerMigrated,
+        datasetDescribed, ledgerMigrated, payloadsErased,
     ]
 }
 

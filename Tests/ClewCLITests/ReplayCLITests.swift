@@ -15,6 +15,42 @@ struct ReplayCLITests {
         return try #require(o["run"] as? String ?? o["run_id"] as? String, "\(r.stdout)")
     }
 
+    @Test("erase: a run's recorded variable erased; verify still passes, the views are rebuilt without it, replay refuses by seq")
+    func erase() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try await cli.run(["init"]).status == 0)
+        let run = try await Self.numericRun(cli, batch: 1)
+        let log = try await cli.run(["log", "--stream", "run/numeric_flow/\(run)", "--type", "variable.recorded", "--json", "--limit", "1"])
+        let line = try jsonObject(log.stdout)
+        let seq = try #require(line["seq"] as? Int, "\(log.stdout)")
+        let digest = try #require((line["payload"] as? [String: Any])?["digest"] as? String)
+        #expect(try await cli.run(["runs"]).status == 0)  // builds the views
+        #expect(try await cli.run(["views", "verify"]).status == 0)
+        func indexedSeqs() async throws -> [Int] {
+            let r = try await cli.run(["values", "--digest", digest, "--json"])
+            let hits = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]], "\(r.stdout)")
+            return hits.compactMap { $0["seq"] as? Int }
+        }
+        #expect(try await indexedSeqs().contains(seq))
+        let erased = try await cli.run(["erase", "--seq", "\(seq)", "--reason", "request 17", "--actor", "dpo"])
+        #expect(erased.status == 0, "\(erased.stderr)")
+        #expect(erased.stdout.contains("views were rebuilt"), "\(erased.stdout)")
+        let verify = try jsonObject(try await cli.run(["verify", "--json"]).stdout)
+        #expect(verify["ok"] as? Bool == true && verify["erased_payloads"] as? Int == 1, "\(verify)")
+        let shown = try await cli.run(["log", "--from", "\(seq)", "--to", "\(seq)", "--json"])
+        #expect(shown.stdout.contains(#""payload_erased":true"#), "\(shown.stdout)")
+        let record = try await cli.run(["log", "--type", "ledger.payloads_erased", "--json"])
+        #expect(record.stdout.contains("request 17") && record.stdout.contains(#""actor":"dpo""#), "\(record.stdout)")
+        #expect(try await cli.run(["views", "verify"]).status == 0)
+        // The value index no longer holds what the erased payload said.
+        #expect(try await !indexedSeqs().contains(seq))
+        let replay = try await cli.run(["replay", run])
+        #expect(replay.status != 0 && replay.stderr.contains("were erased") && replay.stderr.contains("\(seq)"), "\(replay.stderr)")
+        let bad = try await cli.run(["erase", "--seq", "999999", "--reason", "x"])
+        #expect(bad.status != 0 && bad.stderr.contains("there is no event 999999"), "\(bad.stderr)")
+    }
+
     @Test("replay: identical verdict as text and JSON, a counterfactual branch, bad input named")
     func replay() async throws {
         let cli = CLI()

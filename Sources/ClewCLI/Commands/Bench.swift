@@ -69,7 +69,7 @@ struct Bench: AsyncParsableCommand {
                     print("scan     \(f(r.scanEPS)) ev/s   raw LMDB \(f(r.rawScanEPS)) ev/s   ratio \(r2(r.scanRatio))")
                     print("durable single append p50 \(f(r.durableSingleP50us)) us (p99 \(f(r.durableSingleP99us)))   raw commit p50 \(f(r.rawCommitP50us)) us")
                     print("read one event by seq p50 \(f(r.readBySeqP50us)) us (p99 \(f(r.readBySeqP99us)))")
-                    print("size     \(String(format: "%.1f", r.bytesPerEvent)) bytes/event in the event table vs \(String(format: "%.1f", r.jsonlBytesPerEvent)) as JSON lines (ratio \(r2(r.bytesRatio)))")
+                    print("size     \(String(format: "%.1f", r.bytesPerEvent)) bytes/event in the block table vs \(String(format: "%.1f", r.jsonlBytesPerEvent)) as JSON lines (ratio \(r2(r.bytesRatio)))")
                     print("cost/event (ns, one thread): " + r.costNanoseconds.sorted { $0.key < $1.key }.map { "\($0.key) \(f($0.value))" }.joined(separator: ", "))
                 }
             }

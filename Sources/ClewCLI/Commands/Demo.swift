@@ -167,7 +167,7 @@ struct Demo: AsyncParsableCommand {
                     ("clew search tasks --var \"factor<0.001\"\(l)", "tasks by variable, output or input value, across all runs"),
                     ("clew trace numeric_flow/\(batch7 ?? "<run>") --format mermaid\(l)", "its lineage as a diagram (text, json, dot)"),
                     ("clew run csv_orders --param rows=5000\(l)", "run a demo yourself; Ctrl-C cancels it cleanly"),
-                    ("clew verify\(l)", "re-check every record, the stream index and the Merkle tree"),
+                    ("clew verify\(l)", "re-check every event and payload digest, the stream index and the Merkle tree"),
                 ]
                 for (command, what) in tips { print("  \(command)\n      \(what)") }
             }

@@ -25,7 +25,7 @@ enum StatsPrinter {
         Swift.print("events        \(s.events) in \(s.streams) streams")
         if let f = s.firstTime, let t = s.lastTime { Swift.print("time span     \(f) .. \(t)") }
         Swift.print("root hash     \(s.rootHash)")
-        Swift.print("event table   \(mib(s.eventTableBytes)) (\(String(format: "%.1f", s.bytesPerEvent)) bytes/event)")
+        Swift.print("block table   \(mib(s.eventTableBytes)) (\(String(format: "%.1f", s.bytesPerEvent)) bytes/event)")
         Swift.print("in use        \(mib(s.usedBytes)) of a \(mib(s.mapSize)) map (file \(mib(s.fileBytes)))")
         Swift.print("merkle nodes  \(s.merkleNodes)   blobs \(s.blobs)   dictionaries \(s.dictionaries)   checkpoints \(s.checkpoints)")
     }

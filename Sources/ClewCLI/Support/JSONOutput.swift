@@ -14,12 +14,13 @@ enum JSONOutput {
     /// One event as a JSON line: the shape `clew append` reads, plus `seq` and `schema_version`.
     static func line(_ event: Event) -> String {
         let payload = event.payload.isEmpty ? "null" : String(decoding: event.payload, as: UTF8.self)
-        return #"{"seq":\#(event.seq),"time":"\#(ISO8601.string(micros: event.timestampMicros))","actor":\#(JSON.quote(event.actor)),"stream":\#(JSON.quote(event.stream)),"type":\#(JSON.quote(event.type)),"schema_version":\#(event.schemaVersion),"payload":\#(payload)}"#
+        let erased = event.payloadErased ? #","payload_erased":true"# : ""
+        return #"{"seq":\#(event.seq),"time":"\#(ISO8601.string(micros: event.timestampMicros))","actor":\#(JSON.quote(event.actor)),"stream":\#(JSON.quote(event.stream)),"type":\#(JSON.quote(event.type)),"schema_version":\#(event.schemaVersion),"payload":\#(payload)\#(erased)}"#
     }
 
     /// One event for people: seq, time, stream, type, actor and the payload (shortened).
     static func humanLine(_ event: Event) -> String {
-        var payload = String(decoding: event.payload, as: UTF8.self)
+        var payload = event.payloadErased ? "(payload erased)" : String(decoding: event.payload, as: UTF8.self)
         if payload.count > 120 { payload = String(payload.prefix(117)) + "..." }
         let seq = String(event.seq).padding(toLength: max(6, String(event.seq).count), withPad: " ", startingAt: 0)
         return "\(seq) \(ISO8601.string(micros: event.timestampMicros))  \(event.stream)  \(event.type)  \(event.actor)  \(payload)"

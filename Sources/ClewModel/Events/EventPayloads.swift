@@ -867,6 +867,28 @@ public struct LedgerMigrated: EventPayload, Equatable {
     }
 }
 
+/// `ledger.payloads_erased`: payloads removed from the log on request (`clew erase`). The events stay,
+/// with their envelopes and payload digests, so every proof holds; written before the payloads go.
+public struct PayloadsErased: EventPayload, Equatable {
+    public static let eventTypes = [EventType.payloadsErased]
+    /// The events whose payloads are removed.
+    public var seqs: [UInt64]
+    /// The stream they were chosen by, when they were.
+    public var stream: String?
+    /// Why (an erasure request's reference, a retention rule).
+    public var reason: String
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case seqs, stream, reason
+    }
+
+    public init(seqs: [UInt64], stream: String?, reason: String) {
+        self.seqs = seqs
+        self.stream = stream
+        self.reason = reason
+    }
+}
+
 extension ChunkChange: EventPayload {
     public static let eventTypes = [EventType.chunkStatusChanged]
 }
@@ -887,7 +909,7 @@ public enum EventSchema {
         RunImported.self, RunCallback.self, TaskEvent.self, ValueEvent.self, ValueConsumed.self, ExpectationEvaluated.self,
         QuestionAnswered.self, DAGTriggered.self, ChunkChange.self, ChunkLease.self, DatasetDescription.self, ValueStored.self,
         LineageQuarantined.self, OpenLineageReceived.self, TokenCreated.self, TokenRevoked.self, AuditRecorded.self,
-        LedgerMigrated.self,
+        LedgerMigrated.self, PayloadsErased.self,
     ]
 
     /// The payload type of an event type (nil for a type Clew does not write).

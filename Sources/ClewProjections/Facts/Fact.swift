@@ -43,6 +43,9 @@ package enum Fact {
     /// become ``other`` without touching the payload).
     package static func decode(_ event: Event, wanted: Interest = .all, decoder d: JSONDecoder = JSONDecoder()) -> Fact {
         let type = event.type
+        // An erased payload (`clew erase`) says nothing any more: the event is skipped, as the fold of a
+        // fresh rebuild skips it too.
+        if event.payloadErased { return .other }
         do {
             if event.stream.hasPrefix("run/") {
                 guard wanted.contains(.run) || (wanted.contains(.consumption) && type == EventType.valueConsumed) else {

@@ -27,6 +27,8 @@ public struct RecordedRun: Sendable {
     public var decisions: [String: String]
     /// First and last seq of the run's stream.
     public var seqs: ClosedRange<UInt64>
+    /// Events of the run whose payloads were erased (`clew erase`): a replay cannot be fed from them.
+    public var erased: [UInt64] = []
 
     /// The last attempt that produced each (task, output digest): what a consumed input came from.
     var producers: [String: Int] = [:]
@@ -186,6 +188,7 @@ struct RecordingLoader {
         var open: [String: Int] = [:]  // "task#attempt" -> index in attempts
         var attempts: [RecordedAttempt] = []
         var decisions: [String: String] = [:]
+        var erased: [UInt64] = []
         var last: UInt64 = 0
         var after: UInt64 = 0
         func index(_ task: String, _ attempt: Int, seq: UInt64) -> Int {
@@ -203,6 +206,10 @@ struct RecordingLoader {
             after = page.last!.seq
             for e in page {
                 last = e.seq
+                if e.payloadErased {
+                    erased.append(e.seq)
+                    continue
+                }
                 guard case .run(_, let fact) = Fact.decode(e, wanted: .run, decoder: decoder) else { continue }
                 if case .queued(let q) = fact {
                     if run == nil {
@@ -288,6 +295,7 @@ struct RecordingLoader {
         run.seqs = run.seqs.lowerBound...max(last, run.seqs.lowerBound)
         run.attempts = attempts
         run.decisions = decisions
+        run.erased = erased
         for (i, a) in attempts.enumerated() {
             if let o = a.output { run.producers["\(a.task)\u{0}\(o.digest)"] = i }
         }

@@ -46,6 +46,12 @@ public final class Replayer: Sendable {
     /// Replays `recording` and reports the verdict (identical, or the first difference and its cause).
     /// - Throws: ``ReplayError`` when the DAG is unknown, `--from` names no task, or a secret param is missing.
     public func replay(_ recording: RecordedRun, options: ReplayOptions = ReplayOptions()) async throws -> ReplayReport {
+        if !recording.erased.isEmpty {
+            let listed = recording.erased.prefix(10).map(String.init).joined(separator: ", ")
+            throw ReplayError(
+                .conflict,
+                "run \(recording.key) cannot be replayed: the payloads of its events \(listed)\(recording.erased.count > 10 ? " …" : "") were erased (`clew erase`), and a replay is fed from them")
+        }
         let clock = ContinuousClock.now
         let resolved = try resolveDAG(recording)
         var notices = resolved.notices

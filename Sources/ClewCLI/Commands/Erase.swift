@@ -1,0 +1,72 @@
+import ArgumentParser
+import ClewLedger
+import ClewModel
+import ClewProjections
+import Foundation
+
+struct Erase: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove the payloads of events (an erasure request), keeping the events and every proof.",
+        discussion: """
+            Each event keeps its envelope (time, actor, stream, type) and its payload's SHA-256, which is what \
+            its Merkle leaf commits to, so every proof, checkpoint and `clew verify` still holds; `verify` counts \
+            erased payloads. A `ledger.payloads_erased` event (who, which, why) is appended first; the views are \
+            rebuilt without the erased payloads. A run with an erased event can no longer be replayed.
+            """)
+
+    @OptionGroup var ledger: LedgerOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(name: .long, help: "An event whose payload to remove (repeatable).")
+    var seq: [UInt64] = []
+
+    @Option(name: .long, help: "Remove the payloads of every event of this stream.")
+    var stream: String?
+
+    @Option(name: .long, help: "Why (an erasure request's reference); recorded.")
+    var reason: String
+
+    @Option(name: .long, help: "Who asks; recorded as the actor.")
+    var actor: String = "clew-cli"
+
+    func validate() throws {
+        if seq.isEmpty && stream == nil { throw ValidationError("name the events: --seq N (repeatable) or --stream S") }
+        if reason.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--reason must say why") }
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let report = try await erase()
+            // The views folded what the payloads said: rebuild them (a fresh fold skips erased events).
+            var rebuilt = false
+            if FileManager.default.fileExists(atPath: ledger.url.appendingPathComponent("views").path) {
+                let (l, views) = try ledger.openViews()
+                defer { l.close() }
+                try views.rebuild(ViewName.allCases, progress: ViewsProgress.bar("rebuilding the views without the erased payloads"))
+                Terminal.endProgress()
+                rebuilt = true
+            }
+            if output.json { print(try JSONOutput.text(report)) } else {
+                print("erased the payloads of \(report.erased.count) event(s) (\(report.bytes) bytes, \(report.blobsDeleted) blob(s)); recorded at seq \(report.recordSeq)")
+                print("  every proof and checkpoint still holds\(rebuilt ? "; the views were rebuilt without them" : "")")
+            }
+        }
+    }
+
+    private func erase() async throws -> ErasureReport {
+        let l = try ledger.open()
+        defer { l.close() }
+        var seqs = seq
+        if let stream {
+            let inStream = try l.seqs(inStream: stream)
+            if inStream.isEmpty { throw CLIFailure(message: "stream \(stream) has no events") }
+            seqs += inStream
+        }
+        let chosen = Array(Set(seqs)).sorted()
+        return try await l.erasePayloads(of: chosen) {
+            NewEvent(
+                type: EventType.payloadsErased, stream: "ledger", actor: actor,
+                payload: PayloadsErased(seqs: chosen, stream: stream, reason: reason).payloadData)
+        }
+    }
+}
