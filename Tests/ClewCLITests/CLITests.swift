@@ -196,6 +196,40 @@ struct CLITests {
         #expect(!FileManager.default.fileExists(atPath: other.path))
     }
 
+    @Test("retention removes old payloads but never protected ones, keeps a policy in the ledger, and every proof holds")
+    func retention() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        try await cli.run(["init"])
+        func line(_ type: String, _ time: String, _ i: Int) -> String {
+            #"{"type":"\#(type)","stream":"run/etl/\#(i % 2)","actor":"w","time":"\#(time)","payload":{"i":\#(i)}}"#
+        }
+        let now = ISO8601DateFormatter().string(from: Date())
+        let input = (1...5).map { line("task.started", "2026-01-0\($0)T00:00:00Z", $0) } + [
+            line("dag.registered", "2026-01-02T00:00:00Z", 6), line("value.consumed", "2026-01-03T00:00:00Z", 7),
+            line("task.started", now, 8), line("task.started", now, 9),
+        ]
+        try await cli.run(["append"], input: input.joined(separator: "\n"))
+        let dry = try await cli.run(["retention", "--before", "2026-06-01T00:00:00Z", "--dry-run", "--json"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(try jsonObject(dry.stdout)["events"] as? [Int] == [1, 2, 3, 4, 5], "\(dry.stdout)")
+        let done = try await cli.run(["retention", "--before", "2026-06-01T00:00:00Z"])
+        #expect(done.status == 0 && done.stdout.contains("removed the payloads of 5 event(s)"), "\(done.stdout)\(done.stderr)")
+        let verify = try jsonObject(try await cli.run(["verify", "--json"]).stdout)
+        #expect(verify["ok"] as? Bool == true && verify["erased_payloads"] as? Int == 5, "\(verify)")
+        let kept = try await cli.run(["log", "--from", "6", "--to", "9", "--json"])
+        #expect(kept.lines.count == 4 && !kept.stdout.contains("payload_erased"), "\(kept.stdout)")
+        // A policy is saved in the ledger and applied again by a bare `clew retention`.
+        let policy = try await cli.run(["retention", "--keep-days", "30", "--type", "task.started"])
+        #expect(policy.status == 0 && policy.stdout.contains("no payloads"), "\(policy.stdout)\(policy.stderr)")
+        #expect(FileManager.default.fileExists(atPath: cli.ledger.appendingPathComponent("retention.json").path))
+        #expect(try await cli.run(["retention"]).status == 0)
+        let protected = try await cli.run(["retention", "--before", "2026-06-01T00:00:00Z", "--type", "dag.registered"])
+        #expect(protected.status != 0 && protected.stderr.contains("protected"), "\(protected.stderr)")
+        let bad = try await cli.run(["retention", "--before", "last tuesday"])
+        #expect(bad.status != 0 && bad.stderr.contains("ISO 8601"), "\(bad.stderr)")
+    }
+
     @Test("an appending process killed at random points loses no acknowledged event (50 runs)")
     func killNine() async throws {
         let cli = CLI()

@@ -37,20 +37,23 @@ struct Erase: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let report = try await erase()
-            // The views folded what the payloads said: rebuild them (a fresh fold skips erased events).
-            var rebuilt = false
-            if FileManager.default.fileExists(atPath: ledger.url.appendingPathComponent("views").path) {
-                let (l, views) = try ledger.openViews()
-                defer { l.close() }
-                try views.rebuild(ViewName.allCases, progress: ViewsProgress.bar("rebuilding the views without the erased payloads"))
-                Terminal.endProgress()
-                rebuilt = true
-            }
+            let rebuilt = try Self.rebuildViews(ledger)
             if output.json { print(try JSONOutput.text(report)) } else {
                 print("erased the payloads of \(report.erased.count) event(s) (\(report.bytes) bytes, \(report.blobsDeleted) blob(s)); recorded at seq \(report.recordSeq)")
                 print("  every proof and checkpoint still holds\(rebuilt ? "; the views were rebuilt without them" : "")")
             }
         }
+    }
+
+    /// The views folded what erased payloads said: rebuild them, when there are views (a fresh fold
+    /// skips erased events). Returns whether it did.
+    static func rebuildViews(_ ledger: LedgerOptions) throws -> Bool {
+        guard FileManager.default.fileExists(atPath: ledger.url.appendingPathComponent("views").path) else { return false }
+        let (l, views) = try ledger.openViews()
+        defer { l.close() }
+        try views.rebuild(ViewName.allCases, progress: ViewsProgress.bar("rebuilding the views without the erased payloads"))
+        Terminal.endProgress()
+        return true
     }
 
     private func erase() async throws -> ErasureReport {
