@@ -12,6 +12,26 @@ struct ViewFaultTests {
         return ledger.directory.appendingPathComponent("views").appendingPathComponent(target).appendingPathComponent("data.mdb")
     }
 
+    @Test("open views that meet an erasure (by any process) fold again without the erased payloads")
+    func erasureRebuilds() async throws {
+        try await DemoLedger.withCopy { ledger, _ in
+            var notices = Notices()
+            let views = try Views.open(ledger: ledger, options: notices.options())
+            let before = try views.digests()
+            // A value the values view indexed, erased as `clew erase` does.
+            let value = try #require(try ledger.events(1...(try ledger.lastSeq)).first { $0.type == EventType.variableRecorded })
+            _ = try await ledger.erasePayloads(of: [value.seq]) {
+                NewEvent(
+                    type: EventType.payloadsErased, stream: "ledger", actor: "test",
+                    payload: PayloadsErased(seqs: [value.seq], stream: nil, reason: "test").payloadData)
+            }
+            try views.catchUp()
+            #expect(notices.all.contains { $0.contains("payloads were erased") }, "\(notices.all)")
+            #expect(try views.digests() != before)
+            #expect(try views.verify().allSatisfy(\.equal))
+        }
+    }
+
     @Test("deleted or truncated views are rebuilt on open with a notice naming them, and equal a fresh fold")
     func deletedAndTruncated() async throws {
         try await DemoLedger.withCopy { ledger, _ in

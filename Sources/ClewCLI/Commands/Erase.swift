@@ -45,14 +45,13 @@ struct Erase: AsyncParsableCommand {
         }
     }
 
-    /// The views folded what erased payloads said: rebuild them, when there are views (a fresh fold
-    /// skips erased events). Returns whether it did.
+    /// The views folded what erased payloads said: opening them catches them up, and a catch-up that
+    /// meets `ledger.payloads_erased` rebuilds them without those payloads (as a running `clew serve`
+    /// does on its next read). Returns whether there were views.
     static func rebuildViews(_ ledger: LedgerOptions) throws -> Bool {
         guard FileManager.default.fileExists(atPath: ledger.url.appendingPathComponent("views").path) else { return false }
-        let (l, views) = try ledger.openViews()
-        defer { l.close() }
-        try views.rebuild(ViewName.allCases, progress: ViewsProgress.bar("rebuilding the views without the erased payloads"))
-        Terminal.endProgress()
+        let (l, _) = try ledger.openViews()
+        l.close()
         return true
     }
 

@@ -1,5 +1,6 @@
 public import ClewLedger
 public import Foundation
+import ClewModel
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -163,8 +164,16 @@ public final class Views: @unchecked Sendable {
     public func catchUp() throws -> UInt64 {
         try reattachIfSwapped()
         let targets = lock.withLock { _ in live.map { FoldTarget(name: $0.key, store: $0.value.store, projection: $0.value.projection) } }
+        let before = lock.withLock { _ in live.values.map(\.checkpoint).min() } ?? 0
         let reached = try fold(targets, through: try ledger.lastSeq, progress: nil)
         lock.withLock { _ in for (name, seq) in reached { live[name]?.checkpoint = seq } }
+        // Payloads erased since (`clew erase`, `clew retention`, by any process): the views still hold
+        // what they said, so they are folded again without them.
+        if let erasure = try ledger.events(inStream: "ledger", after: before).last(where: { $0.type == EventType.payloadsErased }) {
+            options.notice("views: payloads were erased (seq \(erasure.seq)); rebuilding the views without them")
+            try rebuild(ViewName.allCases)
+            return lock.withLock { _ in live.values.map(\.checkpoint).min() } ?? 0
+        }
         return reached.values.min() ?? 0
     }
 
