@@ -65,10 +65,13 @@ struct Erase: AsyncParsableCommand {
             seqs += inStream
         }
         let chosen = Array(Set(seqs)).sorted()
-        return try await l.erasePayloads(of: chosen) {
-            NewEvent(
-                type: EventType.payloadsErased, stream: "ledger", actor: actor,
-                payload: PayloadsErased(seqs: chosen, stream: stream, reason: reason).payloadData)
-        }
+        return try await l.erasePayloads(of: chosen) { Self.record(chosen, stream: stream, reason: reason, actor: actor) }
+    }
+
+    /// The `ledger.payloads_erased` event that records an erasure (here and by `clew retention`).
+    static func record(_ seqs: [UInt64], stream: String?, reason: String, actor: String) -> NewEvent {
+        NewEvent(
+            type: EventType.payloadsErased, stream: "ledger", actor: actor,
+            payload: PayloadsErased(seqs: seqs, stream: stream, reason: reason).payloadData)
     }
 }

@@ -114,9 +114,7 @@ struct Retention: AsyncParsableCommand {
                 let reason = "retention: payloads before \(description)" + (policy.map { " (policy: keep \($0.keepDays) days)" } ?? "")
                 let events = report.events
                 report.erasure = try await l.erasePayloads(of: events) {
-                    NewEvent(
-                        type: EventType.payloadsErased, stream: "ledger", actor: "clew-retention",
-                        payload: PayloadsErased(seqs: events, stream: nil, reason: reason).payloadData)
+                    Erase.record(events, stream: nil, reason: reason, actor: "clew-retention")
                 }
             }
             l.close()

@@ -8,7 +8,7 @@ import Synchronization
 public struct ErasureReport: Codable, Sendable {
     /// The events whose payloads are gone now (already erased ones included).
     public var erased: [UInt64]
-    /// Payload bytes removed (inline and blob).
+    /// Payload bytes removed from blocks (blob-stored payloads are counted in ``blobsDeleted``).
     public var bytes: Int
     /// Blobs deleted because no other event kept its payload in them.
     public var blobsDeleted: Int
@@ -50,33 +50,25 @@ extension Ledger {
             while let seq = pending.first {
                 guard try reader.locate(seq) != nil else { throw LedgerError(.outOfRange, "there is no event \(seq)") }
                 let first = reader.first
-                let inBlock = pending.prefix { $0 - first < UInt64(reader.count) }.map { Int($0 - first) }
-                pending = pending.dropFirst(inBlock.count)
-                // (Each block is rewritten once, with every target in it; the reader's copy of it is not read again.)
-                // The block again, with those payloads gone (state 2), compressed anew; tags unchanged.
+                // The block again, with every target in it erased (state 2), compressed anew; tags unchanged.
+                // Each block is rewritten once, so the reader's copy of it is not read again.
+                let erase = Set(pending.prefix { $0 - first < UInt64(reader.count) }.map { Int($0 - first) })
+                pending = pending.dropFirst(erase.count)
                 var body: [UInt8] = []
                 body.reserveCapacity(reader.body.count)
-                let erase = Set(inBlock)
-                for (i, span) in reader.spans.enumerated() {
-                    let envelope = Array(reader.body[span.envelope])
-                    ProtoWire.appendVarint(UInt64(envelope.count), to: &body)
-                    body.append(contentsOf: envelope)
-                    if erase.contains(i), span.state != .erased {
-                        if span.state == .blob {
-                            let d = try envelope.withUnsafeBytes { try EnvelopeCodec.decode($0, cache: &cache) }
-                            if let ref = d.payloadRef { blobs.insert(ref) }
+                try reader.body.withUnsafeBytes { raw in
+                    for (i, span) in reader.spans.enumerated() {
+                        let envelope = UnsafeRawBufferPointer(rebasing: raw[span.envelope])
+                        if erase.contains(i), span.state != .erased {
+                            if span.state == .blob, let ref = try EnvelopeCodec.decode(envelope, cache: &cache).payloadRef { blobs.insert(ref) }
+                            removed += span.payload.count
+                            Block.appendEntry(envelope: envelope, payload: nil, state: .erased, to: &body)
+                        } else {
+                            Block.appendEntry(envelope: envelope, payload: UnsafeRawBufferPointer(rebasing: raw[span.payload]), state: span.state, to: &body)
                         }
-                        removed += span.payload.count
-                        ProtoWire.appendVarint(UInt64(Block.PayloadState.erased.rawValue), to: &body)
-                    } else {
-                        ProtoWire.appendVarint(UInt64(span.payload.count) << 2 | UInt64(span.state.rawValue), to: &body)
-                        body.append(contentsOf: reader.body[span.payload])
                     }
                 }
-                var record: [UInt8] = []
-                ProtoWire.appendVarint(UInt64(reader.count), to: &record)
-                for tag in reader.tags { withUnsafeBytes(of: tag.littleEndian) { record.append(contentsOf: $0) } }
-                record.append(contentsOf: try store.compressBody(body, dictionary: dictionary))
+                let record = Block.record(tags: reader.tags, encoded: try store.compressBody(body, dictionary: dictionary))
                 _ = try withUnsafeBytes(of: first.bigEndian) { key in
                     try record.withUnsafeBytes { try txn.put(store.blocks, key, $0) }
                 }
@@ -88,7 +80,15 @@ extension Ledger {
         var deleted = 0
         if !blobDigests.isEmpty {
             var stillUsed = Set<[UInt8]>()
-            try scanEnvelopes { digest, state in if state == .blob, blobDigests.contains(digest) { stillUsed.insert(digest) } }
+            try visit { reader, i, cache in
+                guard reader.spans[i].state == .blob else { return true }
+                if let digest = try reader.withEnvelope(i, { try EnvelopeCodec.decode($0, cache: &cache) }).payloadRef,
+                    blobDigests.contains(digest)
+                {
+                    stillUsed.insert(digest)
+                }
+                return true
+            }
             let gone = blobDigests.subtracting(stillUsed)
             try store.env.write { txn in
                 for digest in gone {
@@ -98,28 +98,5 @@ extension Ledger {
             }
         }
         return ErasureReport(erased: targets.sorted(), bytes: bytes, blobsDeleted: deleted, recordSeq: recordSeq)
-    }
-
-    /// Calls `body` with each event's payload SHA-256 and payload state, in log order.
-    func scanEnvelopes(_ body: ([UInt8], Block.PayloadState) throws -> Void) throws {
-        var next: UInt64 = 1
-        var cache = StringCache()
-        var more = true
-        while more {
-            more = try store.env.read { txn in
-                var reader = BlockReader(store: store, txn: txn)
-                var n = 0
-                while let i = try reader.locate(next) {
-                    for j in i..<reader.count {
-                        let d = try reader.withEnvelope(j) { try EnvelopeCodec.decode($0, cache: &cache) }
-                        try body(d.payloadRef ?? [], reader.spans[j].state)
-                    }
-                    n += reader.count - i
-                    next = reader.first + UInt64(reader.count)
-                    if n >= Self.scanChunk { return true }
-                }
-                return false
-            }
-        }
     }
 }

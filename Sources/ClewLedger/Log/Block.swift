@@ -50,6 +50,26 @@ enum Block {
         case erased = 2
     }
 
+    /// Appends one event's entry to a block body: its envelope, then its payload with its state (the
+    /// bytes only for an inline payload).
+    static func appendEntry(envelope: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer?, state: PayloadState, to body: inout [UInt8]) {
+        ProtoWire.appendVarint(UInt64(envelope.count), to: &body)
+        body.append(contentsOf: envelope)
+        let bytes = state == .inline ? payload : nil
+        ProtoWire.appendVarint(UInt64(bytes?.count ?? 0) << 2 | UInt64(state.rawValue), to: &body)
+        if let bytes { body.append(contentsOf: bytes) }
+    }
+
+    /// A block record: the count, the events' hash tags, then the codec word and body (`encoded`).
+    static func record(tags: [UInt32], encoded: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(10 + 4 * tags.count + encoded.count)
+        ProtoWire.appendVarint(UInt64(tags.count), to: &out)
+        for tag in tags { withUnsafeBytes(of: tag.littleEndian) { out.append(contentsOf: $0) } }
+        out.append(contentsOf: encoded)
+        return out
+    }
+
     /// Where one event's envelope and payload are in a decoded body.
     struct Span {
         var envelope: Range<Int>

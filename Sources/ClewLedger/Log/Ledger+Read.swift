@@ -26,6 +26,16 @@ extension Ledger {
         _ range: ClosedRange<UInt64> = 1...UInt64.max,
         _ body: (Event) throws -> Bool
     ) throws -> UInt64 {
+        try visit(range) { reader, i, cache in try body(try reader.event(i, cache: &cache)) }
+    }
+
+    /// Calls `body` with the decoded block and index of each event whose seq is in `range`, in order,
+    /// until it returns false: ``scan(_:_:)`` without building an `Event` (so without reading blobs).
+    /// Renews its read transaction every ``scanChunk`` events.
+    @discardableResult
+    func visit(
+        _ range: ClosedRange<UInt64> = 1...UInt64.max, _ body: (BlockReader, Int, inout StringCache) throws -> Bool
+    ) throws -> UInt64 {
         var next = max(range.lowerBound, 1)
         var last: UInt64 = 0
         var cache = StringCache()
@@ -33,23 +43,19 @@ extension Ledger {
         while more {
             more = try store.env.read { txn in
                 var reader = BlockReader(store: store, txn: txn)
-                guard var i = try reader.locate(next) else { return false }
                 var n = 0
-                while true {
-                    while i < reader.count {
+                while let start = try reader.locate(next) {
+                    for i in start..<reader.count {
                         let seq = reader.first + UInt64(i)
                         if seq > range.upperBound { return false }
-                        let event = try reader.event(i, cache: &cache)
                         last = seq
-                        if try !body(event) { return false }
+                        if try !body(reader, i, &cache) { return false }
                         n += 1
-                        i += 1
                     }
                     next = last + 1
                     if n >= Self.scanChunk { return last < range.upperBound }
-                    guard let j = try reader.locate(next) else { return false }
-                    i = j
                 }
+                return false
             }
         }
         return last

@@ -39,9 +39,10 @@ final class LogStore: Sendable {
     let compressionRatio = Mutex<Double>(0.3)
 
     /// The uncompressed body size at which a block is closed.
-    var blockTarget: Int {
-        let ratio = compressionRatio.withLock { $0 }
-        return min(Block.maxTargetBytes, max(Block.minTargetBytes, Int(Double(Block.inlineBytes) / max(ratio, 0.01))))
+    var blockTarget: Int { Self.blockTarget(ratio: compressionRatio.withLock { $0 }) }
+
+    static func blockTarget(ratio: Double) -> Int {
+        min(Block.maxTargetBytes, max(Block.minTargetBytes, Int(Double(Block.inlineBytes) / max(ratio, 0.01))))
     }
 
     init(env: Environment, compressionLevel: Int32) throws {
@@ -145,10 +146,10 @@ final class LogStore: Sendable {
             try emit(0..<block.count)
             let written = out[before...].reduce(0) { $0 + $1.encoded.count }
             let ratio = Double(written) / Double(max(1, body.count))
-            target = compressionRatio.withLock { average in
+            target = Self.blockTarget(ratio: compressionRatio.withLock { average in
                 average = average * 0.8 + ratio * 0.2
-                return min(Block.maxTargetBytes, max(Block.minTargetBytes, Int(Double(Block.inlineBytes) / max(average, 0.01))))
-            }
+                return average
+            })
             block = PreparedBlock()
             body.removeAll(keepingCapacity: true)
             starts.removeAll(keepingCapacity: true)
@@ -168,17 +169,16 @@ final class LogStore: Sendable {
             var leaf = Merkle.leafHasher
             envelope.withUnsafeBytes { leaf.update(bufferPointer: $0) }
             starts.append(body.count)
-            ProtoWire.appendVarint(UInt64(envelope.count), to: &body)
-            body.append(contentsOf: envelope)
             if event.payload.count > Block.blobThreshold {
                 var value: [UInt8] = []
                 ProtoWire.appendVarint(1, to: &value)
                 try event.payload.withUnsafeBytes { try codec.compress($0, dictionary: nil, into: &value) }
                 block.blobs.append((Array(digest), value))
-                ProtoWire.appendVarint(UInt64(Block.PayloadState.blob.rawValue), to: &body)
+                envelope.withUnsafeBytes { Block.appendEntry(envelope: $0, payload: nil, state: .blob, to: &body) }
             } else {
-                ProtoWire.appendVarint(UInt64(event.payload.count) << 2 | UInt64(Block.PayloadState.inline.rawValue), to: &body)
-                event.payload.withUnsafeBytes { body.append(contentsOf: $0) }
+                event.payload.withUnsafeBytes { payload in
+                    envelope.withUnsafeBytes { Block.appendEntry(envelope: $0, payload: payload, state: .inline, to: &body) }
+                }
             }
             block.streams.append(event.stream)
             block.leafStates.append(leaf)

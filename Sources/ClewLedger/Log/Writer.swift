@@ -131,11 +131,7 @@ final class Writer: @unchecked Sendable {
         // The record is assembled here and put whole: with MDB_RESERVE, small values and MDB_APPEND, a
         // page split during an append that then hits the map's end corrupted LMDB 0.9.24's pages (the
         // "a full map grows on demand" test crashed inside LMDB every time).
-        var record: [UInt8] = []
-        record.reserveCapacity(10 + 4 * block.count + block.encoded.count)
-        ProtoWire.appendVarint(UInt64(block.count), to: &record)
-        for leaf in leaves { withUnsafeBytes(of: leaf.tag.littleEndian) { record.append(contentsOf: $0) } }
-        record.append(contentsOf: block.encoded)
+        let record = Block.record(tags: leaves.map(\.tag), encoded: block.encoded)
         _ = try withUnsafeBytes(of: first.bigEndian) { key in
             try record.withUnsafeBytes { try txn.put(store.blocks, key, $0, flags: MDB_APPEND) }
         }

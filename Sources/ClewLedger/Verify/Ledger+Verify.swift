@@ -118,11 +118,7 @@ extension Ledger {
                             report.add(expected, "sequence", "events \(expected)-\(first - 1) are missing (the log jumps from \(expected - 1) to \(first))")
                             treeBroken = true
                         }
-                        let count: Int
-                        do {
-                            count = try Block.parse(e.value, first: first).count
-                            try reader.load(record: e.value, first: first)
-                        } catch {
+                        do { try reader.load(record: e.value, first: first) } catch {
                             // The block's events cannot be read: name them all, and go on after them when the
                             // header still says how many there are.
                             report.add(first, "record", "\(error)")
@@ -134,6 +130,7 @@ extension Ledger {
                             entry = try c.next()
                             continue
                         }
+                        let count = reader.count
                         for i in 0..<count {
                             let seq = first + UInt64(i)
                             let leaf = check(i, of: reader, txn, &index, &report, &cache)

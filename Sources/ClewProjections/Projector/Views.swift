@@ -164,13 +164,13 @@ public final class Views: @unchecked Sendable {
     public func catchUp() throws -> UInt64 {
         try reattachIfSwapped()
         let targets = lock.withLock { _ in live.map { FoldTarget(name: $0.key, store: $0.value.store, projection: $0.value.projection) } }
-        let before = lock.withLock { _ in live.values.map(\.checkpoint).min() } ?? 0
-        let reached = try fold(targets, through: try ledger.lastSeq, progress: nil)
+        var erasure: UInt64?
+        let reached = try fold(targets, through: try ledger.lastSeq, progress: nil, onErasure: { erasure = $0 })
         lock.withLock { _ in for (name, seq) in reached { live[name]?.checkpoint = seq } }
         // Payloads erased since (`clew erase`, `clew retention`, by any process): the views still hold
         // what they said, so they are folded again without them.
-        if let erasure = try ledger.events(inStream: "ledger", after: before).last(where: { $0.type == EventType.payloadsErased }) {
-            options.notice("views: payloads were erased (seq \(erasure.seq)); rebuilding the views without them")
+        if let erasure {
+            options.notice("views: payloads were erased (seq \(erasure)); rebuilding the views without them")
             try rebuild(ViewName.allCases)
             return lock.withLock { _ in live.values.map(\.checkpoint).min() } ?? 0
         }
@@ -199,7 +199,10 @@ public final class Views: @unchecked Sendable {
 
     /// Folds the log into `targets` (each from its own checkpoint) through seq `end`, in batches of one
     /// write transaction each. Returns each target's checkpoint afterwards.
-    func fold(_ targets: [FoldTarget], through end: UInt64, progress: (@Sendable (FoldProgress) -> Void)?) throws -> [ViewName: UInt64] {
+    /// `onErasure` hears the seq of each `ledger.payloads_erased` event folded.
+    func fold(
+        _ targets: [FoldTarget], through end: UInt64, progress: (@Sendable (FoldProgress) -> Void)?, onErasure: ((UInt64) -> Void)? = nil
+    ) throws -> [ViewName: UInt64] {
         var checkpoints: [ViewName: UInt64] = [:]
         for t in targets {
             checkpoints[t.name] = try t.store.env.read { try t.store.readMeta($0)?.checkpoint ?? 0 }
@@ -255,6 +258,7 @@ public final class Views: @unchecked Sendable {
         }
 
         try ledger.scan((start + 1)...end) { event in
+            if event.type == EventType.payloadsErased { onErasure?(event.seq) }
             batch.append((EventHeader(seq: event.seq, timeMicros: event.timestampMicros, stream: event.stream, type: event.type), event))
             if batch.count == options.batchEvents { try apply() }
             return true
