@@ -28,6 +28,9 @@ final class Writer: @unchecked Sendable {
     private let store: LogStore
     private let options: Ledger.Options
     private let queue = DispatchQueue(label: "clew.ledger.writer", qos: .userInitiated)
+    /// Retrains dictionaries off the writer's queue (see ``trainDictionaryIfDue(lastSeq:)``).
+    private let trainer = DispatchQueue(label: "clew.ledger.trainer", qos: .utility)
+    private let training = Atomic<Bool>(false)
     private let pending = Mutex<[Request]>([])
     private let closed = Atomic<Bool>(false)
     private var state: State?
@@ -48,15 +51,17 @@ final class Writer: @unchecked Sendable {
         }
     }
 
-    /// Waits for queued appends to finish and refuses new ones.
-    /// Waits until queued appends (and dictionary training) have finished.
+    /// Waits until queued appends and dictionary training have finished.
     func waitForIdle() {
         queue.sync {}
+        trainer.sync {}
     }
 
+    /// Waits for queued appends and training to finish and refuses new appends.
     func shutdown() {
         closed.store(true, ordering: .releasing)
         queue.sync {}
+        trainer.sync {}
     }
 
     private func takeGroup() -> [Request] {
@@ -82,10 +87,6 @@ final class Writer: @unchecked Sendable {
             state = newState
             for (request, range) in zip(group, ranges) { request.continuation.resume(returning: range) }
             changes.notify()
-            // Training runs here, between groups: it reads at most 4,000 recent events and takes tens of
-            // milliseconds, twice in a ledger's life by default, and then every later record compresses
-            // with the new dictionary at once (training in the background let a fast writer fill the
-            // log with dictionary-less records meanwhile: 115 instead of 91 bytes/event in the demo).
             trainDictionaryIfDue(lastSeq: newState.lastSeq)
         } catch {
             state = nil  // re-read from the log on the next group
@@ -167,15 +168,38 @@ final class Writer: @unchecked Sendable {
 
     // MARK: Dictionary training
 
+    /// Trains a dictionary when the log passed a training point. The first one is trained here, between
+    /// groups: until it exists every block compresses without one (training in the background let a fast
+    /// writer fill the log with dictionary-less records meanwhile: 115 instead of 91 bytes/event in the
+    /// demo). Later ones are trained on `trainer` while blocks keep using the current dictionary, and
+    /// stored from the writer's queue: a retraining over 4,000 events blocked appends for ~100 ms.
     private func trainDictionaryIfDue(lastSeq: UInt64) {
         let due = options.dictionaryTrainingPoints.filter { $0 <= lastSeq }.count
         let have = Int(store.currentDictionary.withLock { $0?.id } ?? 0)
         guard due > have else { return }
+        if have == 0 {
+            if let trained = train(lastSeq: lastSeq) { keep(trained, due: due) }
+            return
+        }
+        guard training.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            return
+        }
+        trainer.async {
+            defer { self.training.store(false, ordering: .releasing) }
+            guard !self.closed.load(ordering: .acquiring), let trained = self.train(lastSeq: lastSeq) else { return }
+            self.queue.sync {
+                if !self.closed.load(ordering: .acquiring) { self.keep(trained, due: due) }
+            }
+        }
+    }
+
+    /// A dictionary trained from the body entries (envelope and payload) of the most recent events, up to
+    /// 4,000; nil when there is too little to learn from or the read fails.
+    private func train(lastSeq: UInt64) -> (bytes: [UInt8], samples: Int, ms: UInt64)? {
+        let started = DispatchTime.now().uptimeNanoseconds
         do {
-            let started = DispatchTime.now().uptimeNanoseconds
             let samples = try store.env.read { txn -> [[UInt8]] in
                 try store.refreshDictionary(txn)
-                // The body entries (envelope and payload) of the most recent events, up to 4,000.
                 var samples: [[UInt8]] = []
                 var reader = BlockReader(store: store, txn: txn)
                 var seq = lastSeq
@@ -189,28 +213,35 @@ final class Writer: @unchecked Sendable {
                 }
                 return samples
             }
-            if Int(store.currentDictionary.withLock { $0?.id } ?? 0) >= due { return }
             let total = samples.reduce(0) { $0 + $1.count }
             let capacity = min(options.dictionaryCapacity, max(1024, total / 10))
             guard let dict = ZstdDictionary.train(samples: samples, capacity: capacity) else {
                 options.logger.info("zstd dictionary training found too little to learn from", metadata: ["events": "\(samples.count)"])
-                return
+                return nil
             }
+            return (dict, samples.count, (DispatchTime.now().uptimeNanoseconds - started) / 1_000_000)
+        } catch {
+            // Training is an optimisation: records stay readable without it.
+            options.logger.warning("zstd dictionary training failed: \(error)")
+            return nil
+        }
+    }
+
+    /// Stores a trained dictionary and makes it current, unless another process stored one for the same
+    /// training point meanwhile. Runs on the writer's queue.
+    private func keep(_ trained: (bytes: [UInt8], samples: Int, ms: UInt64), due: Int) {
+        do {
             try store.env.write { txn in
                 try store.refreshDictionary(txn)
                 if Int(store.currentDictionary.withLock { $0?.id } ?? 0) >= due { return }
-                let d = try store.storeDictionary(dict, txn)
+                let d = try store.storeDictionary(trained.bytes, txn)
                 store.currentDictionary.withLock { $0 = d }
             }
             options.logger.info(
                 "trained zstd dictionary",
-                metadata: [
-                    "bytes": "\(dict.count)", "samples": "\(samples.count)",
-                    "ms": "\((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000)",
-                ])
+                metadata: ["bytes": "\(trained.bytes.count)", "samples": "\(trained.samples)", "ms": "\(trained.ms)"])
         } catch {
-            // Training is an optimisation: records stay readable without it.
-            options.logger.warning("zstd dictionary training failed: \(error)")
+            options.logger.warning("storing a zstd dictionary failed: \(error)")
         }
     }
 }
