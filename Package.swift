@@ -142,7 +142,8 @@ let package = Package(
         .target(name: "ClewTestSupport", dependencies: ["ClewEngine", "ClewLedger"], path: "Tests/ClewTestSupport"),
         .testTarget(name: "ClewLedgerTests", dependencies: ["ClewCore", "ClewLedger", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "ClewModelTests", dependencies: ["ClewModel"]),
-        .testTarget(name: "ClewProjectionsTests", dependencies: ["ClewTestSupport", "ClewProjections", "ClewEngine", "ClewLedger", "ClewModel"]),
+        .testTarget(
+            name: "ClewProjectionsTests", dependencies: ["ClewTestSupport", "ClewProjections", "ClewEngine", "ClewLedger", "ClewModel", "ClewBenchmarks"]),
         .testTarget(name: "ClewEngineTests", dependencies: ["ClewTestSupport", "ClewEngine", "ClewLedger", "ClewModel"]),
         .testTarget(
             name: "ClewServerTests",

@@ -62,7 +62,9 @@ final class ViewStore: @unchecked Sendable {
     /// 2: branch tasks' choices (a list) are folded; format 1 dropped their task.succeeded.
     /// 3: runs and tasks take their times from a payload's `time_us` (when the producer reported it) and
     /// keep a run's `external_id`.
-    static let formatVersion = 3
+    /// 4: the chunk view keeps its history (`changes`, `snapshots`) for `--as-of` without a refold, and
+    /// a dataset's `lastSeq` moves when its chunks are marked stale.
+    static let formatVersion = 4
 
     init(name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false) throws {
         self.name = name

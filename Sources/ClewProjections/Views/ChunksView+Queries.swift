@@ -28,60 +28,95 @@ public struct ChunkStatusReport: Sendable, Codable {
 extension Views {
     // MARK: chunks
 
-    /// Every dataset's summary (as of a seq: folded afresh).
+    /// Every dataset's summary, now or as of a seq (from the chunk view's history, no refold).
     public func datasets(asOf: UInt64? = nil) throws -> [DatasetSummary] {
-        try withChunks(asOf: asOf) { store, txn in
+        let asOf = try historySeq(asOf)
+        return try read(.chunks) { store, txn in
             var out: [DatasetSummary] = []
             try ViewTxn.scan(txn, store.table("datasets"), prefix: [], view: "chunks", table: "datasets") { _, v in
                 out.append(try RecordCache<DatasetSummary>.decode(Data(v), table: "datasets", view: "chunks"))
                 return true
             }
-            return out
+            guard let asOf else { return out }
+            return try out.compactMap { try ChunkHistory.state($0.name, asOf: asOf, txn, store)?.summary($0.name) }
         }
     }
 
     /// A dataset's status: summary, then each non-empty set as key ranges (at most `ranges` per set).
-    /// Reads the summary and the range-compressed sets only: no chunk is visited.
+    /// Reads the summary and the range-compressed sets only: no chunk is visited. As of a seq, both come
+    /// from the chunk view's history: the dataset's last snapshot and the operations after it.
     public func chunkStatus(dataset: String, ranges limit: Int = 20, asOf: UInt64? = nil) throws -> ChunkStatusReport? {
-        try withChunks(asOf: asOf) { store, txn in
-            guard let summary = try RecordCache<DatasetSummary>.read(ChunksProjection.summaryKey(dataset), table: "datasets", txn, store) else {
-                return nil
-            }
-            var groups: [ChunkGroup] = []
-            let order = ["failed", "invalid", "stale", "missing", "producing", "consuming", "resubmitted", "pending", "ready", "consumed"]
-            for set in order {
-                let ranges: [ClosedRange<UInt64>]
-                let natural: Bool
-                switch set {
-                case "missing":
-                    guard summary.missing > 0, let a = summary.firstOrdinal, let b = summary.lastOrdinal else { continue }
-                    let present = try ChunksProjection.readSet(dataset, ChunksProjection.presentSet, txn, store)
-                    ranges = present.complement(in: a...b)
-                    natural = true
-                case "stale":
-                    guard summary.stale > 0 else { continue }
-                    ranges = try ChunksProjection.readSet(dataset, ChunksProjection.staleSet, txn, store).ranges
-                    natural = false
-                default:
-                    guard (summary.counts[set] ?? 0) > 0 else { continue }
-                    ranges = try ChunksProjection.readSet(dataset, ChunksProjection.setByte(set), txn, store).ranges
-                    natural = false
+        let asOf = try historySeq(asOf)
+        return try read(.chunks) { store, txn in
+            let summary: DatasetSummary
+            let setReader: (UInt8) throws -> RangeSet
+            if let asOf {
+                guard let state = try ChunkHistory.state(dataset, asOf: asOf, txn, store) else { return nil }
+                summary = state.summary(dataset)
+                setReader = { state.set($0) }
+            } else {
+                guard let s = try RecordCache<DatasetSummary>.read(ChunksProjection.summaryKey(dataset), table: "datasets", txn, store) else {
+                    return nil
                 }
-                var keyRanges: [KeyRange] = []
-                var count: UInt64 = 0
-                for r in ranges {
-                    count += r.upperBound - r.lowerBound + 1
-                    guard keyRanges.count < limit else { continue }
-                    func key(_ o: UInt64) throws -> String {
-                        if natural || o < ChunksProjection.keyOrdinalBase, let k = ChunksProjection.naturalKey(o, summary.partitioning) { return k }
-                        return try RecordCache<ChunkRecord>.read(ChunksProjection.chunkKey(dataset, o), table: "chunks", txn, store)?.key ?? "#\(o)"
-                    }
-                    keyRanges.append(KeyRange(first: try key(r.lowerBound), last: try key(r.upperBound), count: r.upperBound - r.lowerBound + 1))
-                }
-                groups.append(ChunkGroup(set: set, count: count, ranges: keyRanges, truncated: ranges.count > keyRanges.count))
+                summary = s
+                setReader = { try ChunksProjection.readSet(dataset, $0, txn, store) }
             }
-            return ChunkStatusReport(dataset: summary, groups: groups)
+            return try Self.statusReport(summary, ranges: limit, sets: setReader) { o in
+                try RecordCache<ChunkRecord>.read(ChunksProjection.chunkKey(dataset, o), table: "chunks", txn, store)?.key
+            }
         }
+    }
+
+    /// The report of a dataset from its summary and sets; `key` names a chunk by ordinal (ordinals never
+    /// change, so the live record names a chunk of any seq).
+    static func statusReport(
+        _ summary: DatasetSummary, ranges limit: Int, sets: (UInt8) throws -> RangeSet, key chunkKey: (UInt64) throws -> String?
+    ) throws -> ChunkStatusReport {
+        var groups: [ChunkGroup] = []
+        let order = ["failed", "invalid", "stale", "missing", "producing", "consuming", "resubmitted", "pending", "ready", "consumed"]
+        for set in order {
+            let ranges: [ClosedRange<UInt64>]
+            let natural: Bool
+            switch set {
+            case "missing":
+                guard summary.missing > 0, let a = summary.firstOrdinal, let b = summary.lastOrdinal else { continue }
+                ranges = try sets(ChunksProjection.presentSet).complement(in: a...b)
+                natural = true
+            case "stale":
+                guard summary.stale > 0 else { continue }
+                ranges = try sets(ChunksProjection.staleSet).ranges
+                natural = false
+            default:
+                guard (summary.counts[set] ?? 0) > 0 else { continue }
+                ranges = try sets(ChunksProjection.setByte(set)).ranges
+                natural = false
+            }
+            var keyRanges: [KeyRange] = []
+            var count: UInt64 = 0
+            for r in ranges {
+                count += r.upperBound - r.lowerBound + 1
+                guard keyRanges.count < limit else { continue }
+                func key(_ o: UInt64) throws -> String {
+                    if natural || o < ChunksProjection.keyOrdinalBase, let k = ChunksProjection.naturalKey(o, summary.partitioning) { return k }
+                    return try chunkKey(o) ?? "#\(o)"
+                }
+                keyRanges.append(KeyRange(first: try key(r.lowerBound), last: try key(r.upperBound), count: r.upperBound - r.lowerBound + 1))
+            }
+            groups.append(ChunkGroup(set: set, count: count, ranges: keyRanges, truncated: ranges.count > keyRanges.count))
+        }
+        return ChunkStatusReport(dataset: summary, groups: groups)
+    }
+
+    /// The seq an `--as-of` query reads the chunk view's history at: nil for "now" (the live records),
+    /// after catching the views up when `asOf` is past what they have folded (outside any transaction).
+    private func historySeq(_ asOf: UInt64?) throws -> UInt64? {
+        guard let asOf else { return nil }
+        if asOf > (checkpoints()[.chunks] ?? 0) { try catchUp() }
+        let reached = checkpoints()[.chunks] ?? 0
+        guard asOf <= reached else {
+            throw ViewError(.invalidInput, view: "chunks", "--as-of \(asOf): the views have folded \(reached) events")
+        }
+        return asOf
     }
 
     /// The chunks of a dataset in a status (or `stale`), in ordinal order, at most `limit`.
@@ -109,7 +144,8 @@ extension Views {
         }
     }
 
-    /// The chunk view, live or folded afresh through `asOf` (chunk status is not versioned in place).
+    /// The chunk view, live or folded afresh through `asOf`: chunk records are not versioned (the
+    /// history keeps sets and summaries), so listing records as of a seq refolds the chunk view.
     private func withChunks<T>(asOf: UInt64?, _ body: (ViewStore, Transaction) throws -> T) throws -> T {
         guard let asOf else { return try read(.chunks, body) }
         return try withScratch([.chunks], through: [.chunks: asOf], progress: options.progress) { stores in

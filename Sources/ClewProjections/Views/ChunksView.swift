@@ -64,11 +64,12 @@ public struct ChunkRecord: Codable, Equatable, Sendable {
 /// order for free-form keys (from 2^62 up, also for keys that do not fit the declared partitioning).
 ///
 /// Tables: `datasets` (name → ``DatasetSummary``), `ordinals` (dataset, key → ordinal), `chunks` (dataset,
-/// ordinal → ``ChunkRecord``), `sets` (dataset, set, first ordinal → last ordinal), and for staleness
-/// `consumers` (dataset, ordinal, attempt) and `outputs` (attempt, dataset, ordinal).
+/// ordinal → ``ChunkRecord``), `sets` (dataset, set, first ordinal → last ordinal), for staleness
+/// `consumers` (dataset, ordinal, attempt) and `outputs` (attempt, dataset, ordinal), and for `--as-of`
+/// `changes` and `snapshots` (``ChunkHistory``).
 final class ChunksProjection: Projection {
     static let name = "chunks"
-    static let tables = ["datasets", "ordinals", "chunks", "sets", "consumers", "outputs"]
+    static let tables = ["datasets", "ordinals", "chunks", "sets", "consumers", "outputs", "changes", "snapshots"]
     static let interest: Fact.Interest = [.chunks, .dags]
     static let keyOrdinalBase: UInt64 = 1 << 62
     static let staleSet: UInt8 = 0x40
@@ -82,6 +83,7 @@ final class ChunksProjection: Projection {
     private var chunks = RecordCache<ChunkRecord>(table: "chunks")
     private var ordinals: [ByteKey: UInt64] = [:]
     private var sets: [ByteKey: (original: RangeSet, current: RangeSet)] = [:]
+    private var history = ChunkHistoryWriter()
 
     static func summaryKey(_ ds: String) -> [UInt8] { KeyBuilder().raw(ds).bytes }
     static func ordinalKey(_ ds: String, _ key: String) -> [UInt8] { KeyBuilder().string(ds).raw(key).bytes }
@@ -92,6 +94,8 @@ final class ChunksProjection: Projection {
     }
 
     func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws {
+        let previous = history.begin(h.seq)
+        try snapshotIfDue(previous, txn)
         switch fact {
         case .dagRegistered(let d):
             for spec in d.definition?.datasets ?? [] {
@@ -100,16 +104,19 @@ final class ChunksProjection: Projection {
                     var s = DatasetSummary(name: spec.name, partitioning: Self.partitioning(spec.partitioning))
                     s.lastSeq = h.seq
                     summaries.set(key, s)
+                    try history.write(spec.name, [ChunkHistory.Op.created.rawValue] + Array(s.partitioning.utf8), txn)
                 }
             }
         case .chunk(let c):
             try change(c, h, txn)
+            try touch(c.dataset, txn)
         case .described(let d):
             guard let fields = d.fields else { return }
             var s = try summary(d.dataset, txn)
             s.fields = fields
             s.lastSeq = h.seq
             summaries.set(Self.summaryKey(d.dataset), s)
+            try history.write(d.dataset, try ChunkHistory.describedOp(fields), txn)
         case .lease(let l, let acquired):
             var (summary, ordinal) = try locate(l.dataset, l.chunk, txn)
             summary.lastSeq = h.seq
@@ -122,8 +129,30 @@ final class ChunksProjection: Projection {
             }
             chunks.set(Self.chunkKey(l.dataset, ordinal), rec)
             summaries.set(Self.summaryKey(l.dataset), summary)
+            try touch(l.dataset, txn)
         default:
             break
+        }
+    }
+
+    // MARK: history (--as-of)
+
+    /// Records that the event moved `ds`'s `lastSeq` when it wrote no other operation for it.
+    private func touch(_ ds: String, _ txn: ViewTxn) throws {
+        if !history.touched(ds) { try history.write(ds, [ChunkHistory.Op.touch.rawValue], txn) }
+    }
+
+    /// Snapshots each dataset the event at `done.seq` touched whose operations since its last snapshot
+    /// reached the due count, with the state it has now (after that event, before any later one).
+    private func snapshotIfDue(_ done: (seq: UInt64, datasets: [String]), _ txn: ViewTxn) throws {
+        for ds in done.datasets where try history.due(ds, txn) {
+            let s = try summary(ds, txn)
+            var current: [UInt8: RangeSet] = [:]
+            for byte in ChunkHistory.setBytes {
+                current[byte] = try sets[ByteKey(Self.setPrefix(ds, byte))]?.current ?? loadSet(ds, byte, txn)
+            }
+            let state = ChunkHistory.State(partitioning: s.partitioning, fields: s.fields, lastSeq: s.lastSeq, sets: current)
+            try history.snapshot(ds, state, at: done.seq, txn)
         }
     }
 
@@ -158,8 +187,14 @@ final class ChunksProjection: Projection {
         return nil
     }
 
+    /// The dataset's summary; a dataset seen for the first time (no declaration) is created with `key`
+    /// partitioning.
     private func summary(_ ds: String, _ txn: ViewTxn) throws -> DatasetSummary {
-        try summaries.get(Self.summaryKey(ds), txn, txn.store.table("datasets")) ?? DatasetSummary(name: ds, partitioning: "key")
+        if let s = try summaries.get(Self.summaryKey(ds), txn, txn.store.table("datasets")) { return s }
+        let s = DatasetSummary(name: ds, partitioning: "key")
+        summaries.set(Self.summaryKey(ds), s)
+        try history.write(ds, [ChunkHistory.Op.created.rawValue] + Array(s.partitioning.utf8), txn)
+        return s
     }
 
     /// The dataset's summary and the chunk's ordinal, assigning one (and counting the chunk) when new.
@@ -185,7 +220,7 @@ final class ChunksProjection: Projection {
         s.chunks += 1
         try txn.put(txn.store.table("ordinals"), k, KeyBuilder().u64(o).bytes)
         ordinals[ByteKey(k)] = o
-        try mutateSet(ds, Self.presentSet, txn) { $0.insert(o) }
+        try setMember(ds, Self.presentSet, o, true, txn)
         summaries.set(Self.summaryKey(ds), s)
         return (s, o)
     }
@@ -215,7 +250,8 @@ final class ChunksProjection: Projection {
         return RangeSet(ranges: ranges)
     }
 
-    private func mutateSet(_ ds: String, _ set: UInt8, _ txn: ViewTxn, _ body: (inout RangeSet) -> Void) throws {
+    /// Puts `ordinal` in (`insert`) or out of a set of `ds`, and writes the operation to the history.
+    private func setMember(_ ds: String, _ set: UInt8, _ ordinal: UInt64, _ insert: Bool, _ txn: ViewTxn) throws {
         let id = ByteKey(Self.setPrefix(ds, set))
         var entry: (original: RangeSet, current: RangeSet)
         if let e = sets[id] {
@@ -224,17 +260,18 @@ final class ChunksProjection: Projection {
             let loaded = try loadSet(ds, set, txn)
             entry = (loaded, loaded)
         }
-        body(&entry.current)
+        if insert { entry.current.insert(ordinal) } else { entry.current.remove(ordinal) }
         sets[id] = entry
+        try history.write(ds, ChunkHistory.setOp(insert ? .insert : .remove, set: set, ordinal: ordinal), txn)
     }
 
     private func move(_ ds: String, _ ordinal: UInt64, from: String?, to: String, _ s: inout DatasetSummary, _ txn: ViewTxn) throws {
         if let from {
-            try mutateSet(ds, Self.setByte(from), txn) { $0.remove(ordinal) }
+            try setMember(ds, Self.setByte(from), ordinal, false, txn)
             let n = (s.counts[from] ?? 1) - 1
             s.counts[from] = n == 0 ? nil : n
         }
-        try mutateSet(ds, Self.setByte(to), txn) { $0.insert(ordinal) }
+        try setMember(ds, Self.setByte(to), ordinal, true, txn)
         s.counts[to, default: 0] += 1
     }
 
@@ -278,7 +315,7 @@ final class ChunksProjection: Projection {
             rec.producedSeq = h.seq
             if rec.staleBecause != nil {
                 rec.staleBecause = nil
-                try mutateSet(c.dataset, Self.staleSet, txn) { $0.remove(ordinal) }
+                try setMember(c.dataset, Self.staleSet, ordinal, false, txn)
                 s.stale -= 1
             }
             if let run = c.run, let task = c.task {
@@ -322,7 +359,8 @@ final class ChunksProjection: Projection {
                     if rec.staleBecause == nil {
                         var s = try summary(d2, txn)
                         s.stale += 1
-                        try mutateSet(d2, Self.staleSet, txn) { $0.insert(o2) }
+                        s.lastSeq = h.seq
+                        try setMember(d2, Self.staleSet, o2, true, txn)
                         summaries.set(Self.summaryKey(d2), s)
                     }
                     rec.staleBecause = because
@@ -334,6 +372,7 @@ final class ChunksProjection: Projection {
     }
 
     func flush(_ txn: ViewTxn) throws {
+        try snapshotIfDue(history.end(), txn)
         let s = txn.store
         try summaries.flush(txn, s.table("datasets"))
         try chunks.flush(txn, s.table("chunks"))
@@ -354,6 +393,7 @@ final class ChunksProjection: Projection {
     }
 
     func reset() {
+        history.reset()
         summaries.reset()
         chunks.reset()
         sets.removeAll()

@@ -1,0 +1,305 @@
+import ClewLedger
+import ClewModel
+import Foundation
+
+/// The chunk view's memory of the past, so `--as-of` questions about a dataset's status are answered
+/// from the view instead of a refold of the log.
+///
+/// Every change the chunk projection makes to a dataset's summary or sets is also written as an
+/// operation keyed by the dataset and the seq that made it (table `changes`): a chunk ordinal entering or
+/// leaving a set, the dataset's creation (with its partitioning), new column descriptions, or a plain
+/// touch (the summary's `lastSeq` moved and nothing else did). After every
+/// ``ChunkHistory/minimumSnapshotOps`` operations of a dataset (more when its sets hold more ranges than
+/// that), the dataset's whole state is written as a snapshot (table `snapshots`). The state at seq S is
+/// the last snapshot at or before S with the operations after it, up to S, applied: at most a snapshot's
+/// worth of ranges and a few thousand operations, whatever the log's length.
+///
+/// The layout depends only on the events folded (never on batch sizes), so a view folded in many small
+/// catch-ups and one rebuilt at once stay equal byte for byte.
+enum ChunkHistory {
+    /// Operations of one dataset between snapshots (at least; more when its sets are bigger).
+    static let minimumSnapshotOps = 4_096
+
+    enum Op: UInt8 {
+        case insert = 1, remove = 2, touch = 3, created = 4, described = 5
+    }
+
+    static func changeKey(_ ds: String, seq: UInt64, n: UInt64) -> [UInt8] { KeyBuilder().string(ds).u64(seq).u64(n).bytes }
+    static func snapshotKey(_ ds: String, seq: UInt64) -> [UInt8] { KeyBuilder().string(ds).u64(seq).bytes }
+    static func prefix(_ ds: String) -> [UInt8] { KeyBuilder().string(ds).bytes }
+
+    static func setOp(_ op: Op, set: UInt8, ordinal: UInt64) -> [UInt8] {
+        var v: [UInt8] = [op.rawValue, set]
+        withUnsafeBytes(of: ordinal.bigEndian) { v.append(contentsOf: $0) }
+        return v
+    }
+
+    static func describedOp(_ fields: [DatasetDescription.Field]?) throws -> [UInt8] {
+        guard let fields else { return [Op.described.rawValue] }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return [Op.described.rawValue] + Array(try encoder.encode(fields))
+    }
+
+    /// Every set a dataset can have: one per chunk status, then `stale` and `present`.
+    static var setBytes: [UInt8] {
+        (0..<UInt8(ChunkStatus.allCases.count)).map { $0 } + [ChunksProjection.staleSet, ChunksProjection.presentSet]
+    }
+
+    /// A dataset as the chunk view knew it at one seq: enough to rebuild its ``DatasetSummary`` and sets.
+    struct State: Equatable {
+        var partitioning: String
+        var fields: [DatasetDescription.Field]?
+        var lastSeq: UInt64
+        var sets: [UInt8: RangeSet] = [:]
+
+        var rangeCount: Int { sets.values.reduce(0) { $0 + $1.ranges.count } }
+
+        func set(_ byte: UInt8) -> RangeSet { sets[byte] ?? RangeSet() }
+
+        /// The summary the chunk projection keeps, derived: counts are the sizes of the status sets,
+        /// the ordered bounds those of the present chunks with natural ordinals.
+        func summary(_ name: String) -> DatasetSummary {
+            var s = DatasetSummary(name: name, partitioning: partitioning)
+            s.fields = fields
+            s.lastSeq = lastSeq
+            for (i, status) in ChunkStatus.allCases.enumerated() {
+                let n = set(UInt8(i)).count
+                if n > 0 { s.counts[status.rawValue] = n }
+            }
+            s.stale = set(ChunksProjection.staleSet).count
+            let present = set(ChunksProjection.presentSet)
+            s.chunks = present.count
+            let base = ChunksProjection.keyOrdinalBase
+            var natural: UInt64 = 0
+            for r in present.ranges where r.lowerBound < base {
+                let hi = min(r.upperBound, base - 1)
+                if s.firstOrdinal == nil { s.firstOrdinal = r.lowerBound }
+                s.lastOrdinal = hi
+                natural += hi - r.lowerBound + 1
+            }
+            s.ordered = natural
+            s.nextKeyOrdinal = base + (s.chunks - natural)
+            return s
+        }
+
+        mutating func apply(_ value: UnsafeRawBufferPointer, seq: UInt64, view: String) throws {
+            guard let first = value.first, let op = Op(rawValue: first) else {
+                throw ViewError(.corrupt, view: view, "view \(view), table changes: an operation at seq \(seq) has an unknown kind")
+            }
+            lastSeq = seq
+            switch op {
+            case .insert, .remove:
+                guard value.count == 10 else {
+                    throw ViewError(.corrupt, view: view, "view \(view), table changes: a set operation at seq \(seq) is \(value.count) bytes")
+                }
+                let ordinal = UnsafeRawBufferPointer(rebasing: value[2...]).bigEndianUInt64Value
+                if op == .insert { sets[value[1], default: RangeSet()].insert(ordinal) } else { sets[value[1]]?.remove(ordinal) }
+            case .touch:
+                break
+            case .created:
+                partitioning = String(decoding: value.dropFirst(), as: UTF8.self)
+            case .described:
+                fields = value.count == 1 ? nil : try RecordCache<[DatasetDescription.Field]>.decode(Data(value.dropFirst()), table: "changes", view: view)
+            }
+        }
+
+        /// Binary snapshot: partitioning, fields (JSON, empty for none), lastSeq, then each non-empty set
+        /// as its byte, range count and ranges (big-endian bounds).
+        func encoded() throws -> [UInt8] {
+            var out: [UInt8] = []
+            func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { out.append(contentsOf: $0) } }
+            func bytes(_ b: [UInt8]) {
+                u64(UInt64(b.count))
+                out.append(contentsOf: b)
+            }
+            bytes(Array(partitioning.utf8))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            bytes(try fields.map { Array(try encoder.encode($0)) } ?? [])
+            u64(lastSeq)
+            for (byte, set) in sets.sorted(by: { $0.key < $1.key }) where !set.isEmpty {
+                out.append(byte)
+                u64(UInt64(set.ranges.count))
+                for r in set.ranges {
+                    u64(r.lowerBound)
+                    u64(r.upperBound)
+                }
+            }
+            return out
+        }
+
+        init(partitioning: String, fields: [DatasetDescription.Field]?, lastSeq: UInt64, sets: [UInt8: RangeSet]) {
+            self.partitioning = partitioning
+            self.fields = fields
+            self.lastSeq = lastSeq
+            self.sets = sets.filter { !$0.value.isEmpty }
+        }
+
+        init(decoding raw: UnsafeRawBufferPointer, view: String) throws {
+            var offset = 0
+            func bad() -> ViewError { ViewError(.corrupt, view: view, "view \(view), table snapshots: a snapshot does not decode") }
+            func u64() throws -> UInt64 {
+                guard offset + 8 <= raw.count else { throw bad() }
+                defer { offset += 8 }
+                return UnsafeRawBufferPointer(rebasing: raw[offset..<offset + 8]).bigEndianUInt64Value
+            }
+            func bytes() throws -> UnsafeRawBufferPointer {
+                let n = try u64()
+                guard n <= UInt64(raw.count - offset) else { throw bad() }
+                defer { offset += Int(n) }
+                return UnsafeRawBufferPointer(rebasing: raw[offset..<offset + Int(n)])
+            }
+            partitioning = String(decoding: try bytes(), as: UTF8.self)
+            let f = try bytes()
+            fields = f.isEmpty ? nil : try RecordCache<[DatasetDescription.Field]>.decode(Data(f), table: "snapshots", view: view)
+            lastSeq = try u64()
+            while offset < raw.count {
+                let byte = raw[offset]
+                offset += 1
+                let n = try u64()
+                guard n <= UInt64(raw.count - offset) / 16 else { throw bad() }
+                var ranges: [ClosedRange<UInt64>] = []
+                ranges.reserveCapacity(Int(n))
+                for _ in 0..<n {
+                    let lo = try u64()
+                    let hi = try u64()
+                    guard lo <= hi else { throw bad() }
+                    ranges.append(lo...hi)
+                }
+                sets[byte] = RangeSet(ranges: ranges)
+            }
+        }
+    }
+
+    /// The dataset `ds` as of `seq`, or nil when it did not exist yet: its last snapshot at or before
+    /// `seq`, then the operations after that snapshot up to `seq`.
+    static func state(_ ds: String, asOf seq: UInt64, _ txn: Transaction, _ store: ViewStore) throws -> State? {
+        let prefix = prefix(ds)
+        var state: State?
+        var from: UInt64 = 0
+        try lastEntry(txn, store.table("snapshots"), prefix: prefix, atMost: seq, view: store.name, table: "snapshots") { k, v in
+            from = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
+            state = try State(decoding: v, view: store.name)
+        }
+        let start = KeyBuilder().string(ds).u64(from &+ 1).bytes
+        try ViewTxn.scan(txn, store.table("changes"), prefix: prefix, from: start, view: store.name, table: "changes") { k, v in
+            let at = UnsafeRawBufferPointer(rebasing: k[prefix.count..<prefix.count + 8]).bigEndianUInt64Value
+            if at > seq { return false }
+            if state == nil {
+                // The first operation of a dataset is its creation.
+                guard v.first == Op.created.rawValue else {
+                    throw ViewError(.corrupt, view: store.name, "view \(store.name), table changes: \(ds) has operations before its creation")
+                }
+                state = State(partitioning: "", fields: nil, lastSeq: at, sets: [:])
+            }
+            try state!.apply(v, seq: at, view: store.name)
+            return true
+        }
+        return state
+    }
+
+    /// Calls `body` with the last entry whose key starts with `prefix` and whose next 8 bytes are at
+    /// most `atMost` (big-endian), checksum-checked.
+    static func lastEntry(
+        _ txn: Transaction, _ db: Database, prefix: [UInt8], atMost: UInt64, view: String, table: String,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        let bounds = txn.mapBounds()
+        try txn.withCursor(db) { c in
+            var e: Cursor.Entry?
+            if atMost == .max {
+                var upper = prefix
+                upper.append(0xff)
+                e = try upper.withUnsafeBytes { try c.seek($0) } != nil ? try c.previous() : try c.last()
+            } else {
+                let after = KeyBuilder().u64(atMost + 1).bytes
+                e = try (prefix + after).withUnsafeBytes { try c.seek($0) } != nil ? try c.previous() : try c.last()
+            }
+            guard let (k, v) = e else { return }
+            try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
+            guard k.hasPrefix(prefix), k.count == prefix.count + 8 else { return }
+            try ViewTxn.check(key: k, stored: v, view: view, table: table)
+            try body(k, UnsafeRawBufferPointer(rebasing: v[0..<(v.count - Checksum.size)]))
+        }
+    }
+}
+
+/// What the chunk projection writes to ``ChunkHistory`` while it folds: operations as they happen, and a
+/// snapshot of a dataset once enough operations followed its last one.
+struct ChunkHistoryWriter {
+    /// Operations written per dataset since its last snapshot, and how many are due before the next
+    /// (loaded from the view the first time a dataset is seen in a fold).
+    private var since: [String: (ops: Int, due: Int)] = [:]
+    /// The seq being applied, the next operation number per dataset within it, and the datasets it
+    /// touched (checked for a snapshot once the event is done).
+    private var seq: UInt64 = 0
+    private var numbers: [String: UInt64] = [:]
+
+    mutating func reset() {
+        since.removeAll()
+        numbers.removeAll()
+        seq = 0
+    }
+
+    /// Starts event `seq`; returns the previous event's seq and the datasets it touched (to check them
+    /// for a snapshot, now that the event is done).
+    mutating func begin(_ seq: UInt64) -> (seq: UInt64, datasets: [String]) {
+        guard seq != self.seq else { return (seq, []) }
+        let previous = self.seq
+        self.seq = seq
+        defer { numbers.removeAll(keepingCapacity: true) }
+        return (previous, numbers.keys.sorted())
+    }
+
+    /// Ends the batch: the last event's seq and the datasets it touched.
+    mutating func end() -> (seq: UInt64, datasets: [String]) {
+        defer {
+            numbers.removeAll(keepingCapacity: true)
+            seq = 0
+        }
+        return (seq, numbers.keys.sorted())
+    }
+
+    /// Whether the current event already wrote an operation for `ds`.
+    func touched(_ ds: String) -> Bool { numbers[ds] != nil }
+
+    mutating func write(_ ds: String, _ value: [UInt8], _ txn: ViewTxn) throws {
+        try load(ds, txn)  // before the put: it counts the operations already written
+        let n = numbers[ds, default: 0]
+        numbers[ds] = n + 1
+        try txn.put(txn.store.table("changes"), ChunkHistory.changeKey(ds, seq: seq, n: n), value)
+        since[ds]!.ops += 1
+    }
+
+    /// Whether `ds` is due a snapshot.
+    mutating func due(_ ds: String, _ txn: ViewTxn) throws -> Bool {
+        try load(ds, txn)
+        let s = since[ds]!
+        return s.ops >= s.due
+    }
+
+    /// Writes `state` as the snapshot of `ds` at `seq`.
+    mutating func snapshot(_ ds: String, _ state: ChunkHistory.State, at seq: UInt64, _ txn: ViewTxn) throws {
+        try txn.put(txn.store.table("snapshots"), ChunkHistory.snapshotKey(ds, seq: seq), try state.encoded())
+        since[ds] = (0, max(ChunkHistory.minimumSnapshotOps, state.rangeCount))
+    }
+
+    private mutating func load(_ ds: String, _ txn: ViewTxn) throws {
+        guard since[ds] == nil else { return }
+        let store = txn.store
+        let prefix = ChunkHistory.prefix(ds)
+        var last: UInt64 = 0
+        var due = ChunkHistory.minimumSnapshotOps
+        try ChunkHistory.lastEntry(txn.txn, store.table("snapshots"), prefix: prefix, atMost: .max, view: store.name, table: "snapshots") { k, v in
+            last = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
+            due = max(due, try ChunkHistory.State(decoding: v, view: store.name).rangeCount)
+        }
+        var ops = 0
+        try txn.scan(store.table("changes"), prefix: prefix, from: KeyBuilder().string(ds).u64(last &+ 1).bytes, table: "changes") { _, _ in
+            ops += 1
+            return true
+        }
+        since[ds] = (ops, due)
+    }
+}
