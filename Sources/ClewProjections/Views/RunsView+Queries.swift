@@ -37,13 +37,14 @@ public struct RunDetail: Sendable, Codable {
 extension Views {
     // MARK: runs
 
-    /// Runs, newest first, by DAG, state and queued time; as of a seq, folded from each run's stream.
+    /// Runs, newest first, by DAG, state and queued time.
+    ///
+    /// As of a seq, each run is taken from the view when its record says it was not changed after that
+    /// seq (`lastSeq`), skipped when it did not exist yet (`firstSeq`), and only otherwise folded from
+    /// its own stream up to the seq: the runs in flight at that seq, not the whole log.
     public func runs(_ q: RunQuery) throws -> [RunRecord] {
         let useState = q.asOf == nil ? q.state : nil
-        // Live: index and records read in one transaction. As of a seq: candidates from the index, each
-        // folded from its own stream.
-        let (candidates, live): ([RunKey], [RunRecord]) = try read(.runs) { store, txn in
-            var keys: [RunKey] = []
+        return try read(.runs) { store, txn in
             var records: [RunRecord] = []
             let (table, prefix): (String, [UInt8]) =
                 if let s = useState { ("by_state", KeyBuilder().string(s).bytes) }
@@ -56,34 +57,24 @@ extension Views {
                 if let u = q.untilMicros, time >= u { return true }
                 if let s = q.sinceMicros, time < s { return false }
                 if let d = q.dag, key.dag != d { return true }
-                guard q.asOf == nil else {
-                    keys.append(key)
-                    return true
-                }
-                guard let record = try RecordCache<RunRecord>.read(RunsProjection.runKey(key), table: "runs", txn, store) else {
+                guard var record = try RecordCache<RunRecord>.read(RunsProjection.runKey(key), table: "runs", txn, store) else {
                     throw ViewError(.inconsistent, view: "runs", "view runs indexes run \(key) but has no record of it")
+                }
+                if let asOf = q.asOf, record.lastSeq > asOf {
+                    guard record.firstSeq <= asOf, let then = try foldRun(key, through: asOf)?.run else { return true }
+                    record = then
                 }
                 if (q.state == nil || record.state == q.state) && (q.externalID == nil || record.externalIDs?.contains(q.externalID!) == true) {
                     records.append(record)
                 }
                 return records.count < q.limit
             }
-            return (keys, records)
+            return records
         }
-        guard let asOf = q.asOf else { return live }
-        var out: [RunRecord] = []
-        for key in candidates where out.count < q.limit {
-            guard let record = try foldRun(key, through: asOf)?.run else { continue }
-            if let s = q.state, record.state != s { continue }
-            if let x = q.externalID, record.externalIDs?.contains(x) != true { continue }
-            out.append(record)
-        }
-        return out
     }
 
     /// A run and its tasks (nil if the log has no such run as of `asOf`).
     public func run(_ key: RunKey, asOf: UInt64? = nil) throws -> RunDetail? {
-        if let asOf { return try foldRun(key, through: asOf) }
         let detail: RunDetail? = try read(.runs) { store, txn in
             guard let run = try RecordCache<RunRecord>.read(RunsProjection.runKey(key), table: "runs", txn, store) else {
                 // The view says no run: the log must agree (a lost or mangled key would say so wrongly).
@@ -91,8 +82,12 @@ extension Views {
                 if let first = try ledger.seqs(inStream: key.stream, limit: 1).first, first <= checkpoint {
                     throw ViewError(.inconsistent, view: "runs", "view runs has no record of run \(key), which the log has at seq \(first)")
                 }
+                // Not folded yet (appended since): the log answers.
+                if let asOf { return try foldRun(key, through: asOf) }
                 return nil
             }
+            // As of a seq: the record when nothing changed it since, else the run's stream folded to it.
+            if let asOf, run.lastSeq > asOf { return run.firstSeq <= asOf ? try foldRun(key, through: asOf) : nil }
             var tasks: [TaskRecord] = []
             let prefix = KeyBuilder().string(key.dag).string(key.run).bytes
             try ViewTxn.scan(txn, store.table("tasks"), prefix: prefix, view: "runs", table: "tasks") { _, v in
@@ -108,10 +103,12 @@ extension Views {
         tasks.sorted { ($0.firstSeq, $0.task) < ($1.firstSeq, $1.task) }
     }
 
-    /// Folds one run's stream through `seq` with the runs fold.
+    /// Folds one run's stream through `seq` with the runs fold (reading only its events up to `seq`).
     func foldRun(_ key: RunKey, through seq: UInt64) throws -> RunDetail? {
         var sink = MemoryRunsSink()
-        for event in try ledger.events(inStream: key.stream) where event.seq <= seq {
+        let seqs = try ledger.seqs(inStream: key.stream).prefix { $0 <= seq }
+        guard let last = seqs.last else { return nil }
+        for event in try ledger.events(inStream: key.stream, limit: seqs.count) where event.seq <= last {
             guard case .run(let k, let f) = Fact.decode(event, wanted: [.run]) else { continue }
             try RunsFold.apply(f, k, EventHeader(seq: event.seq, timeMicros: event.timestampMicros, stream: event.stream, type: event.type), into: &sink)
         }
