@@ -4,8 +4,10 @@ import ClewProjections
 public import Foundation
 
 /// `clew bench views`: how fast the views rebuild from the log, against reading and decoding the same log
-/// with no projection (the same run, the same decoder), and how fast a 1,000,000-chunk dataset's status
-/// summary answers.
+/// with no projection (the same run, the same decoder); how fast a 1,000,000-chunk dataset's status
+/// summary answers, now and as of random past seqs (runs, run details and lineage too); the views' size
+/// against the log's; the rebuild's anonymous memory; and how soon an event appended by another process
+/// is visible in the views.
 public enum ViewsBenchmark {
     public struct Result: Codable, Sendable {
         public var events: UInt64
@@ -19,7 +21,17 @@ public enum ViewsBenchmark {
         public var statusRanges: Int
         public var viewBytes: Int
         public var ledgerBytes: Int
+        public var viewsBytesRatio: Double
         public var generateSeconds: Double
+        /// `--as-of` at random past seqs, p50 and p99 in milliseconds, by query.
+        public var asOfQueryMillis: [String: Double]
+        /// Largest anonymous resident memory (heap, not LMDB's file-backed map) seen during the rebuilds,
+        /// and before them.
+        public var rebuildHeapMB: Double
+        public var heapBeforeMB: Double
+        /// From another process's acknowledged append to the event answering from the views (p50, p99).
+        public var catchupMillis: Double?
+        public var catchupP99Millis: Double?
 
         enum CodingKeys: String, CodingKey {
             case events, chunks, repetitions
@@ -27,13 +39,18 @@ public enum ViewsBenchmark {
             case rebuildRatio = "rebuild_ratio", chunkStatusQueryMillis = "chunk_status_query_ms"
             case chunkStatusQueryP99Millis = "chunk_status_query_p99_ms", statusRanges = "status_ranges"
             case viewBytes = "view_bytes", ledgerBytes = "ledger_bytes", generateSeconds = "generate_s"
+            case viewsBytesRatio = "views_bytes_ratio", asOfQueryMillis = "as_of_query_ms", rebuildHeapMB = "rebuild_heap_mb"
+            case heapBeforeMB = "heap_before_mb", catchupMillis = "catchup_ms", catchupP99Millis = "catchup_p99_ms"
         }
     }
 
     /// Generates a ledger of about `events` events in `directory` (reused when it already holds one of at
     /// least that size), then measures `repetitions` rebuilds and raw decoding scans, alternating.
+    /// - Parameter appender: a `clew` executable, to append events from another process for `catchup_ms`
+    ///   (left out when nil).
     public static func run(
-        directory: URL, events: Int, repetitions: Int = 3, queries: Int = 200, report: @escaping (String) -> Void = { _ in }
+        directory: URL, events: Int, repetitions: Int = 3, queries: Int = 200, appender: URL? = nil,
+        report: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> Result {
         let ledgerURL = directory.appendingPathComponent("bench-views.ledger")
         var generateSeconds = 0.0
@@ -56,6 +73,8 @@ public enum ViewsBenchmark {
         let views = try Views.open(ledger: ledger, options: options)
         var rebuild: [Double] = []
         var raw: [Double] = []
+        let heapBefore = anonymousMB()
+        let heapPeak = HeapPeak()
         for i in 0..<repetitions {
             var t = Date()
             var decoded = 0
@@ -68,7 +87,8 @@ public enum ViewsBenchmark {
             raw.append(Date().timeIntervalSince(t))
             report(String(format: "raw scan+decode %d: %.1fs (%d decoded)", i + 1, raw.last!, decoded))
             t = Date()
-            try views.rebuild()
+            try views.rebuild { _ in heapPeak.sample() }
+            heapPeak.sample()
             rebuild.append(Date().timeIntervalSince(t))
             report(String(format: "rebuild %d: %.1fs", i + 1, rebuild.last!))
         }
@@ -82,6 +102,14 @@ public enum ViewsBenchmark {
             ranges = report?.groups.reduce(0) { $0 + $1.ranges.count } ?? 0
         }
         latencies.sort()
+        let asOf = try asOfQueries(views, ledger: ledger, queries: queries)
+        var catchup: [Double] = []
+        if let appender {
+            for i in 0..<20 {
+                catchup.append(try catchupMillis(views, appender: appender, ledger: ledgerURL, index: i))
+            }
+            catchup.sort()
+        }
         let status = try views.status()
         let rebuildEPS = Double(total) / median(rebuild)
         let rawEPS = Double(total) / median(raw)
@@ -92,7 +120,104 @@ public enum ViewsBenchmark {
             chunkStatusQueryMillis: latencies[latencies.count / 2],
             chunkStatusQueryP99Millis: latencies[min(latencies.count - 1, latencies.count * 99 / 100)],
             statusRanges: ranges, viewBytes: status.reduce(0) { $0 + $1.bytes }, ledgerBytes: ledgerBytes,
-            generateSeconds: generateSeconds)
+            viewsBytesRatio: Double(status.reduce(0) { $0 + $1.bytes }) / Double(max(1, ledgerBytes)),
+            generateSeconds: generateSeconds, asOfQueryMillis: asOf, rebuildHeapMB: heapPeak.peak, heapBeforeMB: heapBefore,
+            catchupMillis: catchup.isEmpty ? nil : catchup[catchup.count / 2],
+            catchupP99Millis: catchup.isEmpty ? nil : catchup[min(catchup.count - 1, catchup.count * 99 / 100)])
+    }
+
+    /// `--as-of` queries at random seqs of the log: chunk status of the corpus dataset, the 20 newest
+    /// runs, the detail of the run the seq belongs to, and the lineage downstream of a random chunk.
+    static func asOfQueries(_ views: Views, ledger: Ledger, queries: Int) throws -> [String: Double] {
+        let total = try ledger.lastSeq
+        let nodes = try views.lineageNodes(prefix: "chunk:\(ViewsCorpus.dataset)/", limit: 10_000)
+        var rng = SplitMix64(seed: 5)
+        var times: [String: [Double]] = [:]
+        func time(_ name: String, _ body: () throws -> Void) rethrows {
+            let t = DispatchTime.now().uptimeNanoseconds
+            try body()
+            times[name, default: []].append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6)
+        }
+        for _ in 0..<queries {
+            let seq = 1 + rng.next(below: total)
+            try time("chunk_status") { _ = try views.chunkStatus(dataset: ViewsCorpus.dataset, asOf: seq) }
+            try time("runs") { _ = try views.runs(RunQuery(limit: 20, asOf: seq)) }
+            if let e = try ledger.event(at: seq), let key = RunKey(stream: e.stream) {
+                try time("run") { _ = try views.run(key, asOf: seq) }
+            }
+            if !nodes.isEmpty {
+                let node = nodes[Int(rng.next(below: UInt64(nodes.count)))]
+                try time("lineage") { _ = try views.lineage(node: node, direction: .down, depth: 10, asOf: seq) }
+            }
+        }
+        var out: [String: Double] = [:]
+        for (name, xs) in times {
+            let sorted = xs.sorted()
+            out[name + "_p50"] = sorted[sorted.count / 2]
+            out[name + "_p99"] = sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
+        }
+        return out
+    }
+
+    /// One event appended by another process (`clew append`), then the views caught up and read as
+    /// `clew serve` does before each request, until the event's run answers: milliseconds from the
+    /// append's acknowledgement (its output line) to that answer.
+    static func catchupMillis(_ views: Views, appender: URL, ledger: URL, index: Int) throws -> Double {
+        let run = "catchup__\(index)_\(UUID().uuidString.prefix(8))"
+        let payload = RunQueued(dag: ViewsCorpus.dag, run: run, dagVersion: "b3nch0000000v001", params: [:], trigger: "manual")
+        let line = #"{"type":"\#(EventType.runQueued)","stream":"\#(StreamID.run(dag: ViewsCorpus.dag, run: run))","payload":"#
+            + String(decoding: payload.payloadData, as: UTF8.self) + "}\n"
+        let process = Process()
+        process.executableURL = appender
+        process.arguments = ["append", "--ledger", ledger.path, "--json"]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        input.fileHandleForWriting.write(Data(line.utf8))
+        try input.fileHandleForWriting.close()
+        // The acknowledgement: the line `clew append` prints once the commit is durable.
+        var acknowledged = Data()
+        while !acknowledged.contains(UInt8(ascii: "\n")) {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            acknowledged.append(chunk)
+        }
+        let t = DispatchTime.now().uptimeNanoseconds
+        let key = RunKey(dag: ViewsCorpus.dag, run: run)
+        while true {
+            try views.catchUp()
+            if try views.run(key) != nil { break }
+            guard process.isRunning || DispatchTime.now().uptimeNanoseconds - t < 5_000_000_000 else {
+                throw ViewError(.inconsistent, view: "runs", "an event appended by another process (\(String(decoding: acknowledged, as: UTF8.self))) never reached the views")
+            }
+        }
+        let ms = Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6
+        process.waitUntilExit()
+        return ms
+    }
+
+    /// Anonymous resident memory of this process (`RssAnon`), in MiB.
+    static func anonymousMB() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("RssAnon:") {
+            let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+            return kb / 1024
+        }
+        return 0
+    }
+
+    /// The largest ``anonymousMB()`` sampled.
+    final class HeapPeak: @unchecked Sendable {
+        // @unchecked Sendable: `peak` is guarded by `lock`.
+        private let lock = NSLock()
+        private var value = 0.0
+        var peak: Double { lock.withLock { value } }
+        func sample() {
+            let now = ViewsBenchmark.anonymousMB()
+            lock.withLock { value = max(value, now) }
+        }
     }
 
     static func median(_ xs: [Double]) -> Double { LedgerBenchmark.median(xs) }

@@ -145,7 +145,9 @@ struct Bench: AsyncParsableCommand {
             try await reportingErrors {
                 let dir = URL(fileURLWithPath: workDir ?? NSTemporaryDirectory()).appendingPathComponent("clew-bench-views")
                 try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-                let r = try await ViewsBenchmark.run(directory: dir, events: events, repetitions: repetitions) {
+                let r = try await ViewsBenchmark.run(
+                    directory: dir, events: events, repetitions: repetitions, appender: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+                ) {
                     Terminal.progress("bench: \($0)")
                 }
                 Terminal.endProgress()
@@ -157,7 +159,12 @@ struct Bench: AsyncParsableCommand {
                     print(String(format: "raw scan+decode  %.0f events/s (same log, same decoder, no projection)", r.rawScanDecodeEventsPerSecond))
                     print(String(format: "rebuild_ratio %.2f (goal >= 0.5)", r.rebuildRatio))
                     print(String(format: "chunk_status_query_ms %.3f p50, %.3f p99 (goal < 10)", r.chunkStatusQueryMillis, r.chunkStatusQueryP99Millis))
-                    print(String(format: "views %.1f MiB, ledger %.1f MiB", Double(r.viewBytes) / 1_048_576, Double(r.ledgerBytes) / 1_048_576))
+                    print(String(format: "views %.1f MiB, ledger %.1f MiB: views_bytes_ratio %.2f (goal <= 1.5)", Double(r.viewBytes) / 1_048_576, Double(r.ledgerBytes) / 1_048_576, r.viewsBytesRatio))
+                    for (name, ms) in r.asOfQueryMillis.sorted(by: { $0.key < $1.key }) {
+                        print(String(format: "as_of_query_ms %@ %.3f", name, ms))
+                    }
+                    print(String(format: "rebuild_heap_mb %.0f (%.0f before; goal <= 1024)", r.rebuildHeapMB, r.heapBeforeMB))
+                    if let c = r.catchupMillis { print(String(format: "catchup_ms %.1f p50, %.1f p99 (goal < 50)", c, r.catchupP99Millis ?? 0)) }
                 }
             }
         }
