@@ -6,9 +6,10 @@ import Foundation
 /// from the view instead of a refold of the log.
 ///
 /// Every change the chunk projection makes to a dataset's summary or sets is also written as an
-/// operation keyed by the dataset and the seq that made it (table `changes`): a chunk ordinal entering or
-/// leaving a set, the dataset's creation (with its partitioning), new column descriptions, or a plain
-/// touch (the summary's `lastSeq` moved and nothing else did). After every
+/// operation, and the operations one event made to one dataset are one entry keyed by the dataset and
+/// the event's seq (table `changes`): a chunk ordinal entering or leaving a set (kind, set, varint
+/// ordinal), the dataset's creation (with its partitioning), new column descriptions, or a plain touch
+/// (the summary's `lastSeq` moved and nothing else did). After every
 /// ``ChunkHistory/minimumSnapshotOps`` operations of a dataset (more when its sets hold more ranges than
 /// that), the dataset's whole state is written as a snapshot (table `snapshots`). The state at seq S is
 /// the last snapshot at or before S with the operations after it, up to S, applied: at most a snapshot's
@@ -24,21 +25,81 @@ enum ChunkHistory {
         case insert = 1, remove = 2, touch = 3, created = 4, described = 5
     }
 
-    static func changeKey(_ ds: String, seq: UInt64, n: UInt64) -> [UInt8] { KeyBuilder().string(ds).u64(seq).u64(n).bytes }
+    static func changeKey(_ ds: String, seq: UInt64) -> [UInt8] { KeyBuilder().string(ds).u64(seq).bytes }
     static func snapshotKey(_ ds: String, seq: UInt64) -> [UInt8] { KeyBuilder().string(ds).u64(seq).bytes }
     static func prefix(_ ds: String) -> [UInt8] { KeyBuilder().string(ds).bytes }
 
     static func setOp(_ op: Op, set: UInt8, ordinal: UInt64) -> [UInt8] {
         var v: [UInt8] = [op.rawValue, set]
-        withUnsafeBytes(of: ordinal.bigEndian) { v.append(contentsOf: $0) }
+        appendVarint(ordinal, to: &v)
         return v
     }
 
+    static func createdOp(partitioning: String) -> [UInt8] { bytesOp(.created, Array(partitioning.utf8)) }
+
     static func describedOp(_ fields: [DatasetDescription.Field]?) throws -> [UInt8] {
-        guard let fields else { return [Op.described.rawValue] }
+        guard let fields else { return bytesOp(.described, []) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        return [Op.described.rawValue] + Array(try encoder.encode(fields))
+        return bytesOp(.described, Array(try encoder.encode(fields)))
+    }
+
+    static let touchOp: [UInt8] = [Op.touch.rawValue]
+
+    private static func bytesOp(_ op: Op, _ bytes: [UInt8]) -> [UInt8] {
+        var v: [UInt8] = [op.rawValue]
+        appendVarint(UInt64(bytes.count), to: &v)
+        return v + bytes
+    }
+
+    static func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
+        var v = value
+        while v >= 0x80 {
+            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+
+    /// The operations of one entry, in order: each kind, set byte (0 when none), ordinal and bytes.
+    static func ops(
+        _ entry: UnsafeRawBufferPointer, seq: UInt64, view: String, _ body: (Op, UInt8, UInt64, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        var i = 0
+        func bad(_ why: String) -> ViewError {
+            ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(seq) \(why)")
+        }
+        func varint() throws -> UInt64 {
+            var v: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < entry.count, shift < 64 {
+                let b = entry[i]
+                i += 1
+                v |= UInt64(b & 0x7f) << shift
+                if b < 0x80 { return v }
+                shift += 7
+            }
+            throw bad("has a truncated number")
+        }
+        if entry.isEmpty { throw bad("is empty") }
+        while i < entry.count {
+            guard let op = Op(rawValue: entry[i]) else { throw bad("has an operation of unknown kind \(entry[i])") }
+            i += 1
+            switch op {
+            case .insert, .remove:
+                guard i < entry.count else { throw bad("is truncated") }
+                let set = entry[i]
+                i += 1
+                try body(op, set, try varint(), UnsafeRawBufferPointer(start: nil, count: 0))
+            case .touch:
+                try body(op, 0, 0, UnsafeRawBufferPointer(start: nil, count: 0))
+            case .created, .described:
+                let n = try varint()
+                guard n <= UInt64(entry.count - i) else { throw bad("is truncated") }
+                try body(op, 0, 0, UnsafeRawBufferPointer(rebasing: entry[i..<i + Int(n)]))
+                i += Int(n)
+            }
+        }
     }
 
     /// Every set a dataset can have: one per chunk status, then `stale` and `present`.
@@ -83,24 +144,18 @@ enum ChunkHistory {
             return s
         }
 
-        mutating func apply(_ value: UnsafeRawBufferPointer, seq: UInt64, view: String) throws {
-            guard let first = value.first, let op = Op(rawValue: first) else {
-                throw ViewError(.corrupt, view: view, "view \(view), table changes: an operation at seq \(seq) has an unknown kind")
-            }
+        /// Applies one entry (the operations of the event at `seq`).
+        mutating func apply(_ entry: UnsafeRawBufferPointer, seq: UInt64, view: String) throws {
             lastSeq = seq
-            switch op {
-            case .insert, .remove:
-                guard value.count == 10 else {
-                    throw ViewError(.corrupt, view: view, "view \(view), table changes: a set operation at seq \(seq) is \(value.count) bytes")
+            try ChunkHistory.ops(entry, seq: seq, view: view) { op, set, ordinal, bytes in
+                switch op {
+                case .insert: sets[set, default: RangeSet()].insert(ordinal)
+                case .remove: sets[set]?.remove(ordinal)
+                case .touch: break
+                case .created: partitioning = String(decoding: bytes, as: UTF8.self)
+                case .described:
+                    fields = bytes.isEmpty ? nil : try RecordCache<[DatasetDescription.Field]>.decode(Data(bytes), table: "changes", view: view)
                 }
-                let ordinal = UnsafeRawBufferPointer(rebasing: value[2...]).bigEndianUInt64Value
-                if op == .insert { sets[value[1], default: RangeSet()].insert(ordinal) } else { sets[value[1]]?.remove(ordinal) }
-            case .touch:
-                break
-            case .created:
-                partitioning = String(decoding: value.dropFirst(), as: UTF8.self)
-            case .described:
-                fields = value.count == 1 ? nil : try RecordCache<[DatasetDescription.Field]>.decode(Data(value.dropFirst()), table: "changes", view: view)
             }
         }
 
@@ -173,7 +228,7 @@ enum ChunkHistory {
     }
 
     /// The dataset `ds` as of `seq`, or nil when it did not exist yet: its last snapshot at or before
-    /// `seq`, then the operations after that snapshot up to `seq`.
+    /// `seq`, then the entries after that snapshot up to `seq`.
     static func state(_ ds: String, asOf seq: UInt64, _ txn: Transaction, _ store: ViewStore) throws -> State? {
         let prefix = prefix(ds)
         var state: State?
@@ -184,7 +239,10 @@ enum ChunkHistory {
         }
         let start = KeyBuilder().string(ds).u64(from &+ 1).bytes
         try ViewTxn.scan(txn, store.table("changes"), prefix: prefix, from: start, view: store.name, table: "changes") { k, v in
-            let at = UnsafeRawBufferPointer(rebasing: k[prefix.count..<prefix.count + 8]).bigEndianUInt64Value
+            guard k.count == prefix.count + 8 else {
+                throw ViewError(.corrupt, view: store.name, "view \(store.name), table changes: a key of \(ds) is \(k.count) bytes")
+            }
+            let at = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
             if at > seq { return false }
             if state == nil {
                 // The first operation of a dataset is its creation.
@@ -225,51 +283,53 @@ enum ChunkHistory {
     }
 }
 
-/// What the chunk projection writes to ``ChunkHistory`` while it folds: operations as they happen, and a
-/// snapshot of a dataset once enough operations followed its last one.
+/// What the chunk projection writes to ``ChunkHistory`` while it folds: each event's operations on each
+/// dataset as one entry, once the event is done, and a snapshot of a dataset once enough operations
+/// followed its last one.
 struct ChunkHistoryWriter {
     /// Operations written per dataset since its last snapshot, and how many are due before the next
     /// (loaded from the view the first time a dataset is seen in a fold).
     private var since: [String: (ops: Int, due: Int)] = [:]
-    /// The seq being applied, the next operation number per dataset within it, and the datasets it
-    /// touched (checked for a snapshot once the event is done).
+    /// The seq being applied and its operations so far, per dataset.
     private var seq: UInt64 = 0
-    private var numbers: [String: UInt64] = [:]
+    private var pending: [String: (ops: Int, bytes: [UInt8])] = [:]
 
     mutating func reset() {
         since.removeAll()
-        numbers.removeAll()
+        pending.removeAll()
         seq = 0
     }
 
-    /// Starts event `seq`; returns the previous event's seq and the datasets it touched (to check them
-    /// for a snapshot, now that the event is done).
-    mutating func begin(_ seq: UInt64) -> (seq: UInt64, datasets: [String]) {
+    /// Starts event `seq`: writes the previous event's entries and returns its seq and the datasets it
+    /// touched (to check them for a snapshot, now that the event is done).
+    mutating func begin(_ seq: UInt64, _ txn: ViewTxn) throws -> (seq: UInt64, datasets: [String]) {
         guard seq != self.seq else { return (seq, []) }
-        let previous = self.seq
+        let done = try end(txn)
         self.seq = seq
-        defer { numbers.removeAll(keepingCapacity: true) }
-        return (previous, numbers.keys.sorted())
+        return done
     }
 
-    /// Ends the batch: the last event's seq and the datasets it touched.
-    mutating func end() -> (seq: UInt64, datasets: [String]) {
-        defer {
-            numbers.removeAll(keepingCapacity: true)
-            seq = 0
+    /// Writes the current event's entries (at the end of a batch); returns its seq and datasets.
+    mutating func end(_ txn: ViewTxn) throws -> (seq: UInt64, datasets: [String]) {
+        let datasets = pending.keys.sorted()
+        for ds in datasets {
+            let entry = pending[ds]!
+            try load(ds, txn)  // before the put: it counts the operations already written
+            try txn.put(txn.store.table("changes"), ChunkHistory.changeKey(ds, seq: seq), entry.bytes)
+            since[ds]!.ops += entry.ops
         }
-        return (seq, numbers.keys.sorted())
+        pending.removeAll(keepingCapacity: true)
+        defer { seq = 0 }
+        return (seq, datasets)
     }
 
-    /// Whether the current event already wrote an operation for `ds`.
-    func touched(_ ds: String) -> Bool { numbers[ds] != nil }
+    /// Whether the current event already has an operation for `ds`.
+    func touched(_ ds: String) -> Bool { pending[ds] != nil }
 
-    mutating func write(_ ds: String, _ value: [UInt8], _ txn: ViewTxn) throws {
-        try load(ds, txn)  // before the put: it counts the operations already written
-        let n = numbers[ds, default: 0]
-        numbers[ds] = n + 1
-        try txn.put(txn.store.table("changes"), ChunkHistory.changeKey(ds, seq: seq, n: n), value)
-        since[ds]!.ops += 1
+    /// Adds an operation (``ChunkHistory/setOp(_:set:ordinal:)`` and the like) to the current event's entry for `ds`.
+    mutating func write(_ ds: String, _ op: [UInt8]) {
+        pending[ds, default: (0, [])].ops += 1
+        pending[ds]!.bytes.append(contentsOf: op)
     }
 
     /// Whether `ds` is due a snapshot.
@@ -296,8 +356,8 @@ struct ChunkHistoryWriter {
             due = max(due, try ChunkHistory.State(decoding: v, view: store.name).rangeCount)
         }
         var ops = 0
-        try txn.scan(store.table("changes"), prefix: prefix, from: KeyBuilder().string(ds).u64(last &+ 1).bytes, table: "changes") { _, _ in
-            ops += 1
+        try txn.scan(store.table("changes"), prefix: prefix, from: KeyBuilder().string(ds).u64(last &+ 1).bytes, table: "changes") { k, v in
+            try ChunkHistory.ops(v, seq: 0, view: store.name) { _, _, _, _ in ops += 1 }
             return true
         }
         since[ds] = (ops, due)

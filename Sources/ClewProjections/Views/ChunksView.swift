@@ -94,7 +94,7 @@ final class ChunksProjection: Projection {
     }
 
     func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws {
-        let previous = history.begin(h.seq)
+        let previous = try history.begin(h.seq, txn)
         try snapshotIfDue(previous, txn)
         switch fact {
         case .dagRegistered(let d):
@@ -104,19 +104,19 @@ final class ChunksProjection: Projection {
                     var s = DatasetSummary(name: spec.name, partitioning: Self.partitioning(spec.partitioning))
                     s.lastSeq = h.seq
                     summaries.set(key, s)
-                    try history.write(spec.name, [ChunkHistory.Op.created.rawValue] + Array(s.partitioning.utf8), txn)
+                    history.write(spec.name, ChunkHistory.createdOp(partitioning: s.partitioning))
                 }
             }
         case .chunk(let c):
             try change(c, h, txn)
-            try touch(c.dataset, txn)
+            touch(c.dataset)
         case .described(let d):
             guard let fields = d.fields else { return }
             var s = try summary(d.dataset, txn)
             s.fields = fields
             s.lastSeq = h.seq
             summaries.set(Self.summaryKey(d.dataset), s)
-            try history.write(d.dataset, try ChunkHistory.describedOp(fields), txn)
+            history.write(d.dataset, try ChunkHistory.describedOp(fields))
         case .lease(let l, let acquired):
             var (summary, ordinal) = try locate(l.dataset, l.chunk, txn)
             summary.lastSeq = h.seq
@@ -129,7 +129,7 @@ final class ChunksProjection: Projection {
             }
             chunks.set(Self.chunkKey(l.dataset, ordinal), rec)
             summaries.set(Self.summaryKey(l.dataset), summary)
-            try touch(l.dataset, txn)
+            touch(l.dataset)
         default:
             break
         }
@@ -138,8 +138,8 @@ final class ChunksProjection: Projection {
     // MARK: history (--as-of)
 
     /// Records that the event moved `ds`'s `lastSeq` when it wrote no other operation for it.
-    private func touch(_ ds: String, _ txn: ViewTxn) throws {
-        if !history.touched(ds) { try history.write(ds, [ChunkHistory.Op.touch.rawValue], txn) }
+    private func touch(_ ds: String) {
+        if !history.touched(ds) { history.write(ds, ChunkHistory.touchOp) }
     }
 
     /// Snapshots each dataset the event at `done.seq` touched whose operations since its last snapshot
@@ -193,7 +193,7 @@ final class ChunksProjection: Projection {
         if let s = try summaries.get(Self.summaryKey(ds), txn, txn.store.table("datasets")) { return s }
         let s = DatasetSummary(name: ds, partitioning: "key")
         summaries.set(Self.summaryKey(ds), s)
-        try history.write(ds, [ChunkHistory.Op.created.rawValue] + Array(s.partitioning.utf8), txn)
+        history.write(ds, ChunkHistory.createdOp(partitioning: s.partitioning))
         return s
     }
 
@@ -262,7 +262,7 @@ final class ChunksProjection: Projection {
         }
         if insert { entry.current.insert(ordinal) } else { entry.current.remove(ordinal) }
         sets[id] = entry
-        try history.write(ds, ChunkHistory.setOp(insert ? .insert : .remove, set: set, ordinal: ordinal), txn)
+        history.write(ds, ChunkHistory.setOp(insert ? .insert : .remove, set: set, ordinal: ordinal))
     }
 
     private func move(_ ds: String, _ ordinal: UInt64, from: String?, to: String, _ s: inout DatasetSummary, _ txn: ViewTxn) throws {
@@ -372,7 +372,7 @@ final class ChunksProjection: Projection {
     }
 
     func flush(_ txn: ViewTxn) throws {
-        try snapshotIfDue(history.end(), txn)
+        try snapshotIfDue(try history.end(txn), txn)
         let s = txn.store
         try summaries.flush(txn, s.table("datasets"))
         try chunks.flush(txn, s.table("chunks"))
