@@ -83,14 +83,16 @@ struct ViewsTests {
         }
     }
 
-    @Test("chunk status as of any seq comes from the view's history (snapshots and operations) and equals a fold of the log up to it")
+    @Test("chunk status and runs as of any seq come from the views (history, snapshots, run epochs) and equal a fold of the log up to it")
     func chunkHistoryAsOf() async throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let ledger = try Ledger.create(at: dir.appendingPathComponent("corpus.ledger"))
         defer { ledger.close() }
         try await ViewsCorpus.generate(into: ledger, events: 30_000)
-        let views = try Views.open(ledger: ledger)
+        var options = Views.Options()
+        options.runEpochBits = 9  // 512 seqs per epoch: about 60 epochs to merge
+        let views = try Views.open(ledger: ledger, options: options)
         let last = try ledger.lastSeq
         // The history's snapshots, by seq: the test looks on both sides of each.
         let snapshots: [UInt64] = try views.read(.chunks) { store, txn in
@@ -120,6 +122,16 @@ struct ViewsTests {
             let a = try views.chunkStatus(dataset: ViewsCorpus.dataset, ranges: 1_000, asOf: n)
             let b = try truth.chunkStatus(dataset: ViewsCorpus.dataset, ranges: 1_000)
             #expect(a?.dataset == b?.dataset && a?.groups == b?.groups, "chunk status as of \(n)")
+            let newest = try truth.runs(RunQuery(limit: 25))
+            #expect(try views.runs(RunQuery(limit: 25, asOf: n)) == newest, "runs as of \(n)")
+            #expect(try views.runs(RunQuery(state: "running", limit: 5, asOf: n)) == truth.runs(RunQuery(state: "running", limit: 5)))
+            let window = RunQuery(untilMicros: newest.last?.queuedMicros, limit: 10, asOf: n)
+            #expect(try views.runs(window) == truth.runs(RunQuery(untilMicros: newest.last?.queuedMicros, limit: 10)), "runs before a time as of \(n)")
+            for r in newest.prefix(3) {
+                let a = try views.run(r.key, asOf: n)
+                let b = try truth.run(r.key)
+                #expect(a?.run == b?.run && a?.tasks == b?.tasks, "run \(r.key) as of \(n)")
+            }
         }
         #expect(throws: ViewError.self) { try views.chunkStatus(dataset: ViewsCorpus.dataset, asOf: last + 1) }
     }

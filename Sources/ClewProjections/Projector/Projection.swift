@@ -29,9 +29,9 @@ public enum ViewName: String, CaseIterable, Sendable, Codable {
         }
     }
 
-    func makeProjection() -> any Projection {
+    func makeProjection(_ options: Views.Options) -> any Projection {
         switch self {
-        case .runs: return RunsProjection()
+        case .runs: return RunsProjection(epochBits: options.runEpochBits)
         case .chunks: return ChunksProjection()
         case .lineage: return LineageProjection()
         case .values: return ValuesProjection()

@@ -44,6 +44,9 @@ public final class Views: @unchecked Sendable {
         /// Called with what the views did on their own (a rebuild after a problem).
         public var notice: @Sendable (String) -> Void = { _ in }
         public var progress: (@Sendable (FoldProgress) -> Void)? = nil
+        /// Seqs per epoch of the runs view's `by_epoch` index, as a power of two (tests use small epochs
+        /// to have many; queries read any width).
+        package var runEpochBits: UInt64 = 16
         public init() {}
     }
 
@@ -124,7 +127,7 @@ public final class Views: @unchecked Sendable {
             let checkpoint = try check(store, name, sealed: sealed)
             lock.withLock { _ in
                 if let old = live[name] { old.store.close() }
-                live[name] = (store, name.makeProjection(), checkpoint)
+                live[name] = (store, name.makeProjection(options), checkpoint)
             }
         } catch {
             store.close()
@@ -294,7 +297,7 @@ public final class Views: @unchecked Sendable {
                     try store.writeMeta(txn, ViewStore.Meta(
                         format: ViewStore.formatVersion, view: name.rawValue, ledger: ledger.id, checkpoint: 0, state: "building"))
                 }
-                targets.append(FoldTarget(name: name, store: store, projection: name.makeProjection()))
+                targets.append(FoldTarget(name: name, store: store, projection: name.makeProjection(options)))
             }
             defer { for t in targets { t.store.close() } }
             // Fold until no event arrived meanwhile, so the swapped-in view is current.
@@ -337,7 +340,7 @@ public final class Views: @unchecked Sendable {
         for name in names {
             let store = try ViewStore(name: name.rawValue, directory: dir.appendingPathComponent(name.rawValue), tables: name.tables, building: true)
             stores[name] = store
-            targets.append(FoldTarget(name: name, store: store, projection: name.makeProjection(), limit: seqs[name] ?? 0))
+            targets.append(FoldTarget(name: name, store: store, projection: name.makeProjection(options), limit: seqs[name] ?? 0))
         }
         let end = seqs.values.max() ?? 0
         _ = try fold(targets, through: end, progress: progress)

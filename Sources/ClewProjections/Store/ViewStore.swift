@@ -299,6 +299,34 @@ struct ViewTxn {
         }
     }
 
+    /// Calls `body` with the greatest entry whose key starts with `prefix` and sorts before `below` (the
+    /// last with the prefix when `below` is nil), checked; does nothing when there is none.
+    static func last(
+        _ txn: Transaction, _ db: Database, prefix: [UInt8], below: [UInt8]?, view: String, table: String,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        let bounds = txn.mapBounds()
+        try txn.withCursor(db) { c in
+            var upper = below ?? prefix
+            if below == nil {
+                // Past every key with the prefix: the prefix with its last byte incremented.
+                while let b = upper.last, b == 0xff { upper.removeLast() }
+                if !upper.isEmpty { upper[upper.count - 1] += 1 }
+            }
+            let e: Cursor.Entry?
+            if upper.isEmpty {
+                e = try c.last()
+            } else {
+                e = try upper.withUnsafeBytes { try c.seek($0) } != nil ? try c.previous() : try c.last()
+            }
+            guard let (k, v) = e else { return }
+            try inBounds(k, v, bounds, view: view, table: table)
+            guard k.hasPrefix(prefix) else { return }
+            try check(key: k, stored: v, view: view, table: table)
+            try body(k, UnsafeRawBufferPointer(rebasing: v[0..<(v.count - Checksum.size)]))
+        }
+    }
+
     /// A damaged node can point outside the map; reading there would crash, so it is refused first.
     @inline(__always)
     static func inBounds(_ k: UnsafeRawBufferPointer, _ v: UnsafeRawBufferPointer, _ map: UnsafeRawBufferPointer?, view: String, table: String) throws {

@@ -257,28 +257,17 @@ enum ChunkHistory {
         return state
     }
 
-    /// Calls `body` with the last entry whose key starts with `prefix` and whose next 8 bytes are at
-    /// most `atMost` (big-endian), checksum-checked.
+    /// Calls `body` with the last entry whose key is `prefix` and 8 bytes (big-endian) of at most `atMost`.
     static func lastEntry(
         _ txn: Transaction, _ db: Database, prefix: [UInt8], atMost: UInt64, view: String, table: String,
         _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
     ) throws {
-        let bounds = txn.mapBounds()
-        try txn.withCursor(db) { c in
-            var e: Cursor.Entry?
-            if atMost == .max {
-                var upper = prefix
-                upper.append(0xff)
-                e = try upper.withUnsafeBytes { try c.seek($0) } != nil ? try c.previous() : try c.last()
-            } else {
-                let after = KeyBuilder().u64(atMost + 1).bytes
-                e = try (prefix + after).withUnsafeBytes { try c.seek($0) } != nil ? try c.previous() : try c.last()
+        let below = atMost == .max ? nil : prefix + KeyBuilder().u64(atMost + 1).bytes
+        try ViewTxn.last(txn, db, prefix: prefix, below: below, view: view, table: table) { k, v in
+            guard k.count == prefix.count + 8 else {
+                throw ViewError(.corrupt, view: view, "view \(view), table \(table): a key is \(k.count) bytes")
             }
-            guard let (k, v) = e else { return }
-            try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
-            guard k.hasPrefix(prefix), k.count == prefix.count + 8 else { return }
-            try ViewTxn.check(key: k, stored: v, view: view, table: table)
-            try body(k, UnsafeRawBufferPointer(rebasing: v[0..<(v.count - Checksum.size)]))
+            try body(k, v)
         }
     }
 }

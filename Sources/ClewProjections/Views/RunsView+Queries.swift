@@ -45,6 +45,7 @@ extension Views {
     public func runs(_ q: RunQuery) throws -> [RunRecord] {
         let useState = q.asOf == nil ? q.state : nil
         return try read(.runs) { store, txn in
+            if let asOf = q.asOf, q.dag == nil { return try runs(q, asOf: asOf, store, txn) }
             var records: [RunRecord] = []
             let (table, prefix): (String, [UInt8]) =
                 if let s = useState { ("by_state", KeyBuilder().string(s).bytes) }
@@ -71,6 +72,64 @@ extension Views {
             }
             return records
         }
+    }
+
+    /// Runs as of `asOf`, newest first, from `by_epoch`: the newest run of each epoch that began by `asOf`
+    /// is kept in order, and the newest of all is taken and replaced by the next of its epoch, so the
+    /// cost is two seeks per epoch and one per run returned, plus the runs of `asOf`'s own epoch that
+    /// began after it.
+    private func runs(_ q: RunQuery, asOf: UInt64, _ store: ViewStore, _ txn: Transaction) throws -> [RunRecord] {
+        let db = store.table("by_epoch")
+        // The next key (its `by_time` part) of each epoch, in ascending order: the newest is last.
+        var heads: [(time: [UInt8], epoch: UInt64)] = []
+        func advance(_ epoch: UInt64, below: [UInt8]?) throws {
+            let prefix = KeyBuilder().u64(epoch).bytes
+            try ViewTxn.last(txn, db, prefix: prefix, below: below.map { prefix + $0 }, view: "runs", table: "by_epoch") { k, _ in
+                let time = Array(k[prefix.count...])
+                var lo = 0
+                var hi = heads.count
+                while lo < hi {
+                    let mid = (lo + hi) / 2
+                    if heads[mid].time.lexicographicallyPrecedes(time) { lo = mid + 1 } else { hi = mid }
+                }
+                heads.insert((time, epoch), at: lo)
+            }
+        }
+        let until = q.untilMicros.map { KeyBuilder().i64($0).bytes }
+        // Every epoch that began at or before `asOf` (keys start with the epoch's first seq).
+        var from: UInt64 = 0
+        while true {
+            var epoch: UInt64?
+            try ViewTxn.scan(txn, db, prefix: [], from: KeyBuilder().u64(from).bytes, view: "runs", table: "by_epoch") { k, _ in
+                if k.count >= 8 { epoch = k.bigEndianUInt64Value }
+                return false
+            }
+            guard let e = epoch, e <= asOf else { break }
+            try advance(e, below: until)
+            if e == .max { break }
+            from = e + 1
+        }
+        var out: [RunRecord] = []
+        while out.count < q.limit, let head = heads.popLast() {
+            let (time, key) = head.time.withUnsafeBytes { raw in
+                var r = KeyReader(raw)
+                return (r.i64(), RunKey(dag: r.string(), run: r.string()))
+            }
+            if let s = q.sinceMicros, time < s { break }
+            try advance(head.epoch, below: head.time)
+            guard var record = try RecordCache<RunRecord>.read(RunsProjection.runKey(key), table: "runs", txn, store) else {
+                throw ViewError(.inconsistent, view: "runs", "view runs indexes run \(key) but has no record of it")
+            }
+            if record.firstSeq > asOf { continue }
+            if record.lastSeq > asOf {
+                guard let then = try foldRun(key, through: asOf)?.run else { continue }
+                record = then
+            }
+            if (q.state == nil || record.state == q.state) && (q.externalID == nil || record.externalIDs?.contains(q.externalID!) == true) {
+                out.append(record)
+            }
+        }
+        return out
     }
 
     /// A run and its tasks (nil if the log has no such run as of `asOf`).

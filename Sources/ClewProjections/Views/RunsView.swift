@@ -188,10 +188,16 @@ enum RunsFold {
 ///
 /// Tables: `runs` (dag, run → ``RunRecord``), `tasks` (dag, run, task → ``TaskRecord``), and the key-only
 /// indexes `by_time` (queued time, dag, run), `by_dag` (dag, queued time, run), `by_state` (state, queued
-/// time, dag, run).
+/// time, dag, run) and, for `--as-of`, `by_epoch` (the first seq of the run's epoch of 2^16 seqs, queued
+/// time, dag, run): the runs that existed at a seq are those of the epochs up to its own, newest first in
+/// each.
 final class RunsProjection: Projection {
     static let name = "runs"
-    static let tables = ["runs", "tasks", "by_time", "by_dag", "by_state"]
+    static let tables = ["runs", "tasks", "by_time", "by_dag", "by_state", "by_epoch"]
+    /// Seqs per `by_epoch` epoch, as a power of two.
+    let epochBits: UInt64
+
+    init(epochBits: UInt64 = 16) { self.epochBits = epochBits }
     static let interest: Fact.Interest = [.run]
 
     private var runs = RecordCache<RunRecord>(table: "runs")
@@ -201,6 +207,7 @@ final class RunsProjection: Projection {
     static func taskKey(_ k: RunKey, _ task: String) -> [UInt8] { KeyBuilder().string(k.dag).string(k.run).raw(task).bytes }
     static func timeKey(_ r: RunRecord) -> [UInt8] { KeyBuilder().i64(r.queuedMicros).string(r.dag).raw(r.run).bytes }
     static func dagKey(_ r: RunRecord) -> [UInt8] { KeyBuilder().string(r.dag).i64(r.queuedMicros).raw(r.run).bytes }
+    func epochKey(_ r: RunRecord) -> [UInt8] { KeyBuilder().u64((r.firstSeq >> epochBits) << epochBits).bytes + Self.timeKey(r) }
     static func stateKey(_ r: RunRecord) -> [UInt8] {
         KeyBuilder().string(r.state).i64(r.queuedMicros).string(r.dag).raw(r.run).bytes
     }
@@ -229,11 +236,13 @@ final class RunsProjection: Projection {
                 try txn.delete(s.table("by_time"), Self.timeKey(old))
                 try txn.delete(s.table("by_dag"), Self.dagKey(old))
                 try txn.delete(s.table("by_state"), Self.stateKey(old))
+                if old.queuedMicros != new?.queuedMicros { try txn.delete(s.table("by_epoch"), epochKey(old)) }
             }
             if let new, old == nil || old!.queuedMicros != new.queuedMicros || old!.state != new.state {
                 try txn.put(s.table("by_time"), Self.timeKey(new), [])
                 try txn.put(s.table("by_dag"), Self.dagKey(new), [])
                 try txn.put(s.table("by_state"), Self.stateKey(new), [])
+                if old?.queuedMicros != new.queuedMicros { try txn.put(s.table("by_epoch"), epochKey(new), []) }
             }
         }
         try tasks.flush(txn, s.table("tasks"))
