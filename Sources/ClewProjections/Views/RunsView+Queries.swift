@@ -81,10 +81,13 @@ extension Views {
     private func runs(_ q: RunQuery, asOf: UInt64, _ store: ViewStore, _ txn: Transaction) throws -> [RunRecord] {
         let db = store.table("by_epoch")
         // The next key (its `by_time` part) of each epoch, in ascending order: the newest is last.
-        var heads: [(time: [UInt8], epoch: UInt64)] = []
+        var heads: [(time: [UInt8], epoch: UInt64, firstSeq: UInt64)] = []
         func advance(_ epoch: UInt64, below: [UInt8]?) throws {
             let prefix = KeyBuilder().u64(epoch).bytes
-            try ViewTxn.last(txn, db, prefix: prefix, below: below.map { prefix + $0 }, view: "runs", table: "by_epoch") { k, _ in
+            try ViewTxn.last(txn, db, prefix: prefix, below: below.map { prefix + $0 }, view: "runs", table: "by_epoch") { k, v in
+                guard v.count == 8 else {
+                    throw ViewError(.corrupt, view: "runs", "view runs, table by_epoch: an entry holds \(v.count) bytes, not a seq")
+                }
                 let time = Array(k[prefix.count...])
                 var lo = 0
                 var hi = heads.count
@@ -92,7 +95,7 @@ extension Views {
                     let mid = (lo + hi) / 2
                     if heads[mid].time.lexicographicallyPrecedes(time) { lo = mid + 1 } else { hi = mid }
                 }
-                heads.insert((time, epoch), at: lo)
+                heads.insert((time, epoch, v.bigEndianUInt64Value), at: lo)
             }
         }
         let until = q.untilMicros.map { KeyBuilder().i64($0).bytes }
@@ -117,6 +120,7 @@ extension Views {
             }
             if let s = q.sinceMicros, time < s { break }
             try advance(head.epoch, below: head.time)
+            if head.firstSeq > asOf { continue }  // began after the seq (in its epoch)
             guard var record = try RecordCache<RunRecord>.read(RunsProjection.runKey(key), table: "runs", txn, store) else {
                 throw ViewError(.inconsistent, view: "runs", "view runs indexes run \(key) but has no record of it")
             }

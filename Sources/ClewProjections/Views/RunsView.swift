@@ -189,8 +189,8 @@ enum RunsFold {
 /// Tables: `runs` (dag, run → ``RunRecord``), `tasks` (dag, run, task → ``TaskRecord``), and the key-only
 /// indexes `by_time` (queued time, dag, run), `by_dag` (dag, queued time, run), `by_state` (state, queued
 /// time, dag, run) and, for `--as-of`, `by_epoch` (the first seq of the run's epoch of 2^16 seqs, queued
-/// time, dag, run): the runs that existed at a seq are those of the epochs up to its own, newest first in
-/// each.
+/// time, dag, run → the run's first seq): the runs that existed at a seq are those of the epochs up to
+/// its own, newest first in each.
 final class RunsProjection: Projection {
     static let name = "runs"
     static let tables = ["runs", "tasks", "by_time", "by_dag", "by_state", "by_epoch"]
@@ -242,7 +242,7 @@ final class RunsProjection: Projection {
                 try txn.put(s.table("by_time"), Self.timeKey(new), [])
                 try txn.put(s.table("by_dag"), Self.dagKey(new), [])
                 try txn.put(s.table("by_state"), Self.stateKey(new), [])
-                if old?.queuedMicros != new.queuedMicros { try txn.put(s.table("by_epoch"), epochKey(new), []) }
+                if old?.queuedMicros != new.queuedMicros { try txn.put(s.table("by_epoch"), epochKey(new), KeyBuilder().u64(new.firstSeq).bytes) }
             }
         }
         try tasks.flush(txn, s.table("tasks"))
