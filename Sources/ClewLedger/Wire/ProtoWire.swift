@@ -1,11 +1,11 @@
-import ClewCore
+package import ClewCore
 /// Protocol Buffers wire-format primitives (varints, tags, length-delimited fields).
 ///
 /// The event envelope is specified as a `.proto` (docs/schema/clew/v1/event.proto) so any language can
 /// decode the log with stock protobuf tooling; Clew itself encodes it with these few primitives, which
 /// keeps the hot append and scan paths free of allocation and makes the canonical (hashed) bytes
 /// exactly the bytes Clew wrote. Conformance is checked against `protoc --decode` in the tests.
-enum ProtoWire {
+package enum ProtoWire {
     enum WireType: UInt8 {
         case varint = 0
         case fixed64 = 1
@@ -25,7 +25,7 @@ enum ProtoWire {
     }
 
     @inline(__always)
-    static func appendVarint(_ v: UInt64, to out: inout [UInt8]) {
+    package static func appendVarint(_ v: UInt64, to out: inout [UInt8]) {
         var v = v
         while v >= 0x80 {
             out.append(UInt8(truncatingIfNeeded: v) | 0x80)
@@ -54,23 +54,23 @@ enum ProtoWire {
 }
 
 /// Reads protobuf wire format from a byte buffer, never past its end.
-struct ProtoReader {
-    let bytes: UnsafeRawBufferPointer
-    var offset = 0
+package struct ProtoReader {
+    package let bytes: UnsafeRawBufferPointer
+    package var offset = 0
 
-    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+    package init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-    var isAtEnd: Bool { offset >= bytes.count }
+    package var isAtEnd: Bool { offset >= bytes.count }
 
-    struct Malformed: ClewError {
+    package struct Malformed: ClewError {
         let reason: String
         let offset: Int
-        var description: String { "\(reason) at byte \(offset)" }
-        var category: ErrorCategory { .corrupted }
+        package var description: String { "\(reason) at byte \(offset)" }
+        package var category: ErrorCategory { .corrupted }
     }
 
     @inline(__always)
-    mutating func varint() throws(Malformed) -> UInt64 {
+    package mutating func varint() throws(Malformed) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
         while offset < bytes.count {
@@ -96,7 +96,7 @@ struct ProtoReader {
     }
 
     @inline(__always)
-    mutating func lengthDelimited() throws(Malformed) -> UnsafeRawBufferPointer {
+    package mutating func lengthDelimited() throws(Malformed) -> UnsafeRawBufferPointer {
         let n = try varint()
         guard n <= UInt64(bytes.count - offset) else {
             throw Malformed(reason: "field of \(n) bytes runs past the end", offset: offset)

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Builds composite LMDB keys whose byte order is the order queries want: strings end with a 0 byte (so a
 /// prefix never sorts inside a longer string), integers are big-endian, doubles order-preserving.
 struct KeyBuilder {
@@ -111,8 +115,10 @@ extension UnsafeRawBufferPointer {
     }
 }
 
-/// A byte string as a dictionary or set key, hashed in one call (`[UInt8]` hashes byte by byte).
-struct ByteKey: Hashable {
+/// A byte string as a dictionary or set key, hashed in one call (`[UInt8]` hashes byte by byte), and
+/// ordered as LMDB orders keys (`memcmp`, then length): sorting a batch's keys by
+/// `lexicographicallyPrecedes` took a tenth of a rebuild.
+struct ByteKey: Hashable, Comparable {
     let bytes: [UInt8]
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
@@ -122,4 +128,14 @@ struct ByteKey: Hashable {
     }
 
     static func == (a: ByteKey, b: ByteKey) -> Bool { a.bytes == b.bytes }
+
+    static func < (a: ByteKey, b: ByteKey) -> Bool {
+        a.bytes.withUnsafeBytes { x in
+            b.bytes.withUnsafeBytes { y in
+                let n = min(x.count, y.count)
+                let c = n == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, n)
+                return c != 0 ? c < 0 : x.count < y.count
+            }
+        }
+    }
 }

@@ -32,7 +32,7 @@ struct RecordCache<R: Codable & Equatable> {
     mutating func flush(_ txn: ViewTxn, _ db: Database, moved: ([UInt8], R?, R?) throws -> Void = { _, _, _ in }) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        for (k, e) in entries.sorted(by: { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }) where e.original != e.current {
+        for (k, e) in entries.filter({ $0.value.original != $0.value.current }).sorted(by: { $0.key < $1.key }) {
             let key = k.bytes
             if let c = e.current {
                 try txn.put(db, key, Array(try encoder.encode(c)))

@@ -31,7 +31,7 @@ enum ChunkHistory {
 
     static func setOp(_ op: Op, set: UInt8, ordinal: UInt64) -> [UInt8] {
         var v: [UInt8] = [op.rawValue, set]
-        appendVarint(ordinal, to: &v)
+        ProtoWire.appendVarint(ordinal, to: &v)
         return v
     }
 
@@ -48,57 +48,40 @@ enum ChunkHistory {
 
     private static func bytesOp(_ op: Op, _ bytes: [UInt8]) -> [UInt8] {
         var v: [UInt8] = [op.rawValue]
-        appendVarint(UInt64(bytes.count), to: &v)
+        ProtoWire.appendVarint(UInt64(bytes.count), to: &v)
         return v + bytes
-    }
-
-    static func appendVarint(_ value: UInt64, to out: inout [UInt8]) {
-        var v = value
-        while v >= 0x80 {
-            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        out.append(UInt8(v))
     }
 
     /// The operations of one entry, in order: each kind, set byte (0 when none), ordinal and bytes.
     static func ops(
         _ entry: UnsafeRawBufferPointer, seq: UInt64, view: String, _ body: (Op, UInt8, UInt64, UnsafeRawBufferPointer) throws -> Void
     ) throws {
-        var i = 0
-        func bad(_ why: String) -> ViewError {
-            ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(seq) \(why)")
-        }
-        func varint() throws -> UInt64 {
-            var v: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < entry.count, shift < 64 {
-                let b = entry[i]
-                i += 1
-                v |= UInt64(b & 0x7f) << shift
-                if b < 0x80 { return v }
-                shift += 7
+        if entry.isEmpty { throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(seq) is empty") }
+        var r = ProtoReader(entry)
+        do {
+            while !r.isAtEnd {
+                let kind = entry[r.offset]
+                r.offset += 1
+                guard let op = Op(rawValue: kind) else {
+                    throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(seq) has an operation of unknown kind \(kind)")
+                }
+                let none = UnsafeRawBufferPointer(start: nil, count: 0)
+                switch op {
+                case .insert, .remove:
+                    guard !r.isAtEnd else {
+                        throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(seq) is cut short")
+                    }
+                    let set = entry[r.offset]
+                    r.offset += 1
+                    try body(op, set, try r.varint(), none)
+                case .touch:
+                    try body(op, 0, 0, none)
+                case .created, .described:
+                    try body(op, 0, 0, try r.lengthDelimited())
+                }
             }
-            throw bad("has a truncated number")
-        }
-        if entry.isEmpty { throw bad("is empty") }
-        while i < entry.count {
-            guard let op = Op(rawValue: entry[i]) else { throw bad("has an operation of unknown kind \(entry[i])") }
-            i += 1
-            switch op {
-            case .insert, .remove:
-                guard i < entry.count else { throw bad("is truncated") }
-                let set = entry[i]
-                i += 1
-                try body(op, set, try varint(), UnsafeRawBufferPointer(start: nil, count: 0))
-            case .touch:
-                try body(op, 0, 0, UnsafeRawBufferPointer(start: nil, count: 0))
-            case .created, .described:
-                let n = try varint()
-                guard n <= UInt64(entry.count - i) else { throw bad("is truncated") }
-                try body(op, 0, 0, UnsafeRawBufferPointer(rebasing: entry[i..<i + Int(n)]))
-                i += Int(n)
-            }
+        } catch let e as ProtoReader.Malformed {
+            throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(seq) does not decode (\(e))")
         }
     }
 

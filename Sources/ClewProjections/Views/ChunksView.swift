@@ -377,7 +377,7 @@ final class ChunksProjection: Projection {
         try summaries.flush(txn, s.table("datasets"))
         try chunks.flush(txn, s.table("chunks"))
         let db = s.table("sets")
-        for (id, e) in sets.sorted(by: { $0.key.bytes.lexicographicallyPrecedes($1.key.bytes) }) where e.original != e.current {
+        for (id, e) in sets.filter({ $0.value.original != $0.value.current }).sorted(by: { $0.key < $1.key }) {
             let prefix = id.bytes
             let old = Set(e.original.ranges.map { [$0.lowerBound, $0.upperBound] })
             let new = Set(e.current.ranges.map { [$0.lowerBound, $0.upperBound] })
