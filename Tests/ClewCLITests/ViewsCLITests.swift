@@ -42,6 +42,13 @@ struct ViewsCLITests {
         #expect(chunks.status == 0 && chunks.stdout.contains("partitioning time:3600"), "\(chunks.stdout + chunks.stderr)")
         let report = try await jsonObject(try cli.run(["chunks", ViewsCorpus.dataset, "--json"]).stdout)
         #expect(((report["dataset"] as? [String: Any])?["chunks"] as? Int ?? 0) > 0)
+        // As of a seq, from the chunk view's history: before any chunk, then after two runs' ten chunks each.
+        let empty = try await jsonObject(try cli.run(["chunks", ViewsCorpus.dataset, "--as-of", "1", "--json"]).stdout)
+        #expect((empty["dataset"] as? [String: Any])?["chunks"] as? Int == 0 && (empty["dataset"] as? [String: Any])?["partitioning"] as? String == "time:3600", "\(empty)")
+        let early = try await jsonObject(try cli.run(["chunks", ViewsCorpus.dataset, "--as-of", "\(first + 3)", "--json"]).stdout)
+        #expect((early["dataset"] as? [String: Any])?["chunks"] as? Int == 2 * ViewsCorpus.chunksPerRun, "\(early)")
+        let datasetsThen = try await cli.run(["chunks", "--as-of", "\(first + 3)", "--json"])
+        #expect(datasetsThen.status == 0 && datasetsThen.stdout.contains(ViewsCorpus.dataset), "\(datasetsThen.stdout + datasetsThen.stderr)")
         let ready = try await cli.run(["chunks", ViewsCorpus.dataset, "--status", "consumed", "--limit", "3"])
         #expect(ready.lines.count == 3, "\(ready.stdout)")
         let lineage = try await cli.run(["lineage", "dataset:\(ViewsCorpus.dataset)", "--down", "--depth", "1"])
