@@ -40,6 +40,12 @@ public enum LedgerBenchmark {
         public var scanEPS: Double
         public var rawScanEPS: Double
         public var scanRatio: Double
+        /// Every block decompressed and nothing decoded: the floor under a scan of the compressed log.
+        public var decompressEPS: Double
+        /// `scan_eps` / `decompress_eps`: how close the scan is to that floor.
+        public var scanToDecompressRatio: Double
+        /// `decompress_eps` / `raw_scan_eps`: the best `scan_ratio` any decoder of these blocks can reach.
+        public var decompressRatio: Double
         public var bytesPerEvent: Double
         public var recordBytesPerEvent: Double
         public var jsonlBytesPerEvent: Double
@@ -55,6 +61,8 @@ public enum LedgerBenchmark {
             case rawCommitP50us = "raw_commit_p50_us"
             case readBySeqP50us = "read_by_seq_us_p50", readBySeqP99us = "read_by_seq_us_p99"
             case scanEPS = "scan_eps", rawScanEPS = "raw_scan_eps", scanRatio = "scan_ratio"
+            case decompressEPS = "decompress_eps", scanToDecompressRatio = "scan_to_decompress_ratio"
+            case decompressRatio = "decompress_ratio"
             case bytesPerEvent = "bytes_per_event", recordBytesPerEvent = "record_bytes_per_event"
             case jsonlBytesPerEvent = "jsonl_bytes_per_event", bytesRatio = "bytes_ratio"
             case diskBytesPerEvent = "disk_bytes_per_event", costNanoseconds = "cost_ns"
@@ -182,6 +190,13 @@ public enum LedgerBenchmark {
             scanTimes.append(seconds(since: start))
             precondition(count == events.count, "scan saw \(count) of \(events.count) events")
         }
+        var decompressTimes: [Double] = []
+        for rep in 0..<configuration.repetitions {
+            progress("block decompression \(rep + 1)/\(configuration.repetitions)")
+            let start = DispatchTime.now().uptimeNanoseconds
+            let count = try ledger.decompressEveryBlock()
+            decompressTimes.append(seconds(since: start) * Double(events.count) / Double(max(1, count)))
+        }
 
         // Durable single-event appends (latency of one acknowledged event).
         progress("durable single appends")
@@ -209,6 +224,7 @@ public enum LedgerBenchmark {
         let rawAppendEPS = n / median(rawTimes)
         let scanEPS = n / median(scanTimes)
         let rawScanEPS = n / median(rawScanTimes)
+        let decompressEPS = n / median(decompressTimes)
         return Result(
             events: events.count, batchSize: configuration.batchSize, appenders: configuration.appenders,
             appendEPS: appendEPS, rawAppendEPS: rawAppendEPS, appendRatio: appendEPS / rawAppendEPS,
@@ -216,6 +232,7 @@ public enum LedgerBenchmark {
             rawCommitP50us: percentile(rawCommitLatencies, 0.5),
             readBySeqP50us: percentile(reads, 0.5), readBySeqP99us: percentile(reads, 0.99),
             scanEPS: scanEPS, rawScanEPS: rawScanEPS, scanRatio: scanEPS / rawScanEPS,
+            decompressEPS: decompressEPS, scanToDecompressRatio: scanEPS / decompressEPS, decompressRatio: decompressEPS / rawScanEPS,
             bytesPerEvent: Double(tableBytes) / n, recordBytesPerEvent: Double(recordBytes) / n,
             jsonlBytesPerEvent: Double(jsonlBytes) / n, bytesRatio: Double(tableBytes) / Double(jsonlBytes),
             diskBytesPerEvent: Double(usedBytes) / n, costNanoseconds: costs)

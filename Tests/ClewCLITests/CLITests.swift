@@ -374,8 +374,20 @@ struct CLITests {
         let bench = try await cli.run(["bench", "ledger", "--events", "3000", "--repetitions", "1", "--json"], ledgerOption: false)
         #expect(bench.status == 0, "\(bench.stderr)")
         let figures = try jsonObject(bench.stdout)
-        for key in ["append_eps", "raw_append_eps", "append_ratio", "durable_single_p50_us", "raw_commit_p50_us", "read_by_seq_us_p50", "scan_eps", "raw_scan_eps", "scan_ratio", "bytes_per_event", "jsonl_bytes_per_event"] {
+        for key in ["append_eps", "raw_append_eps", "append_ratio", "durable_single_p50_us", "raw_commit_p50_us", "read_by_seq_us_p50", "scan_eps", "raw_scan_eps", "scan_ratio", "decompress_eps", "decompress_ratio", "bytes_per_event", "jsonl_bytes_per_event"] {
             #expect((figures[key] as? Double ?? 0) > 0, "\(key)")
+        }
+        // The views benchmark, catch-up included: it runs this very binary as the other appending process.
+        let views = try await cli.run(
+            ["bench", "views", "--events", "2000", "--repetitions", "1", "--work-dir", cli.directory.path, "--json"], ledgerOption: false)
+        #expect(views.status == 0, "\(views.stderr)")
+        let viewFigures = try jsonObject(views.stdout)
+        for key in ["rebuild_ratio", "views_bytes_ratio", "rebuild_heap_mb", "catchup_ms", "chunk_status_query_ms"] {
+            #expect((viewFigures[key] as? Double ?? 0) > 0, "\(key): \(views.stdout)")
+        }
+        let asOf = viewFigures["as_of_query_ms"] as? [String: Any] ?? [:]
+        for key in ["chunk_status_p50", "runs_p50", "run_p50", "lineage_p50"] {
+            #expect((asOf[key] as? Double ?? 0) > 0, "as_of_query_ms \(key): \(views.stdout)")
         }
         let engine = try await cli.run(["bench", "engine", "--tasks", "500", "--repetitions", "1", "--json"], ledgerOption: false)
         #expect(engine.status == 0, "\(engine.stderr)")
