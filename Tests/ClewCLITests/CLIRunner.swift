@@ -157,8 +157,10 @@ struct Program {
         process.arguments = arguments
         process.currentDirectoryURL = directory
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let out = directory.appendingPathComponent("program-\(UUID().uuidString).out")
+        // The output goes to a temporary file, never into `directory` (which may be the repository).
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("clew-program-\(UUID().uuidString).out")
         _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: out) }
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = process.standardOutput
         process.standardInput = FileHandle.nullDevice
