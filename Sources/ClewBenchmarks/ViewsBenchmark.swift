@@ -2,6 +2,7 @@ import ClewLedger
 import ClewModel
 import ClewProjections
 public import Foundation
+import Synchronization
 
 /// `clew bench views`: how fast the views rebuild from the log, against reading and decoding the same log
 /// with no projection (the same run, the same decoder); how fast a 1,000,000-chunk dataset's status
@@ -101,14 +102,12 @@ public enum ViewsBenchmark {
             latencies.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6)
             ranges = report?.groups.reduce(0) { $0 + $1.ranges.count } ?? 0
         }
-        latencies.sort()
         let asOf = try asOfQueries(views, ledger: ledger, queries: queries)
         var catchup: [Double] = []
         if let appender {
             for i in 0..<20 {
                 catchup.append(try catchupMillis(views, appender: appender, ledger: ledgerURL, index: i))
             }
-            catchup.sort()
         }
         let status = try views.status()
         let rebuildEPS = Double(total) / median(rebuild)
@@ -117,13 +116,13 @@ public enum ViewsBenchmark {
         return Result(
             events: total, chunks: chunks, repetitions: repetitions, rebuildEventsPerSecond: rebuildEPS,
             rawScanDecodeEventsPerSecond: rawEPS, rebuildRatio: rebuildEPS / rawEPS,
-            chunkStatusQueryMillis: latencies[latencies.count / 2],
-            chunkStatusQueryP99Millis: latencies[min(latencies.count - 1, latencies.count * 99 / 100)],
+            chunkStatusQueryMillis: LedgerBenchmark.percentile(latencies, 0.5),
+            chunkStatusQueryP99Millis: LedgerBenchmark.percentile(latencies, 0.99),
             statusRanges: ranges, viewBytes: status.reduce(0) { $0 + $1.bytes }, ledgerBytes: ledgerBytes,
             viewsBytesRatio: Double(status.reduce(0) { $0 + $1.bytes }) / Double(max(1, ledgerBytes)),
             generateSeconds: generateSeconds, asOfQueryMillis: asOf, rebuildHeapMB: heapPeak.peak, heapBeforeMB: heapBefore,
-            catchupMillis: catchup.isEmpty ? nil : catchup[catchup.count / 2],
-            catchupP99Millis: catchup.isEmpty ? nil : catchup[min(catchup.count - 1, catchup.count * 99 / 100)])
+            catchupMillis: catchup.isEmpty ? nil : LedgerBenchmark.percentile(catchup, 0.5),
+            catchupP99Millis: catchup.isEmpty ? nil : LedgerBenchmark.percentile(catchup, 0.99))
     }
 
     /// `--as-of` queries at random seqs of the log: chunk status of the corpus dataset, the 20 newest
@@ -152,9 +151,8 @@ public enum ViewsBenchmark {
         }
         var out: [String: Double] = [:]
         for (name, xs) in times {
-            let sorted = xs.sorted()
-            out[name + "_p50"] = sorted[sorted.count / 2]
-            out[name + "_p99"] = sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
+            out[name + "_p50"] = LedgerBenchmark.percentile(xs, 0.5)
+            out[name + "_p99"] = LedgerBenchmark.percentile(xs, 0.99)
         }
         return out
     }
@@ -209,14 +207,12 @@ public enum ViewsBenchmark {
     }
 
     /// The largest ``anonymousMB()`` sampled.
-    final class HeapPeak: @unchecked Sendable {
-        // @unchecked Sendable: `peak` is guarded by `lock`.
-        private let lock = NSLock()
-        private var value = 0.0
-        var peak: Double { lock.withLock { value } }
+    final class HeapPeak: Sendable {
+        private let value = Mutex<Double>(0)
+        var peak: Double { value.withLock { $0 } }
         func sample() {
             let now = ViewsBenchmark.anonymousMB()
-            lock.withLock { value = max(value, now) }
+            value.withLock { $0 = max($0, now) }
         }
     }
 

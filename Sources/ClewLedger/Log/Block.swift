@@ -188,6 +188,16 @@ struct BlockReader {
     /// Decodes the block record `record` whose first seq is `first`.
     mutating func load(record: UnsafeRawBufferPointer, first: UInt64) throws {
         self.first = 0
+        let r = try decompress(record: record, first: first)
+        try body.withUnsafeBytes { try Block.spans(of: $0, count: r.count, first: first, into: &spans) }
+        tags.removeAll(keepingCapacity: true)
+        for i in 0..<r.count { tags.append(r.tag(i)) }
+        self.first = first
+    }
+
+    /// Splits the block record and decompresses its body into ``body`` (no event is decoded).
+    @discardableResult
+    mutating func decompress(record: UnsafeRawBufferPointer, first: UInt64) throws -> Block.Record {
         let r = try Block.parse(record, first: first)
         let last = first + UInt64(r.count) - 1
         switch r.codec {
@@ -207,10 +217,7 @@ struct BlockReader {
                 throw LedgerError(.corrupted, "the block of events \(first)-\(last) does not decompress: \(error)")
             }
         }
-        try body.withUnsafeBytes { try Block.spans(of: $0, count: r.count, first: first, into: &spans) }
-        tags.removeAll(keepingCapacity: true)
-        for i in 0..<r.count { tags.append(r.tag(i)) }
-        self.first = first
+        return r
     }
 
     /// Calls `body` with the envelope bytes of the event at `index` of the current block.

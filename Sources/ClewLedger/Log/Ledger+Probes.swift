@@ -80,19 +80,12 @@ extension Ledger {
     /// scan of this format at this compression level. Returns the number of events the blocks hold.
     package func decompressEveryBlock() throws -> Int {
         try store.env.read { txn in
-            var body: [UInt8] = []
+            var reader = BlockReader(store: store, txn: txn)
             var events = 0
             try txn.withCursor(store.blocks) { c in
                 var e = try c.first()
                 while let entry = e {
-                    let first = entry.key.bigEndianUInt64
-                    let r = try Block.parse(entry.value, first: first)
-                    switch r.codec {
-                    case 0: body.removeAll(keepingCapacity: true); body.append(contentsOf: r.body)
-                    case 1: try store.codec.decompress(r.body, dictionary: nil, into: &body)
-                    default: try store.codec.decompress(r.body, dictionary: try store.dictionary(UInt32(r.codec - 1), txn), into: &body)
-                    }
-                    events += r.count
+                    events += try reader.decompress(record: entry.value, first: entry.key.bigEndianUInt64).count
                     e = try c.next()
                 }
             }

@@ -168,6 +168,13 @@ final class Writer: @unchecked Sendable {
 
     // MARK: Dictionary training
 
+    /// A dictionary trained and not stored yet, with what its log line reports.
+    struct TrainedDictionary {
+        var bytes: [UInt8]
+        var samples: Int
+        var ms: UInt64
+    }
+
     /// Trains a dictionary when the log passed a training point. The first one is trained here, between
     /// groups: until it exists every block compresses without one (training in the background let a fast
     /// writer fill the log with dictionary-less records meanwhile: 115 instead of 91 bytes/event in the
@@ -195,7 +202,7 @@ final class Writer: @unchecked Sendable {
 
     /// A dictionary trained from the body entries (envelope and payload) of the most recent events, up to
     /// 4,000; nil when there is too little to learn from or the read fails.
-    private func train(lastSeq: UInt64) -> (bytes: [UInt8], samples: Int, ms: UInt64)? {
+    private func train(lastSeq: UInt64) -> TrainedDictionary? {
         let started = DispatchTime.now().uptimeNanoseconds
         do {
             let samples = try store.env.read { txn -> [[UInt8]] in
@@ -219,7 +226,7 @@ final class Writer: @unchecked Sendable {
                 options.logger.info("zstd dictionary training found too little to learn from", metadata: ["events": "\(samples.count)"])
                 return nil
             }
-            return (dict, samples.count, (DispatchTime.now().uptimeNanoseconds - started) / 1_000_000)
+            return TrainedDictionary(bytes: dict, samples: samples.count, ms: (DispatchTime.now().uptimeNanoseconds - started) / 1_000_000)
         } catch {
             // Training is an optimisation: records stay readable without it.
             options.logger.warning("zstd dictionary training failed: \(error)")
@@ -229,7 +236,7 @@ final class Writer: @unchecked Sendable {
 
     /// Stores a trained dictionary and makes it current, unless another process stored one for the same
     /// training point meanwhile. Runs on the writer's queue.
-    private func keep(_ trained: (bytes: [UInt8], samples: Int, ms: UInt64), due: Int) {
+    private func keep(_ trained: TrainedDictionary, due: Int) {
         do {
             try store.env.write { txn in
                 try store.refreshDictionary(txn)

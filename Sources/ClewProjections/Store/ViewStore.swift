@@ -62,8 +62,8 @@ final class ViewStore: @unchecked Sendable {
     /// 2: branch tasks' choices (a list) are folded; format 1 dropped their task.succeeded.
     /// 3: runs and tasks take their times from a payload's `time_us` (when the producer reported it) and
     /// keep a run's `external_id`.
-    /// 4: the chunk view keeps its history (`changes`, `snapshots`) for `--as-of` without a refold, and
-    /// a dataset's `lastSeq` moves when its chunks are marked stale.
+    /// 4: the chunk view keeps its history (`changes`, `snapshots`) and the runs view a `by_epoch` index,
+    /// for `--as-of` without a refold; a dataset's `lastSeq` moves when its chunks are marked stale.
     static let formatVersion = 4
 
     init(name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false) throws {
@@ -273,15 +273,7 @@ struct ViewTxn {
         try txn.withCursor(db) { c in
             var e: Cursor.Entry?
             if reverse {
-                // Position after the last key with the prefix: the prefix with its last byte incremented.
-                var upper = prefix
-                while let last = upper.last, last == 0xff { upper.removeLast() }
-                if upper.isEmpty {
-                    e = try c.last()
-                } else {
-                    upper[upper.count - 1] += 1
-                    e = try upper.withUnsafeBytes { try c.seek($0) } != nil ? try c.previous() : try c.last()
-                }
+                e = try lastBefore(upperBound(of: prefix), &c)
             } else {
                 let s = start ?? prefix
                 e = s.isEmpty ? try c.first() : try s.withUnsafeBytes { try c.seek($0) }
@@ -304,24 +296,27 @@ struct ViewTxn {
     ) throws {
         let bounds = txn.mapBounds()
         try txn.withCursor(db) { c in
-            var upper = below ?? prefix
-            if below == nil {
-                // Past every key with the prefix: the prefix with its last byte incremented.
-                while let b = upper.last, b == 0xff { upper.removeLast() }
-                if !upper.isEmpty { upper[upper.count - 1] += 1 }
-            }
-            let e: Cursor.Entry?
-            if upper.isEmpty {
-                e = try c.last()
-            } else {
-                e = try upper.withUnsafeBytes { try c.seek($0) } != nil ? try c.previous() : try c.last()
-            }
-            guard let (k, v) = e else { return }
+            guard let (k, v) = try lastBefore(below ?? upperBound(of: prefix), &c) else { return }
             try inBounds(k, v, bounds, view: view, table: table)
             guard k.hasPrefix(prefix) else { return }
             try check(key: k, stored: v, view: view, table: table)
             try body(k, UnsafeRawBufferPointer(rebasing: v[0..<(v.count - Checksum.size)]))
         }
+    }
+
+    /// The smallest key after every key that starts with `prefix`: the prefix with its last byte below
+    /// 0xff incremented (empty when there is none: every key).
+    static func upperBound(of prefix: [UInt8]) -> [UInt8] {
+        var upper = prefix
+        while let b = upper.last, b == 0xff { upper.removeLast() }
+        if !upper.isEmpty { upper[upper.count - 1] += 1 }
+        return upper
+    }
+
+    /// The cursor on the last entry whose key sorts before `upper` (the last entry when `upper` is empty).
+    static func lastBefore(_ upper: [UInt8], _ c: inout Cursor) throws -> Cursor.Entry? {
+        if upper.isEmpty { return try c.last() }
+        return try upper.withUnsafeBytes { try c.seek($0) } != nil ? try c.previous() : try c.last()
     }
 
     /// A damaged node can point outside the map; reading there would crash, so it is refused first.

@@ -25,8 +25,8 @@ enum ChunkHistory {
         case insert = 1, remove = 2, touch = 3, created = 4, described = 5
     }
 
-    static func changeKey(_ ds: String, seq: UInt64) -> [UInt8] { KeyBuilder().string(ds).u64(seq).bytes }
-    static func snapshotKey(_ ds: String, seq: UInt64) -> [UInt8] { KeyBuilder().string(ds).u64(seq).bytes }
+    /// The key of an entry of `changes` or `snapshots`: the dataset, then the seq.
+    static func key(_ ds: String, seq: UInt64) -> [UInt8] { KeyBuilder().string(ds).u64(seq).bytes }
     static func prefix(_ ds: String) -> [UInt8] { KeyBuilder().string(ds).bytes }
 
     static func setOp(_ op: Op, set: UInt8, ordinal: UInt64) -> [UInt8] {
@@ -38,10 +38,19 @@ enum ChunkHistory {
     static func createdOp(partitioning: String) -> [UInt8] { bytesOp(.created, Array(partitioning.utf8)) }
 
     static func describedOp(_ fields: [DatasetDescription.Field]?) throws -> [UInt8] {
-        guard let fields else { return bytesOp(.described, []) }
+        bytesOp(.described, try fieldsJSON(fields))
+    }
+
+    /// Column descriptions as sorted-key JSON, empty for none.
+    static func fieldsJSON(_ fields: [DatasetDescription.Field]?) throws -> [UInt8] {
+        guard let fields else { return [] }
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
-        return bytesOp(.described, Array(try encoder.encode(fields)))
+        return Array(try encoder.encode(fields))
+    }
+
+    static func decodeFields(_ bytes: UnsafeRawBufferPointer, table: String, view: String) throws -> [DatasetDescription.Field]? {
+        bytes.isEmpty ? nil : try RecordCache<[DatasetDescription.Field]>.decode(Data(bytes), table: table, view: view)
     }
 
     static let touchOp: [UInt8] = [Op.touch.rawValue]
@@ -136,32 +145,27 @@ enum ChunkHistory {
                 case .remove: sets[set]?.remove(ordinal)
                 case .touch: break
                 case .created: partitioning = String(decoding: bytes, as: UTF8.self)
-                case .described:
-                    fields = bytes.isEmpty ? nil : try RecordCache<[DatasetDescription.Field]>.decode(Data(bytes), table: "changes", view: view)
+                case .described: fields = try ChunkHistory.decodeFields(bytes, table: "changes", view: view)
                 }
             }
         }
 
-        /// Binary snapshot: partitioning, fields (JSON, empty for none), lastSeq, then each non-empty set
-        /// as its byte, range count and ranges (big-endian bounds).
+        /// Binary snapshot: partitioning and fields (JSON, empty for none), each length-prefixed, lastSeq,
+        /// then each non-empty set as its byte, range count, and each range as its first ordinal and
+        /// length - 1 (numbers as protobuf varints).
         func encoded() throws -> [UInt8] {
             var out: [UInt8] = []
-            func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { out.append(contentsOf: $0) } }
-            func bytes(_ b: [UInt8]) {
-                u64(UInt64(b.count))
-                out.append(contentsOf: b)
+            for bytes in [Array(partitioning.utf8), try ChunkHistory.fieldsJSON(fields)] {
+                ProtoWire.appendVarint(UInt64(bytes.count), to: &out)
+                out.append(contentsOf: bytes)
             }
-            bytes(Array(partitioning.utf8))
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            bytes(try fields.map { Array(try encoder.encode($0)) } ?? [])
-            u64(lastSeq)
+            ProtoWire.appendVarint(lastSeq, to: &out)
             for (byte, set) in sets.sorted(by: { $0.key < $1.key }) where !set.isEmpty {
                 out.append(byte)
-                u64(UInt64(set.ranges.count))
+                ProtoWire.appendVarint(UInt64(set.ranges.count), to: &out)
                 for r in set.ranges {
-                    u64(r.lowerBound)
-                    u64(r.upperBound)
+                    ProtoWire.appendVarint(r.lowerBound, to: &out)
+                    ProtoWire.appendVarint(r.upperBound - r.lowerBound, to: &out)
                 }
             }
             return out
@@ -175,37 +179,30 @@ enum ChunkHistory {
         }
 
         init(decoding raw: UnsafeRawBufferPointer, view: String) throws {
-            var offset = 0
-            func bad() -> ViewError { ViewError(.corrupt, view: view, "view \(view), table snapshots: a snapshot does not decode") }
-            func u64() throws -> UInt64 {
-                guard offset + 8 <= raw.count else { throw bad() }
-                defer { offset += 8 }
-                return UnsafeRawBufferPointer(rebasing: raw[offset..<offset + 8]).bigEndianUInt64Value
-            }
-            func bytes() throws -> UnsafeRawBufferPointer {
-                let n = try u64()
-                guard n <= UInt64(raw.count - offset) else { throw bad() }
-                defer { offset += Int(n) }
-                return UnsafeRawBufferPointer(rebasing: raw[offset..<offset + Int(n)])
-            }
-            partitioning = String(decoding: try bytes(), as: UTF8.self)
-            let f = try bytes()
-            fields = f.isEmpty ? nil : try RecordCache<[DatasetDescription.Field]>.decode(Data(f), table: "snapshots", view: view)
-            lastSeq = try u64()
-            while offset < raw.count {
-                let byte = raw[offset]
-                offset += 1
-                let n = try u64()
-                guard n <= UInt64(raw.count - offset) / 16 else { throw bad() }
-                var ranges: [ClosedRange<UInt64>] = []
-                ranges.reserveCapacity(Int(n))
-                for _ in 0..<n {
-                    let lo = try u64()
-                    let hi = try u64()
-                    guard lo <= hi else { throw bad() }
-                    ranges.append(lo...hi)
+            var r = ProtoReader(raw)
+            do {
+                partitioning = String(decoding: try r.lengthDelimited(), as: UTF8.self)
+                fields = try ChunkHistory.decodeFields(try r.lengthDelimited(), table: "snapshots", view: view)
+                lastSeq = try r.varint()
+                while !r.isAtEnd {
+                    let byte = raw[r.offset]
+                    r.offset += 1
+                    let n = try r.varint()
+                    guard n <= UInt64(raw.count - r.offset) / 2 else {
+                        throw ViewError(.corrupt, view: view, "view \(view), table snapshots: a set claims \(n) ranges")
+                    }
+                    var ranges: [ClosedRange<UInt64>] = []
+                    ranges.reserveCapacity(Int(n))
+                    for _ in 0..<n {
+                        let lo = try r.varint()
+                        let (hi, overflow) = lo.addingReportingOverflow(try r.varint())
+                        guard !overflow else { throw ViewError(.corrupt, view: view, "view \(view), table snapshots: a range runs past 2^64") }
+                        ranges.append(lo...hi)
+                    }
+                    sets[byte] = RangeSet(ranges: ranges)
                 }
-                sets[byte] = RangeSet(ranges: ranges)
+            } catch let e as ProtoReader.Malformed {
+                throw ViewError(.corrupt, view: view, "view \(view), table snapshots: a snapshot does not decode (\(e))")
             }
         }
     }
@@ -287,7 +284,7 @@ struct ChunkHistoryWriter {
         for ds in datasets {
             let entry = pending[ds]!
             try load(ds, txn)  // before the put: it counts the operations already written
-            try txn.put(txn.store.table("changes"), ChunkHistory.changeKey(ds, seq: seq), entry.bytes)
+            try txn.put(txn.store.table("changes"), ChunkHistory.key(ds, seq: seq), entry.bytes)
             since[ds]!.ops += entry.ops
         }
         pending.removeAll(keepingCapacity: true)
@@ -313,7 +310,7 @@ struct ChunkHistoryWriter {
 
     /// Writes `state` as the snapshot of `ds` at `seq`.
     mutating func snapshot(_ ds: String, _ state: ChunkHistory.State, at seq: UInt64, _ txn: ViewTxn) throws {
-        try txn.put(txn.store.table("snapshots"), ChunkHistory.snapshotKey(ds, seq: seq), try state.encoded())
+        try txn.put(txn.store.table("snapshots"), ChunkHistory.key(ds, seq: seq), try state.encoded())
         since[ds] = (0, max(ChunkHistory.minimumSnapshotOps, state.rangeCount))
     }
 

@@ -194,11 +194,11 @@ enum RunsFold {
 final class RunsProjection: Projection {
     static let name = "runs"
     static let tables = ["runs", "tasks", "by_time", "by_dag", "by_state", "by_epoch"]
+    static let interest: Fact.Interest = [.run]
     /// Seqs per `by_epoch` epoch, as a power of two.
     let epochBits: UInt64
 
     init(epochBits: UInt64 = 16) { self.epochBits = epochBits }
-    static let interest: Fact.Interest = [.run]
 
     private var runs = RecordCache<RunRecord>(table: "runs")
     private var tasks = RecordCache<TaskRecord>(table: "tasks")
