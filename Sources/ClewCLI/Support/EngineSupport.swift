@@ -84,21 +84,51 @@ struct ParamOptions: ParsableArguments {
     }
 }
 
+/// Write end of the pipe the SIGINT/SIGTERM handler writes a byte to (a signal handler can only do
+/// async-signal-safe work and capture nothing). Set before the handler is installed.
+nonisolated(unsafe) private var interruptPipe: Int32 = -1
+
 /// Runs `body` in a task that SIGINT/SIGTERM cancel, so runs end with `run.cancelled` and killed commands.
+///
+/// The handler is installed with `sigaction` before the task starts and writes to a pipe, so a signal
+/// that arrives at any point of the run is kept until it is read: with dispatch signal sources (which
+/// register later, on libdispatch's own thread) a Ctrl-C sent right after the first task started was
+/// lost on a loaded machine and the run went on. The previous handlers are restored afterwards.
 func withInterruption<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    let task = Task { try await body() }
-    signal(SIGINT, SIG_IGN)
-    signal(SIGTERM, SIG_IGN)
-    let sources = [SIGINT, SIGTERM].map { sig in
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler {
-            Terminal.error("interrupted; stopping running tasks…")
-            task.cancel()
+    var fds: [Int32] = [-1, -1]
+    guard pipe(&fds) == 0 else { throw CLIFailure(message: "cannot create a pipe for Ctrl-C handling (errno \(errno))") }
+    interruptPipe = fds[1]
+    var previous: [Int32: sigaction] = [:]
+    for sig in [SIGINT, SIGTERM] {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in
+            var byte: UInt8 = 1
+            _ = write(interruptPipe, &byte, 1)
         }
-        source.resume()
-        return source
+        sigemptyset(&action.sa_mask)
+        var old = sigaction()
+        sigaction(sig, &action, &old)
+        previous[sig] = old
     }
-    defer { sources.forEach { $0.cancel() } }
+    let task = Task { try await body() }
+    let source = DispatchSource.makeReadSource(fileDescriptor: fds[0], queue: .global())
+    source.setEventHandler {
+        var buffer = [UInt8](repeating: 0, count: 16)
+        _ = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+        Terminal.error("interrupted; stopping running tasks…")
+        task.cancel()
+    }
+    source.setCancelHandler { close(fds[0]) }
+    source.resume()
+    defer {
+        for (sig, old) in previous {
+            var old = old
+            sigaction(sig, &old, nil)
+        }
+        source.cancel()
+        interruptPipe = -1
+        close(fds[1])
+    }
     return try await task.value
 }
 
