@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "ClewCore", targets: ["ClewCore"]),
         .library(name: "ClewLedger", targets: ["ClewLedger"]),
+        .library(name: "ClewPostgres", targets: ["ClewPostgres"]),
         .library(name: "ClewModel", targets: ["ClewModel"]),
         .library(name: "ClewProjections", targets: ["ClewProjections"]),
         .library(name: "ClewEngine", targets: ["ClewEngine"]),
@@ -29,6 +30,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // Floor 1: C libraries from Debian (liblmdb-dev, libzstd-dev), never vendored.
@@ -52,6 +56,17 @@ let package = Package(
                 "CLMDB",
                 "CZstd",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Floor 2: the log in PostgreSQL, shared by many hosts (each keeps an LMDB replica of it).
+        .target(
+            name: "ClewPostgres",
+            dependencies: [
+                "ClewLedger",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -129,6 +144,7 @@ let package = Package(
                 "ClewModel",
                 "ClewProjections",
                 "ClewEngine",
+                "ClewPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

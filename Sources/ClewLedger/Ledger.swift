@@ -45,13 +45,22 @@ public final class Ledger: Sendable {
     let store: LogStore
     let writer: Writer
     let changes = ChangeNotifier()
+    /// The shared log this ledger replicates and appends to (nil for an LMDB ledger of its own).
+    let upstream: (any SharedLog)?
+    /// Whether appends are refused (a read-only open of a ledger over a shared log, whose replica must
+    /// still be written to keep up).
+    let refusesAppends: Bool
 
     /// Name of the marker file that makes a directory a ledger.
     public static let markerName = "LEDGER"
 
-    private init(directory: URL, id: String, options: Options) throws {
+    init(directory: URL, id: String, options: Options, replicaOf: String? = nil, upstream: (any SharedLog)? = nil) throws {
         self.directory = directory
         self.id = id
+        self.upstream = upstream
+        refusesAppends = options.readOnly
+        var options = options
+        if upstream != nil { options.readOnly = false }  // the replica keeps up even for a reader
         self.options = options
         var envOptions = Environment.Options()
         envOptions.mapSize = options.mapSize
@@ -60,7 +69,7 @@ public final class Ledger: Sendable {
         let env = try Ledger.wrapOpenErrors(directory) {
             try Environment(path: directory.appendingPathComponent("log").path, options: envOptions)
         }
-        store = try LogStore(env: env, compressionLevel: options.compressionLevel)
+        store = try LogStore(env: env, compressionLevel: options.compressionLevel, replicaOf: replicaOf)
         writer = Writer(store: store, options: options, changes: changes)
     }
 
@@ -123,7 +132,7 @@ public final class Ledger: Sendable {
                 .unsupportedFormat,
                 "\(directory.path) was written by a newer Clew (format \(info.version); this build reads up to \(LogStore.formatVersion))")
         }
-        return try Ledger(directory: directory, id: info.id, options: options)
+        return try Ledger(directory: directory, id: info.id, options: options, replicaOf: info.upstream)
     }
 
     /// Opens the ledger in `directory`, creating it first if the directory holds none.
@@ -152,14 +161,19 @@ public final class Ledger: Sendable {
         }
     }
 
-    /// Closes the ledger; later calls fail with ``LedgerError/Code/closed``.
+    /// Closes the ledger (and its shared log's connections); later calls fail with
+    /// ``LedgerError/Code/closed``.
     public func close() {
         writer.shutdown()
         store.env.close()
+        upstream?.close()
     }
 
-    /// Whether the ledger was opened read-only.
+    /// Whether the ledger was opened read-only (a ledger over a shared log keeps its replica writable).
     public var isReadOnly: Bool { options.readOnly }
+
+    /// Where the log lives: the shared log's location, or the ledger directory.
+    public var location: String { upstream?.location ?? directory.path }
 }
 
 /// The `LEDGER` marker file.
@@ -169,4 +183,6 @@ struct LedgerMarker: Codable {
     var version: UInt32
     var id: String
     var created: String
+    /// For a replica of a shared log: where that log is (no password).
+    var upstream: String?
 }

@@ -28,6 +28,11 @@ public struct LedgerError: ClewError {
         public static let verificationFailed = Code("verification-failed")
         /// The ledger was closed.
         public static let closed = Code("closed")
+        /// A condition of the append (a stream's last seq, compare-and-append) no longer held; nothing
+        /// was written.
+        public static let conflict = Code("conflict")
+        /// The shared log's server could not be reached or refused the request.
+        public static let unavailable = Code("unavailable")
         /// A ledger written by a newer, incompatible format.
         public static let unsupportedFormat = Code("unsupported-format")
     }
@@ -52,12 +57,12 @@ public struct LedgerError: ClewError {
     public var category: ErrorCategory {
         switch code {
         case .notALedger, .outOfRange: return .notFound
-        case .alreadyExists, .readOnly: return .conflict
+        case .alreadyExists, .readOnly, .conflict: return .conflict
         case .mapFull: return .insufficientStorage
         case .corrupted: return .corrupted
         case .invalidInput: return .invalidInput
         case .verificationFailed: return .verificationFailed
-        case .closed: return .unavailable
+        case .closed, .unavailable: return .unavailable
         default: return .internal
         }
     }

@@ -35,7 +35,7 @@ struct Append: AsyncParsableCommand {
             do { events = try EventLineParser(defaultActor: actor).parse(text) } catch {
                 throw CLIFailure(message: "\(error); nothing was appended")
             }
-            let l = try ledger.open()
+            let l = try await ledger.open()
             defer { l.close() }
             if let commitEvery {
                 var start = 0

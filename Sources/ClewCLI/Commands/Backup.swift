@@ -15,7 +15,7 @@ struct Backup: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let l = try ledger.open(readOnly: true)
+            let l = try await ledger.open(readOnly: true)
             defer { l.close() }
             let report = try l.backup(to: URL(fileURLWithPath: directory))
             if output.json { print(try JSONOutput.text(report)) } else {
@@ -43,6 +43,7 @@ struct Restore: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let trusted = try publicKey.map { try CheckpointPublicKey(contentsOf: URL(fileURLWithPath: $0)) }
+            try ledger.requireDirectory("restore")
             let report = try Ledger.restore(from: URL(fileURLWithPath: backup), to: ledger.url, trusting: trusted)
             if output.json { print(try JSONOutput.text(report)) } else {
                 print("restored \(report.verify.events) events (root \(report.verify.rootHash)) to \(report.directory)")

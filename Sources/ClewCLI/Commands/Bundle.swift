@@ -20,7 +20,7 @@ struct ExportRun: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let l = try ledger.open(readOnly: true)
+            let l = try await ledger.open(readOnly: true)
             defer { l.close() }
             let key = try RecordedRun.resolve(run, in: l)
             let s = try RunBundle.export(key, from: l, to: URL(fileURLWithPath: file))
@@ -44,7 +44,7 @@ struct ImportRun: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
+            let l = try await ledger.open(create: true)
             defer { l.close() }
             let s = try await RunBundle.importBundle(from: URL(fileURLWithPath: file), into: l)
             if output.json { print(try JSONOutput.text(s)); return }

@@ -34,7 +34,7 @@ struct Checkpoint: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             if list {
-                let l = try ledger.open(readOnly: true)
+                let l = try await ledger.open(readOnly: true)
                 defer { l.close() }
                 let all = try l.checkpoints()
                 if output.json { print(try JSONOutput.text(all)) } else {
@@ -48,7 +48,7 @@ struct Checkpoint: AsyncParsableCommand {
                 throw CLIFailure(message: "the signing key \(key) is inside the ledger directory; keep it elsewhere (anyone who can rewrite the ledger could re-sign it)")
             }
             let signingKey = try CheckpointSigningKey(contentsOf: keyURL)
-            let l = try ledger.open()
+            let l = try await ledger.open()
             defer { l.close() }
             let c = try l.checkpoint(signedWith: signingKey)
             if output.json { print(try JSONOutput.text(c)) } else {
@@ -74,7 +74,7 @@ struct Proof: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let l = try ledger.open(readOnly: true)
+                let l = try await ledger.open(readOnly: true)
                 defer { l.close() }
                 let p = try l.inclusionProof(seq: seq, treeSize: treeSize)
                 guard p.verify() else { throw CLIFailure(message: "the proof computed for seq \(seq) does not verify; run clew verify") }
@@ -97,7 +97,7 @@ struct Proof: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                let l = try ledger.open(readOnly: true)
+                let l = try await ledger.open(readOnly: true)
                 defer { l.close() }
                 let p = try l.consistencyProof(from: old, to: new)
                 guard p.verify() else { throw CLIFailure(message: "the proof computed does not verify; run clew verify") }

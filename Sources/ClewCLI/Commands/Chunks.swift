@@ -30,7 +30,7 @@ struct Chunks: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (l, views) = try ledger.openViews()
+            let (l, views) = try await ledger.openViews()
             defer { l.close() }
             let seq = try asOf.seq(views)
             guard let dataset else {

@@ -19,7 +19,7 @@ struct Culprit: AsyncParsableCommand {
 
     func run() async throws {
         let found = try await reportingErrors { () -> Bool in
-            let (l, f) = try ledger.openForensics()
+            let (l, f) = try await ledger.openForensics()
             defer { l.close() }
             let report = try f.culprit(try f.node(id))
             if output.json {

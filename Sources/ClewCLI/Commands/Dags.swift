@@ -22,8 +22,8 @@ struct Dags: AsyncParsableCommand {
         try await reportingErrors {
             let (registry, problems) = try pipelines.registry(strict: false)
             var registered: [RegisteredDAG] = []
-            if FileManager.default.fileExists(atPath: ledger.url.appendingPathComponent("LEDGER").path) {
-                let l = try ledger.open(readOnly: true)
+            if ledger.isShared || FileManager.default.fileExists(atPath: ledger.url.appendingPathComponent("LEDGER").path) {
+                let l = try await ledger.open(readOnly: true)
                 defer { l.close() }
                 registered = try RegisteredDAG.all(in: l)
             }

@@ -21,7 +21,7 @@ struct Debug: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let l = try ledger.open(readOnly: true)
+            let l = try await ledger.open(readOnly: true)
             defer { l.close() }
             let key = try RecordedRun.resolve(run, in: l)
             let clock = ContinuousClock.now

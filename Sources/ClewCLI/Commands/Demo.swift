@@ -53,7 +53,7 @@ struct Demo: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let started = Date()
-            let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
+            let l = try await ledger.open(create: true)
             defer { l.close() }
             let engine = Engine(ledger: l, registry: DAGRegistry(DemoDAGs.all))
             let json = output.json
@@ -103,7 +103,7 @@ struct Demo: AsyncParsableCommand {
                 print("  published totals: \(published.joined(separator: ", ")) — one of them is silently wrong")
             }
 
-            let keyURL = URL(fileURLWithPath: key ?? (ledger.url.standardizedFileURL.path + ".key"))
+            let keyURL = URL(fileURLWithPath: key ?? (l.directory.standardizedFileURL.path + ".key"))
             if !FileManager.default.fileExists(atPath: keyURL.path) {
                 try CheckpointSigningKey.generate().write(to: keyURL)
                 if !json { print("created checkpoint signing key \(keyURL.path) (and .pub)") }
@@ -127,7 +127,7 @@ struct Demo: AsyncParsableCommand {
                 replays.append("\(dag) \(r.verdict) (\(r.stepsCompared) steps)")
             }
             let summary = Summary(
-                ledger: ledger.url.path, runs: runs, events: stats.events, streams: stats.streams, rootHash: stats.rootHash,
+                ledger: l.location, runs: runs, events: stats.events, streams: stats.streams, rootHash: stats.rootHash,
                 checkpointSize: checkpoint.treeSize, verified: report.isValid, seconds: Date().timeIntervalSince(started))
             if json {
                 print(try JSONOutput.text(summary))

@@ -37,7 +37,7 @@ struct Erase: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let report = try await erase()
-            let rebuilt = try Self.rebuildViews(ledger)
+            let rebuilt = try await Self.rebuildViews(ledger)
             if output.json { print(try JSONOutput.text(report)) } else {
                 print("erased the payloads of \(report.erased.count) event(s) (\(report.bytes) bytes, \(report.blobsDeleted) blob(s)); recorded at seq \(report.recordSeq)")
                 print("  every proof and checkpoint still holds\(rebuilt ? "; the views were rebuilt without them" : "")")
@@ -48,15 +48,15 @@ struct Erase: AsyncParsableCommand {
     /// The views folded what erased payloads said: opening them catches them up, and a catch-up that
     /// meets `ledger.payloads_erased` rebuilds them without those payloads (as a running `clew serve`
     /// does on its next read). Returns whether there were views.
-    static func rebuildViews(_ ledger: LedgerOptions) throws -> Bool {
+    static func rebuildViews(_ ledger: LedgerOptions) async throws -> Bool {
         guard FileManager.default.fileExists(atPath: ledger.url.appendingPathComponent("views").path) else { return false }
-        let (l, _) = try ledger.openViews()
+        let (l, _) = try await ledger.openViews()
         l.close()
         return true
     }
 
     private func erase() async throws -> ErasureReport {
-        let l = try ledger.open()
+        let l = try await ledger.open()
         defer { l.close() }
         var seqs = seq
         if let stream {

@@ -29,7 +29,7 @@ struct ExportProv: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (l, f) = try ledger.openForensics()
+            let (l, f) = try await ledger.openForensics()
             defer { l.close() }
             let node = try f.node(id)
             let edges: [LineageEdge]
@@ -65,7 +65,7 @@ struct ExportOpenLineage: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (l, f) = try ledger.openForensics()
+            let (l, f) = try await ledger.openForensics()
             defer { l.close() }
             let keys = try all ? l.streams(prefix: "run/").compactMap { RunKey(stream: $0.stream) } : [f.views.oneRun(run!)]
             var lines: [String] = []

@@ -20,7 +20,7 @@ struct Impact: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (l, f) = try ledger.openForensics()
+            let (l, f) = try await ledger.openForensics()
             defer { l.close() }
             var report = try f.impact(try f.node(id))
             if quarantine {

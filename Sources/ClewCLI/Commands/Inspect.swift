@@ -67,7 +67,7 @@ struct Inspect: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let l = try ledger.open(readOnly: true)
+            let l = try await ledger.open(readOnly: true)
             defer { l.close() }
             let key = try RecordedRun.resolve(run, in: l)
             let timeline = Timeline(try RecordedRun.load(key, from: l))

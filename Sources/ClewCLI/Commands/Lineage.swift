@@ -32,7 +32,7 @@ struct LineageCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (l, views) = try ledger.openViews()
+            let (l, views) = try await ledger.openViews()
             defer { l.close() }
             let edges = try views.lineage(node: node, direction: down ? .down : .up, depth: depth, asOf: try asOf.seq(views))
             if output.json { Terminal.line(try JSONOutput.text(edges)); return }

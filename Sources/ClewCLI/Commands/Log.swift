@@ -57,7 +57,7 @@ struct Log: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let l = try ledger.open(readOnly: true)
+            let l = try await ledger.open(readOnly: true)
             defer { l.close() }
             var printed = 0
             let limit = self.limit ?? .max

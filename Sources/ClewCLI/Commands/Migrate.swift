@@ -22,6 +22,7 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            try ledger.requireDirectory("migrate")
             let signingKey = try key.map { try CheckpointSigningKey(contentsOf: URL(fileURLWithPath: $0)) }
             let report = try await Ledger.migrate(
                 at: ledger.url, options: ledger.options(readOnly: false),

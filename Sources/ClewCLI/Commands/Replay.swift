@@ -48,7 +48,7 @@ struct ReplayCommand: AsyncParsableCommand {
             let (registry, _) = try pipelines.registry(strict: false)
             let counterfactual = branch || !overrides.isEmpty
             if counterfactual, from != nil { throw CLIFailure(message: "--from replays the record; it cannot be combined with --set or --branch") }
-            let l = try ledger.open(readOnly: !counterfactual)
+            let l = try await ledger.open(readOnly: !counterfactual)
             defer { l.close() }
             let key = try RecordedRun.resolve(run, in: l)
             let recording = try RecordedRun.load(key, from: l)

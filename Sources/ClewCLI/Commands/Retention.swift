@@ -78,6 +78,7 @@ struct Retention: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            try ledger.requireDirectory("retention")
             var policy: RetentionPolicy?
             let cutoff: Date
             if let before {
@@ -99,7 +100,7 @@ struct Retention: AsyncParsableCommand {
             let cutoffMicros = Int64(cutoff.timeIntervalSince1970 * 1_000_000)
             let description = ISO8601.string(micros: cutoffMicros)
             var report = Report(cutoff: description, policy: policy, events: [], dryRun: dryRun, erasure: nil)
-            let l = try ledger.open(readOnly: dryRun)
+            let l = try await ledger.open(readOnly: dryRun)
             var closed = false
             defer { if !closed { l.close() } }
             try l.scan { e in
@@ -124,7 +125,7 @@ struct Retention: AsyncParsableCommand {
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
                 try encoder.encode(policy).write(to: RetentionPolicy.url(ledger.url), options: .atomic)
             }
-            let rebuilt = !dryRun && report.erasure != nil ? try Erase.rebuildViews(ledger) : false
+            let rebuilt = !dryRun && report.erasure != nil ? try await Erase.rebuildViews(ledger) : false
             if output.json { print(try JSONOutput.text(report)) } else if dryRun {
                 print("would remove the payloads of \(report.events.count) event(s) before \(description)")
             } else if let e = report.erasure {

@@ -45,7 +45,7 @@ struct RunStart: AsyncParsableCommand {
                 guard let end = dag.spec.schedule?.next(after: start) else { throw CLIFailure(message: "DAG \(dag.name) has no schedule, so --partition has no interval") }
                 part = Partition(start: start, end: end)
             }
-            let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
+            let l = try await ledger.open(create: true)
             defer { l.close() }
             let engine = pipelines.engine(l, registry)
             let runID = self.runId
@@ -88,7 +88,7 @@ struct Resubmit: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let (registry, _) = try pipelines.registry(strict: false)
-            let l = try ledger.open()
+            let l = try await ledger.open()
             defer { l.close() }
             let engine = pipelines.engine(l, registry)
             let params = try self.params.dictionary()

@@ -35,7 +35,7 @@ struct Runs: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (l, views) = try ledger.openViews()
+            let (l, views) = try await ledger.openViews()
             defer { l.close() }
             let query = RunQuery(
                 dag: dag, state: state, sinceMicros: since.flatMap(PartitionKey.parse), untilMicros: until.flatMap(PartitionKey.parse),
@@ -72,7 +72,7 @@ struct RunShow: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (l, views) = try ledger.openViews()
+            let (l, views) = try await ledger.openViews()
             defer { l.close() }
             let key = try views.oneRun(run)
             let seq = try asOf.seq(views)

@@ -30,7 +30,7 @@ struct Backfill: AsyncParsableCommand {
             guard let t = PartitionKey.parse(to) else { throw CLIFailure(message: "--to '\(to)' is not a UTC date (2026-11-01 or 2026-11-01T00:00Z)") }
             let (registry, _) = try pipelines.registry(strict: false)
             let target = try pipelines.resolve(dag, in: registry)
-            let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
+            let l = try await ledger.open(create: true)
             defer { l.close() }
             let scheduler = Scheduler(engine: pipelines.engine(l, registry))
             let params = try self.params.dictionary()
@@ -65,7 +65,7 @@ struct SchedulerCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let (registry, _) = try pipelines.registry(strict: true)
-            let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
+            let l = try await ledger.open(create: true)
             defer { l.close() }
             for name in dags where registry.dag(named: name) == nil {
                 throw CLIFailure(message: "--dag \(name): no such DAG (known: \(registry.all.map(\.name).joined(separator: ", ")))")

@@ -44,7 +44,7 @@ struct SearchTasks: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (l, f) = try ledger.openForensics()
+            let (l, f) = try await ledger.openForensics()
             defer { l.close() }
             let q = TaskQuery(
                 task: task, dag: dag, output: try output.map(ValueCondition.init(parsing:)), input: try input.map(ValueCondition.init(parsing:)),

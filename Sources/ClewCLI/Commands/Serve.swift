@@ -43,7 +43,7 @@ struct Serve: AsyncParsableCommand {
         try await reportingErrors {
             let (registry, problems) = try pipelines.registry(strict: false)
             for p in problems { Terminal.error("pipelines: \(p)") }
-            let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
+            let l = try await ledger.open(create: true)
             defer { l.close() }
             var viewOptions = Views.Options()
             viewOptions.notice = { Terminal.error($0) }

@@ -10,7 +10,7 @@ struct Stats: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let l = try ledger.open(readOnly: true)
+            let l = try await ledger.open(readOnly: true)
             defer { l.close() }
             let s = try l.stats()
             if output.json { print(try JSONOutput.text(s)) } else { StatsPrinter.print(s) }

@@ -19,7 +19,7 @@ struct Tail: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let l = try ledger.open(readOnly: true)
+            let l = try await ledger.open(readOnly: true)
             defer { l.close() }
             let last = try l.lastSeq
             let first = last >= n ? last - n + 1 : 1

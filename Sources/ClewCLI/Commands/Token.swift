@@ -26,7 +26,7 @@ struct TokenCreate: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let l = try Ledger.openOrCreate(at: ledger.url, options: ledger.options(readOnly: false))
+            let l = try await ledger.open(create: true)
             defer { l.close() }
             let minted: MintedToken
             do { minted = try await TokenStore(ledger: l).mint(name: name, role: Role(rawValue: role)!, by: "clew token create") } catch let e as TokenError {
@@ -47,7 +47,7 @@ struct TokenList: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let l = try ledger.open(readOnly: true)
+            let l = try await ledger.open(readOnly: true)
             defer { l.close() }
             let tokens = try TokenStore(ledger: l).list()
             if output.json { Terminal.line(try JSONOutput.text(tokens)); return }
@@ -63,7 +63,7 @@ struct TokenRevoke: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let l = try ledger.open()
+            let l = try await ledger.open()
             defer { l.close() }
             guard try await TokenStore(ledger: l).revoke(id: id, by: "clew token revoke") else { throw CLIFailure(message: "no active token with id '\(id)'") }
             Terminal.error("revoked \(id)")

@@ -34,7 +34,7 @@ struct Trace: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (l, f) = try ledger.openForensics()
+            let (l, f) = try await ledger.openForensics()
             defer { l.close() }
             let node = try f.node(id)
             if let row {

@@ -44,7 +44,7 @@ struct ValuesCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (l, views) = try ledger.openViews()
+            let (l, views) = try await ledger.openViews()
             defer { l.close() }
             let hits = try views.values(name: name, task: task, match: match, asOf: try asOf.seq(views), limit: limit)
             if output.json { Terminal.line(try JSONOutput.text(hits)); return }

@@ -5,7 +5,13 @@ import Foundation
 struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Recompute every hash, index entry, Merkle node and checkpoint; name the first bad seq.",
-        discussion: "Exit status 0 when the ledger is intact, 2 when verification finds a problem, 1 on other errors.")
+        discussion: """
+            Exit status 0 when the ledger is intact, 2 when verification finds a problem, 1 on other errors.
+
+            For a PostgreSQL ledger, this host's replica is verified, and every row of the shared log is re-read \
+            and checked as the server holds it now (payload digests, each batch's recorded root, the head's root), \
+            and its root compared with the replica's.
+            """)
 
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var output: OutputOptions
@@ -16,15 +22,25 @@ struct Verify: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let trusted = try publicKey.map { try CheckpointPublicKey(contentsOf: URL(fileURLWithPath: $0)) }
-            let l = try ledger.open(readOnly: true)
+            let l = try await ledger.open(readOnly: true)
             defer { l.close() }
             let start = Date()
             let report = try l.verify(trusting: trusted) { done, total in
                 Terminal.progress("verifying: \(done)/\(total) events")
             }
             Terminal.endProgress()
+            let shared = l.sharedLog == nil ? nil : try await l.verifyShared { Terminal.progress("verifying the shared log: \($0) events") }
+            Terminal.endProgress()
             if output.json {
-                print(try JSONOutput.text(report))
+                if let shared {
+                    struct Both: Encodable {
+                        var replica: VerifyReport
+                        var shared: SharedLogVerification
+                    }
+                    print(try JSONOutput.text(Both(replica: report, shared: shared)))
+                } else {
+                    print(try JSONOutput.text(report))
+                }
             } else if report.isValid {
                 let seconds = Date().timeIntervalSince(start)
                 print("ok: \(report.events) events, root \(report.rootHash)")
@@ -36,7 +52,15 @@ struct Verify: AsyncParsableCommand {
                     print("  [\(p.kind)] \(p.seq.map { "seq \($0): " } ?? "")\(p.message)")
                 }
             }
-            if !report.isValid { throw ExitCode(2) }
+            if let shared, !output.json {
+                if shared.isValid {
+                    print("ok: \(shared.location): \(shared.events) rows re-read, \(shared.batchesChecked) batch roots and the head agree; the replica's root is the same")
+                } else {
+                    print("FAILED: \(shared.location): \(shared.problems.count) problem(s) in the shared log")
+                    for p in shared.problems.prefix(20) { print("  [shared] \(p)") }
+                }
+            }
+            if !report.isValid || shared?.isValid == false { throw ExitCode(2) }
         }
     }
 }

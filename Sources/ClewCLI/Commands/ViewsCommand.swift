@@ -16,7 +16,7 @@ struct Rebuild: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (l, views) = try ledger.openViews()
+            let (l, views) = try await ledger.openViews()
             defer { l.close() }
             let names = selection.names
             let started = Date()
@@ -56,7 +56,7 @@ struct ViewsVerify: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let ledger = try self.ledger.open()
+            let ledger = try await self.ledger.open()
             defer { ledger.close() }
             // Open without repairing, so a damaged view is reported rather than silently rebuilt.
             var options = Views.Options()
@@ -96,7 +96,7 @@ struct ViewsStatus: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (l, views) = try ledger.openViews()
+            let (l, views) = try await ledger.openViews()
             defer { l.close() }
             let status = try views.status()
             if output.json { Terminal.line(try JSONOutput.text(status)); return }

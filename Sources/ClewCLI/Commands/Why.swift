@@ -16,7 +16,7 @@ struct Why: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let (l, f) = try ledger.openForensics()
+            let (l, f) = try await ledger.openForensics()
             defer { l.close() }
             let node = try f.node(chunk)
             guard node.hasPrefix("chunk:") else { throw CLIFailure(message: "\(chunk) is not a chunk (give DATASET/KEY)") }

@@ -7,8 +7,8 @@ import Foundation
 
 extension LedgerOptions {
     /// The ledger, its views and the forensic queries over them.
-    func openForensics() throws -> (Ledger, Forensics) {
-        let (l, views) = try openViews()
+    func openForensics() async throws -> (Ledger, Forensics) {
+        let (l, views) = try await openViews()
         return (l, Forensics(ledger: l, views: views))
     }
 }

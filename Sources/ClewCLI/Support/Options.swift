@@ -3,18 +3,36 @@ import ClewCore
 import ClewEngine
 import ClewForensics
 import ClewLedger
+import ClewPostgres
 import ClewProjections
 import ClewReplay
 import Foundation
 
 /// Options every ledger command shares.
 struct LedgerOptions: ParsableArguments {
-    @Option(name: .long, help: "The ledger directory.")
-    var ledger: String = "./clew.ledger"
+    @Option(
+        name: .long,
+        help: """
+            The ledger: a directory (LMDB, the default), or a PostgreSQL URL \
+            (postgres://USER:PASSWORD@HOST:PORT/DATABASE) shared by many hosts. Default: $CLEW_LEDGER, else ./clew.ledger.
+            """)
+    var ledger: String = ProcessInfo.processInfo.environment["CLEW_LEDGER"] ?? "./clew.ledger"
 
-    @Option(name: .long, help: "Largest size the ledger's map may grow to, in MiB.")
+    @Option(
+        name: .long,
+        help: """
+            For a PostgreSQL ledger: the directory of this host's replica of the log and its views. \
+            Default: $CLEW_CACHE, else ~/.cache/clew/LEDGER-ID.
+            """)
+    var cache: String?
+
+    @Option(name: .long, help: "Largest size the ledger's map (the replica's, for PostgreSQL) may grow to, in MiB.")
     var maxMapSize: Int?
 
+    /// Whether the ledger is a PostgreSQL log rather than a directory.
+    var isShared: Bool { PostgresLocation.isURL(ledger) }
+
+    /// The ledger directory (for a PostgreSQL ledger, use the opened ledger's `directory`, its replica).
     var url: URL { URL(fileURLWithPath: ledger) }
 
     func options(readOnly: Bool) -> Ledger.Options {
@@ -27,12 +45,44 @@ struct LedgerOptions: ParsableArguments {
         return o
     }
 
-    func open(readOnly: Bool = false) throws -> Ledger {
-        try Ledger.open(at: url, options: options(readOnly: readOnly))
+    /// Opens the ledger: the directory, or this host's replica of the PostgreSQL log, brought up to date.
+    /// - Parameter create: create the ledger (the directory, or the tables) when there is none.
+    func open(readOnly: Bool = false, create: Bool = false) async throws -> Ledger {
+        guard isShared else {
+            let o = options(readOnly: readOnly)
+            return try create ? Ledger.openOrCreate(at: url, options: o) : Ledger.open(at: url, options: o)
+        }
+        let log = try await PostgresLog.connect(try PostgresLocation(ledger), create: create)
+        do {
+            return try await Ledger.replica(of: log, at: replicaDirectory(id: log.id), options: options(readOnly: readOnly))
+        } catch {
+            log.close()
+            throw error
+        }
+    }
+
+    /// Where this host keeps its replica of the shared log `id`.
+    func replicaDirectory(id: String) -> URL {
+        if let dir = cache ?? ProcessInfo.processInfo.environment["CLEW_CACHE"], !dir.isEmpty {
+            return URL(fileURLWithPath: dir)
+        }
+        let base = ProcessInfo.processInfo.environment["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache")
+        return base.appendingPathComponent("clew").appendingPathComponent(id)
+    }
+
+    /// Refuses a command that works on a ledger directory only.
+    func requireDirectory(_ command: String) throws {
+        if isShared {
+            throw CLIFailure(message: "clew \(command) works on a ledger directory; \(ledger.prefix(while: { $0 != ":" })):// ledgers are not supported by it yet")
+        }
     }
 
     func validate() throws {
-        if ledger.isEmpty { throw ValidationError("--ledger must name a directory") }
+        if ledger.isEmpty { throw ValidationError("--ledger must name a directory or a PostgreSQL URL") }
+        if isShared {
+            do { _ = try PostgresLocation(ledger) } catch let error as LedgerError { throw ValidationError(error.message) }
+        }
         if let maxMapSize, maxMapSize < 1 { throw ValidationError("--max-map-size must be at least 1 (MiB)") }
     }
 }

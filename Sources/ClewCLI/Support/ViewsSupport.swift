@@ -17,8 +17,8 @@ struct AsOfOptions: ParsableArguments {
 extension LedgerOptions {
     /// Opens the ledger and its views, caught up; problems found in the views are rebuilt with a notice on
     /// stderr, and long folds show a progress bar on a terminal.
-    func openViews() throws -> (Ledger, Views) {
-        let ledger = try open()
+    func openViews() async throws -> (Ledger, Views) {
+        let ledger = try await open()
         var options = Views.Options()
         options.notice = { Terminal.error($0) }
         options.progress = ViewsProgress.bar("folding the log into the views")

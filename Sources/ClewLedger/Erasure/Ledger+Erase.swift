@@ -1,7 +1,7 @@
 internal import CLMDB
 import ClewCore
 import Crypto
-public import Foundation
+import Foundation
 import Synchronization
 
 /// What ``Ledger/erasePayloads(of:record:)`` removed.
@@ -33,6 +33,12 @@ extension Ledger {
     ///   removed when it throws.
     public func erasePayloads(of seqs: [UInt64], record: () throws -> NewEvent) async throws -> ErasureReport {
         if options.readOnly { throw LedgerError(.readOnly, "the ledger was opened read-only") }
+        if let shared = store.replicaOf {
+            // The payloads live in the shared log and in every host's replica; removing them from one
+            // replica would make it disagree with the rest.
+            throw LedgerError(
+                .invalidInput, "erasure and retention are not available for a shared log yet (\(shared)); nothing was erased")
+        }
         let targets = Set(seqs)
         guard !targets.isEmpty else { throw LedgerError(.invalidInput, "no events named to erase") }
         let last = try lastSeq

@@ -22,8 +22,27 @@ extension Ledger {
     @discardableResult
     public func append(contentsOf events: [NewEvent]) async throws -> Range<UInt64> {
         if events.isEmpty { return 0..<0 }
+        if let upstream { return try await appendShared(upstream, events, expectation: nil) }
         let prepared = try prepare(events)
         return try await writer.submit(prepared)
+    }
+
+    /// Compare-and-append: appends `events` atomically only if the last event of `stream` is still
+    /// `lastSeq` (0: the stream has none yet), the check and the append in one write (one transaction
+    /// of the shared log), so two processes or hosts that read the same state cannot both act on it.
+    ///
+    /// ```swift
+    /// let last = try ledger.seqs(inStream: "lease/sales/2026-11-21").last ?? 0
+    /// try await ledger.append(contentsOf: [claim], ifStream: "lease/sales/2026-11-21", lastSeqIs: last)
+    /// ```
+    /// - Throws: ``LedgerError`` `.conflict` naming the stream's actual last seq when it moved; nothing is
+    ///   written.
+    @discardableResult
+    public func append(contentsOf events: [NewEvent], ifStream stream: String, lastSeqIs lastSeq: UInt64) async throws -> Range<UInt64> {
+        let expectation = StreamExpectation(stream: stream, lastSeq: lastSeq)
+        if let upstream { return try await appendShared(upstream, events, expectation: expectation) }
+        if events.isEmpty { return 0..<0 }
+        return try await writer.submit(try prepare(events), .init(expectation: expectation))
     }
 
     /// Encodes, compresses and pre-hashes events as blocks on the caller's thread.

@@ -8,7 +8,8 @@ extension Ledger {
     /// Events after `seq` as they are appended, by this process or any other, until cancelled.
     ///
     /// Wakes at once on this process's commits, on writes to the log file by other processes
-    /// (inotify), and in any case every `pollInterval`.
+    /// (inotify), and in any case every `pollInterval`. Over a shared log, the replica copies each
+    /// append the server announces (PostgreSQL's LISTEN/NOTIFY), which wakes the stream the same way.
     /// ```swift
     /// for try await event in ledger.follow(after: try ledger.lastSeq) { print(event.seq, event.type) }
     /// ```
@@ -24,8 +25,21 @@ extension Ledger {
                     changes.notify()
                 }
             }
+            let puller = upstream.map { log in
+                Task {
+                    for await _ in log.appends() {
+                        if Task.isCancelled { break }
+                        do { try await self.pull() } catch {
+                            if Task.isCancelled { break }
+                            continuation.finish(throwing: error)
+                            return
+                        }
+                    }
+                }
+            }
             let task = Task {
                 defer {
+                    puller?.cancel()
                     ticker.cancel()
                     watcher?.cancel()
                     changes.unsubscribe(id)

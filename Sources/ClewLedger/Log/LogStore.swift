@@ -31,6 +31,9 @@ final class LogStore: Sendable {
     let checkpoints: Database
     let meta: Database
     let codec: ZstdCodec
+    /// The shared log this LMDB log is a replica of (its location), or nil for a ledger of its own. A
+    /// replica takes only copies of the shared log's events.
+    let replicaOf: String?
     private let dictionaries = Mutex<[UInt32: ZstdDictionary]>([:])
     /// Dictionary new blocks are compressed with (nil until the first one is trained).
     let currentDictionary = Mutex<ZstdDictionary?>(nil)
@@ -45,8 +48,9 @@ final class LogStore: Sendable {
         min(Block.maxTargetBytes, max(Block.minTargetBytes, Int(Double(Block.inlineBytes) / max(ratio, 0.01))))
     }
 
-    init(env: Environment, compressionLevel: Int32) throws {
+    init(env: Environment, compressionLevel: Int32, replicaOf: String? = nil) throws {
         self.env = env
+        self.replicaOf = replicaOf
         self.codec = ZstdCodec(level: compressionLevel)
         blocks = try env.openDatabase("blocks")
         streams = try env.openDatabase("streams", flags: MDB_DUPSORT | MDB_DUPFIXED)
@@ -111,6 +115,17 @@ final class LogStore: Sendable {
         }
     }
 
+    /// The seq of the last event of `stream` (0 when it has none).
+    func lastSeq(inStream stream: String, _ txn: Transaction) throws -> UInt64 {
+        var key = stream
+        return try key.withUTF8 { k in
+            try txn.withCursor(streams) { c in
+                guard try c.find(UnsafeRawBufferPointer(k)) != nil, let e = try c.lastDuplicate() else { return 0 }
+                return e.value.bigEndianUInt64
+            }
+        }
+    }
+
     /// Encodes, compresses and pre-hashes `events` as blocks (on the caller's thread).
     /// - Throws: ``LedgerError`` `.invalidInput` naming the bad event (by its index in `events`).
     func prepare(_ events: [NewEvent], now: Int64, dictionary: ZstdDictionary?) throws -> [PreparedBlock] {
@@ -160,12 +175,7 @@ final class LogStore: Sendable {
             }
             let digest = SHA256.hash(data: event.payload)
             envelope.removeAll(keepingCapacity: true)
-            digest.withUnsafeBytes { ref in
-                EnvelopeCodec.encode(
-                    timestampMicros: event.timestampMicros ?? now, actor: event.actor, stream: event.stream, type: event.type,
-                    schemaVersion: event.schemaVersion, payloadRef: ref, unknownFields: event.unknownFields,
-                    into: &envelope)
-            }
+            Self.encodeEnvelope(event, digest: digest, now: now, into: &envelope)
             var leaf = Merkle.leafHasher
             envelope.withUnsafeBytes { leaf.update(bufferPointer: $0) }
             starts.append(body.count)
@@ -186,6 +196,16 @@ final class LogStore: Sendable {
         }
         try finish()
         return out
+    }
+
+    /// The stored envelope of `event` (format 2: its payload named by `digest`), stamped `now` when the
+    /// event carries no time.
+    static func encodeEnvelope(_ event: NewEvent, digest: SHA256Digest, now: Int64, into envelope: inout [UInt8]) {
+        digest.withUnsafeBytes { ref in
+            EnvelopeCodec.encode(
+                timestampMicros: event.timestampMicros ?? now, actor: event.actor, stream: event.stream, type: event.type,
+                schemaVersion: event.schemaVersion, payloadRef: ref, unknownFields: event.unknownFields, into: &envelope)
+        }
     }
 
     /// The codec word and the body, compressed unless that would not make it smaller.

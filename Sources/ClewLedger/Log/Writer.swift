@@ -22,7 +22,22 @@ final class Writer: @unchecked Sendable {
     struct Request {
         var blocks: [PreparedBlock]
         var eventCount: Int
+        var condition: Condition
         var continuation: CheckedContinuation<Range<UInt64>, any Error>
+    }
+
+    /// What must hold when a request's turn comes in its group, or it is refused with
+    /// ``LedgerError/Code/conflict`` (and the rest of the group commits without it).
+    struct Condition: Sendable {
+        /// The stream's last event is still this seq (compare-and-append).
+        var expectation: StreamExpectation?
+        /// The log's last seq is this one: a replica copying from its shared log, whose events must
+        /// land on the seqs they have there (another process may have copied them first).
+        var logLastSeq: UInt64?
+        /// A replica's copy, allowed on a ledger that refuses appends of its own.
+        var replicating = false
+
+        static let none = Condition()
     }
 
     private let store: LogStore
@@ -42,11 +57,11 @@ final class Writer: @unchecked Sendable {
         self.changes = changes
     }
 
-    func submit(_ blocks: [PreparedBlock]) async throws -> Range<UInt64> {
+    func submit(_ blocks: [PreparedBlock], _ condition: Condition = .none) async throws -> Range<UInt64> {
         if closed.load(ordering: .acquiring) { throw LedgerError(.closed, "the ledger is closed") }
         let count = blocks.reduce(0) { $0 + $1.count }
         return try await withCheckedThrowingContinuation { continuation in
-            pending.withLock { $0.append(Request(blocks: blocks, eventCount: count, continuation: continuation)) }
+            pending.withLock { $0.append(Request(blocks: blocks, eventCount: count, condition: condition, continuation: continuation)) }
             queue.async { self.drain() }
         }
     }
@@ -83,9 +98,9 @@ final class Writer: @unchecked Sendable {
         let group = takeGroup()
         if group.isEmpty { return }
         do {
-            let (ranges, newState) = try commit(group)
+            let (results, newState) = try commit(group)
             state = newState
-            for (request, range) in zip(group, ranges) { request.continuation.resume(returning: range) }
+            for (request, result) in zip(group, results) { request.continuation.resume(with: result) }
             changes.notify()
             trainDictionaryIfDue(lastSeq: newState.lastSeq)
         } catch {
@@ -94,7 +109,7 @@ final class Writer: @unchecked Sendable {
         }
     }
 
-    private func commit(_ group: [Request]) throws -> ([Range<UInt64>], State) {
+    private func commit(_ group: [Request]) throws -> ([Result<Range<UInt64>, any Error>], State) {
         if options.readOnly { throw LedgerError(.readOnly, "the ledger was opened read-only") }
         // Room for the blocks, their blobs, the stream index, Merkle nodes and the pages a write
         // copies, estimated high (see `Environment.ensureRoom`).
@@ -106,17 +121,40 @@ final class Writer: @unchecked Sendable {
         try store.env.ensureRoom(bytes)
         return try store.env.write { txn in
             var st = try currentState(txn)
-            var ranges: [Range<UInt64>] = []
-            ranges.reserveCapacity(group.count)
+            var results: [Result<Range<UInt64>, any Error>] = []
+            results.reserveCapacity(group.count)
             for request in group {
+                if let refusal = try refusal(request.condition, st, txn) {
+                    results.append(.failure(refusal))
+                    continue
+                }
                 let first = st.lastSeq + 1
                 for block in request.blocks {
                     try append(block, to: &st, txn)
                 }
-                ranges.append(first..<st.lastSeq + 1)
+                results.append(.success(first..<st.lastSeq + 1))
             }
-            return (ranges, st)
+            return (results, st)
         }
+    }
+
+    /// Why a request may not be appended now, or nil when its condition holds.
+    private func refusal(_ condition: Condition, _ st: State, _ txn: Transaction) throws -> LedgerError? {
+        if store.replicaOf != nil, !condition.replicating {
+            return LedgerError(
+                .readOnly, "this ledger is a replica of \(store.replicaOf ?? "a shared log"); append through the shared log (--ledger URL)")
+        }
+        if let last = condition.logLastSeq, last != st.lastSeq {
+            return LedgerError(.conflict, "the log's last seq is \(st.lastSeq), not \(last)")
+        }
+        if let e = condition.expectation {
+            let last = try store.lastSeq(inStream: e.stream, txn)
+            if last != e.lastSeq {
+                return LedgerError(
+                    .conflict, "stream \(e.stream)'s last event is \(last == 0 ? "none" : "seq \(last)"), not \(e.lastSeq == 0 ? "none" : "seq \(e.lastSeq)")")
+            }
+        }
+        return nil
     }
 
     /// Puts one block: its seqs, leaf tags, stream index entries, blobs and Merkle nodes.

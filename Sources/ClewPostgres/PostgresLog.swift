@@ -1,0 +1,398 @@
+public import ClewLedger
+public import Foundation
+public import Logging
+import NIOCore
+import NIOSSL
+import PostgresNIO
+import Synchronization
+
+/// A Clew log in PostgreSQL, shared by every host that names it: the ledger's format (envelopes,
+/// payloads, Merkle roots) in four tables.
+///
+/// - `clew_meta` (key → value): format, version, the log's id, when it was created.
+/// - `clew_head` (one row): the last seq, the Merkle tree's right edge (``SharedLogHead``) and root.
+///   Every append locks it (`SELECT … FOR UPDATE`), so seqs are gap-free across all writers on all
+///   hosts: a batch takes the seqs after the last one and moves the head in the same transaction, or
+///   rolls back and takes none.
+/// - `clew_events` (seq → stream, type, time, envelope, payload), indexed by (stream, seq) and by
+///   (type, time). One `INSERT … SELECT FROM unnest(…)` per batch, never one statement per event.
+/// - `clew_batches` (batch id → first and last seq, root): what makes a retried batch land once, and
+///   the roots a replica checks its copy against.
+///
+/// Each commit notifies channel `clew_log` with the new last seq; followers LISTEN on it.
+public final class PostgresLog: SharedLog {
+    public let id: String
+    public let location: String
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let logger: Logger
+    private let closed = Atomic<Bool>(false)
+    /// How long an append keeps retrying through a lost connection or a restarting server.
+    public static let retryWindow: Duration = .seconds(60)
+    static let channel = "clew_log"
+    static let schemaLock: Int64 = 0x636c_6577  // "clew": serialises concurrent schema creation
+
+    private init(id: String, location: String, client: PostgresClient, runner: Task<Void, Never>, logger: Logger) {
+        self.id = id
+        self.location = location
+        self.client = client
+        self.runner = runner
+        self.logger = logger
+    }
+
+    /// Connects to the log at `location`.
+    /// - Parameter create: create the tables (and the log's identity) when the database has none.
+    /// - Throws: ``LedgerError`` `.unavailable` when the server cannot be reached or refuses the login
+    ///   (with the server's reason), `.notALedger` when the database holds no Clew log and `create` is
+    ///   false, `.unsupportedFormat` for a log of another format.
+    public static func connect(
+        _ location: PostgresLocation, create: Bool,
+        logger: Logger = Logger(label: "clew.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) async throws -> PostgresLog {
+        let tls = try clientTLS(location)
+        // One connection first, so a wrong host, password or database is reported as the server says it.
+        let probe: PostgresConnection
+        do {
+            var config = PostgresConnection.Configuration(
+                host: location.host, port: location.port, username: location.user, password: location.password,
+                database: location.database, tls: try connectionTLS(location))
+            config.options.connectTimeout = .seconds(10)
+            probe = try await PostgresConnection.connect(configuration: config, id: 0, logger: logger)
+        } catch {
+            throw LedgerError(.unavailable, "cannot connect to PostgreSQL at \(location): \(describe(error))")
+        }
+        let id: String
+        do {
+            defer { Task { try? await probe.close() } }
+            id = try await prepareSchema(probe, location: location, create: create, logger: logger)
+        }
+        var config = PostgresClient.Configuration(
+            host: location.host, port: location.port, username: location.user, password: location.password,
+            database: location.database, tls: tls)
+        config.options.maximumConnections = 8
+        config.options.connectTimeout = .seconds(10)
+        let client = PostgresClient(configuration: config, backgroundLogger: logger)
+        let runner = Task { await client.run() }
+        return PostgresLog(id: id, location: location.description, client: client, runner: runner, logger: logger)
+    }
+
+    public func close() {
+        if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
+        runner.cancel()
+    }
+
+    // MARK: Schema
+
+    private static func prepareSchema(_ c: PostgresConnection, location: PostgresLocation, create: Bool, logger: Logger) async throws -> String {
+        do {
+            if create {
+                try await c.withTransaction(logger: logger) { c in
+                    try await c.query("SELECT pg_advisory_xact_lock(\(schemaLock))", logger: logger)
+                    for statement in schema { try await c.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                    let created = ISO8601DateFormatter().string(from: Date())
+                    let newID = UUID().uuidString.lowercased()
+                    let version = String(SharedLogFormat.version)
+                    try await c.query(
+                        """
+                        INSERT INTO clew_meta (key, value) VALUES ('format', \(SharedLogFormat.name)), ('version', \(version)),
+                        ('id', \(newID)), ('created', \(created)) ON CONFLICT (key) DO NOTHING
+                        """, logger: logger)
+                    let empty = ByteBuffer(bytes: SharedLogHead().root.bytes)
+                    try await c.query(
+                        "INSERT INTO clew_head (one, last_seq, frontier, root) VALUES (true, 0, ''::bytea, \(empty)) ON CONFLICT (one) DO NOTHING",
+                        logger: logger)
+                }
+            }
+            let exists = try await c.query("SELECT to_regclass('clew_meta') IS NOT NULL", logger: logger).collect().first?.decode(Bool.self) ?? false
+            guard exists else {
+                throw LedgerError(.notALedger, "the database \(location) holds no Clew ledger; create one with `clew init --ledger \(location)`")
+            }
+            var meta: [String: String] = [:]
+            for try await (key, value) in try await c.query("SELECT key, value FROM clew_meta", logger: logger).decode((String, String).self) {
+                meta[key] = value
+            }
+            guard meta["format"] == SharedLogFormat.name, let id = meta["id"], let version = meta["version"].flatMap(UInt32.init) else {
+                throw LedgerError(.notALedger, "the database \(location) has a clew_meta table that does not describe a Clew ledger")
+            }
+            guard version == SharedLogFormat.version else {
+                throw LedgerError(
+                    .unsupportedFormat, "the ledger in \(location) is of format \(version); this build reads format \(SharedLogFormat.version)")
+            }
+            return id
+        } catch let error as LedgerError {
+            throw error
+        } catch let error as PostgresTransactionError {
+            if let inner = error.closureError as? LedgerError { throw inner }
+            throw LedgerError(.unavailable, "cannot prepare the Clew tables in \(location): \(describe(error))")
+        } catch {
+            throw LedgerError(.unavailable, "cannot read the Clew tables in \(location): \(describe(error))")
+        }
+    }
+
+    static let schema = [
+        "CREATE TABLE IF NOT EXISTS clew_meta (key text PRIMARY KEY, value text NOT NULL)",
+        """
+        CREATE TABLE IF NOT EXISTS clew_head (one boolean PRIMARY KEY CHECK (one), last_seq bigint NOT NULL,
+        frontier bytea NOT NULL, root bytea NOT NULL)
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS clew_events (seq bigint PRIMARY KEY, stream text NOT NULL, type text NOT NULL,
+        time_us bigint NOT NULL, envelope bytea NOT NULL, payload bytea NOT NULL)
+        """,
+        "CREATE INDEX IF NOT EXISTS clew_events_stream ON clew_events (stream, seq)",
+        "CREATE INDEX IF NOT EXISTS clew_events_type_time ON clew_events (type, time_us)",
+        """
+        CREATE TABLE IF NOT EXISTS clew_batches (id uuid PRIMARY KEY, first_seq bigint NOT NULL, last_seq bigint NOT NULL UNIQUE,
+        root bytea NOT NULL, committed timestamptz NOT NULL DEFAULT now())
+        """,
+    ]
+
+    // MARK: Append
+
+    public func append(_ records: [SharedRecord], batch: UUID, expectation: StreamExpectation?) async throws -> Range<UInt64> {
+        if records.isEmpty { return 0..<0 }
+        let clock = ContinuousClock()
+        let deadline = clock.now + Self.retryWindow
+        var pause: Duration = .milliseconds(50)
+        while true {
+            try checkOpen()
+            do {
+                return try await client.withTransaction(logger: logger) { c in
+                    try await self.appendLocked(records, batch: batch, expectation: expectation, c)
+                }
+            } catch let error as PostgresTransactionError where error.closureError is LedgerError {
+                throw error.closureError!
+            } catch {
+                // A lost connection, a restarting server, or a commit whose outcome is unknown: try again
+                // with the same batch id, which returns the seqs of a batch that did commit.
+                guard Self.isTransient(error), clock.now + pause < deadline else {
+                    throw LedgerError(.unavailable, "appending to \(location) failed: \(Self.describe(error))")
+                }
+                logger.warning("append to \(location) failed, retrying", metadata: ["error": "\(Self.describe(error))"])
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(2))
+            }
+        }
+    }
+
+    private func appendLocked(
+        _ records: [SharedRecord], batch: UUID, expectation: StreamExpectation?, _ c: PostgresConnection
+    ) async throws -> Range<UInt64> {
+        let headRow = try await c.query("SELECT last_seq, frontier FROM clew_head WHERE one FOR UPDATE", logger: logger).collect()
+        guard let row = headRow.first else {
+            throw LedgerError(.corrupted, "\(location) has no clew_head row")
+        }
+        let (lastSeq, frontier) = try row.decode((Int64, ByteBuffer).self)
+        // After the lock, so a first attempt that committed is seen by its retry.
+        if let (first, last) = try await c.query(
+            "SELECT first_seq, last_seq FROM clew_batches WHERE id = \(batch)", logger: logger
+        ).collect().first?.decode((Int64, Int64).self) {
+            return UInt64(first)..<UInt64(last) + 1
+        }
+        if let e = expectation {
+            let current = try await c.query(
+                "SELECT coalesce(max(seq), 0) FROM clew_events WHERE stream = \(e.stream)", logger: logger
+            ).collect().first?.decode(Int64.self) ?? 0
+            guard UInt64(current) == e.lastSeq else {
+                throw LedgerError(
+                    .conflict,
+                    "stream \(e.stream)'s last event is \(current == 0 ? "none" : "seq \(current)"), not \(e.lastSeq == 0 ? "none" : "seq \(e.lastSeq)")")
+            }
+        }
+        var head = try SharedLogHead(size: UInt64(lastSeq), bytes: Array(buffer: frontier))
+        var seqs: [Int64] = [], streams: [String] = [], types: [String] = [], times: [Int64] = []
+        var envelopes: [ByteBuffer] = [], payloads: [ByteBuffer] = []
+        for r in records {
+            seqs.append(Int64(head.append(r)))
+            streams.append(r.stream)
+            types.append(r.type)
+            times.append(r.timestampMicros)
+            envelopes.append(ByteBuffer(bytes: r.envelope))
+            payloads.append(ByteBuffer(bytes: r.payload))
+        }
+        try await c.query(
+            """
+            INSERT INTO clew_events (seq, stream, type, time_us, envelope, payload)
+            SELECT * FROM unnest(\(seqs)::bigint[], \(streams)::text[], \(types)::text[], \(times)::bigint[], \(envelopes)::bytea[], \(payloads)::bytea[])
+            """, logger: logger)
+        let root = ByteBuffer(bytes: head.root.bytes)
+        let size = Int64(head.size)
+        try await c.query(
+            "UPDATE clew_head SET last_seq = \(size), frontier = \(ByteBuffer(bytes: head.bytes)), root = \(root) WHERE one",
+            logger: logger)
+        try await c.query(
+            "INSERT INTO clew_batches (id, first_seq, last_seq, root) VALUES (\(batch), \(lastSeq + 1), \(size), \(root))", logger: logger)
+        try await c.query("SELECT pg_notify(\(Self.channel), \(String(size)))", logger: logger)
+        return UInt64(lastSeq) + 1..<head.size + 1
+    }
+
+    // MARK: Read
+
+    public func records(after seq: UInt64, limit: Int) async throws -> [SharedRecord] {
+        try await reading("reading events") { c in
+            var out: [SharedRecord] = []
+            let rows = try await c.query(
+                """
+                SELECT seq, stream, type, time_us, envelope, payload FROM clew_events
+                WHERE seq > \(Int64(clamping: seq)) ORDER BY seq LIMIT \(Int64(limit))
+                """, logger: self.logger)
+            for try await (s, stream, type, time, envelope, payload) in rows.decode((Int64, String, String, Int64, ByteBuffer, ByteBuffer).self) {
+                out.append(
+                    SharedRecord(
+                        seq: UInt64(s), envelope: Array(buffer: envelope), payload: Array(buffer: payload), stream: stream, type: type,
+                        timestampMicros: time))
+            }
+            return out
+        }
+    }
+
+    public func batchRoots(_ sizes: ClosedRange<UInt64>) async throws -> [(size: UInt64, root: MerkleHash)] {
+        try await reading("reading batch roots") { c in
+            var out: [(UInt64, MerkleHash)] = []
+            let rows = try await c.query(
+                """
+                SELECT last_seq, root FROM clew_batches WHERE last_seq >= \(Int64(clamping: sizes.lowerBound))
+                AND last_seq <= \(Int64(clamping: sizes.upperBound)) ORDER BY last_seq
+                """, logger: self.logger)
+            for try await (size, root) in rows.decode((Int64, ByteBuffer).self) {
+                out.append((UInt64(size), try Self.hash(root, "the root of the batch ending at \(size)")))
+            }
+            return out
+        }
+    }
+
+    public func head() async throws -> (size: UInt64, root: MerkleHash) {
+        try await reading("reading the head") { c in
+            guard let row = try await c.query("SELECT last_seq, root FROM clew_head WHERE one", logger: self.logger).collect().first else {
+                throw LedgerError(.corrupted, "\(self.location) has no clew_head row")
+            }
+            let (size, root) = try row.decode((Int64, ByteBuffer).self)
+            return (UInt64(size), try Self.hash(root, "the head's root"))
+        }
+    }
+
+    private static func hash(_ buffer: ByteBuffer, _ what: String) throws -> MerkleHash {
+        do { return try MerkleHash(bytes: Array(buffer: buffer)) } catch {
+            throw LedgerError(.corrupted, "\(what) is \(buffer.readableBytes) bytes, not a 32-byte hash")
+        }
+    }
+
+    /// Runs a read, retrying through lost connections within ``retryWindow``.
+    private func reading<T: Sendable>(_ what: String, _ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let clock = ContinuousClock()
+        let deadline = clock.now + Self.retryWindow
+        var pause: Duration = .milliseconds(50)
+        while true {
+            try checkOpen()
+            do { return try await client.withConnection { try await body($0) } } catch let error as LedgerError {
+                throw error
+            } catch {
+                guard Self.isTransient(error), clock.now + pause < deadline else {
+                    throw LedgerError(.unavailable, "\(what) from \(location) failed: \(Self.describe(error))")
+                }
+                try await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(2))
+            }
+        }
+    }
+
+    // MARK: Follow
+
+    public func appends() -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+        let task = Task { [client, logger, location] in
+            var pause: Duration = .milliseconds(100)
+            while !Task.isCancelled, !closed.load(ordering: .acquiring) {
+                do {
+                    try await client.withConnection { c in
+                        try await c.listen(on: Self.channel) { notifications in
+                            continuation.yield()  // whatever was appended before LISTEN took effect
+                            pause = .milliseconds(100)
+                            for try await _ in notifications { continuation.yield() }
+                        }
+                    }
+                } catch {
+                    if Task.isCancelled { break }
+                    logger.warning("listening on \(location) failed, reconnecting", metadata: ["error": "\(Self.describe(error))"])
+                }
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(2))
+            }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    // MARK: Errors
+
+    private func checkOpen() throws {
+        if closed.load(ordering: .acquiring) { throw LedgerError(.closed, "the connection to \(location) was closed") }
+    }
+
+    /// Whether trying again may succeed: the connection, not the statement, failed.
+    static func isTransient(_ error: any Error) -> Bool {
+        if let e = error as? PostgresTransactionError {
+            return [e.beginError, e.closureError, e.commitError].contains { $0.map(isTransient) ?? false }
+        }
+        guard let e = error as? PSQLError else { return false }
+        switch e.code {
+        case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection: return true
+        case .server:
+            // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 40001/40P01 retry.
+            let state = e.serverInfo?[.sqlState] ?? ""
+            return ["57P01", "57P02", "57P03", "40001", "40P01"].contains(state) || state.hasPrefix("08")
+        default: return false
+        }
+    }
+
+    /// What went wrong, as the server or the connection said it (PSQLError's description hides it).
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? PostgresTransactionError {
+            if let inner = e.closureError ?? e.commitError ?? e.beginError { return describe(inner) }
+        }
+        guard let e = error as? PSQLError else { return "\(error)" }
+        if let info = e.serverInfo, let message = info[.message] {
+            return "\(message) (SQLSTATE \(info[.sqlState] ?? "?"))"
+        }
+        if let underlying = e.underlying { return "\(e.code): \(underlying)" }
+        return "\(e.code)"
+    }
+
+    // MARK: TLS
+
+    private static func clientTLS(_ location: PostgresLocation) throws -> PostgresClient.Configuration.TLS {
+        switch location.tls {
+        case .disable: return .disable
+        case .prefer: return .prefer(unverified())
+        case .require: return .require(unverified())
+        case .verifyFull: return .require(.makeClientConfiguration())
+        }
+    }
+
+    private static func connectionTLS(_ location: PostgresLocation) throws -> PostgresConnection.Configuration.TLS {
+        do {
+            switch location.tls {
+            case .disable: return .disable
+            case .prefer: return .prefer(try NIOSSLContext(configuration: unverified()))
+            case .require: return .require(try NIOSSLContext(configuration: unverified()))
+            case .verifyFull: return .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+        } catch {
+            throw LedgerError(.invalidInput, "cannot set up TLS for \(location): \(error)")
+        }
+    }
+
+    /// libpq's `prefer` and `require`: encrypted, the certificate not checked.
+    private static func unverified() -> TLSConfiguration {
+        var c = TLSConfiguration.makeClientConfiguration()
+        c.certificateVerification = .none
+        return c
+    }
+}
+
+/// The shared log's format, stored in `clew_meta`.
+enum SharedLogFormat {
+    static let name = "clew-ledger"
+    static let version: UInt32 = 2
+}
