@@ -159,6 +159,14 @@ let package = Package(
         .testTarget(name: "ClewLedgerTests", dependencies: ["ClewCore", "ClewLedger", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "ClewModelTests", dependencies: ["ClewModel"]),
         .testTarget(
+            name: "ClewPostgresTests",
+            dependencies: [
+                "ClewPostgres", "ClewLedger",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "ClewProjectionsTests", dependencies: ["ClewTestSupport", "ClewProjections", "ClewEngine", "ClewLedger", "ClewModel", "ClewBenchmarks"]),
         .testTarget(name: "ClewEngineTests", dependencies: ["ClewTestSupport", "ClewEngine", "ClewLedger", "ClewModel"]),
         .testTarget(

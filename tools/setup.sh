@@ -7,12 +7,12 @@
 # from Debian (libjs-chart.js, node-dagre-layout), Debian's chromium and python3-websocket (the tests
 # load every dashboard page in headless Chromium over the DevTools protocol), and the openlineage-python
 # client from PyPI (the tests send events with it), and, through tools/producers.sh, Airflow and dbt with
-# their OpenLineage integrations in virtual environments outside the repository. Idempotent and quiet
-# when done.
+# their OpenLineage integrations in virtual environments outside the repository, and PostgreSQL, which
+# it starts (tools/postgres.sh: the shared-log tests use it on loopback). Idempotent and quiet when done.
 set -euo pipefail
 
 packages=(liblmdb-dev libzstd-dev pkg-config protobuf-compiler python3 python3-jsonschema tmux zlib1g-dev
-    libjs-chart.js node-dagre-layout python3-websocket)
+    libjs-chart.js node-dagre-layout python3-websocket postgresql)
 # chromium with its recommended packages (fonts), as the browser tests were written against.
 browser=(chromium)
 missing=()
@@ -43,3 +43,5 @@ python3 -c "import openlineage.client" 2>/dev/null || {
 "$(dirname "$0")/producers.sh" >/dev/null
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 pkg-config --exists lmdb libzstd || { echo "setup: pkg-config cannot find lmdb/libzstd" >&2; exit 1; }
+# PostgreSQL for the shared log and its tests, started and given the role and database the tests use.
+"$(dirname "$0")/postgres.sh" >/dev/null

@@ -151,27 +151,89 @@ public final class PostgresLog: SharedLog {
 
     public func append(_ records: [SharedRecord], batch: UUID, expectation: StreamExpectation?) async throws -> Range<UInt64> {
         if records.isEmpty { return 0..<0 }
+        // Inserting runs at ~10 µs a row here; the deadline leaves room for a loaded server.
+        return try await retrying("appending to", limit: Self.attemptDeadline + .milliseconds(records.count)) { attempt in
+            try await self.client.withConnection { c in
+                attempt.use(c)
+                return try await self.transaction(c) { try await self.appendLocked(records, batch: batch, expectation: expectation, $0) }
+            }
+        }
+    }
+
+    /// Runs `body` between BEGIN and COMMIT. A ``LedgerError`` from `body` (a refused condition) rolls
+    /// back; any other failure closes the connection instead, which ends the transaction on the server
+    /// as surely, without sending anything more down a connection that may be dead (a ROLLBACK written
+    /// to a connection the server had just terminated never completed: the append hung).
+    private func transaction<T>(_ c: PostgresConnection, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await c.query("BEGIN", logger: logger)
+        do {
+            let value = try await body(c)
+            try await c.query("COMMIT", logger: logger)
+            return value
+        } catch let error as LedgerError {
+            if !c.isClosed { _ = try? await c.query("ROLLBACK", logger: logger) }
+            throw error
+        } catch {
+            if !c.isClosed { try? await c.close() }
+            throw error
+        }
+    }
+
+    /// Runs one attempt of `body` after another until it succeeds, fails for a reason trying again
+    /// cannot fix (a ``LedgerError``, an SQL error), or ``retryWindow`` has passed. An attempt past its
+    /// deadline is counted as a lost connection: the connection it used is closed, which fails whatever
+    /// it was waiting for (a query written to a connection the server had just terminated was seen to
+    /// wait forever), and the next attempt starts on another.
+    private func retrying<T: Sendable>(
+        _ what: String, limit: Duration = PostgresLog.attemptDeadline, _ body: @escaping @Sendable (Attempt) async throws -> T
+    ) async throws -> T {
         let clock = ContinuousClock()
         let deadline = clock.now + Self.retryWindow
         var pause: Duration = .milliseconds(50)
         while true {
             try checkOpen()
-            do {
-                return try await client.withTransaction(logger: logger) { c in
-                    try await self.appendLocked(records, batch: batch, expectation: expectation, c)
-                }
-            } catch let error as PostgresTransactionError where error.closureError is LedgerError {
-                throw error.closureError!
+            let attempt = Attempt()
+            do { return try await Self.withDeadline(limit, attempt: attempt) { try await body(attempt) } } catch let error as LedgerError {
+                throw error
             } catch {
-                // A lost connection, a restarting server, or a commit whose outcome is unknown: try again
-                // with the same batch id, which returns the seqs of a batch that did commit.
                 guard Self.isTransient(error), clock.now + pause < deadline else {
-                    throw LedgerError(.unavailable, "appending to \(location) failed: \(Self.describe(error))")
+                    throw LedgerError(.unavailable, "\(what) \(location) failed: \(Self.describe(error))")
                 }
-                logger.warning("append to \(location) failed, retrying", metadata: ["error": "\(Self.describe(error))"])
+                logger.warning("\(what) \(location) failed, retrying", metadata: ["error": "\(Self.describe(error))"])
                 try await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(2))
             }
+        }
+    }
+
+    /// How long one attempt may take before it is abandoned (appends add a millisecond per event).
+    static let attemptDeadline: Duration = .seconds(5)
+
+    struct AttemptTimedOut: Error, CustomStringConvertible {
+        var description: String { "no answer within \(PostgresLog.attemptDeadline)" }
+    }
+
+    /// `body`'s result, or ``AttemptTimedOut`` after `limit`, when `attempt`'s connection is closed and
+    /// the body's task cancelled (postgres-nio's queries do not answer cancellation; a closed
+    /// connection fails them).
+    static func withDeadline<T: Sendable>(
+        _ limit: Duration, attempt: Attempt, _ body: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        let race = DeadlineRace()
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let work = Task {
+                let result: Result<T, any Error>
+                do { result = .success(try await body()) } catch { result = .failure(error) }
+                if race.finish() { continuation.resume(with: result) }
+            }
+            race.start(timer: Task {
+                try? await Task.sleep(for: limit)
+                if !Task.isCancelled, race.finish() {
+                    work.cancel()
+                    attempt.abandon()
+                    continuation.resume(throwing: AttemptTimedOut())
+                }
+            })
         }
     }
 
@@ -278,20 +340,11 @@ public final class PostgresLog: SharedLog {
     }
 
     /// Runs a read, retrying through lost connections within ``retryWindow``.
-    private func reading<T: Sendable>(_ what: String, _ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let clock = ContinuousClock()
-        let deadline = clock.now + Self.retryWindow
-        var pause: Duration = .milliseconds(50)
-        while true {
-            try checkOpen()
-            do { return try await client.withConnection { try await body($0) } } catch let error as LedgerError {
-                throw error
-            } catch {
-                guard Self.isTransient(error), clock.now + pause < deadline else {
-                    throw LedgerError(.unavailable, "\(what) from \(location) failed: \(Self.describe(error))")
-                }
-                try await Task.sleep(for: pause)
-                pause = min(pause * 2, .seconds(2))
+    private func reading<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        try await retrying("\(what) from") { attempt in
+            try await self.client.withConnection { c in
+                attempt.use(c)
+                return try await body(c)
             }
         }
     }
@@ -332,9 +385,7 @@ public final class PostgresLog: SharedLog {
 
     /// Whether trying again may succeed: the connection, not the statement, failed.
     static func isTransient(_ error: any Error) -> Bool {
-        if let e = error as? PostgresTransactionError {
-            return [e.beginError, e.closureError, e.commitError].contains { $0.map(isTransient) ?? false }
-        }
+        if error is AttemptTimedOut { return true }
         guard let e = error as? PSQLError else { return false }
         switch e.code {
         case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection: return true
@@ -348,9 +399,6 @@ public final class PostgresLog: SharedLog {
 
     /// What went wrong, as the server or the connection said it (PSQLError's description hides it).
     static func describe(_ error: any Error) -> String {
-        if let e = error as? PostgresTransactionError {
-            if let inner = e.closureError ?? e.commitError ?? e.beginError { return describe(inner) }
-        }
         guard let e = error as? PSQLError else { return "\(error)" }
         if let info = e.serverInfo, let message = info[.message] {
             return "\(message) (SQLSTATE \(info[.sqlState] ?? "?"))"
@@ -388,6 +436,52 @@ public final class PostgresLog: SharedLog {
         var c = TLSConfiguration.makeClientConfiguration()
         c.certificateVerification = .none
         return c
+    }
+}
+
+/// The connection an attempt is using, closed if the attempt is abandoned.
+final class Attempt: Sendable {
+    private let connection = Mutex<(PostgresConnection?, abandoned: Bool)>((nil, false))
+
+    func use(_ c: PostgresConnection) {
+        let late = connection.withLock { state in
+            state.0 = c
+            return state.abandoned
+        }
+        if late { Task { try? await c.close() } }
+    }
+
+    func abandon() {
+        let c = connection.withLock { state in
+            state.abandoned = true
+            return state.0
+        }
+        if let c { Task { try? await c.close() } }
+    }
+}
+
+/// Which of an attempt and its timer finished first (the other then does nothing).
+private final class DeadlineRace: Sendable {
+    private let state = Mutex<(done: Bool, timer: Task<Void, Never>?)>((false, nil))
+
+    func start(timer: Task<Void, Never>) {
+        let cancel = state.withLock { s in
+            if s.done { return true }
+            s.timer = timer
+            return false
+        }
+        if cancel { timer.cancel() }
+    }
+
+    /// True for the first caller only; cancels the timer.
+    func finish() -> Bool {
+        let (first, timer) = state.withLock { s -> (Bool, Task<Void, Never>?) in
+            if s.done { return (false, nil) }
+            s.done = true
+            return (true, s.timer)
+        }
+        timer?.cancel()
+        return first
     }
 }
 

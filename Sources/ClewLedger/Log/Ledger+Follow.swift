@@ -25,15 +25,26 @@ extension Ledger {
                     changes.notify()
                 }
             }
+            // Over a shared log: copy on every announced append, and every `pollInterval` in case an
+            // announcement was lost with a connection.
             let puller = upstream.map { log in
                 Task {
-                    for await _ in log.appends() {
-                        if Task.isCancelled { break }
-                        do { try await self.pull() } catch {
-                            if Task.isCancelled { break }
-                            continuation.finish(throwing: error)
-                            return
+                    await withTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            for await _ in log.appends() {
+                                if Task.isCancelled { break }
+                                if !(await self.pullForFollowers(continuation)) { break }
+                            }
                         }
+                        group.addTask {
+                            while !Task.isCancelled {
+                                try? await Task.sleep(for: pollInterval)
+                                if Task.isCancelled { break }
+                                if !(await self.pullForFollowers(continuation)) { break }
+                            }
+                        }
+                        await group.next()
+                        group.cancelAll()
                     }
                 }
             }
@@ -62,6 +73,20 @@ extension Ledger {
                 }
             }
             continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+extension Ledger {
+    /// Copies the shared log's new events for a follower; false (the stream finished with the error)
+    /// when the copy fails for a reason other than cancellation.
+    fileprivate func pullForFollowers(_ continuation: AsyncThrowingStream<Event, any Error>.Continuation) async -> Bool {
+        do {
+            try await pull()
+            return true
+        } catch {
+            if !Task.isCancelled { continuation.finish(throwing: error) }
+            return false
         }
     }
 }
