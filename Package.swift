@@ -155,13 +155,20 @@ let package = Package(
             dependencies: ["ClewCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // What the test targets share: one way to get a temporary ledger and an engine over it.
-        .target(name: "ClewTestSupport", dependencies: ["ClewEngine", "ClewLedger"], path: "Tests/ClewTestSupport"),
+        .target(
+            name: "ClewTestSupport",
+            dependencies: [
+                "ClewEngine", "ClewLedger", "ClewPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/ClewTestSupport"),
         .testTarget(name: "ClewLedgerTests", dependencies: ["ClewCore", "ClewLedger", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "ClewModelTests", dependencies: ["ClewModel"]),
         .testTarget(
             name: "ClewPostgresTests",
             dependencies: [
-                "ClewPostgres", "ClewLedger",
+                "ClewTestSupport", "ClewPostgres", "ClewLedger",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -183,7 +190,7 @@ let package = Package(
         .testTarget(
             name: "ClewCLITests",
             dependencies: [
-                "ClewCLI", "ClewBenchmarks", "ClewCore", "ClewServer", "ClewLedger", "ClewModel", "ClewProjections",
+                "ClewCLI", "ClewBenchmarks", "ClewCore", "ClewServer", "ClewLedger", "ClewModel", "ClewProjections", "ClewTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -192,6 +192,41 @@ struct AppendReadTests {
             #expect(try await collected.value == [1, 2, 3, 4])
         }
     }
+
+    @Test("compare-and-append: of concurrent appenders that read the same stream state, exactly one appends; the rest are told the stream's last seq")
+    func compareAndAppend() async throws {
+        try await withTemporaryLedger { ledger, _ in
+            try await ledger.append(sampleEvent(0, stream: "other"))
+            let lease = "lease/sales/2026-11-21"
+            let outcomes = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for i in 0..<6 {
+                    group.addTask {
+                        do {
+                            try await ledger.append(contentsOf: [sampleEvent(i, stream: lease)], ifStream: lease, lastSeqIs: 0)
+                            return true
+                        } catch let error as LedgerError where error.code == .conflict {
+                            #expect(error.message.contains("last event is seq"))
+                            return false
+                        }
+                    }
+                }
+                var won = 0
+                for try await o in group where o { won += 1 }
+                return won
+            }
+            #expect(outcomes == 1)
+            let seqs = try ledger.seqs(inStream: lease)
+            #expect(seqs.count == 1)
+            #expect(try ledger.lastSeq == 2)
+            // From what it reads now, the next append succeeds; a stale expectation does not.
+            try await ledger.append(contentsOf: [sampleEvent(7, stream: lease)], ifStream: lease, lastSeqIs: seqs[0])
+            await #expect(throws: LedgerError.self) {
+                try await ledger.append(contentsOf: [sampleEvent(8, stream: lease)], ifStream: lease, lastSeqIs: seqs[0])
+            }
+            #expect(try ledger.seqs(inStream: lease).count == 2)
+            #expect(try ledger.verify().isValid)
+        }
+    }
 }
 
 extension NewEvent {

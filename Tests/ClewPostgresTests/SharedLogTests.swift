@@ -1,4 +1,5 @@
 import ClewPostgres
+import ClewTestSupport
 import Foundation
 import Testing
 

@@ -15,7 +15,7 @@ struct ViewFaultTests {
     @Test("open views that meet an erasure (by any process) fold again without the erased payloads")
     func erasureRebuilds() async throws {
         try await DemoLedger.withCopy { ledger, _ in
-            var notices = Notices()
+            let notices = Notices()
             let views = try Views.open(ledger: ledger, options: notices.options())
             let before = try views.digests()
             // A value the values view indexed, erased as `clew erase` does.

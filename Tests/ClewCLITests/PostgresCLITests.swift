@@ -1,0 +1,80 @@
+import ClewTestSupport
+import Foundation
+import Testing
+
+@Suite("clew on a PostgreSQL ledger")
+struct PostgresCLITests {
+    @Test("processes on two hosts append to one PostgreSQL ledger at once; runs, views and verify agree on both")
+    func twoHosts() async throws {
+        try await TestServer.withDatabase { url in
+            let cli = CLI()
+            defer { cli.cleanUp() }
+            let hostA = ["--ledger", url, "--cache", cli.directory.appendingPathComponent("host-a").path]
+            let hostB = ["--ledger", url, "--cache", cli.directory.appendingPathComponent("host-b").path]
+            let created = try await cli.run(["init"] + hostA, ledgerOption: false)
+            #expect(created.status == 0, "\(created.stderr)")
+            #expect(created.stdout.contains("created ledger"))
+            #expect(!created.stdout.contains(":clew@"), "the password is never printed")
+
+            // Four `clew append` processes, two per host, 100 events each, at the same time.
+            let writers = try (0..<4).map { w in
+                let lines = (0..<100).map { #"{"type":"task.succeeded","stream":"run/load/\#(w)","payload":{"i":\#($0)}}"# }
+                return try cli.start(["append"] + (w % 2 == 0 ? hostA : hostB), input: lines.joined(separator: "\n") + "\n", ledgerOption: false)
+            }
+            for (process, _, err) in writers {
+                try await CLI.wait(for: process, args: ["append"])
+                #expect(process.terminationStatus == 0, "\((try? String(contentsOf: err, encoding: .utf8)) ?? "")")
+            }
+            // A run on host A, seen from host B's views.
+            let run = try await cli.run(["run", "csv_orders", "--param", "rows=300"] + hostA, ledgerOption: false)
+            #expect(run.status == 0, "\(run.stderr)")
+            let runs = try await cli.run(["runs", "--json"] + hostB, ledgerOption: false)
+            #expect(runs.status == 0, "\(runs.stderr)")
+            let listed = try #require(try JSONSerialization.jsonObject(with: Data(runs.stdout.utf8)) as? [[String: Any]])
+            #expect(listed.count == 1)
+            #expect(listed.first?["dag"] as? String == "csv_orders")
+            #expect(listed.first?["state"] as? String == "succeeded")
+
+            var roots: [String] = []
+            for host in [hostA, hostB] {
+                let verify = try await cli.run(["verify", "--json"] + host, ledgerOption: false)
+                #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+                let report = try #require(try JSONSerialization.jsonObject(with: Data(verify.stdout.utf8)) as? [String: Any])
+                let replica = try #require(report["replica"] as? [String: Any])
+                let shared = try #require(report["shared"] as? [String: Any])
+                #expect(replica["events"] as? Int == shared["events"] as? Int)
+                #expect((replica["events"] as? Int ?? 0) > 400)
+                #expect(replica["root_hash"] as? String == shared["root_hash"] as? String)
+                #expect(shared["replica_agrees"] as? Bool == true)
+                roots.append(shared["root_hash"] as? String ?? "")
+            }
+            #expect(roots[0] == roots[1])
+            // Every writer's 100 events, in its own stream, once.
+            let log = try await cli.run(["log", "--stream", "run/load/3", "--json"] + hostA, ledgerOption: false)
+            #expect(log.status == 0, "\(log.stderr)")
+            #expect(log.lines.count == 100)
+        }
+    }
+
+    @Test("a bad URL, an unreachable server and a database without a ledger are refused with the reason, no password shown")
+    func badLedgers() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let noUser = try await cli.run(["log", "--ledger", "postgres://127.0.0.1/clew"], ledgerOption: false)
+        #expect(noUser.status != 0)
+        #expect(noUser.stderr.contains("names no user"), "\(noUser.stderr)")
+        let unreachable = try await cli.run(
+            ["log", "--ledger", "postgres://clew:s3cret@127.0.0.1:1/clew?sslmode=disable", "--cache", cli.directory.path + "/c"], ledgerOption: false)
+        #expect(unreachable.status == 1)
+        #expect(unreachable.stderr.contains("cannot connect to PostgreSQL at postgres://clew@127.0.0.1:1/clew"), "\(unreachable.stderr)")
+        #expect(!unreachable.stderr.contains("s3cret"))
+        try await TestServer.withDatabase { url in
+            let empty = try await cli.run(["runs", "--ledger", url, "--cache", cli.directory.path + "/e"], ledgerOption: false)
+            #expect(empty.status != 0)
+            #expect(empty.stderr.contains("holds no Clew ledger; create one with `clew init"), "\(empty.stderr)")
+            let restore = try await cli.run(["restore", "/nonexistent", "--ledger", url], ledgerOption: false)
+            #expect(restore.status != 0)
+            #expect(restore.stderr.contains("restore works on a ledger directory"), "\(restore.stderr)")
+        }
+    }
+}
