@@ -27,6 +27,7 @@ public final class PostgresLog: SharedLog {
     private let runner: Task<Void, Never>
     private let logger: Logger
     private let closed = Atomic<Bool>(false)
+    private let watch = ConnectionWatch()
     /// How long an append keeps retrying through a lost connection or a restarting server.
     public static let retryWindow: Duration = .seconds(60)
     static let channel = "clew_log"
@@ -154,7 +155,7 @@ public final class PostgresLog: SharedLog {
         // Inserting runs at ~10 µs a row here; the deadline leaves room for a loaded server.
         return try await retrying("appending to", limit: Self.attemptDeadline + .milliseconds(records.count)) { attempt in
             try await self.client.withConnection { c in
-                attempt.use(c)
+                attempt.use(c, self.watch)
                 return try await self.transaction(c) { try await self.appendLocked(records, batch: batch, expectation: expectation, $0) }
             }
         }
@@ -180,10 +181,10 @@ public final class PostgresLog: SharedLog {
     }
 
     /// Runs one attempt of `body` after another until it succeeds, fails for a reason trying again
-    /// cannot fix (a ``LedgerError``, an SQL error), or ``retryWindow`` has passed. An attempt past its
-    /// deadline is counted as a lost connection: the connection it used is closed, which fails whatever
-    /// it was waiting for (a query written to a connection the server had just terminated was seen to
-    /// wait forever), and the next attempt starts on another.
+    /// cannot fix (a ``LedgerError``, an SQL error), or ``retryWindow`` has passed. An attempt ends as
+    /// a lost connection as soon as the connection it uses closes, whatever it was waiting for: a query
+    /// written to a connection the server had just terminated was seen to wait forever. An attempt past
+    /// `limit` is ended the same way, its connection closed.
     private func retrying<T: Sendable>(
         _ what: String, limit: Duration = PostgresLog.attemptDeadline, _ body: @escaping @Sendable (Attempt) async throws -> T
     ) async throws -> T {
@@ -192,8 +193,7 @@ public final class PostgresLog: SharedLog {
         var pause: Duration = .milliseconds(50)
         while true {
             try checkOpen()
-            let attempt = Attempt()
-            do { return try await Self.withDeadline(limit, attempt: attempt) { try await body(attempt) } } catch let error as LedgerError {
+            do { return try await Attempt.run(limit: limit, body) } catch let error as LedgerError {
                 throw error
             } catch {
                 guard Self.isTransient(error), clock.now + pause < deadline else {
@@ -206,36 +206,9 @@ public final class PostgresLog: SharedLog {
         }
     }
 
-    /// How long one attempt may take before it is abandoned (appends add a millisecond per event).
-    static let attemptDeadline: Duration = .seconds(5)
-
-    struct AttemptTimedOut: Error, CustomStringConvertible {
-        var description: String { "no answer within \(PostgresLog.attemptDeadline)" }
-    }
-
-    /// `body`'s result, or ``AttemptTimedOut`` after `limit`, when `attempt`'s connection is closed and
-    /// the body's task cancelled (postgres-nio's queries do not answer cancellation; a closed
-    /// connection fails them).
-    static func withDeadline<T: Sendable>(
-        _ limit: Duration, attempt: Attempt, _ body: @escaping @Sendable () async throws -> T
-    ) async throws -> T {
-        let race = DeadlineRace()
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let work = Task {
-                let result: Result<T, any Error>
-                do { result = .success(try await body()) } catch { result = .failure(error) }
-                if race.finish() { continuation.resume(with: result) }
-            }
-            race.start(timer: Task {
-                try? await Task.sleep(for: limit)
-                if !Task.isCancelled, race.finish() {
-                    work.cancel()
-                    attempt.abandon()
-                    continuation.resume(throwing: AttemptTimedOut())
-                }
-            })
-        }
-    }
+    /// How long one attempt may take before it is given up (appends add a millisecond per event). Long:
+    /// waiting behind other hosts' appends for the head row is queueing, not a fault.
+    static let attemptDeadline: Duration = .seconds(60)
 
     private func appendLocked(
         _ records: [SharedRecord], batch: UUID, expectation: StreamExpectation?, _ c: PostgresConnection
@@ -343,7 +316,7 @@ public final class PostgresLog: SharedLog {
     private func reading<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         try await retrying("\(what) from") { attempt in
             try await self.client.withConnection { c in
-                attempt.use(c)
+                attempt.use(c, self.watch)
                 return try await body(c)
             }
         }
@@ -385,7 +358,7 @@ public final class PostgresLog: SharedLog {
 
     /// Whether trying again may succeed: the connection, not the statement, failed.
     static func isTransient(_ error: any Error) -> Bool {
-        if error is AttemptTimedOut { return true }
+        if error is Attempt.Lost { return true }
         guard let e = error as? PSQLError else { return false }
         switch e.code {
         case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection: return true
@@ -439,49 +412,103 @@ public final class PostgresLog: SharedLog {
     }
 }
 
-/// The connection an attempt is using, closed if the attempt is abandoned.
+/// One attempt at a query or transaction, which ends with the body's result, or as ``Lost`` as soon
+/// as the connection it uses closes or its time is up (then the connection is closed and the body's
+/// task, which postgres-nio may never answer, is cancelled and left behind).
 final class Attempt: Sendable {
-    private let connection = Mutex<(PostgresConnection?, abandoned: Bool)>((nil, false))
-
-    func use(_ c: PostgresConnection) {
-        let late = connection.withLock { state in
-            state.0 = c
-            return state.abandoned
-        }
-        if late { Task { try? await c.close() } }
+    struct Lost: Error, CustomStringConvertible {
+        var description: String
     }
 
-    func abandon() {
-        let c = connection.withLock { state in
-            state.abandoned = true
-            return state.0
+    private struct State {
+        var done = false
+        var connection: (PostgresConnection, ConnectionWatch)?
+        var timer: Task<Void, Never>?
+        var work: Task<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+    private let fail: @Sendable (Lost) -> Void
+
+    private init(fail: @escaping @Sendable (Lost) -> Void) { self.fail = fail }
+
+    static func run<T: Sendable>(limit: Duration, _ body: @escaping @Sendable (Attempt) async throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let attempt = Attempt { continuation.resume(throwing: $0) }
+            let work = Task {
+                let result: Result<T, any Error>
+                do { result = .success(try await body(attempt)) } catch { result = .failure(error) }
+                if attempt.finish() { continuation.resume(with: result) }
+            }
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                if !Task.isCancelled { attempt.lose("no answer within \(limit)") }
+            }
+            let finished = attempt.state.withLock { s in
+                s.work = work
+                s.timer = timer
+                return s.done
+            }
+            if finished { timer.cancel() }
         }
-        if let c { Task { try? await c.close() } }
+    }
+
+    /// The connection the attempt uses (leased from the pool): its closing ends the attempt.
+    func use(_ c: PostgresConnection, _ watch: ConnectionWatch) {
+        let finished = state.withLock { s in
+            s.connection = (c, watch)
+            return s.done
+        }
+        if finished {
+            Task { try? await c.close() }
+            return
+        }
+        watch.add(self, on: c)
+    }
+
+    /// True for the first of the body and a loss to end the attempt.
+    private func finish() -> Bool {
+        let (first, timer, connection) = state.withLock { s -> (Bool, Task<Void, Never>?, (PostgresConnection, ConnectionWatch)?) in
+            if s.done { return (false, nil, nil) }
+            s.done = true
+            return (true, s.timer, s.connection)
+        }
+        timer?.cancel()
+        if let (c, watch) = connection { watch.remove(self, from: c) }
+        return first
+    }
+
+    func lose(_ why: String) {
+        let connection = state.withLock { $0.connection }
+        guard finish() else { return }
+        state.withLock { $0.work }?.cancel()
+        if let (c, _) = connection { Task { try? await c.close() } }
+        fail(Lost(description: why))
     }
 }
 
-/// Which of an attempt and its timer finished first (the other then does nothing).
-private final class DeadlineRace: Sendable {
-    private let state = Mutex<(done: Bool, timer: Task<Void, Never>?)>((false, nil))
+/// The attempts running on each pooled connection, ended when it closes. One close callback per
+/// connection, registered when it is first used (a callback per attempt would pile up on a connection
+/// the pool keeps for hours).
+final class ConnectionWatch: Sendable {
+    private let attempts = Mutex<[ObjectIdentifier: [ObjectIdentifier: Attempt]]>([:])
 
-    func start(timer: Task<Void, Never>) {
-        let cancel = state.withLock { s in
-            if s.done { return true }
-            s.timer = timer
-            return false
+    func add(_ attempt: Attempt, on c: PostgresConnection) {
+        let key = ObjectIdentifier(c)
+        let first = attempts.withLock { all in
+            let first = all[key] == nil
+            all[key, default: [:]][ObjectIdentifier(attempt)] = attempt
+            return first
         }
-        if cancel { timer.cancel() }
+        guard first else { return }
+        c.closeFuture.whenComplete { _ in
+            let running = self.attempts.withLock { $0.removeValue(forKey: key) } ?? [:]
+            for attempt in running.values { attempt.lose("the connection closed") }
+        }
     }
 
-    /// True for the first caller only; cancels the timer.
-    func finish() -> Bool {
-        let (first, timer) = state.withLock { s -> (Bool, Task<Void, Never>?) in
-            if s.done { return (false, nil) }
-            s.done = true
-            return (true, s.timer)
-        }
-        timer?.cancel()
-        return first
+    func remove(_ attempt: Attempt, from c: PostgresConnection) {
+        _ = attempts.withLock { $0[ObjectIdentifier(c)]?.removeValue(forKey: ObjectIdentifier(attempt)) }
     }
 }
 

@@ -179,6 +179,31 @@ struct SharedLogTests {
         }
     }
 
+    @Test("a replicating host (as clew serve and the scheduler run) copies another host's appends as they are announced")
+    func replicate() async throws {
+        try await TestServer.withDatabase { url in
+            try await withTemporaryDirectory { dir in
+                let a = try await openHost(url, dir.appendingPathComponent("a"), create: true)
+                let b = try await openHost(url, dir.appendingPathComponent("b"))
+                defer {
+                    a.close()
+                    b.close()
+                }
+                let replication = Task { await b.replicate(every: .seconds(3600)) }
+                defer { replication.cancel() }
+                for round in 1...3 {
+                    let seqs = try await a.append(contentsOf: (0..<5).map { event(round * 10 + $0) })
+                    let deadline = ContinuousClock.now + .seconds(20)
+                    while try b.lastSeq < seqs.upperBound - 1, ContinuousClock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(10))
+                    }
+                    #expect(try b.lastSeq == seqs.upperBound - 1, "round \(round)")
+                }
+                #expect(try b.root().hash == a.root().hash)
+            }
+        }
+    }
+
     @Test("rows changed on the server after they were appended are caught, by seq or by batch")
     func tamperedRows() async throws {
         try await TestServer.withDatabase { url in

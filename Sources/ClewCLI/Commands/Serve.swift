@@ -45,6 +45,14 @@ struct Serve: AsyncParsableCommand {
             for p in problems { Terminal.error("pipelines: \(p)") }
             let l = try await ledger.open(create: true)
             defer { l.close() }
+            // Over a shared log, the replica (and so the views) follows every host's appends.
+            let replication = Task {
+                await l.replicate { error in
+                    Terminal.error("copying from \(l.location) failed (retrying): \(error)")
+                    return true
+                }
+            }
+            defer { replication.cancel() }
             var viewOptions = Views.Options()
             viewOptions.notice = { Terminal.error($0) }
             let views = try Views.open(ledger: l, options: viewOptions)

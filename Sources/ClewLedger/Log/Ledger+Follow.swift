@@ -25,26 +25,12 @@ extension Ledger {
                     changes.notify()
                 }
             }
-            // Over a shared log: copy on every announced append, and every `pollInterval` in case an
-            // announcement was lost with a connection.
-            let puller = upstream.map { log in
+            // Over a shared log: the replica copies each announced append, which wakes this stream.
+            let puller = upstream.map { _ in
                 Task {
-                    await withTaskGroup(of: Void.self) { group in
-                        group.addTask {
-                            for await _ in log.appends() {
-                                if Task.isCancelled { break }
-                                if !(await self.pullForFollowers(continuation)) { break }
-                            }
-                        }
-                        group.addTask {
-                            while !Task.isCancelled {
-                                try? await Task.sleep(for: pollInterval)
-                                if Task.isCancelled { break }
-                                if !(await self.pullForFollowers(continuation)) { break }
-                            }
-                        }
-                        await group.next()
-                        group.cancelAll()
+                    await self.replicate(every: pollInterval) { error in
+                        continuation.finish(throwing: error)
+                        return false
                     }
                 }
             }
@@ -73,20 +59,6 @@ extension Ledger {
                 }
             }
             continuation.onTermination = { _ in task.cancel() }
-        }
-    }
-}
-
-extension Ledger {
-    /// Copies the shared log's new events for a follower; false (the stream finished with the error)
-    /// when the copy fails for a reason other than cancellation.
-    fileprivate func pullForFollowers(_ continuation: AsyncThrowingStream<Event, any Error>.Continuation) async -> Bool {
-        do {
-            try await pull()
-            return true
-        } catch {
-            if !Task.isCancelled { continuation.finish(throwing: error) }
-            return false
         }
     }
 }

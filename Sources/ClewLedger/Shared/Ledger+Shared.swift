@@ -97,6 +97,39 @@ extension Ledger {
 
     static let pullBatch = 4_096
 
+    /// Keeps the replica copying the shared log until cancelled: on every append the server announces,
+    /// and every `interval` in case an announcement was lost with a connection. Returns when cancelled,
+    /// or when `failed` (called with a copy's error) returns false. Does nothing for an LMDB ledger.
+    public func replicate(every interval: Duration = .seconds(1), failed: @escaping @Sendable (any Error) -> Bool = { _ in true }) async {
+        guard let log = upstream else { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in log.appends() {
+                    if Task.isCancelled { break }
+                    if !(await self.pullOnce(failed)) { break }
+                }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: interval)
+                    if Task.isCancelled { break }
+                    if !(await self.pullOnce(failed)) { break }
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func pullOnce(_ failed: @Sendable (any Error) -> Bool) async -> Bool {
+        do {
+            try await pull()
+            return true
+        } catch {
+            return Task.isCancelled ? false : failed(error)
+        }
+    }
+
     /// The event a shared log's record describes, its payload checked against the SHA-256 the
     /// envelope names.
     static func draft(_ record: SharedRecord) throws -> NewEvent {
