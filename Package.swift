@@ -127,6 +127,9 @@ let package = Package(
             name: "ClewBenchmarks",
             dependencies: [
                 "ClewCore", "ClewServer", "ClewReplay", "ClewForensics", "ClewEngine", "ClewProjections", "ClewLedger", "ClewModel", "CLMDB",
+                "ClewPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

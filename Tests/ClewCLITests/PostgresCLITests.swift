@@ -56,6 +56,25 @@ struct PostgresCLITests {
         }
     }
 
+    @Test("bench cluster measures the shared log against raw INSERTs with client processes, and prints every figure")
+    func benchCluster() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let r = try await cli.run(
+            ["bench", "cluster", "--postgres", TestServer.admin, "--events", "2000", "--repetitions", "1", "--clients", "1", "2", "--json"],
+            ledgerOption: false)
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        for key in ["pg_append_eps", "raw_insert_eps", "pg_append_ratio"] {
+            let byClients = try #require(j[key] as? [String: Double], "\(key)")
+            #expect(Set(byClients.keys) == ["1", "2"])
+            #expect(byClients.values.allSatisfy { $0 > 0 })
+        }
+        for key in ["durable_single_p50_us", "raw_single_p50_us", "durable_single_ratio", "replica_copy_eps", "raw_select_eps", "replica_copy_ratio"] {
+            #expect((j[key] as? Double ?? 0) > 0, "\(key)")
+        }
+    }
+
     @Test("a bad URL, an unreachable server and a database without a ledger are refused with the reason, no password shown")
     func badLedgers() async throws {
         let cli = CLI()

@@ -147,7 +147,7 @@ extension Ledger {
     }
 
     /// The shared log's records for `events`: validated, stamped, their envelopes encoded.
-    static func sharedRecords(_ events: [NewEvent], now: Int64) throws -> [SharedRecord] {
+    package static func sharedRecords(_ events: [NewEvent], now: Int64) throws -> [SharedRecord] {
         var out: [SharedRecord] = []
         out.reserveCapacity(events.count)
         for (i, event) in events.enumerated() {
