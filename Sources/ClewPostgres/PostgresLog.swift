@@ -210,29 +210,32 @@ public final class PostgresLog: SharedLog {
     /// waiting behind other hosts' appends for the head row is queueing, not a fault.
     static let attemptDeadline: Duration = .seconds(60)
 
+    /// The transaction's two statements between BEGIN and COMMIT (four round trips in all; one
+    /// statement each for the lock, the retry check, the stream check, the rows, the head, the batch
+    /// and the notification made a single-event append 7.7x a one-row INSERT).
     private func appendLocked(
         _ records: [SharedRecord], batch: UUID, expectation: StreamExpectation?, _ c: PostgresConnection
     ) async throws -> Range<UInt64> {
-        let headRow = try await c.query("SELECT last_seq, frontier FROM clew_head WHERE one FOR UPDATE", logger: logger).collect()
-        guard let row = headRow.first else {
+        // 1. Lock the head; after the lock, so a first attempt that committed is seen by its retry, read
+        //    that attempt's batch row and the expected stream's last seq.
+        let stream = expectation?.stream ?? ""
+        guard
+            let row = try await c.query(
+                """
+                SELECT h.last_seq, h.frontier, b.first_seq, b.last_seq,
+                (SELECT coalesce(max(e.seq), 0) FROM clew_events e WHERE e.stream = \(stream))
+                FROM clew_head h LEFT JOIN clew_batches b ON b.id = \(batch) WHERE h.one FOR UPDATE OF h
+                """, logger: logger
+            ).collect().first
+        else {
             throw LedgerError(.corrupted, "\(location) has no clew_head row")
         }
-        let (lastSeq, frontier) = try row.decode((Int64, ByteBuffer).self)
-        // After the lock, so a first attempt that committed is seen by its retry.
-        if let (first, last) = try await c.query(
-            "SELECT first_seq, last_seq FROM clew_batches WHERE id = \(batch)", logger: logger
-        ).collect().first?.decode((Int64, Int64).self) {
-            return UInt64(first)..<UInt64(last) + 1
-        }
-        if let e = expectation {
-            let current = try await c.query(
-                "SELECT coalesce(max(seq), 0) FROM clew_events WHERE stream = \(e.stream)", logger: logger
-            ).collect().first?.decode(Int64.self) ?? 0
-            guard UInt64(current) == e.lastSeq else {
-                throw LedgerError(
-                    .conflict,
-                    "stream \(e.stream)'s last event is \(current == 0 ? "none" : "seq \(current)"), not \(e.lastSeq == 0 ? "none" : "seq \(e.lastSeq)")")
-            }
+        let (lastSeq, frontier, doneFirst, doneLast, streamLast) = try row.decode((Int64, ByteBuffer, Int64?, Int64?, Int64).self)
+        if let doneFirst, let doneLast { return UInt64(doneFirst)..<UInt64(doneLast) + 1 }
+        if let e = expectation, UInt64(streamLast) != e.lastSeq {
+            throw LedgerError(
+                .conflict,
+                "stream \(e.stream)'s last event is \(streamLast == 0 ? "none" : "seq \(streamLast)"), not \(e.lastSeq == 0 ? "none" : "seq \(e.lastSeq)")")
         }
         var head = try SharedLogHead(size: UInt64(lastSeq), bytes: Array(buffer: frontier))
         var seqs: [Int64] = [], streams: [String] = [], types: [String] = [], times: [Int64] = []
@@ -245,19 +248,18 @@ public final class PostgresLog: SharedLog {
             envelopes.append(ByteBuffer(bytes: r.envelope))
             payloads.append(ByteBuffer(bytes: r.payload))
         }
-        try await c.query(
-            """
-            INSERT INTO clew_events (seq, stream, type, time_us, envelope, payload)
-            SELECT * FROM unnest(\(seqs)::bigint[], \(streams)::text[], \(types)::text[], \(times)::bigint[], \(envelopes)::bytea[], \(payloads)::bytea[])
-            """, logger: logger)
+        // 2. The rows, the head, the batch and the notification in one statement.
         let root = ByteBuffer(bytes: head.root.bytes)
         let size = Int64(head.size)
         try await c.query(
-            "UPDATE clew_head SET last_seq = \(size), frontier = \(ByteBuffer(bytes: head.bytes)), root = \(root) WHERE one",
-            logger: logger)
-        try await c.query(
-            "INSERT INTO clew_batches (id, first_seq, last_seq, root) VALUES (\(batch), \(lastSeq + 1), \(size), \(root))", logger: logger)
-        try await c.query("SELECT pg_notify(\(Self.channel), \(String(size)))", logger: logger)
+            """
+            WITH events AS (
+              INSERT INTO clew_events (seq, stream, type, time_us, envelope, payload)
+              SELECT * FROM unnest(\(seqs)::bigint[], \(streams)::text[], \(types)::text[], \(times)::bigint[], \(envelopes)::bytea[], \(payloads)::bytea[])),
+            head AS (UPDATE clew_head SET last_seq = \(size), frontier = \(ByteBuffer(bytes: head.bytes)), root = \(root) WHERE one),
+            batch AS (INSERT INTO clew_batches (id, first_seq, last_seq, root) VALUES (\(batch), \(lastSeq + 1), \(size), \(root)))
+            SELECT pg_notify(\(Self.channel), \(String(size)))
+            """, logger: logger)
         return UInt64(lastSeq) + 1..<head.size + 1
     }
 
