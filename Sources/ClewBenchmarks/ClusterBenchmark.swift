@@ -205,7 +205,7 @@ package enum ClusterBenchmark {
         try await withConnection(admin) { c in _ = try await c.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger) }
         var location = admin
         location.database = name
-        let url = "postgres://\(location.user):\(location.password ?? "")@\(location.host):\(location.port)/\(name)?sslmode=disable"
+        let url = location.connectionURL
         let drop = { try? await withConnection(admin) { c in _ = try await c.query(PostgresQuery(unsafeSQL: "DROP DATABASE \(name) WITH (FORCE)"), logger: logger) } }
         do {
             let result = try await body(url)
@@ -232,17 +232,7 @@ package enum ClusterBenchmark {
     }
 
     static func withConnection(_ location: PostgresLocation, _ body: (PostgresConnection) async throws -> Void) async throws {
-        let config = PostgresConnection.Configuration(
-            host: location.host, port: location.port, username: location.user, password: location.password, database: location.database,
-            tls: .disable)
-        let c = try await PostgresConnection.connect(configuration: config, id: 1, logger: logger)
-        do {
-            try await body(c)
-            try? await c.close()
-        } catch {
-            try? await c.close()
-            throw error
-        }
+        try await PostgresLog.withConnection(to: location, logger: logger, body)
     }
 
     static func now() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()) }

@@ -70,6 +70,15 @@ public struct PostgresLocation: Sendable, Hashable, CustomStringConvertible {
         "postgres://\(user)@\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)" + (tls == .prefer ? "" : "?sslmode=\(tls.rawValue)")
     }
 
+    /// The URL with its password (percent-encoded), to hand to another process; never for messages.
+    public var connectionURL: String {
+        let allowed = CharacterSet.urlUserAllowed.subtracting(CharacterSet(charactersIn: ":@/"))
+        let user = self.user.addingPercentEncoding(withAllowedCharacters: allowed) ?? self.user
+        let secret = password.map { ":" + ($0.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0) } ?? ""
+        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+        return "postgres://\(user)\(secret)@\(host):\(port)/\(database)?sslmode=\(tls.rawValue)"
+    }
+
     /// `text` with any password replaced by `***`, for messages about a URL that does not parse.
     static func redacted(_ text: String) -> String {
         guard let at = text.lastIndex(of: "@"), let scheme = text.range(of: "://"), scheme.upperBound < at else { return text }

@@ -3,7 +3,7 @@ public import Foundation
 public import Logging
 import NIOCore
 import NIOSSL
-import PostgresNIO
+package import PostgresNIO
 import Synchronization
 
 /// A Clew log in PostgreSQL, shared by every host that names it: the ledger's format (envelopes,
@@ -52,20 +52,8 @@ public final class PostgresLog: SharedLog {
     ) async throws -> PostgresLog {
         let tls = try clientTLS(location)
         // One connection first, so a wrong host, password or database is reported as the server says it.
-        let probe: PostgresConnection
-        do {
-            var config = PostgresConnection.Configuration(
-                host: location.host, port: location.port, username: location.user, password: location.password,
-                database: location.database, tls: try connectionTLS(location))
-            config.options.connectTimeout = .seconds(10)
-            probe = try await PostgresConnection.connect(configuration: config, id: 0, logger: logger)
-        } catch {
-            throw LedgerError(.unavailable, "cannot connect to PostgreSQL at \(location): \(describe(error))")
-        }
-        let id: String
-        do {
-            defer { Task { try? await probe.close() } }
-            id = try await prepareSchema(probe, location: location, create: create, logger: logger)
+        let id = try await withConnection(to: location, logger: logger) {
+            try await prepareSchema($0, location: location, create: create, logger: logger)
         }
         var config = PostgresClient.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
@@ -75,6 +63,31 @@ public final class PostgresLog: SharedLog {
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
         let runner = Task { await client.run() }
         return PostgresLog(id: id, location: location.description, client: client, runner: runner, logger: logger)
+    }
+
+    /// Runs `body` on a connection of its own to `location` (not from a pool), closed afterwards.
+    /// - Throws: ``LedgerError`` `.unavailable` with the server's reason when it cannot connect.
+    package static func withConnection<T>(
+        to location: PostgresLocation, logger: Logger, _ body: (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let c: PostgresConnection
+        do {
+            var config = PostgresConnection.Configuration(
+                host: location.host, port: location.port, username: location.user, password: location.password,
+                database: location.database, tls: try connectionTLS(location))
+            config.options.connectTimeout = .seconds(10)
+            c = try await PostgresConnection.connect(configuration: config, id: 0, logger: logger)
+        } catch {
+            throw LedgerError(.unavailable, "cannot connect to PostgreSQL at \(location): \(describe(error))")
+        }
+        do {
+            let value = try await body(c)
+            try? await c.close()
+            return value
+        } catch {
+            try? await c.close()
+            throw error
+        }
     }
 
     public func close() {
@@ -210,27 +223,33 @@ public final class PostgresLog: SharedLog {
     /// waiting behind other hosts' appends for the head row is queueing, not a fault.
     static let attemptDeadline: Duration = .seconds(60)
 
-    /// The transaction's two statements between BEGIN and COMMIT (four round trips in all; one
+    /// The transaction's three statements between BEGIN and COMMIT (five round trips in all; one
     /// statement each for the lock, the retry check, the stream check, the rows, the head, the batch
-    /// and the notification made a single-event append 7.7x a one-row INSERT).
+    /// and the notification made a single-event append 5x a one-row INSERT).
     private func appendLocked(
         _ records: [SharedRecord], batch: UUID, expectation: StreamExpectation?, _ c: PostgresConnection
     ) async throws -> Range<UInt64> {
-        // 1. Lock the head; after the lock, so a first attempt that committed is seen by its retry, read
-        //    that attempt's batch row and the expected stream's last seq.
+        // 1. The head, locked.
+        guard let row = try await c.query("SELECT last_seq, frontier FROM clew_head WHERE one FOR UPDATE", logger: logger).collect().first else {
+            throw LedgerError(.corrupted, "\(location) has no clew_head row")
+        }
+        let (lastSeq, frontier) = try row.decode((Int64, ByteBuffer).self)
+        // 2. This batch's row (a first attempt that committed) and the expected stream's last seq, in a
+        //    statement of their own: under READ COMMITTED a statement sees what was committed when it
+        //    began, so checks made in the locking statement itself saw the log as it was before the wait
+        //    for the lock (two compare-and-appends both won in the tests).
         let stream = expectation?.stream ?? ""
         guard
-            let row = try await c.query(
+            let checks = try await c.query(
                 """
-                SELECT h.last_seq, h.frontier, b.first_seq, b.last_seq,
-                (SELECT coalesce(max(e.seq), 0) FROM clew_events e WHERE e.stream = \(stream))
-                FROM clew_head h LEFT JOIN clew_batches b ON b.id = \(batch) WHERE h.one FOR UPDATE OF h
+                SELECT (SELECT first_seq FROM clew_batches WHERE id = \(batch)), (SELECT last_seq FROM clew_batches WHERE id = \(batch)),
+                (SELECT coalesce(max(seq), 0) FROM clew_events WHERE stream = \(stream))
                 """, logger: logger
             ).collect().first
         else {
-            throw LedgerError(.corrupted, "\(location) has no clew_head row")
+            throw LedgerError(.corrupted, "\(location) answered no row to the append's checks")
         }
-        let (lastSeq, frontier, doneFirst, doneLast, streamLast) = try row.decode((Int64, ByteBuffer, Int64?, Int64?, Int64).self)
+        let (doneFirst, doneLast, streamLast) = try checks.decode((Int64?, Int64?, Int64).self)
         if let doneFirst, let doneLast { return UInt64(doneFirst)..<UInt64(doneLast) + 1 }
         if let e = expectation, UInt64(streamLast) != e.lastSeq {
             throw LedgerError(
@@ -248,7 +267,7 @@ public final class PostgresLog: SharedLog {
             envelopes.append(ByteBuffer(bytes: r.envelope))
             payloads.append(ByteBuffer(bytes: r.payload))
         }
-        // 2. The rows, the head, the batch and the notification in one statement.
+        // 3. The rows, the head, the batch and the notification in one statement.
         let root = ByteBuffer(bytes: head.root.bytes)
         let size = Int64(head.size)
         try await c.query(

@@ -9,50 +9,42 @@ import Testing
 struct SharedLogTests {
     @Test("two hosts appending at once get gap-free seqs, and both replicas hold the same events and the server's root")
     func concurrentHosts() async throws {
-        try await TestServer.withDatabase { url in
-            try await withTemporaryDirectory { dir in
-                let a = try await openHost(url, dir.appendingPathComponent("a"), create: true)
-                let b = try await openHost(url, dir.appendingPathComponent("b"))
-                defer {
-                    a.close()
-                    b.close()
-                }
-                #expect(a.id == b.id)
-                let ranges = try await withThrowingTaskGroup(of: [Range<UInt64>].self) { group in
-                    for writer in 0..<8 {
-                        let host = writer % 2 == 0 ? a : b
-                        group.addTask {
-                            var out: [Range<UInt64>] = []
-                            for batch in 0..<15 {
-                                let events = (0..<(1 + (writer + batch) % 5)).map { event(writer * 1000 + batch * 10 + $0, stream: "run/etl/w\(writer)") }
-                                out.append(try await host.append(contentsOf: events))
-                            }
-                            return out
+        try await withTwoHosts { a, b in
+            #expect(a.id == b.id)
+            let ranges = try await withThrowingTaskGroup(of: [Range<UInt64>].self) { group in
+                for writer in 0..<8 {
+                    let host = writer % 2 == 0 ? a : b
+                    group.addTask {
+                        var out: [Range<UInt64>] = []
+                        for batch in 0..<15 {
+                            let events = (0..<(1 + (writer + batch) % 5)).map { event(writer * 1000 + batch * 10 + $0, stream: "run/etl/w\(writer)") }
+                            out.append(try await host.append(contentsOf: events))
                         }
+                        return out
                     }
-                    var all: [Range<UInt64>] = []
-                    for try await r in group { all += r }
-                    return all
                 }
-                let total = ranges.reduce(0) { $0 + UInt64($1.count) }
-                // Every acknowledged batch got its own consecutive seqs, and together they are 1...total.
-                #expect(ranges.sorted { $0.lowerBound < $1.lowerBound }.reduce(UInt64(1)) { next, r in r.lowerBound == next ? r.upperBound : 0 } == total + 1)
-                try await a.pull()
-                try await b.pull()
-                #expect(try a.lastSeq == total)
-                #expect(try b.lastSeq == total)
-                #expect(try a.events(1...total) == b.events(1...total))
-                let head = try await a.sharedLog!.head()
-                #expect(head.size == total)
-                #expect(try a.root().hash == head.root)
-                #expect(try b.root().hash == head.root)
-                #expect(try a.verify().isValid)
-                let shared = try await b.verifyShared()
-                #expect(shared.isValid, "\(shared.problems)")
-                #expect(shared.batchesChecked == ranges.count)
-                // A stream's events are where the stream index says, on both hosts.
-                #expect(try a.seqs(inStream: "run/etl/w3") == b.seqs(inStream: "run/etl/w3"))
+                var all: [Range<UInt64>] = []
+                for try await r in group { all += r }
+                return all
             }
+            let total = ranges.reduce(0) { $0 + UInt64($1.count) }
+            // Every acknowledged batch got its own consecutive seqs, and together they are 1...total.
+            #expect(ranges.sorted { $0.lowerBound < $1.lowerBound }.reduce(UInt64(1)) { next, r in r.lowerBound == next ? r.upperBound : 0 } == total + 1)
+            try await a.pull()
+            try await b.pull()
+            #expect(try a.lastSeq == total)
+            #expect(try b.lastSeq == total)
+            #expect(try a.events(1...total) == b.events(1...total))
+            let head = try await a.sharedLog!.head()
+            #expect(head.size == total)
+            #expect(try a.root().hash == head.root)
+            #expect(try b.root().hash == head.root)
+            #expect(try a.verify().isValid)
+            let shared = try await b.verifyShared()
+            #expect(shared.isValid, "\(shared.problems)")
+            #expect(shared.batchesChecked == ranges.count)
+            // A stream's events are where the stream index says, on both hosts.
+            #expect(try a.seqs(inStream: "run/etl/w3") == b.seqs(inStream: "run/etl/w3"))
         }
     }
 
@@ -103,104 +95,81 @@ struct SharedLogTests {
         }
     }
 
-    @Test("compare-and-append: of two hosts that read the same stream state, exactly one appends")
+    @Test("compare-and-append: of six writers on two hosts that read the same stream state, exactly one appends")
     func compareAndAppend() async throws {
-        try await TestServer.withDatabase { url in
-            try await withTemporaryDirectory { dir in
-                let a = try await openHost(url, dir.appendingPathComponent("a"), create: true)
-                let b = try await openHost(url, dir.appendingPathComponent("b"))
-                defer {
-                    a.close()
-                    b.close()
-                }
-                try await a.append(event(0, stream: "other"))
-                let lease = "lease/sales/2026-11-21"
-                let seen = try a.seqs(inStream: lease).last ?? 0
-                #expect(seen == 0)
-                let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
-                    for (name, host) in [("a", a), ("b", b)] {
-                        group.addTask {
-                            do {
-                                try await host.append(contentsOf: [event(1, stream: lease, payload: #"{"holder":"\#(name)"}"#)], ifStream: lease, lastSeqIs: seen)
-                                return "won"
-                            } catch LedgerError.Code.conflict {
-                                return "conflict"
-                            }
+        try await withTwoHosts { a, b in
+            try await a.append(event(0, stream: "other"))
+            let lease = "lease/sales/2026-11-21"
+            let seen = try a.seqs(inStream: lease).last ?? 0
+            #expect(seen == 0)
+            let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
+                // Three contenders per host, so most wait for the head lock while another holds it.
+                for (name, host) in [("a1", a), ("b1", b), ("a2", a), ("b2", b), ("a3", a), ("b3", b)] {
+                    group.addTask {
+                        do {
+                            try await host.append(contentsOf: [event(1, stream: lease, payload: #"{"holder":"\#(name)"}"#)], ifStream: lease, lastSeqIs: seen)
+                            return "won"
+                        } catch LedgerError.Code.conflict {
+                            return "conflict"
                         }
                     }
-                    var out: [String] = []
-                    for try await o in group { out.append(o) }
-                    return out.sorted()
                 }
-                #expect(outcomes == ["conflict", "won"])
-                try await a.pull()
-                #expect(try a.seqs(inStream: lease).count == 1)
-                // The loser, told why, retries from what it now reads and succeeds.
-                let now = try a.seqs(inStream: lease).last!
-                try await a.append(contentsOf: [event(2, stream: lease)], ifStream: lease, lastSeqIs: now)
-                await #expect(throws: LedgerError.self) { try await b.append(contentsOf: [event(3, stream: lease)], ifStream: lease, lastSeqIs: now) }
+                var out: [String] = []
+                for try await o in group { out.append(o) }
+                return out.sorted()
             }
+            #expect(outcomes == ["conflict", "conflict", "conflict", "conflict", "conflict", "won"])
+            try await a.pull()
+            #expect(try a.seqs(inStream: lease).count == 1)
+            // The loser, told why, retries from what it now reads and succeeds.
+            let now = try a.seqs(inStream: lease).last!
+            try await a.append(contentsOf: [event(2, stream: lease)], ifStream: lease, lastSeqIs: now)
+            await #expect(throws: LedgerError.self) { try await b.append(contentsOf: [event(3, stream: lease)], ifStream: lease, lastSeqIs: now) }
         }
     }
 
     @Test("a follower on one host sees another host's append at once (LISTEN/NOTIFY)")
     func followAcrossHosts() async throws {
-        try await TestServer.withDatabase { url in
-            try await withTemporaryDirectory { dir in
-                let a = try await openHost(url, dir.appendingPathComponent("a"), create: true)
-                let b = try await openHost(url, dir.appendingPathComponent("b"))
-                defer {
-                    a.close()
-                    b.close()
-                }
-                try await a.append(event(0))
-                // A long poll interval: only the notification can wake the follower in time.
-                let stream = b.follow(after: 1, pollInterval: .seconds(3600))
-                let received = Task {
-                    var it = stream.makeAsyncIterator()
-                    return try await it.next()
-                }
-                try await Task.sleep(for: .milliseconds(200))
-                let seq = try await a.append(event(1, stream: "run/etl/2"))
-                let got = try await withThrowingTaskGroup(of: Event?.self) { group in
-                    group.addTask { try await received.value }
-                    group.addTask {
-                        try await Task.sleep(for: .seconds(20))
-                        received.cancel()
-                        return nil
-                    }
-                    let first = try await group.next()!
-                    group.cancelAll()
-                    return first
-                }
-                #expect(got?.seq == seq)
-                #expect(got?.stream == "run/etl/2")
+        try await withTwoHosts { a, b in
+            try await a.append(event(0))
+            // A long poll interval: only the notification can wake the follower in time.
+            let stream = b.follow(after: 1, pollInterval: .seconds(3600))
+            let received = Task {
+                var it = stream.makeAsyncIterator()
+                return try await it.next()
             }
+            try await Task.sleep(for: .milliseconds(200))
+            let seq = try await a.append(event(1, stream: "run/etl/2"))
+            let got = try await withThrowingTaskGroup(of: Event?.self) { group in
+                group.addTask { try await received.value }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(20))
+                    received.cancel()
+                    return nil
+                }
+                let first = try await group.next()!
+                group.cancelAll()
+                return first
+            }
+            #expect(got?.seq == seq)
+            #expect(got?.stream == "run/etl/2")
         }
     }
 
     @Test("a replicating host (as clew serve and the scheduler run) copies another host's appends as they are announced")
     func replicate() async throws {
-        try await TestServer.withDatabase { url in
-            try await withTemporaryDirectory { dir in
-                let a = try await openHost(url, dir.appendingPathComponent("a"), create: true)
-                let b = try await openHost(url, dir.appendingPathComponent("b"))
-                defer {
-                    a.close()
-                    b.close()
+        try await withTwoHosts { a, b in
+            let replication = Task { await b.replicate(every: .seconds(3600)) }
+            defer { replication.cancel() }
+            for round in 1...3 {
+                let seqs = try await a.append(contentsOf: (0..<5).map { event(round * 10 + $0) })
+                let deadline = ContinuousClock.now + .seconds(20)
+                while try b.lastSeq < seqs.upperBound - 1, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(10))
                 }
-                let replication = Task { await b.replicate(every: .seconds(3600)) }
-                defer { replication.cancel() }
-                for round in 1...3 {
-                    let seqs = try await a.append(contentsOf: (0..<5).map { event(round * 10 + $0) })
-                    let deadline = ContinuousClock.now + .seconds(20)
-                    while try b.lastSeq < seqs.upperBound - 1, ContinuousClock.now < deadline {
-                        try await Task.sleep(for: .milliseconds(10))
-                    }
-                    #expect(try b.lastSeq == seqs.upperBound - 1, "round \(round)")
-                }
-                #expect(try b.root().hash == a.root().hash)
+                #expect(try b.lastSeq == seqs.upperBound - 1, "round \(round)")
             }
+            #expect(try b.root().hash == a.root().hash)
         }
     }
 
@@ -267,6 +236,24 @@ struct SharedLogTests {
                 ($0 as? LedgerError)?.code == .notALedger && "\($0)".contains("clew init")
             }
         }
+    }
+
+    @Test("a URL's parts are read as libpq reads them, and a location written out for another process reads back the same")
+    func locations() throws {
+        let l = try PostgresLocation("postgresql://ops%40team:p%3Aw%2Fd%40x@db.internal:5433/clew_prod?sslmode=verify-full")
+        #expect(l.user == "ops@team")
+        #expect(l.password == "p:w/d@x")
+        #expect(l.host == "db.internal")
+        #expect(l.port == 5433)
+        #expect(l.database == "clew_prod")
+        #expect(l.tls == .verifyFull)
+        #expect(try PostgresLocation(l.connectionURL) == l)
+        #expect("\(l)" == "postgres://ops@team@db.internal:5433/clew_prod?sslmode=verify-full")
+        #expect(!"\(l)".contains("p:w"))
+        let fromEnvironment = try PostgresLocation("postgres://clew@127.0.0.1/clew", environment: ["PGPASSWORD": "from-env"])
+        #expect(fromEnvironment.password == "from-env")
+        #expect(fromEnvironment.port == 5432)
+        #expect(fromEnvironment.tls == .prefer)
     }
 
     @Test("a replica directory belongs to one shared log, and takes no appends of its own")

@@ -14,6 +14,19 @@ func openHost(_ url: String, _ dir: URL, create: Bool = false) async throws -> L
     return try await Ledger.replica(of: log, at: dir)
 }
 
+/// Two hosts (each its own replica and connections) on a new shared log, closed afterwards.
+func withTwoHosts(_ body: (Ledger, Ledger) async throws -> Void) async throws {
+    try await TestServer.withDatabase { url in
+        try await withTemporaryDirectory { dir in
+            let a = try await openHost(url, dir.appendingPathComponent("a"), create: true)
+            defer { a.close() }
+            let b = try await openHost(url, dir.appendingPathComponent("b"))
+            defer { b.close() }
+            try await body(a, b)
+        }
+    }
+}
+
 func event(_ i: Int, stream: String = "run/etl/1", payload: String? = nil) -> NewEvent {
     NewEvent(
         type: ["task.started", "task.succeeded", "chunk.status_changed"][i % 3], stream: stream, actor: "host-\(i % 2)",

@@ -1,4 +1,5 @@
 public import ClewPostgres
+import ClewLedger
 public import Foundation
 import Logging
 public import PostgresNIO
@@ -18,7 +19,7 @@ public enum TestServer {
         try await adminQuery(location, "CREATE DATABASE \(name)")
         var url = location
         url.database = name
-        let text = "postgres://\(url.user):\(url.password ?? "")@\(url.host):\(url.port)/\(name)?sslmode=disable"
+        let text = url.connectionURL
         do {
             let result = try await body(text)
             try? await adminQuery(location, "DROP DATABASE \(name) WITH (FORCE)")
@@ -40,20 +41,8 @@ public enum TestServer {
     }
 
     public static func withConnection(_ location: PostgresLocation, _ body: (PostgresConnection) async throws -> Void) async throws {
-        let config = PostgresConnection.Configuration(
-            host: location.host, port: location.port, username: location.user, password: location.password, database: location.database,
-            tls: .disable)
-        let c: PostgresConnection
-        do { c = try await PostgresConnection.connect(configuration: config, id: 1, logger: logger) } catch {
-            Issue.record(
-                "PostgreSQL is not reachable at \(location) (\(String(reflecting: error))): run tools/postgres.sh (tools/setup.sh does), or set CLEW_TEST_POSTGRES")
-            throw error
-        }
-        do {
-            try await body(c)
-            try? await c.close()
-        } catch {
-            try? await c.close()
+        do { try await PostgresLog.withConnection(to: location, logger: logger, body) } catch let error as LedgerError where error.code == .unavailable {
+            Issue.record("\(error.message): run tools/postgres.sh (tools/setup.sh does), or set CLEW_TEST_POSTGRES")
             throw error
         }
     }
@@ -66,4 +55,3 @@ public func withTemporaryDirectory<T>(_ body: (URL) async throws -> T) async thr
     defer { try? FileManager.default.removeItem(at: dir) }
     return try await body(dir)
 }
-
