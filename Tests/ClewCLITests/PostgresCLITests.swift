@@ -56,6 +56,45 @@ struct PostgresCLITests {
         }
     }
 
+    @Test("clew mirror keeps an offline copy that follows the shared log, proving each step, and verifies as a directory")
+    func mirror() async throws {
+        try await TestServer.withDatabase { url in
+            let cli = CLI()
+            defer { cli.cleanUp() }
+            let host = ["--ledger", url, "--cache", cli.directory.appendingPathComponent("host").path]
+            let lines = (0..<50).map { #"{"type":"task.succeeded","stream":"run/m/1","payload":{"i":\#($0)}}"# }.joined(separator: "\n") + "\n"
+            #expect(try await cli.run(["init"] + host, ledgerOption: false).status == 0)
+            #expect(try await cli.run(["append"] + host, input: lines, ledgerOption: false).status == 0)
+            let copy = cli.directory.appendingPathComponent("audit-copy").path
+            let (process, out, err) = try cli.start(["mirror", url, copy, "--json", "--poll", "3600"], ledgerOption: false)
+            func steps() -> [[String: Any]] {
+                ((try? String(contentsOf: out, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+                    try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+                }
+            }
+            try await CLI.waitUntil("the mirror's first step") { steps().count >= 1 }
+            #expect(steps()[0]["to"] as? Int == 50)
+            // Another host appends; the mirror hears of it (NOTIFY), copies, and proves the step.
+            #expect(try await cli.run(["append"] + host, input: lines, ledgerOption: false).status == 0)
+            try await CLI.waitUntil("the mirror's second step") { steps().count >= 2 }
+            let second = steps()[1]
+            #expect(second["from"] as? Int == 50)
+            #expect(second["to"] as? Int == 100)
+            #expect(second["consistent"] as? Bool == true)
+            #expect(second["server_root"] as? String == second["root"] as? String)
+            kill(process.processIdentifier, SIGTERM)
+            try await CLI.wait(for: process, args: ["mirror"])
+            #expect(process.terminationStatus == 0, "\((try? String(contentsOf: err, encoding: .utf8)) ?? "")")
+            let verify = try await cli.run(["verify", "--ledger", copy, "--json"], ledgerOption: false)
+            #expect(verify.status == 0, "\(verify.stderr)")
+            #expect(try jsonObject(verify.stdout)["root_hash"] as? String == second["root"] as? String)
+            // The copy takes no appends of its own.
+            let refused = try await cli.run(["append", "--ledger", copy], input: lines, ledgerOption: false)
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains("replica of postgres://"), "\(refused.stderr)")
+        }
+    }
+
     @Test("bench cluster measures the shared log against raw INSERTs with client processes, and prints every figure")
     func benchCluster() async throws {
         let cli = CLI()

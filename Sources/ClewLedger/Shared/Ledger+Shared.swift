@@ -99,21 +99,25 @@ extension Ledger {
 
     /// Keeps the replica copying the shared log until cancelled: on every append the server announces,
     /// and every `interval` in case an announcement was lost with a connection. Returns when cancelled,
-    /// or when `failed` (called with a copy's error) returns false. Does nothing for an LMDB ledger.
-    public func replicate(every interval: Duration = .seconds(1), failed: @escaping @Sendable (any Error) -> Bool = { _ in true }) async {
+    /// when `failed` (called with a copy's error) returns false, or when `copied` (called after each copy
+    /// that added events) returns false. Does nothing for an LMDB ledger.
+    public func replicate(
+        every interval: Duration = .seconds(1), failed: @escaping @Sendable (any Error) -> Bool = { _ in true },
+        copied: @escaping @Sendable () async -> Bool = { true }
+    ) async {
         guard let log = upstream else { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await _ in log.appends() {
                     if Task.isCancelled { break }
-                    if !(await self.pullOnce(failed)) { break }
+                    if !(await self.pullOnce(failed, copied)) { break }
                 }
             }
             group.addTask {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: interval)
                     if Task.isCancelled { break }
-                    if !(await self.pullOnce(failed)) { break }
+                    if !(await self.pullOnce(failed, copied)) { break }
                 }
             }
             await group.next()
@@ -121,9 +125,10 @@ extension Ledger {
         }
     }
 
-    private func pullOnce(_ failed: @Sendable (any Error) -> Bool) async -> Bool {
+    private func pullOnce(_ failed: @Sendable (any Error) -> Bool, _ copied: @Sendable () async -> Bool) async -> Bool {
         do {
-            try await pull()
+            let before = try lastSeq
+            if try await pull() > before { return await copied() }
             return true
         } catch {
             return Task.isCancelled ? false : failed(error)
