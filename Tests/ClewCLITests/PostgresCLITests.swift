@@ -88,6 +88,20 @@ struct PostgresCLITests {
             let verify = try await cli.run(["verify", "--ledger", copy, "--json"], ledgerOption: false)
             #expect(verify.status == 0, "\(verify.stderr)")
             #expect(try jsonObject(verify.stdout)["root_hash"] as? String == second["root"] as? String)
+            // A later run proves its first step from where this one stopped (kept in the copy's MIRROR file).
+            #expect(try await cli.run(["append"] + host, input: lines, ledgerOption: false).status == 0)
+            let again = try await cli.run(["mirror", url, copy, "--once", "--json"], ledgerOption: false)
+            #expect(again.status == 0, "\(again.stderr)")
+            let step = try jsonObject(again.stdout)
+            #expect(step["from"] as? Int == 100)
+            #expect(step["to"] as? Int == 150)
+            #expect(step["consistent"] as? Bool == true)
+            // A proven state the copy does not match (its history rewritten, or another copy's) stops it.
+            let mirrorFile = URL(fileURLWithPath: copy).appendingPathComponent("MIRROR")
+            try Data(#"{"size":150,"root":"\#(String(repeating: "ab", count: 32))"}"#.utf8).write(to: mirrorFile)
+            let mismatch = try await cli.run(["mirror", url, copy, "--once"], ledgerOption: false)
+            #expect(mismatch.status == 2, "\(mismatch.stdout) \(mismatch.stderr)")
+            #expect(mismatch.stderr.contains("does not prove"), "\(mismatch.stderr)")
             // The copy takes no appends of its own.
             let refused = try await cli.run(["append", "--ledger", copy], input: lines, ledgerOption: false)
             #expect(refused.status != 0)

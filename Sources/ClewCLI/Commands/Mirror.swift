@@ -11,6 +11,7 @@ struct Mirror: AsyncParsableCommand {
             Every event is copied with its seq; each payload is checked against its digest and the copy's root against \
             the root the shared log recorded for each batch. After each step, a consistency proof from the last \
             verified root to the new one is computed and checked, and the new root is compared with the server's head. \
+            The last proven size and root are kept in DIR/MIRROR, so the next run proves its first step from them. \
             DIR is a ledger directory like any other (clew verify, proof, backup work on it) that takes appends only \
             from its shared log. Exit status 2 when a step does not verify.
             """)
@@ -53,7 +54,7 @@ struct Mirror: AsyncParsableCommand {
             let log = try await PostgresLog.connect(try PostgresLocation(url), create: false)
             let ledger = try await Ledger.replica(of: log, at: URL(fileURLWithPath: directory))
             defer { ledger.close() }
-            let prover = Prover(ledger: ledger, log: log, json: output.json)
+            let prover = try Prover(ledger: ledger, log: log, json: output.json)
             try await prover.step()
             if once { return }
             try await withInterruption {
@@ -73,21 +74,36 @@ struct Mirror: AsyncParsableCommand {
         }
     }
 
-    /// The last proven tree, and the next step from it (one at a time).
+    /// The last proven tree, and the next step from it (one at a time). Kept in `MIRROR` in the copy's
+    /// directory, so a later run proves from where this one stopped.
     actor Prover {
+        struct Proven: Codable {
+            var size: UInt64
+            var root: String
+        }
+
         let ledger: Ledger
         let log: PostgresLog
         let json: Bool
+        let file: URL
         var proven: (size: UInt64, root: MerkleHash) = (0, Merkle.emptyRoot)
 
-        init(ledger: Ledger, log: PostgresLog, json: Bool) {
+        init(ledger: Ledger, log: PostgresLog, json: Bool) throws {
             self.ledger = ledger
             self.log = log
             self.json = json
+            file = ledger.directory.appendingPathComponent("MIRROR")
+            if let data = FileManager.default.contents(atPath: file.path) {
+                guard let p = try? JSONDecoder().decode(Proven.self, from: data), let root = try? MerkleHash(hex: p.root) else {
+                    throw CLIFailure(message: "\(file.path) is not a mirror's proven state; remove it to prove from the start")
+                }
+                proven = (p.size, root)
+            }
         }
 
         func step() async throws {
             proven = try await Mirror.prove(ledger, log, from: proven, json: json)
+            try JSONEncoder().encode(Proven(size: proven.size, root: proven.root.hex)).write(to: file, options: .atomic)
         }
     }
 
@@ -108,7 +124,9 @@ struct Mirror: AsyncParsableCommand {
         let step = Step(from: from.size, to: now.size, root: now.hash.hex, consistent: consistent, serverHead: head.size, serverRoot: serverRoot?.hex)
         if json {
             Terminal.line(try JSONOutput.text(step, pretty: false))
-        } else if now.size > from.size || from.size == 0 {
+        } else if now.size == from.size, from.size > 0 {
+            Terminal.line("up to date at \(now.size) events, root \(now.hash.hex)" + (consistent ? " (the proven root)" : " — NOT the proven root \(from.root.hex)"))
+        } else {
             Terminal.line(
                 "mirrored \(now.size) events (\(from.size + 1)…\(now.size)), root \(now.hash.hex)"
                     + (from.size == 0 ? "" : consistent ? "; consistent with the root at \(from.size)" : "; NOT consistent with the root at \(from.size)")
