@@ -84,7 +84,7 @@ package enum ClusterBenchmark {
                 for i in 0..<c.singles {
                     let t = ContinuousClock.now
                     _ = try await log.append(try Ledger.sharedRecords([drafts[i]], now: now()), batch: UUID(), expectation: nil)
-                    singles.append(micros(ContinuousClock.now - t))
+                    singles.append((ContinuousClock.now - t).seconds * 1e6)
                 }
                 try await createRawTable(url)
                 let records = try Ledger.sharedRecords(Array(drafts.prefix(c.singles)), now: now())
@@ -96,21 +96,18 @@ package enum ClusterBenchmark {
                             INSERT INTO raw_events (seq, stream, type, time_us, envelope, payload) VALUES
                             (\(Int64(i + 1)), \(r.stream), \(r.type), \(r.timestampMicros), \(ByteBuffer(bytes: r.envelope)), \(ByteBuffer(bytes: r.payload)))
                             """, logger: logger)
-                        rawSingles.append(micros(ContinuousClock.now - t))
+                        rawSingles.append((ContinuousClock.now - t).seconds * 1e6)
                     }
                 }
                 // Fill the log to `events` and copy it into a new host's replica.
-                var at = c.singles
-                while at < c.events {
-                    let n = min(c.batch, c.events - at)
-                    _ = try await log.append(try Ledger.sharedRecords(Array(drafts[at..<at + n]), now: now()), batch: UUID(), expectation: nil)
-                    at += n
+                try await inBatches(drafts[c.singles...], of: c.batch) { records, _ in
+                    _ = try await log.append(records, batch: UUID(), expectation: nil)
                 }
                 let dir = workDir.appendingPathComponent("replica-\(rep)")
                 defer { try? FileManager.default.removeItem(at: dir) }
                 let t = ContinuousClock.now
                 let copy = try await Ledger.replica(of: try await PostgresLog.connect(try PostgresLocation(url), create: false), at: dir)
-                copies.append(Double(c.events) / seconds(ContinuousClock.now - t))
+                copies.append(Double(c.events) / (ContinuousClock.now - t).seconds)
                 copy.close()
                 let s = ContinuousClock.now
                 var read = 0
@@ -128,7 +125,7 @@ package enum ClusterBenchmark {
                         if n < 4096 { break }
                     }
                 }
-                selects.append(Double(read) / seconds(ContinuousClock.now - s))
+                selects.append(Double(read) / (ContinuousClock.now - s).seconds)
             }
         }
         let median = { (xs: [Double]) in LedgerBenchmark.median(xs) }
@@ -153,11 +150,8 @@ package enum ClusterBenchmark {
         if raw {
             var start: Int64 = 0
             try await withConnection(try PostgresLocation(url)) { conn in
-                start = wallMicros()
-                var at = 0
-                while at < count {
-                    let n = min(batch, count - at)
-                    let records = try Ledger.sharedRecords(Array(drafts[at..<at + n]), now: now())
+                start = now()
+                try await inBatches(drafts[...], of: batch) { records, at in
                     let offset = Int64(seed) * 1_000_000_000 + Int64(at)
                     try await conn.query("BEGIN", logger: logger)
                     try await conn.query(
@@ -168,21 +162,17 @@ package enum ClusterBenchmark {
                         \(records.map { ByteBuffer(bytes: $0.envelope) })::bytea[], \(records.map { ByteBuffer(bytes: $0.payload) })::bytea[])
                         """, logger: logger)
                     try await conn.query("COMMIT", logger: logger)
-                    at += n
                 }
             }
-            return ClientTiming(events: count, startMicros: start, endMicros: wallMicros())
+            return ClientTiming(events: count, startMicros: start, endMicros: now())
         }
         let log = try await PostgresLog.connect(try PostgresLocation(url), create: false)
         defer { log.close() }
-        let start = wallMicros()
-        var at = 0
-        while at < count {
-            let n = min(batch, count - at)
-            _ = try await log.append(try Ledger.sharedRecords(Array(drafts[at..<at + n]), now: now()), batch: UUID(), expectation: nil)
-            at += n
+        let start = now()
+        try await inBatches(drafts[...], of: batch) { records, _ in
+            _ = try await log.append(records, batch: UUID(), expectation: nil)
         }
-        return ClientTiming(events: count, startMicros: start, endMicros: wallMicros())
+        return ClientTiming(events: count, startMicros: start, endMicros: now())
     }
 
     // MARK: Helpers
@@ -235,8 +225,18 @@ package enum ClusterBenchmark {
         try await PostgresLog.withConnection(to: location, logger: logger, body)
     }
 
+    /// The shared log's records for `drafts`, `size` at a time, with each batch's offset in `drafts`.
+    static func inBatches(
+        _ drafts: ArraySlice<NewEvent>, of size: Int, _ body: ([SharedRecord], Int) async throws -> Void
+    ) async throws {
+        var at = drafts.startIndex
+        while at < drafts.endIndex {
+            let end = min(at + size, drafts.endIndex)
+            try await body(try Ledger.sharedRecords(Array(drafts[at..<end]), now: now()), at - drafts.startIndex)
+            at = end
+        }
+    }
+
+    /// Wall-clock microseconds (client processes' windows are compared across processes).
     static func now() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000_000).rounded()) }
-    static func wallMicros() -> Int64 { now() }
-    static func micros(_ d: Duration) -> Double { Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12 }
-    static func seconds(_ d: Duration) -> Double { micros(d) / 1e6 }
 }

@@ -101,40 +101,39 @@ struct Mirror: AsyncParsableCommand {
             }
         }
 
+        /// Proves that the copy at its current size extends the last proven tree and agrees with the
+        /// server, prints the step, and keeps the new root as proven.
         func step() async throws {
-            proven = try await Mirror.prove(ledger, log, from: proven, json: json)
-            try JSONEncoder().encode(Proven(size: proven.size, root: proven.root.hex)).write(to: file, options: .atomic)
+            let from = proven
+            let now = try ledger.root()
+            let consistent: Bool
+            if from.size == 0 {
+                consistent = true
+            } else {
+                let proof = try ledger.consistencyProof(from: from.size, to: now.size)
+                consistent = proof.verify() && proof.oldRoot == from.root.hex && proof.newRoot == now.hash.hex
+            }
+            let head = try await log.head()
+            let serverRoot = head.size == now.size ? head.root : nil
+            let step = Step(
+                from: from.size, to: now.size, root: now.hash.hex, consistent: consistent, serverHead: head.size, serverRoot: serverRoot?.hex)
+            if json {
+                Terminal.line(try JSONOutput.text(step, pretty: false))
+            } else if now.size == from.size, from.size > 0 {
+                Terminal.line(
+                    "up to date at \(now.size) events, root \(now.hash.hex)" + (consistent ? " (the proven root)" : " — NOT the proven root \(from.root.hex)"))
+            } else {
+                Terminal.line(
+                    "mirrored \(now.size) events (\(from.size + 1)…\(now.size)), root \(now.hash.hex)"
+                        + (from.size == 0 ? "" : consistent ? "; consistent with the root at \(from.size)" : "; NOT consistent with the root at \(from.size)")
+                        + (serverRoot.map { $0 == now.hash ? "; the server's head agrees" : "; the server's head root DIFFERS" } ?? ""))
+            }
+            guard consistent, serverRoot.map({ $0 == now.hash }) ?? true else {
+                throw LedgerError(
+                    .verificationFailed, "the copy at \(now.size) events does not prove against the root at \(from.size) or the server's head")
+            }
+            proven = (now.size, now.hash)
+            try JSONEncoder().encode(Proven(size: now.size, root: now.hash.hex)).write(to: file, options: .atomic)
         }
-    }
-
-    /// Proves that the copy at its current size extends the last proven tree, and agrees with the server.
-    static func prove(
-        _ ledger: Ledger, _ log: PostgresLog, from: (size: UInt64, root: MerkleHash), json: Bool
-    ) async throws -> (size: UInt64, root: MerkleHash) {
-        let now = try ledger.root()
-        let consistent: Bool
-        if from.size == 0 {
-            consistent = true
-        } else {
-            let proof = try ledger.consistencyProof(from: from.size, to: now.size)
-            consistent = proof.verify() && proof.oldRoot == from.root.hex && proof.newRoot == now.hash.hex
-        }
-        let head = try await log.head()
-        let serverRoot = head.size == now.size ? head.root : nil
-        let step = Step(from: from.size, to: now.size, root: now.hash.hex, consistent: consistent, serverHead: head.size, serverRoot: serverRoot?.hex)
-        if json {
-            Terminal.line(try JSONOutput.text(step, pretty: false))
-        } else if now.size == from.size, from.size > 0 {
-            Terminal.line("up to date at \(now.size) events, root \(now.hash.hex)" + (consistent ? " (the proven root)" : " — NOT the proven root \(from.root.hex)"))
-        } else {
-            Terminal.line(
-                "mirrored \(now.size) events (\(from.size + 1)…\(now.size)), root \(now.hash.hex)"
-                    + (from.size == 0 ? "" : consistent ? "; consistent with the root at \(from.size)" : "; NOT consistent with the root at \(from.size)")
-                    + (serverRoot.map { $0 == now.hash ? "; the server's head agrees" : "; the server's head root DIFFERS" } ?? ""))
-        }
-        guard consistent, serverRoot.map({ $0 == now.hash }) ?? true else {
-            throw LedgerError(.verificationFailed, "the copy at \(now.size) events does not prove against the root at \(from.size) or the server's head")
-        }
-        return (now.size, now.hash)
     }
 }

@@ -67,12 +67,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             let (registry, _) = try pipelines.registry(strict: true)
             let l = try await ledger.open(create: true)
             defer { l.close() }
-            let replication = Task {
-                await l.replicate { error in
-                    Terminal.error("copying from \(l.location) failed (retrying): \(error)")
-                    return true
-                }
-            }
+            let replication = following(l)
             defer { replication.cancel() }
             for name in dags where registry.dag(named: name) == nil {
                 throw CLIFailure(message: "--dag \(name): no such DAG (known: \(registry.all.map(\.name).joined(separator: ", ")))")

@@ -46,12 +46,7 @@ struct Serve: AsyncParsableCommand {
             let l = try await ledger.open(create: true)
             defer { l.close() }
             // Over a shared log, the replica (and so the views) follows every host's appends.
-            let replication = Task {
-                await l.replicate { error in
-                    Terminal.error("copying from \(l.location) failed (retrying): \(error)")
-                    return true
-                }
-            }
+            let replication = following(l)
             defer { replication.cancel() }
             var viewOptions = Views.Options()
             viewOptions.notice = { Terminal.error($0) }

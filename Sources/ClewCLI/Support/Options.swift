@@ -87,6 +87,17 @@ struct LedgerOptions: ParsableArguments {
     }
 }
 
+/// Keeps a ledger over a shared log following it (every host's appends) until the task is cancelled;
+/// copy failures are reported and retried. Nothing to do for a ledger directory.
+func following(_ ledger: Ledger) -> Task<Void, Never> {
+    Task {
+        await ledger.replicate { error in
+            Terminal.error("copying from \(ledger.location) failed (retrying): \(error)")
+            return true
+        }
+    }
+}
+
 /// `--json` for commands whose output is data.
 struct OutputOptions: ParsableArguments {
     @Flag(name: .long, help: "Print machine-readable JSON.")

@@ -120,6 +120,13 @@ public struct NewEvent: Sendable, Hashable {
     public static let maxTypeBytes = 128
     public static let maxActorBytes = 255
 
+    /// ``validate()`` for event `index` of a batch of `count`, the error naming which one.
+    func validate(index: Int, of count: Int) throws {
+        do { try validate() } catch let error as LedgerError where count > 1 {
+            throw LedgerError(error.code, "event \(index + 1) of \(count): \(error.message)", underlying: error.underlying)
+        }
+    }
+
     /// Throws ``LedgerError/Code/invalidInput`` naming the field that breaks a rule.
     public func validate() throws {
         try Self.checkName(type, field: "type", max: Self.maxTypeBytes)

@@ -170,9 +170,7 @@ final class LogStore: Sendable {
             starts.removeAll(keepingCapacity: true)
         }
         for (i, event) in events.enumerated() {
-            do { try event.validate() } catch let error as LedgerError where events.count > 1 {
-                throw LedgerError(error.code, "event \(i + 1) of \(events.count): \(error.message)", underlying: error.underlying)
-            }
+            try event.validate(index: i, of: events.count)
             let digest = SHA256.hash(data: event.payload)
             envelope.removeAll(keepingCapacity: true)
             Self.encodeEnvelope(event, digest: digest, now: now, into: &envelope)

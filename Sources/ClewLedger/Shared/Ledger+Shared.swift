@@ -156,9 +156,7 @@ extension Ledger {
         var out: [SharedRecord] = []
         out.reserveCapacity(events.count)
         for (i, event) in events.enumerated() {
-            do { try event.validate() } catch let error as LedgerError where events.count > 1 {
-                throw LedgerError(error.code, "event \(i + 1) of \(events.count): \(error.message)", underlying: error.underlying)
-            }
+            try event.validate(index: i, of: events.count)
             var envelope: [UInt8] = []
             LogStore.encodeEnvelope(event, digest: SHA256.hash(data: event.payload), now: now, into: &envelope)
             out.append(
