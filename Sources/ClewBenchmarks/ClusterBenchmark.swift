@@ -83,7 +83,7 @@ package enum ClusterBenchmark {
                 let drafts = corpus(c.events, seed: 0)
                 for i in 0..<c.singles {
                     let t = ContinuousClock.now
-                    _ = try await log.append(try Ledger.sharedRecords([drafts[i]], now: now()), batch: UUID(), expectation: nil)
+                    _ = try await log.append(try Ledger.sharedRecords([drafts[i]], now: now()), batch: UUID(), expecting: [])
                     singles.append((ContinuousClock.now - t).seconds * 1e6)
                 }
                 try await createRawTable(url)
@@ -101,7 +101,7 @@ package enum ClusterBenchmark {
                 }
                 // Fill the log to `events` and copy it into a new host's replica.
                 try await inBatches(drafts[c.singles...], of: c.batch) { records, _ in
-                    _ = try await log.append(records, batch: UUID(), expectation: nil)
+                    _ = try await log.append(records, batch: UUID(), expecting: [])
                 }
                 let dir = workDir.appendingPathComponent("replica-\(rep)")
                 defer { try? FileManager.default.removeItem(at: dir) }
@@ -170,7 +170,7 @@ package enum ClusterBenchmark {
         defer { log.close() }
         let start = now()
         try await inBatches(drafts[...], of: batch) { records, _ in
-            _ = try await log.append(records, batch: UUID(), expectation: nil)
+            _ = try await log.append(records, batch: UUID(), expecting: [])
         }
         return ClientTiming(events: count, startMicros: start, endMicros: now())
     }

@@ -40,11 +40,14 @@ public struct LedgerError: ClewError {
     public let code: Code
     public let message: String
     public let underlying: (any Error & Sendable)?
+    /// A ``Code/conflict``'s stream: the one whose last event was not the expected one.
+    public let stream: String?
 
-    public init(_ code: Code, _ message: String, underlying: (any Error & Sendable)? = nil) {
+    public init(_ code: Code, _ message: String, underlying: (any Error & Sendable)? = nil, stream: String? = nil) {
         self.code = code
         self.message = message
         self.underlying = underlying
+        self.stream = stream
     }
 
     public var description: String {

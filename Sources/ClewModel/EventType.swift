@@ -53,6 +53,15 @@ public enum EventType {
     /// Payloads removed by `clew erase` (stream `ledger`): which events, why; the actor says who.
     public static let payloadsErased = "ledger.payloads_erased"
 
+    /// A task attempt queued for workers (stream `queue/<queue>`), and its life on a worker (stream
+    /// `attempt/<dag>/<run>/<task>/<attempt>`): claimed under a lease, kept by heartbeats, completed, or
+    /// expired by the run's coordinator when the heartbeats stopped (docs/cluster.md).
+    public static let attemptQueued = "attempt.queued"
+    public static let attemptClaimed = "attempt.claimed"
+    public static let attemptHeartbeat = "attempt.heartbeat"
+    public static let attemptCompleted = "attempt.completed"
+    public static let attemptExpired = "attempt.expired"
+
     /// Every type above.
     public static let all: [String] = [
         dagRegistered, runQueued, runStarted, runSucceeded, runFailed, runCancelled, taskScheduled, taskStarted,
@@ -60,7 +69,8 @@ public enum EventType {
         variableRecorded, valueProduced, valueConsumed, questionAnswered, runResubmitted, taskBlocked,
         chunkLeaseAcquired, chunkLeaseReleased, valueStored, expectationEvaluated, dagTriggered, runImported,
         lineageQuarantined, openLineageReceived, runCallback, tokenCreated, tokenRevoked, auditRecorded, runLabelled,
-        datasetDescribed, ledgerMigrated, payloadsErased,
+        datasetDescribed, ledgerMigrated, payloadsErased, attemptQueued, attemptClaimed, attemptHeartbeat,
+        attemptCompleted, attemptExpired,
     ]
 }
 
@@ -73,6 +83,10 @@ public enum StreamID {
     public static func dataset(_ name: String) -> String { "dataset/\(name)" }
     /// The one `value.stored` event holding a content-addressed value.
     public static func value(_ digest: String) -> String { "value/\(digest)" }
+    /// The attempts queued for the workers of a queue.
+    public static func queue(_ name: String) -> String { "queue/\(name)" }
+    /// One queued attempt's claim, heartbeats and end: the stream its lease is fenced on.
+    public static func attempt(dag: String, run: String, task: String, attempt: Int) -> String { "attempt/\(dag)/\(run)/\(task)/\(attempt)" }
 }
 
 /// Chunk life cycle states (driven only by events).

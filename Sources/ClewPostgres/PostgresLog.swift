@@ -163,13 +163,13 @@ public final class PostgresLog: SharedLog {
 
     // MARK: Append
 
-    public func append(_ records: [SharedRecord], batch: UUID, expectation: StreamExpectation?) async throws -> Range<UInt64> {
+    public func append(_ records: [SharedRecord], batch: UUID, expecting expectations: [StreamExpectation]) async throws -> Range<UInt64> {
         if records.isEmpty { return 0..<0 }
         // Inserting runs at ~10 µs a row here; the deadline leaves room for a loaded server.
         return try await retrying("appending to", limit: Self.attemptDeadline + .milliseconds(records.count)) { attempt in
             try await self.client.withConnection { c in
                 attempt.use(c, self.watch)
-                return try await self.transaction(c) { try await self.appendLocked(records, batch: batch, expectation: expectation, $0) }
+                return try await self.transaction(c) { try await self.appendLocked(records, batch: batch, expectations: expectations, $0) }
             }
         }
     }
@@ -227,7 +227,7 @@ public final class PostgresLog: SharedLog {
     /// statement each for the lock, the retry check, the stream check, the rows, the head, the batch
     /// and the notification made a single-event append 5x a one-row INSERT).
     private func appendLocked(
-        _ records: [SharedRecord], batch: UUID, expectation: StreamExpectation?, _ c: PostgresConnection
+        _ records: [SharedRecord], batch: UUID, expectations: [StreamExpectation], _ c: PostgresConnection
     ) async throws -> Range<UInt64> {
         // 1. The head, locked.
         guard let row = try await c.query("SELECT last_seq, frontier FROM clew_head WHERE one FOR UPDATE", logger: logger).collect().first else {
@@ -238,23 +238,24 @@ public final class PostgresLog: SharedLog {
         //    statement of their own: under READ COMMITTED a statement sees what was committed when it
         //    began, so checks made in the locking statement itself saw the log as it was before the wait
         //    for the lock (two compare-and-appends both won in the tests).
-        let stream = expectation?.stream ?? ""
+        let expected = expectations.map(\.stream)
         guard
             let checks = try await c.query(
                 """
                 SELECT (SELECT first_seq FROM clew_batches WHERE id = \(batch)), (SELECT last_seq FROM clew_batches WHERE id = \(batch)),
-                (SELECT coalesce(max(seq), 0) FROM clew_events WHERE stream = \(stream))
+                (SELECT array_agg((SELECT coalesce(max(seq), 0) FROM clew_events WHERE stream = u.s) ORDER BY u.o)
+                 FROM unnest(\(expected)::text[]) WITH ORDINALITY AS u(s, o))
                 """, logger: logger
             ).collect().first
         else {
             throw LedgerError(.corrupted, "\(location) answered no row to the append's checks")
         }
-        let (doneFirst, doneLast, streamLast) = try checks.decode((Int64?, Int64?, Int64).self)
+        let (doneFirst, doneLast, streamLasts) = try checks.decode((Int64?, Int64?, [Int64]?).self)
         if let doneFirst, let doneLast { return UInt64(doneFirst)..<UInt64(doneLast) + 1 }
-        if let e = expectation, UInt64(streamLast) != e.lastSeq {
+        for (e, last) in zip(expectations, streamLasts ?? []) where UInt64(last) != e.lastSeq {
             throw LedgerError(
                 .conflict,
-                "stream \(e.stream)'s last event is \(streamLast == 0 ? "none" : "seq \(streamLast)"), not \(e.lastSeq == 0 ? "none" : "seq \(e.lastSeq)")")
+                "stream \(e.stream)'s last event is \(last == 0 ? "none" : "seq \(last)"), not \(e.lastSeq == 0 ? "none" : "seq \(e.lastSeq)")", stream: e.stream)
         }
         var head = try SharedLogHead(size: UInt64(lastSeq), bytes: Array(buffer: frontier))
         var seqs: [Int64] = [], streams: [String] = [], types: [String] = [], times: [Int64] = []

@@ -55,12 +55,12 @@ struct SharedLogTests {
             defer { log.close() }
             let records = try Ledger.sharedRecords((0..<5).map { event($0) }, now: 1_800_000_000_000_000)
             let id = UUID()
-            let first = try await log.append(records, batch: id, expectation: nil)
-            let again = try await log.append(records, batch: id, expectation: nil)
+            let first = try await log.append(records, batch: id, expecting: [])
+            let again = try await log.append(records, batch: id, expecting: [])
             #expect(first == 1..<6)
             #expect(again == first)
             #expect(try await log.head().size == 5)
-            #expect(try await log.append(records, batch: UUID(), expectation: nil) == 6..<11)
+            #expect(try await log.append(records, batch: UUID(), expecting: []) == 6..<11)
         }
     }
 

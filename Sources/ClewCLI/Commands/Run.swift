@@ -30,6 +30,7 @@ struct RunStart: AsyncParsableCommand {
     @Option(name: .long, help: "Run id (default: manual__<time>_<random>).")
     var runId: String?
 
+    @OptionGroup var dispatch: DispatchOptions
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var pipelines: PipelineOptions
     @OptionGroup var output: OutputOptions
@@ -47,7 +48,9 @@ struct RunStart: AsyncParsableCommand {
             }
             let l = try await ledger.open(create: true)
             defer { l.close() }
-            let engine = pipelines.engine(l, registry)
+            let replication = following(l)
+            defer { replication.cancel() }
+            let engine = pipelines.engine(l, registry, dispatch: dispatch)
             let runID = self.runId
             let chosen = part
             let outcome = try await withInterruption { try await engine.run(dag, params: params, partition: chosen, runID: runID) }
@@ -76,6 +79,7 @@ struct Resubmit: AsyncParsableCommand {
     var quarantine: String?
 
     @OptionGroup var params: ParamOptions
+    @OptionGroup var dispatch: DispatchOptions
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var pipelines: PipelineOptions
     @OptionGroup var output: OutputOptions
@@ -90,7 +94,9 @@ struct Resubmit: AsyncParsableCommand {
             let (registry, _) = try pipelines.registry(strict: false)
             let l = try await ledger.open()
             defer { l.close() }
-            let engine = pipelines.engine(l, registry)
+            let replication = following(l)
+            defer { replication.cancel() }
+            let engine = pipelines.engine(l, registry, dispatch: dispatch)
             let params = try self.params.dictionary()
             if let quarantine {
                 let plan = try Self.quarantinePlan(quarantine, l)

@@ -20,6 +20,7 @@ struct Backfill: AsyncParsableCommand {
     var to: String
 
     @OptionGroup var params: ParamOptions
+    @OptionGroup var dispatch: DispatchOptions
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var pipelines: PipelineOptions
     @OptionGroup var output: OutputOptions
@@ -32,7 +33,9 @@ struct Backfill: AsyncParsableCommand {
             let target = try pipelines.resolve(dag, in: registry)
             let l = try await ledger.open(create: true)
             defer { l.close() }
-            let scheduler = Scheduler(engine: pipelines.engine(l, registry))
+            let replication = following(l)
+            defer { replication.cancel() }
+            let scheduler = Scheduler(engine: pipelines.engine(l, registry, dispatch: dispatch))
             let params = try self.params.dictionary()
             let json = output.json
             let outcomes = try await withInterruption {
@@ -58,6 +61,7 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Longest sleep between checks, in seconds.")
     var poll = 30
 
+    @OptionGroup var dispatch: DispatchOptions
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var pipelines: PipelineOptions
     @OptionGroup var output: OutputOptions
@@ -74,7 +78,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             }
             let demos = Set(DemoDAGs.all.map(\.name))
             let chosen = dags.isEmpty ? Set(registry.all.map(\.name).filter { !demos.contains($0) }) : Set(dags)
-            let scheduler = Scheduler(engine: pipelines.engine(l, registry), only: chosen)
+            let scheduler = Scheduler(engine: pipelines.engine(l, registry, dispatch: dispatch), only: chosen)
             let json = output.json
             let scheduled = scheduler.scheduledDAGs.map { "\($0.name) (\($0.spec.schedule!.description))" }
             FileHandle.standardError.write(Data("scheduler: \(scheduled.count) scheduled DAGs: \(scheduled.joined(separator: ", "))\n".utf8))

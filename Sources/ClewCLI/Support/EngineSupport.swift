@@ -48,8 +48,15 @@ struct PipelineOptions: ParsableArguments {
         return (registry, problems)
     }
 
-    func engine(_ ledger: Ledger, _ registry: DAGRegistry) -> Engine {
-        Engine(ledger: ledger, registry: registry, options: Engine.Options(dataDirectory: dataDir.map { URL(fileURLWithPath: $0) } ?? ledger.directory.appendingPathComponent("data")))
+    func engine(_ ledger: Ledger, _ registry: DAGRegistry, dispatch: DispatchOptions? = nil) -> Engine {
+        var options = Engine.Options(dataDirectory: dataDirectory(ledger))
+        options.queue = dispatch?.queue
+        if let lease = dispatch?.lease { options.leaseMillis = Int(lease * 1000) }
+        return Engine(ledger: ledger, registry: registry, options: options)
+    }
+
+    func dataDirectory(_ ledger: Ledger) -> URL {
+        dataDir.map { URL(fileURLWithPath: $0) } ?? ledger.directory.appendingPathComponent("data")
     }
 
     /// A DAG by name, or loaded from a pipeline file path.
@@ -64,6 +71,22 @@ struct PipelineOptions: ParsableArguments {
             throw CLIFailure(message: "no DAG named '\(target)' (known: \(registry.all.map(\.name).joined(separator: ", "))); pass a pipeline file path to run one")
         }
         return dag
+    }
+}
+
+/// `--queue`: run task attempts on `clew worker`s instead of in this process.
+struct DispatchOptions: ParsableArguments {
+    @Option(name: .long, help: "Queue every task attempt for the workers of this queue (`clew worker --queue`) instead of running it here.")
+    var queue: String?
+
+    @Option(name: .long, help: "With --queue: seconds a worker holds an attempt without a heartbeat before it is expired and queued again.")
+    var lease: Double = 15
+
+    func validate() throws {
+        if let queue, queue.isEmpty || queue.contains(where: { $0.isWhitespace || $0 == "/" }) {
+            throw ValidationError("--queue '\(queue)' must be a non-empty name without spaces or '/'")
+        }
+        guard lease >= 0.3, lease <= 86_400 else { throw ValidationError("--lease \(lease) must be between 0.3 and 86400 seconds") }
     }
 }
 

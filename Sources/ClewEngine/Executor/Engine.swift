@@ -23,6 +23,15 @@ public final class Engine: Sendable {
         /// Longest backoff between retries.
         public var maxBackoffMillis = 600_000
         public var logger = Logger(label: "clew.engine", factory: { _ in SwiftLogNoOpLogHandler() })
+        /// Run task attempts on the workers of this queue (`clew worker --queue`) instead of in this
+        /// process: each attempt is queued in the log, claimed by one worker under a lease, and re-queued
+        /// as a new attempt when its worker stops heartbeating (docs/cluster.md#workers).
+        public var queue: String?
+        /// How long a worker holds an attempt without a heartbeat before the run expires its lease.
+        public var leaseMillis = 15_000
+        /// Attempts of one task whose workers may lose their lease before the task fails (a lost lease
+        /// re-queues the attempt without using one of the task's retries).
+        public var maxLostLeases = 3
 
         public init(dataDirectory: URL) { self.dataDirectory = dataDirectory }
     }
@@ -36,11 +45,16 @@ public final class Engine: Sendable {
     /// `name@version` of DAGs known to be registered in the ledger.
     let registered = Mutex(Set<String>())
 
-    public init(ledger: Ledger, registry: DAGRegistry = DAGRegistry(), options: Options? = nil) {
+    public convenience init(ledger: Ledger, registry: DAGRegistry = DAGRegistry(), options: Options? = nil) {
+        self.init(ledger: ledger, registry: registry, options: options, fence: nil)
+    }
+
+    /// An engine whose every append is fenced by a worker's lease on an attempt.
+    init(ledger: Ledger, registry: DAGRegistry, options: Options?, fence: StreamExpectation?) {
         self.ledger = ledger
         self.registry = registry
         self.options = options ?? Options(dataDirectory: ledger.directory.appendingPathComponent("data"))
-        self.recorder = Recorder(ledger: ledger, actor: self.options.actor)
+        self.recorder = Recorder(ledger: ledger, actor: self.options.actor, fence: fence)
         self.values = ValueStore(ledger: ledger, recorder: recorder)
         self.chunks = ChunkBook(ledger: ledger)
     }
@@ -82,13 +96,18 @@ public final class Engine: Sendable {
         let version = try await register(dag)
         let id = try runID ?? newRunID(dag: dag.name, partition: partition, trigger: trigger)
         let stream = StreamID.run(dag: dag.name, run: id)
-        guard try ledger.seqs(inStream: stream, limit: 1).isEmpty else {
-            throw EngineError(.conflict, "run \(id) of DAG \(dag.name) already exists; pick another run id or resubmit it")
-        }
+        let exists = EngineError(.conflict, "run \(id) of DAG \(dag.name) already exists; pick another run id or resubmit it")
+        guard try ledger.seqs(inStream: stream, limit: 1).isEmpty else { throw exists }
         let merged = dag.spec.params.merging(params, uniquingKeysWith: { _, given in given })
         var queued = RunQueued(dag: dag.name, run: id, dagVersion: version, params: Redaction.redact(params: merged), trigger: trigger)
         queued.set(partition)
-        recorder.emit(EventType.runQueued, stream: stream, queued)
+        // The run's first event only if its stream is still empty: of two processes (or hosts) creating
+        // the same run, a scheduled partition say, exactly one does.
+        do {
+            try await recorder.append([recorder.event(EventType.runQueued, stream: stream, queued)], expecting: [StreamExpectation(stream: stream, lastSeq: 0)])
+        } catch let error as LedgerError where error.code == .conflict && error.stream == stream {
+            throw exists
+        }
         let execution = RunExecution(engine: self, dag: dag, runID: id, params: merged, partition: partition)
         return try await execution.execute(resume: nil)
     }

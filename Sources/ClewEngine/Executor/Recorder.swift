@@ -1,3 +1,4 @@
+public import ClewCore
 public import ClewLedger
 public import ClewModel
 import Foundation
@@ -10,9 +11,28 @@ import Synchronization
 /// The engine flushes before a run starts executing, before the five questions are asked (they read the
 /// log), before a child DAG is triggered and when a run ends, so a run's outcome is acknowledged only
 /// once every event of it is durable.
+///
+/// A worker's recorder is *fenced* by its lease: every batch it appends also requires the lease's
+/// stream (`attempt/…`) to end with the worker's own claim or heartbeat, checked in the same write, so
+/// once the coordinator has expired the lease nothing more of the attempt is recorded (the recorder
+/// fails with ``Fenced``).
 public final class Recorder: Sendable {
     let ledger: Ledger
     let actor: String
+    /// The lease every append is conditional on, its last seq moved by each heartbeat appended here.
+    let fence: Mutex<StreamExpectation?>
+    /// One append at a time: the drain's batches and ``append(_:expecting:)``'s checked ones, so each
+    /// sees the fence as the previous one left it.
+    let turn = Turnstile()
+
+    /// The worker no longer holds the lease its recorder is fenced on: the coordinator expired it (or
+    /// the run was cancelled). Nothing more is recorded for the attempt.
+    public struct Fenced: ClewError {
+        public var stream: String
+        public var message: String
+        public var description: String { "lease lost: \(message); nothing more is recorded for this attempt (stream \(stream))" }
+        public var category: ErrorCategory { .conflict }
+    }
 
     struct Waiter {
         let target: UInt64
@@ -30,15 +50,50 @@ public final class Recorder: Sendable {
 
     let state = Mutex(State())
 
-    public init(ledger: Ledger, actor: String = "clew-engine") {
+    public init(ledger: Ledger, actor: String = "clew-engine", fence: StreamExpectation? = nil) {
         self.ledger = ledger
         self.actor = actor
+        self.fence = Mutex(fence)
+    }
+
+    /// Appends `events` now, after everything emitted before, only if every expectation holds (and the
+    /// fence, for a worker's recorder): a claim or lease taken from what was read.
+    /// - Throws: ``LedgerError`` `.conflict` when an expectation failed (nothing written), ``Fenced``
+    ///   when the lease is lost.
+    @discardableResult
+    public func append(_ events: [NewEvent], expecting expectations: [StreamExpectation]) async throws -> Range<UInt64> {
+        try await flush()
+        return try await appendInTurn(events, expecting: expectations)
+    }
+
+    /// One append in turn: with the fence's expectation first, moving the fence to the last event of
+    /// its stream in the batch (a heartbeat).
+    private func appendInTurn(_ events: [NewEvent], expecting extra: [StreamExpectation]) async throws -> Range<UInt64> {
+        await turn.enter()
+        defer { turn.leave() }
+        let fenced = fence.withLock { $0 }
+        let expectations = (fenced.map { [$0] } ?? []) + extra
+        do {
+            let range = expectations.isEmpty
+                ? try await ledger.append(contentsOf: events) : try await ledger.append(contentsOf: events, expecting: expectations)
+            if let f = fenced, let i = events.lastIndex(where: { $0.stream == f.stream }) {
+                fence.withLock { $0?.lastSeq = range.lowerBound + UInt64(i) }
+            }
+            return range
+        } catch let error as LedgerError where error.code == .conflict && fenced != nil && error.stream == fenced?.stream {
+            throw Fenced(stream: fenced!.stream, message: error.message)
+        }
     }
 
     /// Queues one event for the stream, stamped now.
     public func emit<P: EventPayload>(_ type: String, stream: String, _ payload: P) {
+        emit(event(type, stream: stream, payload))
+    }
+
+    /// The event ``emit(_:stream:_:)`` would queue, for ``append(_:expecting:)``.
+    public func event<P: EventPayload>(_ type: String, stream: String, _ payload: P) -> NewEvent {
         assert(P.eventTypes.contains(type), "\(P.self) is not the payload of \(type)")
-        emit(NewEvent(type: type, stream: stream, actor: actor, timestampMicros: Self.nowMicros(), payload: payload.payloadData))
+        return NewEvent(type: type, stream: stream, actor: actor, timestampMicros: Self.nowMicros(), payload: payload.payloadData)
     }
 
     /// Queues a prepared event.
@@ -81,7 +136,7 @@ public final class Recorder: Sendable {
             if batch.isEmpty { return }
             var result: Result<Void, any Error> = .success(())
             do {
-                try await ledger.append(contentsOf: batch)
+                try await appendInTurn(batch, expecting: [])
             } catch {
                 result = .failure(error)
             }
@@ -110,5 +165,35 @@ public final class Recorder: Sendable {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+    }
+}
+
+/// An async lock handing turns out in arrival order (a recorder's appends take one each).
+final class Turnstile: Sendable {
+    private let state = Mutex<(busy: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func enter() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if !s.busy {
+                    s.busy = true
+                    return true
+                }
+                s.waiting.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    func leave() {
+        let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if s.waiting.isEmpty {
+                s.busy = false
+                return nil
+            }
+            return s.waiting.removeFirst()
+        }
+        next?.resume()
     }
 }

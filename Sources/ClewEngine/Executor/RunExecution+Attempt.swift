@@ -17,8 +17,10 @@ extension RunExecution {
         var attempt = firstAttempt
         var retriesLeft = spec.retries
         var delay = spec.retryDelayMillis
+        var lost = 0
         while true {
-            let result = await runAttempt(spec, attempt: attempt, inputs: inputs)
+            let result = engine.options.queue != nil && branch == nil
+                ? await dispatch(spec, attempt: attempt, inputs: inputs) : await runAttempt(spec, attempt: attempt, inputs: inputs)
             let reason: String
             let finalState: TaskState
             switch result {
@@ -35,6 +37,14 @@ extension RunExecution {
             case .blocked(let why):
                 reason = why
                 finalState = .blocked
+            case .lost(let why):
+                lost += 1
+                if lost > engine.options.maxLostLeases || Task.isCancelled {
+                    return TaskResult(state: Task.isCancelled ? .cancelled : .failed, error: "\(why) (\(lost) attempts lost their worker)")
+                }
+                emit(EventType.taskRetrying, TaskEvent(task: spec.id, attempt: attempt, reason: why, nextAttempt: attempt + 1, backoffMillis: 0))
+                attempt += 1
+                continue
             }
             if retriesLeft <= 0 || Task.isCancelled {
                 return TaskResult(state: finalState, error: reason)
@@ -115,7 +125,7 @@ extension RunExecution {
         guard !spec.consumes.isEmpty || !spec.produces.isEmpty else { return .success(Gate()) }
         do {
             try await recorder.flush()
-            let gate = try admit(spec, attempt: attempt)
+            let gate = try await admit(spec, attempt: attempt)
             if let reason = gate.blocked {
                 emit(EventType.taskBlocked, TaskEvent(task: spec.id, attempt: attempt, reason: reason))
                 return .failure(EarlyEnd(result: .blocked(reason)))

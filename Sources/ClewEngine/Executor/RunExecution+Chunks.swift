@@ -25,10 +25,12 @@ extension RunExecution {
         recorder.emit(type, stream: StreamID.dataset(dataset), payload)
     }
 
-    func emitChunk(_ change: ChunkChange) {
-        recorder.emit(NewEvent(
+    func emitChunk(_ change: ChunkChange) { recorder.emit(chunkEvent(change)) }
+
+    func chunkEvent(_ change: ChunkChange) -> NewEvent {
+        NewEvent(
             type: EventType.chunkStatusChanged, stream: StreamID.dataset(change.dataset), actor: recorder.actor,
-            timestampMicros: Recorder.nowMicros(), payload: change.canonicalJSON))
+            timestampMicros: Recorder.nowMicros(), payload: change.canonicalJSON)
     }
 
     func emitLease(_ lease: ChunkLease, acquired: Bool) {
@@ -52,55 +54,79 @@ extension RunExecution {
 
     /// Answers the five questions for every consumed chunk (taking reader leases) and checks that no reader
     /// holds a chunk the task is about to write. The log must be flushed first.
-    func admit(_ spec: TaskSpec, attempt: Int) throws -> Gate {
+    ///
+    /// The answers, leases and `consuming`/`producing` changes are appended in one compare-and-append on
+    /// every dataset they were read from: when another process or host changed one of those datasets
+    /// in between (took the same chunk's write lease, say), nothing is written and the questions are
+    /// asked again on what it left, so of two racing writers one proceeds and the other is blocked
+    /// with the reason.
+    func admit(_ spec: TaskSpec, attempt: Int) async throws -> Gate {
+        var lastConflict = ""
+        for _ in 0..<8 {
+            var pending: [NewEvent] = []
+            var read: [String: UInt64] = [:]
+            let gate = try decideAdmission(spec, attempt: attempt, into: &pending, read: &read)
+            let expectations = gate.blocked == nil ? read.sorted { $0.key < $1.key }.map { StreamExpectation(stream: StreamID.dataset($0.key), lastSeq: $0.value) } : []
+            do {
+                try await recorder.append(pending, expecting: expectations)
+            } catch let error as LedgerError where error.code == .conflict && error.stream?.hasPrefix("dataset/") == true {
+                lastConflict = error.message
+                _ = try await engine.ledger.pull()
+                continue
+            }
+            engine.chunks.ownLeases.withLock { own in for c in gate.admitted { own.insert(c.lease) } }
+            return gate
+        }
+        throw EngineError(.conflict, "task \(spec.id) could not take its chunks: their datasets changed under it 8 times (last: \(lastConflict))")
+    }
+
+    /// One round of ``admit(_:attempt:)`` over the datasets as folded now: the events to append and
+    /// the last seq of each dataset read.
+    private func decideAdmission(_ spec: TaskSpec, attempt: Int, into pending: inout [NewEvent], read: inout [String: UInt64]) throws -> Gate {
         var gate = Gate()
+        var leases: [NewEvent] = []
         for ref in spec.consumes {
             let key = resolve(ref.key)
             let dataset = datasetSpec(ref.dataset)
             let state = try engine.chunks.state(of: ref.dataset)
+            read[ref.dataset] = state.lastSeq
             let answers = engine.chunks.ask(dataset: dataset, key: key, state: state)
-            emit(
-                EventType.questionAnswered,
+            pending.append(recorder.event(
+                EventType.questionAnswered, stream: stream,
                 QuestionAnswered(
                     task: spec.id, attempt: attempt, dataset: ref.dataset, chunk: key, ready: answers.ready.recorded,
                     right: answers.right.recorded, location: answers.location.recorded, validated: answers.validated.recorded,
-                    safe: answers.safe.recorded, allYes: answers.allYes))
+                    safe: answers.safe.recorded, allYes: answers.allYes)))
             guard answers.allYes else {
-                releaseAdmitted(gate.admitted, spec: spec, attempt: attempt, consumed: false)
-                gate.admitted = []
-                gate.blocked = answers.blockingReason
-                return gate
+                return Gate(blocked: answers.blockingReason)
             }
             let chunk = state.chunks[key]
-            let lease = ChunkLease(
+            var lease = ChunkLease(
                 dataset: ref.dataset, chunk: key, lease: "\(runID)/\(spec.id)/\(attempt)/\(UInt32.random(in: 0...UInt32.max))",
                 run: runID, task: spec.id, pid: getpid(), host: ChunkBook.host)
-            emitLease(lease, acquired: true)
-            emitChunk(change(ref.dataset, key, from: chunk?.status, to: .consuming, task: spec.id, attempt: attempt))
+            lease.dag = dag.name
+            leases.append(recorder.event(EventType.chunkLeaseAcquired, stream: StreamID.dataset(ref.dataset), lease))
+            leases.append(chunkEvent(change(ref.dataset, key, from: chunk?.status, to: .consuming, task: spec.id, attempt: attempt)))
             gate.admitted.append(ConsumedChunk(
                 dataset: ref.dataset, key: key, location: chunk?.produced?.location, digest: chunk?.produced?.digest, lease: lease.lease))
         }
         for ref in spec.produces {
             let key = resolve(ref.key)
             let state = try engine.chunks.state(of: ref.dataset)
+            read[ref.dataset] = state.lastSeq
             let chunk = state.chunks[key]
             let readers = engine.chunks.liveLeases(chunk).filter { !gate.admitted.map(\.lease).contains($0.lease) }
             if let r = readers.first {
-                releaseAdmitted(gate.admitted, spec: spec, attempt: attempt, consumed: false)
-                gate.admitted = []
-                gate.blocked = "chunk \(ref.dataset)/\(key) is not safe to write: run \(r.run) task \(r.task) holds reader lease \(r.lease)"
-                return gate
+                return Gate(blocked: "chunk \(ref.dataset)/\(key) is not safe to write: run \(r.run) task \(r.task) holds reader lease \(r.lease)")
             }
             if chunk?.status == .producing, let p = chunk?.produced, p.run != runID {
-                releaseAdmitted(gate.admitted, spec: spec, attempt: attempt, consumed: false)
-                gate.admitted = []
-                gate.blocked = "chunk \(ref.dataset)/\(key) is being written by run \(p.run ?? "?") task \(p.task ?? "?")"
-                return gate
+                return Gate(blocked: "chunk \(ref.dataset)/\(key) is being written by run \(p.run ?? "?") task \(p.task ?? "?")\(p.attempt.map { " attempt \($0)" } ?? "")")
             }
             gate.producing.append((ref, key, chunk?.status))
         }
+        pending += leases
         for p in gate.producing {
-            emitChunk(change(p.ref.dataset, p.key, from: p.from, to: .producing, task: spec.id, attempt: attempt))
+            pending.append(chunkEvent(change(p.ref.dataset, p.key, from: p.from, to: .producing, task: spec.id, attempt: attempt)))
         }
         return gate
     }

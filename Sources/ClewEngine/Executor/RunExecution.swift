@@ -207,5 +207,7 @@ package final class RunExecution: Sendable {
         case blocked(String)
         case skipped(String)
         case cancelled
+        /// The worker running it lost its lease (died, or was cut off): queued again as a new attempt.
+        case lost(String)
     }
 }

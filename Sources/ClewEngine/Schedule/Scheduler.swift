@@ -1,6 +1,8 @@
+import ClewCore
 import ClewLedger
 import ClewModel
 import Foundation
+import Logging
 
 /// Runs scheduled DAGs: one run per partition (interval between firings), catch-up of missed partitions,
 /// and backfills of a date range. A partition counts as done once a `scheduled__`/`backfill__` run exists
@@ -38,7 +40,12 @@ public final class Scheduler: Sendable {
         for dag in scheduledDAGs {
             for partition in try duePartitions(of: dag, now: now) {
                 if Task.isCancelled { return outcomes }
-                outcomes.append(try await engine.run(dag, partition: partition, trigger: "scheduled"))
+                do {
+                    outcomes.append(try await engine.run(dag, partition: partition, trigger: "scheduled"))
+                } catch let error as EngineError where error.category == .conflict {
+                    // Another scheduler (another process or host) created this partition's run first.
+                    engine.options.logger.info("partition taken by another scheduler", metadata: ["dag": "\(dag.name)", "partition": "\(partition.key)", "why": "\(error)"])
+                }
             }
         }
         return outcomes

@@ -22,7 +22,7 @@ extension Ledger {
     @discardableResult
     public func append(contentsOf events: [NewEvent]) async throws -> Range<UInt64> {
         if events.isEmpty { return 0..<0 }
-        if let upstream { return try await appendShared(upstream, events, expectation: nil) }
+        if let upstream { return try await appendShared(upstream, events, expecting: []) }
         let prepared = try prepare(events)
         return try await writer.submit(prepared)
     }
@@ -39,10 +39,18 @@ extension Ledger {
     ///   written.
     @discardableResult
     public func append(contentsOf events: [NewEvent], ifStream stream: String, lastSeqIs lastSeq: UInt64) async throws -> Range<UInt64> {
-        let expectation = StreamExpectation(stream: stream, lastSeq: lastSeq)
-        if let upstream { return try await appendShared(upstream, events, expectation: expectation) }
+        try await append(contentsOf: events, expecting: [StreamExpectation(stream: stream, lastSeq: lastSeq)])
+    }
+
+    /// Compare-and-append over several streams: appends `events` only if every expectation holds (each
+    /// stream's last event is still the seq it names), all checked in the same write as the append. A
+    /// worker fenced by its lease and checking the chunk it is about to write uses two.
+    /// - Throws: ``LedgerError`` `.conflict` naming the first stream that moved; nothing is written.
+    @discardableResult
+    public func append(contentsOf events: [NewEvent], expecting expectations: [StreamExpectation]) async throws -> Range<UInt64> {
+        if let upstream { return try await appendShared(upstream, events, expecting: expectations) }
         if events.isEmpty { return 0..<0 }
-        return try await writer.submit(try prepare(events), .init(expectation: expectation))
+        return try await writer.submit(try prepare(events), .init(expectations: expectations))
     }
 
     /// Encodes, compresses and pre-hashes events as blocks on the caller's thread.

@@ -15,16 +15,7 @@ extension Ledger {
     /// ```
     public func follow(after seq: UInt64, pollInterval: Duration = .seconds(1)) -> AsyncThrowingStream<Event, any Error> {
         AsyncThrowingStream { continuation in
-            let (id, signals) = changes.subscribe()
-            let watcher = FileWatcher(path: directory.appendingPathComponent("log/data.mdb").path) { [changes] in
-                changes.notify()
-            }
-            let ticker = Task { [changes] in
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: pollInterval)
-                    changes.notify()
-                }
-            }
+            let signals = changeSignals(every: pollInterval)
             // Over a shared log: the replica copies each announced append, which wakes this stream.
             let puller = upstream.map { _ in
                 Task {
@@ -35,12 +26,7 @@ extension Ledger {
                 }
             }
             let task = Task {
-                defer {
-                    puller?.cancel()
-                    ticker.cancel()
-                    watcher?.cancel()
-                    changes.unsubscribe(id)
-                }
+                defer { puller?.cancel() }
                 var cursor = seq
                 var wakeups = signals.makeAsyncIterator()
                 do {
@@ -59,6 +45,37 @@ extension Ledger {
                 }
             }
             continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}
+
+extension Ledger {
+    /// A signal after each possible change of the log: a commit by this process (a replica's copy
+    /// included), a write to the log file by another process (inotify), and in any case every
+    /// `pollInterval`. Signals coalesce (one is kept while nobody reads); the caller reads what is new.
+    /// It copies nothing from a shared log: run ``replicate(every:failed:copied:)`` beside it.
+    public func changeSignals(every pollInterval: Duration = .seconds(1)) -> AsyncStream<Void> {
+        let (id, signals) = changes.subscribe()
+        let watcher = FileWatcher(path: directory.appendingPathComponent("log/data.mdb").path) { [changes] in
+            changes.notify()
+        }
+        let ticker = Task { [changes] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: pollInterval)
+                changes.notify()
+            }
+        }
+        return AsyncStream(Void.self, bufferingPolicy: .bufferingNewest(1)) { continuation in
+            let relay = Task {
+                for await _ in signals { continuation.yield() }
+                continuation.finish()
+            }
+            continuation.onTermination = { [changes] _ in
+                relay.cancel()
+                ticker.cancel()
+                watcher?.cancel()
+                changes.unsubscribe(id)
+            }
         }
     }
 }

@@ -29,8 +29,8 @@ final class Writer: @unchecked Sendable {
     /// What must hold when a request's turn comes in its group, or it is refused with
     /// ``LedgerError/Code/conflict`` (and the rest of the group commits without it).
     struct Condition: Sendable {
-        /// The stream's last event is still this seq (compare-and-append).
-        var expectation: StreamExpectation?
+        /// Each stream's last event is still the seq named (compare-and-append).
+        var expectations: [StreamExpectation] = []
         /// The log's last seq is this one: a replica copying from its shared log, whose events must
         /// land on the seqs they have there (another process may have copied them first).
         var logLastSeq: UInt64?
@@ -147,11 +147,11 @@ final class Writer: @unchecked Sendable {
         if let last = condition.logLastSeq, last != st.lastSeq {
             return LedgerError(.conflict, "the log's last seq is \(st.lastSeq), not \(last)")
         }
-        if let e = condition.expectation {
+        for e in condition.expectations {
             let last = try store.lastSeq(inStream: e.stream, txn)
             if last != e.lastSeq {
                 return LedgerError(
-                    .conflict, "stream \(e.stream)'s last event is \(last == 0 ? "none" : "seq \(last)"), not \(e.lastSeq == 0 ? "none" : "seq \(e.lastSeq)")")
+                    .conflict, "stream \(e.stream)'s last event is \(last == 0 ? "none" : "seq \(last)"), not \(e.lastSeq == 0 ? "none" : "seq \(e.lastSeq)")", stream: e.stream)
             }
         }
         return nil

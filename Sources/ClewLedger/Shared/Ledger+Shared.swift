@@ -168,10 +168,10 @@ extension Ledger {
     }
 
     /// Appends through the shared log and waits until the replica holds the events.
-    func appendShared(_ log: any SharedLog, _ events: [NewEvent], expectation: StreamExpectation?) async throws -> Range<UInt64> {
+    func appendShared(_ log: any SharedLog, _ events: [NewEvent], expecting expectations: [StreamExpectation]) async throws -> Range<UInt64> {
         if refusesAppends { throw LedgerError(.readOnly, "the ledger was opened read-only") }
         let now = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
-        let range = try await log.append(try Self.sharedRecords(events, now: now), batch: UUID(), expectation: expectation)
+        let range = try await log.append(try Self.sharedRecords(events, now: now), batch: UUID(), expecting: expectations)
         try await pull(through: range.upperBound - 1)
         return range
     }

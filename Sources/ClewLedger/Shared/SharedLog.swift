@@ -18,9 +18,9 @@ public protocol SharedLog: Sendable {
     /// Appends `records` atomically with consecutive seqs after the current last one, in one
     /// transaction, and returns the seqs. A batch retried after a lost connection with the same `batch`
     /// id is applied once: the retry returns the seqs the first attempt got.
-    /// - Parameter expectation: when set, the batch is appended only if the stream's last seq is still
-    ///   the one given (``LedgerError/Code/conflict`` otherwise, with nothing written).
-    func append(_ records: [SharedRecord], batch: UUID, expectation: StreamExpectation?) async throws -> Range<UInt64>
+    /// - Parameter expectations: the batch is appended only if each stream's last seq is still the one
+    ///   given (``LedgerError/Code/conflict`` otherwise, with nothing written).
+    func append(_ records: [SharedRecord], batch: UUID, expecting expectations: [StreamExpectation]) async throws -> Range<UInt64>
 
     /// Records after `seq`, in order, at most `limit`.
     func records(after seq: UInt64, limit: Int) async throws -> [SharedRecord]

@@ -909,7 +909,7 @@ public enum EventSchema {
         RunImported.self, RunCallback.self, TaskEvent.self, ValueEvent.self, ValueConsumed.self, ExpectationEvaluated.self,
         QuestionAnswered.self, DAGTriggered.self, ChunkChange.self, ChunkLease.self, DatasetDescription.self, ValueStored.self,
         LineageQuarantined.self, OpenLineageReceived.self, TokenCreated.self, TokenRevoked.self, AuditRecorded.self,
-        LedgerMigrated.self, PayloadsErased.self,
+        LedgerMigrated.self, PayloadsErased.self, AttemptEvent.self,
     ]
 
     /// The payload type of an event type (nil for a type Clew does not write).
@@ -940,5 +940,57 @@ extension EventSchema {
             out.append("\(type): does not decode as \(schema): \(error)")
         }
         return out
+    }
+}
+
+/// A task attempt run by a worker: `attempt.queued` (stream `queue/<queue>`) and its claim, heartbeats,
+/// end or expiry (stream `attempt/<dag>/<run>/<task>/<attempt>`).
+public struct AttemptEvent: EventPayload, Equatable {
+    public static let eventTypes = [
+        EventType.attemptQueued, EventType.attemptClaimed, EventType.attemptHeartbeat, EventType.attemptCompleted, EventType.attemptExpired,
+    ]
+    public var dag: String
+    public var run: String
+    public var task: String
+    public var attempt: Int
+    /// `attempt.queued`: the queue, the DAG version the attempt must run, the run's params (secrets
+    /// redacted: a worker takes them from its environment), its partition, the upstream outputs it
+    /// reads (task → digest), and the lease a worker holds it under.
+    public var queue: String?
+    public var dagVersion: String?
+    public var params: [String: String]?
+    public var partition: String?
+    public var intervalStart: String?
+    public var intervalEnd: String?
+    public var inputs: [String: String]?
+    public var leaseMillis: Int?
+    /// The worker that claimed it (`host:pid`, or the name it was given), and where it runs.
+    public var worker: String?
+    public var host: String?
+    public var pid: Int?
+    /// `attempt.completed`: succeeded, failed, blocked, skipped or cancelled; why; the output's digest and
+    /// the tasks a branch chose.
+    public var result: String?
+    public var error: String?
+    public var outputDigest: String?
+    public var branch: [String]?
+    /// `attempt.expired`: why (no heartbeat within the lease, the run cancelled) and who expired it.
+    public var reason: String?
+    public var by: String?
+
+    public init(dag: String, run: String, task: String, attempt: Int) {
+        self.dag = dag
+        self.run = run
+        self.task = task
+        self.attempt = attempt
+    }
+
+    /// The stream of this attempt's claim, heartbeats and end.
+    public var stream: String { StreamID.attempt(dag: dag, run: run, task: task, attempt: attempt) }
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case dag, run, task, attempt, queue, dagVersion = "dag_version", params, partition, intervalStart = "interval_start"
+        case intervalEnd = "interval_end", inputs, leaseMillis = "lease_ms", worker, host, pid, result, error
+        case outputDigest = "output_digest", branch, reason, by
     }
 }
