@@ -66,11 +66,29 @@ public final class Recorder: Sendable {
         return try await appendInTurn(events, expecting: expectations)
     }
 
-    /// One append in turn: with the fence's expectation first, moving the fence to the last event of
-    /// its stream in the batch (a heartbeat).
+    /// Like ``append(_:expecting:)``, with the events and expectations decided in this recorder's turn,
+    /// after everything emitted before is durable and before anything emitted later is appended: what
+    /// `build` reads of the log cannot be changed by this recorder in between, only by other processes
+    /// (whose changes the expectations catch).
+    @discardableResult
+    func append(building build: () throws -> (events: [NewEvent], expecting: [StreamExpectation])) async throws -> Range<UInt64> {
+        try await flush()
+        await turn.enter()
+        defer { turn.leave() }
+        let (events, expectations) = try build()
+        return try await appendHoldingTurn(events, expecting: expectations)
+    }
+
     private func appendInTurn(_ events: [NewEvent], expecting extra: [StreamExpectation]) async throws -> Range<UInt64> {
         await turn.enter()
         defer { turn.leave() }
+        return try await appendHoldingTurn(events, expecting: extra)
+    }
+
+    /// One append: with the fence's expectation first, moving the fence to the last event of its stream
+    /// in the batch (a heartbeat).
+    private func appendHoldingTurn(_ events: [NewEvent], expecting extra: [StreamExpectation]) async throws -> Range<UInt64> {
+        if events.isEmpty { return 0..<0 }
         let fenced = fence.withLock { $0 }
         let expectations = (fenced.map { [$0] } ?? []) + extra
         do {

@@ -63,12 +63,18 @@ extension RunExecution {
     func admit(_ spec: TaskSpec, attempt: Int) async throws -> Gate {
         var lastConflict = ""
         for _ in 0..<8 {
-            var pending: [NewEvent] = []
-            var read: [String: UInt64] = [:]
-            let gate = try decideAdmission(spec, attempt: attempt, into: &pending, read: &read)
-            let expectations = gate.blocked == nil ? read.sorted { $0.key < $1.key }.map { StreamExpectation(stream: StreamID.dataset($0.key), lastSeq: $0.value) } : []
+            var gate = Gate()
             do {
-                try await recorder.append(pending, expecting: expectations)
+                // Decided in the recorder's turn, so this engine's other tasks cannot change the datasets
+                // between the reading and the append; other processes' changes are the conflicts.
+                try await recorder.append { () throws -> (events: [NewEvent], expecting: [StreamExpectation]) in
+                    var pending: [NewEvent] = []
+                    var read: [String: UInt64] = [:]
+                    gate = try decideAdmission(spec, attempt: attempt, into: &pending, read: &read)
+                    let expectations = gate.blocked == nil
+                        ? read.sorted { $0.key < $1.key }.map { StreamExpectation(stream: StreamID.dataset($0.key), lastSeq: $0.value) } : []
+                    return (pending, expectations)
+                }
             } catch let error as LedgerError where error.code == .conflict && error.stream?.hasPrefix("dataset/") == true {
                 lastConflict = error.message
                 _ = try await engine.ledger.pull()
