@@ -12,7 +12,7 @@
 set -euo pipefail
 
 packages=(liblmdb-dev libzstd-dev pkg-config protobuf-compiler python3 python3-jsonschema tmux zlib1g-dev
-    libjs-chart.js node-dagre-layout python3-websocket postgresql)
+    libjs-chart.js node-dagre-layout python3-websocket postgresql iproute2)
 # chromium with its recommended packages (fonts), as the browser tests were written against.
 browser=(chromium)
 missing=()
@@ -45,3 +45,5 @@ command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
 pkg-config --exists lmdb libzstd || { echo "setup: pkg-config cannot find lmdb/libzstd" >&2; exit 1; }
 # PostgreSQL for the shared log and its tests, started and given the role and database the tests use.
 "$(dirname "$0")/postgres.sh" >/dev/null
+# And the fault tests' own cluster (hosts in network namespaces reach it; the tests restart it).
+"$(dirname "$0")/postgres.sh" --faults >/dev/null
