@@ -60,10 +60,19 @@ public final class PostgresLog: SharedLog {
             database: location.database, tls: tls)
         config.options.maximumConnections = 8
         config.options.connectTimeout = .seconds(10)
+        // A host cut off in the middle of an append would hold the head lock, and stall every writer
+        // of every host, until the server noticed the connection was gone (TCP keepalive: hours). An
+        // append's statements follow each other at once, so the server ends a session that has sat
+        // in a transaction for 5 s, releasing the lock; the cut-off host's retry finds its batch
+        // rolled back.
+        config.options.additionalStartupParameters = [("idle_in_transaction_session_timeout", "\(Self.idleInTransactionMillis)")]
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
         let runner = Task { await client.run() }
         return PostgresLog(id: id, location: location.description, client: client, runner: runner, logger: logger)
     }
+
+    /// How long the server lets an append's session sit in its transaction before ending it.
+    static let idleInTransactionMillis = 5_000
 
     /// Runs `body` on a connection of its own to `location` (not from a pool), closed afterwards.
     /// - Throws: ``LedgerError`` `.unavailable` with the server's reason when it cannot connect.

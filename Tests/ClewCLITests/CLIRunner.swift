@@ -29,7 +29,7 @@ struct CLI {
     func cleanUp() { try? FileManager.default.removeItem(at: directory) }
 
     /// Starts `clew args...` with `--ledger` added, stdin from `input`, output to files.
-    func start(_ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true) throws -> (Process, URL, URL) {
+    func start(_ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true, netns: String? = nil) throws -> (Process, URL, URL) {
         guard FileManager.default.isExecutableFile(atPath: CLI.binary.path) else {
             throw CLIFailure("the clew binary is not built at \(CLI.binary.path); run `swift build` first or set CLEW_BIN")
         }
@@ -49,6 +49,10 @@ struct CLI {
             }
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
             arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", copy.path] + arguments
+        } else if let netns {
+            // `ip netns exec` enters the namespace and execs clew: the process is clew itself.
+            process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            arguments = ["netns", "exec", netns, CLI.binary.path] + arguments
         } else {
             process.executableURL = CLI.binary
         }
@@ -68,8 +72,8 @@ struct CLI {
     }
 
     @discardableResult
-    func run(_ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true) async throws -> Result {
-        let (process, out, err) = try start(args, input: input, asUser: uid, ledgerOption: ledgerOption)
+    func run(_ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true, netns: String? = nil) async throws -> Result {
+        let (process, out, err) = try start(args, input: input, asUser: uid, ledgerOption: ledgerOption, netns: netns)
         try await Self.wait(for: process, args: args)
         return Result(
             status: process.terminationStatus,

@@ -9,12 +9,15 @@ import Testing
 /// starts. Each test gets a database of its own, dropped afterwards.
 public enum TestServer {
     public static let admin = ProcessInfo.processInfo.environment["CLEW_TEST_POSTGRES"] ?? "postgres://clew:clew@127.0.0.1:5432/clew?sslmode=disable"
+    /// The fault tests' own cluster (tools/postgres.sh --faults): they restart it and reach it from
+    /// network namespaces, so no other test sees their faults.
+    public static let faults = ProcessInfo.processInfo.environment["CLEW_TEST_POSTGRES_FAULTS"] ?? "postgres://clew:clew@127.0.0.1:5433/clew?sslmode=disable"
     public static let logger = Logger(label: "clew.test.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// Runs `body` with the URL of a new, empty database; drops it afterwards whatever happens.
     @discardableResult
-    public static func withDatabase<T>(_ body: (String) async throws -> T) async throws -> T {
-        let location = try PostgresLocation(admin)
+    public static func withDatabase<T>(on server: String = admin, _ body: (String) async throws -> T) async throws -> T {
+        let location = try PostgresLocation(server)
         let name = "clew_test_\(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16))"
         try await adminQuery(location, "CREATE DATABASE \(name)")
         var url = location
@@ -42,7 +45,7 @@ public enum TestServer {
 
     public static func withConnection(_ location: PostgresLocation, _ body: (PostgresConnection) async throws -> Void) async throws {
         do { try await PostgresLog.withConnection(to: location, logger: logger, body) } catch let error as LedgerError where error.code == .unavailable {
-            Issue.record("\(error.message): run tools/postgres.sh (tools/setup.sh does), or set CLEW_TEST_POSTGRES")
+            Issue.record("\(error.message): run tools/postgres.sh and tools/postgres.sh --faults (tools/setup.sh does), or set CLEW_TEST_POSTGRES and CLEW_TEST_POSTGRES_FAULTS")
             throw error
         }
     }

@@ -199,8 +199,18 @@ public final class Worker: Sendable {
         }
         switch ending {
         case .lost(let why):
-            options.logger.warning("lost the lease; stopped the attempt", metadata: ["stream": "\(q.stream)", "why": "\(why)"])
-            return report("lost", why)
+            // What the attempt emitted before it stopped is appended only if the lease still holds.
+            var detail = why
+            do {
+                try await recorder.flush()
+                detail += "; its events so far were recorded (the lease still held)"
+            } catch let fenced as Recorder.Fenced {
+                detail += "; its late events were refused (\(fenced.message))"
+            } catch {
+                detail += "; its events could not be recorded: \(error)"
+            }
+            options.logger.warning("lost the lease; stopped the attempt", metadata: ["stream": "\(q.stream)", "why": "\(detail)"])
+            return report("lost", detail)
         case .done(let result):
             var done = AttemptEvent(dag: q.dag, run: q.run, task: q.task, attempt: q.attempt)
             done.worker = self.options.name
