@@ -33,9 +33,13 @@ public final class PostgresLog: SharedLog {
     static let channel = "clew_log"
     static let schemaLock: Int64 = 0x636c_6577  // "clew": serialises concurrent schema creation
 
-    private init(id: String, location: String, client: PostgresClient, runner: Task<Void, Never>, logger: Logger) {
+    /// Where the server is (for the leadership's connection of its own).
+    private let address: PostgresLocation
+
+    private init(id: String, address: PostgresLocation, client: PostgresClient, runner: Task<Void, Never>, logger: Logger) {
         self.id = id
-        self.location = location
+        self.address = address
+        self.location = address.description
         self.client = client
         self.runner = runner
         self.logger = logger
@@ -68,7 +72,7 @@ public final class PostgresLog: SharedLog {
         config.options.additionalStartupParameters = [("idle_in_transaction_session_timeout", "\(Self.idleInTransactionMillis)")]
         let client = PostgresClient(configuration: config, backgroundLogger: logger)
         let runner = Task { await client.run() }
-        return PostgresLog(id: id, location: location.description, client: client, runner: runner, logger: logger)
+        return PostgresLog(id: id, address: location, client: client, runner: runner, logger: logger)
     }
 
     /// How long the server lets an append's session sit in its transaction before ending it.
@@ -379,6 +383,63 @@ public final class PostgresLog: SharedLog {
         }
         continuation.onTermination = { _ in task.cancel() }
         return stream
+    }
+
+    // MARK: Leadership
+
+    /// A session-level advisory lock, held on a connection of its own for as long as this process
+    /// leads. The session asks the server to probe it (TCP keepalives every 2 s after 5 s idle, 3
+    /// misses), so a leader cut off or killed loses the lock within ~11 s; the leader probes the server
+    /// every 2 s and steps down (cancels `body`) when an answer does not come within 3 s, before
+    /// the server would let another process lead.
+    public func lead(_ name: String, poll: Duration, _ body: @escaping @Sendable () async -> Void) async throws -> Bool {
+        var key: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a of the name: the lock's key
+        for byte in "clew-leader:\(name)".utf8 { key = (key ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let lockKey = Int64(bitPattern: key)
+        while true {
+            try checkOpen()
+            try Task.checkCancellation()
+            do {
+                return try await Self.withConnection(to: address, logger: logger) { c in
+                    for setting in ["tcp_keepalives_idle = 5", "tcp_keepalives_interval = 2", "tcp_keepalives_count = 3"] {
+                        try await c.query(PostgresQuery(unsafeSQL: "SET \(setting)"), logger: logger)
+                    }
+                    while try await c.query("SELECT pg_try_advisory_lock(\(lockKey))", logger: logger).collect().first?.decode(Bool.self) != true {
+                        try await Task.sleep(for: poll)
+                    }
+                    return await withTaskGroup(of: Bool.self) { group in
+                        group.addTask {
+                            await body()
+                            return false
+                        }
+                        group.addTask { [watch, logger] in
+                            while !Task.isCancelled {
+                                try? await Task.sleep(for: .seconds(2))
+                                if Task.isCancelled { break }
+                                do {
+                                    try await Attempt.run(limit: .seconds(3)) { attempt in
+                                        attempt.use(c, watch)
+                                        try await c.query("SELECT 1", logger: logger)
+                                    }
+                                } catch {
+                                    logger.warning("lost the leadership \(name): \(Self.describe(error))")
+                                    return true
+                                }
+                            }
+                            return false
+                        }
+                        let lost = await group.next() ?? false
+                        group.cancelAll()
+                        return lost
+                    }
+                }
+            } catch let error as LedgerError where error.code == .unavailable {
+                logger.warning("cannot reach \(location) to lead \(name); trying again", metadata: ["error": "\(error)"])
+            } catch where Self.isTransient(error) {
+                logger.warning("the leadership connection to \(location) failed; trying again", metadata: ["error": "\(Self.describe(error))"])
+            }
+            try await Task.sleep(for: poll)
+        }
     }
 
     // MARK: Errors

@@ -305,6 +305,37 @@ struct ClusterFaultTests {
         }
     }
 
+    @Test("the leading scheduler killed: the other takes the lead and finishes the partition's run, which runs once")
+    func leaderKilled() async throws {
+        try await withCluster { c in
+            let hostA = try c.net.add("host-a"), hostB = try c.net.add("host-b")
+            #expect(try await c.run(["init"], on: hostA).status == 0)
+            let scheduler = ["scheduler", "--dag", "cluster_daily", "--poll", "1"] + Self.pipelines
+            let leader = try c.start(scheduler, on: hostA)
+            try await CLI.waitUntil("the first scheduler to lead") { leader.stderr.contains("scheduler: leading") }
+            let standby = try c.start(scheduler, on: hostB)
+            try await CLI.waitUntil("the second scheduler to wait") { standby.stderr.contains("waiting to lead") }
+            try await CLI.waitUntil("the leader's run to start its first task", limit: .seconds(60)) {
+                try await c.run(["log", "--type", "task.started", "--json"], on: hostB).lines.count >= 1
+            }
+            #expect(!standby.stderr.contains("scheduler: leading"), "two schedulers led at once: \(standby.stderr)")
+            kill(leader.process.processIdentifier, SIGKILL)
+            await CLI.exit(of: leader.process)
+            try await CLI.waitUntil("the second scheduler to finish the partition's run", limit: .seconds(90)) {
+                standby.stderr.contains("of cluster_daily: succeeded")
+            }
+            await standby.stop()
+            #expect(standby.stderr.contains("scheduler: leading"), "\(standby.stderr)")
+            let queued = try await c.run(["log", "--type", "run.queued", "--json"], on: hostB).lines
+            #expect(queued.count == 1, "one run for the due partition: \(queued)")
+            let resubmitted = try await c.run(["log", "--type", "run.resubmitted", "--json"], on: hostB).lines.compactMap { try? jsonObject($0) }
+            #expect(resubmitted.count == 1 && (resubmitted.first?["payload"] as? [String: Any])?["previous_status"] as? String == "interrupted", "\(resubmitted)")
+            let ended = try await c.run(["log", "--type", "run.succeeded", "--json"], on: hostB).lines
+            #expect(ended.count == 1)
+            try await c.verifyEverywhere([hostB])
+        }
+    }
+
     /// Restarts the fault tests' cluster (pg_ctlcluster, as root).
     static func restartFaultServer() async throws {
         let list = Process()

@@ -5,6 +5,7 @@ import ClewModel
 import ClewProjections
 import ClewServer
 import Foundation
+import Synchronization
 
 struct Backfill: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -87,10 +88,31 @@ struct SchedulerCommand: AsyncParsableCommand {
                 for o in outcomes { try report(o, json: json) }
                 return
             }
+            // One scheduler of a ledger leads (all hosts, over a shared log); the others wait to take over.
             let poll = self.poll
+            let failure = FailureBox()
             try await withInterruption {
-                try await scheduler.run(poll: .seconds(max(1, poll))) { try? report($0, json: json) }
+                while !Task.isCancelled {
+                    Terminal.error("scheduler: waiting to lead (one scheduler of \(l.location) runs the due partitions)")
+                    let lost = try await l.lead("scheduler", poll: .seconds(1)) {
+                        Terminal.error("scheduler: leading")
+                        do {
+                            _ = try await scheduler.resumeInterrupted { try? report($0, json: json) }
+                            try await scheduler.run(poll: .seconds(max(1, poll))) { try? report($0, json: json) }
+                        } catch {
+                            failure.error.withLock { $0 = error }
+                        }
+                    }
+                    if !lost { break }
+                    Terminal.error("scheduler: lost the lead (the server stopped answering); its runs were stopped")
+                }
+                if let error = failure.error.withLock({ $0 }) { throw error }
             }
         }
     }
+}
+
+/// The error a leading scheduler stopped with, rethrown once it has let go of the lead.
+final class FailureBox: Sendable {
+    let error = Mutex<(any Error)?>(nil)
 }

@@ -63,6 +63,35 @@ public final class Scheduler: Sendable {
         }
     }
 
+    /// Finishes the scheduled runs a scheduler left unfinished when it stopped (killed, cut off, lost
+    /// the lead, or stopped with Ctrl-C): runs of a scheduled partition with no end, or cancelled, are
+    /// resubmitted (succeeded tasks kept, the rest run again), oldest first. A leader calls it when it
+    /// takes the lead, so a partition whose run was cut short still ends up done, once.
+    public func resumeInterrupted(onRun: @Sendable (RunOutcome) -> Void = { _ in }) async throws -> [RunOutcome] {
+        var outcomes: [RunOutcome] = []
+        let ends: Set<String> = [EventType.runSucceeded, EventType.runFailed]
+        for dag in scheduledDAGs {
+            let base = StreamID.run(dag: dag.name, run: "")
+            var unfinished: [(UInt64, String)] = []
+            for (stream, _) in try engine.ledger.streams(prefix: base + "scheduled__") {
+                let seqs = try engine.ledger.seqs(inStream: stream)
+                guard let last = seqs.last, let event = try engine.ledger.event(at: last), !ends.contains(event.type) else { continue }
+                unfinished.append((seqs.first ?? last, String(stream.dropFirst(base.count))))
+            }
+            for (_, run) in unfinished.sorted(by: { $0.0 < $1.0 }) {
+                if Task.isCancelled { return outcomes }
+                do {
+                    let outcome = try await engine.resubmit(dag: dag.name, run: run)
+                    onRun(outcome)
+                    outcomes.append(outcome)
+                } catch let error as EngineError {
+                    engine.options.logger.warning("could not resume a scheduled run", metadata: ["dag": "\(dag.name)", "run": "\(run)", "why": "\(error)"])
+                }
+            }
+        }
+        return outcomes
+    }
+
     /// Runs `dag` for every partition starting in [from, to), in order, whether or not it ran before.
     /// - Throws: ``EngineError`` when the DAG has no schedule (partitions come from it) or the range is empty.
     public func backfill(_ dag: DAG, from: Int64, to: Int64, params: [String: String] = [:], onRun: @Sendable (RunOutcome) -> Void = { _ in }) async throws -> [RunOutcome] {

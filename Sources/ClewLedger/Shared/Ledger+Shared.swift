@@ -1,4 +1,7 @@
 import Crypto
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 public import Foundation
 
@@ -248,5 +251,27 @@ extension Ledger {
         return SharedLogVerification(
             location: log.location, events: tree.size, rootHash: tree.root.hex, headRootHash: headRoot.hex, batchesChecked: batches,
             replicaAgrees: replicaAgrees, problems: problems)
+    }
+}
+
+extension Ledger {
+    /// Runs `body` while this process leads among the processes using this ledger under `name` (one
+    /// `clew scheduler` leads, the others wait): over a shared log, a PostgreSQL advisory lock for every
+    /// host (``SharedLog/lead(_:poll:_:)``); on a ledger directory, an exclusive `flock` on
+    /// `<directory>/lead-<name>.lock` for the processes of this host. Either is released when the process
+    /// dies. Waits (asking every `poll`) while another leads.
+    /// - Returns: true when the leadership was lost (and `body` cancelled), false when `body` returned.
+    public func lead(_ name: String, poll: Duration = .seconds(1), _ body: @escaping @Sendable () async -> Void) async throws -> Bool {
+        if let upstream { return try await upstream.lead(name, poll: poll, body) }
+        let path = directory.appendingPathComponent("lead-\(name).lock").path
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw LedgerError(.readOnly, "cannot open \(path) to lead \(name): \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(fd) }
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            try await Task.sleep(for: poll)
+        }
+        await body()
+        flock(fd, LOCK_UN)
+        return false
     }
 }

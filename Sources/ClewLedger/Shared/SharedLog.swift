@@ -35,6 +35,12 @@ public protocol SharedLog: Sendable {
     /// when the log is closed.
     func appends() -> AsyncStream<Void>
 
+    /// Runs `body` while this process holds the leadership called `name` among every process of
+    /// every host using the log: waits until no one else holds it (asking again every `poll`), runs
+    /// `body`, and cancels it if the leadership is lost (the server stopped answering this process).
+    /// - Returns: true when the leadership was lost, false when `body` returned.
+    func lead(_ name: String, poll: Duration, _ body: @escaping @Sendable () async -> Void) async throws -> Bool
+
     /// Closes connections (without waiting for them to finish closing).
     func close()
 }
