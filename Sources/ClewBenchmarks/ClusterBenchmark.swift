@@ -50,6 +50,17 @@ package enum ClusterBenchmark {
         package var replica_copy_eps: Double
         package var raw_select_eps: Double
         package var replica_copy_ratio: Double
+        /// Workers (`clew worker` processes; set by the CLI, which starts them): the median time from an
+        /// attempt queued to claimed; tasks/s of the shard demo through 1 and 3 workers against the same
+        /// run in one process, and the ratio; the time from a worker killed (kill -9) in the middle of
+        /// a task to the attempt's next try claimed by another worker (lease 1 s), and from the lease's
+        /// expiry to that claim.
+        package var claim_p50_ms: Double?
+        package var tasks_per_s: [String: Double]?
+        package var local_tasks_per_s: Double?
+        package var tasks_ratio: [String: Double]?
+        package var recovery_ms_p50: Double?
+        package var expiry_to_claim_ms_p50: Double?
     }
 
     /// Runs the benchmark in fresh databases on the server of `admin` (created and dropped here).
@@ -190,7 +201,7 @@ package enum ClusterBenchmark {
         }
     }
 
-    static func withDatabase<T: Sendable>(_ admin: PostgresLocation, _ body: (String) async throws -> T) async throws -> T {
+    package static func withDatabase<T: Sendable>(_ admin: PostgresLocation, _ body: (String) async throws -> T) async throws -> T {
         let name = "clew_bench_\(UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(16))"
         try await withConnection(admin) { c in _ = try await c.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: logger) }
         var location = admin

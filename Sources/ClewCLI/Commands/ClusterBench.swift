@@ -30,6 +30,9 @@ extension Bench {
         @Option(name: .long, help: "Repetitions (medians are reported).")
         var repetitions = 3
 
+        @Option(name: .long, parsing: .upToNextOption, help: "Worker process counts to measure tasks/s with (0: no worker figures).")
+        var workers: [Int] = [1, 3]
+
         @Option(name: .long, help: "Scratch directory for the replica (removed afterwards).")
         var workDir: String?
 
@@ -67,10 +70,23 @@ extension Bench {
                 defer { try? FileManager.default.removeItem(at: dir) }
                 let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
                 let batch = self.batch
-                let r = try await ClusterBenchmark.run(
+                var r = try await ClusterBenchmark.run(
                     admin: try PostgresLocation(postgres), configuration: c, workDir: dir,
                     spawn: { url, k, each, raw in try await Self.spawn(exe, url: url, clients: k, each: each, batch: batch, raw: raw, dir: dir) },
                     progress: { Terminal.progress("bench: \($0)") })
+                let counts = workers.filter { $0 > 0 }
+                if !counts.isEmpty {
+                    let f = try await WorkerBench.measure(
+                        admin: try PostgresLocation(postgres), exe: exe, dir: dir, repetitions: repetitions, workerCounts: counts,
+                        progress: { Terminal.progress("bench: \($0)") })
+                    let local = median(f.localTasksPerSecond)
+                    r.claim_p50_ms = median(f.claimMillis)
+                    r.local_tasks_per_s = local
+                    r.tasks_per_s = Dictionary(uniqueKeysWithValues: f.tasksPerSecond.map { ("\($0.key)", median($0.value)) })
+                    r.tasks_ratio = r.tasks_per_s?.mapValues { $0 / max(local, 1e-9) }
+                    r.recovery_ms_p50 = median(f.recoveryMillis)
+                    r.expiry_to_claim_ms_p50 = median(f.expiryToClaimMillis)
+                }
                 Terminal.endProgress()
                 if output.json {
                     print(try JSONOutput.text(r))
@@ -87,6 +103,15 @@ extension Bench {
                     print(String(
                         format: "a new host's replica copies %.0f events/s, SELECT of the same rows %.0f: %.2f", r.replica_copy_eps, r.raw_select_eps,
                         r.replica_copy_ratio))
+                    if let local = r.local_tasks_per_s, let tps = r.tasks_per_s {
+                        print(String(format: "workers: attempt queued to claimed p50 %.1f ms", r.claim_p50_ms ?? 0))
+                        for (k, v) in tps.sorted(by: { Int($0.key) ?? 0 < Int($1.key) ?? 0 }) {
+                            print("\(k) worker(s): " + String(format: "%.0f tasks/s, the same run in one process %.0f: %.2f", v, local, v / max(local, 1e-9)))
+                        }
+                        print(String(
+                            format: "a worker killed mid-task: next attempt claimed %.0f ms after the kill (lease 1 s), %.0f ms after the lease's expiry",
+                            r.recovery_ms_p50 ?? 0, r.expiry_to_claim_ms_p50 ?? 0))
+                    }
                 }
             }
         }
@@ -126,4 +151,11 @@ extension Bench {
             return timings
         }
     }
+}
+
+/// The median of `values` (0 for none).
+private func median(_ values: [Double]) -> Double {
+    let s = values.sorted()
+    guard !s.isEmpty else { return 0 }
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
 }

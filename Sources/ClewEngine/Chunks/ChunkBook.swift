@@ -41,6 +41,8 @@ final class ChunkBook: Sendable {
     let states = Mutex([String: DatasetState]())
     /// Leases held by this process, so a lease is never mistaken for a stale one.
     let ownLeases = Mutex(Set<String>())
+    /// One admission at a time in this process (a worker's attempts each have a recorder of their own).
+    let admission = Turnstile()
     static let host = ProcessInfo.processInfo.hostName
 
     init(ledger: Ledger) { self.ledger = ledger }

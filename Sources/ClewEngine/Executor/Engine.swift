@@ -49,14 +49,15 @@ public final class Engine: Sendable {
         self.init(ledger: ledger, registry: registry, options: options, fence: nil)
     }
 
-    /// An engine whose every append is fenced by a worker's lease on an attempt.
-    init(ledger: Ledger, registry: DAGRegistry, options: Options?, fence: StreamExpectation?) {
+    /// An engine whose every append is fenced by a worker's lease on an attempt, sharing the worker's
+    /// chunk book (its folded datasets and its admissions) with the worker's other attempts.
+    init(ledger: Ledger, registry: DAGRegistry, options: Options?, fence: StreamExpectation?, chunks: ChunkBook? = nil) {
         self.ledger = ledger
         self.registry = registry
         self.options = options ?? Options(dataDirectory: ledger.directory.appendingPathComponent("data"))
         self.recorder = Recorder(ledger: ledger, actor: self.options.actor, fence: fence)
         self.values = ValueStore(ledger: ledger, recorder: recorder)
-        self.chunks = ChunkBook(ledger: ledger)
+        self.chunks = chunks ?? ChunkBook(ledger: ledger)
     }
 
     /// Records `dag.registered` for this version of the DAG unless it is already the latest registered.

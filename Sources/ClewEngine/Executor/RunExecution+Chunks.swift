@@ -62,7 +62,14 @@ extension RunExecution {
     /// with the reason.
     func admit(_ spec: TaskSpec, attempt: Int) async throws -> Gate {
         var lastConflict = ""
-        for _ in 0..<8 {
+        for round in 0..<Self.admissionRounds {
+            if round > 0 {
+                // Another process wrote to one of the datasets in between: catch up, wait a little, ask again.
+                _ = try await engine.ledger.pull()
+                try await Task.sleep(for: .microseconds(Int.random(in: 200...(1_000 << min(round, 5)))))
+            }
+            await engine.chunks.admission.enter()
+            defer { engine.chunks.admission.leave() }
             var gate = Gate()
             do {
                 // Decided in the recorder's turn, so this engine's other tasks cannot change the datasets
@@ -77,14 +84,16 @@ extension RunExecution {
                 }
             } catch let error as LedgerError where error.code == .conflict && error.stream?.hasPrefix("dataset/") == true {
                 lastConflict = error.message
-                _ = try await engine.ledger.pull()
                 continue
             }
             engine.chunks.ownLeases.withLock { own in for c in gate.admitted { own.insert(c.lease) } }
             return gate
         }
-        throw EngineError(.conflict, "task \(spec.id) could not take its chunks: their datasets changed under it 8 times (last: \(lastConflict))")
+        throw EngineError(.conflict, "task \(spec.id) could not take its chunks: their datasets changed under it \(Self.admissionRounds) times (last: \(lastConflict))")
     }
+
+    /// How many times an admission is tried when other processes keep writing to its datasets.
+    static let admissionRounds = 40
 
     /// One round of ``admit(_:attempt:)`` over the datasets as folded now: the events to append and
     /// the last seq of each dataset read.

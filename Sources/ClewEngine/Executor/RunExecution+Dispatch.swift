@@ -32,6 +32,7 @@ extension RunExecution {
         let signals = engine.ledger.changeSignals(every: .milliseconds(max(50, min(1_000, engine.options.leaseMillis / 5))))
         var wakeups = signals.makeAsyncIterator()
         var last: UInt64 = 0
+        var claimedAt: UInt64 = 0
         var holder: String?
         var lease = Duration.milliseconds(engine.options.leaseMillis)
         var beat = ContinuousClock.now
@@ -49,12 +50,13 @@ extension RunExecution {
                     switch event.type {
                     case EventType.attemptClaimed:
                         holder = e.worker
+                        claimedAt = event.seq
                         lease = .milliseconds(e.leaseMillis ?? engine.options.leaseMillis)
                         beat = .now
                     case EventType.attemptHeartbeat:
                         beat = .now
                     case EventType.attemptCompleted:
-                        return try outcome(of: e, spec: spec)
+                        return try outcome(of: e, spec: spec, after: claimedAt)
                     case EventType.attemptExpired:
                         return .lost("the lease of worker \(e.worker ?? "?") on attempt \(attempt) was expired by \(e.by ?? "?"): \(e.reason ?? "")")
                     default:
@@ -76,11 +78,13 @@ extension RunExecution {
     }
 
     /// The attempt's end as its worker recorded it.
-    private func outcome(of e: AttemptEvent, spec: TaskSpec) throws -> AttemptResult {
+    private func outcome(of e: AttemptEvent, spec: TaskSpec, after claim: UInt64) throws -> AttemptResult {
         switch e.result {
         case "succeeded":
             var output: RecordedValue?
-            if let digest = e.outputDigest { output = try producedValue(task: spec.id, attempt: e.attempt, digest: digest) }
+            if let digest = e.outputDigest {
+                output = try producedValues(after: claim) { $0.task == spec.id && $0.digest == digest && $0.attempt == e.attempt }[spec.id]
+            }
             return .succeeded(output, chosen: e.branch)
         case "skipped": return .skipped(e.error ?? "")
         case "blocked": return .blocked(e.error ?? "blocked")
@@ -89,14 +93,16 @@ extension RunExecution {
         }
     }
 
-    /// A value a task's attempt produced, from its `value.produced` in the run's stream.
-    func producedValue(task: String, attempt: Int?, digest: String) throws -> RecordedValue? {
+    /// The values tasks produced, by task, from the `value.produced` events of the run's stream after
+    /// `seq` that `wanted` picks (the latest of each task), in one pass.
+    func producedValues(after seq: UInt64 = 0, _ wanted: (ValueEvent) -> Bool) throws -> [String: RecordedValue] {
         let decoder = JSONDecoder()
-        for event in try engine.ledger.events(inStream: stream).reversed() where event.type == EventType.valueProduced {
+        var out: [String: RecordedValue] = [:]
+        for event in try engine.ledger.events(inStream: stream, after: seq) where event.type == EventType.valueProduced {
             let v = try decoder.decode(ValueEvent.self, from: event.payload)
-            if v.task == task, v.digest == digest, attempt == nil || v.attempt == attempt { return try engine.values.value(in: v) }
+            if wanted(v), let value = try engine.values.value(in: v) { out[v.task] = value }
         }
-        return try engine.values.load(digest: digest)
+        return out
     }
 
     /// Ends a worker's lease (a compare-and-append on the attempt's stream, so it races fairly with the

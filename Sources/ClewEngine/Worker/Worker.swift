@@ -52,11 +52,14 @@ public final class Worker: Sendable {
     public let registry: DAGRegistry
     public let options: Options
     private let running = Mutex(0)
+    /// The datasets as folded here, shared by the attempts this worker runs.
+    private let chunks: ChunkBook
 
     public init(ledger: Ledger, registry: DAGRegistry, options: Options) {
         self.ledger = ledger
         self.registry = registry
         self.options = options
+        self.chunks = ChunkBook(ledger: ledger)
     }
 
     /// Takes and runs attempts until the task is cancelled; attempts running then are cancelled (their
@@ -148,7 +151,7 @@ public final class Worker: Sendable {
         var options = Engine.Options(dataDirectory: self.options.dataDirectory)
         options.actor = "clew-worker"
         options.logger = self.options.logger
-        let engine = Engine(ledger: ledger, registry: registry, options: options, fence: StreamExpectation(stream: q.stream, lastSeq: claimSeq))
+        let engine = Engine(ledger: ledger, registry: registry, options: options, fence: StreamExpectation(stream: q.stream, lastSeq: claimSeq), chunks: chunks)
         let recorder = engine.recorder
         func report(_ result: String, _ error: String?) -> Report {
             Report(dag: q.dag, run: q.run, task: q.task, attempt: q.attempt, result: result, error: error, millis: (ContinuousClock.now - clock).milliseconds)
@@ -160,11 +163,14 @@ public final class Worker: Sendable {
             failed.durationMillis = 0
             recorder.emit(EventType.taskFailed, stream: StreamID.run(dag: q.dag, run: q.run), failed)
         } else {
-            let (execution, spec, inputs) = prepared(q, dag: dag, engine: engine)
             let lease = Duration.milliseconds(max(q.leaseMillis ?? 15_000, 300))
             let acknowledged = Acknowledged()
+            // Heartbeats from the claim on: reading the inputs is part of the attempt.
             ending = await withTaskGroup(of: Ending.self) { group in
-                group.addTask { .done(await execution.runAttempt(spec, attempt: q.attempt, inputs: inputs)) }
+                group.addTask {
+                    let (execution, spec, inputs) = self.prepared(q, dag: dag, engine: engine)
+                    return .done(await execution.runAttempt(spec, attempt: q.attempt, inputs: inputs))
+                }
                 group.addTask {
                     var beat = AttemptEvent(dag: q.dag, run: q.run, task: q.task, attempt: q.attempt)
                     beat.worker = self.options.name
@@ -261,9 +267,10 @@ public final class Worker: Sendable {
         }
         let execution = RunExecution(engine: engine, dag: dag, runID: q.run, params: params, partition: partition)
         let spec = dag.spec.tasks.first { $0.id == q.task }!
-        var inputs: [String: RecordedValue] = [:]
-        for (task, digest) in q.inputs ?? [:] {
-            if let value = try? execution.producedValue(task: task, attempt: nil, digest: digest) { inputs[task] = value }
+        let wanted = q.inputs ?? [:]
+        var inputs = (try? execution.producedValues { wanted[$0.task] == $0.digest }) ?? [:]
+        for (task, digest) in wanted where inputs[task] == nil {
+            if let value = try? engine.values.load(digest: digest) { inputs[task] = value }
         }
         return (execution, spec, inputs)
     }
