@@ -114,7 +114,7 @@ struct PostgresCLITests {
         let cli = CLI()
         defer { cli.cleanUp() }
         let r = try await cli.run(
-            ["bench", "cluster", "--postgres", TestServer.admin, "--events", "2000", "--repetitions", "1", "--clients", "1", "2", "--json"],
+            ["bench", "cluster", "--postgres", TestServer.admin, "--events", "2000", "--repetitions", "1", "--clients", "1", "2", "--workers", "1", "--json"],
             ledgerOption: false)
         #expect(r.status == 0, "\(r.stderr)")
         let j = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
@@ -123,7 +123,12 @@ struct PostgresCLITests {
             #expect(Set(byClients.keys) == ["1", "2"])
             #expect(byClients.values.allSatisfy { $0 > 0 })
         }
-        for key in ["durable_single_p50_us", "raw_single_p50_us", "durable_single_ratio", "replica_copy_eps", "raw_select_eps", "replica_copy_ratio"] {
+        #expect(Set((j["tasks_per_s"] as? [String: Double] ?? [:]).keys) == ["1"])
+        #expect((j["tasks_ratio"] as? [String: Double])?["1"] ?? 0 > 0)
+        for key in [
+            "durable_single_p50_us", "raw_single_p50_us", "durable_single_ratio", "replica_copy_eps", "raw_select_eps", "replica_copy_ratio",
+            "claim_p50_ms", "local_tasks_per_s", "recovery_ms_p50", "expiry_to_claim_ms_p50",
+        ] {
             #expect((j[key] as? Double ?? 0) > 0, "\(key)")
         }
     }

@@ -227,6 +227,35 @@ struct AppendReadTests {
             #expect(try ledger.verify().isValid)
         }
     }
+
+    @Test("compare-and-append over several streams: every expectation must hold; the first that does not is named, and nothing is written")
+    func compareAndAppendSeveral() async throws {
+        try await withTemporaryLedger { ledger, _ in
+            let fence = "attempt/etl/r1/load/1", dataset = "dataset/sales"
+            let claim = try await ledger.append(sampleEvent(0, stream: fence))
+            let chunk = try await ledger.append(sampleEvent(1, stream: dataset))
+            // Both hold: the batch (into a third stream) lands.
+            let both = [StreamExpectation(stream: fence, lastSeq: claim), StreamExpectation(stream: dataset, lastSeq: chunk)]
+            try await ledger.append(contentsOf: [sampleEvent(2, stream: "run/etl/r1")], expecting: both)
+            // The dataset moves: the same expectations fail on it, named, and nothing is written.
+            try await ledger.append(sampleEvent(3, stream: dataset))
+            let before = try ledger.lastSeq
+            await #expect {
+                try await ledger.append(contentsOf: [sampleEvent(4, stream: "run/etl/r1")], expecting: both)
+            } throws: { error in
+                (error as? LedgerError)?.code == .conflict && (error as? LedgerError)?.stream == dataset
+            }
+            #expect(try ledger.lastSeq == before)
+            // The lease is expired: the fence fails first.
+            try await ledger.append(sampleEvent(5, stream: fence))
+            await #expect {
+                try await ledger.append(contentsOf: [sampleEvent(6, stream: "run/etl/r1")], expecting: both)
+            } throws: { error in
+                (error as? LedgerError)?.stream == fence
+            }
+            #expect(try ledger.seqs(inStream: "run/etl/r1").count == 1)
+        }
+    }
 }
 
 extension NewEvent {
