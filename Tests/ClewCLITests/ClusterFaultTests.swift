@@ -149,6 +149,17 @@ struct ClusterFaultTests {
             return w
         }
 
+        /// Worker "a" on `workerHost`, and a run of cluster_chain from `coordinator` through it, once
+        /// the worker has claimed the slow task's first attempt.
+        func chainClaimed(coordinator: Hosts.Host, workerHost: Hosts.Host, lease: Int, pause: Int) async throws -> (worker: Started, run: Started) {
+            let a = try await worker("a", on: workerHost)
+            let run = try start(
+                ["run", "cluster_chain", "--queue", "q", "--lease", "\(lease)", "--param", "pause=\(pause)", "--json"] + ClusterFaultTests.pipelines,
+                on: coordinator)
+            try await CLI.waitUntil("worker a to claim the slow task") { a.stderr.contains(" slow attempt 1") }
+            return (a, run)
+        }
+
         /// The run's events, as `clew log --json` prints them, from `host`'s replica.
         func events(_ stream: String, on host: Hosts.Host) async throws -> [[String: Any]] {
             let log = try await run(["log", "--stream", stream, "--json"], on: host)
@@ -179,7 +190,8 @@ struct ClusterFaultTests {
         }
     }
 
-    func withCluster(_ body: (Cluster) async throws -> Void) async throws {
+    /// A cluster of hosts named `names` whose shared log the first host creates (`clew init`).
+    func withCluster(_ names: [String], _ body: (Cluster, [Hosts.Host]) async throws -> Void) async throws {
         try await TestServer.withDatabase(on: TestServer.faults) { url in
             let cli = CLI()
             let net = try Hosts()
@@ -187,7 +199,11 @@ struct ClusterFaultTests {
                 net.remove()
                 cli.cleanUp()
             }
-            try await body(Cluster(cli: cli, net: net, url: url))
+            let cluster = Cluster(cli: cli, net: net, url: url)
+            let hosts = try names.map { try net.add($0) }
+            let created = try await cluster.run(["init"], on: hosts[0])
+            #expect(created.status == 0, "\(created.stderr)")
+            try await body(cluster, hosts)
         }
     }
 
@@ -203,12 +219,9 @@ struct ClusterFaultTests {
 
     @Test("a worker killed (kill -9) in the middle of a task: the attempt runs again on another host, and every task succeeds once")
     func workerKilled() async throws {
-        try await withCluster { c in
-            let coordinator = try c.net.add("coordinator"), hostA = try c.net.add("host-a"), hostB = try c.net.add("host-b")
-            #expect(try await c.run(["init"], on: coordinator).status == 0)
-            let a = try await c.worker("a", on: hostA)
-            let run = try c.start(["run", "cluster_chain", "--queue", "q", "--lease", "2", "--param", "pause=4", "--json"] + Self.pipelines, on: coordinator)
-            try await CLI.waitUntil("worker a to claim the slow task") { a.stderr.contains(" slow attempt 1") }
+        try await withCluster(["coordinator", "host-a", "host-b"]) { c, hosts in
+            let (coordinator, hostA, hostB) = (hosts[0], hosts[1], hosts[2])
+            let (a, run) = try await c.chainClaimed(coordinator: coordinator, workerHost: hostA, lease: 3, pause: 4)
             let killed = ContinuousClock.now
             kill(a.process.processIdentifier, SIGKILL)
             await CLI.exit(of: a.process)
@@ -230,12 +243,9 @@ struct ClusterFaultTests {
 
     @Test("a worker cut off for longer than its lease: the attempt runs elsewhere, and its late results are refused when the link is back")
     func workerCutOff() async throws {
-        try await withCluster { c in
-            let coordinator = try c.net.add("coordinator"), hostA = try c.net.add("host-a"), hostB = try c.net.add("host-b")
-            #expect(try await c.run(["init"], on: coordinator).status == 0)
-            let a = try await c.worker("a", on: hostA)
-            let run = try c.start(["run", "cluster_chain", "--queue", "q", "--lease", "2", "--param", "pause=4", "--json"] + Self.pipelines, on: coordinator)
-            try await CLI.waitUntil("worker a to claim the slow task") { a.stderr.contains(" slow attempt 1") }
+        try await withCluster(["coordinator", "host-a", "host-b"]) { c, hosts in
+            let (coordinator, hostA, hostB) = (hosts[0], hosts[1], hosts[2])
+            let (a, run) = try await c.chainClaimed(coordinator: coordinator, workerHost: hostA, lease: 3, pause: 4)
             try c.net.cut(hostA)
             let b = try await c.worker("b", on: hostB)
             try await CLI.wait(for: run.process, args: ["run"], limit: .seconds(120))
@@ -265,12 +275,9 @@ struct ClusterFaultTests {
 
     @Test("PostgreSQL restarted in the middle of a run: clients reconnect, nothing acknowledged is lost, no batch lands twice")
     func serverRestarted() async throws {
-        try await withCluster { c in
-            let coordinator = try c.net.add("coordinator"), hostA = try c.net.add("host-a")
-            #expect(try await c.run(["init"], on: coordinator).status == 0)
-            let a = try await c.worker("a", on: hostA)
-            let run = try c.start(["run", "cluster_chain", "--queue", "q", "--lease", "20", "--param", "pause=3", "--json"] + Self.pipelines, on: coordinator)
-            try await CLI.waitUntil("worker a to claim the slow task") { a.stderr.contains(" slow attempt 1") }
+        try await withCluster(["coordinator", "host-a"]) { c, hosts in
+            let (coordinator, hostA) = (hosts[0], hosts[1])
+            let (a, run) = try await c.chainClaimed(coordinator: coordinator, workerHost: hostA, lease: 20, pause: 3)
             try await Self.restartFaultServer()
             try await CLI.wait(for: run.process, args: ["run"], limit: .seconds(120))
             await a.stop()
@@ -287,9 +294,8 @@ struct ClusterFaultTests {
 
     @Test("two hosts racing for a chunk's write lease: one writes it, the other is blocked and told who holds it")
     func writeLeaseRace() async throws {
-        try await withCluster { c in
-            let hostA = try c.net.add("host-a"), hostB = try c.net.add("host-b")
-            #expect(try await c.run(["init"], on: hostA).status == 0)
+        try await withCluster(["host-a", "host-b"]) { c, hosts in
+            let (hostA, hostB) = (hosts[0], hosts[1])
             let runs = try [hostA, hostB].map { try c.start(["run", "cluster_writer", "--param", "pause=3", "--json"] + Self.pipelines, on: $0) }
             for r in runs { try await CLI.wait(for: r.process, args: ["run"], limit: .seconds(120)) }
             let statuses = runs.map(\.process.terminationStatus).sorted()
@@ -307,9 +313,8 @@ struct ClusterFaultTests {
 
     @Test("the leading scheduler killed: the other takes the lead and finishes the partition's run, which runs once")
     func leaderKilled() async throws {
-        try await withCluster { c in
-            let hostA = try c.net.add("host-a"), hostB = try c.net.add("host-b")
-            #expect(try await c.run(["init"], on: hostA).status == 0)
+        try await withCluster(["host-a", "host-b"]) { c, hosts in
+            let (hostA, hostB) = (hosts[0], hosts[1])
             let scheduler = ["scheduler", "--dag", "cluster_daily", "--poll", "1"] + Self.pipelines
             let leader = try c.start(scheduler, on: hostA)
             try await CLI.waitUntil("the first scheduler to lead") { leader.stderr.contains("scheduler: leading") }
