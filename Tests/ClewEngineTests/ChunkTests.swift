@@ -141,4 +141,26 @@ struct ChunkTests {
         #expect(state.chunks["k"]?.anomalies == ["seq 3: ready -> consumed"])
         #expect(state.lastSeq == 3)
     }
+
+    @Test("a process killed and not yet reaped (a zombie) is not alive: its leases and its unfinished run are not taken for live ones")
+    func zombieIsNotAlive() async throws {
+        var pid: pid_t = 0
+        var argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+        defer { for a in argv { free(a) } }
+        #expect(posix_spawn(&pid, "/bin/true", nil, nil, &argv, environ) == 0)
+        // It exits at once; until waitpid it is a zombie, which kill(pid, 0) still finds.
+        var zombie = false
+        for _ in 0..<500 where !zombie {
+            let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+            zombie = stat.contains(") Z")
+            if !zombie { try await Task.sleep(for: .milliseconds(2)) }
+        }
+        #expect(zombie)
+        #expect(kill(pid, 0) == 0)
+        #expect(!ChunkBook.isAlive(pid))
+        #expect(ChunkBook.isAlive(getpid()))
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        #expect(!ChunkBook.isAlive(pid))
+    }
 }

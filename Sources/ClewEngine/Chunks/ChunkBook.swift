@@ -165,9 +165,18 @@ final class ChunkBook: Sendable {
         let own = ownLeases.withLock { $0 }
         return chunk.leases.values.filter { lease in
             if own.contains(lease.lease) { return true }
-            if lease.host == Self.host { return lease.pid != getpid() && kill(lease.pid, 0) == 0 }
+            if lease.host == Self.host { return lease.pid != getpid() && Self.isAlive(lease.pid) }
             return true
         }
+    }
+
+    /// Whether process `pid` of this host is alive: it exists and is not a zombie (a process killed
+    /// whose parent has not reaped it yet still answers `kill(pid, 0)`).
+    static func isAlive(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+        let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+        return state != "Z" && state != "X"
     }
 
     private func producerNote(_ c: ChunkChange?) -> String {

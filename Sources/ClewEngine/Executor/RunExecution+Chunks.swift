@@ -259,7 +259,7 @@ struct ResubmitPlan: Sendable {
         }
         if terminal == nil, let started = events[lastStart...].first(where: { $0.type == EventType.runStarted }) {
             let s = try decoder.decode(RunStarted.self, from: started.payload)
-            if let pid = s.pid.map(Int32.init), s.host == ChunkBook.host, pid != getpid(), kill(pid, 0) == 0 {
+            if let pid = s.pid.map(Int32.init), s.host == ChunkBook.host, pid != getpid(), ChunkBook.isAlive(pid) {
                 throw EngineError(.conflict, "run \(runID) of DAG \(dag.name) is still running in process \(pid); cancel it first")
             }
         }

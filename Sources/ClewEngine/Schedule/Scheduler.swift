@@ -67,7 +67,10 @@ public final class Scheduler: Sendable {
     /// the lead, or stopped with Ctrl-C): runs of a scheduled partition with no end, or cancelled, are
     /// resubmitted (succeeded tasks kept, the rest run again), oldest first. A leader calls it when it
     /// takes the lead, so a partition whose run was cut short still ends up done, once.
-    public func resumeInterrupted(onRun: @Sendable (RunOutcome) -> Void = { _ in }) async throws -> [RunOutcome] {
+    /// - Parameter onProblem: told of a run that could not be resumed (it is left as it is).
+    public func resumeInterrupted(
+        onRun: @Sendable (RunOutcome) -> Void = { _ in }, onProblem: @Sendable (String) -> Void = { _ in }
+    ) async throws -> [RunOutcome] {
         var outcomes: [RunOutcome] = []
         let ends: Set<String> = [EventType.runSucceeded, EventType.runFailed]
         for dag in scheduledDAGs {
@@ -85,7 +88,7 @@ public final class Scheduler: Sendable {
                     onRun(outcome)
                     outcomes.append(outcome)
                 } catch let error as EngineError {
-                    engine.options.logger.warning("could not resume a scheduled run", metadata: ["dag": "\(dag.name)", "run": "\(run)", "why": "\(error)"])
+                    onProblem("could not resume run \(run) of \(dag.name): \(error)")
                 }
             }
         }
