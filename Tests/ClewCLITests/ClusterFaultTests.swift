@@ -331,7 +331,8 @@ struct ClusterFaultTests {
                     standby.stderr.contains("of cluster_daily: succeeded") || !standby.process.isRunning
                 }
             } catch {
-                Issue.record("\(error); the second scheduler said: \(standby.stderr)")
+                let seen = (try? await c.run(["log", "--json"], on: hostB).lines.suffix(12).compactMap { try? jsonObject($0) }.map { "\($0["seq"] ?? "") \($0["stream"] ?? "") \($0["type"] ?? "")" }) ?? []
+                Issue.record("\(error); the second scheduler said: \(standby.stderr); the leader said: \(leader.stderr); the log ends: \(seen.joined(separator: "; "))")
                 throw error
             }
             #expect(standby.stderr.contains("of cluster_daily: succeeded"), "the second scheduler said: \(standby.stderr)")

@@ -97,8 +97,8 @@ struct SchedulerCommand: AsyncParsableCommand {
                     let lost = try await l.lead("scheduler", poll: .seconds(1)) {
                         Terminal.error("scheduler: leading")
                         do {
-                            _ = try await scheduler.resumeInterrupted(onRun: { try? report($0, json: json) }, onProblem: { Terminal.error("scheduler: \($0)") })
-                            try await scheduler.run(poll: .seconds(max(1, poll))) { try? report($0, json: json) }
+                            try await scheduler.run(
+                                poll: .seconds(max(1, poll)), onRun: { try? report($0, json: json) }, onProblem: { Terminal.error("scheduler: \($0)") })
                         } catch {
                             failure.error.withLock { $0 = error }
                         }

@@ -52,8 +52,17 @@ public final class Scheduler: Sendable {
     }
 
     /// Runs due DAGs until the task is cancelled, sleeping until the next firing (at most `poll`).
-    public func run(poll: Duration = .seconds(30), onRun: @Sendable (RunOutcome) -> Void = { _ in }) async throws {
+    /// Each round first finishes scheduled runs left unfinished by another scheduler
+    /// (``resumeInterrupted(onRun:onProblem:)``): call it only in the process that leads.
+    public func run(
+        poll: Duration = .seconds(30), onRun: @Sendable (RunOutcome) -> Void = { _ in }, onProblem: @Sendable (String) -> Void = { _ in }
+    ) async throws {
+        var told = Set<String>()
         while !Task.isCancelled {
+            // A run this process left is never unfinished here: each round's runs end within it.
+            var problems: [String] = []
+            _ = try await resumeInterrupted(onRun: onRun) { problems.append($0) }
+            for p in problems where told.insert(p).inserted { onProblem(p) }
             for outcome in try await tick(now: Recorder.nowMicros()) { onRun(outcome) }
             let now = Recorder.nowMicros()
             let next = scheduledDAGs.compactMap { $0.spec.schedule?.next(after: now) }.min()
@@ -69,10 +78,11 @@ public final class Scheduler: Sendable {
     /// takes the lead, so a partition whose run was cut short still ends up done, once.
     /// - Parameter onProblem: told of a run that could not be resumed (it is left as it is).
     public func resumeInterrupted(
-        onRun: @Sendable (RunOutcome) -> Void = { _ in }, onProblem: @Sendable (String) -> Void = { _ in }
+        onRun: (RunOutcome) -> Void = { _ in }, onProblem: (String) -> Void = { _ in }
     ) async throws -> [RunOutcome] {
         var outcomes: [RunOutcome] = []
         let ends: Set<String> = [EventType.runSucceeded, EventType.runFailed]
+        _ = try await engine.ledger.pull()  // what the previous leader recorded last, over a shared log
         for dag in scheduledDAGs {
             let base = StreamID.run(dag: dag.name, run: "")
             var unfinished: [(UInt64, String)] = []
