@@ -29,7 +29,10 @@ struct CLI {
     func cleanUp() { try? FileManager.default.removeItem(at: directory) }
 
     /// Starts `clew args...` with `--ledger` added, stdin from `input`, output to files.
-    func start(_ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true, netns: String? = nil) throws -> (Process, URL, URL) {
+    func start(
+        _ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true, netns: String? = nil,
+        environment: [String: String] = [:]
+    ) throws -> (Process, URL, URL) {
         guard FileManager.default.isExecutableFile(atPath: CLI.binary.path) else {
             throw CLIFailure("the clew binary is not built at \(CLI.binary.path); run `swift build` first or set CLEW_BIN")
         }
@@ -57,6 +60,9 @@ struct CLI {
             process.executableURL = CLI.binary
         }
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, given in given }
+        }
         process.currentDirectoryURL = directory
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = try FileHandle(forWritingTo: err)

@@ -132,8 +132,8 @@ struct ClusterFaultTests {
             ["--ledger", net.url(url, from: host), "--cache", cli.directory.appendingPathComponent(host.name).path]
         }
 
-        func start(_ args: [String], on host: Hosts.Host) throws -> Started {
-            let (p, o, e) = try cli.start(args + on(host), ledgerOption: false, netns: host.netns)
+        func start(_ args: [String], on host: Hosts.Host, environment: [String: String] = [:]) throws -> Started {
+            let (p, o, e) = try cli.start(args + on(host), ledgerOption: false, netns: host.netns, environment: environment)
             return Started(process: p, out: o, err: e)
         }
 
@@ -316,9 +316,12 @@ struct ClusterFaultTests {
         try await withCluster(["host-a", "host-b"]) { c, hosts in
             let (hostA, hostB) = (hosts[0], hosts[1])
             let scheduler = ["scheduler", "--dag", "cluster_daily", "--poll", "1"] + Self.pipelines
-            let leader = try c.start(scheduler, on: hostA)
+            // The run's first task waits for this file: the leader is killed while its run surely goes on
+            // (under CI's load a 4 s task had ended before the kill came).
+            let gate = c.cli.directory.appendingPathComponent("gate").path
+            let leader = try c.start(scheduler, on: hostA, environment: ["CLEW_FAULT_GATE": gate])
             try await CLI.waitUntil("the first scheduler to lead") { leader.stderr.contains("scheduler: leading") }
-            let standby = try c.start(scheduler, on: hostB)
+            let standby = try c.start(scheduler, on: hostB, environment: ["CLEW_FAULT_GATE": gate])
             try await CLI.waitUntil("the second scheduler to wait") { standby.stderr.contains("waiting to lead") }
             try await CLI.waitUntil("the leader's run to start its first task", limit: .seconds(60)) {
                 try await c.run(["log", "--type", "task.started", "--json"], on: hostB).lines.count >= 1
@@ -326,6 +329,7 @@ struct ClusterFaultTests {
             #expect(!standby.stderr.contains("scheduler: leading"), "two schedulers led at once: \(standby.stderr)")
             kill(leader.process.processIdentifier, SIGKILL)
             await CLI.exit(of: leader.process)
+            #expect(FileManager.default.createFile(atPath: gate, contents: Data()))
             do {
                 try await CLI.waitUntil("the second scheduler to finish the partition's run", limit: .seconds(90)) {
                     standby.stderr.contains("of cluster_daily: succeeded") || !standby.process.isRunning
