@@ -7,7 +7,7 @@ package import PostgresNIO
 import Synchronization
 
 /// A Clew log in PostgreSQL, shared by every host that names it: the ledger's format (envelopes,
-/// payloads, Merkle roots) in four tables.
+/// payloads, Merkle roots) in six tables.
 ///
 /// - `clew_meta` (key → value): format, version, the log's id, when it was created.
 /// - `clew_head` (one row): the last seq, the Merkle tree's right edge (``SharedLogHead``) and root.
@@ -18,6 +18,11 @@ import Synchronization
 ///   (type, time). One `INSERT … SELECT FROM unnest(…)` per batch, never one statement per event.
 /// - `clew_batches` (batch id → first and last seq, root): what makes a retried batch land once, and
 ///   the roots a replica checks its copy against.
+/// - `clew_erasures` (seq → the seq of the `ledger.payloads_erased` event that removed its payload,
+///   set to NULL in `clew_events` in the same transaction): what every replica erases in turn.
+/// - `clew_checkpoints` (tree size → signed checkpoint, JSON), shared by every host.
+///
+/// Settings every host shares (the retention policy) are `setting.*` rows of `clew_meta`.
 ///
 /// Each commit notifies channel `clew_log` with the new last seq; followers LISTEN on it.
 public final class PostgresLog: SharedLog {
@@ -145,6 +150,13 @@ public final class PostgresLog: SharedLog {
                 throw LedgerError(
                     .unsupportedFormat, "the ledger in \(location) is of format \(version); this build reads format \(SharedLogFormat.version)")
             }
+            let current = try await c.query("SELECT to_regclass('clew_erasures') IS NOT NULL", logger: logger).collect().first?.decode(Bool.self) ?? false
+            if !current {
+                try await c.withTransaction(logger: logger) { c in
+                    try await c.query("SELECT pg_advisory_xact_lock(\(schemaLock))", logger: logger)
+                    for statement in additions { try await c.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                }
+            }
             return id
         } catch let error as LedgerError {
             throw error
@@ -172,17 +184,33 @@ public final class PostgresLog: SharedLog {
         CREATE TABLE IF NOT EXISTS clew_batches (id uuid PRIMARY KEY, first_seq bigint NOT NULL, last_seq bigint NOT NULL UNIQUE,
         root bytea NOT NULL, committed timestamptz NOT NULL DEFAULT now())
         """,
+    ] + additions
+
+    /// What logs created before shared erasure and checkpoints lack: run on connecting when `clew_erasures`
+    /// is missing.
+    static let additions = [
+        "ALTER TABLE clew_events ALTER COLUMN payload DROP NOT NULL",
+        "CREATE TABLE IF NOT EXISTS clew_erasures (seq bigint PRIMARY KEY, record_seq bigint NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS clew_erasures_record ON clew_erasures (record_seq)",
+        "CREATE TABLE IF NOT EXISTS clew_checkpoints (tree_size bigint PRIMARY KEY, checkpoint text NOT NULL)",
     ]
 
     // MARK: Append
 
-    public func append(_ records: [SharedRecord], batch: UUID, expecting expectations: [StreamExpectation]) async throws -> Range<UInt64> {
+    public func append(
+        _ records: [SharedRecord], batch: UUID, expecting expectations: [StreamExpectation], erasing: [UInt64]
+    ) async throws -> Range<UInt64> {
         if records.isEmpty { return 0..<0 }
+        if !erasing.isEmpty, records.count != 1 {
+            throw LedgerError(.invalidInput, "an erasure is appended as one event (its record), not \(records.count)")
+        }
         // Inserting runs at ~10 µs a row here; the deadline leaves room for a loaded server.
         return try await retrying("appending to", limit: Self.attemptDeadline + .milliseconds(records.count)) { attempt in
             try await self.client.withConnection { c in
                 attempt.use(c, self.watch)
-                return try await self.transaction(c) { try await self.appendLocked(records, batch: batch, expectations: expectations, $0) }
+                return try await self.transaction(c) {
+                    try await self.appendLocked(records, batch: batch, expectations: expectations, erasing: erasing, $0)
+                }
             }
         }
     }
@@ -240,7 +268,7 @@ public final class PostgresLog: SharedLog {
     /// statement each for the lock, the retry check, the stream check, the rows, the head, the batch
     /// and the notification made a single-event append 5x a one-row INSERT).
     private func appendLocked(
-        _ records: [SharedRecord], batch: UUID, expectations: [StreamExpectation], _ c: PostgresConnection
+        _ records: [SharedRecord], batch: UUID, expectations: [StreamExpectation], erasing: [UInt64], _ c: PostgresConnection
     ) async throws -> Range<UInt64> {
         // 1. The head, locked.
         guard let row = try await c.query("SELECT last_seq, frontier FROM clew_head WHERE one FOR UPDATE", logger: logger).collect().first else {
@@ -270,6 +298,9 @@ public final class PostgresLog: SharedLog {
                 .conflict,
                 "stream \(e.stream)'s last event is \(last == 0 ? "none" : "seq \(last)"), not \(e.lastSeq == 0 ? "none" : "seq \(e.lastSeq)")", stream: e.stream)
         }
+        if let beyond = erasing.first(where: { $0 < 1 || $0 > UInt64(lastSeq) }) {
+            throw LedgerError(.outOfRange, "there is no event \(beyond) (the log has \(lastSeq) events); nothing was erased")
+        }
         var head = try SharedLogHead(size: UInt64(lastSeq), bytes: Array(buffer: frontier))
         var seqs: [Int64] = [], streams: [String] = [], types: [String] = [], times: [Int64] = []
         var envelopes: [ByteBuffer] = [], payloads: [ByteBuffer] = []
@@ -284,6 +315,16 @@ public final class PostgresLog: SharedLog {
         // 3. The rows, the head, the batch and the notification in one statement.
         let root = ByteBuffer(bytes: head.root.bytes)
         let size = Int64(head.size)
+        if !erasing.isEmpty {
+            // The record and the erasure commit together: a replica that copies the record finds what it erased.
+            let erased = erasing.map { Int64($0) }
+            try await c.query(
+                """
+                WITH gone AS (UPDATE clew_events SET payload = NULL WHERE seq = ANY(\(erased)::bigint[]))
+                INSERT INTO clew_erasures (seq, record_seq) SELECT unnest(\(erased)::bigint[]), \(lastSeq + 1)
+                ON CONFLICT (seq) DO NOTHING
+                """, logger: logger)
+        }
         try await c.query(
             """
             WITH events AS (
@@ -306,11 +347,11 @@ public final class PostgresLog: SharedLog {
                 SELECT seq, stream, type, time_us, envelope, payload FROM clew_events
                 WHERE seq > \(Int64(clamping: seq)) ORDER BY seq LIMIT \(Int64(limit))
                 """, logger: self.logger)
-            for try await (s, stream, type, time, envelope, payload) in rows.decode((Int64, String, String, Int64, ByteBuffer, ByteBuffer).self) {
+            for try await (s, stream, type, time, envelope, payload) in rows.decode((Int64, String, String, Int64, ByteBuffer, ByteBuffer?).self) {
                 out.append(
                     SharedRecord(
-                        seq: UInt64(s), envelope: Array(buffer: envelope), payload: Array(buffer: payload), stream: stream, type: type,
-                        timestampMicros: time))
+                        seq: UInt64(s), envelope: Array(buffer: envelope), payload: payload.map { Array(buffer: $0) } ?? [],
+                        payloadErased: payload == nil, stream: stream, type: type, timestampMicros: time))
             }
             return out
         }
@@ -341,7 +382,76 @@ public final class PostgresLog: SharedLog {
         }
     }
 
+    public func erasures(recordedIn records: ClosedRange<UInt64>) async throws -> [UInt64: [UInt64]] {
+        try await reading("reading erasures") { c in
+            var out: [UInt64: [UInt64]] = [:]
+            let rows = try await c.query(
+                """
+                SELECT record_seq, seq FROM clew_erasures WHERE record_seq >= \(Int64(clamping: records.lowerBound))
+                AND record_seq <= \(Int64(clamping: records.upperBound)) ORDER BY record_seq, seq
+                """, logger: self.logger)
+            for try await (record, seq) in rows.decode((Int64, Int64).self) { out[UInt64(record), default: []].append(UInt64(seq)) }
+            return out
+        }
+    }
+
+    // MARK: Checkpoints and settings
+
+    public func storeCheckpoint(_ checkpoint: SignedCheckpoint) async throws {
+        let json = String(decoding: try JSONEncoder().encode(checkpoint), as: UTF8.self)
+        let size = Int64(clamping: checkpoint.treeSize)
+        let stored = try await retrying("storing a checkpoint in") { attempt in
+            try await self.client.withConnection { c in
+                attempt.use(c, self.watch)
+                return try await c.query(
+                    """
+                    INSERT INTO clew_checkpoints (tree_size, checkpoint) SELECT \(size), \(json)
+                    WHERE \(size) <= (SELECT last_seq FROM clew_head WHERE one)
+                    ON CONFLICT (tree_size) DO UPDATE SET checkpoint = EXCLUDED.checkpoint RETURNING tree_size
+                    """, logger: self.logger
+                ).collect().count
+            }
+        }
+        if stored == 0 {
+            throw LedgerError(.outOfRange, "\(location) has fewer than \(checkpoint.treeSize) events; the checkpoint was not stored")
+        }
+    }
+
+    public func checkpoints() async throws -> [SignedCheckpoint] {
+        let rows = try await reading("reading checkpoints") { c in
+            var out: [(Int64, String)] = []
+            let rows = try await c.query("SELECT tree_size, checkpoint FROM clew_checkpoints ORDER BY tree_size", logger: self.logger)
+            for try await row in rows.decode((Int64, String).self) { out.append(row) }
+            return out
+        }
+        return try rows.map { size, json in
+            do { return try JSONDecoder().decode(SignedCheckpoint.self, from: Data(json.utf8)) } catch {
+                throw LedgerError(.corrupted, "\(location)'s checkpoint at tree size \(size) does not decode: \(error)")
+            }
+        }
+    }
+
+    public func setting(_ key: String) async throws -> String? {
+        try await reading("reading a setting") { c in
+            try await c.query("SELECT value FROM clew_meta WHERE key = \("setting." + key)", logger: self.logger).collect().first?.decode(String.self)
+        }
+    }
+
+    public func setSetting(_ key: String, to value: String) async throws {
+        try await retrying("storing a setting in") { attempt in
+            try await self.client.withConnection { c in
+                attempt.use(c, self.watch)
+                try await c.query(
+                    """
+                    INSERT INTO clew_meta (key, value) VALUES (\("setting." + key), \(value))
+                    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value
+                    """, logger: self.logger)
+            }
+        }
+    }
+
     private static func hash(_ buffer: ByteBuffer, _ what: String) throws -> MerkleHash {
+
         do { return try MerkleHash(bytes: Array(buffer: buffer)) } catch {
             throw LedgerError(.corrupted, "\(what) is \(buffer.readableBytes) bytes, not a 32-byte hash")
         }

@@ -109,6 +109,63 @@ struct PostgresCLITests {
         }
     }
 
+    @Test("erase, retention and checkpoints on a PostgreSQL ledger reach every host: one policy, one record, the same roots")
+    func erasureAndCheckpoints() async throws {
+        try await TestServer.withDatabase { url in
+            let cli = CLI()
+            defer { cli.cleanUp() }
+            let hostA = ["--ledger", url, "--cache", cli.directory.appendingPathComponent("host-a").path]
+            let hostB = ["--ledger", url, "--cache", cli.directory.appendingPathComponent("host-b").path]
+            #expect(try await cli.run(["init"] + hostA, ledgerOption: false).status == 0)
+            let old = (0..<6).map { #"{"type":"task.succeeded","stream":"run/old/1","time":"2020-01-0\#($0 + 1)T00:00:00Z","payload":{"i":\#($0)}}"# }
+            let recent = (0..<4).map { #"{"type":"task.succeeded","stream":"run/new/1","payload":{"i":\#($0)}}"# }
+            let appended = try await cli.run(["append"] + hostA, input: (old + recent).joined(separator: "\n") + "\n", ledgerOption: false)
+            #expect(appended.status == 0, "\(appended.stderr)")
+
+            // An erasure on host B.
+            let erased = try await cli.run(["erase", "--seq", "8", "--reason", "GDPR request 17", "--json"] + hostB, ledgerOption: false)
+            #expect(erased.status == 0, "\(erased.stderr)")
+            #expect(try jsonObject(erased.stdout)["record_seq"] as? Int == 11)
+            // A retention policy saved on host A applies on host B with no argument (it lives in the shared log).
+            let saved = try await cli.run(["retention", "--keep-days", "365", "--stream-prefix", "run/"] + hostA, ledgerOption: false)
+            #expect(saved.status == 0, "\(saved.stderr)")
+            #expect(saved.stdout.contains("removed the payloads of 6 event(s)"), "\(saved.stdout)")
+            #expect(try await cli.run(["append"] + hostA, input: old[0] + "\n", ledgerOption: false).status == 0)
+            let applied = try await cli.run(["retention", "--json"] + hostB, ledgerOption: false)
+            #expect(applied.status == 0, "\(applied.stderr)")
+            let policy = try #require(try jsonObject(applied.stdout)["policy"] as? [String: Any])
+            #expect(policy["keep_days"] as? Int == 365)
+            #expect(try jsonObject(applied.stdout)["events"] as? [Int] == [13])
+
+            // A checkpoint signed on host A is listed and checked on host B.
+            let key = cli.directory.appendingPathComponent("signing.key").path
+            #expect(try await cli.run(["keygen", "--out", key], ledgerOption: false).status == 0)
+            let signed = try await cli.run(["checkpoint", "--key", key, "--json"] + hostA, ledgerOption: false)
+            #expect(signed.status == 0, "\(signed.stderr)")
+            let listed = try await cli.run(["checkpoint", "--list", "--key", key, "--json"] + hostB, ledgerOption: false)
+            #expect(listed.status == 0, "\(listed.stderr)")
+            #expect(listed.stdout.contains(try jsonObject(signed.stdout)["root_hash"] as? String ?? "-"), "\(listed.stdout)")
+
+            var roots: Set<String> = []
+            for host in [hostA, hostB] {
+                let verify = try await cli.run(["verify", "--json", "--public-key", key + ".pub"] + host, ledgerOption: false)
+                #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+                let report = try jsonObject(verify.stdout)
+                let replica = try #require(report["replica"] as? [String: Any])
+                let shared = try #require(report["shared"] as? [String: Any])
+                #expect(replica["erased_payloads"] as? Int == 8)
+                #expect(shared["erased_payloads"] as? Int == 8)
+                #expect(replica["checkpoints_checked"] as? Int == 1)
+                #expect(shared["checkpoints_checked"] as? Int == 1)
+                roots.insert(shared["root_hash"] as? String ?? "")
+                roots.insert(replica["root_hash"] as? String ?? "")
+            }
+            #expect(roots.count == 1)
+            let shown = try await cli.run(["log", "--stream", "run/new/1", "--json"] + hostA, ledgerOption: false)
+            #expect(shown.lines.filter { $0.contains("\"payload_erased\":true") }.count == 1, "\(shown.stdout)")
+        }
+    }
+
     @Test("bench cluster measures the shared log against raw INSERTs with client processes, and prints every figure")
     func benchCluster() async throws {
         let cli = CLI()

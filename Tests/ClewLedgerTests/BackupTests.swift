@@ -14,7 +14,7 @@ struct BackupTests {
         defer { ledger.close() }
         try await ledger.append(contentsOf: (0..<2_000).map { sampleEvent($0) })
         let key = CheckpointSigningKey.generate()
-        try ledger.checkpoint(signedWith: key)
+        try await ledger.checkpoint(signedWith: key)
         // Appends keep landing while the copy is taken.
         let writer = Task {
             for start in stride(from: 2_000, to: 12_000, by: 500) {
@@ -52,7 +52,7 @@ struct BackupTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let ledger = try Ledger.create(at: dir.appendingPathComponent("live"))
         try await ledger.append(contentsOf: (0..<300).map { sampleEvent($0) })
-        try ledger.checkpoint(signedWith: CheckpointSigningKey.generate())
+        try await ledger.checkpoint(signedWith: CheckpointSigningKey.generate())
         _ = try ledger.backup(to: dir.appendingPathComponent("copy"))
         let proof = try ledger.inclusionProof(seq: 137)
         ledger.close()

@@ -19,7 +19,7 @@ struct ErasureTests {
             events[199] = NewEvent(type: "value.stored", stream: "value/b", payload: big)  // the same blob
             try await ledger.append(contentsOf: events)
             let key = CheckpointSigningKey.generate()
-            let checkpoint = try ledger.checkpoint(signedWith: key)
+            let checkpoint = try await ledger.checkpoint(signedWith: key)
             let before = try ledger.inclusionProof(seq: 137, treeSize: 300)
             let canonical = try ledger.canonicalEvent(seq: 137)
             let neighbour = try #require(try ledger.event(at: 138))

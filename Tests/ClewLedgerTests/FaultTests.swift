@@ -209,11 +209,11 @@ struct CheckpointTests {
         try await withTemporaryLedger { ledger, _ in
             let key = CheckpointSigningKey.generate()
             try await ledger.append(contentsOf: (0..<50).map { sampleEvent($0) })
-            let first = try ledger.checkpoint(signedWith: key)
+            let first = try await ledger.checkpoint(signedWith: key)
             #expect(first.treeSize == 50)
             #expect(first.hasValidSignature(trusting: key.publicKey))
             try await ledger.append(contentsOf: (50..<90).map { sampleEvent($0) })
-            let second = try ledger.checkpoint(signedWith: key)
+            let second = try await ledger.checkpoint(signedWith: key)
             #expect(try ledger.checkpoints() == [first, second])
             let proof = try ledger.consistencyProof(from: first.treeSize, to: second.treeSize)
             #expect(proof.oldRoot == first.rootHash && proof.newRoot == second.rootHash && proof.verify())
@@ -238,7 +238,7 @@ struct CheckpointTests {
         try await withTemporaryLedger { ledger, _ in
             let key = CheckpointSigningKey.generate()
             try await ledger.append(contentsOf: (0..<20).map { sampleEvent($0) })
-            var c = try ledger.checkpoint(signedWith: key)
+            var c = try await ledger.checkpoint(signedWith: key)
             // Pretend the log once had 25 events: a correctly signed checkpoint for size 25.
             c.treeSize = 25
             c.signature = try key.sign(Data(c.body.utf8)).base64EncodedString()

@@ -50,7 +50,7 @@ struct Checkpoint: AsyncParsableCommand {
             let signingKey = try CheckpointSigningKey(contentsOf: keyURL)
             let l = try await ledger.open()
             defer { l.close() }
-            let c = try l.checkpoint(signedWith: signingKey)
+            let c = try await l.checkpoint(signedWith: signingKey)
             if output.json { print(try JSONOutput.text(c)) } else {
                 print("checkpoint: \(c.treeSize) events, root \(c.rootHash)")
                 print("  signed \(c.time) by key \(c.keyID)")

@@ -109,7 +109,7 @@ struct Demo: AsyncParsableCommand {
                 if !json { print("created checkpoint signing key \(keyURL.path) (and .pub)") }
             }
             let signingKey = try CheckpointSigningKey(contentsOf: keyURL)
-            let checkpoint = try l.checkpoint(signedWith: signingKey)
+            let checkpoint = try await l.checkpoint(signedWith: signingKey)
             let report = try l.verify(trusting: signingKey.publicKey)
             let stats = try l.stats()
             // Fold the new events into the views (built on first use), so `clew runs` and friends answer at once.

@@ -11,7 +11,9 @@ struct Erase: AsyncParsableCommand {
             Each event keeps its envelope (time, actor, stream, type) and its payload's SHA-256, which is what \
             its Merkle leaf commits to, so every proof, checkpoint and `clew verify` still holds; `verify` counts \
             erased payloads. A `ledger.payloads_erased` event (who, which, why) is appended first; the views are \
-            rebuilt without the erased payloads. A run with an erased event can no longer be replayed.
+            rebuilt without the erased payloads. A run with an erased event can no longer be replayed. \
+            On a PostgreSQL ledger the record and the removal commit together in the shared log, and every \
+            host's replica (and `clew mirror` copy) erases the payloads when it copies the record.
             """)
 
     @OptionGroup var ledger: LedgerOptions
@@ -36,8 +38,8 @@ struct Erase: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let report = try await erase()
-            let rebuilt = try await Self.rebuildViews(ledger)
+            let (report, directory) = try await erase()
+            let rebuilt = try await Self.rebuildViews(ledger, at: directory)
             if output.json { print(try JSONOutput.text(report)) } else {
                 print("erased the payloads of \(report.erased.count) event(s) (\(report.bytes) bytes, \(report.blobsDeleted) blob(s)); recorded at seq \(report.recordSeq)")
                 print("  every proof and checkpoint still holds\(rebuilt ? "; the views were rebuilt without them" : "")")
@@ -47,15 +49,16 @@ struct Erase: AsyncParsableCommand {
 
     /// The views folded what erased payloads said: opening them catches them up, and a catch-up that
     /// meets `ledger.payloads_erased` rebuilds them without those payloads (as a running `clew serve`
-    /// does on its next read). Returns whether there were views.
-    static func rebuildViews(_ ledger: LedgerOptions) async throws -> Bool {
-        guard FileManager.default.fileExists(atPath: ledger.url.appendingPathComponent("views").path) else { return false }
+    /// does on its next read; other hosts' views do so once their replicas copy the record). `directory`
+    /// is the ledger's (its replica's, for a shared log). Returns whether there were views.
+    static func rebuildViews(_ ledger: LedgerOptions, at directory: URL) async throws -> Bool {
+        guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("views").path) else { return false }
         let (l, _) = try await ledger.openViews()
         l.close()
         return true
     }
 
-    private func erase() async throws -> ErasureReport {
+    private func erase() async throws -> (ErasureReport, URL) {
         let l = try await ledger.open()
         defer { l.close() }
         var seqs = seq
@@ -65,7 +68,8 @@ struct Erase: AsyncParsableCommand {
             seqs += inStream
         }
         let chosen = Array(Set(seqs)).sorted()
-        return try await l.erasePayloads(of: chosen) { Self.record(chosen, stream: stream, reason: reason, actor: actor) }
+        return (try await l.erasePayloads(of: chosen) { Self.record(chosen, stream: stream, reason: reason, actor: actor) }, l.directory)
+
     }
 
     /// The `ledger.payloads_erased` event that records an erasure (here and by `clew retention`).

@@ -3,7 +3,8 @@ import ClewLedger
 import ClewModel
 import Foundation
 
-/// The retention policy kept in the ledger directory (`retention.json`), applied by `clew retention`.
+/// The retention policy kept in the ledger directory (`retention.json`), or for a shared log in the
+/// shared log itself (setting `retention`, the same JSON, for every host), applied by `clew retention`.
 struct RetentionPolicy: Codable, Equatable {
     /// Payloads older than this many days go.
     var keepDays: Int
@@ -15,6 +16,39 @@ struct RetentionPolicy: Codable, Equatable {
     enum CodingKeys: String, CodingKey { case keepDays = "keep_days", types, streamPrefixes = "stream_prefixes" }
 
     static func url(_ ledger: URL) -> URL { ledger.appendingPathComponent("retention.json") }
+
+    /// The setting that holds a shared log's policy.
+    static let setting = "retention"
+
+    /// The policy `ledger` keeps, if any.
+    static func load(_ ledger: Ledger) async throws -> RetentionPolicy? {
+        let data: Data
+        let place: String
+        if let log = ledger.sharedLog {
+            guard let text = try await log.setting(setting) else { return nil }
+            data = Data(text.utf8)
+            place = "the retention setting of \(log.location)"
+        } else {
+            guard let file = FileManager.default.contents(atPath: url(ledger.directory).path) else { return nil }
+            data = file
+            place = url(ledger.directory).path
+        }
+        do { return try JSONDecoder().decode(RetentionPolicy.self, from: data) } catch {
+            throw CLIFailure(message: "\(place) is not a retention policy: \(error)")
+        }
+    }
+
+    /// Keeps `self` as `ledger`'s policy.
+    func save(_ ledger: Ledger) async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(self)
+        if let log = ledger.sharedLog {
+            try await log.setSetting(Self.setting, to: String(decoding: data, as: UTF8.self))
+        } else {
+            try data.write(to: Self.url(ledger.directory), options: .atomic)
+        }
+    }
 
     /// Types whose payloads retention never removes: definitions, the audit trail, tokens, the ledger's own
     /// records, and what lineage is made of (consumption, chunk life, dataset descriptions, quarantines,
@@ -31,7 +65,8 @@ struct Retention: AsyncParsableCommand {
         abstract: "Remove payloads older than a cut-off (once, or by the policy kept in the ledger), keeping the events and every proof.",
         discussion: """
             With --before, removes the payloads of events older than the time given; with --keep-days, saves that \
-            as the ledger's policy (retention.json in the ledger directory) and applies it; with neither, applies \
+            as the ledger's policy (retention.json in the ledger directory; for a PostgreSQL ledger, in the shared \
+            log, for every host) and applies it; with neither, applies \
             the saved policy. Definitions, the audit trail, tokens, the ledger's own records and lineage-bearing \
             events (value.consumed, chunk.*, dataset.described, lineage.quarantined, run.imported) are never \
             touched. Each run is recorded as a ledger.payloads_erased event; see `clew erase`.
@@ -78,7 +113,9 @@ struct Retention: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            try ledger.requireDirectory("retention")
+            let l = try await ledger.open(readOnly: dryRun)
+            var closed = false
+            defer { if !closed { l.close() } }
             var policy: RetentionPolicy?
             let cutoff: Date
             if let before {
@@ -86,10 +123,8 @@ struct Retention: AsyncParsableCommand {
             } else {
                 if let keepDays {
                     policy = RetentionPolicy(keepDays: keepDays, types: type, streamPrefixes: streamPrefix)
-                } else if let data = FileManager.default.contents(atPath: RetentionPolicy.url(ledger.url).path) {
-                    do { policy = try JSONDecoder().decode(RetentionPolicy.self, from: data) } catch {
-                        throw CLIFailure(message: "\(RetentionPolicy.url(ledger.url).path) is not a retention policy: \(error)")
-                    }
+                } else if let saved = try await RetentionPolicy.load(l) {
+                    policy = saved
                 } else {
                     throw CLIFailure(message: "the ledger has no retention policy; give --before TIME, or --keep-days N to set one")
                 }
@@ -100,9 +135,6 @@ struct Retention: AsyncParsableCommand {
             let cutoffMicros = Int64(cutoff.timeIntervalSince1970 * 1_000_000)
             let description = ISO8601.string(micros: cutoffMicros)
             var report = Report(cutoff: description, policy: policy, events: [], dryRun: dryRun, erasure: nil)
-            let l = try await ledger.open(readOnly: dryRun)
-            var closed = false
-            defer { if !closed { l.close() } }
             try l.scan { e in
                 if e.timestampMicros < cutoffMicros, !e.payloadErased, !e.payload.isEmpty, !RetentionPolicy.protected.contains(e.type),
                     types.isEmpty || types.contains(e.type), prefixes.isEmpty || prefixes.contains(where: e.stream.hasPrefix)
@@ -118,14 +150,12 @@ struct Retention: AsyncParsableCommand {
                     Erase.record(events, stream: nil, reason: reason, actor: "clew-retention")
                 }
             }
+            if !dryRun, let policy, keepDays != nil { try await policy.save(l) }
+            let directory = l.directory
             l.close()
             closed = true
-            if !dryRun, let policy, keepDays != nil {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try encoder.encode(policy).write(to: RetentionPolicy.url(ledger.url), options: .atomic)
-            }
-            let rebuilt = !dryRun && report.erasure != nil ? try await Erase.rebuildViews(ledger) : false
+            let rebuilt = !dryRun && report.erasure != nil ? try await Erase.rebuildViews(ledger, at: directory) : false
+
             if output.json { print(try JSONOutput.text(report)) } else if dryRun {
                 print("would remove the payloads of \(report.events.count) event(s) before \(description)")
             } else if let e = report.erasure {

@@ -29,7 +29,9 @@ struct Verify: AsyncParsableCommand {
                 Terminal.progress("verifying: \(done)/\(total) events")
             }
             Terminal.endProgress()
-            let shared = l.sharedLog == nil ? nil : try await l.verifyShared { Terminal.progress("verifying the shared log: \($0) events") }
+            let shared =
+                l.sharedLog == nil
+                ? nil : try await l.verifyShared(trusting: trusted) { Terminal.progress("verifying the shared log: \($0) events") }
             Terminal.endProgress()
             if output.json {
                 if let shared {
@@ -55,6 +57,8 @@ struct Verify: AsyncParsableCommand {
             if let shared, !output.json {
                 if shared.isValid {
                     print("ok: \(shared.location): \(shared.events) rows re-read, \(shared.batchesChecked) batch roots and the head agree; the replica's root is the same")
+                    print("    \(shared.checkpointsChecked) shared checkpoints checked, \(shared.erasedPayloads) payloads erased (each named by an erasure's record)")
+
                 } else {
                     print("FAILED: \(shared.location): \(shared.problems.count) problem(s) in the shared log")
                     for p in shared.problems.prefix(20) { print("  [shared] \(p)") }

@@ -59,11 +59,47 @@ extension Ledger {
 
     /// Signs the current tree (size and root) and stores the checkpoint in the ledger.
     ///
-    /// The key never enters the ledger; keep its public half where verifiers can find it.
+    /// The key never enters the ledger; keep its public half where verifiers can find it. Over a shared
+    /// log, the replica is brought up to date first and the checkpoint of its tree (whose root the
+    /// shared log recorded) is stored in the shared log, where every host's replica finds it.
     @discardableResult
-    public func checkpoint(signedWith key: CheckpointSigningKey) throws -> SignedCheckpoint {
-        if options.readOnly { throw LedgerError(.readOnly, "the ledger was opened read-only") }
-        return try store.env.write { txn in
+    public func checkpoint(signedWith key: CheckpointSigningKey) async throws -> SignedCheckpoint {
+        if refusesAppends { throw LedgerError(.readOnly, "the ledger was opened read-only") }
+        guard let log = upstream else { return try signCheckpoint(key) }
+        try await pull()
+        let signed = try signCheckpoint(key)
+        try await log.storeCheckpoint(signed)
+        return signed
+    }
+
+    /// Copies the shared log's checkpoints (those within the replica's tree) into the replica, so
+    /// ``checkpoints()``, `verify` and proofs see every host's. Opening a replica does it, and so does
+    /// ``replicate(every:failed:copied:)`` on each of its timed rounds. Returns how many were new or
+    /// changed. Nothing to do for an LMDB ledger.
+    @discardableResult
+    public func pullCheckpoints() async throws -> Int {
+        guard let log = upstream else { return 0 }
+        let shared = try await log.checkpoints()
+        if shared.isEmpty { return 0 }
+        let size = try lastSeq
+        let mine = Dictionary(try checkpoints().map { ($0.treeSize, $0) }, uniquingKeysWith: { $1 })
+        let new = shared.filter { $0.treeSize <= size && mine[$0.treeSize] != $0 }
+        if new.isEmpty { return 0 }
+        try store.env.write { txn in
+            for checkpoint in new { try putCheckpoint(checkpoint, txn) }
+        }
+        return new.count
+    }
+
+    private func putCheckpoint(_ checkpoint: SignedCheckpoint, _ txn: Transaction) throws {
+        let json = try JSONEncoder().encode(checkpoint)
+        _ = try withUnsafeBytes(of: checkpoint.treeSize.bigEndian) { k in
+            try json.withUnsafeBytes { try txn.put(store.checkpoints, k, $0) }
+        }
+    }
+
+    func signCheckpoint(_ key: CheckpointSigningKey) throws -> SignedCheckpoint {
+        try store.env.write { txn in
             let n = try store.lastSeq(txn)
             var reader = BlockReader(store: store, txn: txn)
             let root = n == 0 ? Merkle.emptyRoot : try store.subtreeHash(0, n, &reader)
@@ -74,11 +110,9 @@ extension Ledger {
                 origin: id, treeSize: n, rootHash: root.hex, time: formatter.string(from: Date()),
                 keyID: publicKey.keyID, publicKey: publicKey.base64, signature: "")
             checkpoint.signature = try key.sign(Data(checkpoint.body.utf8)).base64EncodedString()
-            let json = try JSONEncoder().encode(checkpoint)
-            _ = try withUnsafeBytes(of: n.bigEndian) { k in
-                try json.withUnsafeBytes { try txn.put(store.checkpoints, k, $0) }
-            }
+            try putCheckpoint(checkpoint, txn)
             return checkpoint
+
         }
     }
 

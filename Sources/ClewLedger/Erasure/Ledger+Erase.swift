@@ -31,21 +31,41 @@ extension Ledger {
     /// crash after it leaves the payloads in place, and running the erasure again finishes it).
     /// - Throws: ``LedgerError`` `.outOfRange` for a seq the log does not reach, `.readOnly`; nothing is
     ///   removed when it throws.
+    ///
+    /// Over a shared log, the record (whose type must be ``erasureRecordType``) and the removal of the
+    /// payloads from the server's rows commit in one transaction; this replica erases them at once, and
+    /// every other host's replica (and `clew mirror` copy) when it copies the record.
     public func erasePayloads(of seqs: [UInt64], record: () throws -> NewEvent) async throws -> ErasureReport {
-        if options.readOnly { throw LedgerError(.readOnly, "the ledger was opened read-only") }
-        if let shared = store.replicaOf {
-            // The payloads live in the shared log and in every host's replica; removing them from one
-            // replica would make it disagree with the rest.
-            throw LedgerError(
-                .invalidInput, "erasure and retention are not available for a shared log yet (\(shared)); nothing was erased")
-        }
+        if refusesAppends { throw LedgerError(.readOnly, "the ledger was opened read-only") }
         let targets = Set(seqs)
         guard !targets.isEmpty else { throw LedgerError(.invalidInput, "no events named to erase") }
-        let last = try lastSeq
+        let last = upstream == nil ? try lastSeq : try await pull()
         if let beyond = targets.first(where: { $0 < 1 || $0 > last }) {
             throw LedgerError(.outOfRange, "there is no event \(beyond) (the log has \(last) events); nothing was erased")
         }
+        if let log = upstream {
+            let event = try record()
+            guard event.type == Self.erasureRecordType else {
+                throw LedgerError(.invalidInput, "an erasure over a shared log is recorded by a \(Self.erasureRecordType) event, not \(event.type)")
+            }
+            let now = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
+            let range = try await log.append(try Self.sharedRecords([event], now: now), batch: UUID(), expecting: [], erasing: targets.sorted())
+            let removed = try eraseLocally(targets)
+            try await pull(through: range.upperBound - 1)
+            return ErasureReport(erased: targets.sorted(), bytes: removed.bytes, blobsDeleted: removed.blobsDeleted, recordSeq: range.lowerBound)
+        }
         let recordSeq = try await append(record())
+        let removed = try eraseLocally(targets)
+        return ErasureReport(erased: targets.sorted(), bytes: removed.bytes, blobsDeleted: removed.blobsDeleted, recordSeq: recordSeq)
+    }
+
+    /// The type of the event that records an erasure (`clew erase`, `clew retention`); a replica that
+    /// copies one from its shared log erases what it names.
+    public static let erasureRecordType = "ledger.payloads_erased"
+
+    /// Rewrites the blocks holding `targets` with their payloads erased (those already erased stay so),
+    /// and deletes the blobs no other event keeps. Appends nothing.
+    func eraseLocally(_ targets: Set<UInt64>) throws -> (bytes: Int, blobsDeleted: Int) {
         let dictionary = store.currentDictionary.withLock { $0 }
         let (bytes, blobDigests) = try store.env.write { txn -> (Int, Set<[UInt8]>) in
             var reader = BlockReader(store: store, txn: txn)
@@ -103,6 +123,7 @@ extension Ledger {
                 }
             }
         }
-        return ErasureReport(erased: targets.sorted(), bytes: bytes, blobsDeleted: deleted, recordSeq: recordSeq)
+        return (bytes, deleted)
     }
+
 }

@@ -79,6 +79,10 @@ public struct NewEvent: Sendable, Hashable {
     /// UTF-8 JSON. The ledger stores it as given; callers taking outside input validate it first.
     public var payload: Data
     public var unknownFields: [UInt8]
+    /// Set when the event is copied from a shared log that erased its payload: the SHA-256 the envelope
+    /// names (the payload itself, empty, is stored as erased).
+    var erasedPayloadRef: [UInt8]? = nil
+
 
     public init(
         type: String,

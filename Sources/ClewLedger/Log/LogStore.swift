@@ -171,18 +171,27 @@ final class LogStore: Sendable {
         }
         for (i, event) in events.enumerated() {
             try event.validate(index: i, of: events.count)
-            let digest = SHA256.hash(data: event.payload)
             envelope.removeAll(keepingCapacity: true)
-            Self.encodeEnvelope(event, digest: digest, now: now, into: &envelope)
+            let digest: SHA256Digest?
+            if let ref = event.erasedPayloadRef {
+                digest = nil
+                ref.withUnsafeBytes { Self.encodeEnvelope(event, ref: $0, now: now, into: &envelope) }
+            } else {
+                let d = SHA256.hash(data: event.payload)
+                d.withUnsafeBytes { Self.encodeEnvelope(event, ref: $0, now: now, into: &envelope) }
+                digest = d
+            }
             var leaf = Merkle.leafHasher
             envelope.withUnsafeBytes { leaf.update(bufferPointer: $0) }
             starts.append(body.count)
-            if event.payload.count > Block.blobThreshold {
+            if let digest, event.payload.count > Block.blobThreshold {
                 var value: [UInt8] = []
                 ProtoWire.appendVarint(1, to: &value)
                 try event.payload.withUnsafeBytes { try codec.compress($0, dictionary: nil, into: &value) }
                 block.blobs.append((Array(digest), value))
                 envelope.withUnsafeBytes { Block.appendEntry(envelope: $0, payload: nil, state: .blob, to: &body) }
+            } else if digest == nil {
+                envelope.withUnsafeBytes { Block.appendEntry(envelope: $0, payload: nil, state: .erased, to: &body) }
             } else {
                 event.payload.withUnsafeBytes { payload in
                     envelope.withUnsafeBytes { Block.appendEntry(envelope: $0, payload: payload, state: .inline, to: &body) }
@@ -199,12 +208,16 @@ final class LogStore: Sendable {
     /// The stored envelope of `event` (format 2: its payload named by `digest`), stamped `now` when the
     /// event carries no time.
     static func encodeEnvelope(_ event: NewEvent, digest: SHA256Digest, now: Int64, into envelope: inout [UInt8]) {
-        digest.withUnsafeBytes { ref in
-            EnvelopeCodec.encode(
-                timestampMicros: event.timestampMicros ?? now, actor: event.actor, stream: event.stream, type: event.type,
-                schemaVersion: event.schemaVersion, payloadRef: ref, unknownFields: event.unknownFields, into: &envelope)
-        }
+        digest.withUnsafeBytes { encodeEnvelope(event, ref: $0, now: now, into: &envelope) }
     }
+
+    /// The stored envelope of `event`, its payload named by the SHA-256 `ref`.
+    static func encodeEnvelope(_ event: NewEvent, ref: UnsafeRawBufferPointer, now: Int64, into envelope: inout [UInt8]) {
+        EnvelopeCodec.encode(
+            timestampMicros: event.timestampMicros ?? now, actor: event.actor, stream: event.stream, type: event.type,
+            schemaVersion: event.schemaVersion, payloadRef: ref, unknownFields: event.unknownFields, into: &envelope)
+    }
+
 
     /// The codec word and the body, compressed unless that would not make it smaller.
     func compressBody(_ body: [UInt8], dictionary: ZstdDictionary?) throws -> [UInt8] {

@@ -113,7 +113,7 @@ extension Ledger {
             oldLedger: info.id, oldFormat: info.version, oldTreeSize: count, oldRoot: frontier.root.hex, oldCheckpoints: checkpoints,
             newLedger: target.id)
         let bridgeSeq = try await target.append(try bridge(facts))
-        let signed = try signingKey.map { try target.checkpoint(signedWith: $0) }
+        let signed = try signingKey.map { try target.signCheckpoint($0) }
         let report = try target.verify()
         guard report.isValid, report.events == count + 1 else {
             throw LedgerError(

@@ -49,7 +49,10 @@ extension Ledger {
             try encoder.encode(info).write(to: marker, options: .atomic)
         }
         let ledger = try Ledger(directory: directory, id: log.id, options: options, replicaOf: log.location, upstream: log)
-        do { try await ledger.pull() } catch {
+        do {
+            try await ledger.pull()
+            try await ledger.pullCheckpoints()
+        } catch {
             ledger.close()
             throw error
         }
@@ -78,6 +81,14 @@ extension Ledger {
                 throw LedgerError(.corrupted, "\(log.location) returned event \(record.seq) where \(local + 1 + UInt64(i)) was expected")
             }
             let drafts = try records.map(Self.draft)
+            // An erasure copied here erases what it names in this replica first: the record never lands
+            // before its erasure. (What it names within `records` was read from the server already erased.)
+            let erasing = records.filter { $0.type == Self.erasureRecordType }
+            if let first = erasing.first?.seq, let last = erasing.last?.seq {
+                let named = try await log.erasures(recordedIn: first...last).values.joined().filter { $0 <= local }
+                if !named.isEmpty { _ = try eraseLocally(Set(named)) }
+            }
+
             let prepared = try store.prepare(drafts, now: 0, dictionary: store.currentDictionary.withLock { $0 })
             do {
                 _ = try await writer.submit(prepared, .init(logLastSeq: local, replicating: true))
@@ -100,7 +111,7 @@ extension Ledger {
 
     static let pullBatch = 4_096
 
-    /// Keeps the replica copying the shared log until cancelled: on every append the server announces,
+    /// Keeps the replica copying the shared log (and its checkpoints, each timed round) until cancelled: on every append the server announces,
     /// and every `interval` in case an announcement was lost with a connection. Returns when cancelled,
     /// when `failed` (called with a copy's error) returns false, or when `copied` (called after each copy
     /// that added events) returns false. Does nothing for an LMDB ledger.
@@ -121,7 +132,12 @@ extension Ledger {
                     try? await Task.sleep(for: interval)
                     if Task.isCancelled { break }
                     if !(await self.pullOnce(failed, copied)) { break }
+                    // Checkpoints are rare and announce nothing: each timed round copies new ones.
+                    do { try await self.pullCheckpoints() } catch {
+                        if Task.isCancelled || !failed(error) { break }
+                    }
                 }
+
             }
             await group.next()
             group.cancelAll()
@@ -146,12 +162,14 @@ extension Ledger {
         guard d.seq == nil, d.payload == nil, let ref = d.payloadRef else {
             throw LedgerError(.corrupted, "the shared log's event \(record.seq) has an envelope of another format")
         }
-        guard Array(SHA256.hash(data: record.payload)) == ref else {
+        guard record.payloadErased || Array(SHA256.hash(data: record.payload)) == ref else {
             throw LedgerError(.corrupted, "the shared log's event \(record.seq) has a payload that does not match the SHA-256 its envelope names")
         }
-        return NewEvent(
+        var event = NewEvent(
             type: d.type, stream: d.stream, actor: d.actor, time: nil, timestampMicros: d.timestampMicros,
-            schemaVersion: d.schemaVersion, payload: Data(record.payload), unknownFields: d.unknownFields)
+            schemaVersion: d.schemaVersion, payload: record.payloadErased ? Data() : Data(record.payload), unknownFields: d.unknownFields)
+        if record.payloadErased { event.erasedPayloadRef = ref }
+        return event
     }
 
     /// The shared log's records for `events`: validated, stamped, their envelopes encoded.
@@ -190,6 +208,10 @@ public struct SharedLogVerification: Sendable, Codable {
     public var headRootHash: String
     /// Batch roots compared with the tree recomputed at their size.
     public var batchesChecked: Int
+    /// Rows whose payload an erasure removed (each checked to be named by an erasure's record).
+    public var erasedPayloads: Int
+    /// Checkpoints stored in the shared log, checked (origin, signature, root at their size).
+    public var checkpointsChecked: Int
     /// Whether the replica's root at the same size agrees.
     public var replicaAgrees: Bool
     /// Each problem, naming the seq or batch.
@@ -199,19 +221,35 @@ public struct SharedLogVerification: Sendable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case location, events, rootHash = "root_hash", headRootHash = "head_root_hash", batchesChecked = "batches_checked"
+        case erasedPayloads = "erased_payloads", checkpointsChecked = "checkpoints_checked"
         case replicaAgrees = "replica_agrees", problems
     }
 }
 
 extension Ledger {
     /// Re-reads every row of the shared log and checks it as the server holds it now, independently of
-    /// this host's replica: each payload against the SHA-256 its envelope names, each batch's recorded
-    /// root against the tree recomputed from the rows, the head's root, and the replica's root at the
-    /// same size. Finds rows changed after a replica copied them.
+    /// this host's replica: each payload against the SHA-256 its envelope names (an erased one: that an
+    /// erasure's record names it), each batch's recorded root against the tree recomputed from the rows,
+    /// the head's root, every checkpoint stored there (origin, signature, the root at its size; by
+    /// `trusted` when given), and the replica's root at the same size. Finds rows changed after a
+    /// replica copied them.
     /// - Throws: ``LedgerError`` (`.invalidInput`) for a ledger with no shared log, or when the server fails.
-    public func verifyShared(progress: ((UInt64) -> Void)? = nil) async throws -> SharedLogVerification {
+    public func verifyShared(
+        trusting trusted: CheckpointPublicKey? = nil, progress: ((UInt64) -> Void)? = nil
+    ) async throws -> SharedLogVerification {
         guard let log = upstream else { throw LedgerError(.invalidInput, "\(directory.path) is not a shared log") }
         let (headSize, headRoot) = try await log.head()
+        let checkpoints = try await log.checkpoints()
+        let checkpointSizes = Set(checkpoints.map(\.treeSize))
+        var rootsAt: [UInt64: MerkleHash] = [0: Merkle.emptyRoot]
+        var erasedBy: [UInt64: UInt64] = [:]
+        var recordTypes: [UInt64: String] = [:]
+        if headSize > 0 {
+            for (record, seqs) in try await log.erasures(recordedIn: 1...headSize) {
+                for seq in seqs { erasedBy[seq] = record }
+            }
+        }
+        var erased = 0
         var tree = SharedLogHead()
         var problems: [String] = []
         var batches = 0
@@ -229,7 +267,17 @@ extension Ledger {
                     break
                 }
                 do { _ = try Self.draft(record) } catch let error as LedgerError { problems.append(error.message) }
+                if record.payloadErased {
+                    erased += 1
+                    if let by = erasedBy[record.seq] {
+                        if by <= record.seq { problems.append("event \(record.seq)'s payload is listed as erased by event \(by), which precedes it") }
+                    } else {
+                        problems.append("event \(record.seq)'s payload is gone, but no erasure's record names it")
+                    }
+                }
+                if !erasedBy.isEmpty, record.type == Self.erasureRecordType { recordTypes[record.seq] = record.type }
                 tree.append(record)
+                if checkpointSizes.contains(tree.size) { rootsAt[tree.size] = tree.root }
                 if let root = roots[tree.size] {
                     batches += 1
                     if root != tree.root {
@@ -243,6 +291,26 @@ extension Ledger {
         if tree.size == headSize, tree.root != headRoot {
             problems.append("the head records root \(headRoot.hex), but the rows give \(tree.root.hex)")
         }
+        for record in Set(erasedBy.values) where record <= tree.size && recordTypes[record] == nil {
+            problems.append("event \(record) is listed as recording an erasure, but it is not a \(Self.erasureRecordType) event")
+        }
+        for checkpoint in checkpoints {
+            let size = checkpoint.treeSize
+            if checkpoint.origin != id {
+                problems.append("the checkpoint at size \(size) was signed for ledger \(checkpoint.origin), not \(id)")
+            }
+            if !checkpoint.hasValidSignature(trusting: trusted) {
+                problems.append(
+                    trusted != nil && checkpoint.hasValidSignature()
+                        ? "the checkpoint at size \(size) is signed by key \(checkpoint.keyID), not the trusted key \(trusted!.keyID)"
+                        : "the checkpoint at size \(size) has an invalid signature")
+            }
+            if size > tree.size {
+                problems.append("a checkpoint vouches for \(size) events but the shared log's rows end at \(tree.size)")
+            } else if let root = rootsAt[size], root.hex != checkpoint.rootHash {
+                problems.append("the root of the shared log's rows at size \(size) differs from the signed checkpoint's root")
+            }
+        }
         var replicaAgrees = false
         if tree.size <= (try lastSeq) {
             replicaAgrees = try root(atSize: tree.size).hash == tree.root
@@ -250,7 +318,8 @@ extension Ledger {
         }
         return SharedLogVerification(
             location: log.location, events: tree.size, rootHash: tree.root.hex, headRootHash: headRoot.hex, batchesChecked: batches,
-            replicaAgrees: replicaAgrees, problems: problems)
+            erasedPayloads: erased, checkpointsChecked: checkpoints.count, replicaAgrees: replicaAgrees, problems: problems)
+
     }
 }
 

@@ -18,9 +18,33 @@ public protocol SharedLog: Sendable {
     /// Appends `records` atomically with consecutive seqs after the current last one, in one
     /// transaction, and returns the seqs. A batch retried after a lost connection with the same `batch`
     /// id is applied once: the retry returns the seqs the first attempt got.
-    /// - Parameter expectations: the batch is appended only if each stream's last seq is still the one
-    ///   given (``LedgerError/Code/conflict`` otherwise, with nothing written).
-    func append(_ records: [SharedRecord], batch: UUID, expecting expectations: [StreamExpectation]) async throws -> Range<UInt64>
+    /// - Parameters:
+    ///   - expectations: the batch is appended only if each stream's last seq is still the one given
+    ///     (``LedgerError/Code/conflict`` otherwise, with nothing written).
+    ///   - erasing: events whose payloads the batch (an erasure's record, its only event) removes, in the
+    ///     same transaction: their rows keep envelope and digest, lose the payload, and are listed under
+    ///     the record's seq (``erasures(recordedIn:)``) for every replica to erase in turn.
+    ///     ``LedgerError/Code/outOfRange`` for a seq the log does not reach.
+    func append(
+        _ records: [SharedRecord], batch: UUID, expecting expectations: [StreamExpectation], erasing: [UInt64]
+    ) async throws -> Range<UInt64>
+
+    /// The erasures recorded by the events `records`: for each erasure record's seq, the seqs whose
+    /// payloads it removed.
+    func erasures(recordedIn records: ClosedRange<UInt64>) async throws -> [UInt64: [UInt64]]
+
+    /// Stores a signed checkpoint for every host (one per tree size: signing a size again replaces it).
+    /// - Throws: ``LedgerError/Code/outOfRange`` when the log does not reach the checkpoint's size.
+    func storeCheckpoint(_ checkpoint: SignedCheckpoint) async throws
+
+    /// Every stored checkpoint, smallest tree size first.
+    func checkpoints() async throws -> [SignedCheckpoint]
+
+    /// A setting every host shares (such as the retention policy), nil when never set.
+    func setting(_ key: String) async throws -> String?
+
+    /// Sets a shared setting.
+    func setSetting(_ key: String, to value: String) async throws
 
     /// Records after `seq`, in order, at most `limit`.
     func records(after seq: UInt64, limit: Int) async throws -> [SharedRecord]
@@ -45,22 +69,35 @@ public protocol SharedLog: Sendable {
     func close()
 }
 
+extension SharedLog {
+    /// Appends `records` (no payload erased); see ``append(_:batch:expecting:erasing:)``.
+    public func append(_ records: [SharedRecord], batch: UUID, expecting expectations: [StreamExpectation]) async throws -> Range<UInt64> {
+        try await append(records, batch: batch, expecting: expectations, erasing: [])
+    }
+}
+
 /// One event in a shared log.
 public struct SharedRecord: Sendable, Hashable {
     /// 0 until the log assigns it.
     public var seq: UInt64
     /// The stored envelope: timestamp, actor, stream, type, schema version and the payload's SHA-256.
     public var envelope: [UInt8]
+    /// Empty when ``payloadErased``.
     public var payload: [UInt8]
+    /// Whether an erasure removed the payload (the envelope still names its SHA-256).
+    public var payloadErased: Bool
     /// Columns the server indexes (also inside `envelope`).
     public var stream: String
     public var type: String
     public var timestampMicros: Int64
 
-    public init(seq: UInt64, envelope: [UInt8], payload: [UInt8], stream: String, type: String, timestampMicros: Int64) {
+    public init(
+        seq: UInt64, envelope: [UInt8], payload: [UInt8], payloadErased: Bool = false, stream: String, type: String, timestampMicros: Int64
+    ) {
         self.seq = seq
         self.envelope = envelope
         self.payload = payload
+        self.payloadErased = payloadErased
         self.stream = stream
         self.type = type
         self.timestampMicros = timestampMicros
