@@ -294,10 +294,24 @@ public final class PostgresLog: SharedLog {
         let (doneFirst, doneLast, streamLasts) = try checks.decode((Int64?, Int64?, [Int64]?).self)
         if let doneFirst, let doneLast { return UInt64(doneFirst)..<UInt64(doneLast) + 1 }
         for (e, last) in zip(expectations, streamLasts ?? []) where UInt64(last) != e.lastSeq {
-            throw LedgerError(
-                .conflict,
-                "stream \(e.stream)'s last event is \(last == 0 ? "none" : "seq \(last)"), not \(e.lastSeq == 0 ? "none" : "seq \(e.lastSeq)")", stream: e.stream)
+            guard let scope = e.scope, UInt64(last) > e.lastSeq else {
+                throw LedgerError(
+                    .conflict,
+                    "stream \(e.stream)'s last event is \(last == 0 ? "none" : "seq \(last)"), not \(e.lastSeq == 0 ? "none" : "seq \(e.lastSeq)")", stream: e.stream)
+            }
+            // The head is locked: no event can land in the stream while its newer ones are read.
+            let rows = try await c.query(
+                "SELECT seq, payload FROM clew_events WHERE stream = \(e.stream) AND seq > \(Int64(clamping: e.lastSeq)) ORDER BY seq", logger: logger)
+            var newer: [(Int64, ByteBuffer?)] = []
+            for try await row in rows.decode((Int64, ByteBuffer?).self) { newer.append(row) }
+            for (seq, payload) in newer where scope.contains(payload: Data(payload.map { Array(buffer: $0) } ?? []), erased: payload == nil) {
+                throw LedgerError(
+                    .conflict,
+                    "stream \(e.stream)'s event \(seq), after seq \(e.lastSeq), concerns \(scope.field) \(scope.values.sorted().joined(separator: ", "))",
+                    stream: e.stream)
+            }
         }
+
         if let beyond = erasing.first(where: { $0 < 1 || $0 > UInt64(lastSeq) }) {
             throw LedgerError(.outOfRange, "there is no event \(beyond) (the log has \(lastSeq) events); nothing was erased")
         }

@@ -48,7 +48,22 @@ struct SharedLogTests {
         }
     }
 
+    @Test("compare-and-append scoped to chunks: other chunks of the stream moving is no conflict, the chunk read or an unscoped event is (both stores)")
+    func scopedCompareAndAppend() async throws {
+        try await withTwoHosts { a, b in
+            let problems = try await scopedExpectationProblems(writer: a, other: b)
+            #expect(problems.isEmpty, "\(problems)")
+        }
+        try await withTemporaryDirectory { dir in
+            let local = try Ledger.openOrCreate(at: dir.appendingPathComponent("l"))
+            defer { local.close() }
+            let problems = try await scopedExpectationProblems(writer: local, other: local)
+            #expect(problems.isEmpty, "\(problems)")
+        }
+    }
+
     @Test("a batch sent again with the same id (its commit's outcome unknown) lands once")
+
     func retriedBatch() async throws {
         try await TestServer.withDatabase { url in
             let log = try await PostgresLog.connect(try PostgresLocation(url), create: true)

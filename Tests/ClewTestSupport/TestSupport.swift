@@ -25,3 +25,47 @@ public func withEngine<T>(
     let engine = Engine(ledger: ledger, registry: DAGRegistry(dags), options: options)
     return try await body(engine, ledger, dir)
 }
+
+/// Compare-and-append scoped to some chunks of a dataset stream, on `writer` (the contender) and
+/// `other` (another process or host writing the same stream; it may be `writer` itself). Returns a
+/// failure description, or nil when every step behaved.
+public func scopedExpectationProblems(writer: Ledger, other: Ledger) async throws -> [String] {
+    var problems: [String] = []
+    let dataset = "dataset/shards"
+    func change(_ chunk: String?) -> NewEvent {
+        let field = chunk.map { #""chunk":"\#($0)","# } ?? ""
+        return NewEvent(type: "chunk.status_changed", stream: dataset, actor: "t", payload: Data(#"{\#(field)"to":"ready"}"#.utf8))
+    }
+    try await other.append(change("a"))
+    try await other.append(change("b"))
+    _ = try await writer.pull()
+    let read = try writer.seqs(inStream: dataset).last ?? 0
+    let mine = StreamExpectation(stream: dataset, lastSeq: read, scope: PayloadScope(field: "chunk", values: ["a"]))
+    // Another chunk of the dataset moves: no conflict for a writer that read chunk a.
+    try await other.append(change("b"))
+    do { try await writer.append(contentsOf: [change("a")], expecting: [mine]) } catch {
+        problems.append("a change to chunk b conflicted with a writer of chunk a: \(error)")
+    }
+    _ = try await writer.pull()
+    // Chunk a moves after what the writer read: a conflict that names the event.
+    let now = try writer.seqs(inStream: dataset).last ?? 0
+    let fresh = StreamExpectation(stream: dataset, lastSeq: now, scope: PayloadScope(field: "chunk", values: ["a"]))
+    try await other.append(change("a"))
+    let before = try await other.pull()
+    do {
+        try await writer.append(contentsOf: [change("a")], expecting: [fresh])
+        problems.append("a change to chunk a did not conflict")
+    } catch let error as LedgerError where error.code == .conflict {
+        if !error.message.contains("concerns chunk a") { problems.append("the conflict does not say why: \(error.message)") }
+    }
+    // An event that names no chunk may concern any: a conflict.
+    _ = try await writer.pull()
+    let later = StreamExpectation(stream: dataset, lastSeq: try writer.seqs(inStream: dataset).last ?? 0, scope: fresh.scope)
+    try await other.append(change(nil))
+    do {
+        try await writer.append(contentsOf: [change("a")], expecting: [later])
+        problems.append("an event naming no chunk did not conflict")
+    } catch let error as LedgerError where error.code == .conflict {}
+    if try await other.pull() != before + 1 { problems.append("a refused append wrote something") }
+    return problems
+}

@@ -56,10 +56,11 @@ extension RunExecution {
     /// holds a chunk the task is about to write. The log must be flushed first.
     ///
     /// The answers, leases and `consuming`/`producing` changes are appended in one compare-and-append on
-    /// every dataset they were read from: when another process or host changed one of those datasets
-    /// in between (took the same chunk's write lease, say), nothing is written and the questions are
-    /// asked again on what it left, so of two racing writers one proceeds and the other is blocked
-    /// with the reason.
+    /// every dataset they were read from, scoped to the chunks read: when another process or host
+    /// changed one of those chunks in between (took the same chunk's write lease, say), nothing is
+    /// written and the questions are asked again on what it left, so of two racing writers one
+    /// proceeds and the other is blocked with the reason. Changes to other chunks of the same datasets
+    /// are no conflict (workers writing the shards of one dataset do not retry each other).
     func admit(_ spec: TaskSpec, attempt: Int) async throws -> Gate {
         var lastConflict = ""
         for round in 0..<Self.admissionRounds {
@@ -76,10 +77,14 @@ extension RunExecution {
                 // between the reading and the append; other processes' changes are the conflicts.
                 try await recorder.append { () throws -> (events: [NewEvent], expecting: [StreamExpectation]) in
                     var pending: [NewEvent] = []
-                    var read: [String: UInt64] = [:]
+                    var read: [String: (lastSeq: UInt64, chunks: Set<String>)] = [:]
                     gate = try decideAdmission(spec, attempt: attempt, into: &pending, read: &read)
                     let expectations = gate.blocked == nil
-                        ? read.sorted { $0.key < $1.key }.map { StreamExpectation(stream: StreamID.dataset($0.key), lastSeq: $0.value) } : []
+                        ? read.sorted { $0.key < $1.key }.map {
+                            StreamExpectation(
+                                stream: StreamID.dataset($0.key), lastSeq: $0.value.lastSeq,
+                                scope: PayloadScope(field: ChunkChange.CodingKeys.chunk.rawValue, values: $0.value.chunks))
+                        } : []
                     return (pending, expectations)
                 }
             } catch let error as LedgerError where error.code == .conflict && error.stream?.hasPrefix("dataset/") == true {
@@ -96,15 +101,17 @@ extension RunExecution {
     static let admissionRounds = 40
 
     /// One round of ``admit(_:attempt:)`` over the datasets as folded now: the events to append and
-    /// the last seq of each dataset read.
-    private func decideAdmission(_ spec: TaskSpec, attempt: Int, into pending: inout [NewEvent], read: inout [String: UInt64]) throws -> Gate {
+    /// the last seq of each dataset read, and the chunks read in it.
+    private func decideAdmission(
+        _ spec: TaskSpec, attempt: Int, into pending: inout [NewEvent], read: inout [String: (lastSeq: UInt64, chunks: Set<String>)]
+    ) throws -> Gate {
         var gate = Gate()
         var leases: [NewEvent] = []
         for ref in spec.consumes {
             let key = resolve(ref.key)
             let dataset = datasetSpec(ref.dataset)
             let state = try engine.chunks.state(of: ref.dataset)
-            read[ref.dataset] = state.lastSeq
+            read[ref.dataset, default: (state.lastSeq, [])].chunks.insert(key)  // the first read's seq: what the answers saw
             let answers = engine.chunks.ask(dataset: dataset, key: key, state: state)
             pending.append(recorder.event(
                 EventType.questionAnswered, stream: stream,
@@ -128,7 +135,7 @@ extension RunExecution {
         for ref in spec.produces {
             let key = resolve(ref.key)
             let state = try engine.chunks.state(of: ref.dataset)
-            read[ref.dataset] = state.lastSeq
+            read[ref.dataset, default: (state.lastSeq, [])].chunks.insert(key)  // the first read's seq: what the answers saw
             let chunk = state.chunks[key]
             let readers = engine.chunks.liveLeases(chunk).filter { !gate.admitted.map(\.lease).contains($0.lease) }
             if let r = readers.first {

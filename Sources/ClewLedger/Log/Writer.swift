@@ -149,13 +149,44 @@ final class Writer: @unchecked Sendable {
         }
         for e in condition.expectations {
             let last = try store.lastSeq(inStream: e.stream, txn)
-            if last != e.lastSeq {
+            guard last != e.lastSeq else { continue }
+            guard let scope = e.scope, last > e.lastSeq else {
                 return LedgerError(
                     .conflict, "stream \(e.stream)'s last event is \(last == 0 ? "none" : "seq \(last)"), not \(e.lastSeq == 0 ? "none" : "seq \(e.lastSeq)")", stream: e.stream)
+            }
+            if let seq = try firstInScope(e.stream, after: e.lastSeq, scope, txn) {
+                return LedgerError(
+                    .conflict, "stream \(e.stream)'s event \(seq), after seq \(e.lastSeq), concerns \(scope.field) \(scope.values.sorted().joined(separator: ", "))",
+                    stream: e.stream)
             }
         }
         return nil
     }
+
+    /// The first event of `stream` after `after` that `scope` contains, if any.
+    private func firstInScope(_ stream: String, after: UInt64, _ scope: PayloadScope, _ txn: Transaction) throws -> UInt64? {
+        var key = stream
+        let seqs = try key.withUTF8 { k in
+            try txn.withCursor(store.streams) { c in
+                var out: [UInt64] = []
+                var entry = try withUnsafeBytes(of: (after &+ 1).bigEndian) { try c.seek(UnsafeRawBufferPointer(k), value: $0) }
+                while let e = entry {
+                    out.append(e.value.bigEndianUInt64)
+                    entry = try c.nextDuplicate()
+                }
+                return out
+            }
+        }
+        var reader = BlockReader(store: store, txn: txn)
+        var cache = StringCache()
+        for seq in seqs {
+            guard let i = try reader.locate(seq) else { return seq }
+            let event = try reader.event(i, cache: &cache)
+            if scope.contains(payload: event.payload, erased: event.payloadErased) { return seq }
+        }
+        return nil
+    }
+
 
     /// Puts one block: its seqs, leaf tags, stream index entries, blobs and Merkle nodes.
     private func append(_ block: PreparedBlock, to st: inout State, _ txn: Transaction) throws {

@@ -111,15 +111,44 @@ public struct SharedRecord: Sendable, Hashable {
 
 /// "Append only if this stream's last event is still `lastSeq`" (0: the stream has no event yet): what
 /// makes a claim or a lease taken from what was read atomic across processes and hosts.
+///
+/// With a ``scope``, the stream may have moved on with events about other things: only an event after
+/// `lastSeq` that the scope says may concern what was read is a conflict (workers writing different
+/// chunks of one dataset do not conflict with each other).
 public struct StreamExpectation: Sendable, Hashable {
     public var stream: String
     public var lastSeq: UInt64
+    /// What the writer read from the stream; nil: all of it.
+    public var scope: PayloadScope?
 
-    public init(stream: String, lastSeq: UInt64) {
+    public init(stream: String, lastSeq: UInt64, scope: PayloadScope? = nil) {
         self.stream = stream
         self.lastSeq = lastSeq
+        self.scope = scope
     }
 }
+
+/// The events of a stream that concern some things: those whose payload (a JSON object) has `field`
+/// equal to one of `values`. An event whose payload is not such an object, lacks the field, or was
+/// erased may concern anything, so it is in every scope.
+public struct PayloadScope: Sendable, Hashable {
+    public var field: String
+    public var values: Set<String>
+
+    public init(field: String, values: Set<String>) {
+        self.field = field
+        self.values = values
+    }
+
+    /// Whether an event with this payload may concern what the scope names.
+    public func contains(payload: Data, erased: Bool = false) -> Bool {
+        guard !erased, let object = try? JSONSerialization.jsonObject(with: payload) as? [String: Any],
+            let value = object[field] as? String
+        else { return true }
+        return values.contains(value)
+    }
+}
+
 
 /// The right edge of a shared log's Merkle tree, kept by the server beside its last seq so that each
 /// appender extends the tree under the server's lock without reading the log.
