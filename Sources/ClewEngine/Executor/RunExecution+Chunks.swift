@@ -318,26 +318,41 @@ extension RunExecution {
                 run: runID, previousStatus: plan.previousStatus, dagVersion: version, previousVersion: plan.previousVersion,
                 reused: tasks.map(\.id).filter { plan.succeeded.contains($0) }, rerun: rerun))
         let datasets = Set(tasks.flatMap { ($0.consumes + $0.produces).map(\.dataset) } + dag.spec.datasets.map(\.name))
+        try releaseLeases(in: datasets, held: { $0.run == runID }, unleased: true) { name, key in
+            var c = ChunkChange(dataset: name, chunk: key, from: .consuming, to: .ready)
+            c.dag = dag.name
+            c.run = runID
+            c.reason = "reader lease of the resubmitted run released"
+            return c
+        } settle: { name, chunk in
+            guard let p = chunk.produced, p.run == runID, [.producing, .failed, .invalid].contains(chunk.status) else { return nil }
+            var c = ChunkChange(dataset: name, chunk: chunk.key, from: chunk.status, to: .resubmitted)
+            c.dag = dag.name
+            c.run = runID
+            c.task = p.task
+            c.partition = p.partition
+            c.reason = "run \(runID) resubmitted"
+            return c
+        }
+    }
+
+    /// Releases the reader leases `held` picks in `datasets`, returns a consuming chunk whose readers
+    /// were only those (or, with `unleased`, that has none) to ready with `ready`'s change, and emits
+    /// `settle`'s change for a chunk this run was writing: what a lost attempt or a resubmitted run
+    /// leaves behind.
+    func releaseLeases(
+        in datasets: Set<String>, held: (ChunkLease) -> Bool, unleased: Bool, ready: (String, String) -> ChunkChange,
+        settle: (String, ChunkState) -> ChunkChange?
+    ) throws {
         for name in datasets.sorted() {
             let state = try engine.chunks.state(of: name)
             for chunk in state.chunks.values.sorted(by: { $0.key < $1.key }) {
-                for lease in chunk.leases.values where lease.run == runID { emitLease(lease, acquired: false) }
-                if chunk.status == .consuming, chunk.leases.values.allSatisfy({ $0.run == runID }) {
-                    var c = ChunkChange(dataset: name, chunk: chunk.key, from: .consuming, to: .ready)
-                    c.dag = dag.name
-                    c.run = runID
-                    c.reason = "reader lease of the resubmitted run released"
-                    emitChunk(c)
+                let leases = chunk.leases.values.filter(held)
+                for lease in leases { emitLease(lease, acquired: false) }
+                if chunk.status == .consuming, unleased || !leases.isEmpty, chunk.leases.count == leases.count {
+                    emitChunk(ready(name, chunk.key))
                 }
-                if let p = chunk.produced, p.run == runID, [.producing, .failed, .invalid].contains(chunk.status) {
-                    var c = ChunkChange(dataset: name, chunk: chunk.key, from: chunk.status, to: .resubmitted)
-                    c.dag = dag.name
-                    c.run = runID
-                    c.task = p.task
-                    c.partition = p.partition
-                    c.reason = "run \(runID) resubmitted"
-                    emitChunk(c)
-                }
+                if let c = settle(name, chunk) { emitChunk(c) }
             }
         }
     }

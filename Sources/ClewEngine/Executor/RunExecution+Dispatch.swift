@@ -121,22 +121,17 @@ extension RunExecution {
         guard worker != nil else { return true }
         emit(EventType.taskFailed, TaskEvent(task: spec.id, attempt: attempt, error: reason))
         let prefix = "\(runID)/\(spec.id)/\(attempt)/"
-        for name in Set((spec.consumes + spec.produces).map(\.dataset)).sorted() {
-            guard let state = try? engine.chunks.state(of: name) else { continue }
-            for chunk in state.chunks.values.sorted(by: { $0.key < $1.key }) {
-                let held = chunk.leases.values.filter { $0.lease.hasPrefix(prefix) }
-                for lease in held { emitLease(lease, acquired: false) }
-                if chunk.status == .consuming, !held.isEmpty, chunk.leases.count == held.count {
-                    var c = change(name, chunk.key, from: .consuming, to: .ready, task: spec.id, attempt: attempt)
-                    c.reason = "reader lease of a lost worker released"
-                    emitChunk(c)
-                }
-                if chunk.status == .producing, let p = chunk.produced, p.run == runID, p.task == spec.id, p.attempt == attempt {
-                    var c = change(name, chunk.key, from: .producing, to: .failed, task: spec.id, attempt: attempt)
-                    c.reason = reason
-                    emitChunk(c)
-                }
-            }
+        try? releaseLeases(
+            in: Set((spec.consumes + spec.produces).map(\.dataset)), held: { $0.lease.hasPrefix(prefix) }, unleased: false
+        ) { name, key in
+            var c = change(name, key, from: .consuming, to: .ready, task: spec.id, attempt: attempt)
+            c.reason = "reader lease of a lost worker released"
+            return c
+        } settle: { name, chunk in
+            guard chunk.status == .producing, let p = chunk.produced, p.run == runID, p.task == spec.id, p.attempt == attempt else { return nil }
+            var c = change(name, chunk.key, from: .producing, to: .failed, task: spec.id, attempt: attempt)
+            c.reason = reason
+            return c
         }
         return true
     }
