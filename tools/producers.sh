@@ -4,6 +4,7 @@
 #   airflow2  Airflow 2.10 with its OpenLineage provider (and the SQLite provider for the fixture DAG)
 #   airflow3  the newest Airflow 3 that installs here, with the same providers and the standard operators
 #   dbt       dbt-core with dbt-duckdb and openlineage-dbt (`dbt-ol`)
+#   clew-python  this repository's Python package (python/), what Python tasks import as `clew`
 # A venv is rebuilt only when its requirement list changes (a stamp file holds the list). Prints the
 # venvs' directory last. Fails, naming the producer, if one cannot be installed.
 set -euo pipefail
@@ -18,7 +19,9 @@ install() {
     echo "producers: installing $name ($*) from PyPI into $dir"
     rm -rf "$dir"
     python3 -m venv "$dir"
-    if ! "$dir/bin/pip" install --quiet --disable-pip-version-check "$@" >"$venvs/$name.log" 2>&1; then
+    local reqs=()
+    for r in "$@"; do [[ "$r" == stamp=* ]] || reqs+=("$r"); done  # stamp=…: in the stamp only
+    if ! "$dir/bin/pip" install --quiet --disable-pip-version-check "${reqs[@]}" >"$venvs/$name.log" 2>&1; then
         echo "producers: could not install $name; pip said:" >&2
         tail -20 "$venvs/$name.log" >&2
         exit 1
@@ -30,4 +33,7 @@ install airflow2 "apache-airflow==2.10.5" "apache-airflow-providers-openlineage=
 install airflow3 "apache-airflow==3.3.2" "apache-airflow-providers-openlineage==2.20.3" "apache-airflow-providers-standard" \
     "apache-airflow-providers-sqlite" "apache-airflow-providers-common-sql"
 install dbt "dbt-core~=1.9.0" "dbt-duckdb~=1.9.0" "openlineage-dbt"
+# Clew's own Python package (python/ in this repository), for Python tasks: reinstalled when its files change.
+package="$(cd "$(dirname "$0")/../python" && pwd)"
+install clew-python "$package" "stamp=$(cd "$package" && find . -name '*.py' -o -name pyproject.toml | sort | xargs sha256sum | sha256sum | cut -c1-16)"
 echo "$venvs"

@@ -46,6 +46,8 @@ struct Inspect: AsyncParsableCommand {
 
     struct StepRow: Encodable {
         var step: Int, name: String, kind: String, value: String, seq: UInt64
+        var source: String?
+        var count: Int?
     }
 
     struct ScopeRow: Encodable {
@@ -89,13 +91,22 @@ struct Inspect: AsyncParsableCommand {
                 throw CLIFailure(message: "task \(task)\(attempt.map { " attempt \($0)" } ?? "") did not run in \(key) (tasks that ran: \(tasks.prefix(12).joined(separator: ", ")))")
             }
             let at = recording.attempts[a]
-            let row = { (s: RecordedStep) in StepRow(step: s.step, name: s.name, kind: s.kind, value: s.value.text, seq: s.seq) }
+            let row = { (s: RecordedStep) in
+                StepRow(step: s.step, name: s.name, kind: s.kind, value: s.value.text, seq: s.seq, source: s.source, count: s.count)
+            }
             guard let step else {
                 if output.json { print(try JSONOutput.text(at.steps.map(row))); return }
                 print("\(at.id) of \(key): \(at.outcome.word), \(at.steps.count) steps")
-                print(Show.table(["STEP", "NAME", "KIND", "VALUE", "SEQ"], at.steps.map {
-                    [String($0.step), $0.name, $0.kind, Show.clip($0.value.text, 70), String($0.seq)]
-                }))
+                if at.steps.contains(where: { $0.source != nil }) {
+                    // Steps a traced task reported with their source line; a summarized loop says how often it ran.
+                    print(Show.table(["STEP", "AT", "NAME", "KIND", "VALUE", "SEQ"], at.steps.map {
+                        [String($0.step), $0.source ?? "", $0.name + ($0.count.map { " (last of \($0))" } ?? ""), $0.kind, Show.clip($0.value.text, 60), String($0.seq)]
+                    }))
+                } else {
+                    print(Show.table(["STEP", "NAME", "KIND", "VALUE", "SEQ"], at.steps.map {
+                        [String($0.step), $0.name, $0.kind, Show.clip($0.value.text, 70), String($0.seq)]
+                    }))
+                }
                 return
             }
             guard let index = timeline.index(task: task, attempt: at.attempt, step: step), let p = timeline.position(index) else {

@@ -90,9 +90,10 @@ enum CommandRunner {
                         }
                         switch command {
                         case nil: collected.value.withLock { $0.stdout.append(line) }
-                        case .variable(let name, let value)?:
+                        case .variable(let name, let value, let kind, let at, let count)?:
                             if let step = try? context.nextStep() {
-                                context.sink.variable(step: step, name: name, kind: StepKind.variable, value: RecordedValue(text: value, name: name, type: "command"))
+                                context.sink.variable(
+                                    step: step, name: name, kind: kind, value: RecordedValue(text: value, name: name, type: "command"), source: at, count: count)
                             }
                         case .output(let name, let value)?: collected.value.withLock { $0.outputs.append((name, value)) }
                         case .expect(let name, let passed, let message)?: context.expect(name, passed, message)

@@ -6,6 +6,7 @@ import Foundation
 ///
 /// ```
 /// ::set-variable name=row_count::1200
+/// ::set-variable name=total,kind=variable,at=etl.py%3A12,count=100000::4512.5
 /// ::set-output name=path::/data/out.json
 /// ::expect name=no_nulls passed=true::0 nulls in 1200 rows
 /// ::branch::load_fast,notify
@@ -14,7 +15,9 @@ import Foundation
 /// In values, `%25` is `%`, `%0A` a newline and `%0D` a carriage return; in properties also `%3A` is `:`
 /// and `%2C` is `,`.
 public enum LineCommand: Sendable, Hashable {
-    case variable(name: String, value: String)
+    /// A step: `kind` is variable (the default), now or side_effect; `at` the source line
+    /// (`file:line`) that made it; `count` how many times that assignment ran, when a loop was summarized.
+    case variable(name: String, value: String, kind: String = "variable", at: String? = nil, count: Int? = nil)
     case output(name: String, value: String)
     case expect(name: String, passed: Bool, message: String)
     case branch([String])
@@ -49,7 +52,17 @@ public enum LineCommand: Sendable, Hashable {
             return v
         }
         switch name {
-        case "set-variable", "record": return .variable(name: try required("name"), value: message)
+        case "set-variable", "record":
+            let kind = props["kind"] ?? "variable"
+            guard Self.stepKinds.contains(kind) else {
+                throw LineProtocolError("'::\(name)' kind=\(kind) is not one of \(Self.stepKinds.sorted().joined(separator: ", "))")
+            }
+            var count: Int?
+            if let c = props["count"] {
+                guard let n = Int(c), n > 0 else { throw LineProtocolError("'::\(name)' count=\(c) is not a positive whole number") }
+                count = n
+            }
+            return .variable(name: try required("name"), value: message, kind: kind, at: props["at"].flatMap { $0.isEmpty ? nil : $0 }, count: count)
         case "set-output": return .output(name: try required("name"), value: message)
         case "expect":
             let passed = try required("passed").lowercased()
@@ -66,10 +79,15 @@ public enum LineCommand: Sendable, Hashable {
         }
     }
 
+    /// The step kinds a command may report (a Python task's `clew.now()` and `clew.side_effect`).
+    static let stepKinds: Set<String> = ["variable", "now", "side_effect"]
+
     static func unescape(_ s: String, property: Bool) -> String {
         guard s.contains("%") else { return s }
         var out = s.replacingOccurrences(of: "%0D", with: "\r").replacingOccurrences(of: "%0A", with: "\n")
-        if property { out = out.replacingOccurrences(of: "%3A", with: ":").replacingOccurrences(of: "%2C", with: ",") }
+        if property {
+            out = out.replacingOccurrences(of: "%3A", with: ":").replacingOccurrences(of: "%2C", with: ",").replacingOccurrences(of: "%20", with: " ")
+        }
         return out.replacingOccurrences(of: "%25", with: "%")
     }
 }

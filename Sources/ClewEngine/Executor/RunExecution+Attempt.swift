@@ -233,11 +233,13 @@ struct LiveSink: StepSink {
     let attempt: Int
     let feed: StepFeed?
 
-    func variable(step: Int, name: String, kind: String, value: RecordedValue) {
+    func variable(step: Int, name: String, kind: String, value: RecordedValue, source: String?, count: Int?) {
         var payload = execution.engine.values.payload(value, task: task, attempt: attempt)
         payload.step = step
         payload.name = name
         payload.kind = kind
+        payload.source = source
+        payload.count = count
         execution.emit(EventType.variableRecorded, payload)
     }
 

@@ -96,7 +96,10 @@ extension RunExecution {
         for c in context.consumedChunks { if let url = c.url { env["CLEW_INPUT_\(Self.envName(c.dataset))"] = url.path } }
         for ref in spec.produces { env["CLEW_OUTPUT_\(Self.envName(ref.dataset))"] = directory.appendingPathComponent(ref.path ?? ref.dataset).path }
         let workDir = command.workingDirectory ?? FileManager.default.currentDirectoryPath
-        let r = try await CommandRunner.run(command, environment: env, workingDirectory: workDir, context: context)
+        // The sink's variables (a replay's recorded steps) are given to the command but not recorded with it.
+        let r = try await CommandRunner.run(
+            command, environment: env.merging(context.sink.commandEnvironment, uniquingKeysWith: { a, _ in a }), workingDirectory: workDir,
+            context: context)
         // What a replay needs to run the command again: its arguments, working directory and environment
         // (output paths relative to the attempt's directory, secrets redacted).
         // Secret values (of secret-named params and variables) are cut out wherever they appear (CLEW_PARAMS holds them all).

@@ -155,10 +155,22 @@ public final class TaskContext: Sendable {
 /// Where a context's steps go: the live recorder, or a replay feeding recorded values back.
 package protocol StepSink: Sendable {
     /// A step happened: a variable was recorded, the time was read, a side effect returned.
-    func variable(step: Int, name: String, kind: String, value: RecordedValue)
+    /// `source`: the `file:line` that made the step; `count`: how many times that assignment ran when
+    /// a loop was summarized (this step is its last value).
+    func variable(step: Int, name: String, kind: String, value: RecordedValue, source: String?, count: Int?)
+    /// What a command task's environment gets besides its own (a replay: where the recorded steps are).
+    var commandEnvironment: [String: String] { get }
     /// The recorded result of a `now` or `side_effect` step when replaying (so the task gets what it got
     /// the first time and the outside world is not touched again), else nil.
     func replayed(step: Int, kind: String, name: String) throws -> RecordedValue?
+}
+
+extension StepSink {
+    func variable(step: Int, name: String, kind: String, value: RecordedValue) {
+        variable(step: step, name: name, kind: kind, value: value, source: nil, count: nil)
+    }
+
+    var commandEnvironment: [String: String] { [:] }
 }
 
 /// The kinds of step a task context records (`variable.recorded`'s `kind`).

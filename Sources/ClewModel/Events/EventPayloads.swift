@@ -500,9 +500,14 @@ public struct ValueEvent: ProducerTimed, Equatable {
     public var value: JSONFragment?
     public var bytes: Int?
     public var timeMicros: Int64?
+    /// `variable.recorded`: the source line that made the step (`file:line`), when the task said.
+    public var source: String?
+    /// `variable.recorded`: how many times that assignment ran, when a loop was summarized (the step
+    /// holds its last value; the first few are steps of their own).
+    public var count: Int?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
-        case task, attempt, step, name, kind, digest, valueType = "value_type", rows, value, bytes, timeMicros = "time_us"
+        case task, attempt, step, name, kind, digest, valueType = "value_type", rows, value, bytes, timeMicros = "time_us", source, count
     }
 
     public init(

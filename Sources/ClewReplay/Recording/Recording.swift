@@ -117,6 +117,10 @@ public struct RecordedStep: Sendable, Hashable {
     public var kind: String
     public var value: RecordedValue
     public var seq: UInt64
+    /// The source line (`file:line`) that made the step, when the task said (Clew's Python package does).
+    public var source: String? = nil
+    /// How many times the assignment ran, when a loop was summarized (this step is its last value).
+    public var count: Int? = nil
 }
 
 public struct RecordedExpectation: Sendable, Hashable {
@@ -278,7 +282,7 @@ struct RecordingLoader {
                     } else if let value = try value(v, payload: e.payload) {
                         attempts[i].steps.append(RecordedStep(
                             step: v.step ?? attempts[i].steps.count + 1, name: v.name ?? "?", kind: v.kind ?? StepKind.variable, value: value,
-                            seq: e.seq))
+                            seq: e.seq, source: v.source, count: v.count))
                     }
                 case .expectation(let x):
                     guard let a = x.attempt else { continue }

@@ -43,11 +43,30 @@ final class ReplaySink: StepSink {
     let taken = Mutex<[(step: Int, name: String, kind: String, value: RecordedValue)]>([])
     let stop = Mutex<String?>(nil)
 
-    init(_ steps: [RecordedStep]) {
+    /// Where the recorded steps are written for a command task (`CLEW_REPLAY_STEPS`), so a task using
+    /// Clew's Python package gets the recorded time and side-effect results back.
+    let stepsFile: URL?
+
+    init(_ steps: [RecordedStep], stepsFile: URL? = nil) {
         recorded = Dictionary(steps.map { ($0.step, $0) }, uniquingKeysWith: { a, _ in a })
+        self.stepsFile = stepsFile
     }
 
-    func variable(step: Int, name: String, kind: String, value: RecordedValue) {
+    var commandEnvironment: [String: String] {
+        guard let stepsFile else { return [:] }
+        if !FileManager.default.fileExists(atPath: stepsFile.path) {
+            let steps = recorded.values.sorted { $0.step < $1.step }.map { s in
+                JSON.Value.object([
+                    ("step", .int(Int64(s.step))), ("kind", .string(s.kind)), ("name", .string(s.name)),
+                    ("value", .raw(s.value.text.isEmpty ? "null" : s.value.text)),
+                ])
+            }
+            try? Data(JSON.Value.array(steps).text.utf8).write(to: stepsFile)
+        }
+        return ["CLEW_REPLAY_STEPS": stepsFile.path]
+    }
+
+    func variable(step: Int, name: String, kind: String, value: RecordedValue, source: String?, count: Int?) {
         taken.withLock { $0.append((step, name, kind, value)) }
     }
 
@@ -149,7 +168,7 @@ struct AttemptRunner: Sendable {
         let execution = executions[directory]!
         let path = execution.attemptPath(a.task, a.attempt)
         try? FileManager.default.removeItem(atPath: path)
-        let sink = ReplaySink(a.steps)
+        let sink = ReplaySink(a.steps, stepsFile: spec.kind == .command ? work.appendingPathComponent("steps-\(a.task)-\(a.attempt)-\(UUID().uuidString.prefix(8)).json") : nil)
         let context = TaskContext(
             dag: dag.name, runID: recording.key.run, taskID: a.task, attempt: a.attempt, params: params,
             partition: recording.partition?.key, interval: recording.partition.map { $0.start..<$0.end }, outputPath: path,

@@ -1,0 +1,95 @@
+import ClewTestSupport
+import Foundation
+import Testing
+
+/// Python tasks using Clew's package (python/, installed by tools/producers.sh into the `clew-python`
+/// venv): its `python3` is first on the PATH of every `clew` these tests start.
+@Suite("Python tasks: clew.trace, replay, culprit")
+struct PythonTaskTests {
+    static var pipelines: String { CLI.packageRoot.appendingPathComponent("Fixtures/python/pipelines").path }
+
+    /// `clew args…` with the venv's python3 first on PATH.
+    static func clew(_ cli: CLI, _ args: [String]) async throws -> CLI.Result {
+        let bin = Program.venvs.appendingPathComponent("clew-python/bin")
+        guard FileManager.default.isExecutableFile(atPath: bin.appendingPathComponent("python3").path) else {
+            throw CLIFailure("the clew-python venv is missing at \(bin.path): run tools/producers.sh (tools/setup.sh does)")
+        }
+        let path = bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let (process, out, err) = try cli.start(args, environment: ["PATH": path])
+        try await CLI.wait(for: process, args: args)
+        return CLI.Result(
+            status: process.terminationStatus, stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+    }
+
+    static func run(_ cli: CLI, _ dag: String, _ params: [String] = []) async throws -> String {
+        let r = try await clew(cli, ["run", dag, "--pipelines", pipelines, "--json"] + params.flatMap { ["--param", $0] })
+        try #require(r.status == 0, "\(r.stdout)\(r.stderr)")
+        return try #require(try jsonObject(r.stdout)["run"] as? String)
+    }
+
+    @Test("a traced Python function's assignments are steps with their lines, a loop summarized; replay is identical; --set changes values")
+    func tracedTask() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try await cli.run(["init"]).status == 0)
+        let run = try await Self.run(cli, "py_orders")
+        let inspect = try await cli.run(["inspect", run, "--task", "totals", "--json"])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        let all = try jsonArray(inspect.stdout)
+        func steps(_ name: String) -> [[String: Any]] { all.filter { $0["name"] as? String == name } }
+        // The time and the outside call come first, recorded as such.
+        #expect(all.first?["kind"] as? String == "now")
+        #expect(steps("exchange_rate").first?["kind"] as? String == "side_effect")
+        // The function's argument, at its definition; each assignment at its line.
+        #expect(steps("factor").first?["value"] as? String == "0.99", "\(steps("factor"))")
+        let amounts = steps("amount")
+        #expect(amounts.count == 4, "3 samples and the last: \(amounts)")
+        #expect(amounts.allSatisfy { ($0["source"] as? String ?? "").hasPrefix("totals.py:") })
+        #expect(amounts.last?["count"] as? Int == 30)
+        #expect(amounts.last?["value"] as? String == "38.61")
+        // A dict changed in place (`totals[region] = …`) is recorded as it changes.
+        #expect(steps("totals").count >= 4, "\(steps("totals"))")
+        #expect(steps("grand").first?["value"] as? String == "727.65")
+        let text = try await cli.run(["inspect", run, "--task", "totals"])
+        #expect(text.stdout.contains("amount (last of 30)") && text.stdout.contains("AT"), "\(text.stdout)")
+
+        let replay = try await Self.clew(cli, ["replay", run, "--pipelines", Self.pipelines, "--json"])
+        #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr)")
+        #expect(try jsonObject(replay.stdout)["verdict"] as? String == "identical", "\(replay.stdout)")
+        let branch = try await Self.clew(cli, ["replay", run, "--pipelines", Self.pipelines, "--set", "factor=2"])
+        #expect(branch.status == 0, "\(branch.stderr)")
+        #expect(branch.stdout.contains("grand") && branch.stdout.contains("727.65") && branch.stdout.contains("1323"), "\(branch.stdout)")
+        // Variables are searchable like any task's.
+        let found = try await cli.run(["search", "tasks", "--var", "grand>700", "--json"])
+        #expect(found.status == 0 && found.stdout.contains("totals"), "\(found.stdout)\(found.stderr)")
+    }
+
+    @Test("a Python task that reads the wall clock itself replays as nondeterminism, naming the variable")
+    func clockTask() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try await cli.run(["init"]).status == 0)
+        let run = try await Self.run(cli, "py_clock")
+        let replay = try await Self.clew(cli, ["replay", run, "--pipelines", Self.pipelines, "--json"])
+        #expect(replay.status == 2, "\(replay.stdout)\(replay.stderr)")
+        let d = try #require(try jsonObject(replay.stdout)["divergence"] as? [String: Any])
+        #expect(d["variable"] as? String == "started", "\(d)")
+        #expect((d["cause"] as? [String: Any])?["kind"] as? String == "nondeterminism", "\(d)")
+    }
+
+    @Test("culprit finds a wrong factor injected into a run by the traced function's own variable")
+    func culprit() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try await cli.run(["init"]).status == 0)
+        for _ in 0..<3 { _ = try await Self.run(cli, "py_orders", ["factor=1.1"]) }
+        let wrong = try await Self.run(cli, "py_orders", ["factor=11"])
+        let found = try await cli.run(["culprit", "py_orders/\(wrong)", "--json"])
+        #expect(found.status == 2, "\(found.stdout)\(found.stderr)")
+        let c = try #require(try jsonObject(found.stdout)["culprit"] as? [String: Any])
+        #expect(c["kind"] as? String == "anomaly")
+        #expect(c["variable"] as? String == "factor", "\(c)")
+        #expect(c["value"] as? Double == 9.9)
+    }
+}
