@@ -15,5 +15,9 @@ if [ -z "${CLEW_TEST_POSTGRES_FAULTS:-}" ]; then
     CLEW_TEST_POSTGRES_FAULTS="$(tools/postgres.sh --faults)?sslmode=disable"
     export CLEW_TEST_POSTGRES_FAULTS
 fi
+# The Python package's own tests, and its venv (tools/producers.sh; quick when nothing changed), which
+# the Python-task tests run.
+python3 -m unittest discover -s python/tests
+tools/producers.sh >/dev/null
 swift build
 swift test

@@ -92,4 +92,21 @@ struct PythonTaskTests {
         #expect(c["variable"] as? String == "factor", "\(c)")
         #expect(c["value"] as? Double == 9.9)
     }
+
+    @Test("bench python measures capture off and on in the venv's Python and prints every figure; a Python that cannot run it is named")
+    func bench() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let python = Program.venvs.appendingPathComponent("clew-python/bin/python3").path
+        let r = try await cli.run(["bench", "python", "--python", python, "--rows", "2000", "--repetitions", "1", "--json"], ledgerOption: false)
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try jsonObject(r.stdout)
+        for key in ["capture_off_s", "capture_on_s", "settrace_overhead"] { #expect((j[key] as? Double ?? 0) > 0, "\(key)") }
+        #expect(j["capture_overhead"] is Double)
+        // A handful of steps, not one per row: the loop is summarized.
+        #expect((j["steps"] as? Int ?? 0) > 10 && (j["steps"] as? Int ?? 1000) < 100, "\(j)")
+        let missing = try await cli.run(["bench", "python", "--python", "/nonexistent/python3", "--rows", "200"], ledgerOption: false)
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("/nonexistent/python3"), "\(missing.stderr)")
+    }
 }

@@ -10,19 +10,22 @@ Outside Clew nothing is written and every function just returns its value.
 
 import datetime as _datetime
 import functools as _functools
+import inspect as _inspect
 import json as _json
 import os as _os
 import random as _random
 import sys as _sys
 import threading as _threading
 
+from . import _rewrite
+
 __all__ = [
     "record", "expect", "output", "side_effect", "now", "random", "chunk", "trace", "ReplayMismatch",
     "active", "replaying",
 ]
 
-#: How many times one assignment (a variable at a line) is recorded before the rest are summarized:
-#: the first ``LOOP_SAMPLES`` are steps of their own, then the last one with how many there were.
+#: How many changes of one variable at one line are recorded before the rest are summarized: the
+#: first ``LOOP_SAMPLES`` are steps of their own, then the last one with how many there were.
 LOOP_SAMPLES = 3
 
 _lock = _threading.RLock()
@@ -204,6 +207,16 @@ def _same(copy, value):
         return True
 
 
+def _small_argument(value):
+    """Whether an argument is recorded: a scalar, a string of up to 4,096 characters or a small
+    container. A large input (a file's text, 100,000 rows) is not copied into the ledger on each call."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
+    if isinstance(value, str):
+        return len(value) <= 4096
+    return _small_copy(value) is not None
+
+
 def _frame_state(frame):
     """What a traced frame needs: the locals as last seen, the line that runs, each assignment's
     count and last value, copies of small containers."""
@@ -220,9 +233,8 @@ def _record_arguments(frame):
     for name in names:
         if name not in frame.f_locals or name in ("self", "cls"):
             continue
-        value = frame.f_locals[name]
-        if value is None or isinstance(value, (bool, int, float, str)) or _small_copy(value) is not None:
-            _step_line(name, _json_text(value), source=source)
+        if _small_argument(frame.f_locals[name]):
+            _step_line(name, _json_text(frame.f_locals[name]), source=source)
 
 
 class _Tracer:
@@ -284,22 +296,60 @@ class trace:
     with no calls in its body: as a decorator (``@clew.trace``, ``@clew.trace(samples=5)``) or, around
     a block of code, a context manager (``with clew.trace():``) that traces the calling function.
 
-    An assignment that runs many times (a loop) is recorded for its first ``samples`` runs, then once
-    more at the end with its last value and how many times it ran (``count``). Uses ``sys.settrace``
-    (the function's own frame only; what it calls is not traced).
+    The decorator compiles the function again from its source with, after each assignment (``x =``,
+    ``x +=``, ``a[i] =`` which changes ``a``, a ``for`` or ``with`` target), a count, a reference to the
+    value and, for the first ``samples`` runs of that assignment, a step; when the call ends, each
+    assignment that ran more often is recorded once more with its last value and ``count``, how many
+    times it ran. So a 1M-row loop writes a handful of steps at a fraction of the function's own cost.
+    The function's scalar and small arguments are its first steps. What cannot be compiled again (no
+    source, a generator or coroutine, a closure) and the context manager use ``sys.settrace``: a line
+    event per line, much slower, changes found by comparing the locals.
     """
 
     def __init__(self, fn=None, samples=None):
         self.fn = fn
         self.samples = LOOP_SAMPLES if samples is None else samples
-        if fn is not None:
-            _functools.update_wrapper(self, fn)
         self._previous = None
         self._tracer = None
+        self._fast = None
+        if fn is not None:
+            _functools.update_wrapper(self, fn)
+            self._fast = self._compile()
+            try:
+                self._signature = _inspect.signature(fn)
+            except (TypeError, ValueError):
+                self._signature = None
+
+    def _compile(self):
+        keys, lines = [], []
+        samples = self.samples
+
+        def record(key, value):
+            name, source = keys[key]
+            _step_line(name, _json_text(value), source=source)
+
+        def finish(counts, values):
+            for key, count in sorted(enumerate(counts), key=lambda kc: lines[kc[0]]):
+                if count > samples:
+                    name, source = keys[key]
+                    _step_line(name, _json_text(values[key]), source=source, count=count)
+            _out.flush()
+
+        made = _rewrite.rewrite(self.fn, samples, record, finish)
+        if made is None:
+            return None
+        keys.extend(made[1])
+        lines.extend(int(source.rsplit(":", 1)[1]) for _, source in made[1])
+        return made[0]
 
     def __call__(self, *args, **kwargs):
         if self.fn is None:  # @clew.trace(samples=…)
             return trace(args[0], samples=self.samples)
+        if not active():
+            return self.fn(*args, **kwargs)
+        if self._fast is not None:
+            self._record_arguments(args, kwargs)
+            return self._fast(*args, **kwargs)
         tracer = _Tracer({self.fn.__code__}, self.samples)
         previous = _sys.gettrace()
         _sys.settrace(tracer.global_trace)
@@ -308,6 +358,20 @@ class trace:
         finally:
             _sys.settrace(previous)
             _out.flush()
+
+    def _record_arguments(self, args, kwargs):
+        if self._signature is None:
+            return
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError:
+            return  # the call itself will say what is wrong
+        source = f"{_os.path.basename(self.fn.__code__.co_filename)}:{self.fn.__code__.co_firstlineno}"
+        for name, value in bound.arguments.items():
+            if name in ("self", "cls"):
+                continue
+            if _small_argument(value):
+                _step_line(name, _json_text(value), source=source)
 
     def __get__(self, obj, objtype=None):
         return self if obj is None else _functools.partial(self.__call__, obj)

@@ -12,7 +12,7 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures next to the raw limit measured in the same run.",
-        subcommands: [LedgerBench.self, EngineBench.self, ViewsBench.self, ReplayBench.self, ForensicsBench.self, ServeBench.self, ClusterBench.self])
+        subcommands: [LedgerBench.self, EngineBench.self, ViewsBench.self, ReplayBench.self, ForensicsBench.self, ServeBench.self, ClusterBench.self, PythonBench.self])
 
     struct LedgerBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

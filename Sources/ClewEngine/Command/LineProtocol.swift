@@ -16,7 +16,7 @@ import Foundation
 /// and `%2C` is `,`.
 public enum LineCommand: Sendable, Hashable {
     /// A step: `kind` is variable (the default), now or side_effect; `at` the source line
-    /// (`file:line`) that made it; `count` how many times that assignment ran, when a loop was summarized.
+    /// (`file:line`) that made it; `count` how many times the variable changed there, when a loop was summarized.
     case variable(name: String, value: String, kind: String = "variable", at: String? = nil, count: Int? = nil)
     case output(name: String, value: String)
     case expect(name: String, passed: Bool, message: String)

@@ -155,8 +155,8 @@ public final class TaskContext: Sendable {
 /// Where a context's steps go: the live recorder, or a replay feeding recorded values back.
 package protocol StepSink: Sendable {
     /// A step happened: a variable was recorded, the time was read, a side effect returned.
-    /// `source`: the `file:line` that made the step; `count`: how many times that assignment ran when
-    /// a loop was summarized (this step is its last value).
+    /// `source`: the `file:line` that made the step; `count`: how many times the variable changed at
+    /// that line when a loop was summarized (this step is its last value).
     func variable(step: Int, name: String, kind: String, value: RecordedValue, source: String?, count: Int?)
     /// What a command task's environment gets besides its own (a replay: where the recorded steps are).
     var commandEnvironment: [String: String] { get }

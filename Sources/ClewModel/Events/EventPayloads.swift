@@ -502,8 +502,8 @@ public struct ValueEvent: ProducerTimed, Equatable {
     public var timeMicros: Int64?
     /// `variable.recorded`: the source line that made the step (`file:line`), when the task said.
     public var source: String?
-    /// `variable.recorded`: how many times that assignment ran, when a loop was summarized (the step
-    /// holds its last value; the first few are steps of their own).
+    /// `variable.recorded`: how many times the variable changed at that line, when a loop was
+    /// summarized (the step holds its last value; the first few are steps of their own).
     public var count: Int?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {

@@ -119,7 +119,7 @@ public struct RecordedStep: Sendable, Hashable {
     public var seq: UInt64
     /// The source line (`file:line`) that made the step, when the task said (Clew's Python package does).
     public var source: String? = nil
-    /// How many times the assignment ran, when a loop was summarized (this step is its last value).
+    /// How many times the variable changed at that line, when a loop was summarized (this step is its last value).
     public var count: Int? = nil
 }
 
