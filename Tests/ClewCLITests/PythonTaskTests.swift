@@ -53,6 +53,10 @@ struct PythonTaskTests {
         #expect(steps("grand").first?["value"] as? String == "727.65")
         let text = try await cli.run(["inspect", run, "--task", "totals"])
         #expect(text.stdout.contains("amount (last of 30)") && text.stdout.contains("AT"), "\(text.stdout)")
+        // The debugger says where a step was made.
+        let step = try #require(amounts.first?["step"] as? Int)
+        let debug = try await cli.run(["debug", run, "--exec", "j totals#1:\(step)"], input: "q\n")
+        #expect(debug.stdout.contains("amount = 9.9   at totals.py:12"), "\(debug.stdout)\(debug.stderr)")
 
         let replay = try await Self.clew(cli, ["replay", run, "--pipelines", Self.pipelines, "--json"])
         #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr)")

@@ -176,7 +176,8 @@ public final class DebugSession {
         let s = timeline.step(at: p)
         var lines = [
             "[\(position + 1)/\(timeline.count)] \(a.id) step \(s.step) (\(p.step + 1)/\(a.steps.count) of the attempt, \(a.outcome.word)) seq \(s.seq)",
-            "  \(s.kind == StepKind.variable ? "" : "\(s.kind) ")\(s.name) = \(Timeline.short(s.value.text, 160))",
+            "  \(s.kind == StepKind.variable ? "" : "\(s.kind) ")\(s.name) = \(Timeline.short(s.value.text, 160))"
+                + (s.source.map { "   at \($0)" } ?? "") + (s.count.map { " (last of \($0) runs)" } ?? ""),
         ]
         for (n, w) in watches.enumerated() { lines.append("  watch \(n + 1): \(w) = \(Timeline.short(evaluate(w, at: position).text, 120))") }
         return lines.joined(separator: "\n")
