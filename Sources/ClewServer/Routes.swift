@@ -155,6 +155,9 @@ struct AttemptView: Encodable {
         var name: String
         var value: String?
         var seq: UInt64
+        /// Where a traced task made the step (`file:line`), and how often a summarized loop ran.
+        var source: String?
+        var count: Int?
     }
 
     var id: String
@@ -172,7 +175,7 @@ struct AttemptView: Encodable {
         outcome = a.outcome.word
         if case .failed(let e) = a.outcome { error = e }
         output = a.output?.text
-        steps = a.steps.map { Step(step: $0.step, kind: $0.kind, name: $0.name, value: $0.value.text, seq: $0.seq) }
+        steps = a.steps.map { Step(step: $0.step, kind: $0.kind, name: $0.name, value: $0.value.text, seq: $0.seq, source: $0.source, count: $0.count) }
     }
 }
 

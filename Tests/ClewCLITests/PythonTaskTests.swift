@@ -64,6 +64,15 @@ struct PythonTaskTests {
         let branch = try await Self.clew(cli, ["replay", run, "--pipelines", Self.pipelines, "--set", "factor=2"])
         #expect(branch.status == 0, "\(branch.stderr)")
         #expect(branch.stdout.contains("grand") && branch.stdout.contains("727.65") && branch.stdout.contains("1323"), "\(branch.stdout)")
+        // The API and the dashboard's replay inspector say where each step was made.
+        let server = try await Server.start(cli)
+        defer { server.terminate() }
+        let viewer = try await server.mint("py", "viewer")
+        let api = try await server.get("/api/runs/py_orders/\(run)/tasks/totals", token: viewer)
+        #expect(api.status == 200 && api.body.contains(#""source":"totals.py:12""#) && api.body.contains(#""count":30"#), "\(api.body.prefix(400))")
+        let page = try await server.get("/replay/py_orders/\(run)?i=\(step - 1)", token: viewer)
+        #expect(page.status == 200 && page.body.contains(#"<code id="step-source">totals.py:12</code>"#), "\(page.body.prefix(2000))")
+        try await server.stop()
         // Variables are searchable like any task's.
         let found = try await cli.run(["search", "tasks", "--var", "grand>700", "--json"])
         #expect(found.status == 0 && found.stdout.contains("totals"), "\(found.stdout)\(found.stderr)")

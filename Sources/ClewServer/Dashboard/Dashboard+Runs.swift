@@ -88,7 +88,12 @@ extension Dashboard {
             if let p = timeline.position(i) {
                 let step = timeline.step(at: p)
                 let attempt = timeline.attempt(at: p)
-                page["current"] = ["attempt": attempt.id, "step": step.step, "name": step.name, "kind": step.kind, "value": Timeline.tree(step.value.text).joined(separator: "\n")] as Page
+                var current: Page = [
+                    "attempt": attempt.id, "step": step.step, "name": step.name, "kind": step.kind, "value": Timeline.tree(step.value.text).joined(separator: "\n"),
+                ]
+                if let source = step.source { current["source"] = source }  // where a traced task made it
+                if let count = step.count { current["count"] = count }
+                page["current"] = current
                 page["scope"] = timeline.scope(at: p).map { b in ["name": b.name, "value": Self.clip(b.value?.text ?? "?", 300), "origin": b.origin] as Page }
             }
             return render("replay", "Replay inspector", context, page)

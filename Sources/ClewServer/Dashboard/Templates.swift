@@ -130,7 +130,7 @@ enum Templates {
     {{<layout}}{{$body}}
     <p>Run <a href="/runs/{{dagPath}}/{{runPath}}">{{run}}</a> of {{dag}} · {{steps}} step(s) · position <span id="position">{{position}}</span></p>
     <nav class="stepper"><a id="first" href="?i=0">⏮ first</a> <a id="prev" href="?i={{prev}}">◀ previous</a> <a id="next" href="?i={{next}}">next ▶</a> <a id="last" href="?i={{last}}">last ⏭</a></nav>
-    {{#current}}<h2 id="step-title">{{attempt}} · step {{step}}: <code>{{name}}</code> ({{kind}})</h2>
+    {{#current}}<h2 id="step-title">{{attempt}} · step {{step}}: <code>{{name}}</code> ({{kind}}){{#source}} at <code id="step-source">{{source}}</code>{{/source}}{{#count}}, last of {{count}} runs{{/count}}</h2>
     <pre id="step-value">{{value}}</pre>{{/current}}
     {{^current}}<p id="step-title">No recorded steps.</p>{{/current}}
     <h2>In scope</h2>
