@@ -419,6 +419,7 @@ actor OpenLineageIngest {
             }
             outcome.attempt = state.attempt
             if outcome.status == "applied" {
+                steps(facets?["clew_steps"], state: &state) { emit(EventType.variableRecorded, $0) }
                 for input in inputs {
                     let name = Self.datasetName(input)
                     let chunks = try Self.chunks(of: input, facetKey: "inputFacets", condition: "inputCondition")
@@ -509,6 +510,26 @@ actor OpenLineageIngest {
             ignore(eventType == "OTHER" ? "an OTHER event carries facets only" : "nothing new: the run and attempt are already in this state")
         }
         runs[key] = memo
+    }
+
+    /// The `clew_steps` run facet that Clew's Python package sends from a traced function in an Airflow
+    /// task (docs/python.md): each step (`name`, `kind` variable/now/side_effect, `value` any JSON,
+    /// optional `source` file:line and `count`) becomes the attempt's next `variable.recorded`.
+    private func steps(_ facet: JSONTree?, state: inout AttemptState, onStep: (ValueEvent) -> Void) {
+        for s in facet?["steps"]?.array ?? [] {
+            guard let name = s["name"]?.string, !name.isEmpty, let value = s["value"] else { continue }
+            let kind = s["kind"]?.string ?? "variable"
+            guard ["variable", "now", "side_effect"].contains(kind) else { continue }
+            let v = RecordedValue(text: value.text, name: name, type: "python")
+            state.steps += 1
+            var event = ValueEvent(
+                task: state.task, attempt: state.attempt, step: state.steps, name: name, kind: kind, digest: v.digest,
+                valueType: v.type, value: v.text.utf8.count <= 512 ? try? JSONFragment(text: v.text) : nil)
+            if event.value == nil { event.bytes = v.text.utf8.count }
+            event.source = s["source"]?.string
+            if case .number(let n)? = s["count"], n >= 1, n < 1e15 { event.count = Int(n) }
+            onStep(event)
+        }
     }
 
     /// Data-quality facets of an attempt's datasets, when it ends: each assertion (`dataQualityAssertions`,
