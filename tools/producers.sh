@@ -33,7 +33,19 @@ install airflow2 "apache-airflow==2.10.5" "apache-airflow-providers-openlineage=
 install airflow3 "apache-airflow==3.3.2" "apache-airflow-providers-openlineage==2.20.3" "apache-airflow-providers-standard" \
     "apache-airflow-providers-sqlite" "apache-airflow-providers-common-sql"
 install dbt "dbt-core~=1.9.0" "dbt-duckdb~=1.9.0" "openlineage-dbt"
-# Clew's own Python package (python/ in this repository), for Python tasks: reinstalled when its files change.
+# Clew's own Python package (python/ in this repository), for Python tasks: reinstalled when its files
+# change; also into the Airflow venvs (their DAGs' tasks use it), without reinstalling Airflow.
 package="$(cd "$(dirname "$0")/../python" && pwd)"
-install clew-python "$package" "stamp=$(cd "$package" && find . -name '*.py' -o -name pyproject.toml | sort | xargs sha256sum | sha256sum | cut -c1-16)"
+sources="$(cd "$package" && find . -name '*.py' -o -name pyproject.toml | sort | xargs sha256sum | sha256sum | cut -c1-16)"
+install clew-python "$package" "stamp=$sources"
+for venv in airflow2 airflow3; do
+    stamp="$venvs/$venv/.clew-package"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sources" ]; then continue; fi
+    if ! "$venvs/$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$package" >"$venvs/$venv-clew.log" 2>&1; then
+        echo "producers: could not install Clew's package into $venv; pip said:" >&2
+        tail -20 "$venvs/$venv-clew.log" >&2
+        exit 1
+    fi
+    echo "$sources" >"$stamp"
+done
 echo "$venvs"

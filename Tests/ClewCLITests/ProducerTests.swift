@@ -22,6 +22,8 @@ struct ProducerTests {
                 #"{"type":"http","url":"\#(server.base)","endpoint":"api/v1/lineage","auth":{"type":"api_key","apiKey":"\#(token)"}}"#,
             "AIRFLOW_CONN_CLEW_SQLITE": #"{"conn_type":"sqlite","host":"\#(work)/warehouse.db"}"#,
             "CLEW_AIRFLOW_WORK": work,
+            // Clew's Python package in the DAG's tasks sends their traced steps here.
+            "CLEW_URL": server.base, "CLEW_TOKEN": token,
         ]
     }
 
@@ -103,6 +105,12 @@ struct ProducerTests {
         }
         #expect(tasks["extract"]?["attempts"] as? Int == 2 && tasks["clean"]?["attempts"] as? Int == 2)
         #expect(tasks["load"]?["attempts"] as? Int == 1 && tasks["report"]?["attempts"] as? Int == 1)
+        // The clean step's traced filter: its variables, by line, under the task's second attempt.
+        let steps = try jsonArray(try await cli.run(["inspect", "clew_orders/\(run)", "--task", "clean", "--attempt", "2", "--json"]).stdout)
+        let amounts = steps.filter { $0["name"] as? String == "amount" }
+        #expect(amounts.map { $0["value"] as? String } == ["12.5", "-3", "7.25"], "\(steps)")
+        #expect(amounts.allSatisfy { ($0["source"] as? String ?? "").hasPrefix("clew_orders.py:") }, "\(amounts)")
+        #expect(steps.contains { $0["name"] as? String == "dropped" && $0["value"] as? String == "1" }, "\(steps)")
         let show = try await cli.run(["run", "show", "clew_orders/\(run)"])
         #expect(show.stdout.contains("external  \(firstID)"), "\(show.stdout)")
 

@@ -93,13 +93,93 @@ def _emit(command, props, message):
 
 
 def _step_line(name, value_text, kind="variable", source=None, count=None):
-    """Writes one step and returns its number (the engine numbers steps in the order it reads them)."""
+    """Writes one step and returns its number (the engine numbers steps in the order it reads them).
+    In an Airflow task with ``CLEW_URL`` set, the step is kept for :func:`_send` instead."""
     global _step
     with _lock:
         _step += 1
         if active():
             _emit("set-variable", {"name": name, "kind": kind, "at": source, "count": count}, value_text)
+        elif _airflow.target() is not None:
+            step = {"name": name, "kind": kind, "value": _json.loads(value_text)}
+            if source:
+                step["source"] = source
+            if count:
+                step["count"] = count
+            _airflow.pending.append(step)
+            if _airflow.depth == 0:
+                _airflow.send()
         return _step
+
+
+class _Airflow:
+    """Steps of Python code running in an Airflow task, sent to ``clew serve`` (``CLEW_URL``, with the
+    bearer token ``CLEW_TOKEN``) as an OpenLineage RUNNING event of that task's run, with the ids its
+    OpenLineage provider gives it, in a ``clew_steps`` run facet: they become the attempt's steps, next
+    to the lineage the provider sends. A traced call sends its steps when it ends; other calls at once."""
+
+    PRODUCER = "https://github.com/clew/clew/tree/main/python"
+    FACET_SCHEMA = "https://github.com/clew/clew/tree/main/docs/python.md#clew_steps"
+    PARENT_SCHEMA = "https://openlineage.io/spec/facets/1-1-0/ParentRunFacet.json#/$defs/ParentRunFacet"
+    RUN_EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+
+    def __init__(self):
+        self.pending = []
+        self.depth = 0
+        self._ids = None
+        self._key = None
+
+    def target(self):
+        """The task's OpenLineage ids, or None outside an Airflow task or without ``CLEW_URL``."""
+        if not _os.environ.get("CLEW_URL"):
+            return None
+        try:
+            try:
+                from airflow.sdk import get_current_context  # Airflow 3
+            except ImportError:
+                from airflow.operators.python import get_current_context  # Airflow 2
+            ti = get_current_context()["ti"]
+        except Exception:
+            return None
+        key = (ti.dag_id, ti.task_id, str(getattr(ti, "run_id", "")), getattr(ti, "try_number", 0))
+        if self._key != key:
+            from airflow.providers.openlineage.plugins import macros
+            self._ids = {
+                "run": macros.lineage_run_id(ti), "job": macros.lineage_job_name(ti), "namespace": macros.lineage_job_namespace(),
+                "root_run": macros.lineage_root_run_id(ti), "root_job": macros.lineage_root_job_name(ti),
+                "root_namespace": macros.lineage_root_job_namespace(ti),
+            }
+            self._key = key
+        return self._ids
+
+    def send(self):
+        ids, steps = self.target(), self.pending
+        self.pending = []
+        if ids is None or not steps:
+            return
+        import urllib.request
+        now = _datetime.datetime.now(_datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+        event = {
+            "eventType": "RUNNING", "eventTime": now, "producer": self.PRODUCER, "schemaURL": self.RUN_EVENT_SCHEMA,
+            "run": {"runId": ids["run"], "facets": {
+                "parent": {"_producer": self.PRODUCER, "_schemaURL": self.PARENT_SCHEMA,
+                           "run": {"runId": ids["root_run"]}, "job": {"namespace": ids["root_namespace"], "name": ids["root_job"]}},
+                "clew_steps": {"_producer": self.PRODUCER, "_schemaURL": self.FACET_SCHEMA, "steps": steps},
+            }},
+            "job": {"namespace": ids["namespace"], "name": ids["job"]}, "inputs": [], "outputs": [],
+        }
+        request = urllib.request.Request(
+            _os.environ["CLEW_URL"].rstrip("/") + "/api/v1/lineage", data=_json.dumps(event).encode(), method="POST",
+            headers={"Content-Type": "application/json", "Authorization": "Bearer " + _os.environ.get("CLEW_TOKEN", "")})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                reply.read()
+        except Exception as error:  # the task goes on; the steps are lost, and that is said
+            body = getattr(error, "read", lambda: b"")()
+            _sys.stderr.write(f"clew: could not send {len(steps)} step(s) to {_os.environ['CLEW_URL']}: {error} {body[:300]!r}\n")
+
+
+_airflow = _Airflow()
 
 
 def _caller():
@@ -345,19 +425,25 @@ class trace:
     def __call__(self, *args, **kwargs):
         if self.fn is None:  # @clew.trace(samples=…)
             return trace(args[0], samples=self.samples)
-        if not active():
+        if not active() and _airflow.target() is None:
             return self.fn(*args, **kwargs)
-        if self._fast is not None:
-            self._record_arguments(args, kwargs)
-            return self._fast(*args, **kwargs)
-        tracer = _Tracer({self.fn.__code__}, self.samples)
-        previous = _sys.gettrace()
-        _sys.settrace(tracer.global_trace)
+        _airflow.depth += 1
         try:
-            return self.fn(*args, **kwargs)
+            if self._fast is not None:
+                self._record_arguments(args, kwargs)
+                return self._fast(*args, **kwargs)
+            tracer = _Tracer({self.fn.__code__}, self.samples)
+            previous = _sys.gettrace()
+            _sys.settrace(tracer.global_trace)
+            try:
+                return self.fn(*args, **kwargs)
+            finally:
+                _sys.settrace(previous)
         finally:
-            _sys.settrace(previous)
             _out.flush()
+            _airflow.depth -= 1
+            if _airflow.depth == 0:
+                _airflow.send()
 
     def _record_arguments(self, args, kwargs):
         if self._signature is None:

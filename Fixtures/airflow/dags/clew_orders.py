@@ -1,13 +1,15 @@
 """A small Airflow DAG for Clew's end-to-end test with the OpenLineage provider.
 
 Four tasks over files and a SQLite table: a Bash extract, a Python clean step (which fails when the run's
-conf says so), a SQL load into SQLite and a Python report. Datasets are declared as inlets and outlets,
+conf says so; its filter is traced by Clew's Python package, `@clew.trace`), a SQL load into SQLite and a
+Python report. Datasets are declared as inlets and outlets,
 with their columns, so the provider sends them with schema facets.
 """
 import json
 import os
 import sqlite3
 
+import clew
 import pendulum
 from openlineage.client.event_v2 import Dataset as OLDataset
 from openlineage.client.facet_v2 import column_lineage_dataset, schema_dataset, sql_job
@@ -68,13 +70,26 @@ class SqliteLoad(SQLExecuteQueryOperator):
         )
 
 
+@clew.trace
+def drop_negative(rows):
+    """Every assignment here is a step of the task's attempt in Clew (sent to CLEW_URL, beside the
+    lineage the OpenLineage provider sends)."""
+    header, body = rows[0], rows[1:]
+    kept = []
+    for r in body:
+        amount = float(r[2])
+        if amount >= 0:
+            kept.append(r)
+    dropped = len(body) - len(kept)
+    return header, kept
+
+
 def clean(**context):
     if (context["dag_run"].conf or {}).get("fail_clean"):
         raise ValueError("negative amounts in raw_orders.csv (conf fail_clean)")
     with open(RAW) as f:
         rows = [line.strip().split(",") for line in f if line.strip()]
-    header, body = rows[0], rows[1:]
-    kept = [r for r in body if float(r[2]) >= 0]
+    header, kept = drop_negative(rows)
     with open(CLEAN, "w") as f:
         f.write(",".join(header) + "\n")
         for r in kept:
