@@ -26,6 +26,11 @@ struct SchemaValidatorTests {
                 + #""outputs":[{"namespace":"s3://lake","name":"orders_clean","facets":{"schema":\#(schemaFacet)},"outputFacets":{"outputStatistics":{"_producer":"\#(producer)","_schemaURL":"https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet","rowCount":10}}}]}"#)
     }
 
+    /// A run event carrying Clew's `clew_steps` run facet with `steps`.
+    static func clewSteps(_ steps: String) -> String {
+        runEvent { $0.replacingOccurrences(of: #""facets":{"parent""#, with: #""facets":{"clew_steps":{"_producer":"https://clew","_schemaURL":"https://clew/python.md#clew_steps","steps":\#(steps)},"parent""#) }
+    }
+
     func validate(_ text: String) throws {
         try Self.schema.get().validate(try JSONTree.parse(Data(text.utf8)))
     }
@@ -40,6 +45,7 @@ struct SchemaValidatorTests {
         try validate(Self.runEvent())
         try validate(#"{"eventTime":"2026-11-21T10:00:00Z","producer":"https://p","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/JobEvent","job":{"namespace":"ns","name":"j"},"inputs":[],"outputs":[{"namespace":"n","name":"t","facets":{"schema":\#(Self.schemaFacet)}}]}"#)
         try validate(#"{"eventTime":"2026-11-21T10:00:00+01:00","producer":"https://p","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/DatasetEvent","dataset":{"namespace":"n","name":"t","facets":{"schema":\#(Self.schemaFacet)}}}"#)
+        try validate(Self.clewSteps(#"[{"name":"amount","value":12.5,"source":"etl.py:7"},{"name":"t","kind":"now","value":"2026-01-01T00:00:00Z","count":3}]"#))
         // A custom facet is checked only against the base facet.
         try validate(Self.runEvent { $0.replacingOccurrences(of: #""facets":{"parent""#, with: #""facets":{"acme_custom":{"_producer":"https://acme","_schemaURL":"https://acme/x.json","anything":[1,2]},"parent""#) })
     }
@@ -59,6 +65,12 @@ struct SchemaValidatorTests {
         (runEvent { $0.replacingOccurrences(of: #""rowCount":10"#, with: #""rowCount":"ten""#) }, #"$.outputs[0].outputFacets.outputStatistics.rowCount must be an integer, got a string"#),
         (runEvent { $0.replacingOccurrences(of: #""producer":"\#(producer)","schemaURL""#, with: #""producer":"no scheme","schemaURL""#) }, #"$.producer must be an absolute URI, got "no scheme""#),
         (runEvent { $0.replacingOccurrences(of: #","job":{"namespace":"ns","name":"dag.task"}"#, with: "") }, "$.job is required"),
+        (clewSteps(#"{"name":"a","value":1}"#), "$.run.facets.clew_steps.steps must be an array of steps"),
+        (clewSteps(#"[{"name":"a","value":1},{"value":2}]"#), "$.run.facets.clew_steps.steps[1].name must be a non-empty string"),
+        (clewSteps(#"[{"name":"a"}]"#), "$.run.facets.clew_steps.steps[0].value is required"),
+        (clewSteps(#"[{"name":"a","value":1,"kind":"guess"}]"#), #"$.run.facets.clew_steps.steps[0].kind must be one of "variable", "now", "side_effect", got "guess""#),
+        (clewSteps(#"[{"name":"a","value":1,"source":12}]"#), "$.run.facets.clew_steps.steps[0].source must be a string (file:line)"),
+        (clewSteps(#"[{"name":"a","value":1,"count":0.5}]"#), "$.run.facets.clew_steps.steps[0].count must be a whole number of at least 1, got 0.5"),
     ])
     func refused(_ text: String, _ message: String) throws {
         let got = try violation(text)

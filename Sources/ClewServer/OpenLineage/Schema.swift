@@ -84,6 +84,7 @@ final class OpenLineageSchema: Sendable {
         var path = SchemaPath()
         try check(event, against: rootNode, path: &path, explain: true)
         try checkFacets(event["run"]?["facets"], runFacets, ["run", "facets"])
+        try Self.checkClewSteps(event["run"]?["facets"]?["clew_steps"])
         try checkFacets(event["job"]?["facets"], jobFacets, ["job", "facets"])
         for (list, specific) in [("inputs", inputFacets), ("outputs", outputFacets)] {
             guard case .array(let items)? = event[list] else { continue }
@@ -91,6 +92,30 @@ final class OpenLineageSchema: Sendable {
             for (i, d) in items.enumerated() {
                 try checkFacets(d["facets"], datasetFacets, [list, "[\(i)]", "facets"])
                 try checkFacets(d[facetKey], specific, [list, "[\(i)]", facetKey])
+            }
+        }
+    }
+
+    /// Clew's own run facet (docs/python.md#clew_steps): `steps`, an array of objects with a non-empty
+    /// `name`, a `value`, a `kind` of variable/now/side_effect when given, a string `source` and a
+    /// positive whole `count` when given.
+    static func checkClewSteps(_ facet: JSONTree?) throws {
+        guard let facet else { return }
+        let at = "$.run.facets.clew_steps"
+        guard case .array(let steps)? = facet["steps"] else { throw SchemaViolation(path: "\(at).steps", message: "must be an array of steps") }
+        for (i, step) in steps.enumerated() {
+            let here = "\(at).steps[\(i)]"
+            guard case .object = step else { throw SchemaViolation(path: here, message: "must be an object") }
+            guard case .string(let name)? = step["name"], !name.isEmpty else { throw SchemaViolation(path: "\(here).name", message: "must be a non-empty string") }
+            if step["value"] == nil { throw SchemaViolation(path: "\(here).value", message: "is required") }
+            if let kind = step["kind"], !["variable", "now", "side_effect"].contains(kind.string ?? "") {
+                throw SchemaViolation(path: "\(here).kind", message: "must be one of \"variable\", \"now\", \"side_effect\", got \(kind.compact)")
+            }
+            if let source = step["source"], source.string == nil { throw SchemaViolation(path: "\(here).source", message: "must be a string (file:line)") }
+            if let count = step["count"] {
+                guard case .number(let n) = count, n >= 1, n == n.rounded(), n < 1e15 else {
+                    throw SchemaViolation(path: "\(here).count", message: "must be a whole number of at least 1, got \(count.compact)")
+                }
             }
         }
     }
