@@ -1,4 +1,5 @@
 // swift-tools-version: 6.1
+import CompilerPluginSupport
 import PackageDescription
 
 let package = Package(
@@ -33,6 +34,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swiftlang/swift-syntax", from: "603.0.1"),
     ],
     targets: [
         // Floor 1: C libraries from Debian (liblmdb-dev, libzstd-dev), never vendored.
@@ -76,10 +78,19 @@ let package = Package(
             name: "ClewProjections",
             dependencies: ["ClewCore", "ClewLedger", "ClewModel", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // `#traced { ctx in … }`: records each binding of a DSL closure (a compiler plugin, run at build time).
+        .macro(
+            name: "ClewMacros",
+            dependencies: [
+                .product(name: "SwiftSyntaxMacros", package: "swift-syntax"),
+                .product(name: "SwiftCompilerPlugin", package: "swift-syntax"),
+            ]
+        ),
         // Floor 4: the engine (DSL, pipeline files, executor, command tasks, chunks, schedules).
         .target(
             name: "ClewEngine",
             dependencies: [
+                "ClewMacros",
                 "ClewCore",
                 "ClewLedger",
                 "ClewModel",
