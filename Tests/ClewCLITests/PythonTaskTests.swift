@@ -114,7 +114,11 @@ struct PythonTaskTests {
         let r = try await cli.run(["bench", "python", "--python", python, "--rows", "2000", "--repetitions", "1", "--json"], ledgerOption: false)
         #expect(r.status == 0, "\(r.stderr)")
         let j = try jsonObject(r.stdout)
-        for key in ["capture_off_s", "capture_on_s", "settrace_overhead"] { #expect((j[key] as? Double ?? 0) > 0, "\(key)") }
+        for key in ["capture_off_s", "capture_on_s", "settrace_overhead", "swift_capture_off_s", "swift_capture_on_s"] {
+            #expect((j[key] as? Double ?? 0) > 0, "\(key)")
+        }
+        #expect(j["swift_capture_overhead"] is Double)
+        #expect((j["swift_steps"] as? Int ?? 0) > 10 && (j["swift_steps"] as? Int ?? 1000) < 100, "\(j)")
         #expect(j["capture_overhead"] is Double)
         // A handful of steps, not one per row: the loop is summarized.
         #expect((j["steps"] as? Int ?? 0) > 10 && (j["steps"] as? Int ?? 1000) < 100, "\(j)")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClewBenchmarks
 import Foundation
 
 extension Bench {
@@ -13,7 +14,8 @@ extension Bench {
                 --python, which must import Clew's package: pip install ./python; tools/setup.sh installs it into \
                 ~/.cache/clew/venvs/clew-python), medians of --repetitions, and reports capture_overhead = on/off - 1 \
                 (goal <= 1.0) and the steps one traced call writes. Also the line-by-line fallback (sys.settrace, for \
-                what cannot be compiled again) on a tenth of the rows, for comparison.
+                what cannot be compiled again) on a tenth of the rows, for comparison; and the same body as a Swift DSL \
+                closure with #traced against it without, in this process (swift_capture_overhead, goal <= 0.3).
                 """)
 
         @OptionGroup var output: OutputOptions
@@ -42,10 +44,17 @@ extension Bench {
             var steps: Int
             var stepBytes: Int
             var settraceOverhead: Double
+            /// The same for a Swift DSL closure with `#traced` (filled in by this command, not the script).
+            var swiftOffSeconds: Double?
+            var swiftOnSeconds: Double?
+            var swiftOverhead: Double?
+            var swiftSteps: Int?
 
             enum CodingKeys: String, CodingKey {
                 case rows, repetitions, python, captureOffSeconds = "capture_off_s", captureOnSeconds = "capture_on_s"
                 case captureOverhead = "capture_overhead", steps, stepBytes = "step_bytes", settraceOverhead = "settrace_overhead"
+                case swiftOffSeconds = "swift_capture_off_s", swiftOnSeconds = "swift_capture_on_s", swiftOverhead = "swift_capture_overhead"
+                case swiftSteps = "swift_steps"
             }
         }
 
@@ -73,16 +82,24 @@ extension Bench {
                     }
                     throw CLIFailure(message: "the benchmark failed in \(python): \(stderr.split(separator: "\n").suffix(3).joined(separator: " | "))")
                 }
-                let f: Figures
+                var f: Figures
                 do { f = try JSONDecoder().decode(Figures.self, from: stdout) } catch {
                     throw CLIFailure(message: "the benchmark printed no figures: \(String(decoding: stdout, as: UTF8.self).prefix(200))")
                 }
+                Terminal.progress("bench: the same in a Swift DSL closure with #traced")
+                let swift = try await MacroBenchmark.run(rows: rows, repetitions: repetitions)
+                Terminal.endProgress()
+                f.swiftOffSeconds = swift.offSeconds
+                f.swiftOnSeconds = swift.onSeconds
+                f.swiftOverhead = swift.overhead
+                f.swiftSteps = swift.steps
                 if output.json {
                     print(try JSONOutput.text(f))
                 } else {
                     print("a pure-Python ETL function over \(f.rows) CSV rows (parse, filter, group, aggregate), medians of \(f.repetitions), \(f.python)")
                     print(String(format: "capture off %.3f s, on %.3f s: capture_overhead %.2f (goal <= 1.0); %d steps (%d bytes) per call", f.captureOffSeconds, f.captureOnSeconds, f.captureOverhead, f.steps, f.stepBytes))
                     print(String(format: "the line-by-line fallback (sys.settrace) on %d rows: overhead %.1f", f.rows / 10, f.settraceOverhead))
+                    print(String(format: "Swift, #traced: off %.3f s, on %.3f s: swift_capture_overhead %.2f (goal <= 0.3); %d steps per call", swift.offSeconds, swift.onSeconds, swift.overhead, swift.steps))
                 }
             }
         }

@@ -166,11 +166,11 @@ package protocol StepSink: Sendable {
 }
 
 extension StepSink {
-    func variable(step: Int, name: String, kind: String, value: RecordedValue) {
+    package func variable(step: Int, name: String, kind: String, value: RecordedValue) {
         variable(step: step, name: name, kind: kind, value: value, source: nil, count: nil)
     }
 
-    var commandEnvironment: [String: String] { [:] }
+    package var commandEnvironment: [String: String] { [:] }
 }
 
 /// The kinds of step a task context records (`variable.recorded`'s `kind`).
