@@ -20,7 +20,11 @@ install() {
     rm -rf "$dir"
     python3 -m venv "$dir"
     local reqs=()
-    for r in "$@"; do [[ "$r" == stamp=* ]] || reqs+=("$r"); done  # stamp=…: in the stamp only
+    for r in "$@"; do
+        [[ "$r" == stamp=* ]] && continue  # stamp=…: in the stamp only
+        [[ "$r" == clew-python-local ]] && r="$package"  # this repository's package (a copy; see below)
+        reqs+=("$r")
+    done
     if ! "$dir/bin/pip" install --quiet --disable-pip-version-check "${reqs[@]}" >"$venvs/$name.log" 2>&1; then
         echo "producers: could not install $name; pip said:" >&2
         tail -20 "$venvs/$name.log" >&2
@@ -35,9 +39,15 @@ install airflow3 "apache-airflow==3.3.2" "apache-airflow-providers-openlineage==
 install dbt "dbt-core~=1.9.0" "dbt-duckdb~=1.9.0" "openlineage-dbt"
 # Clew's own Python package (python/ in this repository), for Python tasks: reinstalled when its files
 # change; also into the Airflow venvs (their DAGs' tasks use it), without reinstalling Airflow.
-package="$(cd "$(dirname "$0")/../python" && pwd)"
-sources="$(cd "$package" && find . -name '*.py' -o -name pyproject.toml | sort | xargs sha256sum | sha256sum | cut -c1-16)"
-install clew-python "$package" "stamp=$sources"
+source_dir="$(cd "$(dirname "$0")/../python" && pwd)"
+sources="$(cd "$source_dir" && find clew -name '*.py' | sort | xargs sha256sum | cat - pyproject.toml | sha256sum | cut -c1-16)"
+# pip builds in the folder it is given (build/, *.egg-info): give it a copy, so the repository stays clean
+# and no stale build output is installed.
+package="$(mktemp -d)/clew-python"
+trap 'rm -rf "$(dirname "$package")"' EXIT
+mkdir -p "$package"
+cp -r "$source_dir/clew" "$source_dir/pyproject.toml" "$source_dir/README.md" "$package/"
+install clew-python clew-python-local "stamp=$sources"
 for venv in airflow2 airflow3; do
     stamp="$venvs/$venv/.clew-package"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sources" ]; then continue; fi
