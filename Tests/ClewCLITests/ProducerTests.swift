@@ -111,6 +111,26 @@ struct ProducerTests {
         #expect(amounts.map { $0["value"] as? String } == ["12.5", "-3", "7.25"], "\(steps)")
         #expect(amounts.allSatisfy { ($0["source"] as? String ?? "").hasPrefix("clew_orders.py:") }, "\(amounts)")
         #expect(steps.contains { $0["name"] as? String == "dropped" && $0["value"] as? String == "1" }, "\(steps)")
+        // Clew runs that function again, on this host, on its recorded arguments: the same steps; and a
+        // counterfactual with bob's amount no longer negative drops nothing.
+        func replayCall(_ extra: [String]) async throws -> CLI.Result {
+            let args = ["replay-call", "clew_orders/\(run)", "--task", "clean", "--python", Program.venvs.appendingPathComponent("\(venv)/bin/python3").path, "--json"] + extra
+            let (process, out, err) = try cli.start(args, environment: env)
+            try await CLI.wait(for: process, args: args)
+            return CLI.Result(
+                status: process.terminationStatus, stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+        }
+        let same = try await replayCall([])
+        #expect(same.status == 0, "\(same.stdout)\(same.stderr)")
+        #expect((try? jsonObject(same.stdout))?["verdict"] as? String == "identical", "\(same.stdout)")
+        #expect((try? jsonObject(same.stdout))?["steps_compared"] as? Int ?? 0 >= 8, "\(same.stdout)")
+        let fixed = try await replayCall(["--set", #"rows=[["id","customer","amount"],["1","ada","12.5"],["2","bob","3"],["3","cy","7.25"]]"#])
+        #expect(fixed.status == 0, "\(fixed.stdout)\(fixed.stderr)")
+        let changed = (try? jsonObject(fixed.stdout))?["changed"] as? [[String: Any]] ?? []
+        #expect(changed.contains { $0["name"] as? String == "dropped" && $0["original"] as? String == "1" && $0["replayed"] as? String == "0" }, "\(fixed.stdout)")
+        let unknown = try await replayCall(["--set", "nope=1"])
+        #expect(unknown.status == 1 && unknown.stderr.contains("has no argument nope (it has rows)"), "\(unknown.stderr)")
         let show = try await cli.run(["run", "show", "clew_orders/\(run)"])
         #expect(show.stdout.contains("external  \(firstID)"), "\(show.stdout)")
 

@@ -125,6 +125,7 @@ class _Airflow:
 
     def __init__(self):
         self.pending = []
+        self.call = None  # the outermost traced call: what `clew replay-call` runs again
         self.depth = 0
         self._ids = None
         self._key = None
@@ -153,10 +154,13 @@ class _Airflow:
         return self._ids
 
     def send(self):
-        ids, steps = self.target(), self.pending
-        self.pending = []
+        ids, steps, call = self.target(), self.pending, self.call
+        self.pending, self.call = [], None
         if ids is None or not steps:
             return
+        facet = {"_producer": self.PRODUCER, "_schemaURL": self.FACET_SCHEMA, "steps": steps}
+        if call is not None:
+            facet["call"] = call
         import urllib.request
         now = _datetime.datetime.now(_datetime.timezone.utc).isoformat().replace("+00:00", "Z")
         event = {
@@ -164,7 +168,7 @@ class _Airflow:
             "run": {"runId": ids["run"], "facets": {
                 "parent": {"_producer": self.PRODUCER, "_schemaURL": self.PARENT_SCHEMA,
                            "run": {"runId": ids["root_run"]}, "job": {"namespace": ids["root_namespace"], "name": ids["root_job"]}},
-                "clew_steps": {"_producer": self.PRODUCER, "_schemaURL": self.FACET_SCHEMA, "steps": steps},
+                "clew_steps": facet,
             }},
             "job": {"namespace": ids["namespace"], "name": ids["job"]}, "inputs": [], "outputs": [],
         }
@@ -427,6 +431,8 @@ class trace:
             return trace(args[0], samples=self.samples)
         if not active() and _airflow.target() is None:
             return self.fn(*args, **kwargs)
+        if _airflow.depth == 0 and not active():
+            _airflow.call = self._call_record(args, kwargs)
         _airflow.depth += 1
         try:
             if self._fast is not None:
@@ -444,6 +450,26 @@ class trace:
             _airflow.depth -= 1
             if _airflow.depth == 0:
                 _airflow.send()
+
+    #: Arguments larger than this (as JSON) make a call not replayable from Clew.
+    CALL_LIMIT = 1 << 20
+
+    def _call_record(self, args, kwargs):
+        """The function's file, name and every argument as JSON, so Clew can call it again
+        (``clew replay-call``); None when an argument is not JSON or they are too large."""
+        if self._signature is None:
+            return None
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            text = _json.dumps(arguments, allow_nan=False)
+        except (TypeError, ValueError):
+            return None
+        if len(text) > self.CALL_LIMIT:
+            return None
+        return {"file": _os.path.abspath(self.fn.__code__.co_filename), "function": self.fn.__qualname__,
+                "arguments": _json.loads(text)}
 
     def _record_arguments(self, args, kwargs):
         if self._signature is None:

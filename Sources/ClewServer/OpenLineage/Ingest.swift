@@ -419,7 +419,18 @@ actor OpenLineageIngest {
             }
             outcome.attempt = state.attempt
             if outcome.status == "applied" {
-                steps(facets?["clew_steps"], state: &state) { emit(EventType.variableRecorded, $0) }
+                steps(facets?["clew_steps"], state: &state) { event, large in
+                    // A value over the inline limit is stored once in `value/<digest>`, as the engine does.
+                    if let large, (try? ledger.seqs(inStream: StreamID.value(large.digest), limit: 1).isEmpty) ?? true,
+                        !drafts.contains(where: { $0.stream == StreamID.value(large.digest) })
+                    {
+                        drafts.append(
+                            NewEvent(
+                                type: EventType.valueStored, stream: StreamID.value(large.digest), actor: "openlineage", timestampMicros: stamp,
+                                payload: ValueStored(digest: large.digest, valueType: large.type, value: try? JSONFragment(text: large.text)).payloadData))
+                    }
+                    emit(EventType.variableRecorded, event)
+                }
                 for input in inputs {
                     let name = Self.datasetName(input)
                     let chunks = try Self.chunks(of: input, facetKey: "inputFacets", condition: "inputCondition")
@@ -515,20 +526,29 @@ actor OpenLineageIngest {
     /// The `clew_steps` run facet that Clew's Python package sends from a traced function in an Airflow
     /// task (docs/python.md): each step (`name`, `kind` variable/now/side_effect, `value` any JSON,
     /// optional `source` file:line and `count`) becomes the attempt's next `variable.recorded`.
-    private func steps(_ facet: JSONTree?, state: inout AttemptState, onStep: (ValueEvent) -> Void) {
+    private func steps(_ facet: JSONTree?, state: inout AttemptState, onStep: (ValueEvent, RecordedValue?) -> Void) {
+        func step(_ name: String, _ kind: String, _ v: RecordedValue) -> (ValueEvent, RecordedValue?) {
+            state.steps += 1
+            let inline = v.text.utf8.count <= 512
+            var event = ValueEvent(
+                task: state.task, attempt: state.attempt, step: state.steps, name: name, kind: kind, digest: v.digest,
+                valueType: v.type, value: inline ? try? JSONFragment(text: v.text) : nil)
+            if !inline { event.bytes = v.text.utf8.count }
+            return (event, inline ? nil : v)
+        }
+        // The traced call itself (file, function, arguments), first: what `clew replay-call` runs again.
+        if let call = facet?["call"], let function = call["function"]?.string {
+            let (event, large) = step(function, "call", RecordedValue(text: call.text, name: function, type: "python_call"))
+            onStep(event, large)
+        }
         for s in facet?["steps"]?.array ?? [] {
             guard let name = s["name"]?.string, !name.isEmpty, let value = s["value"] else { continue }
             let kind = s["kind"]?.string ?? "variable"
             guard ["variable", "now", "side_effect"].contains(kind) else { continue }
-            let v = RecordedValue(text: value.text, name: name, type: "python")
-            state.steps += 1
-            var event = ValueEvent(
-                task: state.task, attempt: state.attempt, step: state.steps, name: name, kind: kind, digest: v.digest,
-                valueType: v.type, value: v.text.utf8.count <= 512 ? try? JSONFragment(text: v.text) : nil)
-            if event.value == nil { event.bytes = v.text.utf8.count }
+            var (event, large) = step(name, kind, RecordedValue(text: value.text, name: name, type: "python"))
             event.source = s["source"]?.string
             if case .number(let n)? = s["count"], n >= 1, n < 1e15 { event.count = Int(n) }
-            onStep(event)
+            onStep(event, large)
         }
     }
 

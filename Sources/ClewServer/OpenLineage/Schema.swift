@@ -103,6 +103,12 @@ final class OpenLineageSchema: Sendable {
         guard let facet else { return }
         let at = "$.run.facets.clew_steps"
         guard case .array(let steps)? = facet["steps"] else { throw SchemaViolation(path: "\(at).steps", message: "must be an array of steps") }
+        if let call = facet["call"] {
+            for key in ["file", "function"] where call[key]?.string?.isEmpty != false {
+                throw SchemaViolation(path: "\(at).call.\(key)", message: "must be a non-empty string")
+            }
+            guard case .object? = call["arguments"] else { throw SchemaViolation(path: "\(at).call.arguments", message: "must be an object (name → JSON)") }
+        }
         for (i, step) in steps.enumerated() {
             let here = "\(at).steps[\(i)]"
             guard case .object = step else { throw SchemaViolation(path: here, message: "must be an object") }
