@@ -134,4 +134,35 @@ struct PythonTaskTests {
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("/nonexistent/python3"), "\(missing.stderr)")
     }
+
+    @Test("steps posted in the clew_steps facet land under the task's attempt, a large value by digest; a malformed facet is refused with 400 and nothing recorded")
+    func stepsFacet() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let server = try await Server.start(cli)
+        defer { server.terminate() }
+        let token = try await server.mint("producer", "operator")
+        let producer = "https://github.com/clew/clew/tree/main/python"
+        let parent = #"{"_producer":"\#(producer)","_schemaURL":"https://openlineage.io/spec/facets/1-1-0/ParentRunFacet.json#/$defs/ParentRunFacet","run":{"runId":"0190a8f2-1c2d-7a00-8000-000000000001"},"job":{"namespace":"ns","name":"etl"}}"#
+        func event(_ type: String, _ facets: String) -> String {
+            #"{"eventType":"\#(type)","eventTime":"2026-11-21T10:00:0\#(type == "START" ? 1 : 2).000Z","producer":"\#(producer)","schemaURL":"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent","run":{"runId":"0190a8f2-1c2d-7a00-8000-0000000000aa","facets":{"parent":\#(parent)\#(facets)}},"job":{"namespace":"ns","name":"etl.clean"},"inputs":[],"outputs":[]}"#
+        }
+        #expect(try await server.post("/api/v1/lineage", token: token, event("START", "")).status < 300)
+        let big = String(repeating: "x", count: 900)
+        let steps = #","clew_steps":{"_producer":"\#(producer)","_schemaURL":"https://clew/python.md#clew_steps","call":{"file":"/dags/etl.py","function":"clean","arguments":{"n":3}},"steps":[{"name":"n","value":3,"source":"etl.py:4"},{"name":"note","value":"\#(big)","source":"etl.py:5","count":7}]}"#
+        let bad = steps.replacingOccurrences(of: #""count":7"#, with: #""count":-1"#)
+        let refused = try await server.post("/api/v1/lineage", token: token, event("RUNNING", bad))
+        #expect(refused.status == 400 && refused.body.contains("run.facets.clew_steps.steps[1].count must be a whole number of at least 1, got -1"), "\(refused.body)")
+        let posted = try await server.post("/api/v1/lineage", token: token, event("RUNNING", steps))
+        #expect(posted.status < 300, "\(posted.body)")
+        try await server.stop()
+        let runs = try jsonArray(try await cli.run(["runs", "--dag", "etl", "--json"]).stdout)
+        let run = try #require(runs.first?["run"] as? String, "\(runs)")
+        let inspect = try await cli.run(["inspect", "etl/\(run)", "--task", "clean", "--json"])
+        let recorded = try jsonArray(inspect.stdout)
+        #expect(recorded.map { $0["kind"] as? String ?? "?" } == ["call", "variable", "variable"], "\(inspect.stdout)\(inspect.stderr)")
+        let note = try #require(recorded.last)
+        #expect(note["value"] as? String == "\"\(big)\"" && note["count"] as? Int == 7 && note["source"] as? String == "etl.py:5")
+        #expect(try await cli.run(["verify"]).status == 0)
+    }
 }
