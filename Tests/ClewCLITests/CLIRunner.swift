@@ -78,8 +78,11 @@ struct CLI {
     }
 
     @discardableResult
-    func run(_ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true, netns: String? = nil) async throws -> Result {
-        let (process, out, err) = try start(args, input: input, asUser: uid, ledgerOption: ledgerOption, netns: netns)
+    func run(
+        _ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true, netns: String? = nil,
+        environment: [String: String] = [:]
+    ) async throws -> Result {
+        let (process, out, err) = try start(args, input: input, asUser: uid, ledgerOption: ledgerOption, netns: netns, environment: environment)
         try await Self.wait(for: process, args: args)
         return Result(
             status: process.terminationStatus,

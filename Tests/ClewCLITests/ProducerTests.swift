@@ -115,11 +115,7 @@ struct ProducerTests {
         // counterfactual with bob's amount no longer negative drops nothing.
         func replayCall(_ extra: [String]) async throws -> CLI.Result {
             let args = ["replay-call", "clew_orders/\(run)", "--task", "clean", "--python", Program.venvs.appendingPathComponent("\(venv)/bin/python3").path, "--json"] + extra
-            let (process, out, err) = try cli.start(args, environment: env)
-            try await CLI.wait(for: process, args: args)
-            return CLI.Result(
-                status: process.terminationStatus, stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-                stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+            return try await cli.run(args, environment: env)
         }
         let same = try await replayCall([])
         #expect(same.status == 0, "\(same.stdout)\(same.stderr)")

@@ -15,11 +15,7 @@ struct PythonTaskTests {
             throw CLIFailure("the clew-python venv is missing at \(bin.path): run tools/producers.sh (tools/setup.sh does)")
         }
         let path = bin.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
-        let (process, out, err) = try cli.start(args, environment: ["PATH": path])
-        try await CLI.wait(for: process, args: args)
-        return CLI.Result(
-            status: process.terminationStatus, stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-            stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+        return try await cli.run(args, environment: ["PATH": path])
     }
 
     static func run(_ cli: CLI, _ dag: String, _ params: [String] = []) async throws -> String {
