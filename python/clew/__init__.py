@@ -433,6 +433,10 @@ class trace:
             return self.fn(*args, **kwargs)
         if _airflow.depth == 0 and not active():
             _airflow.call = self._call_record(args, kwargs)
+            if _airflow.call is None:
+                _sys.stderr.write(
+                    f"clew: {self.fn.__qualname__}'s steps are sent, but Clew cannot run it again (clew replay-call): "
+                    "it is defined inside another function, an argument is not JSON, or they exceed 1 MiB\n")
         _airflow.depth += 1
         try:
             if self._fast is not None:
@@ -457,8 +461,8 @@ class trace:
     def _call_record(self, args, kwargs):
         """The function's file, name and every argument as JSON, so Clew can call it again
         (``clew replay-call``); None when an argument is not JSON or they are too large."""
-        if self._signature is None:
-            return None
+        if self._signature is None or "<locals>" in self.fn.__qualname__:
+            return None  # a function defined inside another cannot be found again by its name
         try:
             bound = self._signature.bind(*args, **kwargs)
             bound.apply_defaults()

@@ -137,6 +137,29 @@ class Recording(unittest.TestCase):
         self.assertNotEqual(first, other)
 
 
+def module_level(rows, factor=2):
+    return factor
+
+
+class Calls(unittest.TestCase):
+    def test_a_call_is_replayable_only_with_json_arguments_under_the_limit(self):
+        sys.path.insert(0, PACKAGE)
+        import clew
+
+        traced = clew.trace(module_level)
+        call = traced._call_record(([[1, 2]],), {})
+        self.assertEqual(call["function"], "module_level")
+        self.assertEqual(call["arguments"], {"rows": [[1, 2]], "factor": 2})
+        self.assertTrue(call["file"].endswith("test_clew.py"))
+        self.assertIsNone(traced._call_record((object(),), {}))
+        self.assertIsNone(traced._call_record(("x" * (clew.trace.CALL_LIMIT + 1),), {}))
+
+        def nested(x):
+            return x
+
+        self.assertIsNone(clew.trace(nested)._call_record((1,), {}))  # not found again by its name
+
+
 class Replaying(unittest.TestCase):
     def replay(self, source, recorded):
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
