@@ -313,12 +313,15 @@ def _record_arguments(frame):
     containers; a large input (a list of 100,000 rows) is not copied into the ledger on every call."""
     code = frame.f_code
     names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    _record_argument_values(code, ((name, frame.f_locals[name]) for name in names if name in frame.f_locals))
+
+
+def _record_argument_values(code, arguments):
+    """Records each (name, value) that :func:`_small_argument` keeps, at ``code``'s first line."""
     source = f"{_os.path.basename(code.co_filename)}:{code.co_firstlineno}"
-    for name in names:
-        if name not in frame.f_locals or name in ("self", "cls"):
-            continue
-        if _small_argument(frame.f_locals[name]):
-            _step_line(name, _json_text(frame.f_locals[name]), source=source)
+    for name, value in arguments:
+        if name not in ("self", "cls") and _small_argument(value):
+            _step_line(name, _json_text(value), source=source)
 
 
 class _Tracer:
@@ -482,12 +485,7 @@ class trace:
             bound = self._signature.bind(*args, **kwargs)
         except TypeError:
             return  # the call itself will say what is wrong
-        source = f"{_os.path.basename(self.fn.__code__.co_filename)}:{self.fn.__code__.co_firstlineno}"
-        for name, value in bound.arguments.items():
-            if name in ("self", "cls"):
-                continue
-            if _small_argument(value):
-                _step_line(name, _json_text(value), source=source)
+        _record_argument_values(self.fn.__code__, bound.arguments.items())
 
     def __get__(self, obj, objtype=None):
         return self if obj is None else _functools.partial(self.__call__, obj)

@@ -40,6 +40,13 @@ struct Inspect: AsyncParsableCommand {
         if let step, step < 1 { throw ValidationError("--step counts from 1") }
     }
 
+    /// Fails, naming the tasks that did run, when `task` (or that attempt of it) did not run in the recording.
+    static func requireRan(_ task: String, attempt: Int?, in recording: RecordedRun, _ key: RunKey) throws {
+        guard !recording.attempts.contains(where: { $0.task == task && (attempt == nil || $0.attempt == attempt) }) else { return }
+        let tasks = Array(Set(recording.attempts.map(\.task))).sorted()
+        throw CLIFailure(message: "task \(task)\(attempt.map { " attempt \($0)" } ?? "") did not run in \(key) (tasks that ran: \(tasks.prefix(12).joined(separator: ", ")))")
+    }
+
     struct AttemptRow: Encodable {
         var task: String, attempt: Int, state: String, steps: Int, output: String?, error: String?
     }
@@ -86,10 +93,8 @@ struct Inspect: AsyncParsableCommand {
                 for (t, why) in recording.decisions.sorted(by: { $0.key < $1.key }) { print("\(t): \(why)") }
                 return
             }
-            guard let a = recording.attempts.lastIndex(where: { $0.task == task && (attempt == nil || $0.attempt == attempt) }) else {
-                let tasks = Array(Set(recording.attempts.map(\.task))).sorted()
-                throw CLIFailure(message: "task \(task)\(attempt.map { " attempt \($0)" } ?? "") did not run in \(key) (tasks that ran: \(tasks.prefix(12).joined(separator: ", ")))")
-            }
+            try Self.requireRan(task, attempt: attempt, in: recording, key)
+            let a = recording.attempts.lastIndex { $0.task == task && (attempt == nil || $0.attempt == attempt) }!
             let at = recording.attempts[a]
             let row = { (s: RecordedStep) in
                 StepRow(step: s.step, name: s.name, kind: s.kind, value: s.value.text, seq: s.seq, source: s.source, count: s.count)

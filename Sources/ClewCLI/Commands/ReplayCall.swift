@@ -84,11 +84,8 @@ struct ReplayCall: AsyncParsableCommand {
             defer { l.close() }
             let key = try RecordedRun.resolve(run, in: l)
             let recording = try RecordedRun.load(key, from: l)
+            try Inspect.requireRan(task, attempt: attempt, in: recording, key)
             let attempts = recording.attempts.filter { $0.task == task && (attempt == nil || $0.attempt == attempt) }
-            guard !attempts.isEmpty else {
-                let tasks = Array(Set(recording.attempts.map(\.task))).sorted()
-                throw CLIFailure(message: "task \(task)\(attempt.map { " attempt \($0)" } ?? "") did not run in \(key) (tasks that ran: \(tasks.prefix(12).joined(separator: ", ")))")
-            }
             guard let recorded = attempts.last(where: { $0.steps.contains { $0.kind == "call" } }),
                 let callStep = recorded.steps.first(where: { $0.kind == "call" })
             else {

@@ -80,6 +80,8 @@ extension Ledger {
                 // Each block is rewritten once, so the reader's copy of it is not read again.
                 let erase = Set(pending.prefix { $0 - first < UInt64(reader.count) }.map { Int($0 - first) })
                 pending = pending.dropFirst(erase.count)
+                // Already erased (a replica copying the record of an erasure it made itself): nothing to rewrite.
+                if erase.allSatisfy({ reader.spans[$0].state == .erased }) { continue }
                 var body: [UInt8] = []
                 body.reserveCapacity(reader.body.count)
                 try reader.body.withUnsafeBytes { raw in
