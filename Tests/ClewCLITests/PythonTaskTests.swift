@@ -118,12 +118,13 @@ struct PythonTaskTests {
         let r = try await cli.run(["bench", "python", "--python", python, "--rows", "2000", "--repetitions", "1", "--json"], ledgerOption: false)
         #expect(r.status == 0, "\(r.stderr)")
         let j = try jsonObject(r.stdout)
-        for key in ["capture_off_s", "capture_on_s", "settrace_overhead", "swift_capture_off_s", "swift_capture_on_s"] {
+        for key in ["capture_off_s", "capture_on_s", "fallback_overhead", "swift_capture_off_s", "swift_capture_on_s"] {
             #expect((j[key] as? Double ?? 0) > 0, "\(key)")
         }
         #expect(j["swift_capture_overhead"] is Double)
         #expect((j["swift_steps"] as? Int ?? 0) > 10 && (j["swift_steps"] as? Int ?? 1000) < 100, "\(j)")
         #expect(j["capture_overhead"] is Double)
+        #expect(j["fallback_backend"] as? String == "sys.settrace", "\(j)")  // the venv is Debian's Python 3.11
         // A handful of steps, not one per row: the loop is summarized.
         #expect((j["steps"] as? Int ?? 0) > 10 && (j["steps"] as? Int ?? 1000) < 100, "\(j)")
         let missing = try await cli.run(["bench", "python", "--python", "/nonexistent/python3", "--rows", "200"], ledgerOption: false)

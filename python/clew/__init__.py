@@ -21,7 +21,7 @@ from . import _rewrite
 
 __all__ = [
     "record", "expect", "output", "side_effect", "now", "random", "chunk", "trace", "ReplayMismatch",
-    "active", "replaying",
+    "active", "replaying", "variable", "backend",
 ]
 
 #: How many changes of one variable at one line are recorded before the rest are summarized: the
@@ -29,7 +29,9 @@ __all__ = [
 LOOP_SAMPLES = 3
 
 _lock = _threading.RLock()
-_step = 0
+#: Steps the engine took before the command ran (its reads of the task's Variables): this process's
+#: steps are numbered after them, as the engine numbers them.
+_step = int(_os.environ.get("CLEW_STEP_BASE", "0") or 0)
 _rng = None
 _replay = None
 _out = _sys.stdout
@@ -227,6 +229,15 @@ def chunk(dataset, key, path):
     return _os.path.join(_os.environ.get("CLEW_OUTPUT_DIR", "."), path)
 
 
+def variable(key, default=None):
+    """An operator Variable (``clew variables set``) the task lists in its pipeline file
+    (``variables: [key]``): the engine read it when the attempt started, recorded which value it got
+    and who set it, and passes it as ``CLEW_VAR_<KEY>``; a replay passes the value the run read.
+    Returns ``default`` when the task does not list it (outside Clew, or not declared)."""
+    name = "CLEW_VAR_" + "".join(c if c.isalnum() else "_" for c in key.upper())
+    return _os.environ.get(name, default)
+
+
 def _replayed(kind, name):
     """The recorded value of the next step, which must be a ``kind`` step called ``name``."""
     with _lock:
@@ -325,20 +336,41 @@ def _record_argument_values(code, arguments):
 
 
 class _Tracer:
-    """Records assignments to the locals of traced frames: on each line event, the locals that were
-    bound to another object since the last event, attributed to the line that ran."""
+    """Records assignments to the locals of traced frames: at each new line, the locals that were
+    bound to another object since the last one, attributed to the line that ran. Driven by
+    ``sys.settrace`` (:meth:`global_trace`) or by ``sys.monitoring`` (:class:`_Monitor`)."""
 
-    def __init__(self, codes, samples):
+    def __init__(self, codes, samples, resumable=False):
         self.codes = codes
         self.samples = samples
         self.frames = {}
+        # A generator or coroutine under sys.settrace: "call" and "return" come at each resumption
+        # and suspension, so only :func:`_drive` ends its frames.
+        self.resumable = resumable
 
-    def global_trace(self, frame, event, arg):
-        if event == "call" and frame.f_code in self.codes:
-            self.frames[id(frame)] = _frame_state(frame)
+    def start(self, frame, arguments=True):
+        self.frames[id(frame)] = _frame_state(frame)
+        if arguments:
             _record_arguments(frame)
-            return self.local_trace
-        return None
+
+    def line(self, frame):
+        state = self.frames.get(id(frame))
+        if state is not None:
+            self._diff(frame, state)
+            state[1] = frame.f_lineno
+
+    def finish(self, frame, diff=True):
+        """The frame ends (returns or raises): its last changes, then each assignment that ran more
+        than ``samples`` times once more with its last value and count."""
+        state = self.frames.pop(id(frame), None)
+        if state is None:
+            return
+        if diff:
+            self._diff(frame, state)
+        for (name, line), (count, last) in sorted(state[2].items(), key=lambda kv: kv[0][1]):
+            if count > self.samples:
+                source = f"{_os.path.basename(frame.f_code.co_filename)}:{line}"
+                _step_line(name, _json_text(last), source=source, count=count)
 
     def _diff(self, frame, state):
         before, line, seen, copies = state
@@ -361,21 +393,187 @@ class _Tracer:
                 _step_line(name, _json_text(value), source=source)
         state[0] = dict(now)
 
+    # sys.settrace: a "call" event for every call in the thread, a "line" event for each line of the
+    # frames this returns local_trace for, "return" when one ends (also at each yield).
+
+    def global_trace(self, frame, event, arg):
+        if event == "call" and frame.f_code in self.codes:
+            if id(frame) not in self.frames:  # not a generator resumed
+                self.start(frame)
+            return self.local_trace
+        return None
+
     def local_trace(self, frame, event, arg):
-        state = self.frames.get(id(frame))
-        if state is None:
+        if id(frame) not in self.frames:
             return None
         if event == "line":
-            self._diff(frame, state)
-            state[1] = frame.f_lineno
+            self.line(frame)
         elif event == "return":
-            self._diff(frame, state)
-            del self.frames[id(frame)]
-            for (name, line), (count, last) in sorted(state[2].items(), key=lambda kv: kv[0][1]):
-                if count > self.samples:
-                    source = f"{_os.path.basename(frame.f_code.co_filename)}:{line}"
-                    _step_line(name, _json_text(last), source=source, count=count)
+            if self.resumable:
+                self.line(frame)
+            else:
+                self.finish(frame)
         return self.local_trace
+
+
+def _drive(gen, tracer):
+    """Runs a generator or coroutine made by a function ``tracer`` follows, with ``sys.settrace``
+    set only while it runs (each resumption), and forwards what is sent or thrown into it; its frame's
+    summaries are written when it ends. Returns what it returns."""
+    frame = gen.gi_frame if hasattr(gen, "gi_frame") else gen.cr_frame
+    value, error = None, None
+    try:
+        while True:
+            previous = _sys.gettrace()
+            _sys.settrace(tracer.global_trace)
+            try:
+                item = gen.throw(error) if error is not None else gen.send(value)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                _sys.settrace(previous)
+            value, error = None, None
+            try:
+                value = yield item
+            except GeneratorExit:
+                gen.close()
+                raise
+            except BaseException as e:  # thrown in by the caller (or the event loop): pass it on
+                error = e
+    finally:
+        if frame is not None:
+            tracer.finish(frame, diff=False)
+
+
+class _Awaiting:
+    """Awaits a coroutine through :func:`_drive`."""
+
+    def __init__(self, driver):
+        self.driver = driver
+
+    def __await__(self):
+        return self.driver
+
+
+class _Monitor:
+    """``sys.monitoring`` (PEP 669, Python 3.12+) for the code objects being traced, and only those:
+    unlike ``sys.settrace``, no other call in the process pays for a trace function. One tool id is
+    claimed on first use (one that debuggers, coverage and profilers do not use by default); when none
+    is free, or on Python 3.11, :attr:`usable` is False and ``sys.settrace`` is used instead.
+
+    A code object maps to the :class:`_Tracer` that follows it and how many traces hold it (a traced
+    function calling itself); its events are switched off when the last one ends. ``PY_UNWIND`` (a
+    frame left by an exception) can only be enabled for the whole process; its callback ignores code
+    it does not follow."""
+
+    def __init__(self):
+        self._tool = None
+        self._tried = False
+        self._codes = {}
+
+    @property
+    def usable(self):
+        if not self._tried:
+            self._tried = True
+            self._tool = self._claim()
+        return self._tool is not None
+
+    def _claim(self):
+        if _os.environ.get("CLEW_TRACE_BACKEND") == "settrace" or not hasattr(_sys, "monitoring"):
+            return None
+        mon = _sys.monitoring
+        events = mon.events
+        for tool in (4, 3):
+            try:
+                mon.use_tool_id(tool, "clew")
+            except ValueError:
+                continue  # another tool has it
+            mon.register_callback(tool, events.PY_START, self._on_start)
+            mon.register_callback(tool, events.PY_RESUME, self._on_resume)
+            mon.register_callback(tool, events.LINE, self._on_line)
+            mon.register_callback(tool, events.PY_YIELD, self._on_yield)
+            mon.register_callback(tool, events.PY_RETURN, self._on_return)
+            mon.register_callback(tool, events.PY_UNWIND, self._on_unwind)
+            return tool
+        return None
+
+    def follow(self, code, tracer, calls=True):
+        """Follows ``code`` with ``tracer`` (or the tracer already following it): each line, and
+        with ``calls`` each frame's start (its arguments), suspension and end (its summaries). A
+        context manager follows a frame already running, without ``calls``."""
+        events = _sys.monitoring.events
+        wanted = events.LINE
+        if calls:
+            wanted |= events.PY_START | events.PY_RESUME | events.PY_YIELD | events.PY_RETURN
+        with _lock:
+            entry = self._codes.get(code)
+            if entry is None:
+                entry = self._codes[code] = [tracer, 0, 0]
+            entry[1] += 1
+            if entry[2] | wanted != entry[2]:
+                entry[2] |= wanted
+                _sys.monitoring.set_local_events(self._tool, code, entry[2])
+            _sys.monitoring.set_events(self._tool, events.PY_UNWIND)
+
+    def leave(self, code):
+        with _lock:
+            entry = self._codes.get(code)
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._codes[code]
+                _sys.monitoring.set_local_events(self._tool, code, 0)
+                if not self._codes:
+                    _sys.monitoring.set_events(self._tool, 0)
+
+    # Each callback runs in the monitored frame's own call: sys._getframe(1) is that frame.
+
+    def tracer(self, code):
+        """The tracer following ``code``, or None."""
+        entry = self._codes.get(code)
+        return None if entry is None else entry[0]
+
+    def _on_start(self, code, offset):
+        tracer = self.tracer(code)
+        if tracer is not None:
+            tracer.start(_sys._getframe(1))
+
+    def _on_resume(self, code, offset):
+        tracer = self.tracer(code)
+        frame = _sys._getframe(1)
+        if tracer is not None and id(frame) not in tracer.frames:
+            tracer.start(frame, arguments=False)  # a generator made before the trace began
+
+    def _on_line(self, code, line):
+        tracer = self.tracer(code)
+        if tracer is not None:
+            tracer.line(_sys._getframe(1))
+
+    def _on_yield(self, code, offset, value):
+        tracer = self.tracer(code)
+        if tracer is not None:
+            tracer.line(_sys._getframe(1))
+
+    def _on_return(self, code, offset, value):
+        tracer = self.tracer(code)
+        if tracer is not None:
+            tracer.finish(_sys._getframe(1))
+
+    def _on_unwind(self, code, offset, exception):
+        tracer = self.tracer(code)
+        if tracer is not None:
+            tracer.finish(_sys._getframe(1))
+
+
+_monitor = _Monitor()
+
+
+def backend():
+    """How :class:`trace` follows what it cannot compile again (and the context manager):
+    ``"sys.monitoring"`` on Python 3.12+ when a tool id is free, else ``"sys.settrace"``.
+    ``CLEW_TRACE_BACKEND=settrace`` forces the latter."""
+    return "sys.monitoring" if _monitor.usable else "sys.settrace"
 
 
 class trace:
@@ -399,8 +597,12 @@ class trace:
         self._previous = None
         self._tracer = None
         self._fast = None
+        self._kind = None
         if fn is not None:
             _functools.update_wrapper(self, fn)
+            self._kind = ("generator" if _inspect.isgeneratorfunction(fn) else
+                          "coroutine" if _inspect.iscoroutinefunction(fn) else
+                          "async generator" if _inspect.isasyncgenfunction(fn) else "function")
             self._fast = self._compile()
             try:
                 self._signature = _inspect.signature(fn)
@@ -434,17 +636,18 @@ class trace:
             return trace(args[0], samples=self.samples)
         if not active() and _airflow.target() is None:
             return self.fn(*args, **kwargs)
-        if _airflow.depth == 0 and not active():
-            _airflow.call = self._call_record(args, kwargs)
-            if _airflow.call is None:
-                _sys.stderr.write(
-                    f"clew: {self.fn.__qualname__}'s steps are sent, but Clew cannot run it again (clew replay-call): "
-                    "it is defined inside another function, an argument is not JSON, or they exceed 1 MiB\n")
-        _airflow.depth += 1
+        if self._kind == "generator":
+            return self._generator(args, kwargs)
+        if self._kind == "coroutine":
+            return self._coroutine(args, kwargs)
+        if self._kind == "async generator":
+            return self._async_generator(args, kwargs)
+        self._begin(args, kwargs)
         try:
             if self._fast is not None:
-                self._record_arguments(args, kwargs)
                 return self._fast(*args, **kwargs)
+            if self._monitored:
+                return self.fn(*args, **kwargs)
             tracer = _Tracer({self.fn.__code__}, self.samples)
             previous = _sys.gettrace()
             _sys.settrace(tracer.global_trace)
@@ -453,10 +656,73 @@ class trace:
             finally:
                 _sys.settrace(previous)
         finally:
-            _out.flush()
-            _airflow.depth -= 1
-            if _airflow.depth == 0:
-                _airflow.send()
+            self._end()
+
+    @property
+    def _monitored(self):
+        """Whether this function, which cannot be compiled again, is followed with sys.monitoring."""
+        return self._fast is None and _monitor.usable
+
+    def _begin(self, args, kwargs):
+        """A traced call starts: in Airflow, its call record (outermost call only); the arguments
+        (compiled copy) or the code followed (sys.monitoring)."""
+        if _airflow.depth == 0 and not active():
+            _airflow.call = self._call_record(args, kwargs)
+            if _airflow.call is None:
+                _sys.stderr.write(
+                    f"clew: {self.fn.__qualname__}'s steps are sent, but Clew cannot run it again (clew replay-call): "
+                    "it is defined inside another function, an argument is not JSON, or they exceed 1 MiB\n")
+        _airflow.depth += 1
+        if self._fast is not None:
+            self._record_arguments(args, kwargs)
+        elif self._monitored:
+            if self._tracer is None:
+                self._tracer = _Tracer({self.fn.__code__}, self.samples)
+            _monitor.follow(self.fn.__code__, self._tracer)
+
+    def _end(self):
+        if self._monitored:
+            _monitor.leave(self.fn.__code__)
+        _out.flush()
+        _airflow.depth -= 1
+        if _airflow.depth == 0:
+            _airflow.send()
+
+    # A generator's or coroutine's body runs after the call returns: these wrappers begin when it
+    # first runs and end when it finishes, so its steps (and in Airflow, its call) are all there.
+
+    def _generator(self, args, kwargs):
+        self._begin(args, kwargs)
+        try:
+            if self._fast is not None or self._monitored:
+                return (yield from (self._fast or self.fn)(*args, **kwargs))
+            tracer = _Tracer({self.fn.__code__}, self.samples, resumable=True)
+            return (yield from _drive(self.fn(*args, **kwargs), tracer))
+        finally:
+            self._end()
+
+    async def _coroutine(self, args, kwargs):
+        self._begin(args, kwargs)
+        try:
+            if self._fast is not None or self._monitored:
+                return await (self._fast or self.fn)(*args, **kwargs)
+            tracer = _Tracer({self.fn.__code__}, self.samples, resumable=True)
+            return await _Awaiting(_drive(self.fn(*args, **kwargs), tracer))
+        finally:
+            self._end()
+
+    async def _async_generator(self, args, kwargs):
+        """Items are passed on; ``asend``/``athrow`` are not (an async generator that needs them
+        is run untraced)."""
+        self._begin(args, kwargs)
+        try:
+            if self._fast is None and not self._monitored:
+                _sys.stderr.write(f"clew: {self.fn.__qualname__} is not traced: an async generator closure "
+                                  "needs sys.monitoring (Python 3.12+)\n")
+            async for item in (self._fast or self.fn)(*args, **kwargs):
+                yield item
+        finally:
+            self._end()
 
     #: Arguments larger than this (as JSON) make a call not replayable from Clew.
     CALL_LIMIT = 1 << 20
@@ -492,8 +758,13 @@ class trace:
 
     def __enter__(self):
         frame = _sys._getframe(1)
+        if _monitor.usable:
+            _monitor.follow(frame.f_code, _Tracer({frame.f_code}, self.samples), calls=False)
+            self._tracer = _monitor.tracer(frame.f_code)
+            self._tracer.start(frame, arguments=False)
+            return self
         self._tracer = _Tracer({frame.f_code}, self.samples)
-        self._tracer.frames[id(frame)] = _frame_state(frame)
+        self._tracer.start(frame, arguments=False)
         self._previous = _sys.gettrace()
         _sys.settrace(self._tracer.global_trace)
         frame.f_trace = self._tracer.local_trace
@@ -501,14 +772,11 @@ class trace:
 
     def __exit__(self, *exc):
         frame = _sys._getframe(1)
-        state = self._tracer.frames.pop(id(frame), None)
-        if state is not None:
-            self._tracer._diff(frame, state)
-            for (name, line), (count, last) in sorted(state[2].items(), key=lambda kv: kv[0][1]):
-                if count > self.samples:
-                    source = f"{_os.path.basename(frame.f_code.co_filename)}:{line}"
-                    _step_line(name, _json_text(last), source=source, count=count)
-        frame.f_trace = None
-        _sys.settrace(self._previous)
+        self._tracer.finish(frame)
+        if _monitor.usable:
+            _monitor.leave(frame.f_code)
+        else:
+            frame.f_trace = None
+            _sys.settrace(self._previous)
         _out.flush()
         return False

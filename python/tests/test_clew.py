@@ -82,7 +82,7 @@ class Recording(unittest.TestCase):
             def outer():
                 k = 3
                 @clew.trace
-                def inner(x):  # a closure (over k): traced with sys.settrace
+                def inner(x):  # a closure (over k): followed by sys.monitoring or sys.settrace
                     y = x * k
                     return y
                 return inner(2)
@@ -119,7 +119,15 @@ class Recording(unittest.TestCase):
         """, TASK)
         self.assertEqual([(x["name"], x["value"]) for x in steps(p.stdout)], [("b", "2"), ("c", "6")])
 
+    def test_variables_are_read_from_the_environment_the_engine_sets(self):
+        p = run("""
+            import clew
+            print(clew.variable("region.config"), clew.variable("absent", "fallback"))
+        """, {**TASK, "CLEW_VAR_REGION_CONFIG": '{"eu": 1}'})
+        self.assertEqual(p.stdout.strip(), '{"eu": 1} fallback')
+
     def test_values_and_properties_are_escaped(self):
+
         p = run("""
             import clew
             clew.record("note", "50% done\\nnext: a, b")
@@ -135,6 +143,96 @@ class Recording(unittest.TestCase):
         other = run("import clew; print(clew.random())", {**TASK, "CLEW_SEED": "43"}).stdout
         self.assertEqual(first, again)
         self.assertNotEqual(first, other)
+
+
+GENERATORS = """
+    import asyncio, clew, sys
+    @clew.trace(samples=1)
+    def squares(n):
+        for i in range(n):
+            sq = i * i
+            yield sq
+    def outer():
+        k = 2
+        @clew.trace(samples=1)
+        def scaled(n):  # a closure
+            for i in range(n):
+                v = i * k
+                yield v
+        @clew.trace
+        async def later(x):  # a coroutine closure
+            y = x * k
+            await asyncio.sleep(0)
+            z = y + 1
+            return z
+        return scaled, later
+    scaled, later = outer()
+    print(sum(squares(3)), sum(scaled(4)), asyncio.run(later(3)), file=sys.stderr)
+"""
+GENERATOR_STEPS = [
+    ("n", "3", "task.py:3", None), ("i", "0", "task.py:5", None), ("sq", "0", "task.py:6", None),
+    ("i", "2", "task.py:5", "3"), ("sq", "4", "task.py:6", "3"),
+    ("n", "4", "task.py:10", None), ("i", "0", "task.py:12", None), ("v", "0", "task.py:13", None),
+    ("i", "3", "task.py:12", "4"), ("v", "6", "task.py:13", "4"),
+    ("x", "3", "task.py:15", None), ("y", "6", "task.py:17", None), ("z", "7", "task.py:19", None),
+]
+
+
+def interpreters():
+    """This interpreter and, for the sys.monitoring backend, each Python 3.12+ that pyenv has
+    (tools/test.sh requires one)."""
+    found = [sys.executable]
+    root = os.path.expanduser("~/.pyenv/versions")
+    for name in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        path = os.path.join(root, name, "bin", "python3")
+        if name.split(".")[:2] in (["3", "12"], ["3", "13"], ["3", "14"]) and os.path.exists(path):
+            found.append(path)
+    return found
+
+
+class Backends(unittest.TestCase):
+    """What cannot be compiled again is followed by sys.monitoring on 3.12+, sys.settrace before:
+    the same steps either way, for functions, generators and coroutines."""
+
+    def steps_with(self, python, source, env):
+        p = subprocess.run([python, "-c", textwrap.dedent(source)], capture_output=True, text=True,
+                           env={**{k: v for k, v in os.environ.items() if not k.startswith("CLEW_")},
+                                "PYTHONPATH": PACKAGE, **TASK, **env})
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return [(x["name"], x["value"], x["at"].replace("%3A", ":").replace("<string>", "task.py"),
+                 x.get("count")) for x in steps(p.stdout)], p.stderr
+
+    def test_generators_and_coroutines_are_traced_as_they_run(self):
+        for python in interpreters():
+            for forced in ({}, {"CLEW_TRACE_BACKEND": "settrace"}):
+                with self.subTest(python=python, forced=forced):
+                    got, err = self.steps_with(python, GENERATORS, forced)
+                    self.assertIn("5 12 7", err)
+                    self.assertEqual(got, GENERATOR_STEPS)
+
+    def test_the_backend_is_sys_monitoring_where_python_has_it(self):
+        newer = [p for p in interpreters() if p != sys.executable or sys.version_info >= (3, 12)]
+        self.assertTrue(newer, "no Python 3.12+ found to test the sys.monitoring backend (pyenv ~/.pyenv/versions/3.12.*)")
+        source = """
+            import clew, sys
+            print(clew.backend(), file=sys.stderr)
+            def outer():
+                k = 1
+                @clew.trace
+                def f(x):
+                    t = sys.gettrace()  # no trace function for the whole thread
+                    return x + k
+                return f
+            outer()(1)
+        """
+        for python in newer:
+            got, err = self.steps_with(python, source, {})
+            self.assertEqual(err.strip(), "sys.monitoring")
+            self.assertEqual(got, [("x", "1", "task.py:6", None), ("t", "null", "task.py:8", None)])
+            got, err = self.steps_with(python, source, {"CLEW_TRACE_BACKEND": "settrace"})
+            self.assertEqual(err.strip(), "sys.settrace")
+            self.assertEqual([x[0] for x in got], ["x", "t"])
+            self.assertNotEqual(got[1][1], "null")
 
 
 def module_level(rows, factor=2):

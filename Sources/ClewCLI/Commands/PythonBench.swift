@@ -13,8 +13,8 @@ extension Bench {
                 Runs the function on the same rows without and with capture in one Python process (the one given by \
                 --python, which must import Clew's package: pip install ./python; tools/setup.sh installs it into \
                 ~/.cache/clew/venvs/clew-python), medians of --repetitions, and reports capture_overhead = on/off - 1 \
-                (goal <= 1.0) and the steps one traced call writes. Also the line-by-line fallback (sys.settrace, for \
-                what cannot be compiled again) on a tenth of the rows, for comparison; and the same body as a Swift DSL \
+                (goal <= 1.0) and the steps one traced call writes. Also the line-by-line fallback (for what cannot be \
+                compiled again: sys.monitoring on Python 3.12+, else sys.settrace) on a tenth of the rows, for comparison; and the same body as a Swift DSL \
                 closure with #traced against it without, in this process (swift_capture_overhead, goal <= 0.3).
                 """)
 
@@ -43,7 +43,9 @@ extension Bench {
             var captureOverhead: Double
             var steps: Int
             var stepBytes: Int
-            var settraceOverhead: Double
+            /// The line-by-line fallback: `sys.monitoring` or `sys.settrace` (``fallbackBackend``).
+            var fallbackOverhead: Double
+            var fallbackBackend: String
             /// The same for a Swift DSL closure with `#traced` (filled in by this command, not the script).
             var swiftOffSeconds: Double?
             var swiftOnSeconds: Double?
@@ -52,7 +54,8 @@ extension Bench {
 
             enum CodingKeys: String, CodingKey {
                 case rows, repetitions, python, captureOffSeconds = "capture_off_s", captureOnSeconds = "capture_on_s"
-                case captureOverhead = "capture_overhead", steps, stepBytes = "step_bytes", settraceOverhead = "settrace_overhead"
+                case captureOverhead = "capture_overhead", steps, stepBytes = "step_bytes", fallbackOverhead = "fallback_overhead"
+                case fallbackBackend = "fallback_backend"
                 case swiftOffSeconds = "swift_capture_off_s", swiftOnSeconds = "swift_capture_on_s", swiftOverhead = "swift_capture_overhead"
                 case swiftSteps = "swift_steps"
             }
@@ -98,7 +101,7 @@ extension Bench {
                 } else {
                     print("a pure-Python ETL function over \(f.rows) CSV rows (parse, filter, group, aggregate), medians of \(f.repetitions), \(f.python)")
                     print(String(format: "capture off %.3f s, on %.3f s: capture_overhead %.2f (goal <= 1.0); %d steps (%d bytes) per call", f.captureOffSeconds, f.captureOnSeconds, f.captureOverhead, f.steps, f.stepBytes))
-                    print(String(format: "the line-by-line fallback (sys.settrace) on %d rows: overhead %.1f", f.rows / 10, f.settraceOverhead))
+                    print(String(format: "the line-by-line fallback (%@) on %d rows: overhead %.1f", f.fallbackBackend, f.rows / 10, f.fallbackOverhead))
                     print(String(format: "Swift, #traced: off %.3f s, on %.3f s: swift_capture_overhead %.2f (goal <= 0.3); %d steps per call", swift.offSeconds, swift.onSeconds, swift.overhead, swift.steps))
                 }
             }
@@ -166,22 +169,18 @@ extension Bench {
                 ons.append(median_times(traced, text, 1)[0])
             off, on = statistics.median(offs), statistics.median(ons)
 
-            # The fallback (what cannot be compiled again is traced line by line), on a tenth of the rows.
+            # The fallback (what cannot be compiled again is followed line by line: sys.monitoring on
+            # 3.12+, sys.settrace before), on a tenth of the rows.
             small = data(rows // 10)
             s_off, _ = median_times(etl, small, max(1, reps // 2))
-            tracer = clew._Tracer({etl.__code__}, clew.LOOP_SAMPLES)
-            def traced_lines(text, min_amount):
-                previous = sys.gettrace()
-                sys.settrace(tracer.global_trace)
-                try:
-                    return etl(text, min_amount)
-                finally:
-                    sys.settrace(previous)
-            s_on, _ = median_times(traced_lines, small, max(1, reps // 2))
+            lines = clew.trace(etl)
+            lines._fast = None
+            s_on, _ = median_times(lines, small, max(1, reps // 2))
             print(json.dumps({
                 "rows": rows, "repetitions": reps, "python": sys.version.split()[0],
                 "capture_off_s": off, "capture_on_s": on, "capture_overhead": on / off - 1,
-                "steps": steps, "step_bytes": size, "settrace_overhead": s_on / s_off - 1,
+                "steps": steps, "step_bytes": size, "fallback_overhead": s_on / s_off - 1,
+                "fallback_backend": clew.backend(),
             }))
             """#
     }

@@ -90,7 +90,7 @@ struct ReplayCall: AsyncParsableCommand {
                 let callStep = recorded.steps.first(where: { $0.kind == "call" })
             else {
                 throw CLIFailure(
-                    message: "\(task) in \(key) recorded no call to run again: its function was not traced with @clew.trace in an Airflow task with CLEW_URL set, or an argument was not JSON")
+                    message: "\(task) in \(key) recorded no call to run again: its function was not traced with @clew.trace in an Airflow task with CLEW_URL set, it is defined inside another function, or its arguments were not JSON or exceeded 1 MiB (docs/python.md, replay-call)")
             }
             let call = try JSONTree.parse(Data(callStep.value.text.utf8))
             guard let file = call["file"]?.string, let function = call["function"]?.string, case .object(let recordedArguments)? = call["arguments"] else {
