@@ -62,6 +62,12 @@ public enum EventType {
     public static let attemptCompleted = "attempt.completed"
     public static let attemptExpired = "attempt.expired"
 
+    /// An operator's Variable (a key-value setting tasks read) set or deleted (stream `variables`): its
+    /// value, or for a secret-looking key only a reference (`env:NAME`, `file:PATH`); the actor says who.
+    /// A task's read of one is a step of kind `variable_read` in its run (docs/operations.md).
+    public static let variableSet = "variable.set"
+    public static let variableDeleted = "variable.deleted"
+
     /// Every type above.
     public static let all: [String] = [
         dagRegistered, runQueued, runStarted, runSucceeded, runFailed, runCancelled, taskScheduled, taskStarted,
@@ -70,7 +76,7 @@ public enum EventType {
         chunkLeaseAcquired, chunkLeaseReleased, valueStored, expectationEvaluated, dagTriggered, runImported,
         lineageQuarantined, openLineageReceived, runCallback, tokenCreated, tokenRevoked, auditRecorded, runLabelled,
         datasetDescribed, ledgerMigrated, payloadsErased, attemptQueued, attemptClaimed, attemptHeartbeat,
-        attemptCompleted, attemptExpired,
+        attemptCompleted, attemptExpired, variableSet, variableDeleted,
     ]
 }
 
@@ -87,6 +93,9 @@ public enum StreamID {
     public static func queue(_ name: String) -> String { "queue/\(name)" }
     /// One queued attempt's claim, heartbeats and end: the stream its lease is fenced on.
     public static func attempt(dag: String, run: String, task: String, attempt: Int) -> String { "attempt/\(dag)/\(run)/\(task)/\(attempt)" }
+    /// Every Variable's sets and deletes, in order.
+    public static let variables = "variables"
+
 }
 
 /// Chunk life cycle states (driven only by events).

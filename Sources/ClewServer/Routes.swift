@@ -19,7 +19,7 @@ enum Routes {
         router.add(middleware: AuthMiddleware(state: state))
         for collection in [
             SystemRoutes.collection(state), DAGRoutes.collection(state), RunRoutes.collection(state),
-            DataRoutes.collection(state), ForensicsRoutes.collection(state), AccessRoutes.collection(state),
+            DataRoutes.collection(state), ForensicsRoutes.collection(state), AccessRoutes.collection(state), VariableRoutes.collection(state),
         ] {
             router.addRoutes(collection)
         }

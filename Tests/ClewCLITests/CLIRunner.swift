@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 /// Runs the built `clew` binary (CLEW_BIN, or .build/debug/clew of this package) as a user would.
@@ -83,9 +84,9 @@ struct CLI {
         environment: [String: String] = [:]
     ) async throws -> Result {
         let (process, out, err) = try start(args, input: input, asUser: uid, ledgerOption: ledgerOption, netns: netns, environment: environment)
-        try await Self.wait(for: process, args: args)
+        let status = try await Self.wait(for: process, args: args)
         return Result(
-            status: process.terminationStatus,
+            status: status,
             stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
             stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
     }
@@ -93,9 +94,12 @@ struct CLI {
     /// Waits for `process` without holding a thread of the cooperative pool (a test that blocks one starves
     /// every other test's timers on a 2-core machine), killing it after `limit` seconds so a hung command
     /// fails its test, naming the command, instead of stalling the whole suite.
-    static func wait(for process: Process, args: [String], limit: Duration = .seconds(300)) async throws {
+    /// - Returns: its exit status (or the signal that ended it).
+    @discardableResult
+    static func wait(for process: Process, args: [String], limit: Duration = .seconds(300)) async throws -> Int32 {
         let deadline = ContinuousClock.now + limit
         while process.isRunning {
+            if let status = ended(process) { return status }
             if ContinuousClock.now > deadline {
                 kill(process.processIdentifier, SIGKILL)
                 await exit(of: process)
@@ -104,12 +108,40 @@ struct CLI {
             try await Task.sleep(for: .milliseconds(5))
         }
         process.waitUntilExit()  // already exited: returns at once, and makes the status readable
+        endedSince.withLock { _ = $0.removeValue(forKey: process.processIdentifier) }
+        return process.terminationStatus
+
     }
 
     /// Waits for a process that is known to be ending (killed, or whose input is closed), off the pool.
-    static func exit(of process: Process) async {
-        while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
+    /// - Returns: its exit status (or the signal that ended it).
+    @discardableResult
+    static func exit(of process: Process) async -> Int32 {
+        while process.isRunning {
+            if let status = ended(process) { return status }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
         process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// The status of a child that ended over a second ago while Foundation still calls it running: its
+    /// SIGCHLD was missed (seen once, an Airflow child left a zombie and the suite hung on `isRunning`).
+    /// Read with `waitid(WNOWAIT)`, which leaves the child to whoever reaps it. Nil while it runs.
+    private static let endedSince = Mutex<[pid_t: ContinuousClock.Instant]>([:])
+    static func ended(_ process: Process) -> Int32? {
+        let pid = process.processIdentifier
+        var info = siginfo_t()
+        guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0, info._sifields._sigchld.si_pid == pid else { return nil }
+        let first = endedSince.withLock { seen -> ContinuousClock.Instant in
+            if let t = seen[pid] { return t }
+            let now = ContinuousClock.now
+            seen[pid] = now
+            return now
+        }
+        guard ContinuousClock.now - first > .seconds(1) else { return nil }  // Foundation's own reaping first
+        endedSince.withLock { _ = $0.removeValue(forKey: pid) }
+        return info._sifields._sigchld.si_status
     }
 
     /// Polls `condition` until it holds, at most `limit`; a readiness wait, not a fixed sleep.
@@ -178,8 +210,9 @@ struct Program {
         process.standardError = process.standardOutput
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        try await CLI.wait(for: process, args: [executable] + arguments, limit: limit)
-        return Program(status: process.terminationStatus, output: (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+        let status = try await CLI.wait(for: process, args: [executable] + arguments, limit: limit)
+        return Program(status: status, output: (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+
     }
 
     /// Where tools/producers.sh installed the producers' virtual environments.

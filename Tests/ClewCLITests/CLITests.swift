@@ -469,6 +469,11 @@ struct EngineCLITests {
         #expect(unknown.status == 1 && unknown.stderr.contains("no DAG named 'no_such_dag'"))
         let param = try await cli.run(["run", "csv_orders", "--param", "oops"])
         #expect(param.status != 0 && param.stderr.contains("name=value"))
+        // A param the DAG does not declare (a misspelling) is refused, as the API refuses it.
+        let undeclared = try await cli.run(["run", "csv_orders", "--param", "rows=10", "--param", "colour=red"])
+        #expect(undeclared.status == 1, "\(undeclared.stdout)")
+        #expect(undeclared.stderr.contains("params: colour not declared by DAG 'csv_orders' (declared: "), "\(undeclared.stderr)")
+
         let partition = try await cli.run(["backfill", "sensor_rollup", "--from", "yesterday", "--to", "2026-11-02"])
         #expect(partition.status == 1 && partition.stderr.contains("--from 'yesterday'"))
         #expect(try await cli.eventCount() == before)  // nothing recorded by bad input

@@ -109,8 +109,8 @@ struct ChunkTests {
     @Test("sequence datasets need every earlier chunk; a live reader lease makes a chunk unsafe to overwrite")
     func sequenceAndSafety() async throws {
         let seq = DatasetSpec(name: "batches", partitioning: .sequence)
-        let writer = DAG("writer", datasets: [seq]) { Op("write") { ctx in ctx.param("n") ?? "" }.produces("batches", key: "{param.n}") }
-        let reader = DAG("reader", datasets: [seq]) { Op("read") { _ in 1 }.consumes("batches", key: "{param.n}") }
+        let writer = DAG("writer", params: ["n": ""], datasets: [seq]) { Op("write") { ctx in ctx.param("n") ?? "" }.produces("batches", key: "{param.n}") }
+        let reader = DAG("reader", params: ["n": ""], datasets: [seq]) { Op("read") { _ in 1 }.consumes("batches", key: "{param.n}") }
         try await withEngine([writer, reader]) { engine, ledger, _ in
             _ = try await engine.run(writer, params: ["n": "1"])
             _ = try await engine.run(writer, params: ["n": "3"])

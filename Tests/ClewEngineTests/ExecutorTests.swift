@@ -232,7 +232,7 @@ struct ExecutorTests {
 
     @Test("a DAG triggers another DAG, conditionally")
     func triggers() async throws {
-        let child = DAG("child") { Op("work") { ctx in "child got \(ctx.param("source") ?? "-")" } }
+        let child = DAG("child", params: ["source": "-"]) { Op("work") { ctx in "child got \(ctx.param("source") ?? "-")" } }
         let parent = DAG("parent", params: ["full": "yes"]) {
             Op("prepare") { _ in 1 }
             TriggerDAG("run_child", after: "prepare", dag: "child", params: ["source": "{run}"])
@@ -247,8 +247,16 @@ struct ExecutorTests {
             let childEvents = try ledger.events(inStream: StreamID.run(dag: "child", run: childRun))
             #expect(childEvents.last?.type == EventType.runSucceeded)
             #expect(String(decoding: childEvents[0].payload, as: UTF8.self).contains("dag:parent/p1"))
+
+            // A param the child does not declare (a misspelling) fails the trigger task, naming it.
+            let sloppy = DAG("sloppy") { TriggerDAG("go", dag: "child", params: ["sorce": "x"]) }
+            let failed = try await engine.run(sloppy, runID: "s1")
+            #expect(failed.tasks["go"] == .failed)
+            let error = try #require(events(try runEvents(ledger, failed), EventType.taskFailed).first?["error"] as? String)
+            #expect(error.contains("params: sorce not declared by DAG 'child' (declared: source)"), "\(error)")
         }
     }
+
 
     @Test("bad DAGs are refused with every problem named")
     func validation() throws {

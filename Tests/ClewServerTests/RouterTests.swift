@@ -100,7 +100,64 @@ struct RouterTests {
         }
     }
 
+    @Test("variables over HTTP: an operator sets and deletes (audited, recorded as the token), a viewer reads but cannot set, a secret only by reference; bad input is 400 with nothing recorded")
+    func variables() async throws {
+        try await Self.withServer { state, token in
+            let viewer = try await state.tokens.mint(name: "watcher", role: .viewer, by: "test").token
+            let op = try await state.tokens.mint(name: "deployer", role: .operator, by: "test")
+            let app = Application(router: Routes.build(state))
+            @Sendable func auth(_ t: String) -> HTTPFields { [.authorization: "Bearer \(t)", .contentType: "application/json"] }
+            try await app.test(.router) { client in
+                try await client.execute(uri: "/api/variables/region", method: .put, headers: auth(viewer), body: ByteBuffer(string: #"{"value":"eu"}"#)) { r in
+                    #expect(r.status == .forbidden, "\(Self.message(r))")
+                }
+                try await client.execute(uri: "/api/variables/region", method: .put, headers: auth(op.token), body: ByteBuffer(string: #"{"value":"eu","reason":"launch"}"#)) { r in
+                    #expect(r.status == .ok, "\(Self.message(r))")
+                }
+                let before = try state.ledger.events(inStream: StreamID.variables).count
+                for (path, body, status, words) in [
+                    ("/api/variables/api_token", #"{"value":"abc123secret"}"#, HTTPResponse.Status.badRequest, "looks secret"),
+                    ("/api/variables/region", #"{"value":"eu","reference":"env:X"}"#, .badRequest, "not both"),
+                    ("/api/variables/region", #"{"reference":"vault:x"}"#, .badRequest, "must be env:NAME or file:/absolute/path"),
+                    ("/api/variables/region", #"{"value":"\#(String(repeating: "x", count: 70_000))"}"#, .contentTooLarge, "at most 65536"),
+                    ("/api/variables/region", #"{"value":3}"#, .badRequest, ""),
+                ] {
+                    try await client.execute(uri: path, method: .put, headers: auth(op.token), body: ByteBuffer(string: body)) { r in
+                        #expect(r.status == status && (words.isEmpty || Self.message(r).contains(words)), "\(path) \(body.prefix(60)): \(r.status) \(Self.message(r))")
+                    }
+                }
+                #expect(try state.ledger.events(inStream: StreamID.variables).count == before)
+                try await client.execute(uri: "/api/variables/api_token", method: .put, headers: auth(op.token), body: ByteBuffer(string: #"{"reference":"env:API_TOKEN"}"#)) { r in
+                    #expect(r.status == .ok, "\(Self.message(r))")
+                }
+                try await client.execute(uri: "/api/variables", method: .get, headers: auth(viewer)) { r in
+                    let list = try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [[String: Any]] ?? []
+                    #expect(list.map { $0["key"] as? String } == ["api_token", "region"])
+                    #expect(list.first?["reference"] as? String == "env:API_TOKEN" && list.first?["secret"] as? Bool == true)
+                    #expect(list.last?["setBy"] as? String == "token:deployer (\(op.info.id))")
+                }
+                try await client.execute(uri: "/api/variables/region?reason=gone", method: .delete, headers: auth(op.token)) { r in
+                    #expect(r.status == .noContent, "\(Self.message(r))")
+                }
+                try await client.execute(uri: "/api/variables/region", method: .get, headers: auth(viewer)) { r in
+                    let o = try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [String: Any] ?? [:]
+                    let history = o["history"] as? [[String: Any]] ?? []
+                    #expect(history.map { $0["action"] as? String } == ["set", "deleted"])
+                    #expect(history.map { $0["reason"] as? String } == ["launch", "gone"])
+                    #expect(o["variable"] == nil || o["variable"] is NSNull)
+                }
+                try await client.execute(uri: "/api/variables/never", method: .get, headers: auth(viewer)) { #expect($0.status == .notFound) }
+                try await client.execute(uri: "/api/runs/nope/r1/variables", method: .get, headers: auth(viewer)) { #expect($0.status == .notFound) }
+            }
+            // Each change and refusal is audited with the token that made it.
+            let audits = try state.ledger.events(inStream: "audit").compactMap { try? JSONSerialization.jsonObject(with: $0.payload) as? [String: Any] }
+            let actions = audits.filter { ($0["action"] as? String ?? "").hasPrefix("variable.") }.map { "\($0["action"]!) \($0["outcome"]!)" }
+            #expect(actions == ["variable.set denied", "variable.set ok"] + Array(repeating: "variable.set refused", count: 4) + ["variable.set ok", "variable.delete ok"], "\(actions)")
+        }
+    }
+
     @Test("every event the server writes (OpenLineage ingest, tokens, audit) decodes as its type's payload, with no undeclared field")
+
     func ingestConformsToSchema() async throws {
         try await Self.withServer { state, token in
             let app = Application(router: Routes.build(state))

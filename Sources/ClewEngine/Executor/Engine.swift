@@ -42,6 +42,8 @@ public final class Engine: Sendable {
     let recorder: Recorder
     let values: ValueStore
     let chunks: ChunkBook
+    /// Operator Variables, which tasks read (``TaskContext/variable(_:)``, `CLEW_VAR_*`).
+    public let variables: VariableStore
     /// `name@version` of DAGs known to be registered in the ledger.
     let registered = Mutex(Set<String>())
 
@@ -58,6 +60,8 @@ public final class Engine: Sendable {
         self.recorder = Recorder(ledger: ledger, actor: self.options.actor, fence: fence)
         self.values = ValueStore(ledger: ledger, recorder: recorder)
         self.chunks = chunks ?? ChunkBook(ledger: ledger)
+        self.variables = VariableStore(ledger: ledger)
+
     }
 
     /// Records `dag.registered` for this version of the DAG unless it is already the latest registered.
@@ -94,6 +98,7 @@ public final class Engine: Sendable {
         _ dag: DAG, params: [String: String] = [:], partition: Partition? = nil, runID: String? = nil,
         trigger: String = "manual"
     ) async throws -> RunOutcome {
+        if let problem = dag.spec.paramsProblem(params) { throw EngineError(.invalidInput, problem) }
         let version = try await register(dag)
         let id = try runID ?? newRunID(dag: dag.name, partition: partition, trigger: trigger)
         let stream = StreamID.run(dag: dag.name, run: id)
@@ -124,7 +129,9 @@ public final class Engine: Sendable {
         guard let dag = registry.dag(named: name) else {
             throw EngineError(.notFound, "DAG \(name) is not known to this executable or pipeline directory; cannot resubmit run \(id)")
         }
+        if let problem = dag.spec.paramsProblem(params) { throw EngineError(.invalidInput, problem) }
         let plan = try ResubmitPlan(engine: self, dag: dag, runID: id, overrides: params, rerun: rerun)
+
         let version = try await register(dag)
         let execution = RunExecution(engine: self, dag: dag, runID: id, params: plan.params, partition: plan.partition)
         try await execution.cleanUpForResubmit(plan: plan, version: version)

@@ -244,4 +244,9 @@ struct LiveSink: StepSink {
     }
 
     func replayed(step: Int, kind: String, name: String) -> RecordedValue? { feed?.take(kind: kind, name: name) }
+
+    func readVariable(_ key: String, step: Int) throws -> (value: String, origin: String) {
+        try execution.engine.variables.resolve(key)
+    }
 }
+

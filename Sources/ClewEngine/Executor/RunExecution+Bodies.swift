@@ -93,6 +93,17 @@ extension RunExecution {
             env["CLEW_INTERVAL_END"] = PartitionKey.string(micros: p.end)
         }
         for (k, v) in params { env["CLEW_PARAM_\(Self.envName(k))"] = v }
+        // Variables the task declares: each read is a step (the first ones), given as CLEW_VAR_<KEY>.
+        var secretVariables: [String] = []
+        for key in command.variables ?? [] {
+            let value = try context.variable(key)
+            env["CLEW_VAR_\(Self.envName(key))"] = value
+            if Redaction.isSecret(key), !value.isEmpty { secretVariables.append(value) }
+        }
+        // The command's own steps (line protocol) are numbered after these; Clew's Python package
+        // numbers its replay lookups the same way.
+        env["CLEW_STEP_BASE"] = String(context.stepsTaken)
+
         for c in context.consumedChunks { if let url = c.url { env["CLEW_INPUT_\(Self.envName(c.dataset))"] = url.path } }
         for ref in spec.produces { env["CLEW_OUTPUT_\(Self.envName(ref.dataset))"] = directory.appendingPathComponent(ref.path ?? ref.dataset).path }
         let workDir = command.workingDirectory ?? FileManager.default.currentDirectoryPath
@@ -104,14 +115,22 @@ extension RunExecution {
         // (output paths relative to the attempt's directory, secrets redacted).
         // Secret values (of secret-named params and variables) are cut out wherever they appear (CLEW_PARAMS holds them all).
         let secrets = (params.merging(command.environment, uniquingKeysWith: { a, _ in a })).filter { Redaction.isSecret($0.key) && !$0.value.isEmpty }.map(\.value)
+            + secretVariables
+
         let recordedEnv = command.environment.merging(env, uniquingKeysWith: { _, b in b }).reduce(into: [String: String]()) { out, kv in
             var value = kv.value.replacingOccurrences(of: directory.path, with: "$CLEW_OUTPUT_DIR")
             for secret in secrets { value = value.replacingOccurrences(of: secret, with: "[REDACTED]") }
             out[kv.key] = Redaction.isSecret(kv.key) ? "[REDACTED]" : value
         }
+        // What the command printed is recorded too: a secret it echoes (a connection string in an error
+        // message) is cut out of it as well. Values under 4 characters are left, or every "a" would go.
+        let scrub: (String) -> String = { text in
+            secrets.filter { $0.count >= 4 }.reduce(text) { $0.replacingOccurrences(of: $1, with: "[REDACTED]") }
+        }
+        let stderr = scrub(r.stderr)
         var outcome = BodyOutcome(
             command: CommandReport(
-                exitCode: r.exitCode, signal: r.signal, stdout: r.stdout, stderr: r.stderr, stdoutBytes: r.stdoutBytes,
+                exitCode: r.exitCode, signal: r.signal, stdout: scrub(r.stdout), stderr: stderr, stdoutBytes: r.stdoutBytes,
                 stderrBytes: r.stderrBytes, files: r.files, argv: command.argv, cwd: workDir, env: recordedEnv))
         outcome.declaredChunks = r.chunks
         if !r.outputs.isEmpty { outcome.output = RecordedValue(outputs: r.outputs, type: "command") }
@@ -120,7 +139,8 @@ extension RunExecution {
         } else if let s = r.signal {
             outcome.failure = "killed by signal \(s)"
         } else if r.exitCode != 0 {
-            let last = r.stderr.split(separator: "\n").last.map { ": \($0)" } ?? ""
+            let last = stderr.split(separator: "\n").last.map { ": \($0)" } ?? ""
+
             outcome.failure = "exit code \(r.exitCode ?? -1)\(last)"
         }
         if command.isBranch, outcome.failure == nil {

@@ -109,6 +109,32 @@ public final class TaskContext: Sendable {
         return Date(timeIntervalSince1970: Double(micros) / 1_000_000)
     }
 
+    /// An operator Variable (`clew variables set`), read now and recorded as a step of kind
+    /// `variable_read` whose source names the `variable.set` it saw (a secret-looking key's value is
+    /// recorded as `[REDACTED]`). A replay returns the value the run read, not today's; a secret is read
+    /// again through its reference.
+    /// - Throws: ``VariableError`` when the Variable is not set or its reference cannot be read here.
+    public func variable(_ key: String) throws -> String {
+        let step = try nextStep()
+        if let replayed = try sink.replayed(step: step, kind: StepKind.variableRead, name: key),
+            let text = try? replayed.decode(String.self), !Redaction.isSecret(key)
+        {
+            sink.variable(step: step, name: key, kind: StepKind.variableRead, value: replayed)
+            return text
+        }
+        let (value, origin) = try sink.readVariable(key, step: step)
+        sink.variable(step: step, name: key, kind: StepKind.variableRead, value: try RecordedValue(value, name: key), source: origin, count: nil)
+        return value
+    }
+
+    /// An operator Variable holding JSON, decoded.
+    public func variable<T: Decodable>(_ key: String, as type: T.Type) throws -> T {
+        let text = try variable(key)
+        do { return try JSONDecoder().decode(T.self, from: Data(text.utf8)) } catch {
+            throw TaskContextError("variable '\(key)' is not JSON of \(T.self): \(error)")
+        }
+    }
+
     /// The next number of the attempt's seeded generator (deterministic for run, task and attempt).
     public func random() -> UInt64 { state.withLock { $0.rng.nextValue() } }
 
@@ -150,6 +176,10 @@ public final class TaskContext: Sendable {
     }
 
     package func close() { state.withLock { $0.closed = true } }
+
+    /// How many steps the attempt has taken so far.
+    package var stepsTaken: Int { state.withLock { $0.step } }
+
 }
 
 /// Where a context's steps go: the live recorder, or a replay feeding recorded values back.
@@ -163,6 +193,9 @@ package protocol StepSink: Sendable {
     /// The recorded result of a `now` or `side_effect` step when replaying (so the task gets what it got
     /// the first time and the outside world is not touched again), else nil.
     func replayed(step: Int, kind: String, name: String) throws -> RecordedValue?
+    /// An operator Variable's value and its origin (`variable.set@<seq>`, with its reference), for the
+    /// read at `step` that ``replayed(step:kind:name:)`` did not answer.
+    func readVariable(_ key: String, step: Int) throws -> (value: String, origin: String)
 }
 
 extension StepSink {
@@ -171,6 +204,10 @@ extension StepSink {
     }
 
     package var commandEnvironment: [String: String] { [:] }
+
+    package func readVariable(_ key: String, step: Int) throws -> (value: String, origin: String) {
+        throw TaskContextError("variable '\(key)' cannot be read here: no ledger holds Variables")
+    }
 }
 
 /// The kinds of step a task context records (`variable.recorded`'s `kind`).
@@ -178,6 +215,9 @@ public enum StepKind {
     public static let variable = "variable"
     public static let now = "now"
     public static let sideEffect = "side_effect"
+    /// An operator Variable read (``TaskContext/variable(_:)``); its source names the set it saw.
+    public static let variableRead = "variable_read"
+
     /// Row-level lineage of a collection (``Rows``), recorded by ``TaskContext/output(_:)``.
     public static let rows = "rows"
 }

@@ -34,7 +34,7 @@ public enum PipelineFile {
     ]
     static let taskKeys: Set<String> = [
         "run", "env", "cwd", "after", "rule", "retries", "retry_delay", "timeout", "consumes", "produces", "branch",
-        "trigger", "params", "when", "wait",
+        "trigger", "params", "when", "wait", "variables",
     ]
 
     /// Reads and validates a pipeline file.
@@ -147,6 +147,15 @@ public enum PipelineFile {
                 let cwd = string(task["cwd"]).map { $0.hasPrefix("/") ? $0 : URL(fileURLWithPath: directory).appendingPathComponent($0).path } ?? directory
                 ts.kind = .command
                 ts.command = CommandSpec(argv: argv, environment: env, workingDirectory: cwd, isBranch: task["branch"]?.bool ?? false)
+                if let v = task["variables"] {
+                    let keys = list(v)
+                    for key in keys {
+                        do { try VariableStore.check(key: key) } catch { problem(v, "task \(id): \(error)") }
+                    }
+                    let names = Dictionary(grouping: keys, by: { RunExecution.envName($0) }).filter { $0.value.count > 1 }
+                    for (name, clash) in names { problem(v, "task \(id): variables \(clash.joined(separator: " and ")) would both be CLEW_VAR_\(name)") }
+                    if !keys.isEmpty { ts.command?.variables = keys }
+                }
                 let words = argv.count == 1 ? argv[0].split(separator: " ").map(String.init) : argv
                 if let program = words.first, !program.isEmpty {
                     do { _ = try CommandRunner.resolve(program, in: cwd) } catch { problem(run, "task \(id): \(error)") }
@@ -161,6 +170,8 @@ public enum PipelineFile {
                     }
                 }
             } else if let trig = task["trigger"] {
+                if task["variables"] != nil { problem(task["variables"], "task \(id): variables: is for command tasks (run:)") }
+
                 ts.kind = .trigger
                 var params: [String: String] = [:]
                 for (k, v) in task["params"]?.mapping ?? [:] { params[k.string ?? ""] = v.string ?? "" }

@@ -44,7 +44,19 @@ public struct DAGSpec: Sendable, Hashable, Codable {
         self.sourceDigest = sourceDigest
     }
 
+    /// Why `given` cannot be a run's params: the names this DAG does not declare, as in
+    /// `params: colour not declared by DAG 'orders' (declared: rows, threshold)`; nil when it declares every one.
+    /// The engine refuses such a run (every front door: `clew run`, the scheduler, the API, a trigger task),
+    /// so a misspelt param is an error, not a value no task ever reads.
+    public func paramsProblem(_ given: [String: String]) -> String? {
+        let unknown = Set(given.keys).subtracting(params.keys)
+        guard !unknown.isEmpty else { return nil }
+        let declared = params.isEmpty ? "it declares none" : "declared: \(params.keys.sorted().joined(separator: ", "))"
+        return "params: \(unknown.sorted().joined(separator: ", ")) not declared by DAG '\(name)' (\(declared))"
+    }
+
     /// Canonical JSON of the definition (sorted keys), secret-looking params and command environment
+
     /// variables redacted: what is hashed and recorded.
     public var canonicalJSON: Data {
         var copy = self
@@ -140,13 +152,18 @@ public struct CommandSpec: Sendable, Hashable, Codable {
     public var workingDirectory: String?
     /// Whether the command chooses the children that run (`::branch::a,b`).
     public var isBranch: Bool
+    /// Operator Variables the command reads: each is read (a recorded step) when the attempt starts and
+    /// given to it as `CLEW_VAR_<KEY>`. Nil (not encoded) when none, so older definitions keep their version.
+    public var variables: [String]?
 
-    public init(argv: [String], environment: [String: String] = [:], workingDirectory: String? = nil, isBranch: Bool = false) {
+    public init(argv: [String], environment: [String: String] = [:], workingDirectory: String? = nil, isBranch: Bool = false, variables: [String]? = nil) {
         self.argv = argv
         self.environment = environment
         self.workingDirectory = workingDirectory
         self.isBranch = isBranch
+        self.variables = variables
     }
+
 }
 
 /// A run of another DAG started by a task.

@@ -906,7 +906,33 @@ extension DatasetDescription: EventPayload {
     public static let eventTypes = [EventType.datasetDescribed]
 }
 
+/// `variable.set` / `variable.deleted` (stream `variables`): an operator's Variable. A set carries
+/// either `value` or, always for a secret-looking key, `reference` (`env:NAME` or `file:PATH`, read by the
+/// process that runs the task), never a secret in clear.
+public struct VariableChanged: EventPayload, Equatable {
+    public static let eventTypes = [EventType.variableSet, EventType.variableDeleted]
+    public var key: String
+    public var value: String?
+    public var reference: String?
+    public var description: String?
+    /// Why (free text, as given).
+    public var reason: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case key, value, reference, description, reason
+    }
+
+    public init(key: String, value: String? = nil, reference: String? = nil, description: String? = nil, reason: String? = nil) {
+        self.key = key
+        self.value = value
+        self.reference = reference
+        self.description = description
+        self.reason = reason
+    }
+}
+
 /// Every event type Clew writes, with the type of its payload.
+
 public enum EventSchema {
     /// The payload types, one per event type or family of types.
     public static let payloads: [any EventPayload.Type] = [
@@ -914,7 +940,7 @@ public enum EventSchema {
         RunImported.self, RunCallback.self, TaskEvent.self, ValueEvent.self, ValueConsumed.self, ExpectationEvaluated.self,
         QuestionAnswered.self, DAGTriggered.self, ChunkChange.self, ChunkLease.self, DatasetDescription.self, ValueStored.self,
         LineageQuarantined.self, OpenLineageReceived.self, TokenCreated.self, TokenRevoked.self, AuditRecorded.self,
-        LedgerMigrated.self, PayloadsErased.self, AttemptEvent.self,
+        LedgerMigrated.self, PayloadsErased.self, AttemptEvent.self, VariableChanged.self,
     ]
 
     /// The payload type of an event type (nil for a type Clew does not write).

@@ -77,7 +77,19 @@ final class ReplaySink: StepSink {
         stop.withLock { $0 = why }
         throw ReplayStop(description: why)
     }
+
+    /// A Variable read that was recorded redacted (a secret): read again through the reference the
+    /// record names, in this process; a replay never asks the Variables as they are now.
+    func readVariable(_ key: String, step: Int) throws -> (value: String, origin: String) {
+        guard let r = recorded[step], let (_, reference) = VariableStore.parse(origin: r.source), let reference else {
+            let why = "variable '\(key)' at step \(step) was recorded redacted with no reference to read it again from"
+            stop.withLock { $0 = why }
+            throw ReplayStop(description: why)
+        }
+        return (try VariableReference(reference).read(for: key), r.source ?? "")
+    }
 }
+
 
 /// Runs recorded attempts again, each in a fresh directory under the replay's work directory.
 struct AttemptRunner: Sendable {

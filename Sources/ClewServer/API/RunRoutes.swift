@@ -53,10 +53,9 @@ enum RunRoutes {
                     throw APIError(.notFound, "no DAG named '\(body.dag)' (known: \(state.engine.registry.all.map(\.name).joined(separator: ", ")))")
                 }
                 let callback = try body.callbackURL()
-                let unknown = Set((body.params ?? [:]).keys).subtracting(dag.spec.params.keys)
-                guard unknown.isEmpty else {
-                    throw APIError(.badRequest, "params: \(unknown.sorted().joined(separator: ", ")) not declared by DAG '\(dag.name)' (declared: \(dag.spec.params.keys.sorted().joined(separator: ", ")))")
-                }
+                // Checked before the run is accepted (202), as the engine would when it starts it.
+                if let problem = dag.spec.paramsProblem(body.params ?? [:]) { throw APIError(.badRequest, problem) }
+
                 let accepted = try await state.runs.trigger(dag, params: body.params ?? [:], callback: callback, by: identity)
                 return try Reply.json(accepted, status: .accepted)
             }
@@ -78,7 +77,9 @@ enum RunRoutes {
             let key = RunKey(dag: try Routes.param(context, "dag"), run: try Routes.param(context, "run"))
             let body = try await request.decodeJSON(ResubmitRequest.self)
             return try await Routes.mutate(state, request, context, role: .operator, action: "run.resubmit", target: "\(key.dag)/\(key.run)") { _ in
-                guard state.engine.registry.dag(named: key.dag) != nil else { throw APIError(.notFound, "DAG '\(key.dag)' is not known to this server") }
+                guard let dag = state.engine.registry.dag(named: key.dag) else { throw APIError(.notFound, "DAG '\(key.dag)' is not known to this server") }
+                if let problem = dag.spec.paramsProblem(body.params ?? [:]) { throw APIError(.badRequest, problem) }
+
                 guard try await state.views.read({ views, _ in try views.run(key) }) != nil else { throw APIError(.notFound, "no run '\(key.run)' of DAG '\(key.dag)'") }
                 let accepted = try await state.runs.resubmit(key, params: body.params ?? [:], rerun: Set(body.rerun ?? []), callback: try body.callbackURL())
                 return try Reply.json(accepted, status: .accepted)

@@ -1,0 +1,118 @@
+import ClewTestSupport
+import Foundation
+import Testing
+
+/// Operating pipelines (docs/operations.md): Variables with provenance, params a DAG declares.
+@Suite("Operations: variables")
+struct OperationsTests {
+    static var pipelines: String { CLI.packageRoot.appendingPathComponent("Fixtures/operations/pipelines").path }
+    static let secret = "hunter2-correct-horse-battery"
+
+    @Test("variables: set with who and why, a secret only by reference and never in the ledger; a run's reads name the set they saw; a replay reads what the run read; bad input refused with nothing recorded")
+    func variables() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try await cli.run(["init"]).status == 0)
+        let env = ["CLEW_TEST_DB_PASSWORD": Self.secret]
+        let set = try await cli.run(["variables", "set", "region", "eu-west", "--reason", "first region", "--by", "alice", "--json"])
+        #expect(set.status == 0, "\(set.stderr)")
+        let firstSeq = try #require(try jsonObject(set.stdout)["seq"] as? Int)
+
+        // Bad input: each refused, naming what was wrong, and nothing recorded.
+        let before = try await cli.eventCount()
+        let clear = try await cli.run(["variables", "set", "db_password", Self.secret])
+        #expect(clear.status == 1 && clear.stderr.contains("looks secret") && clear.stderr.contains("by reference"), "\(clear.stderr)")
+        #expect(!clear.stderr.contains(Self.secret))
+        let badKey = try await cli.run(["variables", "set", "9lives", "x"])
+        #expect(badKey.status == 1 && badKey.stderr.contains("variable key '9lives'"), "\(badKey.stderr)")
+        let badRef = try await cli.run(["variables", "set", "db_password", "--from-file", "relative/path"])
+        #expect(badRef.status == 1 && badRef.stderr.contains("file: needs an absolute path"), "\(badRef.stderr)")
+        let both = try await cli.run(["variables", "set", "region", "x", "--from-env", "HOME"])
+        #expect(both.status != 0 && both.stderr.contains("exactly one of"), "\(both.stderr)")
+        let missing = try await cli.run(["variables", "delete", "nope"])
+        #expect(missing.status == 1 && missing.stderr.contains("no variable 'nope' is set"), "\(missing.stderr)")
+        #expect(try await cli.eventCount() == before)
+
+        #expect(try await cli.run(["variables", "set", "db_password", "--from-env", "CLEW_TEST_DB_PASSWORD", "--by", "bob"]).status == 0)
+        let run = try await cli.run(["run", "ops_variables", "--pipelines", Self.pipelines, "--json"], environment: env)
+        #expect(run.status == 0, "\(run.stdout)\(run.stderr)")
+        let runID = try #require(try jsonObject(run.stdout)["run"] as? String)
+
+
+        // The region changes after the run: the run still saw eu-west, set by alice at firstSeq.
+        #expect(try await cli.run(["variables", "set", "region", "us-east", "--reason", "moved", "--by", "carol"]).status == 0)
+        let seen = try await cli.run(["variables", "seen", "ops_variables/\(runID)", "--json"])
+        #expect(seen.status == 0, "\(seen.stderr)")
+        let reads = try jsonArray(seen.stdout)
+        let region = try #require(reads.first { $0["key"] as? String == "region" })
+        #expect(region["value"] as? String == "eu-west")
+        #expect(region["setSeq"] as? Int == firstSeq)
+        #expect(region["setBy"] as? String == "alice")
+        #expect(region["task"] as? String == "load")
+        let password = try #require(reads.first { $0["key"] as? String == "db_password" })
+        #expect(password["value"] as? String == "[REDACTED]")
+        #expect(password["reference"] as? String == "env:CLEW_TEST_DB_PASSWORD")
+        #expect(password["setBy"] as? String == "bob")
+        let text = try await cli.run(["variables", "seen", "ops_variables/\(runID)"])
+        #expect(text.stdout.contains("eu-west") && text.stdout.contains("by alice"), "\(text.stdout)")
+
+        let history = try await cli.run(["variables", "history", "region", "--json"])
+        let changes = try jsonArray(history.stdout)
+        #expect(changes.map { $0["value"] as? String } == ["eu-west", "us-east"])
+        #expect(changes.map { $0["by"] as? String } == ["alice", "carol"])
+        #expect(changes.map { $0["reason"] as? String } == ["first region", "moved"])
+        let list = try await cli.run(["variables", "list", "--json"])
+        let listed = try jsonArray(list.stdout)
+        #expect(listed.map { $0["key"] as? String } == ["db_password", "region"])
+        #expect(listed.first?["value"] == nil || listed.first?["value"] is NSNull)
+
+        // The command's steps and outputs: the variables were its first steps, and it got their values.
+        let inspect = try await cli.run(["inspect", "ops_variables/\(runID)", "--task", "load", "--json"])
+        let steps = try jsonArray(inspect.stdout)
+        #expect(steps.prefix(2).map { $0["kind"] as? String } == ["variable_read", "variable_read"], "\(steps)")
+
+        // A replay reads what the run read (eu-west), not today's us-east: identical.
+        let replay = try await cli.run(["replay", "ops_variables/\(runID)", "--pipelines", Self.pipelines, "--json"], environment: env)
+        #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr)")
+        #expect(try jsonObject(replay.stdout)["verdict"] as? String == "identical", "\(replay.stdout)")
+
+        // The secret is nowhere in the ledger: not in the variable's events, not in the read step, not
+        // in the command's recorded environment or the stderr it printed it to.
+        let log = try await cli.run(["log", "--json"])
+        #expect(log.status == 0)
+        #expect(!log.stdout.contains(Self.secret), "the secret is in the ledger")
+        #expect(log.stdout.contains("connecting with [REDACTED]"), "the command's stderr, scrubbed")
+
+        // Deleted: recorded with why; a run that needs it fails naming it.
+        #expect(try await cli.run(["variables", "delete", "region", "--reason", "retired", "--by", "dave"]).status == 0)
+        let gone = try await cli.run(["variables", "get", "region"])
+        #expect(gone.status == 1 && gone.stderr.contains("no variable 'region' is set"))
+        let failed = try await cli.run(["run", "ops_variables", "--pipelines", Self.pipelines, "--json"], environment: env)
+        #expect(failed.status == 3, "\(failed.stdout)\(failed.stderr)")
+        let runs = try await cli.run(["run", "show", "ops_variables/\(try #require(try jsonObject(failed.stdout)["run"] as? String))", "--json"])
+        #expect(runs.stdout.contains("no variable 'region' is set"), "\(runs.stdout)")
+        #expect(try await cli.run(["verify"]).status == 0)
+    }
+
+    @Test("a pipeline file's variables must be keys a task can be given, on command tasks only")
+    func badDeclarations() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let file = cli.directory.appendingPathComponent("bad.yaml")
+        try """
+            dag: bad_vars
+            tasks:
+              a:
+                run: ["true"]
+                variables: [ok, "no spaces"]
+              b:
+                run: ["true"]
+                variables: [a.b, a_b]
+            """.write(to: file, atomically: true, encoding: .utf8)
+        let r = try await cli.run(["run", file.path])
+
+        #expect(r.status == 1, "\(r.stdout)")
+        #expect(r.stderr.contains("variable key 'no spaces'"), "\(r.stderr)")
+        #expect(r.stderr.contains("variables a.b and a_b would both be CLEW_VAR_A_B"), "\(r.stderr)")
+    }
+}
