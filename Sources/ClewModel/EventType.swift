@@ -67,6 +67,11 @@ public enum EventType {
     /// A task's read of one is a step of kind `variable_read` in its run (docs/operations.md).
     public static let variableSet = "variable.set"
     public static let variableDeleted = "variable.deleted"
+    /// An operator's Connection (a system tasks connect to: one or several hosts, port, schema, login,
+    /// extra) set or deleted (stream `connections`); its password only ever by reference. A task's use of
+    /// one is a step of kind `connection_read` naming the host it was given.
+    public static let connectionSet = "connection.set"
+    public static let connectionDeleted = "connection.deleted"
 
     /// Every type above.
     public static let all: [String] = [
@@ -76,7 +81,7 @@ public enum EventType {
         chunkLeaseAcquired, chunkLeaseReleased, valueStored, expectationEvaluated, dagTriggered, runImported,
         lineageQuarantined, openLineageReceived, runCallback, tokenCreated, tokenRevoked, auditRecorded, runLabelled,
         datasetDescribed, ledgerMigrated, payloadsErased, attemptQueued, attemptClaimed, attemptHeartbeat,
-        attemptCompleted, attemptExpired, variableSet, variableDeleted,
+        attemptCompleted, attemptExpired, variableSet, variableDeleted, connectionSet, connectionDeleted,
     ]
 }
 
@@ -95,6 +100,9 @@ public enum StreamID {
     public static func attempt(dag: String, run: String, task: String, attempt: Int) -> String { "attempt/\(dag)/\(run)/\(task)/\(attempt)" }
     /// Every Variable's sets and deletes, in order.
     public static let variables = "variables"
+    /// Every Connection's sets and deletes, in order.
+    public static let connections = "connections"
+
 
 }
 

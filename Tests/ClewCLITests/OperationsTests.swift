@@ -2,8 +2,8 @@ import ClewTestSupport
 import Foundation
 import Testing
 
-/// Operating pipelines (docs/operations.md): Variables with provenance, params a DAG declares.
-@Suite("Operations: variables")
+/// Operating pipelines (docs/operations.md): Variables and Connections with provenance.
+@Suite("Operations: variables, connections")
 struct OperationsTests {
     static var pipelines: String { CLI.packageRoot.appendingPathComponent("Fixtures/operations/pipelines").path }
     static let secret = "hunter2-correct-horse-battery"
@@ -94,7 +94,83 @@ struct OperationsTests {
         #expect(try await cli.run(["verify"]).status == 0)
     }
 
+    @Test("connections: several hosts, one given to each attempt and recorded; the password only by reference and never in the ledger; a replay gets the same host; bad input refused with nothing recorded")
+    func connections() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try await cli.run(["init"]).status == 0)
+        let password = "pg-Pa55word-never-recorded"
+        let env = ["CLEW_TEST_PG_PASSWORD": password]
+        let hosts = ["db1.internal", "db2.internal", "db3.internal"]
+        let set = try await cli.run(
+            ["connections", "set", "warehouse", "--type", "postgres", "--port", "5432", "--schema", "sales", "--login", "etl",
+             "--password-env", "CLEW_TEST_PG_PASSWORD", "--extra", "sslmode=require", "--reason", "new cluster", "--by", "erin", "--json"]
+                + hosts.flatMap { ["--host", $0] })
+        #expect(set.status == 0, "\(set.stderr)")
+        let setSeq = try #require(try jsonObject(set.stdout)["seq"] as? Int)
+
+        let before = try await cli.eventCount()
+        for (args, words) in [
+            (["connections", "set", "warehouse", "--host", "db1", "--extra", "api_key=abc"], "extra 'api_key' looks secret"),
+            (["connections", "set", "warehouse", "--port", "5432"], "needs at least one host"),
+            (["connections", "set", "warehouse", "--host", "db1", "--port", "70000"], "port 70000 is not in 1-65535"),
+            (["connections", "set", "warehouse", "--host", "a b"], "host 'a b' must be a host name"),
+            (["connections", "set", "warehouse", "--host", "db1", "--password-env", "not ok"], "env: needs an environment variable name"),
+            (["connections", "set", "9x", "--host", "db1"], "connection id '9x'"),
+            (["connections", "delete", "nope"], "no connection 'nope' is set"),
+        ] {
+            let r = try await cli.run(args)
+            #expect(r.status == 1 && r.stderr.contains(words), "\(args): \(r.stderr)")
+        }
+        #expect(try await cli.eventCount() == before)
+
+        // Eight runs with fixed ids (so fixed seeds): each got one of the hosts, recorded; more than one host is used.
+        var given: [String: String] = [:]
+        for n in 1...8 {
+            let r = try await cli.run(["run", "ops_connections", "--pipelines", Self.pipelines, "--run-id", "c\(n)", "--json"], environment: env)
+            #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+            let seen = try jsonArray(try await cli.run(["connections", "seen", "ops_connections/c\(n)", "--json"]).stdout)
+            let use = try #require(seen.first?["use"] as? [String: Any], "\(seen)")
+            given["c\(n)"] = use["host"] as? String
+            #expect(use["port"] as? Int == 5432 && use["login"] as? String == "etl" && use["schema"] as? String == "sales")
+            #expect(seen.first?["setSeq"] as? Int == setSeq && seen.first?["setBy"] as? String == "erin")
+            #expect(seen.first?["passwordReference"] as? String == "env:CLEW_TEST_PG_PASSWORD")
+            // The command got that host, the password and the extra settings.
+            let inspect = try jsonArray(try await cli.run(["inspect", "ops_connections/c\(n)", "--task", "query", "--json"]).stdout)
+            #expect(inspect.first?["kind"] as? String == "connection_read", "\(inspect)")
+        }
+        // The command got the host it is recorded as given (its output), and the password (its length).
+        let outputs = try jsonArray(try await cli.run(["values", "output.host", "--json"]).stdout)
+        let got = Dictionary(outputs.map { ($0["run"] as? String ?? "", $0["value"] as? String ?? "") }, uniquingKeysWith: { a, _ in a })
+        #expect(got == given.mapValues { "\"\($0)\"" }, "\(outputs)")
+        let lengths = try jsonArray(try await cli.run(["values", "output.pw_chars", "--json"]).stdout)
+        #expect(lengths.count == 8 && lengths.allSatisfy { $0["value"] as? String == "\(password.count)" }, "\(lengths)")
+
+
+        #expect(Set(given.values).isSubset(of: Set(hosts)) && Set(given.values).count > 1, "\(given)")
+
+        // A replay is given the host the run was given.
+        let replay = try await cli.run(["replay", "ops_connections/c1", "--pipelines", Self.pipelines, "--json"], environment: env)
+        #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr)")
+        #expect(try jsonObject(replay.stdout)["verdict"] as? String == "identical", "\(replay.stdout)")
+
+        // The password is nowhere in the ledger, though the command printed it in a DSN.
+        let log = try await cli.run(["log", "--json"])
+        #expect(!log.stdout.contains(password), "the password is in the ledger")
+        #expect(log.stdout.contains("dsn postgres://etl:[REDACTED]@db"), "the command's stderr, scrubbed")
+
+        #expect(try await cli.run(["connections", "delete", "warehouse", "--reason", "decommissioned"]).status == 0)
+        let history = try jsonArray(try await cli.run(["connections", "history", "warehouse", "--json"]).stdout)
+        #expect(history.map { $0["action"] as? String } == ["set", "deleted"])
+        let failed = try await cli.run(["run", "ops_connections", "--pipelines", Self.pipelines, "--json"], environment: env)
+        #expect(failed.status == 3)
+        let run = try #require(try jsonObject(failed.stdout)["run"] as? String)
+        #expect(try await cli.run(["run", "show", "ops_connections/\(run)", "--json"]).stdout.contains("no connection 'warehouse' is set"))
+        #expect(try await cli.run(["verify"]).status == 0)
+    }
+
     @Test("a pipeline file's variables must be keys a task can be given, on command tasks only")
+
     func badDeclarations() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }

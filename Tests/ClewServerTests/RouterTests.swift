@@ -156,7 +156,45 @@ struct RouterTests {
         }
     }
 
+    @Test("connections over HTTP: set with several hosts and a password reference (operator), listed without it (viewer); a password in clear, a secret extra or no host is 400 with nothing recorded")
+    func connections() async throws {
+        try await Self.withServer { state, token in
+            let viewer = try await state.tokens.mint(name: "watcher", role: .viewer, by: "test").token
+            let app = Application(router: Routes.build(state))
+            @Sendable func auth(_ t: String) -> HTTPFields { [.authorization: "Bearer \(t)", .contentType: "application/json"] }
+            try await app.test(.router) { client in
+                for (body, words) in [
+                    (#"{"hosts":["db1"],"password":"hunter2"}"#, "a password is never taken in clear"),
+                    (#"{"hosts":["db1"],"extra":{"secret_key":"x"}}"#, "extra 'secret_key' looks secret"),
+                    (#"{"hosts":[]}"#, "needs at least one host"),
+                ] {
+                    try await client.execute(uri: "/api/connections/warehouse", method: .put, headers: auth(token), body: ByteBuffer(string: body)) { r in
+                        #expect(r.status == .badRequest && Self.message(r).contains(words), "\(body): \(Self.message(r))")
+                    }
+                }
+                #expect(try state.ledger.events(inStream: StreamID.connections).isEmpty)
+                let good = #"{"hosts":["db1","db2"],"port":5432,"login":"etl","password_ref":"env:PGPASSWORD","extra":{"sslmode":"require"},"reason":"setup"}"#
+                try await client.execute(uri: "/api/connections/warehouse", method: .put, headers: auth(viewer), body: ByteBuffer(string: good)) { #expect($0.status == .forbidden) }
+                try await client.execute(uri: "/api/connections/warehouse", method: .put, headers: auth(token), body: ByteBuffer(string: good)) { r in
+                    #expect(r.status == .ok, "\(Self.message(r))")
+                }
+                try await client.execute(uri: "/api/connections", method: .get, headers: auth(viewer)) { r in
+                    let list = try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [[String: Any]] ?? []
+                    #expect(list.first?["hosts"] as? [String] == ["db1", "db2"] && list.first?["passwordReference"] as? String == "env:PGPASSWORD")
+                    #expect(list.first?["setBy"] as? String == "token:test (\(try #require(state.tokens.list().first?.id)))")
+                }
+                try await client.execute(uri: "/api/connections/warehouse", method: .get, headers: auth(viewer)) { r in
+                    let o = try JSONSerialization.jsonObject(with: Data(String(buffer: r.body).utf8)) as? [String: Any] ?? [:]
+                    #expect((o["history"] as? [[String: Any]])?.first?["reason"] as? String == "setup")
+                }
+                try await client.execute(uri: "/api/connections/warehouse", method: .delete, headers: auth(token)) { #expect($0.status == .noContent) }
+                try await client.execute(uri: "/api/connections/warehouse", method: .delete, headers: auth(token)) { #expect($0.status == .notFound) }
+            }
+        }
+    }
+
     @Test("every event the server writes (OpenLineage ingest, tokens, audit) decodes as its type's payload, with no undeclared field")
+
 
     func ingestConformsToSchema() async throws {
         try await Self.withServer { state, token in

@@ -140,15 +140,21 @@ struct VariablesSeen: AsyncParsableCommand {
         commandName: "seen", abstract: "Which Variables a run read: the value each task attempt got, and the set (who, when) it came from.")
     @Argument(help: "The run: DAG/RUN.") var run: String
     @Option(name: .long, help: "Only this key.") var key: String?
+
+    /// DAG and run id of `DAG/RUN`.
+    static func split(_ run: String) throws -> (String, String) {
+        guard let slash = run.firstIndex(of: "/"), slash != run.startIndex, slash != run.index(before: run.endIndex) else {
+            throw CLIFailure(message: "'\(run)' is not DAG/RUN")
+        }
+        return (String(run[..<slash]), String(run[run.index(after: slash)...]))
+    }
+
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
         try await reportingErrors {
-            guard let slash = run.firstIndex(of: "/"), slash != run.startIndex, slash != run.index(before: run.endIndex) else {
-                throw CLIFailure(message: "'\(run)' is not DAG/RUN")
-            }
-            let dag = String(run[..<slash]), id = String(run[run.index(after: slash)...])
+            let (dag, id) = try Self.split(run)
             let l = try await ledger.open(readOnly: true)
             defer { l.close() }
             guard try !l.seqs(inStream: StreamID.run(dag: dag, run: id), limit: 1).isEmpty else { throw CLIFailure(message: "no run \(run) in the ledger") }

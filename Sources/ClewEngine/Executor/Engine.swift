@@ -44,6 +44,8 @@ public final class Engine: Sendable {
     let chunks: ChunkBook
     /// Operator Variables, which tasks read (``TaskContext/variable(_:)``, `CLEW_VAR_*`).
     public let variables: VariableStore
+    /// Operator Connections, which tasks use (``TaskContext/connection(_:)``, `CLEW_CONN_*`).
+    public let connections: ConnectionStore
     /// `name@version` of DAGs known to be registered in the ledger.
     let registered = Mutex(Set<String>())
 
@@ -61,6 +63,8 @@ public final class Engine: Sendable {
         self.values = ValueStore(ledger: ledger, recorder: recorder)
         self.chunks = chunks ?? ChunkBook(ledger: ledger)
         self.variables = VariableStore(ledger: ledger)
+        self.connections = ConnectionStore(ledger: ledger)
+
 
     }
 

@@ -248,5 +248,10 @@ struct LiveSink: StepSink {
     func readVariable(_ key: String, step: Int) throws -> (value: String, origin: String) {
         try execution.engine.variables.resolve(key)
     }
+
+    func readConnection(_ id: String, step: Int, pick: (Int) -> Int) throws -> (use: ConnectionUse, origin: String) {
+        try execution.engine.connections.resolve(id, pick: pick)
+    }
+
 }
 

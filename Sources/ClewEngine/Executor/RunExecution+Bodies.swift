@@ -100,6 +100,23 @@ extension RunExecution {
             env["CLEW_VAR_\(Self.envName(key))"] = value
             if Redaction.isSecret(key), !value.isEmpty { secretVariables.append(value) }
         }
+        // Connections it uses: one host each (a step), as CLEW_CONN_<ID>_HOST, _PORT, _SCHEMA, _LOGIN,
+        // _PASSWORD, _TYPE, _EXTRA (JSON); the password only here, never recorded.
+        for id in command.connections ?? [] {
+            let c = try context.connection(id)
+            let prefix = "CLEW_CONN_\(Self.envName(id))_"
+            env[prefix + "HOST"] = c.host
+            if let port = c.use.port { env[prefix + "PORT"] = String(port) }
+            if let schema = c.use.schema { env[prefix + "SCHEMA"] = schema }
+            if let login = c.use.login { env[prefix + "LOGIN"] = login }
+            if let type = c.use.type { env[prefix + "TYPE"] = type }
+            if let extra = c.use.extra { env[prefix + "EXTRA"] = JSON.Value.strings(extra).text }
+            if let password = c.password {
+                env[prefix + "PASSWORD"] = password
+                if !password.isEmpty { secretVariables.append(password) }
+            }
+        }
+
         // The command's own steps (line protocol) are numbered after these; Clew's Python package
         // numbers its replay lookups the same way.
         env["CLEW_STEP_BASE"] = String(context.stepsTaken)

@@ -127,6 +127,28 @@ public final class TaskContext: Sendable {
         return value
     }
 
+    /// An operator Connection (`clew connections set`): one of its hosts picked at random (from a
+    /// generator of the attempt's seed and this step, so ``random()`` is not disturbed), recorded as a step
+    /// of kind `connection_read` with everything the task got but the password, which is read through its
+    /// reference in this process and never recorded. A replay gets the same host back.
+    /// - Throws: ``VariableError`` when the Connection is not set or its password cannot be read here.
+    public func connection(_ id: String) throws -> ConnectionHandle {
+        let step = try nextStep()
+        let what = "connection '\(id)''s password"
+        if let replayed = try sink.replayed(step: step, kind: StepKind.connectionRead, name: id), let use = try? replayed.decode(ConnectionUse.self) {
+            sink.variable(step: step, name: id, kind: StepKind.connectionRead, value: replayed)
+            // The password through the reference the record names (a replay), else the Connection's own now.
+            let origin = sink.recordedSource(step: step) ?? (try? sink.readConnection(id, step: step, pick: { _ in 0 }).origin)
+            let reference = VariableStore.parse(origin: origin, type: EventType.connectionSet)?.1
+            return ConnectionHandle(use: use, password: try reference.map { try VariableReference($0).read(for: what) })
+        }
+        var rng = SplitMix64(seed: seed ^ (UInt64(step) &* 0xA24B_AED4_963E_E407))
+        let (use, origin) = try sink.readConnection(id, step: step) { n in Int(rng.next(below: UInt64(n))) }
+        sink.variable(step: step, name: id, kind: StepKind.connectionRead, value: try RecordedValue(use), source: origin, count: nil)
+        let reference = VariableStore.parse(origin: origin, type: EventType.connectionSet)?.1
+        return ConnectionHandle(use: use, password: try reference.map { try VariableReference($0).read(for: what) })
+    }
+
     /// An operator Variable holding JSON, decoded.
     public func variable<T: Decodable>(_ key: String, as type: T.Type) throws -> T {
         let text = try variable(key)
@@ -196,6 +218,10 @@ package protocol StepSink: Sendable {
     /// An operator Variable's value and its origin (`variable.set@<seq>`, with its reference), for the
     /// read at `step` that ``replayed(step:kind:name:)`` did not answer.
     func readVariable(_ key: String, step: Int) throws -> (value: String, origin: String)
+    /// An operator Connection as a task gets it now, one host picked with `pick`, and its origin.
+    func readConnection(_ id: String, step: Int, pick: (Int) -> Int) throws -> (use: ConnectionUse, origin: String)
+    /// The source a recorded step names (a replay), else nil.
+    func recordedSource(step: Int) -> String?
 }
 
 extension StepSink {
@@ -208,6 +234,12 @@ extension StepSink {
     package func readVariable(_ key: String, step: Int) throws -> (value: String, origin: String) {
         throw TaskContextError("variable '\(key)' cannot be read here: no ledger holds Variables")
     }
+
+    package func readConnection(_ id: String, step: Int, pick: (Int) -> Int) throws -> (use: ConnectionUse, origin: String) {
+        throw TaskContextError("connection '\(id)' cannot be read here: no ledger holds Connections")
+    }
+
+    package func recordedSource(step: Int) -> String? { nil }
 }
 
 /// The kinds of step a task context records (`variable.recorded`'s `kind`).
@@ -217,6 +249,9 @@ public enum StepKind {
     public static let sideEffect = "side_effect"
     /// An operator Variable read (``TaskContext/variable(_:)``); its source names the set it saw.
     public static let variableRead = "variable_read"
+    /// An operator Connection used (``TaskContext/connection(_:)``): the host given; its source names the set.
+    public static let connectionRead = "connection_read"
+
 
     /// Row-level lineage of a collection (``Rows``), recorded by ``TaskContext/output(_:)``.
     public static let rows = "rows"

@@ -34,7 +34,7 @@ public enum PipelineFile {
     ]
     static let taskKeys: Set<String> = [
         "run", "env", "cwd", "after", "rule", "retries", "retry_delay", "timeout", "consumes", "produces", "branch",
-        "trigger", "params", "when", "wait", "variables",
+        "trigger", "params", "when", "wait", "variables", "connections",
     ]
 
     /// Reads and validates a pipeline file.
@@ -156,6 +156,16 @@ public enum PipelineFile {
                     for (name, clash) in names { problem(v, "task \(id): variables \(clash.joined(separator: " and ")) would both be CLEW_VAR_\(name)") }
                     if !keys.isEmpty { ts.command?.variables = keys }
                 }
+                if let c = task["connections"] {
+                    let ids = list(c)
+                    for cid in ids {
+                        do { try VariableStore.check(key: cid, what: "connection id") } catch { problem(c, "task \(id): \(error)") }
+                    }
+
+                    let names = Dictionary(grouping: ids, by: { RunExecution.envName($0) }).filter { $0.value.count > 1 }
+                    for (name, clash) in names { problem(c, "task \(id): connections \(clash.joined(separator: " and ")) would both be CLEW_CONN_\(name)_*") }
+                    if !ids.isEmpty { ts.command?.connections = ids }
+                }
                 let words = argv.count == 1 ? argv[0].split(separator: " ").map(String.init) : argv
                 if let program = words.first, !program.isEmpty {
                     do { _ = try CommandRunner.resolve(program, in: cwd) } catch { problem(run, "task \(id): \(error)") }
@@ -171,6 +181,8 @@ public enum PipelineFile {
                 }
             } else if let trig = task["trigger"] {
                 if task["variables"] != nil { problem(task["variables"], "task \(id): variables: is for command tasks (run:)") }
+                if task["connections"] != nil { problem(task["connections"], "task \(id): connections: is for command tasks (run:)") }
+
 
                 ts.kind = .trigger
                 var params: [String: String] = [:]

@@ -170,7 +170,7 @@ public final class VariableStore: Sendable {
             throw VariableError(.notFound, "no variable '\(key)' is set (clew variables set \(key) …)")
         }
         let origin = "\(EventType.variableSet)@\(v.seq)" + (v.reference.map { " \($0)" } ?? "")
-        if let reference = v.reference { return (try VariableReference(reference).read(for: key), origin) }
+        if let reference = v.reference { return (try VariableReference(reference).read(for: "variable '\(key)'"), origin) }
         guard let value = v.value, !v.secret else {
             throw VariableError(.internal, "variable '\(key)' has neither a value nor a reference")
         }
@@ -200,22 +200,24 @@ public final class VariableStore: Sendable {
         return out
     }
 
-    /// The set seq and reference named by a read step's source (`variable.set@42 env:DB_PASSWORD`).
-    public static func parse(origin: String?) -> (UInt64, String?)? {
-        guard let origin, origin.hasPrefix("\(EventType.variableSet)@") else { return nil }
-        let rest = origin.dropFirst(EventType.variableSet.count + 1)
+    /// The set seq and reference named by a read step's source (`variable.set@42 env:DB_PASSWORD`, or
+    /// for a Connection `connection.set@42 env:PGPASSWORD`).
+    public static func parse(origin: String?, type: String = EventType.variableSet) -> (UInt64, String?)? {
+        guard let origin, origin.hasPrefix("\(type)@") else { return nil }
+        let rest = origin.dropFirst(type.count + 1)
         let parts = rest.split(separator: " ", maxSplits: 1)
         guard let first = parts.first, let seq = UInt64(first) else { return nil }
         return (seq, parts.count > 1 ? String(parts[1]) : nil)
     }
 
-    /// Keys: a letter or `_`, then letters, digits, `_`, `.`, `-`; at most 100 bytes.
-    public static func check(key: String) throws {
+    /// Keys (and connection ids): a letter or `_`, then letters, digits, `_`, `.`, `-`; at most 100 bytes.
+    public static func check(key: String, what: String = "variable key") throws {
         let ok = !key.isEmpty && key.utf8.count <= 100
             && key.unicodeScalars.first.map { CharacterSet.letters.contains($0) || $0 == "_" } == true
             && key.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "_.-".unicodeScalars.contains($0)) }
-        if !ok { throw VariableError("variable key '\(key)' must start with a letter or _ and hold only ASCII letters, digits, _ . - (at most 100)") }
+        if !ok { throw VariableError("\(what) '\(key)' must start with a letter or _ and hold only ASCII letters, digits, _ . - (at most 100)") }
     }
+
 
     private static func check(text: String?, what: String, key: String) throws {
         if let text, text.utf8.count > 1_000 { throw VariableError("variable '\(key)': the \(what) has more than 1,000 bytes") }
@@ -245,18 +247,18 @@ public struct VariableReference: Sendable, Hashable {
         }
     }
 
-    /// The value, read in this process.
+    /// The value, read in this process; `what` names whose it is in errors (`variable 'db_password'`).
     /// - Throws: ``VariableError`` when the environment variable is not set or the file cannot be read.
-    public func read(for key: String) throws -> String {
+    public func read(for what: String) throws -> String {
         switch kind {
         case .environment(let name):
             guard let value = ProcessInfo.processInfo.environment[name] else {
-                throw VariableError(.notFound, "variable '\(key)' refers to env:\(name), which is not set in this process (\(ProcessInfo.processInfo.hostName))")
+                throw VariableError(.notFound, "\(what) refers to env:\(name), which is not set in this process (\(ProcessInfo.processInfo.hostName))")
             }
             return value
         case .file(let path):
             guard let data = FileManager.default.contents(atPath: path), var text = String(data: data, encoding: .utf8) else {
-                throw VariableError(.notFound, "variable '\(key)' refers to file:\(path), which cannot be read as UTF-8 text here (\(ProcessInfo.processInfo.hostName))")
+                throw VariableError(.notFound, "\(what) refers to file:\(path), which cannot be read as UTF-8 text here (\(ProcessInfo.processInfo.hostName))")
             }
             if text.hasSuffix("\n") { text.removeLast() }
             return text

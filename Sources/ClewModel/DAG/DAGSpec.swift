@@ -155,14 +155,22 @@ public struct CommandSpec: Sendable, Hashable, Codable {
     /// Operator Variables the command reads: each is read (a recorded step) when the attempt starts and
     /// given to it as `CLEW_VAR_<KEY>`. Nil (not encoded) when none, so older definitions keep their version.
     public var variables: [String]?
+    /// Operator Connections the command uses: each is resolved (one host picked, a recorded step) when the
+    /// attempt starts and given as `CLEW_CONN_<ID>_HOST`, `_PORT`, … Nil (not encoded) when none.
+    public var connections: [String]?
 
-    public init(argv: [String], environment: [String: String] = [:], workingDirectory: String? = nil, isBranch: Bool = false, variables: [String]? = nil) {
+    public init(
+        argv: [String], environment: [String: String] = [:], workingDirectory: String? = nil, isBranch: Bool = false, variables: [String]? = nil,
+        connections: [String]? = nil
+    ) {
         self.argv = argv
         self.environment = environment
         self.workingDirectory = workingDirectory
         self.isBranch = isBranch
         self.variables = variables
+        self.connections = connections
     }
+
 
 }
 

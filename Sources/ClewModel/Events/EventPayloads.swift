@@ -931,7 +931,35 @@ public struct VariableChanged: EventPayload, Equatable {
     }
 }
 
+/// `connection.set` / `connection.deleted` (stream `connections`): an operator's Connection. The
+/// password is only ever a reference (`env:NAME`, `file:PATH`), read where the task runs.
+public struct ConnectionChanged: EventPayload, Equatable {
+    public static let eventTypes = [EventType.connectionSet, EventType.connectionDeleted]
+    public var id: String
+    /// What it is (`postgres`, `s3`, `http` …), free text.
+    public var type: String?
+    /// One or several hosts; a task is given one at random.
+    public var hosts: [String]?
+    public var port: Int?
+    public var schema: String?
+    public var login: String?
+    public var passwordReference: String?
+    public var extra: [String: String]?
+    public var description: String?
+    public var reason: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case id, type, hosts, port, schema, login, passwordReference = "password_ref", extra, description, reason
+    }
+
+    public init(id: String, reason: String? = nil) {
+        self.id = id
+        self.reason = reason
+    }
+}
+
 /// Every event type Clew writes, with the type of its payload.
+
 
 public enum EventSchema {
     /// The payload types, one per event type or family of types.
@@ -940,7 +968,7 @@ public enum EventSchema {
         RunImported.self, RunCallback.self, TaskEvent.self, ValueEvent.self, ValueConsumed.self, ExpectationEvaluated.self,
         QuestionAnswered.self, DAGTriggered.self, ChunkChange.self, ChunkLease.self, DatasetDescription.self, ValueStored.self,
         LineageQuarantined.self, OpenLineageReceived.self, TokenCreated.self, TokenRevoked.self, AuditRecorded.self,
-        LedgerMigrated.self, PayloadsErased.self, AttemptEvent.self, VariableChanged.self,
+        LedgerMigrated.self, PayloadsErased.self, AttemptEvent.self, VariableChanged.self, ConnectionChanged.self,
     ]
 
     /// The payload type of an event type (nil for a type Clew does not write).

@@ -86,8 +86,10 @@ final class ReplaySink: StepSink {
             stop.withLock { $0 = why }
             throw ReplayStop(description: why)
         }
-        return (try VariableReference(reference).read(for: key), r.source ?? "")
+        return (try VariableReference(reference).read(for: "variable '\(key)'"), r.source ?? "")
     }
+
+    func recordedSource(step: Int) -> String? { recorded[step]?.source }
 }
 
 
