@@ -74,13 +74,10 @@ struct ConnectionsGet: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try await reportingErrors {
-            let l = try await ledger.open(readOnly: true)
-            defer { l.close() }
+        try await ledger.show(output, { l in
             guard let c = try ConnectionStore(ledger: l).get(id) else { throw VariableError(.notFound, "no connection '\(id)' is set") }
-            if output.json { Terminal.line(try JSONOutput.text(c)); return }
-            Terminal.line(ConnectionsList.describe(c))
-        }
+            return c
+        }, text: { Terminal.line(ConnectionsList.describe($0)) })
     }
 }
 
@@ -96,14 +93,10 @@ struct ConnectionsList: AsyncParsableCommand {
     }
 
     func run() async throws {
-        try await reportingErrors {
-            let l = try await ledger.open(readOnly: true)
-            defer { l.close() }
-            let all = try ConnectionStore(ledger: l).list()
-            if output.json { Terminal.line(try JSONOutput.text(all)); return }
-            if all.isEmpty { Terminal.error("no connections are set (clew connections set ID --host …)"); return }
+        try await ledger.show(output, { try ConnectionStore(ledger: $0).list() }, text: { all in
+            if all.isEmpty { Terminal.error("no connections are set (clew connections set ID --host …)") }
             for c in all { Terminal.line("\(Show.pad(c.id, 20)) \(Show.pad(Self.describe(c), 50)) \(c.setAt)  \(c.setBy)") }
-        }
+        })
     }
 }
 
@@ -131,17 +124,16 @@ struct ConnectionsHistory: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try await reportingErrors {
-            let l = try await ledger.open(readOnly: true)
-            defer { l.close() }
+        try await ledger.show(output, { l in
             let changes = try ConnectionStore(ledger: l).history(id)
             if changes.isEmpty { throw VariableError(.notFound, "connection '\(id)' was never set") }
-            if output.json { Terminal.line(try JSONOutput.text(changes)); return }
+            return changes
+        }, text: { changes in
             for c in changes {
                 let what = c.action == "deleted" ? "deleted" : (c.hosts ?? []).joined(separator: ",") + (c.port.map { ":\($0)" } ?? "")
                 Terminal.line("\(c.seq)  \(c.time)  \(Show.pad(c.by, 24)) \(what)\(c.reason.map { "  (\($0))" } ?? "")")
             }
-        }
+        })
     }
 }
 
@@ -153,18 +145,16 @@ struct ConnectionsSeen: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try await reportingErrors {
-            let (dag, id) = try VariablesSeen.split(run)
-            let l = try await ledger.open(readOnly: true)
-            defer { l.close() }
-            guard try !l.seqs(inStream: StreamID.run(dag: dag, run: id), limit: 1).isEmpty else { throw CLIFailure(message: "no run \(run) in the ledger") }
-            let reads = try ConnectionStore(ledger: l).reads(dag: dag, run: id)
-            if output.json { Terminal.line(try JSONOutput.text(reads)); return }
-            if reads.isEmpty { Terminal.error("\(run) used no connections"); return }
+        let (dag, id) = try VariablesSeen.split(run)
+        try await ledger.show(output, { l in
+            try VariablesSeen.requireRun(dag, id, in: l)
+            return try ConnectionStore(ledger: l).reads(dag: dag, run: id)
+        }, text: { reads in
+            if reads.isEmpty { Terminal.error("\(run) used no connections") }
             for r in reads {
                 let from = r.setSeq.map { "set at seq \($0)\(r.setAt.map { " \($0)" } ?? "")\(r.setBy.map { " by \($0)" } ?? "")" } ?? "set: unknown"
                 Terminal.line("\(Show.pad("\(r.task)#\(r.attempt)", 16)) \(Show.pad(r.id, 20)) \(Show.pad(r.use?.host ?? "?", 24)) \(from)")
             }
-        }
+        })
     }
 }

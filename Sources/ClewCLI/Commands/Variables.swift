@@ -62,13 +62,10 @@ struct VariablesGet: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try await reportingErrors {
-            let l = try await ledger.open(readOnly: true)
-            defer { l.close() }
+        try await ledger.show(output, { l in
             guard let v = try VariableStore(ledger: l).get(key) else { throw VariableError(.notFound, "no variable '\(key)' is set") }
-            if output.json { Terminal.line(try JSONOutput.text(v)); return }
-            Terminal.line(v.reference ?? v.value ?? "")
-        }
+            return v
+        }, text: { v in Terminal.line(v.reference ?? v.value ?? "") })
     }
 }
 
@@ -78,17 +75,13 @@ struct VariablesList: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try await reportingErrors {
-            let l = try await ledger.open(readOnly: true)
-            defer { l.close() }
-            let all = try VariableStore(ledger: l).list()
-            if output.json { Terminal.line(try JSONOutput.text(all)); return }
-            if all.isEmpty { Terminal.error("no variables are set (clew variables set KEY VALUE)"); return }
+        try await ledger.show(output, { try VariableStore(ledger: $0).list() }, text: { all in
+            if all.isEmpty { Terminal.error("no variables are set (clew variables set KEY VALUE)") }
             for v in all {
                 let shown = v.reference.map { "→ \($0)" } ?? Self.short(v.value ?? "")
                 Terminal.line("\(Show.pad(v.key, 24)) \(Show.pad(shown, 40)) \(v.setAt)  \(v.setBy)")
             }
-        }
+        })
     }
 
     static func short(_ s: String) -> String {
@@ -121,17 +114,16 @@ struct VariablesHistory: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try await reportingErrors {
-            let l = try await ledger.open(readOnly: true)
-            defer { l.close() }
+        try await ledger.show(output, { l in
             let changes = try VariableStore(ledger: l).history(key)
             if changes.isEmpty { throw VariableError(.notFound, "variable '\(key)' was never set") }
-            if output.json { Terminal.line(try JSONOutput.text(changes)); return }
+            return changes
+        }, text: { changes in
             for c in changes {
                 let what = c.action == "deleted" ? "deleted" : (c.reference.map { "→ \($0)" } ?? VariablesList.short(c.value ?? ""))
                 Terminal.line("\(c.seq)  \(c.time)  \(Show.pad(c.by, 24)) \(what)\(c.reason.map { "  (\($0))" } ?? "")")
             }
-        }
+        })
     }
 }
 
@@ -144,7 +136,7 @@ struct VariablesSeen: AsyncParsableCommand {
     /// DAG and run id of `DAG/RUN`.
     static func split(_ run: String) throws -> (String, String) {
         guard let slash = run.firstIndex(of: "/"), slash != run.startIndex, slash != run.index(before: run.endIndex) else {
-            throw CLIFailure(message: "'\(run)' is not DAG/RUN")
+            throw ValidationError("'\(run)' is not DAG/RUN")
         }
         return (String(run[..<slash]), String(run[run.index(after: slash)...]))
     }
@@ -153,19 +145,35 @@ struct VariablesSeen: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
-        try await reportingErrors {
-            let (dag, id) = try Self.split(run)
-            let l = try await ledger.open(readOnly: true)
-            defer { l.close() }
-            guard try !l.seqs(inStream: StreamID.run(dag: dag, run: id), limit: 1).isEmpty else { throw CLIFailure(message: "no run \(run) in the ledger") }
-            let reads = try VariableStore(ledger: l).reads(dag: dag, run: id).filter { key == nil || $0.key == key }
-            if output.json { Terminal.line(try JSONOutput.text(reads)); return }
-            if reads.isEmpty { Terminal.error("\(run) read no variables\(key.map { " named \($0)" } ?? "")"); return }
+        let (dag, id) = try Self.split(run)
+        try await ledger.show(output, { l in
+            try Self.requireRun(dag, id, in: l)
+            return try VariableStore(ledger: l).reads(dag: dag, run: id).filter { key == nil || $0.key == key }
+        }, text: { reads in
+            if reads.isEmpty { Terminal.error("\(run) read no variables\(key.map { " named \($0)" } ?? "")") }
             for r in reads {
                 let from = r.setSeq.map { "set at seq \($0)\(r.setAt.map { " \($0)" } ?? "")\(r.setBy.map { " by \($0)" } ?? "")" } ?? "set: unknown"
                 let shown = r.reference.map { "→ \($0)" } ?? VariablesList.short(r.value ?? "")
                 Terminal.line("\(Show.pad("\(r.task)#\(r.attempt)", 16)) \(Show.pad(r.key, 20)) \(Show.pad(shown, 32)) \(from)")
             }
+        })
+    }
+
+    /// Fails naming the run when the ledger has no such run.
+    static func requireRun(_ dag: String, _ run: String, in l: Ledger) throws {
+        guard try !l.seqs(inStream: StreamID.run(dag: dag, run: run), limit: 1).isEmpty else { throw CLIFailure(message: "no run \(dag)/\(run) in the ledger") }
+    }
+}
+
+extension LedgerOptions {
+    /// Opens the ledger read-only, computes `body`'s answer and prints it: as JSON with `--json`, else
+    /// with `text`. What the read-only `variables` and `connections` subcommands share.
+    func show<T: Encodable>(_ output: OutputOptions, _ body: (Ledger) throws -> T, text: (T) throws -> Void) async throws {
+        try await reportingErrors {
+            let l = try await open(readOnly: true)
+            defer { l.close() }
+            let answer = try body(l)
+            if output.json { Terminal.line(try JSONOutput.text(answer)) } else { try text(answer) }
         }
     }
 }

@@ -79,59 +79,36 @@ public struct ConnectionRead: Sendable, Codable, Hashable {
 /// only by reference, never recorded. Every change is an event with who and why; every use by a task a
 /// step of kind `connection_read` (docs/operations.md#connections).
 public final class ConnectionStore: Sendable {
-    private struct State {
-        var current: [String: Connection] = [:]
-        var history: [String: [ConnectionChange]] = [:]
-        var foldedThrough: UInt64 = 0
-    }
+    private let log: SettingsLog<Connection, ConnectionChange>
 
-    private let ledger: Ledger
-    private let state = Mutex(State())
-
-    public init(ledger: Ledger) { self.ledger = ledger }
-
-    func refresh() throws {
-        try state.withLock { state in
-            for event in try ledger.events(inStream: StreamID.connections, after: state.foldedThrough) {
-                state.foldedThrough = event.seq
-                guard let c = try? JSONDecoder().decode(ConnectionChanged.self, from: event.payload) else { continue }
-                let time = ISO8601.string(micros: event.timestampMicros)
-                switch event.type {
-                case EventType.connectionSet:
-                    state.current[c.id] = Connection(
-                        id: c.id, type: c.type, hosts: c.hosts ?? [], port: c.port, schema: c.schema, login: c.login,
-                        passwordReference: c.passwordReference, extra: c.extra ?? [:], description: c.description,
-                        setBy: event.actor, setAt: time, seq: event.seq)
-                    state.history[c.id, default: []].append(
-                        ConnectionChange(
-                            seq: event.seq, time: time, action: "set", by: event.actor, hosts: c.hosts, port: c.port, schema: c.schema,
-                            login: c.login, passwordReference: c.passwordReference, reason: c.reason))
-                case EventType.connectionDeleted:
-                    state.current[c.id] = nil
-                    state.history[c.id, default: []].append(ConnectionChange(seq: event.seq, time: time, action: "deleted", by: event.actor, reason: c.reason))
-                default: continue
-                }
+    public init(ledger: Ledger) {
+        log = SettingsLog(ledger: ledger, stream: StreamID.connections) { event, time in
+            guard let c = try? JSONDecoder().decode(ConnectionChanged.self, from: event.payload) else { return nil }
+            switch event.type {
+            case EventType.connectionSet:
+                let connection = Connection(
+                    id: c.id, type: c.type, hosts: c.hosts ?? [], port: c.port, schema: c.schema, login: c.login,
+                    passwordReference: c.passwordReference, extra: c.extra ?? [:], description: c.description, setBy: event.actor, setAt: time,
+                    seq: event.seq)
+                let change = ConnectionChange(
+                    seq: event.seq, time: time, action: "set", by: event.actor, hosts: c.hosts, port: c.port, schema: c.schema, login: c.login,
+                    passwordReference: c.passwordReference, reason: c.reason)
+                return (c.id, connection, change)
+            case EventType.connectionDeleted:
+                return (c.id, nil, ConnectionChange(seq: event.seq, time: time, action: "deleted", by: event.actor, reason: c.reason))
+            default: return nil
             }
         }
     }
 
     /// Every Connection that is set, by id.
-    public func list() throws -> [Connection] {
-        try refresh()
-        return state.withLock { $0.current.values.sorted { $0.id < $1.id } }
-    }
+    public func list() throws -> [Connection] { try log.all().values.sorted { $0.id < $1.id } }
 
     /// One Connection, or nil when it is not set.
-    public func get(_ id: String) throws -> Connection? {
-        try refresh()
-        return state.withLock { $0.current[id] }
-    }
+    public func get(_ id: String) throws -> Connection? { try log.get(id) }
 
     /// Every set and delete of `id`, oldest first.
-    public func history(_ id: String) throws -> [ConnectionChange] {
-        try refresh()
-        return state.withLock { $0.history[id] ?? [] }
-    }
+    public func history(_ id: String) throws -> [ConnectionChange] { try log.history(id) }
 
     /// Sets a Connection (replacing what it was). Durable before it returns.
     /// - Throws: ``VariableError`` naming what is wrong (a bad id, no host, a bad host or port, a
@@ -157,8 +134,7 @@ public final class ConnectionStore: Sendable {
         if (change.extra ?? [:]).reduce(0, { $0 + $1.key.utf8.count + $1.value.utf8.count }) > 65_536 {
             throw VariableError(.tooLarge, "connection '\(change.id)': extra holds more than 64 KiB")
         }
-        let payload = try JSON.canonical(change)
-        _ = try await ledger.append(NewEvent(type: EventType.connectionSet, stream: StreamID.connections, actor: actor, timestampMicros: Recorder.nowMicros(), payload: payload))
+        try await log.append(type: EventType.connectionSet, actor: actor, change)
         guard let set = try get(change.id) else { throw VariableError(.internal, "connection '\(change.id)' was appended but not found") }
         return set
     }
@@ -167,9 +143,7 @@ public final class ConnectionStore: Sendable {
     public func delete(_ id: String, reason: String? = nil, by actor: String) async throws {
         try VariableStore.check(key: id, what: "connection id")
         guard try get(id) != nil else { throw VariableError(.notFound, "no connection '\(id)' is set") }
-        let payload = try JSON.canonical(ConnectionChanged(id: id, reason: reason))
-        _ = try await ledger.append(NewEvent(type: EventType.connectionDeleted, stream: StreamID.connections, actor: actor, timestampMicros: Recorder.nowMicros(), payload: payload))
-        try refresh()
+        try await log.append(type: EventType.connectionDeleted, actor: actor, ConnectionChanged(id: id, reason: reason))
     }
 
     /// What a task is given now: one host picked with `pick` (an index below the host count), and the
@@ -184,22 +158,11 @@ public final class ConnectionStore: Sendable {
     /// The Connections run `run` of `dag` used: each use by task, attempt and step, with the host it was
     /// given and the set it came from.
     public func reads(dag: String, run: String) throws -> [ConnectionRead] {
-        try refresh()
-        var out: [ConnectionRead] = []
-        for event in try ledger.events(inStream: StreamID.run(dag: dag, run: run)) where event.type == EventType.variableRecorded {
-            guard let p = try? JSONDecoder().decode(ValueEvent.self, from: event.payload), p.kind == StepKind.connectionRead, let id = p.name else { continue }
-            var read = ConnectionRead(task: p.task, attempt: p.attempt ?? 1, step: p.step ?? 0, id: id)
-            read.use = p.value.flatMap { try? JSONDecoder().decode(ConnectionUse.self, from: Data($0.tree.text.utf8)) }
-            if let (seq, reference) = VariableStore.parse(origin: p.source, type: EventType.connectionSet) {
-                read.setSeq = seq
-                read.passwordReference = reference
-                if let change = state.withLock({ $0.history[id]?.first { $0.seq == seq } }) {
-                    read.setBy = change.by
-                    read.setAt = change.time
-                }
-            }
-            out.append(read)
+        try log.reads(dag: dag, run: run, kind: StepKind.connectionRead, setType: EventType.connectionSet, seq: \.seq).map { r in
+            ConnectionRead(
+                task: r.step.task, attempt: r.step.attempt ?? 1, step: r.step.step ?? 0, id: r.step.name ?? "",
+                use: r.step.value.flatMap { try? JSONDecoder().decode(ConnectionUse.self, from: Data($0.tree.text.utf8)) },
+                setSeq: r.setSeq, setBy: r.change?.by, setAt: r.change?.time, passwordReference: r.reference)
         }
-        return out
     }
 }

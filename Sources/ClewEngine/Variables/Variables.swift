@@ -71,60 +71,34 @@ public final class VariableStore: Sendable {
     /// Longest value, in UTF-8 bytes.
     public static let maxValueBytes = 65_536
 
-    private struct State {
-        var current: [String: Variable] = [:]
-        var history: [String: [VariableChange]] = [:]
-        var foldedThrough: UInt64 = 0
-    }
+    private let log: SettingsLog<Variable, VariableChange>
 
-    private let ledger: Ledger
-    private let state = Mutex(State())
-
-    public init(ledger: Ledger) { self.ledger = ledger }
-
-    /// Folds the sets and deletes appended since the last look (by any process or host).
-    func refresh() throws {
-        try state.withLock { state in
-            for event in try ledger.events(inStream: StreamID.variables, after: state.foldedThrough) {
-                state.foldedThrough = event.seq
-                guard let c = try? JSONDecoder().decode(VariableChanged.self, from: event.payload) else { continue }
-                let time = ISO8601.string(micros: event.timestampMicros)
-                let secret = Redaction.isSecret(c.key)
-                let shown = secret && c.value != nil ? "[REDACTED]" : c.value
-                switch event.type {
-                case EventType.variableSet:
-                    state.current[c.key] = Variable(
-                        key: c.key, value: shown, reference: c.reference, description: c.description, secret: secret,
-                        setBy: event.actor, setAt: time, seq: event.seq)
-                    state.history[c.key, default: []].append(
-                        VariableChange(seq: event.seq, time: time, action: "set", by: event.actor, value: shown, reference: c.reference, reason: c.reason))
-                case EventType.variableDeleted:
-                    state.current[c.key] = nil
-                    state.history[c.key, default: []].append(
-                        VariableChange(seq: event.seq, time: time, action: "deleted", by: event.actor, value: nil, reference: nil, reason: c.reason))
-                default: continue
-                }
+    public init(ledger: Ledger) {
+        log = SettingsLog(ledger: ledger, stream: StreamID.variables) { event, time in
+            guard let c = try? JSONDecoder().decode(VariableChanged.self, from: event.payload) else { return nil }
+            let secret = Redaction.isSecret(c.key)
+            let shown = secret && c.value != nil ? "[REDACTED]" : c.value
+            switch event.type {
+            case EventType.variableSet:
+                let v = Variable(
+                    key: c.key, value: shown, reference: c.reference, description: c.description, secret: secret, setBy: event.actor,
+                    setAt: time, seq: event.seq)
+                return (c.key, v, VariableChange(seq: event.seq, time: time, action: "set", by: event.actor, value: shown, reference: c.reference, reason: c.reason))
+            case EventType.variableDeleted:
+                return (c.key, nil, VariableChange(seq: event.seq, time: time, action: "deleted", by: event.actor, value: nil, reference: nil, reason: c.reason))
+            default: return nil
             }
         }
     }
 
     /// Every Variable that is set, by key.
-    public func list() throws -> [Variable] {
-        try refresh()
-        return state.withLock { $0.current.values.sorted { $0.key < $1.key } }
-    }
+    public func list() throws -> [Variable] { try log.all().values.sorted { $0.key < $1.key } }
 
     /// One Variable, or nil when it is not set (never set, or deleted).
-    public func get(_ key: String) throws -> Variable? {
-        try refresh()
-        return state.withLock { $0.current[key] }
-    }
+    public func get(_ key: String) throws -> Variable? { try log.get(key) }
 
     /// Every set and delete of `key`, oldest first (empty when it was never set).
-    public func history(_ key: String) throws -> [VariableChange] {
-        try refresh()
-        return state.withLock { $0.history[key] ?? [] }
-    }
+    public func history(_ key: String) throws -> [VariableChange] { try log.history(key) }
 
     /// Sets a Variable: `value`, or `reference` (required for a secret-looking key). Durable before it returns.
     /// - Throws: ``VariableError`` naming what is wrong (a bad key, both or neither of value and reference,
@@ -145,8 +119,8 @@ public final class VariableStore: Sendable {
         }
         try Self.check(text: description, what: "description", key: key)
         try Self.check(text: reason, what: "reason", key: key)
-        let payload = try JSON.canonical(VariableChanged(key: key, value: value, reference: reference, description: description, reason: reason))
-        _ = try await ledger.append(NewEvent(type: EventType.variableSet, stream: StreamID.variables, actor: actor, timestampMicros: Recorder.nowMicros(), payload: payload))
+        try await log.append(
+            type: EventType.variableSet, actor: actor, VariableChanged(key: key, value: value, reference: reference, description: description, reason: reason))
         guard let set = try get(key) else { throw VariableError(.internal, "variable '\(key)' was appended but not found") }
         return set
     }
@@ -157,9 +131,7 @@ public final class VariableStore: Sendable {
         try Self.check(key: key)
         try Self.check(text: reason, what: "reason", key: key)
         guard try get(key) != nil else { throw VariableError(.notFound, "no variable '\(key)' is set") }
-        let payload = try JSON.canonical(VariableChanged(key: key, reason: reason))
-        _ = try await ledger.append(NewEvent(type: EventType.variableDeleted, stream: StreamID.variables, actor: actor, timestampMicros: Recorder.nowMicros(), payload: payload))
-        try refresh()
+        try await log.append(type: EventType.variableDeleted, actor: actor, VariableChanged(key: key, reason: reason))
     }
 
     /// The value a task reads now, and where it came from (`variable.set@<seq>`, with the reference
@@ -179,25 +151,11 @@ public final class VariableStore: Sendable {
 
     /// What run `run` of `dag` read of Variables: each read by task, attempt and step, joined with the set it saw.
     public func reads(dag: String, run: String) throws -> [VariableRead] {
-        try refresh()
-        var out: [VariableRead] = []
-        for event in try ledger.events(inStream: StreamID.run(dag: dag, run: run)) where event.type == EventType.variableRecorded {
-            guard let p = try? JSONDecoder().decode(ValueEvent.self, from: event.payload), p.kind == StepKind.variableRead,
-                let key = p.name
-            else { continue }
-            var read = VariableRead(task: p.task, attempt: p.attempt ?? 1, step: p.step ?? 0, key: key)
-            read.value = p.value?.tree.string
-            if let (seq, reference) = Self.parse(origin: p.source) {
-                read.setSeq = seq
-                read.reference = reference
-                if let change = state.withLock({ $0.history[key]?.first { $0.seq == seq } }) {
-                    read.setBy = change.by
-                    read.setAt = change.time
-                }
-            }
-            out.append(read)
+        try log.reads(dag: dag, run: run, kind: StepKind.variableRead, setType: EventType.variableSet, seq: \.seq).map { r in
+            VariableRead(
+                task: r.step.task, attempt: r.step.attempt ?? 1, step: r.step.step ?? 0, key: r.step.name ?? "", value: r.step.value?.tree.string,
+                setSeq: r.setSeq, setBy: r.change?.by, setAt: r.change?.time, reference: r.reference)
         }
-        return out
     }
 
     /// The set seq and reference named by a read step's source (`variable.set@42 env:DB_PASSWORD`, or

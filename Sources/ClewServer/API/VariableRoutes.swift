@@ -16,11 +16,6 @@ enum VariableRoutes {
         var reason: String?
     }
 
-    struct Detail: Encodable {
-        var variable: Variable?
-        var history: [VariableChange]
-    }
-
     /// A Connection to set. `password` is refused: a password is only ever a reference.
     struct ConnectionRequest: Decodable {
         var type: String?
@@ -39,11 +34,6 @@ enum VariableRoutes {
         }
     }
 
-    struct ConnectionDetail: Encodable {
-        var connection: Connection?
-        var history: [ConnectionChange]
-    }
-
     /// Who a token's change is recorded as.
     static func actor(_ identity: Identity) -> String { "token:\(identity.name) (\(identity.tokenID))" }
 
@@ -54,26 +44,72 @@ enum VariableRoutes {
         }
     }
 
+    /// The routes both kinds share: `GET /api/<kind>s` (viewer), `GET /api/<kind>s/{id}` with its history
+    /// (viewer), `DELETE /api/<kind>s/{id}?reason=` (operator, audited) and `GET /api/runs/{dag}/{run}/<kind>s`
+    /// (viewer): what a run read or used.
+    static func shared<Item: Encodable, Change: Encodable, Read: Encodable>(
+        _ routes: RouteCollection<ClewContext>, _ state: ServerState, kind: String,
+        list: @escaping @Sendable () throws -> [Item], get: @escaping @Sendable (String) throws -> Item?,
+        history: @escaping @Sendable (String) throws -> [Change], delete: @escaping @Sendable (String, String?, String) async throws -> Void,
+        reads: @escaping @Sendable (String, String) throws -> [Read]
+    ) {
+        routes.get("/api/\(kind)s") { _, context -> Response in
+            _ = try context.require(.viewer)
+            return try Reply.json(try list())
+        }
+        routes.get("/api/\(kind)s/:id") { _, context -> Response in
+            _ = try context.require(.viewer)
+            let id = try Routes.param(context, "id")
+            let changes = try history(id)
+            if changes.isEmpty { throw APIError(.notFound, "\(kind) '\(id)' was never set") }
+            return try Reply.json(Detail(kind: kind, item: try get(id), history: changes))
+        }
+        routes.delete("/api/\(kind)s/:id") { request, context -> Response in
+            let id = try Routes.param(context, "id")
+            return try await Routes.mutate(state, request, context, role: .operator, action: "\(kind).delete", target: id) { identity in
+                try await api { try await delete(id, request.query("reason"), actor(identity)) }
+                return Response(status: .noContent)
+            }
+        }
+        routes.get("/api/runs/:dag/:run/\(kind)s") { _, context -> Response in
+            _ = try context.require(.viewer)
+            let dag = try Routes.param(context, "dag"), run = try Routes.param(context, "run")
+            guard try !state.ledger.seqs(inStream: StreamID.run(dag: dag, run: run), limit: 1).isEmpty else {
+                throw APIError(.notFound, "no run '\(run)' of DAG '\(dag)'")
+            }
+            return try Reply.json(try reads(dag, run))
+        }
+    }
+
+    /// `{<kind>: item, history: [...]}`.
+    struct Detail<Item: Encodable, Change: Encodable>: Encodable {
+        var kind: String
+        var item: Item?
+        var history: [Change]
+
+        struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: Key.self)
+            try c.encode(item, forKey: Key(stringValue: kind))
+            try c.encode(history, forKey: Key(stringValue: "history"))
+        }
+    }
+
     static func collection(_ state: ServerState) -> RouteCollection<ClewContext> {
         let routes = RouteCollection(context: ClewContext.self)
         let store = state.engine.variables
-
-        routes.get("/api/variables") { _, context -> Response in
-            _ = try context.require(.viewer)
-            return try Reply.json(try store.list())
-        }
-
-        routes.get("/api/variables/:key") { _, context -> Response in
-            _ = try context.require(.viewer)
-            let key = try Routes.param(context, "key")
-            let history = try store.history(key)
-            if history.isEmpty { throw APIError(.notFound, "variable '\(key)' was never set") }
-            return try Reply.json(Detail(variable: try store.get(key), history: history))
-        }
-
-        routes.put("/api/variables/:key") { request, context -> Response in
+        shared(
+            routes, state, kind: "variable", list: { try store.list() }, get: { try store.get($0) }, history: { try store.history($0) },
+            delete: { try await store.delete($0, reason: $1, by: $2) }, reads: { try store.reads(dag: $0, run: $1) })
+        routes.put("/api/variables/:id") { request, context -> Response in
             var request = request
-            let key = try Routes.param(context, "key")
+            let key = try Routes.param(context, "id")
             let body = try await request.decodeJSON(SetRequest.self)
             return try await Routes.mutate(state, request, context, role: .operator, action: "variable.set", target: key) { identity in
                 let set = try await api {
@@ -83,37 +119,11 @@ enum VariableRoutes {
             }
         }
 
-        routes.delete("/api/variables/:key") { request, context -> Response in
-            let key = try Routes.param(context, "key")
-            return try await Routes.mutate(state, request, context, role: .operator, action: "variable.delete", target: key) { identity in
-                try await api { try await store.delete(key, reason: request.query("reason"), by: actor(identity)) }
-                return Response(status: .noContent)
-            }
-        }
-
-        routes.get("/api/runs/:dag/:run/variables") { _, context -> Response in
-            _ = try context.require(.viewer)
-            let dag = try Routes.param(context, "dag"), run = try Routes.param(context, "run")
-            guard try !state.ledger.seqs(inStream: StreamID.run(dag: dag, run: run), limit: 1).isEmpty else {
-                throw APIError(.notFound, "no run '\(run)' of DAG '\(dag)'")
-            }
-            return try Reply.json(try store.reads(dag: dag, run: run))
-        }
-
         let connections = state.engine.connections
-        routes.get("/api/connections") { _, context -> Response in
-            _ = try context.require(.viewer)
-            return try Reply.json(try connections.list())
-        }
-
-        routes.get("/api/connections/:id") { _, context -> Response in
-            _ = try context.require(.viewer)
-            let id = try Routes.param(context, "id")
-            let history = try connections.history(id)
-            if history.isEmpty { throw APIError(.notFound, "connection '\(id)' was never set") }
-            return try Reply.json(ConnectionDetail(connection: try connections.get(id), history: history))
-        }
-
+        shared(
+            routes, state, kind: "connection", list: { try connections.list() }, get: { try connections.get($0) },
+            history: { try connections.history($0) }, delete: { try await connections.delete($0, reason: $1, by: $2) },
+            reads: { try connections.reads(dag: $0, run: $1) })
         routes.put("/api/connections/:id") { request, context -> Response in
             var request = request
             let id = try Routes.param(context, "id")
@@ -135,24 +145,6 @@ enum VariableRoutes {
                 return try Reply.json(set)
             }
         }
-
-        routes.delete("/api/connections/:id") { request, context -> Response in
-            let id = try Routes.param(context, "id")
-            return try await Routes.mutate(state, request, context, role: .operator, action: "connection.delete", target: id) { identity in
-                try await api { try await connections.delete(id, reason: request.query("reason"), by: actor(identity)) }
-                return Response(status: .noContent)
-            }
-        }
-
-        routes.get("/api/runs/:dag/:run/connections") { _, context -> Response in
-            _ = try context.require(.viewer)
-            let dag = try Routes.param(context, "dag"), run = try Routes.param(context, "run")
-            guard try !state.ledger.seqs(inStream: StreamID.run(dag: dag, run: run), limit: 1).isEmpty else {
-                throw APIError(.notFound, "no run '\(run)' of DAG '\(dag)'")
-            }
-            return try Reply.json(try connections.reads(dag: dag, run: run))
-        }
         return routes
-
     }
 }
