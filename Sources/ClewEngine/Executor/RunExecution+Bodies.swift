@@ -94,11 +94,11 @@ extension RunExecution {
         }
         for (k, v) in params { env["CLEW_PARAM_\(Self.envName(k))"] = v }
         // Variables the task declares: each read is a step (the first ones), given as CLEW_VAR_<KEY>.
-        var secretVariables: [String] = []
+        var givenSecrets: [String] = []
         for key in command.variables ?? [] {
             let value = try context.variable(key)
             env["CLEW_VAR_\(Self.envName(key))"] = value
-            if Redaction.isSecret(key), !value.isEmpty { secretVariables.append(value) }
+            if Redaction.isSecret(key), !value.isEmpty { givenSecrets.append(value) }
         }
         // Connections it uses: one host each (a step), as CLEW_CONN_<ID>_HOST, _PORT, _SCHEMA, _LOGIN,
         // _PASSWORD, _TYPE, _EXTRA (JSON); the password only here, never recorded.
@@ -113,14 +113,12 @@ extension RunExecution {
             if let extra = c.use.extra { env[prefix + "EXTRA"] = JSON.Value.strings(extra).text }
             if let password = c.password {
                 env[prefix + "PASSWORD"] = password
-                if !password.isEmpty { secretVariables.append(password) }
+                if !password.isEmpty { givenSecrets.append(password) }
             }
         }
-
         // The command's own steps (line protocol) are numbered after these; Clew's Python package
         // numbers its replay lookups the same way.
         env["CLEW_STEP_BASE"] = String(context.stepsTaken)
-
         for c in context.consumedChunks { if let url = c.url { env["CLEW_INPUT_\(Self.envName(c.dataset))"] = url.path } }
         for ref in spec.produces { env["CLEW_OUTPUT_\(Self.envName(ref.dataset))"] = directory.appendingPathComponent(ref.path ?? ref.dataset).path }
         let workDir = command.workingDirectory ?? FileManager.default.currentDirectoryPath
@@ -130,10 +128,10 @@ extension RunExecution {
             context: context)
         // What a replay needs to run the command again: its arguments, working directory and environment
         // (output paths relative to the attempt's directory, secrets redacted).
-        // Secret values (of secret-named params and variables) are cut out wherever they appear (CLEW_PARAMS holds them all).
+        // Secret values (of secret-named params and environment variables, secret Variables, Connection passwords)
+        // are cut out wherever they appear (CLEW_PARAMS holds them all).
         let secrets = (params.merging(command.environment, uniquingKeysWith: { a, _ in a })).filter { Redaction.isSecret($0.key) && !$0.value.isEmpty }.map(\.value)
-            + secretVariables
-
+            + givenSecrets
         let recordedEnv = command.environment.merging(env, uniquingKeysWith: { _, b in b }).reduce(into: [String: String]()) { out, kv in
             var value = kv.value.replacingOccurrences(of: directory.path, with: "$CLEW_OUTPUT_DIR")
             for secret in secrets { value = value.replacingOccurrences(of: secret, with: "[REDACTED]") }
@@ -157,7 +155,6 @@ extension RunExecution {
             outcome.failure = "killed by signal \(s)"
         } else if r.exitCode != 0 {
             let last = stderr.split(separator: "\n").last.map { ": \($0)" } ?? ""
-
             outcome.failure = "exit code \(r.exitCode ?? -1)\(last)"
         }
         if command.isBranch, outcome.failure == nil {

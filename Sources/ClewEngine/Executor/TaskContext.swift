@@ -201,7 +201,6 @@ public final class TaskContext: Sendable {
 
     /// How many steps the attempt has taken so far.
     package var stepsTaken: Int { state.withLock { $0.step } }
-
 }
 
 /// Where a context's steps go: the live recorder, or a replay feeding recorded values back.
@@ -251,8 +250,6 @@ public enum StepKind {
     public static let variableRead = "variable_read"
     /// An operator Connection used (``TaskContext/connection(_:)``): the host given; its source names the set.
     public static let connectionRead = "connection_read"
-
-
     /// Row-level lineage of a collection (``Rows``), recorded by ``TaskContext/output(_:)``.
     public static let rows = "rows"
 }

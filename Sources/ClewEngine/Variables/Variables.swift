@@ -59,10 +59,9 @@ public struct VariableError: ClewError {
     public init(_ description: String) { self.init(.invalidInput, description) }
 }
 
-
 /// Operator Variables: a key-value store whose every change is an event (stream `variables`, with who
 /// and why) and whose every read by a task is a recorded step of kind `variable_read` naming the set it
-/// saw. So "which value of `db_config` did run R see, and who set it" is one query (``reads(of:in:)``),
+/// saw. So "which value of `db_config` did run R see, and who set it" is one query (``reads(dag:run:)``),
 /// and a replay gets the value the run read, not today's.
 ///
 /// Values of secret-looking keys (the engine's redaction rules) are never taken in clear: such a key is
