@@ -29,9 +29,9 @@ __all__ = [
 LOOP_SAMPLES = 3
 
 _lock = _threading.RLock()
-#: Steps the engine took before the command ran (its reads of the task's Variables): this process's
-#: steps are numbered after them, as the engine numbers them.
-_step = int(_os.environ.get("CLEW_STEP_BASE", "0") or 0)
+#: Steps the engine took before the command ran (its reads of the task's Variables and Connections):
+#: this process's steps are numbered after them, as the engine numbers them.
+_step = int(_os.environ.get("CLEW_STEP_BASE", "0")) if _os.environ.get("CLEW_STEP_BASE", "").isdigit() else 0
 _rng = None
 _replay = None
 _out = _sys.stdout
