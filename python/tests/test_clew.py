@@ -279,7 +279,24 @@ class Replaying(unittest.TestCase):
         self.assertIn("2026-01-02T03:04:05.678000+00:00 0.9", p.stdout)
         self.assertEqual([x["kind"] for x in steps(p.stdout)], ["now", "side_effect"])
 
+    def test_steps_are_numbered_after_the_engines_own(self):
+        # The engine read two Variables (steps 1, 2) before the command started: the task's clock is step 3.
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump([{"step": 1, "kind": "variable_read", "name": "region", "value": "eu"},
+                       {"step": 2, "kind": "variable_read", "name": "limits", "value": "{}"},
+                       {"step": 3, "kind": "now", "name": "now", "value": "2026-01-02T03:04:05Z"}], f)
+        try:
+            p = run("""
+                import clew
+                print(clew.now().year)
+            """, {**TASK, "CLEW_REPLAY_STEPS": f.name, "CLEW_STEP_BASE": "2"}, check=False)
+        finally:
+            os.unlink(f.name)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout.splitlines()[-1], "2026")
+
     def test_a_step_the_record_does_not_have_there_stops_the_task(self):
+
         p = self.replay("""
             import clew
             clew.side_effect("other", lambda: 1)
