@@ -44,20 +44,14 @@ struct ConnectionsSet: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            var change = ConnectionChanged(id: id, reason: reason)
-            change.hosts = host
-            change.port = port
-            change.schema = schema
-            change.login = login
-            change.type = type
-            change.description = description
-            change.passwordReference = passwordEnv.map { "env:\($0)" } ?? passwordFile.map { "file:\($0)" }
-            if !extra.isEmpty {
-                change.extra = Dictionary(extra.map { e in
-                    let eq = e.firstIndex(of: "=")!
-                    return (String(e[..<eq]), String(e[e.index(after: eq)...]))
-                }, uniquingKeysWith: { _, b in b })
+            let pairs = extra.map { e in
+                let eq = e.firstIndex(of: "=")!
+                return (String(e[..<eq]), String(e[e.index(after: eq)...]))
             }
+            let change = ConnectionChanged(
+                id: id, type: type, hosts: host, port: port, schema: schema, login: login,
+                passwordReference: passwordEnv.map { "env:\($0)" } ?? passwordFile.map { "file:\($0)" },
+                extra: pairs.isEmpty ? nil : Dictionary(pairs, uniquingKeysWith: { _, b in b }), description: description, reason: reason)
             let l = try await ledger.open(create: true)
             defer { l.close() }
             let set = try await ConnectionStore(ledger: l).set(change, by: VariablesCommand.actor(by))

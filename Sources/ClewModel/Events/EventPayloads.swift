@@ -952,8 +952,19 @@ public struct ConnectionChanged: EventPayload, Equatable {
         case id, type, hosts, port, schema, login, passwordReference = "password_ref", extra, description, reason
     }
 
-    public init(id: String, reason: String? = nil) {
+    public init(
+        id: String, type: String? = nil, hosts: [String]? = nil, port: Int? = nil, schema: String? = nil, login: String? = nil,
+        passwordReference: String? = nil, extra: [String: String]? = nil, description: String? = nil, reason: String? = nil
+    ) {
         self.id = id
+        self.type = type
+        self.hosts = hosts
+        self.port = port
+        self.schema = schema
+        self.login = login
+        self.passwordReference = passwordReference
+        self.extra = extra
+        self.description = description
         self.reason = reason
     }
 }

@@ -132,15 +132,9 @@ enum VariableRoutes {
                 guard body.password == nil else {
                     throw APIError(.badRequest, "connection '\(id)': a password is never taken in clear; give password_ref (env:NAME or file:/absolute/path, read where the task runs)")
                 }
-                var change = ConnectionChanged(id: id, reason: body.reason)
-                change.type = body.type
-                change.hosts = body.hosts
-                change.port = body.port
-                change.schema = body.schema
-                change.login = body.login
-                change.passwordReference = body.passwordRef
-                change.extra = body.extra
-                change.description = body.description
+                let change = ConnectionChanged(
+                    id: id, type: body.type, hosts: body.hosts, port: body.port, schema: body.schema, login: body.login,
+                    passwordReference: body.passwordRef, extra: body.extra, description: body.description, reason: body.reason)
                 let set = try await api { try await connections.set(change, by: actor(identity)) }
                 return try Reply.json(set)
             }
