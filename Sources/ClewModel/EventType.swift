@@ -72,6 +72,18 @@ public enum EventType {
     /// one is a step of kind `connection_read` naming the host it was given.
     public static let connectionSet = "connection.set"
     public static let connectionDeleted = "connection.deleted"
+    /// A task or a run passed its SLA (stream of the run): which tasks, the deadline, by how much, and
+    /// who saw it (the run itself, or the scheduler for a run whose process is gone).
+    public static let slaMissed = "sla.missed"
+    /// An alert sent (or given up after its retries) to one webhook or one set of e-mail addresses
+    /// (stream `alerts`), naming the event it is about.
+    public static let alertDelivered = "alert.delivered"
+    public static let alertFailed = "alert.failed"
+    /// Where the alerts of every DAG go, and over which SMTP connection (stream `alerts/config`).
+    public static let alertsConfigured = "alerts.configured"
+    /// How far the alerter read the log without finding anything to send (stream `alerts`), written when it
+    /// stops, so the next one starts there.
+    public static let alertsRead = "alerts.read"
 
     /// Every type above.
     public static let all: [String] = [
@@ -82,6 +94,7 @@ public enum EventType {
         lineageQuarantined, openLineageReceived, runCallback, tokenCreated, tokenRevoked, auditRecorded, runLabelled,
         datasetDescribed, ledgerMigrated, payloadsErased, attemptQueued, attemptClaimed, attemptHeartbeat,
         attemptCompleted, attemptExpired, variableSet, variableDeleted, connectionSet, connectionDeleted,
+        slaMissed, alertDelivered, alertFailed, alertsConfigured, alertsRead,
     ]
 }
 
@@ -102,6 +115,11 @@ public enum StreamID {
     public static let variables = "variables"
     /// Every Connection's sets and deletes, in order.
     public static let connections = "connections"
+    /// Every alert delivery, in order, and where the alerter stopped reading.
+    public static let alerts = "alerts"
+    /// The alert defaults, latest last.
+    public static let alertsConfig = "alerts/config"
+
 
 
 }

@@ -72,6 +72,22 @@ public struct DAG: Sendable {
 
     /// The tasks in an order where every task comes after its parents (definition order among equals).
     public var topologicalOrder: [TaskSpec] { DAGValidator.topologicalOrder(spec) ?? spec.tasks }
+
+    /// How long a run may take from its first start before `sla.missed` is recorded and alerted (the run
+    /// goes on): `DAG("orders") { … }.sla(.minutes(30))`.
+    public func sla(_ limit: Duration) -> DAG {
+        var copy = self
+        copy.spec.slaMillis = Int(limit.milliseconds)
+        return copy
+    }
+
+    /// Where this DAG's alerts go, besides the defaults (`clew alerts defaults`), and for which rules
+    /// (nil: failure, sla_miss and quarantine). A bad URL or address is reported by ``validate()``.
+    public func alerts(webhook: [String] = [], email: [String] = [], on rules: [AlertRule]? = nil) -> DAG {
+        var copy = self
+        copy.spec.alerts = AlertSpec(webhooks: webhook, emails: email, on: rules)
+        return copy
+    }
 }
 
 extension Duration {
@@ -110,7 +126,16 @@ extension TaskDeclaration {
         return n
     }
 
+    /// By when, counted from the run's first start, the task should have succeeded; passing it records
+    /// `sla.missed` and alerts (the task goes on).
+    public func sla(_ limit: Duration) -> TaskNode {
+        var n = node
+        n.spec.slaMillis = Int(limit.milliseconds)
+        return n
+    }
+
     /// Stops an attempt that runs longer than `limit` and counts it as failed (then retried, if retries remain).
+
     public func timeout(_ limit: Duration) -> TaskNode {
         var n = node
         n.spec.timeoutMillis = Int(limit.milliseconds)

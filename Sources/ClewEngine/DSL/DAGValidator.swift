@@ -34,6 +34,11 @@ enum DAGValidator {
         if !isIdentifier(spec.name) { add("the DAG name '\(spec.name)' must be 1-100 letters, digits, '_', '-' or '.'") }
         if spec.tasks.isEmpty { add("it has no tasks") }
         if spec.maxActiveTasks < 1 { add("max_active_tasks must be at least 1") }
+        if let s = spec.slaMillis, s <= 0 { add("sla must be positive") }
+        if let a = spec.alerts {
+            for p in a.problems { add(p) }
+            if a.webhooks.isEmpty && a.emails.isEmpty { add("alerts name no webhook and no e-mail address") }
+        }
         var seen: [String: Int?] = [:]
         for task in spec.tasks {
             if !isIdentifier(task.id) { add("task id '\(task.id)' must be 1-100 letters, digits, '_', '-' or '.'", line: task.line) }
@@ -41,6 +46,8 @@ enum DAGValidator {
             seen[task.id] = task.line
             if task.retries < 0 || task.retries > 100 { add("task '\(task.id)': retries must be 0-100", line: task.line) }
             if let t = task.timeoutMillis, t <= 0 { add("task '\(task.id)': timeout must be positive", line: task.line) }
+            if let s = task.slaMillis, s <= 0 { add("task '\(task.id)': sla must be positive", line: task.line) }
+
             if task.kind == .command, task.command?.argv.first?.isEmpty ?? true {
                 add("task '\(task.id)': the command is empty", line: task.line)
             }

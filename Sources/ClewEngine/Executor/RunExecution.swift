@@ -2,6 +2,7 @@ import ClewCore
 import ClewLedger
 import ClewModel
 import Foundation
+import Logging
 import Synchronization
 
 /// One run of one DAG: the scheduling loop (structured concurrency up to the concurrency limit), attempts
@@ -69,6 +70,9 @@ package final class RunExecution: Sendable {
         RunEnvironment.current.describe(&started)
         emit(EventType.runStarted, started)
         try await recorder.flush()
+        // Wakes at each SLA deadline to record what missed it (a counterfactual replay has no SLA).
+        let slaWatch: Task<Void, Never>? = SLA.has(dag.spec) && branch == nil ? Task { await self.watchSLA() } : nil
+        defer { slaWatch?.cancel() }
 
         let n = tasks.count
         var states = Array(repeating: TaskState.pending, count: n)
@@ -154,6 +158,13 @@ package final class RunExecution: Sendable {
         let end = RunEnded(run: runID, tasks: counts, failedTasks: failed.isEmpty ? nil : failed, notRun: notRun.isEmpty ? nil : notRun)
         emit(status == .succeeded ? EventType.runSucceeded : status == .failed ? EventType.runFailed : EventType.runCancelled, end)
         try await recorder.flush()
+        if let slaWatch {
+            slaWatch.cancel()
+            // What ended late after the last deadline the watch woke for.
+            do { try await SLA.record(engine, spec: dag.spec, run: runID, seenBy: "run") } catch {
+                engine.options.logger.warning("could not check the SLAs of the run", metadata: ["run": "\(runID)", "why": "\(error)"])
+            }
+        }
         var outcome = RunOutcome(dag: dag.name, runID: runID, stream: stream, status: status, tasks: [:], outputs: [:], errors: errors)
         for i in 0..<n {
             outcome.tasks[tasks[i].id] = states[i] == .pending ? .cancelled : states[i]
@@ -162,7 +173,24 @@ package final class RunExecution: Sendable {
         return outcome
     }
 
+    /// Sleeps until each SLA deadline of the run (counted from its first start) and records what missed it.
+    func watchSLA() async {
+        let first = try? engine.ledger.events(inStream: stream).first { $0.type == EventType.runStarted }
+        guard let start = first?.timestampMicros else { return }
+        for deadline in SLA.deadlines(dag.spec, start: start) {
+            let wait = deadline - Recorder.nowMicros()
+            if wait > 0 {
+                do { try await Task.sleep(for: .microseconds(wait + 1_000)) } catch { return }
+            }
+            if Task.isCancelled { return }
+            do { try await SLA.record(engine, spec: dag.spec, run: runID, seenBy: "run") } catch {
+                engine.options.logger.warning("could not record an SLA miss", metadata: ["run": "\(runID)", "why": "\(error)"])
+            }
+        }
+    }
+
     enum Decision { case run, skip(String), upstreamFailed([String]) }
+
 
     func decide(_ c: Int, states: [TaskState], chosen: [Int: [String]]) -> Decision {
         let id = tasks[c].id

@@ -30,11 +30,12 @@ public struct PipelineFileError: ClewError {
 /// ```
 public enum PipelineFile {
     static let topKeys: Set<String> = [
-        "dag", "description", "schedule", "start", "catchup", "params", "datasets", "tasks", "max_active_tasks",
+        "dag", "description", "schedule", "start", "catchup", "params", "datasets", "tasks", "max_active_tasks", "sla", "alerts",
     ]
+    static let alertKeys: Set<String> = ["webhook", "email", "on"]
     static let taskKeys: Set<String> = [
         "run", "env", "cwd", "after", "rule", "retries", "retry_delay", "timeout", "consumes", "produces", "branch",
-        "trigger", "params", "when", "wait", "variables", "connections",
+        "trigger", "params", "when", "wait", "variables", "connections", "sla",
     ]
 
     /// Reads and validates a pipeline file.
@@ -84,6 +85,23 @@ public enum PipelineFile {
         }
         if let m = root["max_active_tasks"] {
             if let i = m.int, i >= 1 { spec.maxActiveTasks = i } else { problem(m, "max_active_tasks must be a whole number ≥ 1") }
+        }
+        if let s = root["sla"] {
+            do { spec.slaMillis = Int(try ScheduleSpec.parseMillis(string(s) ?? "", what: "sla")) } catch { problem(s, "\(error)") }
+        }
+        if let a = root["alerts"] {
+            if let map = a.mapping {
+                for key in map.keys where !alertKeys.contains(key.string ?? "") {
+                    problem(key, "alerts: unknown key '\(key.string ?? "?")' (known: \(alertKeys.sorted().joined(separator: ", ")))")
+                }
+                var alerts = AlertSpec(webhooks: list(map["webhook"]), emails: list(map["email"]))
+                if let on = map["on"] {
+                    do { alerts.on = try AlertRule.parse(list(on)) } catch { problem(on, "alerts: \(error)") }
+                }
+                for p in alerts.problems { problem(a, "alerts: \(p)") }
+                if alerts.webhooks.isEmpty && alerts.emails.isEmpty { problem(a, "alerts: give a webhook: URL or an email: address (or both)") }
+                spec.alerts = alerts
+            } else { problem(a, "alerts must be a mapping: {webhook: URL, email: [ADDRESS], on: [failure, retry, sla_miss, quarantine]}") }
         }
         if let p = root["params"] {
             if let map = p.mapping {
@@ -138,7 +156,11 @@ public enum PipelineFile {
                 guard let n = task[key] else { continue }
                 do { assign(try ScheduleSpec.parseMillis(string(n) ?? "", what: "task \(id): \(key)")) } catch { problem(n, "\(error)") }
             }
+            if let s = task["sla"] {
+                do { ts.slaMillis = Int(try ScheduleSpec.parseMillis(string(s) ?? "", what: "task \(id): sla")) } catch { problem(s, "\(error)") }
+            }
             ts.consumes = chunkRefs(task["consumes"], task: id, problem: problem)
+
             ts.produces = chunkRefs(task["produces"], task: id, problem: problem)
             if let run = task["run"] {
                 let argv: [String] = run.sequence != nil ? list(run) : [string(run) ?? ""]

@@ -1,6 +1,6 @@
 import ClewCore
 import ClewLedger
-import ClewModel
+public import ClewModel
 import Foundation
 import Logging
 
@@ -54,8 +54,11 @@ public final class Scheduler: Sendable {
     /// Runs due DAGs until the task is cancelled, sleeping until the next firing (at most `poll`).
     /// Each round first finishes scheduled runs left unfinished by another scheduler
     /// (``resumeInterrupted(onRun:onProblem:)``): call it only in the process that leads.
+    /// Each round also records the SLA misses of unfinished runs whose process stopped or runs on another
+    /// host (``SLA/checkUnfinished(_:dags:)``), and tells `onMiss` of each.
     public func run(
-        poll: Duration = .seconds(30), onRun: @Sendable (RunOutcome) -> Void = { _ in }, onProblem: @Sendable (String) -> Void = { _ in }
+        poll: Duration = .seconds(30), onRun: @Sendable (RunOutcome) -> Void = { _ in }, onProblem: @Sendable (String) -> Void = { _ in },
+        onMiss: @Sendable (SLAMissed) -> Void = { _ in }
     ) async throws {
         var told = Set<String>()
         while !Task.isCancelled {
@@ -63,6 +66,12 @@ public final class Scheduler: Sendable {
             var problems: [String] = []
             _ = try await resumeInterrupted(onRun: onRun) { problems.append($0) }
             for p in problems where told.insert(p).inserted { onProblem(p) }
+            do {
+                for miss in try await SLA.checkUnfinished(engine, dags: engine.registry.all.filter { only?.contains($0.name) ?? true }) { onMiss(miss) }
+            } catch {
+                onProblem("could not check SLAs: \(error)")
+            }
+
             for outcome in try await tick(now: Recorder.nowMicros()) { onRun(outcome) }
             let now = Recorder.nowMicros()
             let next = scheduledDAGs.compactMap { $0.spec.schedule?.next(after: now) }.min()

@@ -25,6 +25,11 @@ public struct DAGSpec: Sendable, Hashable, Codable {
     public var origin: String
     /// SHA-256 (hex) of the source text the DAG was read from and of the scripts it runs, when available.
     public var sourceDigest: String?
+    /// How long a run may take from its first start to its end before the miss is recorded (`sla.missed`)
+    /// and alerted; nil for none. Absent from the canonical JSON when nil, so versions stay as they were.
+    public var slaMillis: Int?
+    /// Where this DAG's alerts go (in addition to the defaults of `clew alerts defaults`).
+    public var alerts: AlertSpec?
 
     public init(
         name: String, description: String = "", tasks: [TaskSpec], params: [String: String] = [:],
@@ -101,6 +106,10 @@ public struct TaskSpec: Sendable, Hashable, Codable {
     public var retryDelayMillis: Int
     /// Per-attempt time limit; the task is stopped (its process group killed) when it passes.
     public var timeoutMillis: Int?
+    /// By when, counted from the run's first start, the task should have succeeded (or been skipped);
+    /// passing it records `sla.missed`, the run goes on. Nil for none.
+    public var slaMillis: Int?
+
     public var command: CommandSpec?
     public var trigger: TriggerSpec?
     /// Chunks read; the five questions are answered for each before the task starts.

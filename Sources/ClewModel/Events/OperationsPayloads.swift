@@ -1,0 +1,143 @@
+public import Foundation
+
+/// `sla.missed` (stream of the run): tasks that had not succeeded by their SLA, or a run that had not
+/// ended by the DAG's, the moment it is known.
+public struct SLAMissed: EventPayload, Equatable {
+    public static let eventTypes = [EventType.slaMissed]
+    public var dag: String
+    public var run: String
+    /// `task` (the tasks' own SLA) or `dag` (the whole run's).
+    public var scope: String
+    /// The tasks that missed it, with their state when it was seen (for `dag`, the tasks not done then).
+    public var tasks: [SLATask]
+    public var slaMillis: Int
+    /// The run's first start plus the SLA, microseconds since the epoch.
+    public var deadlineMicros: Int64
+    /// When the miss was seen.
+    public var detectedMicros: Int64
+    /// How late: the end minus the deadline for what ended late, when it was seen minus the deadline for
+    /// what was still running (it can only grow).
+    public var lateByMillis: Int64
+    /// `run` (the run's own process) or `scheduler` (a run whose process stopped or is on another host).
+    public var seenBy: String
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case dag, run, scope, tasks, slaMillis = "sla_ms", deadlineMicros = "deadline_us", detectedMicros = "detected_us"
+        case lateByMillis = "late_by_ms", seenBy = "seen_by"
+    }
+
+    public init(
+        dag: String, run: String, scope: String, tasks: [SLATask], slaMillis: Int, deadlineMicros: Int64, detectedMicros: Int64,
+        lateByMillis: Int64, seenBy: String
+    ) {
+        self.dag = dag
+        self.run = run
+        self.scope = scope
+        self.tasks = tasks
+        self.slaMillis = slaMillis
+        self.deadlineMicros = deadlineMicros
+        self.detectedMicros = detectedMicros
+        self.lateByMillis = lateByMillis
+        self.seenBy = seenBy
+    }
+}
+
+/// One task of an `sla.missed`.
+public struct SLATask: Codable, Sendable, Hashable {
+    public var task: String
+    /// pending, running, succeeded (late), skipped (late), failed …
+    public var state: String
+
+    public init(task: String, state: String) {
+        self.task = task
+        self.state = state
+    }
+}
+
+/// `alert.delivered` / `alert.failed` (stream `alerts`): one alert to one target, after its attempts.
+public struct AlertDelivery: EventPayload, Equatable {
+    public static let eventTypes = [EventType.alertDelivered, EventType.alertFailed]
+    /// The event the alert is about.
+    public var sourceSeq: UInt64
+    public var sourceType: String
+    /// failure, retry, sla_miss, quarantine.
+    public var rule: String
+    public var dag: String
+    public var run: String?
+    public var task: String?
+    /// `webhook` or `email`.
+    public var channel: String
+    /// The URL without query or credentials, or the addresses.
+    public var target: String
+    /// The SMTP host that took (or refused) the message.
+    public var host: String?
+    public var attempts: Int
+    /// HTTP status, or the SMTP reply code, of the last attempt.
+    public var statusCode: Int?
+    public var error: String?
+    /// The alert's subject line.
+    public var subject: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case sourceSeq = "source_seq", sourceType = "source_type", rule, dag, run, task, channel, target, host, attempts
+        case statusCode = "status_code", error, subject
+    }
+
+    public init(
+        sourceSeq: UInt64, sourceType: String, rule: String, dag: String, run: String?, task: String?, channel: String, target: String,
+        host: String? = nil, attempts: Int, statusCode: Int? = nil, error: String? = nil, subject: String? = nil
+    ) {
+        self.sourceSeq = sourceSeq
+        self.sourceType = sourceType
+        self.rule = rule
+        self.dag = dag
+        self.run = run
+        self.task = task
+        self.channel = channel
+        self.target = target
+        self.host = host
+        self.attempts = attempts
+        self.statusCode = statusCode
+        self.error = error
+        self.subject = subject
+    }
+}
+
+/// `alerts.configured` (stream `alerts/config`): where every DAG's alerts go, besides its own targets.
+public struct AlertDefaults: EventPayload, Equatable {
+    public static let eventTypes = [EventType.alertsConfigured]
+    public var webhooks: [String]
+    public var emails: [String]
+    /// The rules that alert (nil: failure, quarantine, sla_miss).
+    public var on: [String]?
+    /// The Connection that names the SMTP server (default `smtp_default`).
+    public var smtpConnection: String?
+    /// The sender address (default `clew@<host>`).
+    public var from: String?
+    public var reason: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case webhooks, emails, on, smtpConnection = "smtp_connection", from, reason
+    }
+
+    public init(webhooks: [String] = [], emails: [String] = [], on: [String]? = nil, smtpConnection: String? = nil, from: String? = nil, reason: String? = nil) {
+        self.webhooks = webhooks
+        self.emails = emails
+        self.on = on
+        self.smtpConnection = smtpConnection
+        self.from = from
+        self.reason = reason
+    }
+}
+
+/// `alerts.read` (stream `alerts`): the alerter read the log up to `seq` and had nothing more to send.
+public struct AlertsRead: EventPayload, Equatable {
+    public static let eventTypes = [EventType.alertsRead]
+    public var seq: UInt64
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case seq
+    }
+
+    public init(seq: UInt64) { self.seq = seq }
+}
