@@ -119,9 +119,6 @@ public enum StreamID {
     public static let alerts = "alerts"
     /// The alert defaults, latest last.
     public static let alertsConfig = "alerts/config"
-
-
-
 }
 
 /// Chunk life cycle states (driven only by events).

@@ -31,6 +31,7 @@ struct RunStart: AsyncParsableCommand {
     var runId: String?
 
     @OptionGroup var dispatch: DispatchOptions
+    @OptionGroup var alerting: AlertingOptions
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var pipelines: PipelineOptions
     @OptionGroup var output: OutputOptions
@@ -53,7 +54,9 @@ struct RunStart: AsyncParsableCommand {
             let engine = pipelines.engine(l, registry, dispatch: dispatch)
             let runID = self.runId
             let chosen = part
-            let outcome = try await withInterruption { try await engine.run(dag, params: params, partition: chosen, runID: runID) }
+            let outcome = try await alerting.around(l, dags: [dag.spec]) {
+                try await withInterruption { try await engine.run(dag, params: params, partition: chosen, runID: runID) }
+            }
             try report(outcome, json: output.json)
             if outcome.status != .succeeded { throw ExitCode(outcome.status.exitCode) }
         }
@@ -80,6 +83,7 @@ struct Resubmit: AsyncParsableCommand {
 
     @OptionGroup var params: ParamOptions
     @OptionGroup var dispatch: DispatchOptions
+    @OptionGroup var alerting: AlertingOptions
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var pipelines: PipelineOptions
     @OptionGroup var output: OutputOptions
@@ -112,7 +116,9 @@ struct Resubmit: AsyncParsableCommand {
             }
             let name = try pipelines.resolve(dag!, in: registry).name
             let id = runId!
-            let outcome = try await withInterruption { try await engine.resubmit(dag: name, run: id, params: params) }
+            let outcome = try await alerting.around(l, dags: registry.dag(named: name).map { [$0.spec] } ?? []) {
+                try await withInterruption { try await engine.resubmit(dag: name, run: id, params: params) }
+            }
             try report(outcome, json: output.json)
             if outcome.status != .succeeded { throw ExitCode(outcome.status.exitCode) }
         }

@@ -63,6 +63,7 @@ struct SchedulerCommand: AsyncParsableCommand {
     var poll = 30
 
     @OptionGroup var dispatch: DispatchOptions
+    @OptionGroup var alerting: AlertingOptions
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var pipelines: PipelineOptions
     @OptionGroup var output: OutputOptions
@@ -84,11 +85,18 @@ struct SchedulerCommand: AsyncParsableCommand {
             let scheduled = scheduler.scheduledDAGs.map { "\($0.name) (\($0.spec.schedule!.description))" }
             FileHandle.standardError.write(Data("scheduler: \(scheduled.count) scheduled DAGs: \(scheduled.joined(separator: ", "))\n".utf8))
             if once {
-                let outcomes = try await withInterruption { try await scheduler.tick(now: Int64(Date().timeIntervalSince1970 * 1_000_000)) }
+                let outcomes = try await alerting.around(l, dags: registry.all.map(\.spec)) {
+                    let misses = try await scheduler.checkSLAs()
+                    for m in misses { Self.tell(m) }
+                    return try await withInterruption { try await scheduler.tick(now: Int64(Date().timeIntervalSince1970 * 1_000_000)) }
+                }
                 for o in outcomes { try report(o, json: json) }
                 return
             }
             // One scheduler of a ledger leads (all hosts, over a shared log); the others wait to take over.
+            // Alerts have their own lead: this process sends them whenever no other one does.
+            let alerts = alerting.background(l)
+            defer { alerts?.cancel() }
             let poll = self.poll
             let failure = FailureBox()
             try await withInterruption {
@@ -98,7 +106,8 @@ struct SchedulerCommand: AsyncParsableCommand {
                         Terminal.error("scheduler: leading")
                         do {
                             try await scheduler.run(
-                                poll: .seconds(max(1, poll)), onRun: { try? report($0, json: json) }, onProblem: { Terminal.error("scheduler: \($0)") })
+                                poll: .seconds(max(1, poll)), onRun: { try? report($0, json: json) }, onProblem: { Terminal.error("scheduler: \($0)") },
+                                onMiss: Self.tell)
                         } catch {
                             failure.error.withLock { $0 = error }
                         }
@@ -109,6 +118,12 @@ struct SchedulerCommand: AsyncParsableCommand {
                 if let error = failure.error.withLock({ $0 }) { throw error }
             }
         }
+    }
+}
+
+extension SchedulerCommand {
+    @Sendable static func tell(_ m: SLAMissed) {
+        Terminal.error("scheduler: SLA missed by run \(m.run) of \(m.dag): \(m.scope == "dag" ? "the run" : m.tasks.map(\.task).joined(separator: ", "))")
     }
 }
 

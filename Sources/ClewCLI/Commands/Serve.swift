@@ -22,6 +22,7 @@ struct Serve: AsyncParsableCommand {
     var openlineageSpec: String?
     @Option(name: .long, help: "Tries to post a run's outcome to its callback URL.") var callbackAttempts = 5
     @Option(name: .long, help: "First delay between callback tries, in milliseconds (doubled each time).") var callbackDelayMs = 1000
+    @OptionGroup var alerting: AlertingOptions
     @OptionGroup var pipelines: PipelineOptions
     @OptionGroup var ledger: LedgerOptions
 
@@ -68,6 +69,9 @@ struct Serve: AsyncParsableCommand {
                 let minted = try await server.tokens.mint(name: "bootstrap", role: .admin, by: "clew serve")
                 Terminal.error("no API tokens yet: minted admin token 'bootstrap' (shown once, keep it):\n  \(minted.token)")
             }
+            // Alerts have their own lead: this process sends them whenever no other one does.
+            let alerts = alerting.background(l, dashboard: ProcessInfo.processInfo.environment["CLEW_DASHBOARD_URL"] ?? "http://\(host):\(port)")
+            defer { alerts?.cancel() }
             let shownHost = host
             try await server.run { port in
                 Terminal.line("listening on http://\(shownHost):\(port)")

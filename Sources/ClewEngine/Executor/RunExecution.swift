@@ -191,7 +191,6 @@ package final class RunExecution: Sendable {
 
     enum Decision { case run, skip(String), upstreamFailed([String]) }
 
-
     func decide(_ c: Int, states: [TaskState], chosen: [Int: [String]]) -> Decision {
         let id = tasks[c].id
         var failed: [String] = []

@@ -106,6 +106,19 @@ public enum SLA {
         return out
     }
 
+    /// How late what missed ended up, from the run's events now: the latest end of its tasks (or of the
+    /// run, for `dag`) minus the deadline; nil while one of them has not ended.
+    public static func finalLateness(of miss: SLAMissed, events: [Event]) -> Int64? {
+        let r = Reading(events)
+        if miss.scope == "dag" { return r.end.map { ($0 - miss.deadlineMicros) / 1000 } }
+        var latest: Int64 = miss.deadlineMicros
+        for t in miss.tasks {
+            guard let done = r.done[t.task] ?? (r.end != nil ? r.end : nil) else { return nil }
+            latest = max(latest, done)
+        }
+        return (latest - miss.deadlineMicros) / 1000
+    }
+
     /// Reads the run's stream and records the misses it shows now and does not record yet, only if the
     /// stream is unchanged since the read (read again and retried when another process wrote to it).
     /// - Returns: what it recorded.

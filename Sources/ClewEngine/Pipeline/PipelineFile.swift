@@ -160,7 +160,6 @@ public enum PipelineFile {
                 do { ts.slaMillis = Int(try ScheduleSpec.parseMillis(string(s) ?? "", what: "task \(id): sla")) } catch { problem(s, "\(error)") }
             }
             ts.consumes = chunkRefs(task["consumes"], task: id, problem: problem)
-
             ts.produces = chunkRefs(task["produces"], task: id, problem: problem)
             if let run = task["run"] {
                 let argv: [String] = run.sequence != nil ? list(run) : [string(run) ?? ""]

@@ -67,7 +67,7 @@ public final class Scheduler: Sendable {
             _ = try await resumeInterrupted(onRun: onRun) { problems.append($0) }
             for p in problems where told.insert(p).inserted { onProblem(p) }
             do {
-                for miss in try await SLA.checkUnfinished(engine, dags: engine.registry.all.filter { only?.contains($0.name) ?? true }) { onMiss(miss) }
+                for miss in try await checkSLAs() { onMiss(miss) }
             } catch {
                 onProblem("could not check SLAs: \(error)")
             }
@@ -79,6 +79,12 @@ public final class Scheduler: Sendable {
             if let next { wait = min(poll, .microseconds(max(next - now, 0) + 1000)) }
             do { try await Task.sleep(for: wait) } catch { return }
         }
+    }
+
+    /// Records the SLA misses of the unfinished runs of this scheduler's DAGs (scheduled or not) that
+    /// their own process did not: it stopped, or it is on another host and has not yet.
+    public func checkSLAs() async throws -> [SLAMissed] {
+        try await SLA.checkUnfinished(engine, dags: engine.registry.all.filter { only?.contains($0.name) ?? true })
     }
 
     /// Finishes the scheduled runs a scheduler left unfinished when it stopped (killed, cut off, lost

@@ -109,7 +109,6 @@ public struct TaskSpec: Sendable, Hashable, Codable {
     /// By when, counted from the run's first start, the task should have succeeded (or been skipped);
     /// passing it records `sla.missed`, the run goes on. Nil for none.
     public var slaMillis: Int?
-
     public var command: CommandSpec?
     public var trigger: TriggerSpec?
     /// Chunks read; the five questions are answered for each before the task starts.

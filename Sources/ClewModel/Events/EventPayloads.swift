@@ -981,7 +981,6 @@ public enum EventSchema {
         LineageQuarantined.self, OpenLineageReceived.self, TokenCreated.self, TokenRevoked.self, AuditRecorded.self,
         LedgerMigrated.self, PayloadsErased.self, AttemptEvent.self, VariableChanged.self, ConnectionChanged.self,
         SLAMissed.self, AlertDelivery.self, AlertDefaults.self, AlertsRead.self,
-
     ]
 
     /// The payload type of an event type (nil for a type Clew does not write).

@@ -47,6 +47,8 @@ public final class Alerter: Sendable {
         var defaultsRead = false
         /// Events read since the cursor was last recorded, not counting the alerter's own.
         var unrecorded = 0
+        /// The next seq to read, once this alerter has read some.
+        var next: UInt64?
     }
 
     public init(ledger: Ledger, options: AlertOptions = AlertOptions()) {
@@ -73,6 +75,13 @@ public final class Alerter: Sendable {
     /// The seq to read from, and what was already delivered for the event at it (a delivery cut short
     /// between two targets of one event).
     func cursor() throws -> (seq: UInt64, done: Set<String>) {
+        let recorded = try recordedCursor()
+        // Ahead of what it recorded when it read on without sending; behind it if another process led since.
+        if let next = state.withLock({ $0.next }), next > recorded.seq { return (next, []) }
+        return recorded
+    }
+
+    func recordedCursor() throws -> (seq: UInt64, done: Set<String>) {
         let seqs = try ledger.seqs(inStream: StreamID.alerts)
         guard let last = seqs.last, let e = try ledger.event(at: last) else { return (1, []) }
         if e.type == EventType.alertsRead, let r = try? JSONDecoder().decode(AlertsRead.self, from: e.payload) { return (r.seq + 1, []) }
@@ -87,9 +96,12 @@ public final class Alerter: Sendable {
 
     // MARK: - Running
 
-    /// Sends what the log holds now and has not been alerted, then returns what it recorded.
+    /// Sends what the log holds now and has not been alerted, then returns what it recorded. Call it
+    /// only while leading `alerts` (``Ledger/lead(_:poll:_:)``).
+    /// - Parameter record: record how far it read (`alerts.read`) when it sent nothing since; without it,
+    ///   only every 10,000 events (the next call goes on from memory).
     @discardableResult
-    public func drain() async throws -> [AlertDelivery] {
+    public func drain(record: Bool = true) async throws -> [AlertDelivery] {
         _ = try await ledger.pull()
         var (from, done) = try cursor()
         var out: [AlertDelivery] = []
@@ -102,25 +114,21 @@ public final class Alerter: Sendable {
             }
             done = []
             from = last.seq + 1
+            state.withLock { $0.next = from }
         }
-        try await recordRead(through: end)
+        if record || state.withLock({ $0.unrecorded }) >= 10_000 { try await recordRead(through: end) }
         return out
     }
 
-    /// Sends alerts as the log grows, until cancelled (then records how far it read).
+    /// Sends alerts as the log grows (woken by each change, and every `poll`), until cancelled; then
+    /// records how far it read. Call it only while leading `alerts`.
     public func follow(poll: Duration = .seconds(1), onDelivery: @Sendable (AlertDelivery) -> Void = { _ in }) async throws {
-        var (from, done) = try cursor()
-        var last = from - 1
-        do {
-            for try await e in ledger.follow(after: from - 1, pollInterval: poll) {
-                for d in await handle(e, skip: e.seq == from ? done : []) { onDelivery(d) }
-                done = []
-                last = e.seq
-                if state.withLock({ $0.unrecorded }) >= 10_000 { try await recordRead(through: last) }
-                if Task.isCancelled { break }
-            }
-        } catch is CancellationError {}
-        try? await recordRead(through: last)
+        var wakeups = ledger.changeSignals(every: poll).makeAsyncIterator()
+        while !Task.isCancelled {
+            for d in try await drain(record: false) { onDelivery(d) }
+            if await wakeups.next() == nil { break }
+        }
+        try? await recordRead(through: (state.withLock { $0.next } ?? 1) - 1)
     }
 
     /// Records `alerts.read` when events were read since the cursor was last recorded.
@@ -144,12 +152,14 @@ public final class Alerter: Sendable {
         var out: [AlertDelivery] = []
         for alert in alerts {
             let (webhooks, emails) = targets(for: alert)
+            // Unstructured, so that stopping the alerter does not cut a delivery's retries short.
             for url in webhooks where !skip.contains("\(alert.dag) webhook \(Self.shown(url))") {
-                out.append(await record(await deliverWebhook(alert, to: url)))
+                out.append(await record(await Task { await self.deliverWebhook(alert, to: url) }.value))
             }
             if !emails.isEmpty, !skip.contains("\(alert.dag) email \(emails.joined(separator: ", "))") {
-                out.append(await record(await deliverEmail(alert, to: emails)))
+                out.append(await record(await Task { await self.deliverEmail(alert, to: emails) }.value))
             }
+
         }
         if !out.isEmpty { state.withLock { $0.unrecorded = 0 } }
         return out
@@ -418,6 +428,15 @@ public final class Alerter: Sendable {
             host: host, port: c.port ?? (security == .tls ? 465 : 25), security: security, login: c.login, password: password, trustRoots: c.extra["ca_file"])
         let from = defaults()?.from ?? c.extra["from"] ?? "clew@\(ProcessInfo.processInfo.hostName)"
         return (settings, from)
+    }
+
+    /// Sends a test message through Connection `connection` (default: the defaults', else `smtp_default`).
+    /// - Returns: the server's last reply.
+    public func sendTest(to address: String, connection: String?) async throws -> String {
+        let (settings, from) = try smtp(connection ?? defaults()?.smtpConnection ?? "smtp_default")
+        let event = Event(seq: 0, timestampMicros: Self.now(), actor: options.actor, stream: StreamID.alerts, type: "alert.test", payload: Data("{}".utf8))
+        let alert = Alert(rule: .failure, dag: "-", run: nil, task: nil, subject: "test message from clew", lines: [("Server", "\(settings.host):\(settings.port)"), ("Security", settings.security.rawValue)], source: event)
+        return try await SMTPClient.send(Self.mail(alert, from: from, to: [address], text: Self.text(alert, dashboard: nil)), from: from, to: [address], with: settings)
     }
 
     /// An RFC 5322 message: headers (a subject that is not ASCII is RFC 2047 encoded) and the text.
