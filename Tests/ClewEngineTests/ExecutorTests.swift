@@ -278,5 +278,32 @@ struct ExecutorTests {
             #expect(text.contains("DAG name"))
         }
     }
+
+    @Test("SLAs in the DSL: a slow task and its run miss theirs, recorded once each by the run; a task within its SLA is not; bad alert targets refused")
+    func slas() async throws {
+        let dag = DAG("sla_flow") {
+            Op("slow") { _ in try await Task.sleep(for: .milliseconds(400)) }.sla(.milliseconds(100))
+            Op("fast") { _ in 1 }.sla(.seconds(60))
+        }.sla(.milliseconds(200)).alerts(email: ["oncall@example.com"], on: [.slaMiss])
+        #expect(dag.spec.alerts?.rules == [.slaMiss])
+        try await withEngine([dag]) { engine, ledger, _ in
+            let outcome = try await engine.run(dag)
+            #expect(outcome.status == .succeeded, "an SLA miss does not stop the run")
+            let misses = try ledger.events(inStream: outcome.stream).filter { $0.type == EventType.slaMissed }.map {
+                try JSONDecoder().decode(SLAMissed.self, from: $0.payload)
+            }
+            #expect(misses.map(\.scope) == ["task", "dag"], "\(misses)")
+            #expect(misses.first?.tasks.map(\.task) == ["slow"] && misses.first?.slaMillis == 100)
+            #expect(misses.last?.tasks.map(\.task) == ["slow"], "the task not done by the run's deadline")
+            #expect(misses.allSatisfy { $0.seenBy == "run" })
+            // Recorded once: checking again finds nothing new.
+            #expect(try await SLA.record(engine, spec: dag.spec, run: outcome.runID, seenBy: "scheduler").isEmpty)
+        }
+        let bad = DAG("bad_alerts") { Op("t") { _ in 1 }.sla(.zero) }.alerts(webhook: ["ftp://example.com"], email: ["not an address"])
+        let error = try #require(throws: DAGValidationError.self) { try bad.validate() }
+        for part in ["alert webhook 'ftp://example.com'", "alert e-mail 'not an address'", "task 't': sla must be positive"] {
+            #expect(error.description.contains(part), "\(part) in \(error)")
+        }
+    }
 }
 

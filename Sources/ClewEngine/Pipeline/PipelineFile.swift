@@ -88,6 +88,7 @@ public enum PipelineFile {
         }
         if let s = root["sla"] {
             do { spec.slaMillis = Int(try ScheduleSpec.parseMillis(string(s) ?? "", what: "sla")) } catch { problem(s, "\(error)") }
+            if spec.slaMillis == 0 { problem(s, "sla must be positive") }
         }
         if let a = root["alerts"] {
             if let map = a.mapping {
@@ -158,6 +159,7 @@ public enum PipelineFile {
             }
             if let s = task["sla"] {
                 do { ts.slaMillis = Int(try ScheduleSpec.parseMillis(string(s) ?? "", what: "task \(id): sla")) } catch { problem(s, "\(error)") }
+                if ts.slaMillis == 0 { problem(s, "task \(id): sla must be positive") }
             }
             ts.consumes = chunkRefs(task["consumes"], task: id, problem: problem)
             ts.produces = chunkRefs(task["produces"], task: id, problem: problem)

@@ -348,7 +348,7 @@ public final class Alerter: Sendable {
                 request.headers.add(name: "X-Clew-Alert", value: alert.id)
                 request.headers.add(name: "X-Clew-Attempt", value: String(d.attempts))
                 request.body = .bytes(ByteBuffer(bytes: data))
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+                let response = try await Self.http.execute(request, timeout: .seconds(10))
                 _ = try? await response.body.collect(upTo: 1 << 16)
                 d.statusCode = Int(response.status.code)
                 if (200..<300).contains(response.status.code) {
@@ -463,6 +463,15 @@ public final class Alerter: Sendable {
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+
+    /// A client that reports a refused or unreachable receiver at once, so that each try is one try (the
+    /// shared client retries the connection until the request's deadline); it lives as long as the process.
+    static let http: HTTPClient = {
+        var config = HTTPClient.Configuration()
+        config.connectionPool.retryConnectionEstablishment = false
+        config.timeout.connect = .seconds(5)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: config)
+    }()
 }
 
 extension Duration {

@@ -48,15 +48,16 @@ public struct SMTPSettings: Sendable, Hashable {
 public struct SMTPError: ClewError {
     public var code: Int?
     public var description: String
+    /// Whether another try may go better: a 4xx reply (try later), or no connection; not a 5xx reply,
+    /// nor settings that cannot work.
+    public var isTransient: Bool
     public var category: ErrorCategory { .unavailable }
 
-    init(_ code: Int?, _ description: String) {
+    init(_ code: Int?, _ description: String, transient: Bool? = nil) {
         self.code = code
         self.description = description
+        self.isTransient = transient ?? code.map { $0 < 500 } ?? true
     }
-
-    /// A 4xx reply (try later) or no reply at all; a 5xx reply will not change on a retry.
-    public var isTransient: Bool { code.map { $0 < 500 } ?? true }
 }
 
 /// A small SMTP client (RFC 5321) on SwiftNIO: EHLO, STARTTLS (RFC 3207) or TLS from the start, AUTH
@@ -67,9 +68,9 @@ public enum SMTPClient {
     /// - Returns: the server's last reply (`250 …`, with the queue id most servers give).
     /// - Throws: ``SMTPError`` naming the step and the server's reply.
     public static func send(_ message: String, from: String, to: [String], with settings: SMTPSettings) async throws -> String {
-        guard !to.isEmpty else { throw SMTPError(nil, "no recipient") }
+        guard !to.isEmpty else { throw SMTPError(nil, "no recipient", transient: false) }
         for a in [from] + to where a.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "<" || $0 == ">" }) {
-            throw SMTPError(nil, "address '\(a)' has a line break or angle bracket")
+            throw SMTPError(nil, "address '\(a)' has a line break or angle bracket", transient: false)
         }
         let tls = try settings.security == .none ? nil : makeTLSContext(settings)
         let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
@@ -116,10 +117,10 @@ public enum SMTPClient {
     static func makeTLSContext(_ settings: SMTPSettings) throws -> NIOSSLContext {
         var config = TLSConfiguration.makeClientConfiguration()
         if let roots = settings.trustRoots {
-            guard FileManager.default.isReadableFile(atPath: roots) else { throw SMTPError(nil, "cannot read the CA file \(roots)") }
+            guard FileManager.default.isReadableFile(atPath: roots) else { throw SMTPError(nil, "cannot read the CA file \(roots)", transient: false) }
             config.trustRoots = .file(roots)
         }
-        do { return try NIOSSLContext(configuration: config) } catch { throw SMTPError(nil, "cannot set up TLS: \(error)") }
+        do { return try NIOSSLContext(configuration: config) } catch { throw SMTPError(nil, "cannot set up TLS: \(error)", transient: false) }
     }
 
     /// One conversation, reply by reply.
@@ -171,7 +172,7 @@ public enum SMTPClient {
             var encrypted = settings.security == .tls
             let offered = features.contains { $0 == "STARTTLS" }
             if !encrypted, settings.security == .starttls || (settings.security == .auto && offered) {
-                guard offered else { throw SMTPError(nil, "\(settings.host) does not offer STARTTLS, which the connection requires") }
+                guard offered else { throw SMTPError(nil, "\(settings.host) does not offer STARTTLS, which the connection requires", transient: false) }
                 try await send("STARTTLS")
                 _ = try await reply(220...220, "STARTTLS")
                 try await startTLS()
@@ -180,7 +181,7 @@ public enum SMTPClient {
             }
             if let login = settings.login {
                 guard encrypted else {
-                    throw SMTPError(nil, "will not send the login for \(login) over an unencrypted connection to \(settings.host) (use STARTTLS or TLS)")
+                    throw SMTPError(nil, "will not send the login for \(login) over an unencrypted connection to \(settings.host) (use STARTTLS or TLS)", transient: false)
                 }
                 let auth = features.first { $0.hasPrefix("AUTH") }?.split(separator: " ").map(String.init) ?? []
                 let password = settings.password ?? ""
@@ -196,7 +197,7 @@ public enum SMTPClient {
                     try await send(Data(password.utf8).base64EncodedString())
                     _ = try await reply(235...235, "AUTH LOGIN (password)")
                 } else {
-                    throw SMTPError(nil, "\(settings.host) offers no AUTH PLAIN or LOGIN (it offers: \(auth.dropFirst().joined(separator: " ")))")
+                    throw SMTPError(nil, "\(settings.host) offers no AUTH PLAIN or LOGIN (it offers: \(auth.dropFirst().joined(separator: " ")))", transient: false)
                 }
             }
             try await send("MAIL FROM:<\(from)>")

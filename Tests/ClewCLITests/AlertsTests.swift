@@ -1,0 +1,234 @@
+import ClewTestSupport
+import Foundation
+import Testing
+
+/// SLAs and alerts (docs/operations.md#slas, #alerts): misses recorded the moment they are known, alerts
+/// sent to a webhook and over SMTP (a real aiosmtpd with STARTTLS and AUTH), each delivery an event.
+@Suite("Operations: SLAs and alerts", .serialized)
+struct AlertsTests {
+    static var pipelines: String { OperationsTests.pipelines }
+    static let password = "mail-pw-\(UInt32.random(in: 0...UInt32.max))"
+
+    /// aiosmtpd on loopback (tools/producers.sh installs it into the `mail` venv): STARTTLS before anything,
+    /// AUTH before MAIL, one user; each message it takes is a JSON file in `out`.
+    struct MailServer {
+        var process: Process
+        var port: Int
+        var out: URL
+        var caFile: String
+
+        static func start(_ cli: CLI, failFirst: Int = 0) async throws -> MailServer {
+            let python = Program.venvs.appendingPathComponent("mail/bin/python").path
+            guard FileManager.default.isExecutableFile(atPath: python) else {
+                throw CLIFailure("\(python) is not installed; run tools/setup.sh (tools/producers.sh installs aiosmtpd into the mail venv)")
+            }
+            let dir = cli.directory.appendingPathComponent("smtp")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let cert = dir.appendingPathComponent("cert.pem").path, key = dir.appendingPathComponent("key.pem").path
+            let openssl = try await Program.run(
+                "/usr/bin/openssl",
+                ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                in: dir)
+            #expect(openssl.status == 0, "\(openssl.output)")
+            let out = dir.appendingPathComponent("mail")
+            let log = dir.appendingPathComponent("server.log")
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: python)
+            p.arguments = [
+                CLI.packageRoot.appendingPathComponent("Fixtures/operations/smtp_server.py").path, "--cert", cert, "--key", key, "--user", "alerts",
+                "--password", AlertsTests.password, "--out", out.path, "--fail-first", String(failFirst),
+            ]
+            p.standardOutput = try FileHandle(forWritingTo: log)
+            p.standardError = p.standardOutput
+            try p.run()
+            var port = 0
+            try await CLI.waitUntil("the SMTP server to be ready") {
+                let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+                if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("ready ") }) { port = Int(line.dropFirst(6)) ?? 0 }
+                if port == 0, !p.isRunning { throw CLIFailure("the SMTP server stopped: \(text)") }
+                return port != 0
+            }
+            return MailServer(process: p, port: port, out: out, caFile: cert)
+        }
+
+        func stop() {
+            process.terminate()
+        }
+
+        /// The messages it took, in order.
+        func messages() throws -> [[String: Any]] {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? []
+            return try files.filter { $0.hasSuffix(".json") }.sorted { Int($0.dropLast(5))! < Int($1.dropLast(5))! }.map {
+                try jsonObject(String(contentsOf: out.appendingPathComponent($0), encoding: .utf8))
+            }
+        }
+
+        /// Sets Connection smtp_default to this server (the password by reference).
+        func connect(_ cli: CLI, security: String = "starttls") async throws {
+            let set = try await cli.run([
+                "connections", "set", "smtp_default", "--host", "localhost", "--port", String(port), "--login", "alerts", "--password-env", "CLEW_TEST_SMTP_PASSWORD",
+                "--extra", "security=\(security)", "--extra", "ca_file=\(caFile)", "--extra", "from=clew@example.com",
+            ])
+            #expect(set.status == 0, "\(set.stderr)")
+        }
+    }
+
+    @Test("a task past its SLA: sla.missed recorded by the run, then webhook and e-mail (STARTTLS, AUTH) received and retried, each delivery an event; the password never in the ledger")
+    func slaAndAlerts() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try await cli.run(["init"]).status == 0)
+        let mail = try await MailServer.start(cli, failFirst: 1)
+        defer { mail.stop() }
+        let (hooks, hookPort, hookTask) = try await CallbackReceiver.start(failures: 1)
+        defer { hookTask.cancel() }
+        try await mail.connect(cli)
+        // Defaults: a webhook for failures and SLA misses; the DAG adds its own e-mail (with retries).
+        let defaults = try await cli.run(["alerts", "defaults", "--webhook", "http://127.0.0.1:\(hookPort)/hook", "--on", "failure,sla_miss", "--reason", "on-call hook"])
+        #expect(defaults.status == 0, "\(defaults.stderr)")
+
+        let env = ["CLEW_TEST_SMTP_PASSWORD": Self.password]
+        let run = try await cli.run(["run", "ops_sla", "--pipelines", Self.pipelines, "--alert-delay-ms", "50", "--json"], environment: env)
+        #expect(run.status == 3, "the run fails (boom): \(run.stdout)\(run.stderr)")
+        let runID = try #require(try jsonObject(run.stdout)["run"] as? String)
+
+        // The miss: task slow, seen by the run itself, deadline one second after the start.
+        let sla = try await cli.run(["sla", "--dag", "ops_sla", "--json"])
+        let misses = try jsonArray(sla.stdout)
+        #expect(misses.count == 1, "\(sla.stdout)\(sla.stderr)")
+        let miss = try #require(misses.first?["miss"] as? [String: Any])
+        #expect(miss["run"] as? String == runID && miss["scope"] as? String == "task" && miss["seen_by"] as? String == "run")
+        #expect((miss["tasks"] as? [[String: Any]])?.map { $0["task"] as? String } == ["slow"])
+        #expect(miss["sla_ms"] as? Int == 1000)
+        // slow sleeps 2 s: it ended about a second late.
+        let late = try #require(misses.first?["finalLateByMillis"] as? Int)
+        #expect(late >= 900 && late < 20_000, "\(late)")
+
+        // Deliveries: the webhook (sla_miss, failure; its first post answered 500, so retried), the
+        // e-mail (sla_miss, retry, failure; the server's first answer 451, so retried). No webhook for
+        // the retry: the defaults do not take that rule.
+        let list = try await cli.run(["alerts", "list", "--json"])
+        let rows = try jsonArray(list.stdout)
+        let deliveries = rows.compactMap { $0["delivery"] as? [String: Any] }
+        let pairs = deliveries.map { "\($0["rule"] as? String ?? "?") \($0["channel"] as? String ?? "?")" }
+        #expect(pairs == ["sla_miss webhook", "sla_miss email", "retry email", "failure webhook", "failure email"], "\(pairs)")
+        #expect(rows.allSatisfy { $0["delivered"] as? Bool == true }, "\(list.stdout)")
+        #expect(deliveries.map { $0["attempts"] as? Int } == [2, 2, 1, 1, 1], "\(list.stdout)")
+        #expect(deliveries.first?["target"] as? String == "http://127.0.0.1:\(hookPort)/hook")
+        #expect(deliveries[1]["host"] as? String == "localhost:\(mail.port)" && deliveries[1]["status_code"] as? Int == 250)
+
+        let posts = try await hooks.bodies.map { try jsonObject($0) }
+        #expect(posts.count == 3, "one refused, then two delivered: \(posts.count)")
+        #expect(posts.last?["rule"] as? String == "failure" && posts.last?["run"] as? String == runID)
+        #expect((posts[1]["payload"] as? [String: Any])?["seen_by"] as? String == "run")
+        #expect((posts[1]["subject"] as? String)?.contains("slow of ops_sla missed the SLA of 1.0 s") == true, "\(posts[1])")
+
+        let messages = try mail.messages()
+        #expect(messages.count == 3, "\(messages)")
+        for m in messages {
+            #expect(m["tls"] as? Bool == true, "sent only after STARTTLS")
+            #expect(m["login"] as? String == "alerts")
+            #expect(m["rcpt_tos"] as? [String] == ["oncall@example.com"] && m["mail_from"] as? String == "clew@example.com")
+        }
+        let subjects = messages.compactMap { ($0["content"] as? String)?.split(whereSeparator: \.isNewline).first { $0.hasPrefix("Subject: ") } }
+        #expect(subjects.count == 3 && subjects[0].contains("missed the SLA") && subjects[1].contains("retrying") && subjects[2].contains("failed: boom"), "\(subjects)")
+        let body = messages.last?["content"] as? String ?? ""
+        #expect(body.contains("Failed:") && body.contains("boom") && body.contains("exit code 1") && body.contains("clew why --dag ops_sla"), "\(body)")
+
+        // Nothing twice: a later drain finds nothing to send.
+        let again = try await cli.run(["alerts", "deliver", "--json"], environment: env)
+        #expect(again.status == 0 && again.stdout.isEmpty, "\(again.stdout)\(again.stderr)")
+        #expect(try mail.messages().count == 3)
+
+        // The SMTP password is nowhere in the ledger.
+        let log = try await cli.run(["log", "--json"])
+        #expect(!log.stdout.contains(Self.password))
+        #expect(try Data(contentsOf: cli.ledger.appendingPathComponent("log/data.mdb")).range(of: Data(Self.password.utf8)) == nil)
+    }
+
+    @Test("bad alert settings refused naming what is wrong, nothing recorded; a login never sent unencrypted; a server that is down is retried then recorded as alert.failed")
+    func badInput() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try await cli.run(["init"]).status == 0)
+        let before = try await cli.eventCount()
+        let ftp = try await cli.run(["alerts", "defaults", "--webhook", "ftp://example.com/x"])
+        #expect(ftp.status == 1 && ftp.stderr.contains("'ftp://example.com/x' is not an http:// or https:// URL"), "\(ftp.stderr)")
+        let address = try await cli.run(["alerts", "defaults", "--email", "oncall at example"])
+        #expect(address.status == 1 && address.stderr.contains("'oncall at example' is not an address"), "\(address.stderr)")
+        let rule = try await cli.run(["alerts", "defaults", "--email", "a@example.com", "--on", "failure,sometimes"])
+        #expect(rule.status == 1 && rule.stderr.contains("alert rule 'sometimes' is not one of"), "\(rule.stderr)")
+        #expect(try await cli.eventCount() == before, "nothing recorded")
+
+        // A pipeline file with a bad alert target, an unknown alerts key and a bad SLA: refused, each named with its line.
+        let bad = cli.directory.appendingPathComponent("bad.yaml")
+        try "dag: bad_alerts\nsla: soon\nalerts:\n  webhook: example.com/hook\n  pager: x\ntasks:\n  t:\n    run: /bin/true\n    sla: 0s\n".write(to: bad, atomically: true, encoding: .utf8)
+        let refused = try await cli.run(["run", bad.path])
+        #expect(refused.status == 1, "\(refused.stderr)")
+        for part in ["bad.yaml:2: sla 'soon' is not a duration", "alerts: unknown key 'pager'", "alert webhook 'example.com/hook' is not an http", "task t: sla must be positive"] {
+            #expect(refused.stderr.contains(part), "\(part) in \(refused.stderr)")
+        }
+        #expect(try await cli.eventCount() == before, "nothing recorded")
+
+        // A login over a connection with no TLS: refused before the password is sent, recorded as failed.
+        let mail = try await MailServer.start(cli)
+        defer { mail.stop() }
+        try await mail.connect(cli, security: "none")
+        #expect(try await cli.run(["alerts", "defaults", "--email", "oncall@example.com"]).status == 0)
+        let env = ["CLEW_TEST_SMTP_PASSWORD": Self.password]
+        let run = try await cli.run(["run", "ops_sla", "--pipelines", Self.pipelines, "--alert-attempts", "2", "--alert-delay-ms", "10", "--json"], environment: env)
+        #expect(run.status == 3)
+        let failed = try jsonArray(try await cli.run(["alerts", "list", "--failed", "--json"]).stdout)
+        #expect(failed.count == 3, "\(failed)")
+        let why = (failed.first?["delivery"] as? [String: Any])?["error"] as? String ?? ""
+        #expect(why.contains("will not send the login for alerts over an unencrypted connection"), "\(why)")
+        #expect(try mail.messages().isEmpty)
+
+        // A webhook on a port nobody listens on: tried --alert-attempts times, then alert.failed.
+        #expect(try await cli.run(["alerts", "defaults", "--clear"]).status == 0)
+        #expect(try await cli.run(["alerts", "defaults", "--webhook", "http://127.0.0.1:9/down", "--on", "failure"]).status == 0)
+        #expect(try await cli.run(["connections", "delete", "smtp_default"]).status == 0)
+        let down = try await cli.run(["run", "ops_sla", "--pipelines", Self.pipelines, "--alert-attempts", "3", "--alert-delay-ms", "10"], environment: env)
+        #expect(down.status == 3)
+        let all = try jsonArray(try await cli.run(["alerts", "list", "--json"]).stdout).compactMap { $0["delivery"] as? [String: Any] }
+        let hook = try #require(all.last { $0["channel"] as? String == "webhook" })
+        #expect(hook["attempts"] as? Int == 3 && (hook["error"] as? String)?.isEmpty == false, "\(hook)")
+        let mailRow = try #require(all.last { $0["channel"] as? String == "email" })
+        #expect((mailRow["error"] as? String)?.contains("no SMTP Connection 'smtp_default' is set") == true, "\(mailRow)")
+    }
+
+    @Test("the scheduler records the SLA miss of a run whose process was killed, once, and alerts it")
+    func schedulerSeesOrphans() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try await cli.run(["init"]).status == 0)
+        let (hooks, hookPort, hookTask) = try await CallbackReceiver.start(failures: 0)
+        defer { hookTask.cancel() }
+        #expect(try await cli.run(["alerts", "defaults", "--webhook", "http://127.0.0.1:\(hookPort)/hook"]).status == 0)
+        let (process, _, _) = try cli.start(["run", "ops_sla_stuck", "--pipelines", Self.pipelines, "--no-alerts"])
+        try await CLI.waitUntil("the stuck task to start") {
+            try await cli.run(["log", "--type", "task.started", "--json"]).stdout.contains("stuck")
+        }
+        kill(process.processIdentifier, SIGKILL)
+        _ = await CLI.exit(of: process)
+        // Its sleep (own process group) outlives it; stop it too.
+        _ = try? await Program.run("/usr/bin/pkill", ["-f", "sleep 37"], in: cli.directory)
+
+        // No miss yet: the deadline (one second after the start) may not have passed; then the scheduler sees it.
+        try await CLI.waitUntil("the scheduler to record the miss", limit: .seconds(30)) {
+            _ = try await cli.run(["scheduler", "--once", "--dag", "ops_sla_stuck", "--pipelines", Self.pipelines, "--alert-delay-ms", "10"])
+            return try jsonArray(try await cli.run(["sla", "--json"]).stdout).count == 1
+        }
+        let once = try await cli.run(["scheduler", "--once", "--dag", "ops_sla_stuck", "--pipelines", Self.pipelines])
+        #expect(once.status == 0, "\(once.stderr)")
+        let misses = try jsonArray(try await cli.run(["sla", "--json"]).stdout)
+        #expect(misses.count == 1, "recorded once: \(misses)")
+        let miss = try #require(misses.first?["miss"] as? [String: Any])
+        #expect(miss["seen_by"] as? String == "scheduler" && miss["dag"] as? String == "ops_sla_stuck")
+        #expect(misses.first?["finalLateByMillis"] == nil || misses.first?["finalLateByMillis"] is NSNull, "the run never ended")
+        try await CLI.waitUntil("the webhook to get the miss") { await hooks.bodies.count >= 1 }
+        #expect(try jsonObject(await hooks.bodies[0])["rule"] as? String == "sla_miss")
+        #expect(await hooks.bodies.count == 1)
+    }
+}
