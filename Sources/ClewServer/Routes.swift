@@ -20,6 +20,7 @@ enum Routes {
         for collection in [
             SystemRoutes.collection(state), DAGRoutes.collection(state), RunRoutes.collection(state),
             DataRoutes.collection(state), ForensicsRoutes.collection(state), AccessRoutes.collection(state), VariableRoutes.collection(state),
+            OperationsRoutes.collection(state),
         ] {
             router.addRoutes(collection)
         }

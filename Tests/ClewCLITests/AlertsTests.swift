@@ -1,5 +1,6 @@
 import ClewTestSupport
 import Foundation
+import NIOHTTP1
 import Testing
 
 /// SLAs and alerts (docs/operations.md#slas, #alerts): misses recorded the moment they are known, alerts
@@ -196,6 +197,52 @@ struct AlertsTests {
         #expect(hook["attempts"] as? Int == 3 && (hook["error"] as? String)?.isEmpty == false, "\(hook)")
         let mailRow = try #require(all.last { $0["channel"] as? String == "email" })
         #expect((mailRow["error"] as? String)?.contains("no SMTP Connection 'smtp_default' is set") == true, "\(mailRow)")
+    }
+
+    @Test("clew serve: alert defaults over the API (operator, audited, bad input 400), its runs' misses and failures alerted by the server, listed by the API and the SLA page in headless Chromium")
+    func serve() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let (hooks, hookPort, hookTask) = try await CallbackReceiver.start(failures: 0)
+        defer { hookTask.cancel() }
+        let server = try await Server.start(cli, extra: ["--pipelines", Self.pipelines, "--alert-delay-ms", "50"])
+        defer { server.terminate() }
+        let viewer = try await server.mint("auditor", "viewer")
+        let operatorToken = try await server.mint("oncall", "operator")
+        let body = #"{"webhooks":["http://127.0.0.1:\#(hookPort)/hook"],"emails":[],"on":["failure","sla_miss"],"reason":"pager"}"#
+        #expect(try await server.call(.PUT, "/api/alerts/defaults", token: viewer, body: body).status == 403)
+        let bad = try await server.call(.PUT, "/api/alerts/defaults", token: operatorToken, body: #"{"webhooks":["gopher://x"],"emails":["@"],"on":["never"]}"#)
+        #expect(bad.status == 400 && bad.message.contains("'gopher://x' is not an http") && bad.message.contains("'@' is not an address") && bad.message.contains("'never'"), "\(bad.body)")
+        let set = try await server.call(.PUT, "/api/alerts/defaults", token: operatorToken, body: body)
+        #expect(set.status == 200 && (set.object["webhooks"] as? [String])?.count == 1, "\(set.body)")
+        #expect((try await server.get("/api/alerts/defaults", token: viewer)).object["on"] as? [String] == ["failure", "sla_miss"])
+
+        // A run triggered over the API: the server's alerter sends its SLA miss and its failure.
+        let trigger = try await server.post("/api/runs", token: operatorToken, #"{"dag":"ops_sla"}"#)
+        #expect(trigger.status == 202, "\(trigger.body)")
+        let runID = try #require(trigger.object["run"] as? String)
+        _ = try await server.waitForRun("ops_sla", runID, token: viewer)
+        try await CLI.waitUntil("the webhook to get the miss and the failure") { await hooks.bodies.count >= 2 }
+        let rules = try await hooks.bodies.map { try jsonObject($0)["rule"] as? String }
+        #expect(rules == ["sla_miss", "failure"], "\(rules)")
+        try await CLI.waitUntil("both deliveries to be recorded") { try await server.get("/api/alerts?channel=webhook", token: viewer).array.count >= 2 }
+        let deliveries = try await server.get("/api/alerts?rule=sla_miss", token: viewer).array
+        #expect(deliveries.count == 2, "the webhook and the DAG's e-mail (no SMTP Connection: failed): \(deliveries)")
+        #expect(try await server.get("/api/alerts?rule=sometimes", token: viewer).status == 400)
+        let misses = try await server.get("/api/sla?dag=ops_sla", token: viewer).array
+        #expect(misses.count == 1 && (misses.first?["miss"] as? [String: Any])?["run"] as? String == runID, "\(misses)")
+        #expect(try await server.get("/api/sla?dag=ops_sla&run=nope", token: viewer).status == 404)
+        let audit = try await server.get("/api/audit?limit=50", token: server.adminToken).array.compactMap { $0["entry"] as? [String: Any] }
+        #expect(audit.filter { $0["action"] as? String == "alerts.configure" }.map { $0["outcome"] as? String } == ["ok", "refused", "denied"], "newest first: \(audit)")
+
+        let spec: [[String: Any]] = [
+            ["path": "/sla", "count": ["#sla-misses tbody tr": 1, "#alert-deliveries tbody tr": 4], "text": ["#sla-misses": "slow (running)", "#alert-defaults": "127.0.0.1:\(hookPort)"]],
+            ["path": "/sla?dag=nothing", "count": ["#no-misses": 1]],
+        ]
+        let specFile = cli.directory.appendingPathComponent("pages.json")
+        try JSONSerialization.data(withJSONObject: spec).write(to: specFile)
+        let check = try await Program.run("/usr/bin/python3", [CLI.packageRoot.appendingPathComponent("tools/browser_check.py").path, server.base, viewer, specFile.path], in: cli.directory)
+        #expect(check.status == 0, "\(check.output)")
     }
 
     @Test("the scheduler records the SLA miss of a run whose process was killed, once, and alerts it")

@@ -57,24 +57,20 @@ struct AlertsDefaults: AsyncParsableCommand {
                 Self.print(current)
                 return
             }
-            let rules = try AlertRule.parse(on)
             var next = clear ? AlertDefaults() : AlertDefaults(webhooks: webhook, emails: email)
             // Options not given keep their value.
             if !clear, webhook.isEmpty, email.isEmpty, let current {
                 next.webhooks = current.webhooks
                 next.emails = current.emails
             }
-            next.on = rules.isEmpty ? (clear ? nil : current?.on) : rules.map(\.rawValue)
+            next.on = on.isEmpty ? (clear ? nil : current?.on) : on
             next.smtpConnection = smtp ?? (clear ? nil : current?.smtpConnection)
             next.from = from ?? (clear ? nil : current?.from)
             next.reason = reason
-            let problems = AlertSpec(webhooks: next.webhooks, emails: next.emails).problems
-                + (next.from.map { AlertSpec.isAddress($0) ? [] : ["--from '\($0)' is not an address"] } ?? [])
-                + (next.smtpConnection.map { id in (try? VariableStore.check(key: id, what: "connection id")).map { [] } ?? ["--smtp '\(id)' is not a connection id"] } ?? [])
-            if !problems.isEmpty { throw CLIFailure(message: problems.joined(separator: "; ")) }
-            let seq = try await l.append(NewEvent(
-                type: EventType.alertsConfigured, stream: StreamID.alertsConfig, actor: VariablesCommand.actor(by),
-                timestampMicros: Int64(Date().timeIntervalSince1970 * 1_000_000), payload: next.payloadData))
+            let alerter = Alerter(ledger: l)
+            let seq: UInt64
+            do { seq = try await alerter.setDefaults(next, by: VariablesCommand.actor(by)) } catch let e as AlertSpecError { throw CLIFailure(message: e.description) }
+            next = alerter.defaults() ?? next
             if output.json { Terminal.line(try JSONOutput.text(next)); return }
             Terminal.error("alert defaults set (seq \(seq))")
             Self.print(next)
@@ -98,24 +94,9 @@ struct AlertsList: AsyncParsableCommand {
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var output: OutputOptions
 
-    struct Row: Encodable {
-        var seq: UInt64
-        var time: String
-        var delivered: Bool
-        var delivery: AlertDelivery
-    }
-
     func run() async throws {
         try await ledger.show(output, { l in
-            let events = try l.events(inStream: StreamID.alerts).filter { $0.type != EventType.alertsRead }
-            let rows = events.compactMap { e -> Row? in
-                guard let d = try? JSONDecoder().decode(AlertDelivery.self, from: e.payload) else { return nil }
-                if let dag, d.dag != dag { return nil }
-                if let rule, d.rule != rule { return nil }
-                if failed, e.type != EventType.alertFailed { return nil }
-                return Row(seq: e.seq, time: PartitionKey.string(micros: e.timestampMicros), delivered: e.type == EventType.alertDelivered, delivery: d)
-            }
-            return Array(rows.suffix(max(0, limit)))
+            try Alerter.deliveries(in: l, dag: dag, rule: rule, failedOnly: failed, limit: limit)
         }, text: { rows in
             if rows.isEmpty { Terminal.error("no alerts were sent\(dag.map { " about \($0)" } ?? "")") }
             for r in rows {

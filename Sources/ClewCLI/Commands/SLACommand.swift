@@ -18,33 +18,11 @@ struct SLACommand: AsyncParsableCommand {
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var output: OutputOptions
 
-    struct Row: Encodable {
-        var seq: UInt64
-        var miss: SLAMissed
-        /// How late it ended up (nil: not ended yet).
-        var finalLateByMillis: Int64?
-    }
-
     func run() async throws {
+        var target: (String, String)?
+        if let run { target = try VariablesSeen.split(run) }
         try await ledger.show(output, { l in
-            var streams: [String]
-            if let run {
-                let (d, r) = try VariablesSeen.split(run)
-                try VariablesSeen.requireRun(d, r, in: l)
-                streams = [StreamID.run(dag: d, run: r)]
-            } else {
-                streams = try l.streams(prefix: StreamID.run(dag: dag ?? "", run: "").dropLast(dag == nil ? 1 : 0).description).map(\.stream)
-            }
-            var rows: [Row] = []
-            for s in streams {
-                let events = try l.events(inStream: s)
-                for e in events where e.type == EventType.slaMissed {
-                    guard let m = try? JSONDecoder().decode(SLAMissed.self, from: e.payload) else { continue }
-                    if let dag, m.dag != dag { continue }
-                    rows.append(Row(seq: e.seq, miss: m, finalLateByMillis: SLA.finalLateness(of: m, events: events)))
-                }
-            }
-            return Array(rows.sorted { $0.seq < $1.seq }.suffix(max(0, limit)))
+            try SLA.recorded(in: l, dag: target?.0 ?? dag, run: target?.1, limit: limit)
         }, text: { rows in
             if rows.isEmpty { Terminal.error("no SLA misses recorded\(dag.map { " for \($0)" } ?? "")"); return }
             Terminal.line(Show.table(

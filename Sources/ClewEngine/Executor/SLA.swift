@@ -106,6 +106,35 @@ public enum SLA {
         return out
     }
 
+    /// One recorded miss, with how late what missed ended up (nil: not ended yet).
+    public struct Record: Sendable, Encodable {
+        public var seq: UInt64
+        public var miss: SLAMissed
+        public var finalLateByMillis: Int64?
+    }
+
+    /// The misses recorded for `dag` (every DAG when nil) or one run, oldest first, at most `limit` (the newest).
+    /// - Throws: ``EngineError`` `.notFound` for a run the ledger does not have.
+    public static func recorded(in ledger: Ledger, dag: String? = nil, run: String? = nil, limit: Int = 100) throws -> [Record] {
+        let streams: [String]
+        if let dag, let run {
+            let stream = StreamID.run(dag: dag, run: run)
+            guard try !ledger.seqs(inStream: stream, limit: 1).isEmpty else { throw EngineError(.notFound, "no run \(dag)/\(run) in the ledger") }
+            streams = [stream]
+        } else {
+            streams = try ledger.streams(prefix: dag.map { StreamID.run(dag: $0, run: "") } ?? "run/").map(\.stream)
+        }
+        var rows: [Record] = []
+        for s in streams {
+            let events = try ledger.events(inStream: s)
+            for e in events where e.type == EventType.slaMissed {
+                guard let m = try? JSONDecoder().decode(SLAMissed.self, from: e.payload) else { continue }
+                rows.append(Record(seq: e.seq, miss: m, finalLateByMillis: finalLateness(of: m, events: events)))
+            }
+        }
+        return Array(rows.sorted { $0.seq < $1.seq }.suffix(max(0, limit)))
+    }
+
     /// How late what missed ended up, from the run's events now: the latest end of its tasks (or of the
     /// run, for `dag`) minus the deadline; nil while one of them has not ended.
     public static func finalLateness(of miss: SLAMissed, events: [Event]) -> Int64? {

@@ -41,9 +41,11 @@ public final class Alerter: Sendable {
     public let options: AlertOptions
     private let state = Mutex(State())
 
+    /// What it knows of the targets: each from the latest event it read of them (never an older one).
     struct State {
-        var dags: [String: AlertSpec?] = [:]
+        var dags: [String: (spec: AlertSpec?, seq: UInt64)] = [:]
         var defaults: AlertDefaults?
+        var defaultsSeq: UInt64 = 0
         var defaultsRead = false
         /// Events read since the cursor was last recorded, not counting the alerter's own.
         var unrecorded = 0
@@ -68,6 +70,26 @@ public final class Alerter: Sendable {
 
         /// The id receivers can drop repeats by.
         public var id: String { "\(source.seq)-\(rule.rawValue)-\(dag)" }
+    }
+
+    /// One recorded delivery.
+    public struct Row: Sendable, Encodable {
+        public var seq: UInt64
+        public var time: String
+        public var delivered: Bool
+        public var delivery: AlertDelivery
+    }
+
+    /// The deliveries recorded, oldest first, at most `limit` (the newest), filtered.
+    public static func deliveries(in ledger: Ledger, dag: String? = nil, rule: String? = nil, failedOnly: Bool = false, limit: Int = 100) throws -> [Row] {
+        let rows = try ledger.events(inStream: StreamID.alerts).compactMap { e -> Row? in
+            guard e.type != EventType.alertsRead, let d = try? JSONDecoder().decode(AlertDelivery.self, from: e.payload) else { return nil }
+            if let dag, d.dag != dag { return nil }
+            if let rule, d.rule != rule { return nil }
+            if failedOnly, e.type != EventType.alertFailed { return nil }
+            return Row(seq: e.seq, time: PartitionKey.string(micros: e.timestampMicros), delivered: e.type == EventType.alertDelivered, delivery: d)
+        }
+        return Array(rows.suffix(max(0, limit)))
     }
 
     // MARK: - Where to start
@@ -181,11 +203,15 @@ public final class Alerter: Sendable {
     /// Keeps the DAGs' targets and the defaults current as their events go by.
     func noteConfiguration(_ e: Event) {
         if e.type == EventType.dagRegistered, let r = try? JSONDecoder().decode(DAGRegistered.self, from: e.payload) {
-            state.withLock { $0.dags[r.dag] = .some(r.definition?.alerts) }
+            state.withLock { s in
+                if e.seq > s.dags[r.dag]?.seq ?? 0 { s.dags[r.dag] = (r.definition?.alerts, e.seq) }
+            }
         } else if e.type == EventType.alertsConfigured, let d = try? JSONDecoder().decode(AlertDefaults.self, from: e.payload) {
-            state.withLock {
-                $0.defaults = d
-                $0.defaultsRead = true
+            state.withLock { s in
+                guard e.seq > s.defaultsSeq else { return }
+                s.defaults = d
+                s.defaultsSeq = e.seq
+                s.defaultsRead = true
             }
         }
     }
@@ -195,20 +221,47 @@ public final class Alerter: Sendable {
         if let d = state.withLock({ $0.defaultsRead ? .some($0.defaults) : nil }) { return d }
         let latest = try? ledger.events(inStream: StreamID.alertsConfig).last
         let d = latest.flatMap { try? JSONDecoder().decode(AlertDefaults.self, from: $0.payload) }
-        state.withLock {
-            $0.defaults = d
-            $0.defaultsRead = true
+        return state.withLock { s in
+            if !s.defaultsRead {
+                s.defaults = d
+                s.defaultsSeq = latest?.seq ?? 0
+                s.defaultsRead = true
+            }
+            return s.defaults
         }
-        return d
+    }
+
+    /// Records `d` as the defaults of every DAG (`alerts.configured`), after checking it: webhooks are
+    /// http(s) URLs, addresses plain `local@domain`, rules known, the SMTP Connection id well formed.
+    /// - Throws: ``AlertSpecError`` naming every problem; nothing is recorded then.
+    /// - Returns: the event's seq.
+    public func setDefaults(_ d: AlertDefaults, by actor: String) async throws -> UInt64 {
+        var problems = AlertSpec(webhooks: d.webhooks, emails: d.emails).problems
+        do { _ = try AlertRule.parse(d.on ?? []) } catch { problems.append(error.description) }
+        if let from = d.from, !AlertSpec.isAddress(from) { problems.append("from '\(from)' is not an address") }
+        if let id = d.smtpConnection, (try? VariableStore.check(key: id, what: "connection id")) == nil { problems.append("smtp connection '\(id)' is not a connection id") }
+        if !problems.isEmpty { throw AlertSpecError(problems.joined(separator: "; ")) }
+        var normal = d
+        normal.on = try d.on.map { try AlertRule.parse($0).map(\.rawValue) }
+        let seq = try await ledger.append(NewEvent(
+            type: EventType.alertsConfigured, stream: StreamID.alertsConfig, actor: actor, timestampMicros: Self.now(), payload: normal.payloadData))
+        state.withLock { s in
+            s.defaults = normal
+            s.defaultsSeq = seq
+            s.defaultsRead = true
+        }
+        return seq
     }
 
     /// A DAG's own targets, from its latest registered definition.
     func dagAlerts(_ dag: String) -> AlertSpec? {
-        if let known = state.withLock({ $0.dags[dag] }) { return known }
+        if let known = state.withLock({ $0.dags[dag] }) { return known.spec }
         let latest = try? ledger.events(inStream: StreamID.dag(dag)).last { $0.type == EventType.dagRegistered }
         let spec = latest.flatMap { try? JSONDecoder().decode(DAGRegistered.self, from: $0.payload) }?.definition?.alerts
-        state.withLock { $0.dags[dag] = .some(spec) }
-        return spec
+        return state.withLock { s in
+            if s.dags[dag] == nil { s.dags[dag] = (spec, latest?.seq ?? 0) }
+            return s.dags[dag]!.spec
+        }
     }
 
     func targets(for alert: Alert) -> (webhooks: [String], emails: [String]) {
@@ -455,7 +508,8 @@ public final class Alerter: Sendable {
         ].joined(separator: "\r\n")
     }
 
-    static func duration(millis: Int64) -> String {
+    /// `850 ms`, `1.2 s`, `3 min 5 s`, `2 h 10 min`.
+    public static func duration(millis: Int64) -> String {
         if millis < 1_000 { return "\(millis) ms" }
         if millis < 60_000 { return String(format: "%.1f s", Double(millis) / 1000) }
         if millis < 3_600_000 { return "\(millis / 60_000) min \((millis % 60_000) / 1000) s" }

@@ -48,7 +48,7 @@ enum Dashboard {
     static func register(_ router: Router<ClewContext>, _ state: ServerState) {
         state.assets.register(router)
         for pages in [
-            sessionPages(state), overviewPages(state), dagPages(state), runsPages(state), dataPages(state), integrityPages(state),
+            sessionPages(state), overviewPages(state), dagPages(state), runsPages(state), dataPages(state), integrityPages(state), slaPages(state),
         ] {
             router.addRoutes(pages)
         }

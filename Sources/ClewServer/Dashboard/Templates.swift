@@ -3,7 +3,7 @@
 enum Templates {
     static let all: [String: String] = [
         "layout": layout, "login": login, "health": health, "dags": dags, "dag": dag, "run": run, "chunks": chunks,
-        "lineage": lineage, "search": search, "replay": replay, "integrity": integrity, "error": error,
+        "lineage": lineage, "search": search, "replay": replay, "integrity": integrity, "error": error, "sla": sla,
     ]
 
     static let layout = """
@@ -12,7 +12,7 @@ enum Templates {
     <link rel="icon" href="data:,"><link rel="stylesheet" href="/static/clew.css"></head>
     <body data-page="{{page}}">
     <header><a class="brand" href="/">Clew</a>
-    <nav><a href="/">Health</a><a href="/dags">DAGs</a><a href="/chunks">Chunks</a><a href="/lineage">Lineage</a><a href="/search">Search</a><a href="/integrity">Integrity</a></nav>
+    <nav><a href="/">Health</a><a href="/dags">DAGs</a><a href="/chunks">Chunks</a><a href="/lineage">Lineage</a><a href="/search">Search</a><a href="/sla">SLAs</a><a href="/integrity">Integrity</a></nav>
     {{#who}}<form class="who" method="post" action="/logout"><span>{{name}} · {{role}}</span> <button type="submit">Log out</button></form>{{/who}}
     </header>
     <main><h1>{{title}}</h1>
@@ -155,6 +155,22 @@ enum Templates {
     <h2>Views</h2>
     <table id="views"><thead><tr><th>View</th><th>Checkpoint</th></tr></thead><tbody>
     {{#views}}<tr><td>{{name}}</td><td>{{checkpoint}}</td></tr>{{/views}}
+    </tbody></table>
+    {{/body}}{{/layout}}
+    """
+
+    static let sla = """
+    {{<layout}}{{$body}}
+    <form method="get" action="/sla"><label>DAG <input name="dag" value="{{dag}}" placeholder="every DAG"></label> <button type="submit">Show</button></form>
+    <h2>SLA misses</h2>
+    <table id="sla-misses"><thead><tr><th>Deadline</th><th>DAG</th><th>Run</th><th>Missed by</th><th>SLA</th><th>Late when seen</th><th>Late in the end</th><th>Seen by</th></tr></thead><tbody>
+    {{#misses}}<tr data-seq="{{seq}}"><td>{{deadline}}</td><td><a href="/dags/{{dagPath}}">{{dag}}</a></td><td><a href="/runs/{{dagPath}}/{{runPath}}">{{run}}</a></td><td>{{what}}</td><td>{{sla}}</td><td>{{lateSeen}}</td><td>{{lateEnd}}</td><td>{{seenBy}}</td></tr>{{/misses}}
+    </tbody></table>
+    {{^misses}}<p class="hint" id="no-misses">No SLA misses recorded. Set <code>sla:</code> on a DAG or task of a pipeline file.</p>{{/misses}}
+    <h2>Alerts sent</h2>
+    <p id="alert-defaults">Defaults: webhooks {{webhooks}} · e-mail {{emails}} · on {{rules}}</p>
+    <table id="alert-deliveries"><thead><tr><th>Time</th><th>Rule</th><th>DAG</th><th>Channel</th><th>Target</th><th>Outcome</th><th>Subject</th></tr></thead><tbody>
+    {{#alerts}}<tr data-seq="{{seq}}"><td>{{time}}</td><td>{{rule}}</td><td>{{dag}}</td><td>{{channel}}</td><td>{{target}}</td><td><span class="state {{outcome}}">{{outcome}}</span> after {{attempts}}{{#error}} ({{error}}){{/error}}</td><td>{{subject}}</td></tr>{{/alerts}}
     </tbody></table>
     {{/body}}{{/layout}}
     """

@@ -1,0 +1,58 @@
+import ClewCore
+import ClewEngine
+import ClewLedger
+import ClewModel
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// SLA misses and alerts: what missed (viewer), what was sent and whether it arrived (viewer), and the
+/// alert defaults (read by viewers, set by operators, audited) (docs/operations.md).
+enum OperationsRoutes {
+    static func limit(_ request: Request) throws -> Int {
+        guard let text = request.query("limit") else { return 100 }
+        guard let n = Int(text), (1...10_000).contains(n) else { throw APIError(.badRequest, "limit '\(text)' is not a whole number in 1...10000") }
+        return n
+    }
+
+    static func collection(_ state: ServerState) -> RouteCollection<ClewContext> {
+        let routes = RouteCollection(context: ClewContext.self)
+        // A new alerter per request: it reads the defaults as they are now (another process may set them).
+        let alerter: @Sendable () -> Alerter = { Alerter(ledger: state.ledger) }
+        routes.get("/api/sla") { request, context -> Response in
+            _ = try context.require(.viewer)
+            let dag = request.query("dag"), run = request.query("run")
+            if run != nil, dag == nil { throw APIError(.badRequest, "run needs dag") }
+            do {
+                return try Reply.json(try SLA.recorded(in: state.ledger, dag: dag, run: run, limit: try limit(request)))
+            } catch let e as EngineError where e.category == .notFound {
+                throw APIError(.notFound, e.description)
+            }
+        }
+        routes.get("/api/alerts") { request, context -> Response in
+            _ = try context.require(.viewer)
+            let rule = request.query("rule")
+            if let rule, AlertRule(rawValue: rule) == nil {
+                throw APIError(.badRequest, "rule '\(rule)' is not one of \(AlertRule.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let failed = request.query("failed").map { ["1", "true", "yes"].contains($0) } ?? false
+            return try Reply.json(try Alerter.deliveries(in: state.ledger, dag: request.query("dag"), rule: rule, failedOnly: failed, limit: try limit(request)))
+        }
+        routes.get("/api/alerts/defaults") { _, context -> Response in
+            _ = try context.require(.viewer)
+            return try Reply.json(alerter().defaults() ?? AlertDefaults())
+        }
+        routes.put("/api/alerts/defaults") { request, context -> Response in
+            var request = request
+            let body = try await request.decodeJSON(AlertDefaults.self)
+            return try await Routes.mutate(state, request, context, role: .operator, action: "alerts.configure", target: "defaults") { identity in
+                let a = alerter()
+                do { _ = try await a.setDefaults(body, by: VariableRoutes.actor(identity)) } catch let e as AlertSpecError {
+                    throw APIError(.badRequest, e.description)
+                }
+                return try Reply.json(a.defaults() ?? body)
+            }
+        }
+        return routes
+    }
+}
