@@ -84,6 +84,16 @@ public enum EventType {
     /// How far the alerter read the log without finding anything to send (stream `alerts`), written when it
     /// stops, so the next one starts there.
     public static let alertsRead = "alerts.read"
+    /// A pool (a named number of slots shared by every run, process and host) set or deleted (stream `pools`).
+    public static let poolSet = "pool.set"
+    public static let poolDeleted = "pool.deleted"
+    /// A task attempt's life in a pool (stream `pool/<name>`): waiting for slots (in priority order), holding
+    /// them, and giving them back.
+    public static let poolWaiting = "pool.waiting"
+    public static let poolAcquired = "pool.acquired"
+    public static let poolReleased = "pool.released"
+    /// A task attempt waiting for pool slots (stream of the run): the view shows it `queued (pool)`.
+    public static let taskQueued = "task.queued"
 
     /// Every type above.
     public static let all: [String] = [
@@ -94,7 +104,8 @@ public enum EventType {
         lineageQuarantined, openLineageReceived, runCallback, tokenCreated, tokenRevoked, auditRecorded, runLabelled,
         datasetDescribed, ledgerMigrated, payloadsErased, attemptQueued, attemptClaimed, attemptHeartbeat,
         attemptCompleted, attemptExpired, variableSet, variableDeleted, connectionSet, connectionDeleted,
-        slaMissed, alertDelivered, alertFailed, alertsConfigured, alertsRead,
+        slaMissed, alertDelivered, alertFailed, alertsConfigured, alertsRead, poolSet, poolDeleted, poolWaiting, poolAcquired,
+        poolReleased, taskQueued,
     ]
 }
 
@@ -119,6 +130,10 @@ public enum StreamID {
     public static let alerts = "alerts"
     /// The alert defaults, latest last.
     public static let alertsConfig = "alerts/config"
+    /// Every pool's sets and deletes, in order.
+    public static let pools = "pools"
+    /// Who waits for, holds and gives back the slots of one pool.
+    public static func pool(_ name: String) -> String { "pool/\(name)" }
 }
 
 /// Chunk life cycle states (driven only by events).

@@ -134,6 +134,16 @@ extension TaskDeclaration {
         return n
     }
 
+    /// Takes `slots` of pool `name` for each attempt (waiting, `queued (pool)`, while they are not free);
+    /// among waiters, a higher `priority` goes first.
+    public func pool(_ name: String, slots: Int = 1, priority: Int? = nil) -> TaskNode {
+        var n = node
+        n.spec.pool = name
+        n.spec.poolSlots = slots == 1 ? nil : slots
+        if let priority { n.spec.priorityWeight = priority }
+        return n
+    }
+
     /// Stops an attempt that runs longer than `limit` and counts it as failed (then retried, if retries remain).
 
     public func timeout(_ limit: Duration) -> TaskNode {

@@ -47,6 +47,13 @@ enum DAGValidator {
             if task.retries < 0 || task.retries > 100 { add("task '\(task.id)': retries must be 0-100", line: task.line) }
             if let t = task.timeoutMillis, t <= 0 { add("task '\(task.id)': timeout must be positive", line: task.line) }
             if let s = task.slaMillis, s <= 0 { add("task '\(task.id)': sla must be positive", line: task.line) }
+            if let p = task.pool, (try? VariableStore.check(key: p, what: "pool name")) == nil {
+                add("task '\(task.id)': pool '\(p)' must start with a letter or _ and hold only ASCII letters, digits, _ . -", line: task.line)
+            }
+            if let n = task.poolSlots, !(1...100_000).contains(n) { add("task '\(task.id)': pool_slots must be 1-100000", line: task.line) }
+            if let w = task.priorityWeight, !(-1_000_000...1_000_000).contains(w) {
+                add("task '\(task.id)': priority_weight must be within ±1,000,000", line: task.line)
+            }
 
             if task.kind == .command, task.command?.argv.first?.isEmpty ?? true {
                 add("task '\(task.id)': the command is empty", line: task.line)

@@ -46,6 +46,8 @@ public final class Engine: Sendable {
     public let variables: VariableStore
     /// Operator Connections, which tasks use (``TaskContext/connection(_:)``, `CLEW_CONN_*`).
     public let connections: ConnectionStore
+    /// Pools: slot limits shared by every run, process and host.
+    public let pools: PoolStore
     /// `name@version` of DAGs known to be registered in the ledger.
     let registered = Mutex(Set<String>())
 
@@ -64,6 +66,7 @@ public final class Engine: Sendable {
         self.chunks = chunks ?? ChunkBook(ledger: ledger)
         self.variables = VariableStore(ledger: ledger)
         self.connections = ConnectionStore(ledger: ledger)
+        self.pools = PoolStore(ledger: ledger)
 
 
     }

@@ -19,8 +19,19 @@ extension RunExecution {
         var delay = spec.retryDelayMillis
         var lost = 0
         while true {
+            let pool = await takePool(spec, attempt: attempt)
+            switch pool {
+            case .failed(let why):
+                emit(EventType.taskFailed, TaskEvent(task: spec.id, attempt: attempt, error: why))
+                return TaskResult(state: .failed, error: why)
+            case .cancelled:
+                return TaskResult(state: .cancelled, error: "cancelled while queued for pool \(spec.pool ?? "")")
+            case .none, .acquired:
+                break
+            }
             let result = engine.options.queue != nil && branch == nil
                 ? await dispatch(spec, attempt: attempt, inputs: inputs) : await runAttempt(spec, attempt: attempt, inputs: inputs)
+            await releasePool(pool, reason: "attempt \(attempt) ended")
             let reason: String
             let finalState: TaskState
             switch result {

@@ -317,6 +317,7 @@ extension RunExecution {
             RunResubmitted(
                 run: runID, previousStatus: plan.previousStatus, dagVersion: version, previousVersion: plan.previousVersion,
                 reused: tasks.map(\.id).filter { plan.succeeded.contains($0) }, rerun: rerun))
+        try await releasePools(reason: "run \(runID) resubmitted")
         let datasets = Set(tasks.flatMap { ($0.consumes + $0.produces).map(\.dataset) } + dag.spec.datasets.map(\.name))
         try releaseLeases(in: datasets, held: { $0.run == runID }, unleased: true) { name, key in
             var c = ChunkChange(dataset: name, chunk: key, from: .consuming, to: .ready)

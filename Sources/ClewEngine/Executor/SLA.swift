@@ -56,6 +56,7 @@ public enum SLA {
             switch type {
             case EventType.taskScheduled, EventType.taskStarted: "running"
             case EventType.taskRetrying: "retrying"
+            case EventType.taskQueued: "queued (pool)"
             default: String(type.dropFirst("task.".count))
             }
         }

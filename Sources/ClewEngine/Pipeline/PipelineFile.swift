@@ -35,7 +35,7 @@ public enum PipelineFile {
     static let alertKeys: Set<String> = ["webhook", "email", "on"]
     static let taskKeys: Set<String> = [
         "run", "env", "cwd", "after", "rule", "retries", "retry_delay", "timeout", "consumes", "produces", "branch",
-        "trigger", "params", "when", "wait", "variables", "connections", "sla",
+        "trigger", "params", "when", "wait", "variables", "connections", "sla", "pool", "pool_slots", "priority_weight",
     ]
 
     /// Reads and validates a pipeline file.
@@ -161,6 +161,12 @@ public enum PipelineFile {
                 do { ts.slaMillis = Int(try ScheduleSpec.parseMillis(string(s) ?? "", what: "task \(id): sla")) } catch { problem(s, "\(error)") }
                 if ts.slaMillis == 0 { problem(s, "task \(id): sla must be positive") }
             }
+            if let p = task["pool"] { ts.pool = string(p) }
+            for (key, assign) in [("pool_slots", { (n: Int) in ts.poolSlots = n }), ("priority_weight", { ts.priorityWeight = $0 })] {
+                guard let n = task[key] else { continue }
+                if let i = n.int { assign(i) } else { problem(n, "task \(id): \(key) must be a whole number") }
+            }
+            if task["pool_slots"] != nil, task["pool"] == nil { problem(task["pool_slots"], "task \(id): pool_slots needs pool:") }
             ts.consumes = chunkRefs(task["consumes"], task: id, problem: problem)
             ts.produces = chunkRefs(task["produces"], task: id, problem: problem)
             if let run = task["run"] {

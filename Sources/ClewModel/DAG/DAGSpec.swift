@@ -109,6 +109,12 @@ public struct TaskSpec: Sendable, Hashable, Codable {
     /// By when, counted from the run's first start, the task should have succeeded (or been skipped);
     /// passing it records `sla.missed`, the run goes on. Nil for none.
     public var slaMillis: Int?
+    /// The pool whose slots each attempt takes while it runs (waiting `queued (pool)` until they are free).
+    public var pool: String?
+    /// How many of the pool's slots an attempt takes (default 1).
+    public var poolSlots: Int?
+    /// Among the attempts waiting for a pool, higher goes first (default 1; Airflow's priority_weight).
+    public var priorityWeight: Int?
     public var command: CommandSpec?
     public var trigger: TriggerSpec?
     /// Chunks read; the five questions are answered for each before the task starts.

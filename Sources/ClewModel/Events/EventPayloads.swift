@@ -327,7 +327,7 @@ public struct RunCallback: EventPayload, Equatable {
 public struct TaskEvent: ProducerTimed, Equatable {
     public static let eventTypes = [
         EventType.taskScheduled, EventType.taskStarted, EventType.taskSucceeded, EventType.taskFailed, EventType.taskRetrying,
-        EventType.taskBlocked, EventType.taskSkipped, EventType.taskUpstreamFailed,
+        EventType.taskBlocked, EventType.taskSkipped, EventType.taskUpstreamFailed, EventType.taskQueued,
     ]
     public var task: String
     public var attempt: Int?
@@ -980,7 +980,7 @@ public enum EventSchema {
         QuestionAnswered.self, DAGTriggered.self, ChunkChange.self, ChunkLease.self, DatasetDescription.self, ValueStored.self,
         LineageQuarantined.self, OpenLineageReceived.self, TokenCreated.self, TokenRevoked.self, AuditRecorded.self,
         LedgerMigrated.self, PayloadsErased.self, AttemptEvent.self, VariableChanged.self, ConnectionChanged.self,
-        SLAMissed.self, AlertDelivery.self, AlertDefaults.self, AlertsRead.self,
+        SLAMissed.self, AlertDelivery.self, AlertDefaults.self, AlertsRead.self, PoolChanged.self, PoolSlotEvent.self,
     ]
 
     /// The payload type of an event type (nil for a type Clew does not write).

@@ -141,3 +141,68 @@ public struct AlertsRead: EventPayload, Equatable {
 
     public init(seq: UInt64) { self.seq = seq }
 }
+
+/// `pool.set` / `pool.deleted` (stream `pools`): a named number of slots every run, process and host
+/// shares; the actor says who.
+public struct PoolChanged: EventPayload, Equatable {
+    public static let eventTypes = [EventType.poolSet, EventType.poolDeleted]
+    public var pool: String
+    public var slots: Int?
+    public var description: String?
+    public var reason: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case pool, slots, description, reason
+    }
+
+    public init(pool: String, slots: Int? = nil, description: String? = nil, reason: String? = nil) {
+        self.pool = pool
+        self.slots = slots
+        self.description = description
+        self.reason = reason
+    }
+}
+
+/// `pool.waiting` / `pool.acquired` / `pool.released` (stream `pool/<name>`): one task attempt's claim
+/// on a pool's slots, named by `holder`, and where it runs (a claim of a process that is gone on this
+/// host, or of a run that ended, no longer counts).
+public struct PoolSlotEvent: EventPayload, Equatable {
+    public static let eventTypes = [EventType.poolWaiting, EventType.poolAcquired, EventType.poolReleased]
+    public var pool: String
+    /// `<dag>/<run>/<task>#<attempt>`, unique per claim.
+    public var holder: String
+    public var slots: Int?
+    public var priority: Int?
+    public var dag: String?
+    public var run: String?
+    public var task: String?
+    public var attempt: Int?
+    public var host: String?
+    public var pid: Int?
+    /// `pool.acquired`: how long it waited.
+    public var waitedMillis: Int64?
+    /// `pool.released`: why (the attempt ended, it was cancelled while waiting, the run was resubmitted).
+    public var reason: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case pool, holder, slots, priority, dag, run, task, attempt, host, pid, waitedMillis = "waited_ms", reason
+    }
+
+    public init(
+        pool: String, holder: String, slots: Int? = nil, priority: Int? = nil, dag: String? = nil, run: String? = nil, task: String? = nil,
+        attempt: Int? = nil, host: String? = nil, pid: Int? = nil, waitedMillis: Int64? = nil, reason: String? = nil
+    ) {
+        self.pool = pool
+        self.holder = holder
+        self.slots = slots
+        self.priority = priority
+        self.dag = dag
+        self.run = run
+        self.task = task
+        self.attempt = attempt
+        self.host = host
+        self.pid = pid
+        self.waitedMillis = waitedMillis
+        self.reason = reason
+    }
+}

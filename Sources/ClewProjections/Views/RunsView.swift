@@ -172,6 +172,9 @@ enum RunsFold {
                 task.reason = t.reason
             case EventType.taskUpstreamFailed:
                 task.state = "upstream_failed"
+            case EventType.taskQueued:
+                task.state = "queued (pool)"
+                task.reason = t.reason
             default:
                 break
             }

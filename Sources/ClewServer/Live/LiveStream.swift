@@ -106,6 +106,7 @@ enum LiveStream {
         case EventType.taskUpstreamFailed: return "upstream_failed"
         case EventType.taskScheduled: return "scheduled"
         case EventType.taskBlocked: return "blocked"
+        case EventType.taskQueued: return "queued (pool)"
         case EventType.runResubmitted: return "resubmitted"
         default: return String(type.split(separator: ".").last ?? "")
         }
