@@ -235,8 +235,17 @@ struct AlertsTests {
         let audit = try await server.get("/api/audit?limit=50", token: server.adminToken).array.compactMap { $0["entry"] as? [String: Any] }
         #expect(audit.filter { $0["action"] as? String == "alerts.configure" }.map { $0["outcome"] as? String } == ["ok", "refused", "denied"], "newest first: \(audit)")
 
+        // Pools over the API: operators set them (audited), viewers read who holds and waits.
+        #expect(try await server.call(.PUT, "/api/pools/db", token: viewer, body: #"{"slots":2}"#).status == 403)
+        let badPool = try await server.call(.PUT, "/api/pools/db", token: operatorToken, body: #"{"slots":-1}"#)
+        #expect(badPool.status == 400 && badPool.message.contains("slots must be 1-100000"), "\(badPool.body)")
+        #expect(try await server.call(.PUT, "/api/pools/db", token: operatorToken, body: #"{"slots":2,"reason":"two loads"}"#).status == 200)
+        let pools = try await server.get("/api/pools", token: viewer).array
+        #expect(pools.map { $0["pool"] as? String } == ["db"] && pools.first?["slots"] as? Int == 2, "\(pools)")
+        #expect(try await server.get("/api/pools/nope", token: viewer).status == 404)
+
         let spec: [[String: Any]] = [
-            ["path": "/sla", "count": ["#sla-misses tbody tr": 1, "#alert-deliveries tbody tr": 4], "text": ["#sla-misses": "slow (running)", "#alert-defaults": "127.0.0.1:\(hookPort)"]],
+            ["path": "/sla", "count": ["#sla-misses tbody tr": 1, "#alert-deliveries tbody tr": 4, "#pools tbody tr": 1], "text": ["#sla-misses": "slow (running)", "#alert-defaults": "127.0.0.1:\(hookPort)"]],
             ["path": "/sla?dag=nothing", "count": ["#no-misses": 1]],
         ]
         let specFile = cli.directory.appendingPathComponent("pages.json")

@@ -53,6 +53,46 @@ enum OperationsRoutes {
                 return try Reply.json(a.defaults() ?? body)
             }
         }
+        pools(routes, state)
         return routes
+    }
+
+    struct PoolRequest: Decodable {
+        var slots: Int
+        var description: String?
+        var reason: String?
+    }
+
+    /// `GET /api/pools` (viewer: each pool with who holds and waits), `GET /api/pools/{name}`, `PUT` and
+    /// `DELETE` (operator, audited).
+    static func pools(_ routes: RouteCollection<ClewContext>, _ state: ServerState) {
+        let store = state.engine.pools
+        routes.get("/api/pools") { _, context -> Response in
+            _ = try context.require(.viewer)
+            return try Reply.json(try store.list().map { try store.occupancy($0.name) })
+        }
+        routes.get("/api/pools/:name") { _, context -> Response in
+            _ = try context.require(.viewer)
+            let name = try Routes.param(context, "name")
+            guard try store.get(name) != nil else { throw APIError(.notFound, "no pool '\(name)' is set") }
+            return try Reply.json(try store.occupancy(name))
+        }
+        routes.put("/api/pools/:name") { request, context -> Response in
+            var request = request
+            let name = try Routes.param(context, "name")
+            let body = try await request.decodeJSON(PoolRequest.self)
+            return try await Routes.mutate(state, request, context, role: .operator, action: "pool.set", target: name) { identity in
+                try Reply.json(try await VariableRoutes.api {
+                    try await store.set(name, slots: body.slots, description: body.description, reason: body.reason, by: VariableRoutes.actor(identity))
+                })
+            }
+        }
+        routes.delete("/api/pools/:name") { request, context -> Response in
+            let name = try Routes.param(context, "name")
+            return try await Routes.mutate(state, request, context, role: .operator, action: "pool.delete", target: name) { identity in
+                try await VariableRoutes.api { try await store.delete(name, reason: request.query("reason"), by: VariableRoutes.actor(identity)) }
+                return Response(status: .noContent)
+            }
+        }
     }
 }

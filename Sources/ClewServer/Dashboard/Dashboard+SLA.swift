@@ -28,9 +28,12 @@ extension Dashboard {
                 if let e = d.error { row["error"] = clip(e, 160) }
                 return row
             }
+            let pools = try state.engine.pools.list().map { try state.engine.pools.occupancy($0.name) }.map { o -> Page in
+                ["pool": o.pool, "slots": o.slots ?? 0, "used": o.used, "waiting": o.waiting.map { "\($0.task ?? "?") (\($0.dag ?? "?"), priority \($0.priority))" }.joined(separator: ", ")]
+            }
             let defaults = Alerter(ledger: state.ledger).defaults()
-            return render("sla", "SLA misses and alerts", context, [
-                "dag": dag ?? "", "misses": Array(misses), "alerts": Array(alerts),
+            return render("sla", "SLA misses, alerts and pools", context, [
+                "dag": dag ?? "", "misses": Array(misses), "alerts": Array(alerts), "pools": pools,
                 "webhooks": defaults.map { $0.webhooks.isEmpty ? "-" : $0.webhooks.joined(separator: ", ") } ?? "-",
                 "emails": defaults.map { $0.emails.isEmpty ? "-" : $0.emails.joined(separator: ", ") } ?? "-",
                 "rules": (defaults?.on ?? AlertRule.defaults.map(\.rawValue)).joined(separator: ", "),

@@ -172,6 +172,10 @@ enum Templates {
     <table id="alert-deliveries"><thead><tr><th>Time</th><th>Rule</th><th>DAG</th><th>Channel</th><th>Target</th><th>Outcome</th><th>Subject</th></tr></thead><tbody>
     {{#alerts}}<tr data-seq="{{seq}}"><td>{{time}}</td><td>{{rule}}</td><td>{{dag}}</td><td>{{channel}}</td><td>{{target}}</td><td><span class="state {{outcome}}">{{outcome}}</span> after {{attempts}}{{#error}} ({{error}}){{/error}}</td><td>{{subject}}</td></tr>{{/alerts}}
     </tbody></table>
+    <h2>Pools</h2>
+    <table id="pools"><thead><tr><th>Pool</th><th>Slots</th><th>In use</th><th>Waiting, in the order they get slots</th></tr></thead><tbody>
+    {{#pools}}<tr><td>{{pool}}</td><td>{{slots}}</td><td>{{used}}</td><td>{{waiting}}</td></tr>{{/pools}}
+    </tbody></table>
     {{/body}}{{/layout}}
     """
 
