@@ -8,7 +8,9 @@ response happened. Prints a JSON report; exits 1 if any check failed.
 
 usage: browser_check.py BASE_URL TOKEN SPEC_JSON_FILE
 spec: [{"path": "/", "login": false, "count": {"selector": min, ...}, "text": {"selector": "substring", ...},
-        "attr": {"selector": ["attribute", "value"]}, "missing": ["selector", ...], "absent": ["secret", ...]}, ...]
+        "attr": {"selector": ["attribute", "value"]}, "missing": ["selector", ...], "absent": ["secret", ...],
+        "submit": {"form": "selector", "fields": {"name": "value"}, "button": "selector"}}, ...]
+(with "submit", the form is filled and submitted by pressing the button, and the checks apply to the page it leads to)
 
 Needs Debian's chromium and python3-websocket (websocket-client).
 """
@@ -149,6 +151,28 @@ def main():
                 browser.call("Page.navigate", {"url": base + page["path"]}, session=True)
             if not browser.wait_ready():
                 failures.append("page did not become ready (body[data-ready]) within 20 s")
+            # Fill a form's fields and press one of its buttons, as a user does; the checks then apply to
+            # the page the form leads to.
+            submit = page.get("submit")
+            if submit and not failures:
+                found = browser.evaluate(
+                    f"(() => {{ const f = document.querySelector({json.dumps(submit['form'])}); if (!f) return false; "
+                    f"for (const [k, v] of Object.entries({json.dumps(submit.get('fields', {}))})) f.elements[k].value = v; "
+                    f"window.__clewLeaving = true; const b = f.querySelector({json.dumps(submit.get('button', 'button'))}); "
+                    f"f.requestSubmit(b); return true; }})()")
+                if not found:
+                    failures.append(f"{submit['form']}: no such form to submit")
+                else:
+                    deadline = time.time() + 20
+                    while time.time() < deadline:
+                        try:
+                            if not browser.evaluate("window.__clewLeaving === true"):
+                                break
+                        except RuntimeError:
+                            pass
+                        browser.pump(0.1)
+                    if not browser.wait_ready():
+                        failures.append("the page the form led to did not become ready within 20 s")
             browser.pump(float(page.get("settle", 0.3)))
             location = browser.evaluate("location.pathname + location.search")
             for selector, minimum in page.get("count", {}).items():

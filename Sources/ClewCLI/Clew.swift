@@ -16,7 +16,7 @@ public struct ClewCommand: AsyncParsableCommand {
             Demo.self, Dags.self, Run.self, Runs.self, Chunks.self, LineageCommand.self, ValuesCommand.self, Rebuild.self, ViewsCommand.self,
             Trace.self, Search.self, Why.self, Culprit.self, Impact.self, Export.self, ReplayCommand.self, Inspect.self, Debug.self, ExportRun.self, ImportRun.self, ReplayCall.self, Resubmit.self, Backfill.self, SchedulerCommand.self, WorkerCommand.self, Init.self, Append.self, Log.self, Tail.self, Verify.self, Checkpoint.self, Keygen.self,
             Proof.self, Stats.self, Migrate.self, Mirror.self, Backup.self, Restore.self, Erase.self, Retention.self, Bench.self, Serve.self, TokenCommand.self, VariablesCommand.self, ConnectionsCommand.self,
-            SLACommand.self, AlertsCommand.self, PoolsCommand.self,
+            SLACommand.self, AlertsCommand.self, PoolsCommand.self, TaskCommand.self,
 
         ]
     )

@@ -94,6 +94,11 @@ public enum EventType {
     public static let poolReleased = "pool.released"
     /// A task attempt waiting for pool slots (stream of the run): the view shows it `queued (pool)`.
     public static let taskQueued = "task.queued"
+    /// Task actions by an operator (stream of the run; the actor and `by` say who, `reason` why): a task
+    /// cleared to run again with every task after it (a resubmit follows), or its state set by hand.
+    public static let taskCleared = "task.cleared"
+    public static let taskMarkedSuccess = "task.marked_success"
+    public static let taskMarkedFailed = "task.marked_failed"
 
     /// Every type above.
     public static let all: [String] = [
@@ -105,7 +110,7 @@ public enum EventType {
         datasetDescribed, ledgerMigrated, payloadsErased, attemptQueued, attemptClaimed, attemptHeartbeat,
         attemptCompleted, attemptExpired, variableSet, variableDeleted, connectionSet, connectionDeleted,
         slaMissed, alertDelivered, alertFailed, alertsConfigured, alertsRead, poolSet, poolDeleted, poolWaiting, poolAcquired,
-        poolReleased, taskQueued,
+        poolReleased, taskQueued, taskCleared, taskMarkedSuccess, taskMarkedFailed,
     ]
 }
 

@@ -17,9 +17,9 @@ struct Server {
 
     var base: String { "http://127.0.0.1:\(port)" }
 
-    static func start(_ cli: CLI, extra: [String] = []) async throws -> Server {
+    static func start(_ cli: CLI, extra: [String] = [], environment: [String: String] = [:]) async throws -> Server {
         // No spec option: the server validates with the copy built into the binary, whatever its directory.
-        let (process, out, err) = try cli.start(["serve", "--port", "0"] + extra)
+        let (process, out, err) = try cli.start(["serve", "--port", "0"] + extra, environment: environment)
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
             let text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""

@@ -294,7 +294,8 @@ struct ExecutorTests {
             }
             #expect(misses.map(\.scope) == ["task", "dag"], "\(misses)")
             #expect(misses.first?.tasks.map(\.task) == ["slow"] && misses.first?.slaMillis == 100)
-            #expect(misses.last?.tasks.map(\.task) == ["slow"], "the task not done by the run's deadline")
+            // The tasks not done by the run's deadline: slow surely (fast too, on a machine busy enough).
+            #expect(misses.last?.tasks.map(\.task).contains("slow") == true, "\(misses)")
             #expect(misses.allSatisfy { $0.seenBy == "run" })
             // Recorded once: checking again finds nothing new.
             #expect(try await SLA.record(engine, spec: dag.spec, run: outcome.runID, seenBy: "scheduler").isEmpty)

@@ -10,7 +10,7 @@ struct LineageCommand: AsyncParsableCommand {
         commandName: "lineage",
         abstract: "Edges of the lineage view around a node, upstream or downstream.",
         discussion: """
-            Nodes: dataset:NAME, task:DAG/TASK, chunk:DATASET/KEY, attempt:DAG/RUN/TASK/N, value:SHA256, run:DAG/RUN.
+            Nodes: dataset:NAME, task:DAG/TASK, chunk:DATASET/KEY, attempt:DAG/RUN/TASK/N, value:SHA256, run:DAG/RUN, action:DAG/RUN/SEQ (a task action).
             """)
 
     @Argument(help: "The node to start from.") var node: String

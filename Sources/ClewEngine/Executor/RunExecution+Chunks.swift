@@ -261,7 +261,9 @@ struct ResubmitPlan: Sendable {
         if let unknown = rerun.subtracting(known).sorted().first {
             throw EngineError(.notFound, "DAG \(dag.name) has no task \(unknown) to run again (tasks: \(known.sorted().joined(separator: ", ")))")
         }
-        if terminal?.type == EventType.runSucceeded, rerun.isEmpty {
+        // A task marked failed since the run succeeded is something to run again (task actions).
+        let markedFailed = terminal.map { t in events.contains { $0.seq > t.seq && $0.type == EventType.taskMarkedFailed } } ?? false
+        if terminal?.type == EventType.runSucceeded, rerun.isEmpty, !markedFailed {
             throw EngineError(.conflict, "run \(runID) of DAG \(dag.name) succeeded; there is nothing to resubmit")
         }
         if terminal == nil, let started = events[lastStart...].first(where: { $0.type == EventType.runStarted }) {
@@ -281,6 +283,13 @@ struct ResubmitPlan: Sendable {
                 let t = try decoder.decode(TaskEvent.self, from: e.payload)
                 succeeded.insert(t.task)
                 if let b = t.branch { chosen[t.task] = b.tasks }
+            case EventType.taskMarkedSuccess:
+                // Kept as succeeded, with no output: its children run with what they get (task actions).
+                succeeded.insert(try decoder.decode(TaskEvent.self, from: e.payload).task)
+            case EventType.taskMarkedFailed:
+                let t = try decoder.decode(TaskEvent.self, from: e.payload)
+                succeeded.remove(t.task)
+                chosen[t.task] = nil
             case EventType.valueProduced:
                 let v = try decoder.decode(ValueEvent.self, from: e.payload)
                 if let value = try values.value(in: v) { outputs[v.task] = value }

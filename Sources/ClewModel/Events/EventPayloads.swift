@@ -327,7 +327,8 @@ public struct RunCallback: EventPayload, Equatable {
 public struct TaskEvent: ProducerTimed, Equatable {
     public static let eventTypes = [
         EventType.taskScheduled, EventType.taskStarted, EventType.taskSucceeded, EventType.taskFailed, EventType.taskRetrying,
-        EventType.taskBlocked, EventType.taskSkipped, EventType.taskUpstreamFailed, EventType.taskQueued,
+        EventType.taskBlocked, EventType.taskSkipped, EventType.taskUpstreamFailed, EventType.taskQueued, EventType.taskCleared,
+        EventType.taskMarkedSuccess, EventType.taskMarkedFailed,
     ]
     public var task: String
     public var attempt: Int?
@@ -355,6 +356,10 @@ public struct TaskEvent: ProducerTimed, Equatable {
     public var backoffMillis: Int?
     /// `task.upstream_failed`: the failed upstream tasks.
     public var upstream: [String]?
+    /// `task.cleared`: the tasks it runs again (it and every task after it).
+    public var cleared: [String]?
+    /// `task.cleared`, `task.marked_success`, `task.marked_failed`: who did it (also the actor).
+    public var by: String?
     public var timedOut: Bool?
     public var cancelled: Bool?
     /// Command tasks: exit code, output (bounded) and sizes, files written, argv, working directory and
@@ -376,7 +381,7 @@ public struct TaskEvent: ProducerTimed, Equatable {
         case task, attempt, order, slot, seed, timeoutMillis = "timeout_ms", outputDir = "output_dir"
         case openlineageRun = "openlineage_run", tryNumber = "try_number", startUnknown = "start_unknown", sql
         case durationMillis = "duration_ms", error, reason, outputDigest = "output_digest", branch
-        case nextAttempt = "next_attempt", backoffMillis = "backoff_ms", upstream, timedOut = "timed_out", cancelled
+        case nextAttempt = "next_attempt", backoffMillis = "backoff_ms", upstream, cleared, by, timedOut = "timed_out", cancelled
         case exitCode = "exit_code", signal, stdout, stderr, stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes", files, argv
         case cwd, env, timeMicros = "time_us"
     }

@@ -15,6 +15,8 @@ public enum LineageNode {
     public static func run(dag: String, run: String) -> String { "run:\(dag)/\(run)" }
     /// A column of a dataset: `field:<dataset>#<column>`.
     public static func field(dataset: String, field: String) -> String { "field:\(dataset)#\(field)" }
+    /// An operator's task action (clear, mark success, mark failed): `action:<dag>/<run>/<seq>`.
+    public static func action(dag: String, run: String, seq: UInt64) -> String { "action:\(dag)/\(run)/\(seq)" }
 }
 
 /// What an edge says, from its source to its target.
@@ -29,6 +31,8 @@ public enum EdgeKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case triggered = 4
     /// The target (a column) is derived from the source (a column of an input).
     case derived = 5
+    /// The source (an operator's task action) set the state of the target (a task, in a run).
+    case actedOn = 6
 
     public var description: String {
         switch self {
@@ -37,6 +41,7 @@ public enum EdgeKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .partOf: return "part_of"
         case .triggered: return "triggered"
         case .derived: return "derived"
+        case .actedOn: return "acted_on"
         }
     }
 
@@ -91,6 +96,12 @@ final class LineageProjection: Projection {
                     try edge(LineageNode.chunk(dataset: ds, key: chunk), a, .used, h, txn)
                 } else if let digest = c.digest {
                     try edge(LineageNode.value(digest), a, .used, h, txn)
+                }
+            case .task(let t) where [EventType.taskCleared, EventType.taskMarkedSuccess, EventType.taskMarkedFailed].contains(h.type):
+                let action = LineageNode.action(dag: key.dag, run: key.run, seq: h.seq)
+                try edge(action, LineageNode.run(dag: key.dag, run: key.run), .actedOn, h, txn)
+                for task in Set([t.task] + (t.cleared ?? [])).sorted() {
+                    try edge(action, LineageNode.task(dag: key.dag, task: task), .actedOn, h, txn)
                 }
             case .triggered(let t):
                 let a = LineageNode.attempt(dag: key.dag, run: key.run, task: t.task, attempt: t.attempt ?? 1)

@@ -175,6 +175,25 @@ enum RunsFold {
             case EventType.taskQueued:
                 task.state = "queued (pool)"
                 task.reason = t.reason
+            case EventType.taskMarkedSuccess:
+                task.state = "succeeded"
+                task.reason = t.reason
+                task.error = nil
+            case EventType.taskMarkedFailed:
+                task.state = "failed"
+                task.error = t.reason
+            case EventType.taskCleared:
+                // The task and those after it run again (a resubmit follows).
+                task.state = "cleared"
+                task.reason = t.reason
+                for other in t.cleared ?? [] where other != t.task {
+                    if var o = try sink.task(key, other) {
+                        o.state = "cleared"
+                        o.reason = t.reason
+                        o.lastSeq = h.seq
+                        sink.setTask(key, o)
+                    }
+                }
             default:
                 break
             }

@@ -2,6 +2,7 @@ import ClewCore
 import ClewEngine
 import ClewLedger
 import ClewModel
+import ClewProjections
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -54,7 +55,75 @@ enum OperationsRoutes {
             }
         }
         pools(routes, state)
+        taskActions(routes, state)
         return routes
+    }
+
+    /// An engine or settings refusal as the API's error, so it is audited as `refused` with its status.
+    static func refusal<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let e as any ClewError where !(e is APIError) {
+            throw APIError(HTTPResponse.Status(code: e.category.httpStatus), e.description)
+        }
+    }
+
+    struct ClearRequest: Decodable {
+        var reason: String?
+        var params: [String: String]?
+    }
+
+    struct MarkAnswer: Encodable {
+        var seq: UInt64
+        var task: String
+        var state: String
+    }
+
+    struct MarkRequest: Decodable {
+        var state: String
+        var reason: String?
+    }
+
+    /// Clears a task (recorded, then the run is resubmitted in the background) or marks it; both also
+    /// used by the dashboard's forms.
+    static func clear(_ state: ServerState, _ key: RunKey, task: String, reason: String?, params: [String: String], by identity: Identity) async throws -> RunManager.Accepted {
+        try await refusal {
+            guard await !state.runs.isActive(key) else { throw APIError(.conflict, "run \(key.run) of \(key.dag) is running; wait for it to end or cancel it first") }
+            guard state.engine.registry.dag(named: key.dag) != nil else {
+                throw APIError(.notFound, "DAG \(key.dag) is not known to this server (its pipelines); it cannot run again")
+            }
+            let cleared = try await state.engine.recordClear(dag: key.dag, run: key.run, task: task, reason: reason, by: VariableRoutes.actor(identity))
+            return try await state.runs.resubmit(key, params: params, rerun: Set(cleared), callback: nil)
+        }
+    }
+
+    static func mark(_ state: ServerState, _ key: RunKey, task: String, as mark: String, reason: String?, by identity: Identity) async throws -> UInt64 {
+        try await refusal {
+            guard let m = Engine.TaskMark(rawValue: mark) else { throw APIError(.badRequest, "state '\(mark)' is not success or failed") }
+            guard await !state.runs.isActive(key) else { throw APIError(.conflict, "run \(key.run) of \(key.dag) is running; wait for it to end or cancel it first") }
+            return try await state.engine.mark(dag: key.dag, run: key.run, task: task, as: m, reason: reason, by: VariableRoutes.actor(identity))
+        }
+    }
+
+    /// `POST /api/runs/{dag}/{run}/tasks/{task}/clear` and `…/mark` (operator, audited as task.clear and task.mark).
+    static func taskActions(_ routes: RouteCollection<ClewContext>, _ state: ServerState) {
+        routes.post("/api/runs/:dag/:run/tasks/:task/clear") { request, context -> Response in
+            var request = request
+            let key = RunKey(dag: try Routes.param(context, "dag"), run: try Routes.param(context, "run"))
+            let task = try Routes.param(context, "task")
+            let body = try await request.decodeJSON(ClearRequest.self)
+            return try await Routes.mutate(state, request, context, role: .operator, action: "task.clear", target: "\(key.dag)/\(key.run)/\(task)") { identity in
+                try Reply.json(try await clear(state, key, task: task, reason: body.reason, params: body.params ?? [:], by: identity), status: .accepted)
+            }
+        }
+        routes.post("/api/runs/:dag/:run/tasks/:task/mark") { request, context -> Response in
+            var request = request
+            let key = RunKey(dag: try Routes.param(context, "dag"), run: try Routes.param(context, "run"))
+            let task = try Routes.param(context, "task")
+            let body = try await request.decodeJSON(MarkRequest.self)
+            return try await Routes.mutate(state, request, context, role: .operator, action: "task.mark", target: "\(key.dag)/\(key.run)/\(task)") { identity in
+                let seq = try await mark(state, key, task: task, as: body.state, reason: body.reason, by: identity)
+                return try Reply.json(MarkAnswer(seq: seq, task: task, state: body.state))
+            }
+        }
     }
 
     struct PoolRequest: Decodable {

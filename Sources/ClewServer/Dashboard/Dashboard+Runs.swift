@@ -22,6 +22,32 @@ extension Dashboard {
             }
         }
 
+        // Task actions from the run page (operator): clear, mark success, mark failed, each with why.
+        pages.post("/runs/:dag/:run/tasks/:task/action") { request, context -> Response in
+            var request = request
+            let key = RunKey(dag: try Routes.param(context, "dag"), run: try Routes.param(context, "run"))
+            let task = try Routes.param(context, "task")
+            let fields = form(String(buffer: try await request.collectBody(upTo: 1 << 16)))
+            let action = fields["action"] ?? ""
+            let reason = fields["reason"].flatMap { $0.isEmpty ? nil : $0 }
+            let page = "/runs/\(Routes.escape(key.dag))/\(Routes.escape(key.run))"
+            let target = "\(key.dag)/\(key.run)/\(task)"
+            switch action {
+            case "clear":
+                return try await Routes.mutate(state, request, context, role: .operator, action: "task.clear", target: target) { identity in
+                    _ = try await OperationsRoutes.clear(state, key, task: task, reason: reason, params: [:], by: identity)
+                    return Reply.redirect(page)
+                }
+            case "success", "failed":
+                return try await Routes.mutate(state, request, context, role: .operator, action: "task.mark", target: target) { identity in
+                    _ = try await OperationsRoutes.mark(state, key, task: task, as: action, reason: reason, by: identity)
+                    return Reply.redirect(page)
+                }
+            default:
+                throw APIError(.badRequest, "action '\(action)' is not clear, success or failed")
+            }
+        }
+
         pages.get("/runs/:dag/:run") { _, context -> Response in
             _ = try context.require(.viewer)
             let key = RunKey(dag: try Routes.param(context, "dag"), run: try Routes.param(context, "run"))
@@ -31,6 +57,7 @@ extension Dashboard {
                 return (detail, try past.compactMap { try views.run(RunKey(dag: $0.dag, run: $0.run)) })
             }
             let active = await state.runs.isActive(key)
+            let canAct = !active && (context.identity?.role ?? .viewer) >= .operator
             guard let detail else {
                 if active { return render("error", "Run \(key.run)", context, ["message": "The run is queued; this page shows it once its first event is recorded. Reload in a moment."]) }
                 throw APIError(.notFound, "no run '\(key.run)' of DAG '\(key.dag)'")
@@ -66,8 +93,14 @@ extension Dashboard {
                 "ganttJSON": json(.array(gantt)), "ganttHeight": max(80, 24 * gantt.count + 40),
                 "durationsJSON": json(durations),
                 "tasks": detail.tasks.map { t -> Page in
-                    ["task": t.task, "state": t.state, "attempts": t.attempts, "duration": t.durationMillis.map { "\($0) ms" } ?? "-", "error": t.error ?? ""]
+                    var row: Page = [
+                        "task": t.task, "taskPath": Routes.escape(t.task), "state": t.state, "attempts": t.attempts, "duration": t.durationMillis.map { "\($0) ms" } ?? "-",
+                        "error": t.error ?? "", "canAct": canAct, "dagPath": Routes.escape(key.dag), "runPath": Routes.escape(key.run),
+                    ]
+                    if let r = t.reason, t.state != "failed" { row["reason"] = r }
+                    return row
                 },
+                "canAct": canAct,
                 "charts": true, "graphs": true,
             ])
         }

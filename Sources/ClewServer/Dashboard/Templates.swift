@@ -82,8 +82,11 @@ enum Templates {
     <h2>Task durations over past runs</h2><div class="chart"><canvas id="durations-chart" height="240"></canvas></div>
     <script type="application/json" id="durations-data">{{{durationsJSON}}}</script>
     <h2>Tasks</h2>
-    <table id="run-tasks"><thead><tr><th>Task</th><th>State</th><th>Attempts</th><th>Duration</th><th>Error</th></tr></thead><tbody>
-    {{#tasks}}<tr data-task="{{task}}"><td>{{task}}</td><td><span class="state {{state}}">{{state}}</span></td><td>{{attempts}}</td><td>{{duration}}</td><td class="err">{{error}}</td></tr>{{/tasks}}
+    <table id="run-tasks"><thead><tr><th>Task</th><th>State</th><th>Attempts</th><th>Duration</th><th>Error</th>{{#canAct}}<th>Actions</th>{{/canAct}}</tr></thead><tbody>
+    {{#tasks}}<tr data-task="{{task}}"><td>{{task}}</td><td><span class="state {{state}}">{{state}}</span></td><td>{{attempts}}</td><td>{{duration}}</td><td class="err">{{error}}{{#reason}} <span class="reason">{{reason}}</span>{{/reason}}</td>
+    {{#canAct}}<td><form method="post" action="/runs/{{dagPath}}/{{runPath}}/tasks/{{taskPath}}/action" class="task-action" id="action-{{task}}">
+    <input name="reason" placeholder="why" size="14" required> <button type="submit" name="action" value="clear" title="run it again with every task after it">Clear</button>
+    <button type="submit" name="action" value="success">Mark success</button> <button type="submit" name="action" value="failed">Mark failed</button></form></td>{{/canAct}}</tr>{{/tasks}}
     </tbody></table>
     {{/body}}{{/layout}}
     """
