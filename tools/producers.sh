@@ -5,7 +5,7 @@
 #   airflow3  the newest Airflow 3 that installs here, with the same providers and the standard operators
 #   dbt       dbt-core with dbt-duckdb and openlineage-dbt (`dbt-ol`)
 #   clew-python  this repository's Python package (python/), what Python tasks import as `clew`
-#   mail      aiosmtpd, the SMTP server the alert tests send to
+#   ops       aiosmtpd (the SMTP server the alert tests send to) and prometheus-client (its parser)
 # A venv is rebuilt only when its requirement list changes (a stamp file holds the list). Prints the
 # venvs' directory last. Fails, naming the producer, if one cannot be installed.
 set -euo pipefail
@@ -38,8 +38,9 @@ install airflow2 "apache-airflow==2.10.5" "apache-airflow-providers-openlineage=
 install airflow3 "apache-airflow==3.3.2" "apache-airflow-providers-openlineage==2.20.3" "apache-airflow-providers-standard" \
     "apache-airflow-providers-sqlite" "apache-airflow-providers-common-sql"
 install dbt "dbt-core~=1.9.0" "dbt-duckdb~=1.9.0" "openlineage-dbt"
-# A real SMTP server (STARTTLS, AUTH) that the alert tests start on loopback and read the mail of.
-install mail "aiosmtpd==1.4.6"
+# Operations peers: a real SMTP server (STARTTLS, AUTH) the alert tests start on loopback, and the
+# Prometheus client's parser of the exposition format the metrics test reads /metrics with.
+install ops "aiosmtpd==1.4.6" "prometheus-client==0.21.1"
 # Clew's own Python package (python/ in this repository), for Python tasks: reinstalled when its files
 # change; also into the Airflow venvs (their DAGs' tasks use it), without reinstalling Airflow.
 source_dir="$(cd "$(dirname "$0")/../python" && pwd)"

@@ -1,4 +1,4 @@
-"""A real SMTP server for Clew's alert tests (aiosmtpd, from PyPI, in the `mail` venv of tools/producers.sh).
+"""A real SMTP server for Clew's alert tests (aiosmtpd, from PyPI, in the `ops` venv of tools/producers.sh).
 
 Listens on 127.0.0.1 with STARTTLS required before anything else and AUTH (PLAIN, LOGIN) required before
 MAIL, against one user. Each message it accepts is written to OUT/<n>.json: the envelope, the message,

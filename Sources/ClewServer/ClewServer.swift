@@ -54,6 +54,7 @@ public final class ClewServer: Sendable {
     /// swift-service-lifecycle); runs still in flight are cancelled and recorded as such.
     /// - Parameter onListening: called with the bound port once the server accepts connections.
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        try state.metrics.start(state)
         let router = Routes.build(state)
         let app = Application(
             router: router,
@@ -85,6 +86,7 @@ final class ServerState: Sendable {
     let audit: AuditLog
     let verifier: VerifyCache
     let assets: Assets
+    let metrics: ServerMetrics
 
     init(ledger: Ledger, views: Views, engine: Engine, configuration: ServerConfiguration) throws {
         self.ledger = ledger
@@ -99,6 +101,7 @@ final class ServerState: Sendable {
             ledger: ledger, schema: try configuration.openLineageSpec.map { try OpenLineageSchema(directory: $0) } ?? OpenLineageSchema.embedded())
         verifier = VerifyCache(ledger: ledger)
         assets = Assets(roots: configuration.javascriptRoots)
+        metrics = ServerMetrics()
     }
 }
 
@@ -124,6 +127,11 @@ final class ViewsHost: @unchecked Sendable {
             _ = try views.catchUp()
             return try body(views, forensics)
         }
+    }
+
+    /// Each view's checkpoint as it is, before any catching up (how far behind the log it is).
+    func status() async throws -> [ViewStatusInfo] {
+        try await executor.run { try views.status() }
     }
 }
 

@@ -69,7 +69,7 @@ struct ErrorMiddleware: RouterMiddleware {
 
     static func isPage(_ request: Request) -> Bool {
         let path = request.uri.path
-        return request.method == .get && !path.hasPrefix("/api/") && !path.hasPrefix("/static/")
+        return request.method == .get && !path.hasPrefix("/api/") && !path.hasPrefix("/static/") && path != "/metrics"
     }
 
     private func convert(_ body: () async throws -> Response) async throws -> Response {

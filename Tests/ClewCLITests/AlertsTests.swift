@@ -10,7 +10,7 @@ struct AlertsTests {
     static var pipelines: String { OperationsTests.pipelines }
     static let password = "mail-pw-\(UInt32.random(in: 0...UInt32.max))"
 
-    /// aiosmtpd on loopback (tools/producers.sh installs it into the `mail` venv): STARTTLS before anything,
+    /// aiosmtpd on loopback (tools/producers.sh installs it into the `ops` venv): STARTTLS before anything,
     /// AUTH before MAIL, one user; each message it takes is a JSON file in `out`.
     struct MailServer {
         var process: Process
@@ -19,9 +19,9 @@ struct AlertsTests {
         var caFile: String
 
         static func start(_ cli: CLI, failFirst: Int = 0) async throws -> MailServer {
-            let python = Program.venvs.appendingPathComponent("mail/bin/python").path
+            let python = Program.venvs.appendingPathComponent("ops/bin/python").path
             guard FileManager.default.isExecutableFile(atPath: python) else {
-                throw CLIFailure("\(python) is not installed; run tools/setup.sh (tools/producers.sh installs aiosmtpd into the mail venv)")
+                throw CLIFailure("\(python) is not installed; run tools/setup.sh (tools/producers.sh installs aiosmtpd into the ops venv)")
             }
             let dir = cli.directory.appendingPathComponent("smtp")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

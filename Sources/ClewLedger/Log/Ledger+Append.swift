@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Synchronization
 
@@ -22,9 +23,20 @@ extension Ledger {
     @discardableResult
     public func append(contentsOf events: [NewEvent]) async throws -> Range<UInt64> {
         if events.isEmpty { return 0..<0 }
+        let started = ContinuousClock.now
+        defer { Self.recordAppend(since: started) }
         if let upstream { return try await appendShared(upstream, events, expecting: []) }
         let prepared = try prepare(events)
         return try await writer.submit(prepared)
+    }
+
+    /// The metric every append (to durable) is timed into: a histogram in `clew serve`'s `/metrics`,
+    /// nothing where no metrics backend is set up (swift-metrics' default).
+    public static let appendTimerLabel = "clew_ledger_append_seconds"
+
+    static func recordAppend(since started: ContinuousClock.Instant) {
+        let d = ContinuousClock.now - started
+        CoreMetrics.Timer(label: appendTimerLabel).recordNanoseconds(d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000)
     }
 
     /// Compare-and-append: appends `events` atomically only if the last event of `stream` is still
@@ -48,6 +60,8 @@ extension Ledger {
     /// - Throws: ``LedgerError`` `.conflict` naming the first stream that moved; nothing is written.
     @discardableResult
     public func append(contentsOf events: [NewEvent], expecting expectations: [StreamExpectation]) async throws -> Range<UInt64> {
+        let started = ContinuousClock.now
+        defer { Self.recordAppend(since: started) }
         if let upstream { return try await appendShared(upstream, events, expecting: expectations) }
         if events.isEmpty { return 0..<0 }
         return try await writer.submit(try prepare(events), .init(expectations: expectations))

@@ -13,6 +13,14 @@ import NIOCore
 enum SystemRoutes {
     static func collection(_ state: ServerState) -> RouteCollection<ClewContext> {
         let routes = RouteCollection(context: ClewContext.self)
+        // Prometheus scrapes with a viewer token (`authorization: {credentials: …}` in its scrape config).
+        routes.get("/metrics") { _, context -> Response in
+            _ = try context.require(.viewer)
+            let body = try await state.metrics.scrape(state)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        }
         routes.get("/api/health") { _, _ -> Response in
             let last = try state.ledger.lastSeq
             return try Reply.json(["status": "ok", "ledger": state.ledger.id, "events": String(last)])

@@ -68,7 +68,7 @@ struct AuthMiddleware: RouterMiddleware {
             if context.identity == nil { state.sessions.close(sid) }
         }
         if context.identity == nil, !Self.open.contains(path), !path.hasPrefix("/static/") {
-            if request.method == .get, !path.hasPrefix("/api/") {
+            if request.method == .get, !path.hasPrefix("/api/"), path != "/metrics" {
                 let target = request.uri.description
                 return Reply.redirect("/login?next=" + (target.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "/"))
             }
