@@ -71,6 +71,39 @@ struct TaskActionsTests {
         #expect(lineage.stdout.contains("action:ops_actions/\(runID)/") && lineage.stdout.contains("acted_on"), "\(lineage.stdout)")
     }
 
+    @Test("dashboard: the DAG page's grid (runs × tasks by state) and the code view (the pipeline file and its script as the version ran them, secrets redacted) in headless Chromium")
+    func gridAndCode() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        let server = try await Server.start(cli, extra: ["--pipelines", Self.pipelines, "--no-alerts"])
+        defer { server.terminate() }
+        let viewer = try await server.mint("auditor", "viewer")
+        let operatorToken = try await server.mint("oncall", "operator")
+        var runs: [String] = []
+        for dag in ["ops_actions", "ops_actions", "ops_code"] {
+            let run = try #require(try await server.post("/api/runs", token: operatorToken, #"{"dag":"\#(dag)"}"#).object["run"] as? String)
+            _ = try await server.waitForRun(dag, run, token: viewer)
+            runs.append(run)
+        }
+        #expect(try await server.get("/dags/ops_code/code?version=ffff", token: viewer).status == 404)
+        #expect(try await server.get("/dags/nope/code", token: viewer).status == 404)
+        let spec: [[String: Any]] = [
+            ["path": "/dags/ops_actions", "count": ["#dag-grid tbody tr[data-task]": 3, "#dag-grid tbody a.sq.succeeded": 2, "#dag-grid tbody a.sq.failed": 2, "#dag-grid tbody a.sq.upstream_failed": 2],
+             "attr": ["#dag-grid tbody tr[data-task=load] a.sq": ["data-state", "upstream_failed"]]],
+            ["path": "/dags/ops_code/code", "count": ["pre.source": 2], "text": ["pre.source[data-path='ops_code.yaml']": "DB_PASSWORD: [REDACTED]",
+              "pre.source[data-path='./scripts/ops_code.sh']": "API_TOKEN=[REDACTED]", "#code-definition": "ops_code"],
+             "absent": ["never-recorded"]],
+            ["path": "/runs/ops_code/\(runs[2])", "count": ["#run-code": 1]],
+        ]
+        let file = cli.directory.appendingPathComponent("pages.json")
+        try JSONSerialization.data(withJSONObject: spec).write(to: file)
+        let check = try await Program.run("/usr/bin/python3", [CLI.packageRoot.appendingPathComponent("tools/browser_check.py").path, server.base, viewer, file.path], in: cli.directory)
+        #expect(check.status == 0, "\(check.output)")
+        // The secrets are nowhere in the ledger.
+        let log = try await cli.run(["log", "--json"])
+        #expect(log.status == 0 && !log.stdout.contains("never-recorded"))
+    }
+
     @Test("API and dashboard: mark and clear as an operator (audited), refused for a viewer (audited), 404 for an unknown task; the run page's action form in headless Chromium")
     func serve() async throws {
         let cli = CLI()

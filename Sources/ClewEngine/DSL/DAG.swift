@@ -18,6 +18,15 @@ public struct DAG: Sendable {
     package let bodies: [String: TaskBody]
     /// Problems found while building the definition (bad cron, bad start date); reported by ``validate()``.
     var buildProblems: [DAGProblem]
+    /// A pipeline file's text and its scripts, recorded with the version for the code view.
+    package var sources: [SourceText] = []
+
+    /// One source file as read: its path relative to the pipeline file's directory, text and SHA-256.
+    package struct SourceText: Sendable {
+        package var path: String
+        package var text: String
+        package var sha256: String
+    }
 
     public var name: String { spec.name }
     public var version: String { spec.version }

@@ -84,11 +84,20 @@ public final class Engine: Sendable {
         if let latest, (try? JSONDecoder().decode(DAGRegistered.self, from: latest.payload))?.version == version {
             return version
         }
-        recorder.emit(
-            EventType.dagRegistered, stream: stream,
-            DAGRegistered(
-                dag: dag.name, version: version, origin: dag.spec.origin, sourceSHA256: dag.spec.sourceDigest,
-                tasks: dag.spec.tasks.map(\.id), definition: dag.spec))
+        var registered = DAGRegistered(
+            dag: dag.name, version: version, origin: dag.spec.origin, sourceSHA256: dag.spec.sourceDigest,
+            tasks: dag.spec.tasks.map(\.id), definition: dag.spec)
+        // The pipeline file and its scripts as this version runs them, for the code view.
+        var sources: [SourceFile] = []
+        for s in dag.sources {
+            let redacted = SourceFile.redacted(s.text)
+            guard let json = try? JSON.canonical(redacted) else { continue }
+            let value = RecordedValue(canonicalJSON: json, type: "source")
+            values.storeIfNeeded(value)
+            sources.append(SourceFile(path: s.path, sha256: s.sha256, value: value.digest, bytes: s.text.utf8.count))
+        }
+        if !sources.isEmpty { registered.sources = sources }
+        recorder.emit(EventType.dagRegistered, stream: stream, registered)
         try await recorder.flush()
         return version
     }
@@ -143,6 +152,13 @@ public final class Engine: Sendable {
         let execution = RunExecution(engine: self, dag: dag, runID: id, params: plan.params, partition: plan.partition)
         try await execution.cleanUpForResubmit(plan: plan, version: version)
         return try await execution.execute(resume: plan)
+    }
+
+    /// The text of a DAG version's source file (``SourceFile/value``), as recorded (redacted); nil when
+    /// the ledger does not hold it.
+    public func sourceText(_ file: SourceFile) throws -> String? {
+        guard let value = try values.load(digest: file.value) else { return nil }
+        return try? JSONDecoder().decode(String.self, from: value.json)
     }
 
     /// Waits until every event the engine emitted is durable.

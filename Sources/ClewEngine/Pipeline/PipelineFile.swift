@@ -133,6 +133,7 @@ public enum PipelineFile {
             throw PipelineFileError(problems.joined(separator: "\n"))
         }
         var scripts: [String] = []
+        var sourceFiles: [(path: String, absolute: String, sha256: String)] = []
         for (idNode, t) in tasks {
             let id = idNode.string ?? ""
             let line = idNode.mark?.line
@@ -206,6 +207,7 @@ public enum PipelineFile {
                     var isDir: ObjCBool = false
                     if FileManager.default.fileExists(atPath: p, isDirectory: &isDir), !isDir.boolValue, let d = ContentDigest.sha256(file: URL(fileURLWithPath: p)) {
                         scripts.append("\(w) \(d)")
+                        sourceFiles.append((w, p, d))
                     }
                 }
             } else if let trig = task["trigger"] {
@@ -224,7 +226,16 @@ public enum PipelineFile {
         }
         spec.sourceDigest = ContentDigest.sha256(Data((text + "\n" + scripts.sorted().joined(separator: "\n")).utf8))
         if !problems.isEmpty { throw PipelineFileError(problems.joined(separator: "\n")) }
-        let dag = DAG(spec: spec, bodies: [:])
+        var dag = DAG(spec: spec, bodies: [:])
+        dag.sources = [DAG.SourceText(path: URL(fileURLWithPath: path).lastPathComponent, text: text, sha256: ContentDigest.sha256(Data(text.utf8)))]
+        var seen = Set<String>()
+        for f in sourceFiles where seen.insert(f.absolute).inserted {
+            // Texts only (a binary such as /bin/sleep is named by its digest, not recorded), at most 256 KiB.
+            guard let data = FileManager.default.contents(atPath: f.absolute), data.count <= 256 << 10, !data.contains(0),
+                let script = String(data: data, encoding: .utf8)
+            else { continue }
+            dag.sources.append(DAG.SourceText(path: f.path, text: script, sha256: f.sha256))
+        }
         do { try dag.validate() } catch let error as DAGValidationError {
             throw PipelineFileError(error.problems.map { p in p.origin.isEmpty ? "\(path): \(p.message)" : "\(p.origin): \(p.message)" }.joined(separator: "\n"))
         }

@@ -37,9 +37,12 @@ public struct DAGRegistered: EventPayload, Equatable {
     /// The task ids.
     public var tasks: [String]?
     public var definition: DAGSpec?
+    /// A pipeline file's text and its scripts as this version ran them (secret-looking assignments
+    /// redacted), each stored once as a value (`value/<sha256>`), for the dashboard's code view.
+    public var sources: [SourceFile]?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
-        case dag, version, origin, sourceSHA256 = "source_sha256", tasks, definition
+        case dag, version, origin, sourceSHA256 = "source_sha256", tasks, definition, sources
     }
 
     public init(

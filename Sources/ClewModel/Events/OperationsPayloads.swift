@@ -206,3 +206,40 @@ public struct PoolSlotEvent: EventPayload, Equatable {
         self.reason = reason
     }
 }
+
+/// One source file of a DAG version: its path (relative to the pipeline file's directory), the SHA-256
+/// of its bytes, and the digest of the value holding its (redacted) text.
+public struct SourceFile: Codable, Sendable, Hashable {
+    public var path: String
+    public var sha256: String
+    public var value: String
+    public var bytes: Int
+
+    public init(path: String, sha256: String, value: String, bytes: Int) {
+        self.path = path
+        self.sha256 = sha256
+        self.value = value
+        self.bytes = bytes
+    }
+
+    /// `text` with the value of every secret-looking assignment (`password: x`, `API_TOKEN=x`,
+    /// `{"secret": "x"}`, `env: {DB_PASSWORD: x}`) replaced by `[REDACTED]`: what is stored of a source
+    /// file. A key is secret-looking by the engine's redaction rules (``Redaction/isSecret(_:)``).
+    public static func redacted(_ text: String) -> String {
+        let ns = text as NSString
+        var out = ""
+        var last = 0
+        for m in assignment.matches(in: text, range: NSRange(location: 0, length: ns.length)) {
+            guard Redaction.isSecret(ns.substring(with: m.range(at: 1))) else { continue }
+            let value = m.range(at: 3)
+            out += ns.substring(with: NSRange(location: last, length: value.location - last)) + "[REDACTED]"
+            last = value.location + value.length
+        }
+        return out + ns.substring(from: last)
+    }
+
+    /// A key, then `:` or `=` (after an optional closing quote), then its value: quoted, or up to a space,
+    /// comma, brace, bracket or comment.
+    nonisolated(unsafe) static let assignment = try! NSRegularExpression(
+        pattern: #"([A-Za-z_][A-Za-z0-9_.\-]*)(["']?[ \t]*[:=][ \t]*)("[^"\n]*"|'[^'\n]*'|[^\s,}\]#]+)"#)
+}

@@ -86,7 +86,7 @@ extension Dashboard {
             ])
             return render("run", "Run \(key.run)", context, [
                 "dag": key.dag, "run": key.run, "dagPath": Routes.escape(key.dag), "runPath": Routes.escape(key.run),
-                "state": detail.run.state, "queued": time(detail.run.queuedMicros), "ended": time(detail.run.endedMicros), "trigger": detail.run.trigger ?? "-",
+                "state": detail.run.state, "version": detail.run.version ?? "", "queued": time(detail.run.queuedMicros), "ended": time(detail.run.endedMicros), "trigger": detail.run.trigger ?? "-",
                 "params": (detail.run.params ?? [:]).sorted { $0.key < $1.key }.map { ["name": $0.key, "value": $0.value] as Page },
                 "active": active && (context.identity?.role ?? .viewer) >= .operator,
                 "graphJSON": json(.object([("nodes", .array(nodes)), ("edges", .array(edges))])),

@@ -151,6 +151,13 @@ enum DashboardStyle {
     .cell.ready, .cell.consumed { background: #66bb6a; } .cell.failed, .cell.invalid { background: #e53935; }
     .cell.producing, .cell.consuming { background: #42a5f5; } .cell.pending { background: #bdbdbd; } .cell.resubmitted { background: #ffa726; }
     .error { color: #c62828; } .hint { color: #757575; } .err { color: #c62828; font-size: .9em; }
+    table.runs-grid { width: auto; } table.runs-grid td, table.runs-grid th { padding: 1px 2px; border: 0; }
+    table.runs-grid th.run { writing-mode: vertical-rl; transform: rotate(180deg); font-weight: 400; font-size: .75em; max-height: 9em; overflow: hidden; }
+    a.sq { width: 14px; height: 14px; display: block; background: #eceff1; border: 1px solid #fff; }
+    a.sq.succeeded { background: #66bb6a; } a.sq.failed, a.sq.upstream_failed, a.sq.blocked { background: #e53935; }
+    a.sq.running, a.sq.scheduled { background: #42a5f5; } a.sq.retrying, a.sq.cleared, a.sq.queued { background: #ffa726; }
+    a.sq.skipped { background: #f8bbd0; } a.sq.cancelled { background: #9e9e9e; } a.sq.none { background: #fafafa; border-color: #eee; }
+    pre.source { max-height: 36em; } .reason { color: #616161; font-size: .9em; }
     .stepper a { margin-right: 1em; } form { margin: .5em 0; } label { margin-right: 1em; }
     """
 }

@@ -3,7 +3,7 @@
 enum Templates {
     static let all: [String: String] = [
         "layout": layout, "login": login, "health": health, "dags": dags, "dag": dag, "run": run, "chunks": chunks,
-        "lineage": lineage, "search": search, "replay": replay, "integrity": integrity, "error": error, "sla": sla,
+        "lineage": lineage, "search": search, "replay": replay, "integrity": integrity, "error": error, "sla": sla, "code": code,
     ]
 
     static let layout = """
@@ -63,6 +63,14 @@ enum Templates {
     {{<layout}}{{$body}}
     <p>{{description}} · version <code>{{version}}</code> · {{taskCount}} tasks · schedule <span id="dag-schedule">{{schedule}}</span> · from {{origin}}</p>
     {{#canTrigger}}<form method="post" action="/dags/{{path}}/trigger" id="trigger-form"><button type="submit">Trigger a run</button></form>{{/canTrigger}}
+    <p><a href="/dags/{{path}}/code" id="code-link">Code</a> of this DAG at each version it ran.</p>
+    <h2>Grid</h2>
+    {{#hasGrid}}<table class="runs-grid" id="dag-grid"><thead><tr><th></th>{{#gridRuns}}<th class="run" title="{{run}} ({{state}})"><a href="/runs/{{dagPath}}/{{runPath}}">{{label}}</a></th>{{/gridRuns}}</tr>
+    <tr><th>run</th>{{#gridRuns}}<td><a class="sq {{state}}" href="/runs/{{dagPath}}/{{runPath}}" title="{{run}}: {{state}}" data-run="{{run}}"></a></td>{{/gridRuns}}</tr></thead><tbody>
+    {{#gridTasks}}<tr data-task="{{task}}"><th>{{task}}</th>{{#cells}}<td><a class="sq {{cls}}" href="/runs/{{dagPath}}/{{runPath}}" title="{{task}} in {{run}}: {{state}}" data-state="{{state}}"></a></td>{{/cells}}</tr>{{/gridTasks}}
+    </tbody></table>
+    <p class="hint">The last {{gridCount}} run(s), oldest on the left; a square per task and run, coloured by state.</p>{{/hasGrid}}
+    <h2>Runs</h2>
     <table id="dag-runs"><thead><tr><th>Run</th><th>State</th><th>Queued</th><th>Trigger</th></tr></thead><tbody>
     {{#runs}}<tr><td><a href="/runs/{{dagPath}}/{{runPath}}">{{run}}</a></td><td><span class="state {{state}}">{{state}}</span></td><td>{{queued}}</td><td>{{trigger}}</td></tr>{{/runs}}
     </tbody></table>
@@ -72,7 +80,8 @@ enum Templates {
     static let run = """
     {{<layout}}{{$body}}
     <p id="run-summary"><span class="state {{state}}" id="run-state">{{state}}</span> · DAG <a href="/dags/{{dagPath}}">{{dag}}</a> · queued {{queued}} · ended {{ended}} · trigger {{trigger}}
-    · <a href="/replay/{{dagPath}}/{{runPath}}">replay inspector</a> · <a href="/lineage?node=run:{{dagPath}}/{{runPath}}">lineage</a></p>
+    · <a href="/replay/{{dagPath}}/{{runPath}}">replay inspector</a> · <a href="/lineage?node=run:{{dagPath}}/{{runPath}}">lineage</a>
+    · <a href="/dags/{{dagPath}}/code?version={{version}}" id="run-code">code it ran</a></p>
     {{#params.0}}<p>Params: {{#params}}<code>{{name}}={{value}}</code> {{/params}}</p>{{/params.0}}
     {{#active}}<form method="post" action="/runs/{{dagPath}}/{{runPath}}/cancel" id="cancel-form"><button type="submit">Cancel run</button></form>{{/active}}
     <h2>Graph</h2><div id="run-graph" class="graph"></div>
@@ -179,6 +188,19 @@ enum Templates {
     <table id="pools"><thead><tr><th>Pool</th><th>Slots</th><th>In use</th><th>Waiting, in the order they get slots</th></tr></thead><tbody>
     {{#pools}}<tr><td>{{pool}}</td><td>{{slots}}</td><td>{{used}}</td><td>{{waiting}}</td></tr>{{/pools}}
     </tbody></table>
+    {{/body}}{{/layout}}
+    """
+
+    static let code = """
+    {{<layout}}{{$body}}
+    <p>DAG <a href="/dags/{{path}}">{{dag}}</a> · version <code id="code-version">{{version}}</code> registered {{registered}} · from {{origin}}</p>
+    <form method="get" action="/dags/{{path}}/code"><label>Version <select name="version">{{#versions}}<option value="{{version}}" {{#selected}}selected{{/selected}}>{{version}} ({{time}})</option>{{/versions}}</select></label> <button type="submit">Show</button></form>
+    {{#sources.0}}<h2>Files</h2>{{/sources.0}}
+    {{#sources}}<h3 class="source-path"><code>{{path}}</code> <span class="hint">sha256 {{sha}} · {{bytes}} bytes</span></h3>
+    <pre class="source" data-path="{{path}}">{{text}}</pre>{{/sources}}
+    {{^sources.0}}<p class="hint" id="no-sources">Defined in Swift at {{origin}}; its definition as recorded:</p>{{/sources.0}}
+    <h2>Definition</h2>
+    <pre id="code-definition">{{definition}}</pre>
     {{/body}}{{/layout}}
     """
 
