@@ -191,4 +191,41 @@ struct OperationsTests {
         #expect(r.stderr.contains("variable key 'no spaces'"), "\(r.stderr)")
         #expect(r.stderr.contains("variables a.b and a_b would both be CLEW_VAR_A_B"), "\(r.stderr)")
     }
+
+    @Test("dashboard: Variables and Connections pages by role (a secret only as its reference), their histories, and an operator's set forms in headless Chromium, audited")
+    func dashboardPages() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try await cli.run(["init"]).status == 0)
+        #expect(try await cli.run(["variables", "set", "region", "eu-west", "--reason", "EU launch", "--by", "alice"]).status == 0)
+        #expect(try await cli.run(["variables", "set", "db_password", "--from-env", "CLEW_TEST_DB_PASSWORD"]).status == 0)
+        #expect(try await cli.run(["connections", "set", "warehouse", "--host", "db1", "--host", "db2", "--port", "5432", "--login", "etl", "--password-env", "PGPASSWORD"]).status == 0)
+        let server = try await Server.start(cli, extra: ["--no-alerts"])
+        defer { server.terminate() }
+        let viewer = try await server.mint("auditor", "viewer")
+        let operatorToken = try await server.mint("oncall", "operator")
+        let viewerPages: [[String: Any]] = [
+            ["path": "/variables", "count": ["#variable-list tbody tr": 2], "missing": ["#variable-form", ".delete-form"],
+             "text": ["#variable-list tr[data-key=db_password]": "→ env:CLEW_TEST_DB_PASSWORD", "#variable-list tr[data-key=region]": "eu-west"], "absent": [Self.secret]],
+            ["path": "/variables/region", "count": ["#setting-history tbody tr": 1], "text": ["#setting-history": "EU launch"]],
+            ["path": "/connections", "count": ["#connection-list tbody tr": 1], "missing": ["#connection-form"],
+             "text": ["#connection-list tr[data-id=warehouse]": "→ env:PGPASSWORD"]],
+        ]
+        let operatorPages: [[String: Any]] = [
+            ["path": "/variables", "submit": ["form": "#variable-form", "fields": ["key": "owner", "value": "data-team", "reason": "handover"]],
+             "count": ["#variable-list tr[data-key=owner]": 1, ".delete-form": 3]],
+            ["path": "/connections", "submit": ["form": "#connection-form", "fields": ["id": "lake", "hosts": "s3a, s3b", "password_ref": "env:LAKE_KEY", "reason": "new lake"]],
+             "count": ["#connection-list tr[data-id=lake]": 1], "text": ["#connection-list tr[data-id=lake]": "s3a, s3b"]],
+        ]
+        for (token, pages) in [(viewer, viewerPages), (operatorToken, operatorPages)] {
+            let file = cli.directory.appendingPathComponent("pages-\(UUID().uuidString).json")
+            try JSONSerialization.data(withJSONObject: pages).write(to: file)
+            let check = try await Program.run("/usr/bin/python3", [CLI.packageRoot.appendingPathComponent("tools/browser_check.py").path, server.base, token, file.path], in: cli.directory)
+            #expect(check.status == 0, "\(check.output)")
+        }
+        let history = try jsonArray(try await cli.run(["variables", "history", "owner", "--json"]).stdout)
+        #expect(history.first?["by"] as? String == "token:oncall (\(operatorToken.split(separator: "_")[1]))" && history.first?["reason"] as? String == "handover", "\(history)")
+        let audit = try await server.get("/api/audit?limit=20", token: server.adminToken).array.compactMap { $0["entry"] as? [String: Any] }
+        #expect(audit.contains { $0["action"] as? String == "connection.set" && $0["outcome"] as? String == "ok" && $0["target"] as? String == "lake" }, "\(audit)")
+    }
 }

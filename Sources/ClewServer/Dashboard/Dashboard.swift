@@ -49,6 +49,7 @@ enum Dashboard {
         state.assets.register(router)
         for pages in [
             sessionPages(state), overviewPages(state), dagPages(state), runsPages(state), dataPages(state), integrityPages(state), slaPages(state),
+            settingsPages(state),
         ] {
             router.addRoutes(pages)
         }

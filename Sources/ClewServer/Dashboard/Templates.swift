@@ -4,6 +4,7 @@ enum Templates {
     static let all: [String: String] = [
         "layout": layout, "login": login, "health": health, "dags": dags, "dag": dag, "run": run, "chunks": chunks,
         "lineage": lineage, "search": search, "replay": replay, "integrity": integrity, "error": error, "sla": sla, "code": code,
+        "variables": variables, "connections": connections, "setting": setting,
     ]
 
     static let layout = """
@@ -12,7 +13,7 @@ enum Templates {
     <link rel="icon" href="data:,"><link rel="stylesheet" href="/static/clew.css"></head>
     <body data-page="{{page}}">
     <header><a class="brand" href="/">Clew</a>
-    <nav><a href="/">Health</a><a href="/dags">DAGs</a><a href="/chunks">Chunks</a><a href="/lineage">Lineage</a><a href="/search">Search</a><a href="/sla">SLAs</a><a href="/integrity">Integrity</a></nav>
+    <nav><a href="/">Health</a><a href="/dags">DAGs</a><a href="/chunks">Chunks</a><a href="/lineage">Lineage</a><a href="/search">Search</a><a href="/sla">SLAs</a><a href="/variables">Variables</a><a href="/connections">Connections</a><a href="/integrity">Integrity</a></nav>
     {{#who}}<form class="who" method="post" action="/logout"><span>{{name}} · {{role}}</span> <button type="submit">Log out</button></form>{{/who}}
     </header>
     <main><h1>{{title}}</h1>
@@ -201,6 +202,45 @@ enum Templates {
     {{^sources.0}}<p class="hint" id="no-sources">Defined in Swift at {{origin}}; its definition as recorded:</p>{{/sources.0}}
     <h2>Definition</h2>
     <pre id="code-definition">{{definition}}</pre>
+    {{/body}}{{/layout}}
+    """
+
+    static let variables = """
+    {{<layout}}{{$body}}
+    <table id="variable-list"><thead><tr><th>Key</th><th>Value</th><th>Description</th><th>Set by</th><th>At</th>{{#canEdit}}<th></th>{{/canEdit}}</tr></thead><tbody>
+    {{#variables}}<tr data-key="{{key}}"><td><a href="/variables/{{keyPath}}">{{key}}</a></td><td><code>{{value}}</code>{{#secret}} <span class="hint">secret</span>{{/secret}}</td><td>{{description}}</td><td>{{by}}</td><td>{{at}}</td>
+    {{#canEdit}}<td><form method="post" action="/variables/{{keyPath}}/delete" class="delete-form"><input name="reason" placeholder="why" size="10"> <button type="submit">Delete</button></form></td>{{/canEdit}}</tr>{{/variables}}
+    </tbody></table>
+    {{^variables}}<p class="hint" id="no-variables">No Variables are set.</p>{{/variables}}
+    {{#canEdit}}<h2>Set a Variable</h2>
+    <form method="post" action="/variables" id="variable-form"><label>Key <input name="key" required></label> <label>Value <input name="value"></label>
+    <label>or reference <input name="reference" placeholder="env:NAME or file:/path"></label> <label>Why <input name="reason"></label> <button type="submit">Set</button></form>
+    <p class="hint">A secret-looking key (password, token, secret …) takes only a reference, read where the task runs and never recorded.</p>{{/canEdit}}
+    {{/body}}{{/layout}}
+    """
+
+    static let connections = """
+    {{<layout}}{{$body}}
+    <table id="connection-list"><thead><tr><th>Id</th><th>Type</th><th>Hosts</th><th>Port</th><th>Schema</th><th>Login</th><th>Password</th><th>Extra</th><th>Set by</th><th>At</th>{{#canEdit}}<th></th>{{/canEdit}}</tr></thead><tbody>
+    {{#connections}}<tr data-id="{{id}}"><td><a href="/connections/{{idPath}}">{{id}}</a></td><td>{{type}}</td><td>{{hosts}}</td><td>{{port}}</td><td>{{schema}}</td><td>{{login}}</td><td><code>{{password}}</code></td><td>{{extra}}</td><td>{{by}}</td><td>{{at}}</td>
+    {{#canEdit}}<td><form method="post" action="/connections/{{idPath}}/delete" class="delete-form"><input name="reason" placeholder="why" size="10"> <button type="submit">Delete</button></form></td>{{/canEdit}}</tr>{{/connections}}
+    </tbody></table>
+    {{^connections}}<p class="hint" id="no-connections">No Connections are set.</p>{{/connections}}
+    {{#canEdit}}<h2>Set a Connection</h2>
+    <form method="post" action="/connections" id="connection-form"><label>Id <input name="id" required></label> <label>Type <input name="type" size="8"></label>
+    <label>Hosts <input name="hosts" placeholder="db1, db2" required></label> <label>Port <input name="port" size="5"></label> <label>Schema <input name="schema" size="8"></label>
+    <label>Login <input name="login" size="8"></label> <label>Password reference <input name="password_ref" placeholder="env:NAME or file:/path"></label>
+    <label>Why <input name="reason"></label> <button type="submit">Set</button></form>
+    <p class="hint">A password is only ever a reference, read where the task runs; the host a task is given is recorded with its run.</p>{{/canEdit}}
+    {{/body}}{{/layout}}
+    """
+
+    static let setting = """
+    {{<layout}}{{$body}}
+    <p><a href="/{{kind}}">All {{kind}}</a></p>
+    <table id="setting-history"><thead><tr><th>Seq</th><th>Time</th><th>Change</th><th>By</th><th>What</th><th>Why</th></tr></thead><tbody>
+    {{#history}}<tr><td>{{seq}}</td><td>{{time}}</td><td>{{action}}</td><td>{{by}}</td><td><code>{{what}}</code></td><td>{{reason}}</td></tr>{{/history}}
+    </tbody></table>
     {{/body}}{{/layout}}
     """
 
