@@ -99,6 +99,9 @@ public enum EventType {
     public static let taskCleared = "task.cleared"
     public static let taskMarkedSuccess = "task.marked_success"
     public static let taskMarkedFailed = "task.marked_failed"
+    /// The culprit `clew culprit --record` found for a target (stream `culprits`): alerted to the DAG of
+    /// the attempt it names (rule `culprit`).
+    public static let culpritFound = "culprit.found"
 
     /// Every type above.
     public static let all: [String] = [
@@ -110,7 +113,7 @@ public enum EventType {
         datasetDescribed, ledgerMigrated, payloadsErased, attemptQueued, attemptClaimed, attemptHeartbeat,
         attemptCompleted, attemptExpired, variableSet, variableDeleted, connectionSet, connectionDeleted,
         slaMissed, alertDelivered, alertFailed, alertsConfigured, alertsRead, poolSet, poolDeleted, poolWaiting, poolAcquired,
-        poolReleased, taskQueued, taskCleared, taskMarkedSuccess, taskMarkedFailed,
+        poolReleased, taskQueued, taskCleared, taskMarkedSuccess, taskMarkedFailed, culpritFound,
     ]
 }
 
@@ -135,6 +138,8 @@ public enum StreamID {
     public static let alerts = "alerts"
     /// The alert defaults, latest last.
     public static let alertsConfig = "alerts/config"
+    /// Culprits recorded by `clew culprit --record`.
+    public static let culprits = "culprits"
     /// Every pool's sets and deletes, in order.
     public static let pools = "pools"
     /// Who waits for, holds and gives back the slots of one pool.

@@ -254,6 +254,36 @@ struct AlertsTests {
         #expect(check.status == 0, "\(check.output)")
     }
 
+    @Test("clew culprit --record records culprit.found, and the culprit's DAG is alerted (rule culprit), as is the failure")
+    func culprit() async throws {
+        let cli = CLI()
+        defer { cli.cleanUp() }
+        #expect(try await cli.run(["init"]).status == 0)
+        let (hooks, hookPort, hookTask) = try await CallbackReceiver.start(failures: 0)
+        defer { hookTask.cancel() }
+        #expect(try await cli.run(["alerts", "defaults", "--webhook", "http://127.0.0.1:\(hookPort)/hook"]).status == 0)
+        let run = try await cli.run(["run", "ops_actions", "--pipelines", Self.pipelines, "--no-alerts", "--json"])
+        #expect(run.status == 3)
+        let runID = try #require(try jsonObject(run.stdout)["run"] as? String)
+        // Without --record it is a query: nothing is written.
+        let before = try await cli.eventCount()
+        #expect(try await cli.run(["culprit", "run:ops_actions/\(runID)"]).status == 2)
+        #expect(try await cli.eventCount() == before)
+        let recorded = try await cli.run(["culprit", "run:ops_actions/\(runID)", "--record", "--reason", "nightly check", "--by", "auditor"])
+        #expect(recorded.status == 2 && recorded.stderr.contains("recorded the culprit as culprit.found"), "\(recorded.stderr)")
+        let found = try #require(try await cli.run(["log", "--type", "culprit.found", "--json"]).stdout.split(separator: "\n").first.map { try jsonObject(String($0)) })
+        let payload = found["payload"] as? [String: Any] ?? [:]
+        #expect(payload["task"] as? String == "transform" && payload["kind"] as? String == "failed" && payload["reason"] as? String == "nightly check", "\(payload)")
+        #expect(found["actor"] as? String == "auditor")
+        // clew alerts deliver sends what no process sent: the failure (the run had --no-alerts) and the culprit.
+        let deliver = try await cli.run(["alerts", "deliver", "--json"])
+        #expect(deliver.status == 0, "\(deliver.stdout)\(deliver.stderr)")
+        let rules = try await hooks.bodies.map { try jsonObject($0)["rule"] as? String }
+        #expect(rules == ["failure", "culprit"], "\(rules)")
+        let culprit = try jsonObject(await hooks.bodies.last ?? "{}")
+        #expect(culprit["task"] as? String == "transform" && (culprit["subject"] as? String)?.contains("culprit of run:ops_actions/\(runID): failed at task transform") == true, "\(culprit)")
+    }
+
     @Test("the scheduler records the SLA miss of a run whose process was killed, once, and alerts it")
     func schedulerSeesOrphans() async throws {
         let cli = CLI()
@@ -263,16 +293,17 @@ struct AlertsTests {
         defer { hookTask.cancel() }
         #expect(try await cli.run(["alerts", "defaults", "--webhook", "http://127.0.0.1:\(hookPort)/hook"]).status == 0)
         let (process, _, _) = try cli.start(["run", "ops_sla_stuck", "--pipelines", Self.pipelines, "--no-alerts"])
-        try await CLI.waitUntil("the stuck task to start") {
-            try await cli.run(["log", "--type", "task.started", "--json"]).stdout.contains("stuck")
+        // Killed as soon as its run has started: long before the 8 s deadline, so its own watch cannot see it.
+        try await CLI.waitUntil("the stuck run to start") {
+            try await cli.run(["log", "--type", "run.started", "--json"]).stdout.contains("ops_sla_stuck")
         }
         kill(process.processIdentifier, SIGKILL)
         _ = await CLI.exit(of: process)
         // Its sleep (own process group) outlives it; stop it too.
         _ = try? await Program.run("/usr/bin/pkill", ["-f", "sleep 37"], in: cli.directory)
 
-        // No miss yet: the deadline (one second after the start) may not have passed; then the scheduler sees it.
-        try await CLI.waitUntil("the scheduler to record the miss", limit: .seconds(30)) {
+        // No miss before the deadline; then the scheduler sees it.
+        try await CLI.waitUntil("the scheduler to record the miss", limit: .seconds(90)) {
             _ = try await cli.run(["scheduler", "--once", "--dag", "ops_sla_stuck", "--pipelines", Self.pipelines, "--alert-delay-ms", "10"])
             return try jsonArray(try await cli.run(["sla", "--json"]).stdout).count == 1
         }

@@ -81,10 +81,10 @@ struct CLI {
     @discardableResult
     func run(
         _ args: [String], input: String? = nil, asUser uid: UInt32? = nil, ledgerOption: Bool = true, netns: String? = nil,
-        environment: [String: String] = [:]
+        environment: [String: String] = [:], limit: Duration = .seconds(300)
     ) async throws -> Result {
         let (process, out, err) = try start(args, input: input, asUser: uid, ledgerOption: ledgerOption, netns: netns, environment: environment)
-        let status = try await Self.wait(for: process, args: args)
+        let status = try await Self.wait(for: process, args: args, limit: limit)
         return Result(
             status: status,
             stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",

@@ -172,7 +172,8 @@ struct PostgresCLITests {
         defer { cli.cleanUp() }
         let r = try await cli.run(
             ["bench", "cluster", "--postgres", TestServer.admin, "--events", "2000", "--repetitions", "1", "--clients", "1", "2", "--workers", "1", "--json"],
-            ledgerOption: false)
+            // About 70 s alone; on two cores shared with the whole suite it has taken over 300 s.
+            ledgerOption: false, limit: .seconds(900))
         #expect(r.status == 0, "\(r.stderr)")
         let j = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         for key in ["pg_append_eps", "raw_insert_eps", "pg_append_ratio"] {

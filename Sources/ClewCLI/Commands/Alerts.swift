@@ -27,7 +27,7 @@ struct AlertsDefaults: AsyncParsableCommand {
         commandName: "defaults", abstract: "Show the alert targets of every DAG, or set them (recorded as alerts.configured).")
     @Option(name: .long, help: "A webhook URL (repeatable).") var webhook: [String] = []
     @Option(name: .long, help: "An e-mail address (repeatable).") var email: [String] = []
-    @Option(name: .long, help: "Which rules alert: failure, retry, sla_miss, quarantine (default: failure,sla_miss,quarantine).") var on: [String] = []
+    @Option(name: .long, help: "Which rules alert: failure, retry, sla_miss, quarantine, culprit (default: all but retry).") var on: [String] = []
     @Option(name: .long, help: "The Connection of the SMTP server (default smtp_default).") var smtp: String?
     @Option(name: .long, help: "The sender address (default: the Connection's extra from, else clew@<host>).") var from: String?
     @Flag(name: .long, help: "Remove every default target.") var clear = false

@@ -14,6 +14,9 @@ struct Culprit: AsyncParsableCommand {
             culprit was.
             """)
     @Argument(help: "A run, chunk (DATASET/KEY), value digest or node id.") var id: String
+    @Flag(name: .long, help: "Record the culprit found as culprit.found, which alerts the DAG it is in (rule culprit).") var record = false
+    @Option(name: .long, help: "Why (recorded with --record).") var reason: String?
+    @Option(name: .long, help: "Who looked (default: cli:<user>@<host>).") var by: String?
     @OptionGroup var ledger: LedgerOptions
     @OptionGroup var output: OutputOptions
 
@@ -22,6 +25,15 @@ struct Culprit: AsyncParsableCommand {
             let (l, f) = try await ledger.openForensics()
             defer { l.close() }
             let report = try f.culprit(try f.node(id))
+            if record, let c = report.culprit {
+                let found = CulpritFound(
+                    target: id, kind: c.kind, dag: c.attempt?.dag, run: c.attempt?.run, task: c.attempt?.task, attempt: c.attempt?.attempt, chunk: c.chunk,
+                    findingSeq: c.seq, detail: String(c.detail.prefix(2_000)), variable: c.variable, value: c.value, reason: reason)
+                let seq = try await l.append(NewEvent(
+                    type: EventType.culpritFound, stream: StreamID.culprits, actor: VariablesCommand.actor(by),
+                    timestampMicros: Int64(Date().timeIntervalSince1970 * 1_000_000), payload: found.payloadData))
+                Terminal.error("recorded the culprit as culprit.found (seq \(seq))")
+            }
             if output.json {
                 Terminal.line(try JSONOutput.text(report))
             } else {

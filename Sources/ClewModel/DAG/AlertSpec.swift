@@ -10,9 +10,11 @@ public enum AlertRule: String, Sendable, Hashable, Codable, CaseIterable, Compar
     case slaMiss = "sla_miss"
     /// `clew impact --quarantine` marked runs of the DAG suspect (`lineage.quarantined`).
     case quarantine
+    /// `clew culprit --record` named an attempt of the DAG as the culprit (`culprit.found`).
+    case culprit
 
     /// Every rule but `retry`, which is noisy on DAGs that retry by design (Airflow's defaults alike).
-    public static let defaults: [AlertRule] = [.failure, .slaMiss, .quarantine]
+    public static let defaults: [AlertRule] = [.culprit, .failure, .quarantine, .slaMiss]
 
     public static func < (a: AlertRule, b: AlertRule) -> Bool { a.rawValue < b.rawValue }
 

@@ -988,7 +988,7 @@ public enum EventSchema {
         QuestionAnswered.self, DAGTriggered.self, ChunkChange.self, ChunkLease.self, DatasetDescription.self, ValueStored.self,
         LineageQuarantined.self, OpenLineageReceived.self, TokenCreated.self, TokenRevoked.self, AuditRecorded.self,
         LedgerMigrated.self, PayloadsErased.self, AttemptEvent.self, VariableChanged.self, ConnectionChanged.self,
-        SLAMissed.self, AlertDelivery.self, AlertDefaults.self, AlertsRead.self, PoolChanged.self, PoolSlotEvent.self,
+        SLAMissed.self, AlertDelivery.self, AlertDefaults.self, AlertsRead.self, PoolChanged.self, PoolSlotEvent.self, CulpritFound.self,
     ]
 
     /// The payload type of an event type (nil for a type Clew does not write).

@@ -243,3 +243,47 @@ public struct SourceFile: Codable, Sendable, Hashable {
     nonisolated(unsafe) static let assignment = try! NSRegularExpression(
         pattern: #"([A-Za-z_][A-Za-z0-9_.\-]*)(["']?[ \t]*[:=][ \t]*)("[^"\n]*"|'[^'\n]*'|[^\s,}\]#]+)"#)
 }
+
+/// `culprit.found` (stream `culprits`): the earliest failing, invalid or anomalous ancestor `clew culprit
+/// --record` found for a target; the actor says who looked.
+public struct CulpritFound: EventPayload, Equatable {
+    public static let eventTypes = [EventType.culpritFound]
+    /// What was examined: a run, chunk, value or node id.
+    public var target: String
+    /// failed, expectation_failed, chunk_invalid or anomaly.
+    public var kind: String
+    public var dag: String?
+    public var run: String?
+    public var task: String?
+    public var attempt: Int?
+    /// `DATASET/KEY` for a chunk finding.
+    public var chunk: String?
+    /// The event the finding is.
+    public var findingSeq: UInt64
+    public var detail: String
+    public var variable: String?
+    public var value: Double?
+    public var reason: String?
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case target, kind, dag, run, task, attempt, chunk, findingSeq = "finding_seq", detail, variable, value, reason
+    }
+
+    public init(
+        target: String, kind: String, dag: String? = nil, run: String? = nil, task: String? = nil, attempt: Int? = nil, chunk: String? = nil,
+        findingSeq: UInt64, detail: String, variable: String? = nil, value: Double? = nil, reason: String? = nil
+    ) {
+        self.target = target
+        self.kind = kind
+        self.dag = dag
+        self.run = run
+        self.task = task
+        self.attempt = attempt
+        self.chunk = chunk
+        self.findingSeq = findingSeq
+        self.detail = detail
+        self.variable = variable
+        self.value = value
+        self.reason = reason
+    }
+}

@@ -317,6 +317,14 @@ public final class Alerter: Sendable {
                 ("Late by", "\(Self.duration(millis: m.lateByMillis)) when seen by the \(m.seenBy)"), ("Look", "clew sla --dag \(m.dag)"),
             ]
             return [Alert(rule: .slaMiss, dag: m.dag, run: m.run, task: m.tasks.first?.task, subject: what, lines: lines, source: e)]
+        case EventType.culpritFound:
+            guard let c = try? JSONDecoder().decode(CulpritFound.self, from: e.payload), let dag = c.dag else { return [] }
+            let at = c.task.map { "task \($0)\(c.attempt.map { " attempt \($0)" } ?? "")" } ?? c.chunk.map { "chunk \($0)" } ?? "?"
+            let lines: [(String, String)] = [
+                ("Target", c.target), ("Culprit", "\(c.kind) at \(at)\(c.run.map { " of run \($0)" } ?? "")"), ("Detail", c.detail),
+                ("Finding", "event #\(c.findingSeq)"), ("Why", c.reason ?? "-"), ("By", e.actor), ("Look", "clew culprit \(c.target)"),
+            ]
+            return [Alert(rule: .culprit, dag: dag, run: c.run, task: c.task, subject: "culprit of \(c.target): \(c.kind) at \(at) of \(dag)", lines: lines, source: e)]
         case EventType.lineageQuarantined:
             guard let q = try? JSONDecoder().decode(LineageQuarantined.self, from: e.payload) else { return [] }
             var byDAG: [String: [String]] = [:]
