@@ -12,7 +12,7 @@
 set -euo pipefail
 
 packages=(liblmdb-dev libzstd-dev pkg-config protobuf-compiler python3 python3-jsonschema tmux zlib1g-dev
-    libjs-chart.js node-dagre-layout python3-websocket postgresql iproute2)
+    libjs-chart.js node-dagre-layout python3-websocket postgresql iproute2 openssl)
 # chromium with its recommended packages (fonts), as the browser tests were written against.
 browser=(chromium)
 missing=()

@@ -70,12 +70,8 @@ struct PythonTaskTests {
         #expect(page.status == 200 && page.body.contains(#"<code id="step-source">totals.py:12</code>"#), "\(page.body.prefix(2000))")
         // And as a browser shows it (headless Chromium, no console errors).
         let spec: [[String: Any]] = [["path": "/replay/py_orders/\(run)?i=\(step - 1)", "count": ["#step-source": 1], "text": ["#step-source": "totals.py:12", "#step-title": "amount"]]]
-        let specFile = cli.directory.appendingPathComponent("pages.json")
-        try JSONSerialization.data(withJSONObject: spec).write(to: specFile)
-        let browser = try await Program.run(
-            "/usr/bin/python3", [CLI.packageRoot.appendingPathComponent("tools/browser_check.py").path, server.base, viewer, specFile.path],
-            environment: [:], in: cli.directory)
-        #expect(browser.status == 0, "\(browser.output.suffix(2000))")
+        let browser = try await server.browse(spec, token: viewer)
+        #expect(browser.ok, "\(browser.report.suffix(2000))")
         try await server.stop()
         // Variables are searchable like any task's.
         let found = try await cli.run(["search", "tasks", "--var", "grand>700", "--json"])

@@ -45,6 +45,15 @@ struct Server {
     /// Asks the server to stop without waiting (for `defer`, which cannot await).
     func terminate() { if process.isRunning { process.terminate() } }
 
+    /// Loads `pages` (tools/browser_check.py's spec) in headless Chromium as `token`'s holder: its report,
+    /// and whether every check held.
+    func browse(_ pages: [[String: Any]], token: String) async throws -> (ok: Bool, report: String) {
+        let file = cli.directory.appendingPathComponent("pages-\(UUID().uuidString).json")
+        try JSONSerialization.data(withJSONObject: pages).write(to: file)
+        let check = try await Program.run("/usr/bin/python3", [CLI.packageRoot.appendingPathComponent("tools/browser_check.py").path, base, token, file.path], in: cli.directory)
+        return (check.status == 0, check.output)
+    }
+
     struct Reply {
         var status: Int
         var body: String

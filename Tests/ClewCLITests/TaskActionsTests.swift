@@ -95,10 +95,8 @@ struct TaskActionsTests {
              "absent": ["never-recorded"]],
             ["path": "/runs/ops_code/\(runs[2])", "count": ["#run-code": 1]],
         ]
-        let file = cli.directory.appendingPathComponent("pages.json")
-        try JSONSerialization.data(withJSONObject: spec).write(to: file)
-        let check = try await Program.run("/usr/bin/python3", [CLI.packageRoot.appendingPathComponent("tools/browser_check.py").path, server.base, viewer, file.path], in: cli.directory)
-        #expect(check.status == 0, "\(check.output)")
+        let check = try await server.browse(spec, token: viewer)
+        #expect(check.ok, "\(check.report)")
         // The secrets are nowhere in the ledger.
         let log = try await cli.run(["log", "--json"])
         #expect(log.status == 0 && !log.stdout.contains("never-recorded"))
@@ -143,10 +141,8 @@ struct TaskActionsTests {
              "text": ["#run-tasks tr[data-task=load]": "marked failed by token:oncall"]],
         ]
         for (token, pages) in [(viewer, spec), (operatorToken, operatorSpec)] {
-            let file = cli.directory.appendingPathComponent("pages-\(UUID().uuidString).json")
-            try JSONSerialization.data(withJSONObject: pages).write(to: file)
-            let check = try await Program.run("/usr/bin/python3", [CLI.packageRoot.appendingPathComponent("tools/browser_check.py").path, server.base, token, file.path], in: cli.directory)
-            #expect(check.status == 0, "\(check.output)")
+            let check = try await server.browse(pages, token: token)
+            #expect(check.ok, "\(check.report)")
         }
         let audit = try await server.get("/api/audit?limit=50", token: server.adminToken).array.compactMap { $0["entry"] as? [String: Any] }
         let actions = audit.filter { ($0["action"] as? String)?.hasPrefix("task.") == true }.map { "\($0["action"] as? String ?? "") \($0["outcome"] as? String ?? "")" }

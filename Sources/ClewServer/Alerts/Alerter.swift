@@ -388,7 +388,7 @@ public final class Alerter: Sendable {
     }
 
     func deliverWebhook(_ alert: Alert, to url: String) async -> AlertDelivery {
-        var d = delivery(alert, channel: "webhook", target: Self.shown(url))
+        let d = delivery(alert, channel: "webhook", target: Self.shown(url))
         var body: [String: Any] = [
             "id": alert.id, "rule": alert.rule.rawValue, "dag": alert.dag, "subject": "[clew] " + alert.subject,
             "text": Self.text(alert, dashboard: options.dashboardURL),
@@ -398,9 +398,7 @@ public final class Alerter: Sendable {
         if let task = alert.task { body["task"] = task }
         if let payload = try? JSONSerialization.jsonObject(with: alert.source.payload) { body["payload"] = payload }
         let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
-        var delay = options.baseDelay
-        while d.attempts < options.attempts {
-            d.attempts += 1
+        return await tries(d) { d in
             do {
                 var request = HTTPClientRequest(url: url)
                 request.method = .POST
@@ -412,20 +410,38 @@ public final class Alerter: Sendable {
                 let response = try await Self.http.execute(request, timeout: .seconds(10))
                 _ = try? await response.body.collect(upTo: 1 << 16)
                 d.statusCode = Int(response.status.code)
-                if (200..<300).contains(response.status.code) {
-                    d.error = nil
-                    return d
-                }
+                if (200..<300).contains(response.status.code) { return .delivered }
                 d.error = "HTTP \(response.status.code)"
                 // A refusal other than "too many" or "timed out" will not change on a retry.
-                if (400..<500).contains(response.status.code) && ![408, 429].contains(response.status.code) { return d }
+                return (400..<500).contains(response.status.code) && ![408, 429].contains(response.status.code) ? .givenUp : .again
             } catch {
                 d.statusCode = nil
                 d.error = "\(error)"
+                return .again
             }
-            if d.attempts < options.attempts {
-                try? await Task.sleep(for: delay)
-                delay *= 2
+        }
+    }
+
+    enum Try { case delivered, again, givenUp }
+
+    /// Tries `once` up to ``AlertOptions/attempts`` times, waiting ``AlertOptions/baseDelay`` before the
+    /// second and doubling it, until it delivers or gives up (it sets the delivery's status and error).
+    func tries(_ delivery: AlertDelivery, _ once: (inout AlertDelivery) async -> Try) async -> AlertDelivery {
+        var d = delivery
+        var delay = options.baseDelay
+        while d.attempts < options.attempts {
+            d.attempts += 1
+            switch await once(&d) {
+            case .delivered:
+                d.error = nil
+                return d
+            case .givenUp:
+                return d
+            case .again:
+                if d.attempts < options.attempts {
+                    try? await Task.sleep(for: delay)
+                    delay *= 2
+                }
             }
         }
         return d
@@ -444,28 +460,21 @@ public final class Alerter: Sendable {
         }
         d.host = "\(settings.host):\(settings.port)"
         let message = Self.mail(alert, from: from, to: addresses, text: Self.text(alert, dashboard: options.dashboardURL))
-        var delay = options.baseDelay
-        while d.attempts < options.attempts {
-            d.attempts += 1
+        return await tries(d) { d in
             do {
                 let reply = try await SMTPClient.send(message, from: from, to: addresses, with: settings)
                 d.statusCode = Int(reply.prefix(3))
-                d.error = nil
-                return d
+                return .delivered
             } catch let error as SMTPError {
                 d.statusCode = error.code
                 d.error = error.description
-                if !error.isTransient { return d }
+                return error.isTransient ? .again : .givenUp
             } catch {
                 d.statusCode = nil
                 d.error = "\(error)"
-            }
-            if d.attempts < options.attempts {
-                try? await Task.sleep(for: delay)
-                delay *= 2
+                return .again
             }
         }
-        return d
     }
 
     /// The SMTP server of Connection `id`: one of its hosts, its port, login, password (read through its
