@@ -41,6 +41,8 @@ struct MetricsTests {
         }
         #expect(families["clew_runs"]?["type"] as? String == "gauge")
         #expect(value("clew_runs", ["state": "failed"]) == 1 && value("clew_runs", ["state": "succeeded"]) == 1, "\(samples("clew_runs"))")
+        // ops_sla: slow succeeded, boom failed; ops_pool: three succeeded.
+        #expect(value("clew_tasks", ["state": "succeeded"]) == 4 && value("clew_tasks", ["state": "failed"]) == 1, "\(samples("clew_tasks"))")
         #expect(families["clew_events_appended"]?["type"] as? String == "counter", "the parser names a counter without _total: \(families.keys.sorted())")
         #expect((value("clew_events_appended", ["type": "run.failed"], sample: "clew_events_appended_total") ?? 0) >= 1)
         #expect((value("clew_events_appended", ["type": "pool.acquired"], sample: "clew_events_appended_total") ?? 0) >= 3)

@@ -102,7 +102,7 @@ struct TaskActionsTests {
         #expect(log.status == 0 && !log.stdout.contains("never-recorded"))
     }
 
-    @Test("API and dashboard: mark and clear as an operator (audited), refused for a viewer (audited), 404 for an unknown task; the run page's action form in headless Chromium")
+    @Test("API and dashboard: mark and clear over the API, then clear, mark success and mark failed with the run page's forms in headless Chromium as an operator (a viewer sees none); each audited")
     func serve() async throws {
         let cli = CLI()
         defer { cli.cleanUp() }
@@ -123,29 +123,44 @@ struct TaskActionsTests {
         let badState = try await server.post("\(base)/transform/mark", token: operatorToken, #"{"state":"maybe"}"#)
         #expect(badState.status == 400 && badState.message.contains("'maybe' is not success or failed"), "\(badState.body)")
 
-        // Clear over the API, once fixed: 202, then the run succeeds.
-        #expect(FileManager.default.createFile(atPath: fixed, contents: Data()))
-        let clear = try await server.post("\(base)/transform/clear", token: operatorToken, #"{"reason":"source fixed"}"#)
-        #expect(clear.status == 202, "\(clear.body)")
-        try await CLI.waitUntil("the cleared run to succeed") {
-            (try await server.get("/api/runs/ops_actions/\(runID)", token: viewer).object["run"] as? [String: Any])?["state"] as? String == "succeeded"
+        // The API: marks and clears as the dashboard does (a clear is a 202 and a run in the background).
+        let markAPI = try await server.post("\(base)/extract/mark", token: operatorToken, #"{"state":"failed","reason":"bad source"}"#)
+        #expect(markAPI.status == 200 && markAPI.object["task"] as? String == "extract", "\(markAPI.body)")
+        let clearAPI = try await server.post("\(base)/extract/clear", token: operatorToken, #"{"reason":"source fixed"}"#)
+        #expect(clearAPI.status == 202, "\(clearAPI.body)")
+        // Ended again once resubmitted (extract runs again; transform still fails: not fixed yet).
+        func ended(resubmissions n: Int) async throws -> String? {
+            let run = try await server.get("/api/runs/ops_actions/\(runID)", token: viewer).object["run"] as? [String: Any]
+            guard run?["resubmissions"] as? Int == n, let state = run?["state"] as? String, ["failed", "succeeded"].contains(state) else { return nil }
+            return state
         }
+        try await CLI.waitUntil("the cleared run to end") { try await ended(resubmissions: 1) != nil }
 
-        // The dashboard: a viewer sees no action forms; an operator marks load failed with the form.
+        // The dashboard: a viewer sees no action forms; an operator takes all three with the forms.
         let page = "/runs/ops_actions/\(runID)"
-        let spec: [[String: Any]] = [
-            ["path": page, "count": ["#run-tasks tbody tr": 3], "missing": ["#action-load"]],
-        ]
-        let operatorSpec: [[String: Any]] = [
-            ["path": page, "count": ["#action-load": 1], "submit": ["form": "#action-load", "fields": ["reason": "wrong rows loaded"], "button": "button[value=failed]"],
-             "text": ["#run-tasks tr[data-task=load]": "marked failed by token:oncall"]],
-        ]
-        for (token, pages) in [(viewer, spec), (operatorToken, operatorSpec)] {
-            let check = try await server.browse(pages, token: token)
-            #expect(check.ok, "\(check.report)")
+        let viewerCheck = try await server.browse([["path": page, "count": ["#run-tasks tbody tr": 3], "missing": ["#action-load", ".task-action"]]], token: viewer)
+        #expect(viewerCheck.ok, "\(viewerCheck.report)")
+        func act(_ task: String, _ button: String, _ reason: String, expect text: String) async throws {
+            let check = try await server.browse(
+                [["path": page, "submit": ["form": "#action-\(task)", "fields": ["reason": reason], "button": "button[value=\(button)]"],
+                  "text": ["#run-tasks tr[data-task=\(task)]": text]]],
+                token: operatorToken)
+            #expect(check.ok, "\(task) \(button): \(check.report)")
         }
+        // transform still fails (not fixed yet): mark it succeeded by hand.
+        try await act("transform", "success", "loaded by hand", expect: "marked succeeded by token:oncall")
+        // Fixed: clear it from the page, and the run succeeds (transform and load run again).
+        #expect(FileManager.default.createFile(atPath: fixed, contents: Data()))
+        try await act("transform", "clear", "source fixed", expect: "")
+        try await CLI.waitUntil("the cleared run to end") { try await ended(resubmissions: 2) != nil }
+        #expect(try await ended(resubmissions: 2) == "succeeded")
+        try await act("load", "failed", "wrong rows loaded", expect: "marked failed by token:oncall")
+        let cleared = try await cli.run(["log", "--type", "task.cleared", "--json"]).stdout.split(separator: "\n").count
+        #expect(cleared == 2, "one clear over the API, one from the page")
         let audit = try await server.get("/api/audit?limit=50", token: server.adminToken).array.compactMap { $0["entry"] as? [String: Any] }
         let actions = audit.filter { ($0["action"] as? String)?.hasPrefix("task.") == true }.map { "\($0["action"] as? String ?? "") \($0["outcome"] as? String ?? "")" }
-        #expect(actions == ["task.mark ok", "task.clear ok", "task.mark refused", "task.mark refused", "task.mark denied"], "newest first: \(actions)")
+        #expect(
+            actions == ["task.mark ok", "task.clear ok", "task.mark ok", "task.clear ok", "task.mark ok", "task.mark refused", "task.mark refused", "task.mark denied"],
+            "newest first: \(actions)")
     }
 }

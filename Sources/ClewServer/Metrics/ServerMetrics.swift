@@ -105,6 +105,11 @@ final class ServerMetrics: Sendable {
         }
         let attempts = runs.reduce(0) { $0 + $1.attempts }
         r.makeGauge(name: "clew_attempts", help: "Task attempts of the runs queued in the last 24 hours").set(Double(attempts))
+        var tasks: [String: Int] = ["succeeded": 0, "failed": 0, "skipped": 0, "upstream_failed": 0]
+        for run in runs { for (s, n) in run.taskStates ?? [:] { tasks[s, default: 0] += n } }
+        for (s, n) in tasks {
+            r.makeGauge(name: "clew_tasks", labels: [("state", s)], help: "Tasks of the ended runs queued in the last 24 hours, by final state").set(Double(n))
+        }
         r.makeGauge(name: "clew_runs_in_flight", help: "Runs this server is running now").set(Double(await state.runs.activeRuns.count))
         for v in views {
             r.makeGauge(name: "clew_view_lag_events", labels: [("view", v.view)], help: "Events of the log a view has not folded yet")
