@@ -115,11 +115,29 @@ public final class PostgresLog: SharedLog {
 
     // MARK: Schema
 
+    /// Creates or upgrades the tables when they need it, then reads the ledger's id.
+    ///
+    /// A ledger already prepared runs no DDL at all: many hosts connect to one log while others append,
+    /// and a statement such as `CREATE INDEX IF NOT EXISTS` or `ALTER TABLE` takes a table lock even when
+    /// it has nothing to do, which deadlocked with an appender's row locks (seen in CI: two hosts racing
+    /// for a lease, one refused with `40P01`). Creation and upgrade happen under one advisory lock, look
+    /// again once they hold it, and an upgrade takes its exclusive table lock before anything else.
     private static func prepareSchema(_ c: PostgresConnection, location: PostgresLocation, create: Bool, logger: Logger) async throws -> String {
+        func exists(_ table: String, on c: PostgresConnection) async throws -> Bool {
+            try await c.query("SELECT to_regclass(\(table)) IS NOT NULL", logger: logger).collect().first?.decode(Bool.self) ?? false
+        }
         do {
-            if create {
+            let prepared = try await exists("clew_erasures", on: c)
+            if !prepared, try await create ? true : exists("clew_meta", on: c) {
                 try await c.withTransaction(logger: logger) { c in
                     try await c.query("SELECT pg_advisory_xact_lock(\(schemaLock))", logger: logger)
+                    if try await exists("clew_erasures", on: c) { return }  // another process prepared it meanwhile
+                    if try await exists("clew_events", on: c) {
+                        try await c.query("LOCK TABLE clew_events IN ACCESS EXCLUSIVE MODE", logger: logger)
+                        for statement in additions { try await c.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+                        return
+                    }
+                    guard create else { return }
                     for statement in schema { try await c.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
                     let created = ISO8601DateFormatter().string(from: Date())
                     let newID = UUID().uuidString.lowercased()
@@ -135,8 +153,7 @@ public final class PostgresLog: SharedLog {
                         logger: logger)
                 }
             }
-            let exists = try await c.query("SELECT to_regclass('clew_meta') IS NOT NULL", logger: logger).collect().first?.decode(Bool.self) ?? false
-            guard exists else {
+            guard try await exists("clew_meta", on: c) else {
                 throw LedgerError(.notALedger, "the database \(location) holds no Clew ledger; create one with `clew init --ledger \(location)`")
             }
             var meta: [String: String] = [:]
@@ -150,13 +167,6 @@ public final class PostgresLog: SharedLog {
                 throw LedgerError(
                     .unsupportedFormat, "the ledger in \(location) is of format \(version); this build reads format \(SharedLogFormat.version)")
             }
-            let current = try await c.query("SELECT to_regclass('clew_erasures') IS NOT NULL", logger: logger).collect().first?.decode(Bool.self) ?? false
-            if !current {
-                try await c.withTransaction(logger: logger) { c in
-                    try await c.query("SELECT pg_advisory_xact_lock(\(schemaLock))", logger: logger)
-                    for statement in additions { try await c.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
-                }
-            }
             return id
         } catch let error as LedgerError {
             throw error
@@ -168,6 +178,7 @@ public final class PostgresLog: SharedLog {
         }
     }
 
+    /// The tables of a new log (the payload column admits NULL: an erased payload).
     static let schema = [
         "CREATE TABLE IF NOT EXISTS clew_meta (key text PRIMARY KEY, value text NOT NULL)",
         """
@@ -176,7 +187,7 @@ public final class PostgresLog: SharedLog {
         """,
         """
         CREATE TABLE IF NOT EXISTS clew_events (seq bigint PRIMARY KEY, stream text NOT NULL, type text NOT NULL,
-        time_us bigint NOT NULL, envelope bytea NOT NULL, payload bytea NOT NULL)
+        time_us bigint NOT NULL, envelope bytea NOT NULL, payload bytea)
         """,
         "CREATE INDEX IF NOT EXISTS clew_events_stream ON clew_events (stream, seq)",
         "CREATE INDEX IF NOT EXISTS clew_events_type_time ON clew_events (type, time_us)",
@@ -184,10 +195,10 @@ public final class PostgresLog: SharedLog {
         CREATE TABLE IF NOT EXISTS clew_batches (id uuid PRIMARY KEY, first_seq bigint NOT NULL, last_seq bigint NOT NULL UNIQUE,
         root bytea NOT NULL, committed timestamptz NOT NULL DEFAULT now())
         """,
-    ] + additions
+    ] + additions.dropFirst()
 
-    /// What logs created before shared erasure and checkpoints lack: run on connecting when `clew_erasures`
-    /// is missing.
+    /// What logs created before shared erasure and checkpoints lack: run, under an exclusive lock on
+    /// `clew_events`, on connecting when `clew_erasures` is missing.
     static let additions = [
         "ALTER TABLE clew_events ALTER COLUMN payload DROP NOT NULL",
         "CREATE TABLE IF NOT EXISTS clew_erasures (seq bigint PRIMARY KEY, record_seq bigint NOT NULL)",

@@ -271,6 +271,66 @@ struct SharedLogTests {
         #expect(fromEnvironment.tls == .prefer)
     }
 
+    @Test("hosts connecting (and creating) while others append never deadlock; a log of the older schema is upgraded once, under appends")
+    func connectWhileAppending() async throws {
+        // CI once saw `clew` on one host refused with 40P01: its connect ran DDL on a prepared log and
+        // deadlocked with another host's append. A prepared log now runs no DDL; an upgrade locks first.
+        for older in [false, true] {
+            try await TestServer.withDatabase { url in
+                try await withTemporaryDirectory { dir in
+                    if older {
+                        for statement in Self.olderSchema.split(separator: ";\n") { try await TestServer.query(url, String(statement)) }
+                    }
+                    let a = try await openHost(url, dir.appendingPathComponent("a"), create: !older)
+                    defer { a.close() }
+                    let b = try await openHost(url, dir.appendingPathComponent("b"))
+                    defer { b.close() }
+                    try await appendWhileConnecting(a, b, url: url)
+                    try await a.pull()
+                    #expect(try a.verify().isValid)
+                    let shared = try await b.verifyShared()
+                    #expect(shared.isValid, "\(shared.problems)")
+                }
+            }
+        }
+    }
+
+    /// Two hosts append 10 batches each while 12 connections open (half with `create`); all succeed.
+    private func appendWhileConnecting(_ a: Ledger, _ b: Ledger, url: String) async throws {
+        let before = try await a.sharedLog!.head().size
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (n, host) in [a, b].enumerated() {
+                group.addTask {
+                    for batch in 0..<10 { _ = try await host.append(contentsOf: (0..<3).map { event(n * 100 + batch * 3 + $0) }) }
+                }
+            }
+            for n in 0..<12 {
+                group.addTask {
+                    let log = try await PostgresLog.connect(try PostgresLocation(url), create: n % 2 == 0)
+                    log.close()
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await a.sharedLog!.head().size == before + 60)
+    }
+
+    /// The tables as shared logs were first created: no erasures or checkpoints, and
+    /// payloads that could not be NULL.
+    static let olderSchema = """
+        CREATE TABLE clew_meta (key text PRIMARY KEY, value text NOT NULL);
+        CREATE TABLE clew_head (one boolean PRIMARY KEY CHECK (one), last_seq bigint NOT NULL, frontier bytea NOT NULL, root bytea NOT NULL);
+        CREATE TABLE clew_events (seq bigint PRIMARY KEY, stream text NOT NULL, type text NOT NULL, time_us bigint NOT NULL,
+            envelope bytea NOT NULL, payload bytea NOT NULL);
+        CREATE INDEX clew_events_stream ON clew_events (stream, seq);
+        CREATE INDEX clew_events_type_time ON clew_events (type, time_us);
+        CREATE TABLE clew_batches (id uuid PRIMARY KEY, first_seq bigint NOT NULL, last_seq bigint NOT NULL UNIQUE,
+            root bytea NOT NULL, committed timestamptz NOT NULL DEFAULT now());
+        INSERT INTO clew_meta VALUES ('format', 'clew-ledger'), ('version', '2'), ('id', 'c0ffee00-0000-4000-8000-000000000001'),
+            ('created', '2026-01-01T00:00:00Z');
+        INSERT INTO clew_head VALUES (true, 0, ''::bytea, '\\xe3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'::bytea);
+        """
+
     @Test("a replica directory belongs to one shared log, and takes no appends of its own")
     func replicaDirectories() async throws {
         try await TestServer.withDatabase { first in
