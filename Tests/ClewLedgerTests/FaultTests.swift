@@ -266,4 +266,21 @@ struct CheckpointTests {
         try Data("garbage".utf8).write(to: dir.appendingPathComponent("bad.key"))
         #expect(throws: LedgerError.self) { try CheckpointSigningKey(contentsOf: dir.appendingPathComponent("bad.key")) }
     }
+
+    @Test("a record's zstd header claiming more than its bytes could decode to is refused before any allocation")
+    func implausibleFrameSize() throws {
+        let codec = ZstdCodec(level: 3)
+        var frame: [UInt8] = []
+        let text = Array(String(repeating: "clew ", count: 200).utf8)
+        try text.withUnsafeBytes { try codec.compress($0, dictionary: nil, into: &frame) }
+        var out: [UInt8] = []
+        try frame.withUnsafeBytes { try codec.decompress($0, dictionary: nil, into: &out) }
+        #expect(out == text)
+        // Magicless header: single segment, 8-byte content size (1 GiB), then one 1-byte RLE block.
+        let lie: [UInt8] = [0xE0] + (0..<8).map { UInt8(truncatingIfNeeded: UInt64(1 << 30) >> (8 * $0)) } + [0x13, 0x00, 0x00, 0x41]
+        #expect(ZstdCodec.plausibleSize(compressed: lie.count) < 1 << 20)
+        #expect { try lie.withUnsafeBytes { try codec.decompress($0, dictionary: nil, into: &out) } } throws: {
+            "\($0)".contains("frame header is malformed")
+        }
+    }
 }

@@ -73,4 +73,41 @@ import Testing
             #expect(try other.lastSeq == 0)
         }
     }
+
+    /// A bundle's zstd header says how big it is; found in review: import trusted up to 16 GiB of it.
+    @Test("bundles whose zstd header lies about their size are refused by name, without allocating what they claim")
+    func lyingBundleHeaders() async throws {
+        /// One zstd frame: single segment, an 8-byte content size of `claim`, one raw last block of `body`.
+        func frame(claim: UInt64, body: [UInt8], trailing: [UInt8] = []) -> Data {
+            var bytes: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD, 0xE0]
+            bytes += (0..<8).map { UInt8(truncatingIfNeeded: claim >> (8 * $0)) }
+            let header = UInt32(body.count) << 3 | 1
+            bytes += [UInt8(header & 0xFF), UInt8(header >> 8 & 0xFF), UInt8(header >> 16 & 0xFF)]
+            return Data(bytes + body + trailing)
+        }
+        let body = Array("{\"format\":\"clew-run-bundle\"}\n".utf8)
+        #expect(try RunBundle.decompress(frame(claim: UInt64(body.count), body: body), name: "ok") == Data(body))
+        let cases: [(Data, String)] = [
+            (frame(claim: 1 << 34, body: body), "declares 17179869184 bytes uncompressed; bundles are limited to 1073741824 bytes"),
+            (frame(claim: 1 << 29, body: body), "damaged"),
+            (frame(claim: UInt64(body.count), body: body, trailing: [1, 2, 3]), "3 bytes follow the zstd frame"),
+            (frame(claim: UInt64(body.count), body: body).dropLast(4), "damaged"),
+            (Data("hello".utf8), "not a Clew run bundle"),
+        ]
+        try await withTemporaryDirectory { dir in
+            let ledger = try Ledger.create(at: dir.appendingPathComponent("l"))
+            defer { ledger.close() }
+            for (n, (data, message)) in cases.enumerated() {
+                let file = dir.appendingPathComponent("case\(n).clewrun")
+                try data.write(to: file)
+                do {
+                    _ = try await RunBundle.importBundle(from: file, into: ledger)
+                    Issue.record("case \(n) was imported")
+                } catch let e as ReplayError {
+                    #expect(e.description.contains(message), "case \(n): \(e)")
+                }
+            }
+            #expect(try ledger.lastSeq == 0)
+        }
+    }
 }

@@ -25,9 +25,13 @@ final class ZstdDictionary: @unchecked Sendable {
     let ddict: OpaquePointer
 
     init(id: UInt32, bytes: [UInt8], level: Int32) throws {
-        guard let c = bytes.withUnsafeBytes({ ZSTD_createCDict($0.baseAddress, $0.count, level) }),
-            let d = bytes.withUnsafeBytes({ ZSTD_createDDict($0.baseAddress, $0.count) })
-        else { throw ZstdError(reason: "dictionary \(id) could not be loaded") }
+        guard let c = bytes.withUnsafeBytes({ ZSTD_createCDict($0.baseAddress, $0.count, level) }) else {
+            throw ZstdError(reason: "dictionary \(id) could not be loaded for compression")
+        }
+        guard let d = bytes.withUnsafeBytes({ ZSTD_createDDict($0.baseAddress, $0.count) }) else {
+            ZSTD_freeCDict(c)
+            throw ZstdError(reason: "dictionary \(id) could not be loaded for decompression")
+        }
         self.id = id
         self.bytes = bytes
         self.cdict = c
@@ -75,14 +79,14 @@ final class ZstdCodec: Sendable {
         decompressors.withLock { $0.forEach { ZSTD_freeDCtx($0.pointer) } }
     }
 
-    private func withCompressor<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
-        let cctx = compressors.withLock { $0.popLast() } ?? Context(pointer: makeCompressor())
+    private func withCompressor<T>(_ body: (OpaquePointer) throws -> T) throws -> T {
+        let cctx = try compressors.withLock { $0.popLast() } ?? Context(pointer: makeCompressor())
         defer { compressors.withLock { $0.append(cctx) } }
         return try body(cctx.pointer)
     }
 
-    private func makeCompressor() -> OpaquePointer {
-        let cctx = ZSTD_createCCtx()!
+    private func makeCompressor() throws(ZstdError) -> OpaquePointer {
+        guard let cctx = ZSTD_createCCtx() else { throw ZstdError(reason: "cannot create a compression context (out of memory)") }
         ZSTD_CCtx_setParameter(cctx, clew_zstd_c_format(), clew_zstd_f_magicless())
         ZSTD_CCtx_setParameter(cctx, ZSTD_c_dictIDFlag, 0)
         ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0)
@@ -90,17 +94,21 @@ final class ZstdCodec: Sendable {
         return cctx
     }
 
-    private func withDecompressor<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
-        let dctx =
-            decompressors.withLock { $0.popLast() }
-            ?? {
-                let d = ZSTD_createDCtx()!
-                ZSTD_DCtx_setParameter(d, clew_zstd_d_format(), clew_zstd_f_magicless())
-                return Context(pointer: d)
-            }()
+    private func withDecompressor<T>(_ body: (OpaquePointer) throws -> T) throws -> T {
+        let dctx = try decompressors.withLock { $0.popLast() } ?? makeDecompressor()
         defer { decompressors.withLock { $0.append(dctx) } }
         return try body(dctx.pointer)
     }
+
+    private func makeDecompressor() throws(ZstdError) -> Context {
+        guard let d = ZSTD_createDCtx() else { throw ZstdError(reason: "cannot create a decompression context (out of memory)") }
+        ZSTD_DCtx_setParameter(d, clew_zstd_d_format(), clew_zstd_f_magicless())
+        return Context(pointer: d)
+    }
+
+    /// The most a frame of `compressed` bytes can decode to: a block holds at most 128 KiB and takes at
+    /// least 4 bytes (an RLE block), so a header claiming more is a lie, refused before any allocation.
+    static func plausibleSize(compressed: Int) -> Int64 { min(1 << 30, Int64(compressed) << 15 + (1 << 17)) }
 
     /// Appends the compressed frame of `src` to `out`.
     func compress(_ src: UnsafeRawBufferPointer, dictionary: ZstdDictionary?, into out: inout [UInt8]) throws {
@@ -126,7 +134,7 @@ final class ZstdCodec: Sendable {
     /// Decompresses one frame, replacing the contents of `out`.
     func decompress(_ src: UnsafeRawBufferPointer, dictionary: ZstdDictionary?, into out: inout [UInt8]) throws {
         let size = clew_zstd_magicless_content_size(src.baseAddress, src.count)
-        guard size >= 0, size <= 1 << 30 else { throw ZstdError(reason: "frame header is malformed") }
+        guard size >= 0, size <= Self.plausibleSize(compressed: src.count) else { throw ZstdError(reason: "frame header is malformed") }
         if out.count != Int(size) {
             out.removeAll(keepingCapacity: true)
             out.append(contentsOf: repeatElement(0, count: Int(size)))

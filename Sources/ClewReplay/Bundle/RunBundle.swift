@@ -197,15 +197,45 @@ public enum RunBundle {
         return out
     }
 
+    /// The largest bundle this build opens, uncompressed: the ledger's own codec cap.
+    static let maxBundleBytes: UInt64 = 1 << 30
+
+    /// Decodes a bundle's one zstd frame. The frame header's size is a claim, not an allocation: the
+    /// output grows only as real data decodes (a 30-byte file claiming 16 GiB costs nothing), a size
+    /// past ``maxBundleBytes`` is refused by name, and a frame that decodes to another size than it
+    /// declared, stops short, or is followed by other bytes is damaged.
     static func decompress(_ data: Data, name: String) throws -> Data {
-        let size = data.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, data.count) }
-        guard size != ZSTD_CONTENTSIZE_ERROR, size != ZSTD_CONTENTSIZE_UNKNOWN, size < 1 << 34 else {
+        let declared = data.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, data.count) }
+        guard declared != ZSTD_CONTENTSIZE_ERROR, declared != ZSTD_CONTENTSIZE_UNKNOWN else {
             throw ReplayError("\(name) is not a Clew run bundle (not a zstd frame with a known size)")
         }
-        var out = Data(count: Int(size))
-        let n = out.withUnsafeMutableBytes { o in data.withUnsafeBytes { i in ZSTD_decompress(o.baseAddress, Int(size), i.baseAddress, data.count) } }
-        guard ZSTD_isError(n) == 0 else { throw ReplayError("\(name): damaged (\(String(cString: ZSTD_getErrorName(n))))") }
-        out.count = n
+        guard declared <= maxBundleBytes else {
+            throw ReplayError("\(name) declares \(declared) bytes uncompressed; bundles are limited to \(maxBundleBytes) bytes (1 GiB)")
+        }
+        guard let dctx = ZSTD_createDCtx() else { throw ReplayError("zstd: cannot create a decompression context (out of memory)") }
+        defer { ZSTD_freeDCtx(dctx) }
+        var out = Data()
+        let step = ZSTD_DStreamOutSize()
+        var chunk = [UInt8](repeating: 0, count: step)
+        var finished = false
+        try data.withUnsafeBytes { (src: UnsafeRawBufferPointer) in
+            var input = ZSTD_inBuffer(src: src.baseAddress, size: src.count, pos: 0)
+            while !finished {
+                let (rc, produced) = chunk.withUnsafeMutableBytes { dst -> (Int, Int) in
+                    var output = ZSTD_outBuffer(dst: dst.baseAddress, size: dst.count, pos: 0)
+                    let rc = ZSTD_decompressStream(dctx, &output, &input)
+                    return (rc, output.pos)
+                }
+                guard ZSTD_isError(rc) == 0 else { throw ReplayError("\(name): damaged (\(String(cString: ZSTD_getErrorName(rc))))") }
+                out.append(contentsOf: chunk[0..<produced])
+                guard UInt64(out.count) <= declared else { throw ReplayError("\(name): damaged (decodes past the \(declared) bytes it declares)") }
+                if rc == 0 { finished = true } else if input.pos == input.size && produced < step {
+                    throw ReplayError("\(name): damaged (truncated: the zstd frame stops after \(out.count) of \(declared) bytes)")
+                }
+            }
+            guard input.pos == input.size else { throw ReplayError("\(name): damaged (\(input.size - input.pos) bytes follow the zstd frame)") }
+        }
+        guard UInt64(out.count) == declared else { throw ReplayError("\(name): damaged (decodes to \(out.count) bytes, declares \(declared))") }
         return out
     }
 }
