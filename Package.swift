@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "ClewServer", targets: ["ClewServer"]),
         .library(name: "ClewBenchmarks", targets: ["ClewBenchmarks"]),
         .library(name: "ClewCLI", targets: ["ClewCLI"]),
+        .library(name: "ClewFuzzTargets", targets: ["ClewFuzzTargets"]),
         .executable(name: "clew", targets: ["clew"]),
     ],
     dependencies: [
@@ -176,6 +177,12 @@ let package = Package(
             name: "clew",
             dependencies: ["ClewCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Clew's parsers of outside input as fuzz targets: libFuzzer drives them from Fuzz/ (tools/fuzz.sh),
+        // the regression test replays Fixtures/fuzz/ through them.
+        .target(
+            name: "ClewFuzzTargets",
+            dependencies: ["ClewCLI", "ClewEngine", "ClewLedger", "ClewReplay", "ClewServer"]
+        ),
         // What the test targets share: one way to get a temporary ledger and an engine over it.
         .target(
             name: "ClewTestSupport",
@@ -205,6 +212,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
+                "ClewFuzzTargets",
             ]
         ),
         .testTarget(name: "ClewForensicsTests", dependencies: ["ClewTestSupport", "ClewCore", "ClewForensics", "ClewProjections", "ClewEngine", "ClewLedger"]),

@@ -41,6 +41,8 @@ install dbt "dbt-core~=1.9.0" "dbt-duckdb~=1.9.0" "openlineage-dbt"
 # Operations peers: a real SMTP server (STARTTLS, AUTH) the alert tests start on loopback, and the
 # Prometheus client's parser of the exposition format the metrics test reads /metrics with.
 install ops "aiosmtpd==1.4.6" "prometheus-client==0.21.1"
+# API conformance: schemathesis generates requests from docs/openapi.yaml and checks the answers.
+install conformance "schemathesis==4.32.5"
 # Clew's own Python package (python/ in this repository), for Python tasks: reinstalled when its files
 # change; also into the Airflow venvs (their DAGs' tasks use it), without reinstalling Airflow.
 source_dir="$(cd "$(dirname "$0")/../python" && pwd)"

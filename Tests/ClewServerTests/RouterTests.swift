@@ -13,6 +13,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import Testing
+import Yams
 
 @testable import ClewServer
 
@@ -42,6 +43,36 @@ struct RouterTests {
     }
 
     struct Unclassified: Error {}
+
+    @Test("every API route the router has is in docs/openapi.yaml with its method, and every operation there is a route")
+    func routesMatchTheSpec() async throws {
+        try await Self.withServer { state, _ in
+            let router = Routes.build(state)
+            // `:name` and `{name}` alike: the spec's spelling.
+            func spelled(_ path: String) -> String {
+                path.split(separator: "/", omittingEmptySubsequences: false).map { part in
+                    part.hasPrefix(":") ? "{\(part.dropFirst())}" : String(part)
+                }.joined(separator: "/")
+            }
+            let served = Set(router.routes.map { "\($0.method.rawValue) \(spelled("\($0.path)"))" }.filter {
+                let path = $0.split(separator: " ")[1]
+                return path.hasPrefix("/api/") || path == "/metrics"
+            })
+            let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            let text = try String(contentsOf: root.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
+            let spec = try #require(try Yams.load(yaml: text) as? [String: Any])
+            let paths = try #require(spec["paths"] as? [String: Any])
+            var documented = Set<String>()
+            for (path, item) in paths {
+                for method in (item as? [String: Any] ?? [:]).keys where ["get", "put", "post", "delete", "patch", "head"].contains(method) {
+                    documented.insert("\(method.uppercased()) \(path)")
+                }
+            }
+            #expect(served.count >= 60, "\(served.sorted())")
+            #expect(served.subtracting(documented).sorted() == [], "routes the spec does not document")
+            #expect(documented.subtracting(served).sorted() == [], "operations in the spec the router does not have")
+        }
+    }
 
     @Test("each error category answers its HTTP status; an error nobody classified is a 500, never a 400")
     func errorStatuses() async throws {

@@ -1,24 +1,26 @@
-import ClewCore
-import ClewLedger
+package import ClewCore
+package import ClewLedger
 import Foundation
 
 /// Parses the JSON lines `clew append` reads: one object per line with `type`, `stream`, `payload`
 /// (any JSON), and optionally `actor`, `time` (ISO 8601) and `schema_version`.
 ///
 /// Payloads are normalised (keys sorted, no insignificant whitespace), so equal JSON gives equal bytes.
-struct EventLineParser {
+package struct EventLineParser {
     static let knownFields: Set<String> = ["type", "stream", "actor", "time", "payload", "schema_version"]
     var defaultActor = "clew-cli"
 
-    struct LineError: ClewError {
-        var category: ErrorCategory { .invalidInput }
-        let line: Int
-        let reason: String
-        var description: String { "line \(line): \(reason)" }
+    package init(defaultActor: String = "clew-cli") { self.defaultActor = defaultActor }
+
+    package struct LineError: ClewError {
+        package var category: ErrorCategory { .invalidInput }
+        package let line: Int
+        package let reason: String
+        package var description: String { "line \(line): \(reason)" }
     }
 
     /// Every event of `text`, or the first error (with its line number). Blank lines are skipped.
-    func parse(_ text: String) throws(LineError) -> [NewEvent] {
+    package func parse(_ text: String) throws(LineError) -> [NewEvent] {
         var events: [NewEvent] = []
         var number = 0
         for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -72,7 +74,9 @@ struct EventLineParser {
         }
         var schemaVersion: UInt32 = 1
         if let v = object["schema_version"] {
-            guard !(v is Bool), let n = v as? Int, let value = UInt32(exactly: n) else {
+            // Not `v is Bool`: on Linux every JSON number bridges to Bool, so that refused `1` (found by
+            // the fuzz seeds); a JSON boolean is the NSNumber whose type code is `c`.
+            guard let number = v as? NSNumber, String(cString: number.objCType) != "c", let n = v as? Int, let value = UInt32(exactly: n) else {
                 throw fail("field \"schema_version\" must be a non-negative integer")
             }
             schemaVersion = value

@@ -113,23 +113,62 @@ public enum RunBundle {
     public static func importBundle(from file: URL, into ledger: Ledger) async throws -> Summary {
         let raw: Data
         do { raw = try Data(contentsOf: file) } catch { throw ReplayError("cannot read \(file.path): \(error.localizedDescription)") }
-        let text = try decompress(raw, name: file.lastPathComponent)
+        let bundle = try read(raw, name: file.lastPathComponent)
+        let key = bundle.key
+        if try !ledger.seqs(inStream: key.stream, limit: 1).isEmpty {
+            throw ReplayError(.conflict, "run \(key) is already in this ledger; nothing imported")
+        }
+        var drafts: [NewEvent] = []
+        var skipped = 0
+        for (event, payload) in bundle.events {
+            if try alreadyHas(event, payload: payload, in: ledger) {
+                skipped += 1
+                continue
+            }
+            drafts.append(NewEvent(type: event.type, stream: event.stream, actor: event.actor, timestampMicros: event.timestampMicros, payload: payload))
+        }
+        guard drafts.contains(where: { $0.stream == key.stream }) else { throw ReplayError("the bundle holds no event of run \(key)") }
+        let filesDir = ledger.directory.appendingPathComponent("data/files")
+        try FileManager.default.createDirectory(at: filesDir, withIntermediateDirectories: true)
+        for (d, content) in bundle.files { try content.write(to: filesDir.appendingPathComponent(d), options: .atomic) }
+        let header = bundle.header
+        let note = JSON.Value.object([
+            ("run", .string(key.run)), ("origin_ledger", .string(header.ledger)), ("origin_tree_size", .int(Int64(header.treeSize))),
+            ("origin_root", .string(header.root)), ("events", .int(Int64(drafts.count))), ("files", .int(Int64(bundle.files.count))),
+            ("bundle_sha256", .string(ContentDigest.sha256(raw))),
+        ])
+        drafts.append(NewEvent(type: EventType.runImported, stream: key.stream, actor: "clew-import", timestampMicros: Int64(Date().timeIntervalSince1970 * 1_000_000), payload: note.data))
+        _ = try await ledger.append(contentsOf: drafts)
+        return Summary(
+            run: key.description, events: drafts.count - 1, files: bundle.files.count, bytes: raw.count, originLedger: header.ledger,
+            treeSize: header.treeSize, root: header.root, skipped: skipped)
+    }
+
+    /// A bundle read and checked, before it meets a ledger: each event proven in the exporting ledger's
+    /// tree, each payload the one its event commits to, each file its digest.
+    package struct Contents {
+        let header: Header
+        package let key: RunKey
+        package let events: [(CanonicalEvent, Data)]
+        package let files: [(String, Data)]
+    }
+
+    /// Decodes and checks a bundle's bytes (`name` is how errors call it).
+    /// - Throws: ``ReplayError`` naming the first bad line, event or file.
+    package static func read(_ raw: Data, name: String) throws -> Contents {
+        let text = try decompress(raw, name: name)
         var lines = text.split(separator: UInt8(ascii: "\n"))
         guard let first = lines.first, let header = try? JSONDecoder().decode(Header.self, from: Data(first)), header.format == format else {
-            throw ReplayError("\(file.lastPathComponent) is not a Clew run bundle (no \(format) header)")
+            throw ReplayError("\(name) is not a Clew run bundle (no \(format) header)")
         }
         lines.removeFirst()
         let root = try MerkleHash(hex: header.root)
         guard let slash = header.run.firstIndex(of: "/") else { throw ReplayError("bundle header names run '\(header.run)', not DAG/RUN") }
         let key = RunKey(dag: String(header.run[..<slash]), run: String(header.run[header.run.index(after: slash)...]))
-        if try !ledger.seqs(inStream: key.stream, limit: 1).isEmpty {
-            throw ReplayError(.conflict, "run \(key) is already in this ledger; nothing imported")
-        }
-        var drafts: [NewEvent] = []
+        var events: [(CanonicalEvent, Data)] = []
         var files: [(String, Data)] = []
-        var skipped = 0
         for (n, l) in lines.enumerated() {
-            let where_ = "\(file.lastPathComponent) line \(n + 2)"
+            let where_ = "\(name) line \(n + 2)"
             guard let entry = try? JSONDecoder().decode(Line.self, from: Data(l)) else { throw ReplayError("\(where_): not a bundle line") }
             if entry.kind == "file" {
                 guard let d = entry.sha256, let content = entry.content.flatMap({ Data(base64Encoded: $0) }),
@@ -149,26 +188,9 @@ public enum RunBundle {
             }
             let payloadMatches = event.payload.map { $0 == payload } ?? (event.payloadSHA256 == ContentDigest.sha256(payload))
             guard payloadMatches else { throw ReplayError(.verificationFailed, "\(where_): event \(event.seq)'s payload is not the one its canonical bytes commit to") }
-            if try alreadyHas(event, payload: payload, in: ledger) {
-                skipped += 1
-                continue
-            }
-            drafts.append(NewEvent(type: event.type, stream: event.stream, actor: event.actor, timestampMicros: event.timestampMicros, payload: payload))
+            events.append((event, payload))
         }
-        guard drafts.contains(where: { $0.stream == key.stream }) else { throw ReplayError("the bundle holds no event of run \(key)") }
-        let filesDir = ledger.directory.appendingPathComponent("data/files")
-        try FileManager.default.createDirectory(at: filesDir, withIntermediateDirectories: true)
-        for (d, content) in files { try content.write(to: filesDir.appendingPathComponent(d), options: .atomic) }
-        let note = JSON.Value.object([
-            ("run", .string(key.run)), ("origin_ledger", .string(header.ledger)), ("origin_tree_size", .int(Int64(header.treeSize))),
-            ("origin_root", .string(header.root)), ("events", .int(Int64(drafts.count))), ("files", .int(Int64(files.count))),
-            ("bundle_sha256", .string(ContentDigest.sha256(raw))),
-        ])
-        drafts.append(NewEvent(type: EventType.runImported, stream: key.stream, actor: "clew-import", timestampMicros: Int64(Date().timeIntervalSince1970 * 1_000_000), payload: note.data))
-        _ = try await ledger.append(contentsOf: drafts)
-        return Summary(
-            run: key.description, events: drafts.count - 1, files: files.count, bytes: raw.count, originLedger: header.ledger,
-            treeSize: header.treeSize, root: header.root, skipped: skipped)
+        return Contents(header: header, key: key, events: events, files: files)
     }
 
     /// A DAG version or stored value the ledger already records is not imported twice.

@@ -24,18 +24,12 @@ enum OpenLineageRoutes {
         }
     }
 
-    static func ingest(_ request: Request, _ context: ClewContext, _ state: ServerState, batch: Bool) async throws -> Response {
-        var request = request
-        let action = batch ? "openlineage.ingest_batch" : "openlineage.ingest"
-        let identity: Identity
-        do { identity = try context.require(.operator) } catch let e as APIError {
-            try? await state.audit.record(context.audit(request, action: action, target: nil, outcome: "denied", detail: e.message))
-            throw e
-        }
-        _ = identity
-        let body = try await request.bodyBytes(limit: state.configuration.maxBodyBytes)
+    /// A request body's events, each checked against the spec: one event, or for a batch a JSON array
+    /// of events or `{"events": [...]}`.
+    /// - Throws: ``APIError`` 400 naming what is wrong (the JSON, the batch's shape, or an event's path).
+    static func checkedEvents(_ body: Data, batch: Bool, schema: OpenLineageSchema) throws -> [CheckedEvent] {
         let tree: JSONTree
-        do { tree = try JSONTree.parse(Data(body.readableBytesView)) } catch let e as JSONParseError {
+        do { tree = try JSONTree.parse(body) } catch let e as JSONParseError {
             throw APIError(.badRequest, "invalid OpenLineage event: body \(e)")
         }
         var items: [JSONTree]
@@ -47,8 +41,20 @@ enum OpenLineageRoutes {
         } else {
             items = [tree]
         }
-        let checked = try items.enumerated().map { i, e in try CheckedEvent.check(e, schema: state.ingest.schema, index: batch ? i : nil) }
-        items = []
+        return try items.enumerated().map { i, e in try CheckedEvent.check(e, schema: schema, index: batch ? i : nil) }
+    }
+
+    static func ingest(_ request: Request, _ context: ClewContext, _ state: ServerState, batch: Bool) async throws -> Response {
+        var request = request
+        let action = batch ? "openlineage.ingest_batch" : "openlineage.ingest"
+        let identity: Identity
+        do { identity = try context.require(.operator) } catch let e as APIError {
+            try? await state.audit.record(context.audit(request, action: action, target: nil, outcome: "denied", detail: e.message))
+            throw e
+        }
+        _ = identity
+        let body = try await request.bodyBytes(limit: state.configuration.maxBodyBytes)
+        let checked = try checkedEvents(Data(body.readableBytesView), batch: batch, schema: state.ingest.schema)
         let audit = try state.audit.draft(context.audit(request, action: action, target: nil, outcome: "ok", detail: "\(checked.count) event(s)"))
         let result = try await state.ingest.ingest(checked, audit: audit)
         return Reply.raw(result.json.data, status: batch ? .ok : (result.applied > 0 ? .created : .ok))

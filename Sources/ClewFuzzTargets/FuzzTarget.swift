@@ -1,0 +1,91 @@
+import ClewCLI
+import ClewEngine
+import ClewLedger
+import ClewReplay
+import ClewServer
+public import Foundation
+
+/// What the fuzzer feeds bytes to (tools/fuzz.sh TARGET; docs/reliability.md): each of Clew's parsers of
+/// outside input, called as the product calls it. Bad input must end in a thrown error; a trap, a crash
+/// or a hang is a bug. The regression test runs every file of `Fixtures/fuzz/TARGET/` through the same
+/// function, so each crash the fuzzer finds, once its input is added there, stays fixed.
+public enum FuzzTarget: String, CaseIterable, Sendable {
+    /// Canonical event bytes (`CanonicalEvent(bytes:)`: the envelope decoder bundles and proofs use).
+    case envelope
+    /// `clew append`'s JSON lines.
+    case appendLines = "append-lines"
+    /// A pipeline file (YAML), loaded as `clew` loads `pipelines/*.yaml`.
+    case pipeline
+    /// An OpenLineage request body, checked against the spec and mapped onto a scratch ledger.
+    case openlineage
+    /// The debugger's condition and watch expressions.
+    case expression
+    /// A run bundle (`clew import`): zstd, header, lines, proofs.
+    case bundle
+
+    /// Runs one input. Returns whether it was accepted (no error), which the regression test checks
+    /// for its `ok-` and `bad-` seeds.
+    @discardableResult
+    public func run(_ data: Data) -> Bool {
+        do {
+            switch self {
+            case .envelope:
+                let event = try CanonicalEvent(bytes: data)
+                _ = event.leafHash
+            case .appendLines:
+                _ = try EventLineParser().parse(String(decoding: data, as: UTF8.self))
+            case .pipeline:
+                _ = try PipelineFile.parse(String(decoding: data, as: UTF8.self), path: "fuzz.yaml")
+            case .openlineage:
+                let intake = try Scratch.shared.intake.get()
+                let batch = data.first == UInt8(ascii: "[")
+                _ = try blocking { try await intake.take(data, batch: batch) }
+            case .expression:
+                let text = String(decoding: data, as: UTF8.self)
+                let parsed = try ClewReplay.Expression(parsing: text)
+                // What an expression prints must parse back to itself: the debugger shows it, and a
+                // user copies it into the next condition.
+                let again = try ClewReplay.Expression(parsing: parsed.description)
+                guard again.description == parsed.description else {
+                    fatalError("expression \(text.debugDescription) prints as \(parsed.description.debugDescription), which parses as \(again.description.debugDescription)")
+                }
+            case .bundle:
+                _ = try RunBundle.read(data, name: "fuzz.clewrun")
+            }
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    /// A ledger in a temporary directory for the targets that append (made once per process).
+    final class Scratch: Sendable {
+        static let shared = Scratch()
+        let intake: Result<OpenLineageIntake, any Error>
+
+        init() {
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("clew-fuzz-\(getpid())")
+            try? FileManager.default.removeItem(at: dir)
+            intake = Result { try OpenLineageIntake(ledger: try Ledger.create(at: dir)) }
+        }
+    }
+}
+
+/// Runs `body` to its end from synchronous code (libFuzzer calls its target on a plain thread).
+private func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let done = DispatchSemaphore(value: 0)
+    let box = Box<T>()
+    Task.detached {
+        do { box.set(.success(try await body())) } catch { box.set(.failure(error)) }
+        done.signal()
+    }
+    done.wait()
+    return try box.get()
+}
+
+private final class Box<T: Sendable>: @unchecked Sendable {
+    // @unchecked: written once by the task before it signals, read after the wait.
+    private var result: Result<T, any Error>?
+    func set(_ r: Result<T, any Error>) { result = r }
+    func get() throws -> T { try result!.get() }
+}
