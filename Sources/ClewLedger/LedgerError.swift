@@ -18,6 +18,9 @@ public struct LedgerError: ClewError {
         public static let readOnly = Code("read-only")
         /// The map reached its configured size limit.
         public static let mapFull = Code("map-full")
+        /// The filesystem holding the ledger has no space left (or the quota is spent); the write that
+        /// met it was not recorded.
+        public static let diskFull = Code("disk-full")
         /// Stored bytes do not decode or do not match their hashes.
         public static let corrupted = Code("corrupted")
         /// An event or argument given by the caller is invalid.
@@ -61,7 +64,7 @@ public struct LedgerError: ClewError {
         switch code {
         case .notALedger, .outOfRange: return .notFound
         case .alreadyExists, .readOnly, .conflict: return .conflict
-        case .mapFull: return .insufficientStorage
+        case .mapFull, .diskFull: return .insufficientStorage
         case .corrupted: return .corrupted
         case .invalidInput: return .invalidInput
         case .verificationFailed: return .verificationFailed

@@ -43,6 +43,7 @@ package final class Environment: @unchecked Sendable {
     package init(path: String, options: Options) throws {
         self.path = path
         self.options = options
+        if !options.readOnly { try Self.requireSpace(path: path, options: options) }
         var opened: (OpaquePointer, Bool)?
         do {
             opened = (try Environment.open(path: path, options: options, noLock: false), false)
@@ -64,6 +65,22 @@ package final class Environment: @unchecked Sendable {
             handle = nil
             throw error
         }
+    }
+
+    /// The least free space a writable environment is opened with: LMDB maps its lock file and a new
+    /// data file's first pages and writes them through the map, and a write through a map to a full
+    /// filesystem is a SIGBUS, not an error (seen: `clew rebuild` on a full tmpfs died in mdb_env_open).
+    /// Refusing below this turns that into ``LedgerError/Code/diskFull``.
+    static let minimumFreeBytes: UInt64 = 1 << 20
+
+    private static func requireSpace(path: String, options: Options) throws {
+        var fs = statvfs()
+        guard statvfs(path, &fs) == 0 else { return }  // not there yet: mdb_env_open says why
+        let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+        guard free < minimumFreeBytes else { return }
+        throw LedgerError(
+            .diskFull,
+            "the filesystem holding \(path) is full (\(free) bytes left, \(minimumFreeBytes) needed to open it for writing): nothing was written; free space and retry")
     }
 
     private static func open(path: String, options: Options, noLock: Bool) throws -> OpaquePointer {
@@ -171,14 +188,13 @@ package final class Environment: @unchecked Sendable {
             return try gate.withReadLock {
                 var txn: OpaquePointer?
                 try check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn))
-                do {
-                    let db = try Transaction(txn!, writable: false).openDatabase(name, flags: flags)
-                    try check(mdb_txn_commit(txn))
-                    return db
-                } catch {
+                let db: Database
+                do { db = try Transaction(txn!, writable: false).openDatabase(name, flags: flags) } catch {
                     mdb_txn_abort(txn)
                     throw error
                 }
+                try check(mdb_txn_commit(txn))  // frees the transaction, whether it succeeds or not
+                return db
             }
         }
         return try write { txn in try txn.openDatabase(name, flags: flags | MDB_CREATE) }
@@ -203,6 +219,22 @@ package final class Environment: @unchecked Sendable {
         }
     }
 
+    /// A failed commit's error. A full filesystem shows as ENOSPC, or as EIO when LMDB's page write
+    /// came back short (tmpfs, some network filesystems): either, with the filesystem (nearly) full, is
+    /// ``LedgerError/Code/diskFull`` naming the directory and the bytes left. Nothing of the transaction
+    /// was recorded; the ledger is as it was before it.
+    private func commitFailure(_ rc: Int32) -> any Error {
+        guard [ENOSPC, EDQUOT, EIO].contains(rc) else { return LMDBError(code: rc) }
+        var fs = statvfs()
+        let free = statvfs(path, &fs) == 0 ? UInt64(fs.f_bavail) * UInt64(fs.f_frsize) : nil
+        if rc == EIO, let free, free >= 16 << 20 { return LMDBError(code: rc) }
+        let left = free.map { "\($0) bytes left" } ?? "no space left"
+        return LedgerError(
+            .diskFull,
+            "the filesystem holding \(path) is full (\(left)): this write was not recorded, and what was recorded is intact; free space and retry",
+            underlying: LMDBError(code: rc))
+    }
+
     /// Runs `body` in a write transaction and commits durably when it returns; aborts if it throws.
     ///
     /// `body` may run more than once: when the map is full the transaction is aborted, the map grown
@@ -214,14 +246,16 @@ package final class Environment: @unchecked Sendable {
                     guard let handle else { throw LedgerError(.closed, "the ledger is closed") }
                     var txn: OpaquePointer?
                     try check(mdb_txn_begin(handle, nil, 0, &txn))
-                    do {
-                        let result = try body(Transaction(txn!, writable: true))
-                        try check(mdb_txn_commit(txn))
-                        return result
-                    } catch {
+                    let result: T
+                    do { result = try body(Transaction(txn!, writable: true)) } catch {
                         mdb_txn_abort(txn)
                         throw error
                     }
+                    // mdb_txn_commit frees the transaction whether it succeeds or not: aborting it after a
+                    // failed commit (a disk full, found by the disk-full test) was a double free.
+                    let rc = mdb_txn_commit(txn)
+                    if rc != 0 { throw commitFailure(rc) }
+                    return result
                 }
             } catch LMDBError.mapFull {
                 try growMap()

@@ -42,8 +42,9 @@ public struct LMDBError: ClewError, Hashable {
         (error as? LMDBError)?.code == pattern.code
     }
 
-    /// A full map is insufficient storage; every other LMDB failure is a storage error.
-    public var category: ErrorCategory { self == .mapFull ? .insufficientStorage : .storage }
+    /// A full map or a full disk (or quota) is insufficient storage; every other LMDB failure is a
+    /// storage error.
+    public var category: ErrorCategory { [Self.mapFull.code, ENOSPC, EDQUOT].contains(code) ? .insufficientStorage : .storage }
 }
 
 /// The single place every LMDB return code goes through.
