@@ -12,7 +12,7 @@ let package = Package(
         .executableTarget(
             name: "clew-fuzz",
             dependencies: [.product(name: "ClewFuzzTargets", package: "Clew")],
-            swiftSettings: [.unsafeFlags(["-parse-as-library", "-sanitize=fuzzer"])],
+            swiftSettings: [.unsafeFlags(["-sanitize=fuzzer"])],
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer"])]
         )
     ]

@@ -19,7 +19,7 @@ targets=("$1")
 scratch="$root/.build-fuzz"
 echo "fuzz: building the driver (first build from scratch: several minutes)" >&2
 swift build --package-path "$root/Fuzz" --scratch-path "$scratch/build" --product clew-fuzz \
-    -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table >&2
+    -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table -Xswiftc -use-ld=lld >&2
 driver="$scratch/build/debug/clew-fuzz"
 for t in "${targets[@]}"; do
     [ -d "$root/Fixtures/fuzz/$t" ] || { echo "fuzz: no seed corpus Fixtures/fuzz/$t (targets: envelope append-lines pipeline openlineage expression bundle)" >&2; exit 2; }
