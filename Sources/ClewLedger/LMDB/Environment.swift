@@ -73,10 +73,14 @@ package final class Environment: @unchecked Sendable {
     /// Refusing below this turns that into ``LedgerError/Code/diskFull``.
     static let minimumFreeBytes: UInt64 = 1 << 20
 
-    private static func requireSpace(path: String, options: Options) throws {
+    /// Bytes an unprivileged writer may still use on the filesystem holding `path`; nil if it cannot be read.
+    private static func freeBytes(_ path: String) -> UInt64? {
         var fs = statvfs()
-        guard statvfs(path, &fs) == 0 else { return }  // not there yet: mdb_env_open says why
-        let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+        return statvfs(path, &fs) == 0 ? UInt64(fs.f_bavail) * UInt64(fs.f_frsize) : nil
+    }
+
+    private static func requireSpace(path: String, options: Options) throws {
+        guard let free = freeBytes(path) else { return }  // not there yet: mdb_env_open says why
         guard free < minimumFreeBytes else { return }
         throw LedgerError(
             .diskFull,
@@ -225,8 +229,7 @@ package final class Environment: @unchecked Sendable {
     /// was recorded; the ledger is as it was before it.
     private func commitFailure(_ rc: Int32) -> any Error {
         guard [ENOSPC, EDQUOT, EIO].contains(rc) else { return LMDBError(code: rc) }
-        var fs = statvfs()
-        let free = statvfs(path, &fs) == 0 ? UInt64(fs.f_bavail) * UInt64(fs.f_frsize) : nil
+        let free = Self.freeBytes(path)
         if rc == EIO, let free, free >= 16 << 20 { return LMDBError(code: rc) }
         let left = free.map { "\($0) bytes left" } ?? "no space left"
         return LedgerError(
