@@ -3,15 +3,16 @@
 # system-library targets link them through pkg-config), pkg-config itself, and protoc (the tests
 # check the event schema against the reference protobuf decoder), python3 (proof checks, fixture
 # scripts), python3-jsonschema (the tests validate the OpenLineage and PROV-JSON exports), tmux (the
-# tests drive `clew debug` in it), zlib (gzip request bodies), the dashboard's browser-side libraries
-# from Debian (libjs-chart.js, node-dagre-layout), Debian's chromium and python3-websocket (the tests
-# load every dashboard page in headless Chromium over the DevTools protocol), and the openlineage-python
-# client from PyPI (the tests send events with it), and, through tools/producers.sh, Airflow and dbt with
-# their OpenLineage integrations in virtual environments outside the repository, and PostgreSQL, which
-# it starts (tools/postgres.sh: the shared-log tests use it on loopback). Idempotent and quiet when done.
+# tests drive `clew debug` in it), wrk (the load test, tools/load.sh), zlib (gzip request bodies), the
+# dashboard's browser-side libraries from Debian (libjs-chart.js, node-dagre-layout), Debian's chromium
+# and python3-websocket (the tests load every dashboard page in headless Chromium over the DevTools
+# protocol), and the openlineage-python client from PyPI (the tests send events with it), and, through
+# tools/producers.sh, Airflow and dbt with their OpenLineage integrations in virtual environments outside
+# the repository, and PostgreSQL, which it starts (tools/postgres.sh: the shared-log tests use it on
+# loopback). Idempotent and quiet when done.
 set -euo pipefail
 
-packages=(liblmdb-dev libzstd-dev pkg-config protobuf-compiler python3 python3-jsonschema tmux zlib1g-dev
+packages=(liblmdb-dev libzstd-dev pkg-config protobuf-compiler python3 python3-jsonschema tmux zlib1g-dev wrk
     libjs-chart.js node-dagre-layout python3-websocket postgresql iproute2 openssl)
 # chromium with its recommended packages (fonts), as the browser tests were written against.
 browser=(chromium)

@@ -4,6 +4,7 @@ import ClewLedger
 import ClewReplay
 import ClewServer
 public import Foundation
+import Synchronization
 
 /// What the fuzzer feeds bytes to (tools/fuzz.sh TARGET; docs/reliability.md): each of Clew's parsers of
 /// outside input, called as the product calls it. Bad input must end in a thrown error; a trap, a crash
@@ -37,7 +38,7 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             case .pipeline:
                 _ = try PipelineFile.parse(String(decoding: data, as: UTF8.self), path: "fuzz.yaml")
             case .openlineage:
-                let intake = try Scratch.shared.intake.get()
+                let intake = try Scratch.shared.intake()
                 let batch = data.first == UInt8(ascii: "[")
                 _ = try blocking { try await intake.take(data, batch: batch) }
             case .expression:
@@ -58,15 +59,38 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         }
     }
 
-    /// A ledger in a temporary directory for the targets that append (made once per process).
+    /// A ledger in a temporary directory for the targets that append. It is replaced by a fresh one
+    /// every ``inputsPerLedger`` inputs, so that a long run's memory (the ledger's map pages count in its
+    /// RSS) stays within libFuzzer's limit.
     final class Scratch: Sendable {
         static let shared = Scratch()
-        let intake: Result<OpenLineageIntake, any Error>
+        static let inputsPerLedger = 20_000
+        private struct State {
+            var intake: OpenLineageIntake?
+            var directory: URL?
+            var inputs = 0
+            var generation = 0
+        }
+        private let state = Mutex(State())
 
-        init() {
-            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("clew-fuzz-\(getpid())")
-            try? FileManager.default.removeItem(at: dir)
-            intake = Result { try OpenLineageIntake(ledger: try Ledger.create(at: dir)) }
+        func intake() throws -> OpenLineageIntake {
+            try state.withLock { state in
+                if let intake = state.intake, state.inputs < Scratch.inputsPerLedger {
+                    state.inputs += 1
+                    return intake
+                }
+                if let old = state.directory { try? FileManager.default.removeItem(at: old) }
+                state.generation += 1
+                let dir = FileManager.default.temporaryDirectory
+                    .appendingPathComponent("clew-fuzz-\(getpid())-\(state.generation)")
+                try? FileManager.default.removeItem(at: dir)
+                // No fsync: a commit per input at disk speed made the first input time out on a busy disk.
+                var options = Ledger.Options()
+                options.noSync = true
+                let intake = try OpenLineageIntake(ledger: try Ledger.create(at: dir, options: options))
+                state = State(intake: intake, directory: dir, inputs: 1, generation: state.generation)
+                return intake
+            }
         }
     }
 }

@@ -33,6 +33,9 @@ public final class Ledger: Sendable {
         /// Most events one group commit takes from the queue (whole appends are never split).
         public var maxGroupEvents = 50_000
         public var logger = Logger(label: "clew.ledger", factory: { _ in SwiftLogNoOpLogHandler() })
+        /// Commit without fsync (scratch ledgers of the fuzz driver only: a crash may lose what was
+        /// acknowledged, which no real ledger may).
+        package var noSync = false
 
         public init() {}
     }
@@ -66,6 +69,7 @@ public final class Ledger: Sendable {
         envOptions.mapSize = options.mapSize
         envOptions.maxMapSize = max(options.maxMapSize, options.mapSize)
         envOptions.readOnly = options.readOnly
+        envOptions.noSync = options.noSync
         let env = try Ledger.wrapOpenErrors(directory) {
             try Environment(path: directory.appendingPathComponent("log").path, options: envOptions)
         }

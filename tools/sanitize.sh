@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The test suite under a sanitizer (docs/reliability.md keeps the latest result):
+#
+#   tools/sanitize.sh thread|address [swift test --filter …]
+#
+# Builds everything (the tests and the `clew` the CLI tests start) with -sanitize=KIND into
+# .build-sanitize-KIND (a first build takes 20-30 min on 2 cores), then runs the suite with that `clew`
+# (CLEW_BIN), so the processes the tests start are checked too. Every sanitizer report of any process
+# goes to the log; the script prints the suite's result, the reports' SUMMARY lines with a count each,
+# and exits 1 when a test failed or anything was reported.
+#   ThreadSanitizer: data races, lock-order inversions, signal-unsafe calls in handlers.
+#   AddressSanitizer: out-of-bounds access, use after free, double free (leak checking is off: the
+#   Swift runtime keeps metadata for the process's life by design).
+set -euo pipefail
+[ $# -ge 1 ] || { echo "usage: $0 thread|address [FILTER]" >&2; exit 2; }
+kind="$1"
+shift
+case "$kind" in thread|address) ;; *) echo "sanitize: KIND is thread or address, not '$kind'" >&2; exit 2 ;; esac
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
+scratch="$root/.build-sanitize-$kind"
+log="$scratch/suite.log"
+mkdir -p "$scratch"
+[ -n "${CLEW_TEST_POSTGRES:-}" ] || { CLEW_TEST_POSTGRES="$(tools/postgres.sh)?sslmode=disable"; export CLEW_TEST_POSTGRES; }
+[ -n "${CLEW_TEST_POSTGRES_FAULTS:-}" ] || { CLEW_TEST_POSTGRES_FAULTS="$(tools/postgres.sh --faults)?sslmode=disable"; export CLEW_TEST_POSTGRES_FAULTS; }
+start=$(date +%s)
+echo "sanitize: building with -sanitize=$kind into $scratch" >&2
+swift build --build-tests --sanitize="$kind" --scratch-path "$scratch" >&2
+built=$(date +%s)
+CLEW_BIN="$(swift build --sanitize="$kind" --scratch-path "$scratch" --show-bin-path)/clew"
+export CLEW_BIN
+# Reports go to stderr of whichever process had them; the suite's log gathers the test process's and
+# the CLI tests keep each clew's stderr, so reports of child processes are also written to files.
+reports="$scratch/reports"
+rm -rf "$reports"
+mkdir -p "$reports"
+export TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 log_path=$reports/tsan"
+export ASAN_OPTIONS="detect_leaks=0 halt_on_error=0 log_path=$reports/asan"
+filter=()
+[ $# -ge 1 ] && filter=(--filter "$1")
+echo "sanitize: running the suite (log: $log)" >&2
+set +e
+swift test --skip-build --sanitize="$kind" --scratch-path "$scratch" --experimental-maximum-parallelization-width 4 \
+    "${filter[@]}" >"$log" 2>&1
+status=$?
+set -e
+end=$(date +%s)
+result=$(grep -E "^.*Test run with [0-9]+ tests" "$log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g')
+echo "sanitize: $kind: build $((built - start)) s, suite $((end - built)) s, exit $status"
+echo "sanitize: ${result:-no summary line; see $log}"
+count=$(cat "$reports"/* 2>/dev/null | grep -c "^SUMMARY: " || true)
+echo "sanitize: $count reports"
+if [ "$count" -gt 0 ]; then
+    cat "$reports"/* | grep "^SUMMARY: " | sort | uniq -c | sort -rn | head -40
+fi
+[ "$status" -eq 0 ] && [ "$count" -eq 0 ]
