@@ -181,7 +181,7 @@ let package = Package(
         // the regression test replays Fixtures/fuzz/ through them.
         .target(
             name: "ClewFuzzTargets",
-            dependencies: ["ClewCLI", "ClewEngine", "ClewLedger", "ClewReplay", "ClewServer"]
+            dependencies: ["ClewCLI", "ClewEngine", "ClewLedger", "ClewModel", "ClewProjections", "ClewReplay", "ClewServer"]
         ),
         // What the test targets share: one way to get a temporary ledger and an engine over it.
         .target(

@@ -1,6 +1,8 @@
 import ClewCLI
 import ClewEngine
 import ClewLedger
+import ClewModel
+import ClewProjections
 import ClewReplay
 import ClewServer
 public import Foundation
@@ -23,6 +25,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case expression
     /// A run bundle (`clew import`): zstd, header, lines, proofs.
     case bundle
+    /// Times, schedules and durations from outside: `as_of`, `--partition`, chunk keys, event `time`,
+    /// `schedule:`, `sla:` and timeouts. Accepted when any of the parsers takes the text.
+    case times
 
     /// Runs one input. Returns whether it was accepted (no error), which the regression test checks
     /// for its `ok-` and `bad-` seeds.
@@ -52,6 +57,30 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
                 }
             case .bundle:
                 _ = try RunBundle.read(data, name: "fuzz.clewrun")
+            case .times:
+                let text = String(decoding: data, as: UTF8.self)
+                var accepted = false
+                if let micros = PartitionKey.parse(text) {
+                    _ = PartitionKey.string(micros: micros)
+                    accepted = true
+                }
+                if let micros = Views.parseTime(text) {
+                    _ = ISO8601.string(micros: micros)
+                    accepted = true
+                }
+                if let date = EventLineParser.parseTime(text), let micros = NewEvent.micros(date) {
+                    _ = ISO8601.string(micros: micros)
+                    accepted = true
+                }
+                if let schedule = try? ScheduleSpec(parsing: text) {
+                    // From the epoch and from a year before the end of the range: no trap either way.
+                    _ = schedule.next(after: 0)
+                    _ = schedule.next(after: 253_370_764_800_000_000)
+                    _ = schedule.partitions(from: 1_796_000_000_000_000, endingBy: 1_796_000_000_000_000 + 86_400_000_000)
+                    accepted = true
+                }
+                if (try? ScheduleSpec.parseMillis(text, what: "fuzz")) != nil { accepted = true }
+                guard accepted else { return false }
             }
             return true
         } catch {

@@ -175,6 +175,12 @@ public enum ISO8601 {
         var out: [UInt8] = []
         out.reserveCapacity(27)
         func digits(_ value: Int64, _ width: Int) {
+            // A year before 1 (a time from outside input): a sign, not a trap in UInt8(v % 10).
+            if value < 0 {
+                out.append(0x2d)
+                digits(-value, width)
+                return
+            }
             var v = value
             var buffer = [UInt8](repeating: 0x30, count: width)
             for i in stride(from: width - 1, through: 0, by: -1) {

@@ -476,6 +476,13 @@ struct EngineCLITests {
 
         let partition = try await cli.run(["backfill", "sensor_rollup", "--from", "yesterday", "--to", "2026-11-02"])
         #expect(partition.status == 1 && partition.stderr.contains("--from 'yesterday'"))
+        // Times the parser once trapped on (found by the fuzzer): refused by name.
+        for bad in ["T", "999999999999999-01-01"] {
+            let refused = try await cli.run(["run", "csv_orders", "--partition", bad])
+            #expect(refused.status == 1 && refused.stderr.contains("--partition '\(bad)' is not a UTC time"), "\(refused.stderr)")
+        }
+        let farTime = try await cli.run(["append"], input: #"{"type":"note.added","stream":"notes","time":"20E6-01-01T00:00:00Z","payload":{}}"#)
+        #expect(farTime.status != 0 && farTime.stderr.contains("\"time\" must be an ISO 8601 time"), "\(farTime.stderr)")
         #expect(try await cli.eventCount() == before)  // nothing recorded by bad input
         #expect(try await cli.run(["verify"]).status == 0)
     }

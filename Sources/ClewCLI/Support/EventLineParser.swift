@@ -1,6 +1,6 @@
 package import ClewCore
 package import ClewLedger
-import Foundation
+package import Foundation
 
 /// Parses the JSON lines `clew append` reads: one object per line with `type`, `stream`, `payload`
 /// (any JSON), and optionally `actor`, `time` (ISO 8601) and `schema_version`.
@@ -90,12 +90,19 @@ package struct EventLineParser {
         return event
     }
 
-    static func parseTime(_ text: String) -> Date? {
+    /// An ISO 8601 time of the years 1 to 9999 (`NewEvent.timeRange`). Foundation's formatter also takes
+    /// forms such as `20E6-01-01T00:00:00Z`, far outside what microseconds hold (found by the fuzzer:
+    /// the conversion trapped).
+    package static func parseTime(_ text: String) -> Date? {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let d = f.date(from: text) { return d }
-        f.formatOptions = [.withInternetDateTime]
-        return f.date(from: text)
+        var date = f.date(from: text)
+        if date == nil {
+            f.formatOptions = [.withInternetDateTime]
+            date = f.date(from: text)
+        }
+        guard let date, NewEvent.timeRange.contains(date) else { return nil }
+        return date
     }
 
     private static func reason(_ error: any Error) -> String {

@@ -82,6 +82,9 @@ public struct NewEvent: Sendable, Hashable {
     /// Set when the event is copied from a shared log that erased its payload: the SHA-256 the envelope
     /// names (the payload itself, empty, is stored as erased).
     var erasedPayloadRef: [UInt8]? = nil
+    /// A `time` given to the initializer that microseconds cannot hold (outside years 1-9999), kept for
+    /// ``validate()`` to refuse by name instead of trapping in the conversion.
+    var unrepresentableTime: Date? = nil
 
 
     public init(
@@ -113,7 +116,14 @@ public struct NewEvent: Sendable, Hashable {
         self.type = type
         self.stream = stream
         self.actor = actor
-        self.timestampMicros = timestampMicros ?? time.map { Int64(($0.timeIntervalSince1970 * 1_000_000).rounded()) }
+        if let timestampMicros {
+            self.timestampMicros = timestampMicros
+        } else if let time {
+            self.timestampMicros = Self.micros(time)
+            if self.timestampMicros == nil { unrepresentableTime = time }
+        } else {
+            self.timestampMicros = nil
+        }
         self.schemaVersion = schemaVersion
         self.payload = payload
         self.unknownFields = unknownFields
@@ -131,8 +141,21 @@ public struct NewEvent: Sendable, Hashable {
         }
     }
 
+    /// The earliest and latest times an event may carry: years 1 to 9999 (ISO 8601's four-digit years).
+    public static let timeRange: ClosedRange<Date> =
+        Date(timeIntervalSince1970: -62_135_596_800)...Date(timeIntervalSince1970: 253_402_300_799.999_999)
+
+    /// Microseconds since the epoch of `time`, or nil when it is outside ``timeRange``.
+    public static func micros(_ time: Date) -> Int64? {
+        guard timeRange.contains(time) else { return nil }
+        return Int64((time.timeIntervalSince1970 * 1_000_000).rounded())
+    }
+
     /// Throws ``LedgerError/Code/invalidInput`` naming the field that breaks a rule.
     public func validate() throws {
+        if let time = unrepresentableTime {
+            throw LedgerError(.invalidInput, "the event's time (\(time.timeIntervalSince1970) s since 1970) is outside the years 1 to 9999")
+        }
         try Self.checkName(type, field: "type", max: Self.maxTypeBytes)
         try Self.checkName(stream, field: "stream", max: Self.maxStreamBytes)
         try Self.checkName(actor, field: "actor", max: Self.maxActorBytes)

@@ -29,24 +29,41 @@ public enum ScheduleSpec: Sendable, Hashable, Codable {
         return ms / 1000
     }
 
-    /// Parses durations like `500ms`, `90s`, `15m`, `1h`, `2d` into milliseconds.
+    /// The longest duration a schedule, timeout, SLA or delay may name: 100 years (in milliseconds), so
+    /// that every sum and product of times in microseconds stays far inside Int64.
+    public static let maxMillis: Int64 = 100 * 366 * 86_400_000
+
+    /// Parses durations like `500ms`, `90s`, `15m`, `1h`, `2d` into milliseconds (at most ``maxMillis``).
     public static func parseMillis(_ text: String, what: String) throws -> Int64 {
         let t = text.trimmingCharacters(in: .whitespaces).lowercased()
         let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        var millis: Int64?
         for (suffix, factor) in units where t.hasSuffix(suffix) {
-            if let n = Int64(t.dropLast(suffix.count)), n >= 0 { return n * factor }
+            if let n = Int64(t.dropLast(suffix.count)), n >= 0 {
+                // n * factor overflowed and trapped for `99999999999999999d` (a pipeline file's sla:).
+                let (product, overflow) = n.multipliedReportingOverflow(by: factor)
+                millis = overflow ? .max : product
+            }
             break
         }
-        if let n = Int64(t), n >= 0 { return n * 1000 }
-        throw ScheduleError("\(what) '\(text)' is not a duration (use e.g. 500ms, 30s, 15m, 1h, 1d)")
+        if millis == nil, let n = Int64(t), n >= 0 {
+            let (product, overflow) = n.multipliedReportingOverflow(by: 1000)
+            millis = overflow ? .max : product
+        }
+        guard let millis else { throw ScheduleError("\(what) '\(text)' is not a duration (use e.g. 500ms, 30s, 15m, 1h, 1d)") }
+        guard millis <= maxMillis else { throw ScheduleError("\(what) '\(text)' is longer than 100 years") }
+        return millis
     }
 
     /// The first firing strictly after `micros`.
     public func next(after micros: Int64) -> Int64? {
         switch self {
         case .interval(let seconds):
-            let step = seconds * 1_000_000
-            return (micros.floorDiv(step) + 1) * step
+            // A decoded definition is outside input too: no step that overflows, none below one second.
+            let (step, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000)
+            guard !overflow, step > 0 else { return nil }
+            let (next, past) = (micros.floorDiv(step) + 1).multipliedReportingOverflow(by: step)
+            return past ? nil : next
         case .cron(let cron):
             return cron.next(after: micros)
         }
@@ -244,13 +261,16 @@ public enum PartitionKey {
         return String(iso.prefix(19)) + "Z"
     }
 
-    /// Parses `2026-11-21`, `2026-11-21T10:00Z`, `2026-11-21T10:00:00Z` (UTC) into microseconds.
+    /// Parses `2026-11-21`, `2026-11-21T10:00Z`, `2026-11-21T10:00:00Z` (UTC) into microseconds; years
+    /// 1 to 9999. Anything else is nil: this parses outside input (`as_of`, `--partition`, chunk keys),
+    /// and `T` alone or a year of 15 digits once trapped here, taking a server down.
     public static func parse(_ text: String) -> Int64? {
         let t = text.hasSuffix("Z") ? String(text.dropLast()) : text
-        let parts = t.split(separator: "T", maxSplits: 1)
-        let date = parts[0].split(separator: "-")
-        guard date.count == 3, let y = Int(date[0]), let m = Int(date[1]), let d = Int(date[2]),
-            (1...12).contains(m), (1...31).contains(d)
+        let parts = t.split(separator: "T", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let first = parts.first, parts.count == 1 || !parts[1].isEmpty else { return nil }
+        let date = first.split(separator: "-", omittingEmptySubsequences: false)
+        guard date.count == 3, date[0].count == 4, let y = Int(date[0]), let m = Int(date[1]), let d = Int(date[2]),
+            (1...9999).contains(y), (1...12).contains(m), (1...31).contains(d)
         else { return nil }
         var seconds: Int64 = 0
         if parts.count == 2 {

@@ -39,7 +39,7 @@ extension Views {
     /// How far out of order event times may be (writers stamp events before the append).
     static let clockSkewMicros: Int64 = 10_000_000
 
-    static func parseTime(_ text: String) -> Int64? {
+    package static func parseTime(_ text: String) -> Int64? {
         if let m = PartitionKey.parse(text) { return m }
         // 2026-11-21T10:00:00.123456Z
         guard text.hasSuffix("Z"), let dot = text.firstIndex(of: ".") else { return nil }
