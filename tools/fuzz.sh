@@ -2,7 +2,7 @@
 # Fuzzes one of Clew's parsers of outside input with libFuzzer (Swift's -sanitize=fuzzer, with
 # AddressSanitizer), starting from the seed corpus in Fixtures/fuzz/TARGET.
 #
-#   tools/fuzz.sh TARGET [SECONDS]     TARGET: envelope append-lines pipeline openlineage expression bundle
+#   tools/fuzz.sh TARGET [SECONDS]     TARGET: envelope append-lines pipeline openlineage expression bundle times
 #   tools/fuzz.sh all [SECONDS]        each target in turn
 #
 # New inputs that reach new code go to .build-fuzz/corpus/TARGET (kept out of git); a crash leaves its
@@ -15,14 +15,14 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 export PATH="/opt/swift/usr/bin:$PATH"
 seconds="${2:-600}"
 targets=("$1")
-[ "$1" = all ] && targets=(envelope append-lines pipeline openlineage expression bundle)
+[ "$1" = all ] && targets=(envelope append-lines pipeline openlineage expression bundle times)
 scratch="$root/.build-fuzz"
 echo "fuzz: building the driver (first build from scratch: several minutes)" >&2
 swift build --package-path "$root/Fuzz" --scratch-path "$scratch/build" --product clew-fuzz \
     -Xswiftc -sanitize=address -Xswiftc -sanitize-coverage=edge,trace-cmp,inline-8bit-counters,pc-table -Xswiftc -use-ld=lld >&2
 driver="$scratch/build/debug/clew-fuzz"
 for t in "${targets[@]}"; do
-    [ -d "$root/Fixtures/fuzz/$t" ] || { echo "fuzz: no seed corpus Fixtures/fuzz/$t (targets: envelope append-lines pipeline openlineage expression bundle)" >&2; exit 2; }
+    [ -d "$root/Fixtures/fuzz/$t" ] || { echo "fuzz: no seed corpus Fixtures/fuzz/$t (targets: envelope append-lines pipeline openlineage expression bundle times)" >&2; exit 2; }
     mkdir -p "$scratch/corpus/$t" "$scratch/crashes"
     echo "== $t: $seconds s" >&2
     log="$scratch/$t.log"

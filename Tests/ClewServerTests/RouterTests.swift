@@ -139,6 +139,33 @@ struct RouterTests {
         }
     }
 
+    @Test("tokens over HTTP: a name with a control character is 400; the last admin token cannot be revoked (409) until another admin exists")
+    func tokenGuards() async throws {
+        try await Self.withServer { state, token in
+            let app = Application(router: Routes.build(state))
+            let adminID = String(token.split(separator: "_")[1])
+            try await app.test(.router) { client in
+                let auth: HTTPFields = [.authorization: "Bearer \(token)", .contentType: "application/json"]
+                try await client.execute(uri: "/api/tokens", method: .post, headers: auth, body: ByteBuffer(string: #"{"name":"ci\u0007bell","role":"viewer"}"#)) { r in
+                    #expect(r.status == .badRequest && Self.message(r).contains("control character"), "\(Self.message(r))")
+                }
+                try await client.execute(uri: "/api/tokens/\(adminID)", method: .delete, headers: auth) { r in
+                    #expect(r.status == .conflict && Self.message(r).contains("last admin token"), "\(r.status) \(Self.message(r))")
+                }
+                // Still an admin: the refused revocation changed nothing.
+                try await client.execute(uri: "/api/tokens", method: .get, headers: auth) { #expect($0.status == .ok) }
+                let second = try await state.tokens.mint(name: "second admin", role: .admin, by: "test")
+                try await client.execute(uri: "/api/tokens/\(adminID)", method: .delete, headers: auth) { #expect($0.status == .noContent) }
+                try await client.execute(uri: "/api/tokens", method: .get, headers: auth) { #expect($0.status == .unauthorized) }
+                // The second admin is the last one now.
+                try await client.execute(uri: "/api/tokens/\(second.info.id)", method: .delete, headers: [.authorization: "Bearer \(second.token)"]) { r in
+                    #expect(r.status == .conflict, "\(r.status) \(Self.message(r))")
+                }
+                #expect(try state.tokens.list().filter { $0.role == .admin && !$0.revoked }.map(\.id) == [second.info.id])
+            }
+        }
+    }
+
     @Test("variables over HTTP: an operator sets and deletes (audited, recorded as the token), a viewer reads but cannot set, a secret only by reference; bad input is 400 with nothing recorded")
     func variables() async throws {
         try await Self.withServer { state, token in

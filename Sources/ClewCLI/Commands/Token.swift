@@ -65,7 +65,8 @@ struct TokenRevoke: AsyncParsableCommand {
         try await reportingErrors {
             let l = try await ledger.open()
             defer { l.close() }
-            guard try await TokenStore(ledger: l).revoke(id: id, by: "clew token revoke") else { throw CLIFailure(message: "no active token with id '\(id)'") }
+            // On the ledger's host the last admin token may go: `clew token create` here mints another.
+            guard try await TokenStore(ledger: l).revoke(id: id, by: "clew token revoke", keepingAnAdmin: false) else { throw CLIFailure(message: "no active token with id '\(id)'") }
             Terminal.error("revoked \(id)")
         }
     }

@@ -39,7 +39,9 @@ enum AccessRoutes {
         routes.delete("/api/tokens/:id") { request, context -> Response in
             let id = try Routes.param(context, "id")
             return try await Routes.mutate(state, request, context, role: .admin, action: "token.revoke", target: id) { identity in
-                guard try await state.tokens.revoke(id: id, by: identity.name) else { throw APIError(.notFound, "no active token with id '\(id)'") }
+                let revoked: Bool
+                do { revoked = try await state.tokens.revoke(id: id, by: identity.name) } catch let e as TokenError { throw APIError(.conflict, e.description) }
+                guard revoked else { throw APIError(.notFound, "no active token with id '\(id)'") }
                 return Response(status: .noContent)
             }
         }

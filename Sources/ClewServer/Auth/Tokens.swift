@@ -111,6 +111,11 @@ public final class TokenStore: Sendable {
     public func mint(name: String, role: Role, by creator: String) async throws -> MintedToken {
         let trimmed = name.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty, trimmed.count <= 100 else { throw TokenError("a token needs a name of 1 to 100 characters") }
+        // The name is shown in lists, audit lines and the dashboard: printable text only (schemathesis
+        // minted names with control characters, which reached the audit log as they were).
+        guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw TokenError("a token's name must be printable text; \(String(reflecting: trimmed)) contains a control character")
+        }
         var idBytes = [UInt8](repeating: 0, count: 4)
         var secret = [UInt8](repeating: 0, count: 32)
         for i in idBytes.indices { idBytes[i] = UInt8.random(in: 0...255) }
@@ -129,11 +134,21 @@ public final class TokenStore: Sendable {
     }
 
     /// Revokes a token by id; requests bearing it are refused from then on.
+    /// - Parameter keepingAnAdmin: refuse to revoke the last active admin token (what the API does: after
+    ///   it, nobody could mint or revoke tokens over HTTP; `clew token` on the ledger's host still can).
     /// - Returns: false when no such token exists or it was already revoked.
-    public func revoke(id: String, by revoker: String) async throws -> Bool {
+    /// - Throws: ``TokenError`` (conflict) for the last admin token when `keepingAnAdmin`.
+    public func revoke(id: String, by revoker: String, keepingAnAdmin: Bool = true) async throws -> Bool {
         try refresh()
-        let known = state.withLock { $0.tokens[id].map { !$0.info.revoked } ?? false }
+        let (known, lastAdmin) = state.withLock { state -> (Bool, Bool) in
+            guard let target = state.tokens[id], !target.info.revoked else { return (false, false) }
+            let admins = state.tokens.values.filter { !$0.info.revoked && $0.info.role == .admin }
+            return (true, target.info.role == .admin && admins.count == 1)
+        }
         guard known else { return false }
+        if lastAdmin && keepingAnAdmin {
+            throw TokenError(.conflict, "token \(id) is the last admin token; mint another admin token first (`clew token create --role admin`), or revoke it with `clew token revoke` on the ledger's host")
+        }
         let payload = try JSON.canonical(TokenRevoked(id: id, revokedBy: revoker))
         _ = try await ledger.append(NewEvent(type: EventType.tokenRevoked, stream: Self.stream, actor: "clew-serve", timestampMicros: Self.now(), payload: payload))
         try refresh()
