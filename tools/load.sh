@@ -9,12 +9,7 @@
 # tools/setup.sh (apt-get install wrk).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-export PATH="/opt/swift/usr/bin:$PATH"
 command -v wrk >/dev/null || { echo "load: wrk is missing; run tools/setup.sh (or apt-get install wrk)" >&2; exit 2; }
 args=("$@")
-if [[ " $* " != *" --clew "* ]]; then
-    echo "load: building clew (release)" >&2
-    swift build --package-path "$root" -c release --product clew >&2
-    args+=(--clew "$(swift build --package-path "$root" -c release --show-bin-path)/clew")
-fi
+[[ " $* " == *" --clew "* ]] || args+=(--clew "$("$root/tools/clew_release.sh")")
 exec python3 "$root/tools/load.py" "${args[@]}"

@@ -117,19 +117,14 @@ def ol_event(run_id, event_type, job):
     }
 
 
-def post(url, token, body, timeout=10):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            r.read()
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-
-
-def get(url, token, timeout=10):
-    req = urllib.request.Request(url, headers={"Authorization": "Bearer " + token})
+def request(url, token, body=None, timeout=10):
+    """The HTTP status of a GET, or of a POST of `body` as JSON."""
+    headers = {"Authorization": "Bearer " + token}
+    data = None
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        data = json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST" if data else "GET", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             r.read()
@@ -252,7 +247,7 @@ class Soak:
                 if batch_mode:
                     events = [ol_event(str(uuid.uuid4()), "START", job) for _ in range(5)]
                     try:
-                        status = post(base + "/api/v1/lineage/batch", self.token, events)
+                        status = request(base + "/api/v1/lineage/batch", self.token, events)
                     except (OSError, urllib.error.URLError):
                         return
                     if 200 <= status < 300:
@@ -262,7 +257,7 @@ class Soak:
                 else:
                     e = ol_event(str(uuid.uuid4()), "START", job)
                     try:
-                        status = post(base + "/api/v1/lineage", self.token, e)
+                        status = request(base + "/api/v1/lineage", self.token, e)
                     except (OSError, urllib.error.URLError):
                         return
                     if 200 <= status < 300:
@@ -361,7 +356,7 @@ class Soak:
         def ingester():
             while time.monotonic() < deadline:
                 events = [ol_event(str(uuid.uuid4()), t, "load") for t in ("START", "COMPLETE")]
-                status = post(base + "/api/v1/lineage/batch", self.token, events, timeout=60)
+                status = request(base + "/api/v1/lineage/batch", self.token, events, timeout=60)
                 if not 200 <= status < 300:
                     with lock:
                         figures["errors"].append(f"OpenLineage batch answered {status}")
@@ -373,7 +368,7 @@ class Soak:
                      "/api/v1/namespaces", "/api/v1/lineage?nodeId=dataset:soak:out.load&depth=2"]
             while time.monotonic() < deadline:
                 for path in paths:
-                    status = get(base + path, self.token, timeout=60)
+                    status = request(base + path, self.token, timeout=60)
                     if status >= 500 or status in (401, 403):
                         with lock:
                             figures["errors"].append(f"GET {path} answered {status}")

@@ -10,11 +10,6 @@
 # line; exits 1 on the first broken promise, keeping the scratch ledgers for a look.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-export PATH="/opt/swift/usr/bin:$PATH"
 args=("$@")
-if [[ " $* " != *" --clew "* ]]; then
-    echo "soak: building clew (release)" >&2
-    swift build --package-path "$root" -c release --product clew >&2
-    args+=(--clew "$(swift build --package-path "$root" -c release --show-bin-path)/clew")
-fi
+[[ " $* " == *" --clew "* ]] || args+=(--clew "$("$root/tools/clew_release.sh")")
 exec python3 "$root/tools/soak.py" "${args[@]}"
