@@ -175,15 +175,20 @@ struct ExpressionParser {
             return e
         }
         if c == "\"" {
+            // A JSON string, escapes and all: what a literal prints as (its JSON text) parses back to it.
+            // (Taking `\x` as `x` turned a printed "\u0001" into "u0001"; found by the fuzzer.)
+            let start = i
             i += 1
-            var s = ""
             while i < chars.count, chars[i] != "\"" {
                 if chars[i] == "\\", i + 1 < chars.count { i += 1 }
-                s.append(chars[i])
                 i += 1
             }
             guard i < chars.count else { throw fail("unterminated string") }
             i += 1
+            let literal = String(chars[start..<i])
+            guard let s = (try? JSONSerialization.jsonObject(with: Data(literal.utf8), options: .fragmentsAllowed)) as? String else {
+                throw fail("bad string \(literal): escapes are JSON's (\\\" \\\\ \\n \\t \\uXXXX …)")
+            }
             return .literal(.string(s))
         }
         if c.isNumber || c == "-" {
