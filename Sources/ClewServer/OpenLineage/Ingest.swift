@@ -161,9 +161,46 @@ actor OpenLineageIngest {
         var externalIDs: Set<String> = []
     }
 
-    init(ledger: Ledger, schema: OpenLineageSchema) {
+    /// How many OpenLineage runs' digests, and how many native runs' memos, stay cached. Past it, every
+    /// entry no request in flight holds is dropped and read back from the log when next touched (as
+    /// after a restart). Unbounded, a server's memory grew with every run it ever saw: 158 MiB for 56,000
+    /// runs in tools/load.sh.
+    let cacheLimit: Int
+    /// OpenLineage runs and native runs whose cached state includes what a request still awaiting its
+    /// append changed: never dropped (the log does not have it yet).
+    private var pinnedOpenLineageRuns: [String: Int] = [:]
+    private var pinnedRuns: [RunKey: Int] = [:]
+    /// Native runs touched by the request being mapped (between its start and its append).
+    private var touchedRuns: Set<RunKey> = []
+
+    init(ledger: Ledger, schema: OpenLineageSchema, cacheLimit: Int = 10_000) {
         self.ledger = ledger
         self.schema = schema
+        self.cacheLimit = max(1, cacheLimit)
+    }
+
+    /// Cached entries (for tests: the bound holds).
+    var cachedCounts: (openLineageRuns: Int, runs: Int) { (digests.count, runs.count) }
+
+    private func pin(_ olRuns: [String], _ keys: Set<RunKey>, by delta: Int) {
+        for r in olRuns {
+            let n = (pinnedOpenLineageRuns[r] ?? 0) + delta
+            pinnedOpenLineageRuns[r] = n > 0 ? n : nil
+        }
+        for k in keys {
+            let n = (pinnedRuns[k] ?? 0) + delta
+            pinnedRuns[k] = n > 0 ? n : nil
+        }
+    }
+
+    /// Drops what no request in flight holds, once a cache is past its bound.
+    private func trimCaches() {
+        if digests.count > cacheLimit {
+            digests = digests.filter { pinnedOpenLineageRuns[$0.key] != nil }
+        }
+        if runs.count > cacheLimit {
+            runs = runs.filter { pinnedRuns[$0.key] != nil }
+        }
     }
 
     /// Applies checked events and appends them, with `audit`, in one batch (all or nothing); returns once
@@ -174,6 +211,13 @@ actor OpenLineageIngest {
         var reserved: [(String, String)] = []
         var changedDAGs: [String] = []
         let arrival = TokenStore.now()
+        // Mapping below runs without a suspension, so touchedRuns collects this request's runs alone.
+        touchedRuns = []
+        var pinned: (olRuns: [String], runs: Set<RunKey>) = ([], [])
+        defer {
+            pin(pinned.olRuns, pinned.runs, by: -1)
+            trimCaches()
+        }
         do {
             for (index, e) in events.enumerated() {
                 let olRun = (e.tree["run"]?["runId"]?.string ?? e.tree["dataset"]?["name"]?.string ?? e.tree["job"]?["name"]?.string ?? "events").lowercased()
@@ -210,6 +254,8 @@ actor OpenLineageIngest {
             }
             drafts.insert(contentsOf: definitionEvents, at: 0)
             if result.accepted > 0, let audit { drafts.append(audit) }
+            pinned = (reserved.map(\.0), touchedRuns)
+            pin(pinned.olRuns, pinned.runs, by: 1)
             if !drafts.isEmpty {
                 let range = try await ledger.append(contentsOf: drafts)
                 result.lastSeq = range.upperBound - 1
@@ -244,6 +290,7 @@ actor OpenLineageIngest {
 
     /// The run's memo, folded from its stream the first time it is touched.
     private func memo(_ key: RunKey) throws -> RunMemo {
+        touchedRuns.insert(key)
         if let m = runs[key] { return m }
         var m = RunMemo()
         var byAttempt: [String: String] = [:]  // "task\0attempt" → OpenLineage run id
