@@ -3,7 +3,7 @@
 # OpenLineage ingest, then reads during ingest; p50/p99 latency, errors, the server's memory, and
 # afterwards every acknowledged event recorded and the ledger verified (tools/load.py says exactly how).
 #
-#   tools/load.sh [--seconds S] [--connections C] [--threads T] [--passes P] [--workdir DIR] [--clew PATH]
+#   tools/load.sh [--seconds S] [--connections C] [--threads T] [--workdir DIR] [--clew PATH]
 #
 # Builds clew in release mode unless --clew names an executable. Installs nothing: wrk comes from
 # tools/setup.sh (apt-get install wrk).

@@ -37,22 +37,25 @@ struct ReliabilityTests {
         #expect((phase2["append_acknowledged"] ?? 0) > 0 && (phase2["ol_acknowledged"] ?? 0) > 0 && (phase2["reads"] ?? 0) > 0, "\(phase2)")
     }
 
-    @Test("load: wrk on read endpoints and ingest: no error, every acknowledged ingest recorded, memory flat, the ledger verifies")
+    @Test("load: wrk on read endpoints and ingest, twice: no error, every acknowledged ingest recorded, memory flat in the second cycle, the ledger verifies")
     func load() async throws {
         let run = try await Program.run(
             "/usr/bin/python3",
-            [Self.script("load.py"), "--clew", CLI.binary.path, "--seconds", "2", "--passes", "2", "--seed-runs", "1", "--connections", "8"],
+            [Self.script("load.py"), "--clew", CLI.binary.path, "--seconds", "2", "--seed-runs", "1", "--connections", "8",
+             // Memory is judged by the long run (docs/reliability.md: growth with ingest is an open finding);
+             // 2-second phases only catch a gross leak.
+             "--max-growth-mib", "512"],
             in: FileManager.default.temporaryDirectory, limit: .seconds(600))
         #expect(run.status == 0, "\(run.output)")
         let figures = try Self.figures(run.output, "load")
         let phases = try #require(figures["phases"] as? [String: [String: Any]])
-        #expect(phases.count == 21, "\(phases.keys.sorted())")
+        #expect(phases.count == 24, "\(phases.keys.sorted())")
         for (name, phase) in phases {
             #expect(phase["errors"] as? Int == 0, "\(name): \(phase)")
         }
         // Not every phase: on a loaded machine (or under TSan) a 2-second phase of a slow endpoint can end
         // before its first answer.
-        #expect(phases.values.filter { ($0["rps"] as? Int ?? 0) > 0 }.count >= 15, "\(phases)")
+        #expect(phases.values.filter { ($0["rps"] as? Int ?? 0) > 0 }.count >= 18, "\(phases)")
         let acknowledged = try #require(figures["ingest_acknowledged"] as? Int)
         #expect(acknowledged > 0)
         #expect((figures["ingest_recorded"] as? Int ?? 0) >= acknowledged)
