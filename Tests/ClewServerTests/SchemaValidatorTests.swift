@@ -55,6 +55,8 @@ struct SchemaValidatorTests {
         (runEvent { $0.replacingOccurrences(of: "0190a8f2-1c2d-7a00-8000-0000000000aa", with: "not-a-uuid") }, #"$.run.runId must be a UUID, got "not-a-uuid""#),
         (runEvent { $0.replacingOccurrences(of: #""COMPLETE""#, with: #""FINISHED""#) }, #"$.eventType must be one of "START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER", got "FINISHED""#),
         (runEvent { $0.replacingOccurrences(of: #""eventTime":"2026-11-21T10:00:05.000Z""#, with: #""eventTime":"yesterday""#) }, #"$.eventTime must be an RFC 3339 date-time, got "yesterday""#),
+        (runEvent { $0.replacingOccurrences(of: #""eventTime":"2026-11-21T10:00:05.000Z""#, with: #""eventTime":"2026-13-21T10:00:05Z""#) }, #"$.eventTime must be an RFC 3339 date-time, got "2026-13-21T10:00:05Z""#),
+        (runEvent { $0.replacingOccurrences(of: #""eventTime":"2026-11-21T10:00:05.000Z""#, with: #""eventTime":"2026-11-21T24:00:05+00:00""#) }, #"$.eventTime must be an RFC 3339 date-time, got "2026-11-21T24:00:05+00:00""#),
         (runEvent { $0.replacingOccurrences(of: #""name":"dag.task""#, with: #""name":7"#) }, "$.job.name must be a string, got a number"),
         (runEvent { $0.replacingOccurrences(of: #""name":"shop.orders","#, with: "") }, "$.inputs[0].name is required"),
         (runEvent { $0.replacingOccurrences(of: #""inputs":[{"#, with: #""inputs":{"x":[{"#).replacingOccurrences(of: #"}]}}}],"outputs""#, with: #"}]}}}]},"outputs""#) }, "$.inputs must be an array, got an object"),

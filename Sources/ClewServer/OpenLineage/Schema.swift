@@ -280,6 +280,11 @@ final class OpenLineageSchema: Sendable {
         guard c.count >= 20, digits(0..<4), c[4] == 45, digits(5..<7), c[7] == 45, digits(8..<10),
               c[10] == 84 || c[10] == 116 || c[10] == 32, digits(11..<13), c[13] == 58, digits(14..<16), c[16] == 58, digits(17..<19)
         else { return false }
+        // RFC 3339's ranges, not only its shape: month 13 or hour 99 was accepted and mapped to another time.
+        func value(_ r: Range<Int>) -> Int { r.reduce(0) { $0 * 10 + Int(c[$1] - 48) } }
+        guard (1...12).contains(value(5..<7)), (1...31).contains(value(8..<10)), value(11..<13) <= 23,
+              value(14..<16) <= 59, value(17..<19) <= 60
+        else { return false }
         var i = 19
         if c[i] == 46 {
             i += 1
@@ -290,7 +295,7 @@ final class OpenLineageSchema: Sendable {
         guard i < c.count else { return false }
         if c[i] == 90 || c[i] == 122 { return i == c.count - 1 }
         guard c[i] == 43 || c[i] == 45, c.count == i + 6, digits(i + 1..<i + 3), c[i + 3] == 58, digits(i + 4..<i + 6) else { return false }
-        return true
+        return value(i + 1..<i + 3) <= 23 && value(i + 4..<i + 6) <= 59
     }
 
     // MARK: References
