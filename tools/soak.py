@@ -265,7 +265,7 @@ class Soak:
                     elif status >= 500:
                         acked.append(("5xx", status))
 
-        before = self.clew_head_quiet()
+        before = self.clew.head()
         t = threading.Thread(target=producer)
         t.start()
         time.sleep(self.rng.uniform(0.01, 1.0))
@@ -285,9 +285,6 @@ class Soak:
         twice = [r for r, c in seen.items() if c > 1]
         check(not twice, f"OpenLineage run {twice[:1]} recorded more than once")
         st["acknowledged"] += len(acked)
-
-    def clew_head_quiet(self):
-        return self.clew.head()
 
     def round_rebuild(self, n):
         st = self.stats["rebuild"]
