@@ -22,6 +22,12 @@ public struct ServerConfiguration: Sendable {
     public var callbackBaseDelay: Duration = .seconds(1)
     /// How often the live stream polls the log for new events.
     public var streamPollInterval: Duration = .milliseconds(200)
+    /// How often the views look for appends nobody announced (this process's commits and writes to the
+    /// log file by others wake them at once).
+    public var viewsPollInterval: Duration = .seconds(1)
+    /// How long a read waits for the views to fold what the log held when it arrived before it answers
+    /// from the views as they are (only when the log grows faster than the views fold).
+    public var viewsReadWait: Duration = .seconds(2)
     /// Where Debian installs browser-side libraries (`libjs-chart.js`, `node-dagre-layout`).
     public var javascriptRoots: [URL] = [URL(fileURLWithPath: "/usr/share/javascript"), URL(fileURLWithPath: "/usr/share/nodejs")]
     /// Where the OpenLineage JSON schemas are read from (`OpenLineage.json` and `facets/`); nil uses the
@@ -55,6 +61,7 @@ public final class ClewServer: Sendable {
     /// - Parameter onListening: called with the bound port once the server accepts connections.
     public func run(onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         try state.metrics.start(state)
+        let follower = state.views.follow(every: state.configuration.viewsPollInterval, logger: state.configuration.logger)
         let router = Routes.build(state)
         let app = Application(
             router: router,
@@ -62,13 +69,18 @@ public final class ClewServer: Sendable {
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? 0) },
             logger: state.configuration.logger
         )
+        let served: Result<Void, any Error>
         do {
             try await app.runService()
+            served = .success(())
         } catch {
-            await state.runs.cancelAll()
-            throw error
+            served = .failure(error)
         }
+        // The follower's slice in progress ends before the caller may close the views.
+        follower.cancel()
+        await follower.value
         await state.runs.cancelAll()
+        try served.get()
     }
 }
 
@@ -90,7 +102,7 @@ final class ServerState: Sendable {
 
     init(ledger: Ledger, views: Views, engine: Engine, configuration: ServerConfiguration) throws {
         self.ledger = ledger
-        self.views = ViewsHost(ledger: ledger, views: views)
+        self.views = ViewsHost(ledger: ledger, views: views, readWait: configuration.viewsReadWait)
         self.engine = engine
         self.configuration = configuration
         tokens = try TokenStore(ledger: ledger)
@@ -105,9 +117,15 @@ final class ServerState: Sendable {
     }
 }
 
-/// The views, shared by every request: one caller at a time, caught up with the log before each read
-/// (a no-op when nothing was appended since). Reads are blocking LMDB work, so they run on the host's
-/// own queue, never on the cooperative pool that request handlers, timers and runs share.
+/// The views, shared by every request: one caller at a time on the host's own queue (reads are
+/// blocking LMDB work, never run on the cooperative pool that request handlers, timers and runs share).
+///
+/// The views follow the log in slices of ``slice`` events, each its own turn on the queue, so reads
+/// are served between slices however fast the log grows: a follower catches up after every append
+/// (this process's, another's, a replica's copy), and a read first catches up to the log's end as it
+/// was when the read arrived (so a client reads what it has just written), for at most ``readWait``;
+/// past that, when the log grows faster than the views fold, it answers from the views as they are
+/// (`clew_view_lag_events` in `/metrics` says how far behind).
 final class ViewsHost: @unchecked Sendable {
     // @unchecked Sendable: `views` and `forensics` are touched only inside `run` on `executor`, whose
     // serial queue runs one read at a time; `ledger` is Sendable.
@@ -115,17 +133,47 @@ final class ViewsHost: @unchecked Sendable {
     private let ledger: Ledger
     private let views: Views
     private let forensics: Forensics
+    /// Events folded per turn on the queue: ~20-100 ms of folding on 2 cores.
+    let slice: UInt64
+    let readWait: Duration
 
-    init(ledger: Ledger, views: Views) {
+    init(ledger: Ledger, views: Views, slice: UInt64 = 2_000, readWait: Duration = .seconds(2)) {
         self.ledger = ledger
         self.views = views
+        self.slice = slice
+        self.readWait = readWait
         forensics = Forensics(ledger: ledger, views: views)
     }
 
     func read<T>(_ body: (Views, Forensics) throws -> T) async throws -> T {
-        try await executor.run {
-            _ = try views.catchUp()
-            return try body(views, forensics)
+        let target = try ledger.lastSeq
+        let deadline = ContinuousClock.now + readWait
+        while true {
+            let answer: T? = try await executor.run {
+                let reached = try views.catchUp(maxEvents: slice)
+                guard reached >= target || ContinuousClock.now >= deadline else { return nil }
+                return .some(try body(views, forensics))
+            }
+            if let answer { return answer }
+        }
+    }
+
+    /// Catches the views up after each change of the log, a slice per turn, until cancelled. Errors
+    /// are logged and tried again at the next change (reads meet and report them too).
+    func follow(every pollInterval: Duration, logger: Logger) -> Task<Void, Never> {
+        let signals = ledger.changeSignals(every: pollInterval)
+        return Task {
+            for await _ in signals {
+                do {
+                    while !Task.isCancelled {
+                        let (reached, last) = try await executor.run { (try views.catchUp(maxEvents: slice), try ledger.lastSeq) }
+                        if reached >= last { break }
+                    }
+                } catch {
+                    logger.error("views: catching up failed: \(error)")
+                }
+                if Task.isCancelled { break }
+            }
         }
     }
 
