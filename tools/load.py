@@ -104,10 +104,18 @@ def main():
     samples = []
     sampling = threading.Event()
 
+    def views_lag():
+        """How many events the views are behind the log (/api/health: no token, no wait for the views)."""
+        try:
+            h = api(base, token, "/api/health")
+            return int(h["events"]) - int(h["views"])
+        except (OSError, KeyError, ValueError):
+            return None
+
     def sampler():
         while not sampling.is_set():
             try:
-                samples.append((time.monotonic(), *memory(server.pid)))
+                samples.append((time.monotonic(), *memory(server.pid), views_lag()))
             except OSError:
                 return
             sampling.wait(1)
@@ -134,7 +142,9 @@ def main():
     def wrk_run(name, path, mode="get", seconds=args.seconds):
         cmd = [wrk, "-t", str(args.threads), "-c", str(args.connections), "-d", f"{seconds}s", "--timeout", "10s",
                "-H", f"Authorization: Bearer {token}", "-s", lua, base + path, "--", mode, str(next(nonces))]
+        began = time.monotonic()
         p = subprocess.run(cmd, capture_output=True, text=True)
+        ended = time.monotonic()
         lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
         if p.returncode != 0 or not lines:
             die(f"wrk for {name} exited {p.returncode}: {(p.stdout + p.stderr).strip()[-400:]}")
@@ -142,9 +152,12 @@ def main():
         r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
         anon, file = memory(server.pid)
         r["rss_anon_mib"], r["rss_file_mib"] = round(anon, 1), round(file, 1)
+        lags = [x[3] for x in samples if began <= x[0] <= ended and x[3] is not None]
+        r["views_lag_max"] = max(lags, default=None)
         errors = sum(r["errors"].values())
         print(f"  {name:16} {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:7.2f} ms  p99 {r['p99_us'] / 1000:7.2f} ms"
-              f"  max {r['max_us'] / 1000:7.1f} ms  errors {errors}  rss anon {anon:6.1f} MiB file {file:6.1f} MiB", flush=True)
+              f"  max {r['max_us'] / 1000:7.1f} ms  errors {errors}  rss anon {anon:6.1f} MiB file {file:6.1f} MiB"
+              f"  views lag max {r['views_lag_max']}", flush=True)
         return r
 
     results = {}
@@ -209,7 +222,8 @@ def main():
         "phases": {k: {"rps": round(r["rps"]), "p50_ms": r["p50_us"] / 1000, "p99_ms": r["p99_us"] / 1000,
                        "max_ms": r["max_us"] / 1000, "errors": sum(r["errors"].values()),
                        "ratio_to_health": round(r["rps"] / health, 3),
-                       "rss_anon_mib": r["rss_anon_mib"], "rss_file_mib": r["rss_file_mib"]} for k, r in results.items()},
+                       "rss_anon_mib": r["rss_anon_mib"], "rss_file_mib": r["rss_file_mib"],
+                       "views_lag_max": r["views_lag_max"]} for k, r in results.items()},
         "ingest_acknowledged": acknowledged, "ingest_recorded": received,
         "anon_mib_after_cycle_1": round(marks[0], 1), "anon_mib_after_cycle_2": round(marks[1], 1),
         "anon_growth_mib": round(growth, 1), "peak_anon_mib": round(peak_anon, 1),

@@ -2,7 +2,7 @@
 # Starts Debian's PostgreSQL (installed by tools/setup.sh) for Clew's PostgreSQL ledger and its tests:
 # the first cluster pg_lsclusters lists (one is created if there is none), listening on loopback, with
 # a role `clew` (password `clew`, allowed to create databases) and a database `clew`. Waits until the
-# server accepts connections. Idempotent. Prints the URL the tests use (CLEW_TEST_POSTGRES).
+# server accepts connections. Idempotent. Prints the URL the tests use (CLEW_TEST_POSTGRES), and nothing else on stdout.
 #
 # tools/postgres.sh --faults: a second cluster, `clewfaults` on port 5433, for the fault tests that
 # run hosts in network namespaces and restart the server (so no other test sees the restarts). It
@@ -33,9 +33,9 @@ if $faults; then
         changed=true
     fi
     if [ "$status" = "online" ] && $changed; then
-        $sudo pg_ctlcluster "$version" "$cluster" restart
+        $sudo pg_ctlcluster "$version" "$cluster" restart >&2
     elif [ "$status" != "online" ]; then
-        $sudo pg_ctlcluster "$version" "$cluster" start
+        $sudo pg_ctlcluster "$version" "$cluster" start >&2
     fi
 else
     if ! pg_lsclusters -h 2>/dev/null | grep -q .; then
@@ -44,7 +44,7 @@ else
     fi
     read -r version cluster port status _ < <(pg_lsclusters -h | awk '$2 != "clewfaults"' | head -1)
     if [ "$status" != "online" ]; then
-        $sudo pg_ctlcluster "$version" "$cluster" start
+        $sudo pg_ctlcluster "$version" "$cluster" start >&2
     fi
 fi
 for _ in $(seq 1 100); do

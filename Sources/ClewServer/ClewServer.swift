@@ -128,7 +128,8 @@ final class ServerState: Sendable {
 /// (`clew_view_lag_events` in `/metrics` says how far behind).
 final class ViewsHost: @unchecked Sendable {
     // @unchecked Sendable: `views` and `forensics` are touched only inside `run` on `executor`, whose
-    // serial queue runs one read at a time; `ledger` is Sendable.
+    // serial queue runs one read at a time, except `Views.checkpoints()`, which takes the views' lock;
+    // `ledger` is Sendable.
     private let executor = BlockingExecutor(label: "clew.serve.views")
     private let ledger: Ledger
     private let views: Views
@@ -150,13 +151,17 @@ final class ViewsHost: @unchecked Sendable {
         let deadline = ContinuousClock.now + readWait
         while true {
             let answer: T? = try await executor.run {
-                let reached = try views.catchUp(maxEvents: slice)
-                guard reached >= target || ContinuousClock.now >= deadline else { return nil }
+                // Past its wait, a read folds nothing more: under a log that grows faster than the views
+                // fold, every read would otherwise add a slice to the queue before its answer.
+                if ContinuousClock.now < deadline, try views.catchUp(maxEvents: slice) < target, ContinuousClock.now < deadline { return nil }
                 return .some(try body(views, forensics))
             }
             if let answer { return answer }
         }
     }
+
+    /// The seq every view has folded through, read without waiting for the queue.
+    var seq: UInt64 { views.checkpoints().values.min() ?? 0 }
 
     /// Catches the views up after each change of the log, a slice per turn, until cancelled. Errors
     /// are logged and tried again at the next change (reads meet and report them too).

@@ -23,7 +23,7 @@ enum SystemRoutes {
         }
         routes.get("/api/health") { _, _ -> Response in
             let last = try state.ledger.lastSeq
-            return try Reply.json(["status": "ok", "ledger": state.ledger.id, "events": String(last)])
+            return try Reply.json(["status": "ok", "ledger": state.ledger.id, "events": String(last), "views": String(state.views.seq)])
         }
 
         routes.get("/api/whoami") { _, context -> Response in
