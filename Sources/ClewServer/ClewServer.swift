@@ -42,7 +42,7 @@ public struct ServerConfiguration: Sendable {
 
 /// `clew serve`: the HTTP API, OpenLineage ingest, token access control and the dashboard over one
 /// ledger. Everything it changes goes through the ledger as events; everything it answers is read from
-/// the views (caught up before each read) or the log.
+/// the views (caught up with the log in slices, see `ViewsHost`) or the log.
 public final class ClewServer: Sendable {
     let state: ServerState
 
@@ -146,9 +146,11 @@ final class ViewsHost: @unchecked Sendable {
         forensics = Forensics(ledger: ledger, views: views)
     }
 
-    func read<T>(_ body: (Views, Forensics) throws -> T) async throws -> T {
+    /// Runs `body` on the views once they have folded what the log held now, or once `wait` (by default
+    /// ``readWait``) has passed, whichever comes first.
+    func read<T>(wait: Duration? = nil, _ body: (Views, Forensics) throws -> T) async throws -> T {
         let target = try ledger.lastSeq
-        let deadline = ContinuousClock.now + readWait
+        let deadline = ContinuousClock.now + (wait ?? readWait)
         while true {
             let answer: T? = try await executor.run {
                 // Past its wait, a read folds nothing more: under a log that grows faster than the views

@@ -32,26 +32,31 @@ struct ViewsHostTests {
         return try await body(ledger, views)
     }
 
-    @Test("a read that may not wait folds one slice and answers; one that may reads all the log held when it arrived")
+    @Test("a read folds slice by slice to the log's end as it arrived; a read that may not wait answers between two slices")
     func readsFoldSlices() async throws {
         try await Self.withViews { ledger, views in
-            _ = try await ledger.append(contentsOf: Self.drafts(runs: 12))
+            _ = try await ledger.append(contentsOf: Self.drafts(runs: 40))
             let last = try ledger.lastSeq
-            #expect(last > 1_000, "\(last) events")
-            let impatient = ViewsHost(ledger: ledger, views: views, slice: 100, readWait: .zero)
-            let first = try await impatient.read { v, _ in v.checkpoints().values.min() ?? 0 }
-            #expect(first == 100, "one slice of 100 events from seq 0, got \(first)")
-            let second = try await impatient.read { v, _ in v.checkpoints().values.min() ?? 0 }
-            #expect(second == 200, "the next read folds the next slice, got \(second)")
+            let slice: UInt64 = 50
+            #expect(last > 100 * slice, "\(last) events")
+            let host = ViewsHost(ledger: ledger, views: views, slice: slice, readWait: .seconds(600))
+            // No follower: nothing folds until a read asks.
+            #expect(try await host.read(wait: .zero) { v, _ in v.checkpoints().values.min() ?? 0 } == 0)
 
-            // Appended after the patient read arrives: not waited for.
-            let patient = ViewsHost(ledger: ledger, views: views, slice: 100, readWait: .seconds(600))
-            let (reached, runs) = try await patient.read { v, _ in
-                (v.checkpoints().values.min() ?? 0, try v.runs(RunQuery(dag: "daily_sales", limit: 1_000)))
-            }
+            let patient = Task { try await host.read { v, _ in (v.checkpoints().values.min() ?? 0, try v.runs(RunQuery(dag: "daily_sales", limit: 1_000))) } }
+            // Once the patient read has folded its first slice, with most of the log still to fold, a read
+            // that may not wait is queued behind the slice in progress and answered before the next one.
+            let deadline = ContinuousClock.now + .seconds(120)
+            while host.seq == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+            let seen = host.seq
+            #expect(seen > 0 && seen + 2 * slice <= last, "the patient read had folded \(seen) of \(last) events")
+            let between = try await host.read(wait: .zero) { v, _ in v.checkpoints().values.min() ?? 0 }
+            #expect(between >= seen && between <= seen + slice && between % slice == 0, "answered at \(between), after \(seen)")
+
+            let (reached, runs) = try await patient.value
             #expect(reached == last)
-            #expect(runs.count == 12, "\(runs.map(\.run))")
-            let status = try await patient.status()
+            #expect(runs.count == 40, "\(runs.map(\.run))")
+            let status = try await host.status()
             #expect(status.allSatisfy { $0.checkpoint == last }, "\(status.map { ($0.view, $0.checkpoint) })")
         }
     }
