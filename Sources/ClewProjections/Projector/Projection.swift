@@ -32,7 +32,7 @@ public enum ViewName: String, CaseIterable, Sendable, Codable {
     func makeProjection(_ options: Views.Options) -> any Projection {
         switch self {
         case .runs: return RunsProjection(epochBits: options.runEpochBits)
-        case .chunks: return ChunksProjection()
+        case .chunks: return ChunksProjection(snapshotOps: options.chunkSnapshotOps)
         case .lineage: return LineageProjection()
         case .values: return ValuesProjection()
         }

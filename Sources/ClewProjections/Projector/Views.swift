@@ -47,6 +47,16 @@ public final class Views: @unchecked Sendable {
         /// Seqs per epoch of the runs view's `by_epoch` index, as a power of two (tests use small epochs
         /// to have many; queries read any width).
         package var runEpochBits: UInt64 = 16
+        /// Operations of a dataset between two snapshots of the chunk history (tests take snapshots often).
+        package var chunkSnapshotOps = ChunkHistory.minimumSnapshotOps
+        /// Each view's first map size (it doubles as the view grows); tests start small to grow it often.
+        package var mapSize = 64 << 20
+        /// Grow a view's map before a fold's write that may not fit (tests switch it off to take the path
+        /// of a write retried after `MDB_MAP_FULL`).
+        package var growMapAhead = true
+        /// Fault injection for tests: asked after a view's write applied its batch, before its checkpoint;
+        /// `true` fails the write as LMDB does when the map fills at commit (`MDB_MAP_FULL`), so it is retried.
+        package var failWriteAfterApply: (@Sendable (ViewName) -> Bool)? = nil
         public init() {}
     }
 
@@ -117,7 +127,7 @@ public final class Views: @unchecked Sendable {
         let sealed = options.checkSeals ? try ViewStore.checkSeal(dir, view: name.rawValue) : false
         let store: ViewStore
         do {
-            store = try ViewStore(name: name.rawValue, directory: dir, tables: name.tables)
+            store = try ViewStore(name: name.rawValue, directory: dir, tables: name.tables, mapSize: options.mapSize)
         } catch let e as ViewError {
             throw e
         } catch {
@@ -233,7 +243,15 @@ public final class Views: @unchecked Sendable {
                 let upTo = min(last, t.limit)
                 guard checkpoints[t.name]! < upTo else { continue }
                 let wanted = type(of: t.projection).interest
+                // Room for the batch, estimated high (~2 KiB of pages per event), so its write seldom runs
+                // into the map's end (LMDB 0.9.24 can damage its free-page lists aborting such a write).
+                if options.growMapAhead { try t.store.env.ensureRoom((1 << 20) + batch.count * 2048) }
+                var attempts = 0
                 let reached = try t.store.env.write { txn -> UInt64 in
+                    // A write retried after the map grew (here or in another process): what the failed
+                    // attempt applied to the projection's caches is dropped, to be read again from the view.
+                    attempts += 1
+                    if attempts > 1 { t.projection.reset() }
                     t.store.unsealIfNeeded()
                     var meta = try t.store.readMeta(txn) ?? ViewStore.Meta(
                         format: ViewStore.formatVersion, view: t.name.rawValue, ledger: ledger.id, checkpoint: 0, state: "ready")
@@ -253,6 +271,7 @@ public final class Views: @unchecked Sendable {
                         t.projection.reset()
                         throw error
                     }
+                    if let fail = options.failWriteAfterApply, fail(t.name) { throw LMDBError.mapFull }
                     meta.checkpoint = upTo
                     try t.store.writeMeta(txn, meta)
                     return upTo
@@ -298,7 +317,7 @@ public final class Views: @unchecked Sendable {
             var targets: [FoldTarget] = []
             for name in names {
                 let dir = generations.next(name)
-                let store = try ViewStore(name: name.rawValue, directory: dir, tables: name.tables, building: true)
+                let store = try ViewStore(name: name.rawValue, directory: dir, tables: name.tables, building: true, mapSize: options.mapSize)
                 try store.env.write { txn in
                     try store.writeMeta(txn, ViewStore.Meta(
                         format: ViewStore.formatVersion, view: name.rawValue, ledger: ledger.id, checkpoint: 0, state: "building"))
@@ -344,7 +363,8 @@ public final class Views: @unchecked Sendable {
         defer { for s in stores.values { s.close() } }
         var targets: [FoldTarget] = []
         for name in names {
-            let store = try ViewStore(name: name.rawValue, directory: dir.appendingPathComponent(name.rawValue), tables: name.tables, building: true)
+            let store = try ViewStore(
+                name: name.rawValue, directory: dir.appendingPathComponent(name.rawValue), tables: name.tables, building: true, mapSize: options.mapSize)
             stores[name] = store
             targets.append(FoldTarget(name: name, store: store, projection: name.makeProjection(options), limit: seqs[name] ?? 0))
         }

@@ -66,7 +66,9 @@ final class ViewStore: @unchecked Sendable {
     /// for `--as-of` without a refold; a dataset's `lastSeq` moves when its chunks are marked stale.
     static let formatVersion = 4
 
-    init(name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false) throws {
+    init(
+        name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false, mapSize: Int = 64 << 20
+    ) throws {
         self.name = name
         self.directory = directory
         self.tableNames = tableNames
@@ -74,7 +76,7 @@ final class ViewStore: @unchecked Sendable {
         var options = Environment.Options()
         options.maxDatabases = UInt32(tableNames.count + 2)
         options.readOnly = readOnly
-        options.mapSize = 64 << 20
+        options.mapSize = mapSize
         // Views are caches of the log and their checkpoint commits with their data: a crash may undo the
         // last commits (they are folded again), never tear one. A rebuild flushes once, before the swap.
         options.noMetaSync = true

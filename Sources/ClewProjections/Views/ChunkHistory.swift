@@ -256,12 +256,16 @@ enum ChunkHistory {
 /// dataset as one entry, once the event is done, and a snapshot of a dataset once enough operations
 /// followed its last one.
 struct ChunkHistoryWriter {
+    /// Operations between snapshots, at least (``ChunkHistory/minimumSnapshotOps`` but in tests).
+    let minimumOps: Int
     /// Operations written per dataset since its last snapshot, and how many are due before the next
     /// (loaded from the view the first time a dataset is seen in a fold).
     private var since: [String: (ops: Int, due: Int)] = [:]
     /// The seq being applied and its operations so far, per dataset.
     private var seq: UInt64 = 0
     private var pending: [String: (ops: Int, bytes: [UInt8])] = [:]
+
+    init(minimumOps: Int) { self.minimumOps = minimumOps }
 
     mutating func reset() {
         since.removeAll()
@@ -311,7 +315,7 @@ struct ChunkHistoryWriter {
     /// Writes `state` as the snapshot of `ds` at `seq`.
     mutating func snapshot(_ ds: String, _ state: ChunkHistory.State, at seq: UInt64, _ txn: ViewTxn) throws {
         try txn.put(txn.store.table("snapshots"), ChunkHistory.key(ds, seq: seq), try state.encoded())
-        since[ds] = (0, max(ChunkHistory.minimumSnapshotOps, state.rangeCount))
+        since[ds] = (0, max(minimumOps, state.rangeCount))
     }
 
     private mutating func load(_ ds: String, _ txn: ViewTxn) throws {
@@ -319,7 +323,7 @@ struct ChunkHistoryWriter {
         let store = txn.store
         let prefix = ChunkHistory.prefix(ds)
         var last: UInt64 = 0
-        var due = ChunkHistory.minimumSnapshotOps
+        var due = minimumOps
         try ChunkHistory.lastEntry(txn.txn, store.table("snapshots"), prefix: prefix, atMost: .max, view: store.name, table: "snapshots") { k, v in
             last = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
             due = max(due, try ChunkHistory.State(decoding: v, view: store.name).rangeCount)

@@ -83,7 +83,9 @@ final class ChunksProjection: Projection {
     private var chunks = RecordCache<ChunkRecord>(table: "chunks")
     private var ordinals: [ByteKey: UInt64] = [:]
     private var sets: [ByteKey: (original: RangeSet, current: RangeSet)] = [:]
-    private var history = ChunkHistoryWriter()
+    private var history: ChunkHistoryWriter
+
+    init(snapshotOps: Int = ChunkHistory.minimumSnapshotOps) { history = ChunkHistoryWriter(minimumOps: snapshotOps) }
 
     static func summaryKey(_ ds: String) -> [UInt8] { KeyBuilder().raw(ds).bytes }
     static func ordinalKey(_ ds: String, _ key: String) -> [UInt8] { KeyBuilder().string(ds).raw(key).bytes }
