@@ -69,7 +69,6 @@ final class LineageProjection: Projection {
     static let tables = ["fwd", "bwd", "nodes", "run_dags"]
     static let interest: Fact.Interest = [.run, .chunks, .dags]
 
-    private var known: Set<ByteKey> = []
 
     func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws {
         switch fact {
@@ -82,7 +81,7 @@ final class LineageProjection: Projection {
         case .run(let key, let f):
             switch f {
             case .queued:
-                try remember(KeyBuilder().string(key.run).raw(key.dag).bytes, txn.store.table("run_dags"), txn)
+                try txn.insert(txn.store.table("run_dags"), KeyBuilder().string(key.run).raw(key.dag).bytes, [])
             case .task(let t) where h.type == EventType.taskStarted:
                 let a = LineageNode.attempt(dag: key.dag, run: key.run, task: t.task, attempt: t.attempt ?? 1)
                 try edge(a, LineageNode.task(dag: key.dag, task: t.task), .partOf, h, txn)
@@ -147,26 +146,22 @@ final class LineageProjection: Projection {
         return dag
     }
 
-    private func remember(_ key: [UInt8], _ db: Database, _ txn: ViewTxn, value: [UInt8] = []) throws {
-        if known.insert(ByteKey(key)).inserted { try txn.insert(db, key, value) }
-    }
-
     private func edge(_ from: String, _ to: String, _ kind: EdgeKind, _ h: EventHeader, _ txn: ViewTxn) throws {
-        let fwd = KeyBuilder(1).string(from).raw(to).bytes
-        guard !known.contains(ByteKey(fwd)) else { return }
         let value = KeyBuilder().u64(h.seq).byte(kind.rawValue).bytes
         let s = txn.store
-        if try txn.insert(s.table("fwd"), Array(fwd.dropFirst()), value) {
+        // An edge, and its nodes, keep the seq that first wrote them: a repeated one writes nothing.
+        if try txn.insert(s.table("fwd"), KeyBuilder().string(from).raw(to).bytes, value) {
             try txn.put(s.table("bwd"), KeyBuilder().string(to).raw(from).bytes, value)
-            try remember(Array(from.utf8), s.table("nodes"), txn, value: KeyBuilder().u64(h.seq).bytes)
-            try remember(Array(to.utf8), s.table("nodes"), txn, value: KeyBuilder().u64(h.seq).bytes)
+            let first = KeyBuilder().u64(h.seq).bytes
+            try txn.insert(s.table("nodes"), Array(from.utf8), first)
+            try txn.insert(s.table("nodes"), Array(to.utf8), first)
         }
-        known.insert(ByteKey(fwd))
     }
 
-    func flush(_ txn: ViewTxn) throws {
-        if known.count > 1_000_000 { known.removeAll() }
-    }
+    // Nothing is kept between events: a set of the edges and nodes already written (up to a million)
+    // made no rebuild faster (68-70k events/s with it, 71-72k without, on two corpora of 300k and 442k
+    // events) and held up to ~200 MiB in `clew serve`, growing with every run ingested.
+    func flush(_ txn: ViewTxn) throws {}
 
-    func reset() { known.removeAll() }
+    func reset() {}
 }
