@@ -153,9 +153,14 @@ final class ViewsHost: @unchecked Sendable {
         let deadline = ContinuousClock.now + (wait ?? readWait)
         while true {
             let answer: T? = try await executor.run {
-                // Past its wait, a read folds nothing more: under a log that grows faster than the views
-                // fold, every read would otherwise add a slice to the queue before its answer.
-                if ContinuousClock.now < deadline, try views.catchUp(maxEvents: slice) < target, ContinuousClock.now < deadline { return nil }
+                // A read folds no further than the log's end as it arrived (the follower folds the rest),
+                // and nothing once past its wait: under a log that grows faster than the views fold,
+                // every read would otherwise add a slice of others' events to the queue before its answer.
+                if seq < target, ContinuousClock.now < deadline, try views.catchUp(maxEvents: slice, through: target) < target,
+                    ContinuousClock.now < deadline
+                {
+                    return nil
+                }
                 return .some(try body(views, forensics))
             }
             if let answer { return answer }

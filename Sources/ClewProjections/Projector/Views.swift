@@ -172,16 +172,17 @@ public final class Views: @unchecked Sendable {
 
     // MARK: catching up
 
-    /// Folds every event past each view's checkpoint into it, or at most `maxEvents` of them past the
-    /// lowest checkpoint (a slice, so a caller that shares the views can let others in between slices
-    /// while the log grows faster than one catch-up folds). Returns the seq the views reached.
+    /// Folds every event past each view's checkpoint into it (through seq `through` at most), or at most
+    /// `maxEvents` of them past the lowest checkpoint (a slice, so a caller that shares the views can let
+    /// others in between slices while the log grows faster than one catch-up folds). Returns the seq the
+    /// views reached.
     @discardableResult
-    public func catchUp(maxEvents: UInt64 = .max) throws -> UInt64 {
+    public func catchUp(maxEvents: UInt64 = .max, through: UInt64 = .max) throws -> UInt64 {
         try reattachIfSwapped()
         let (targets, lowest) = lock.withLock { _ in
             (live.map { FoldTarget(name: $0.key, store: $0.value.store, projection: $0.value.projection) }, live.values.map(\.checkpoint).min() ?? 0)
         }
-        let last = try ledger.lastSeq
+        let last = min(try ledger.lastSeq, max(through, lowest))
         let end = maxEvents >= last - min(lowest, last) ? last : lowest + maxEvents
         var erasure: UInt64?
         let reached = try fold(targets, through: end, progress: nil, onErasure: { erasure = $0 })
