@@ -60,6 +60,18 @@ struct ViewsTests {
         }
     }
 
+    /// Appends `source`'s events to `ledger` `step` at a time, catching `views` up after each append.
+    static func copy(_ source: Ledger, into ledger: Ledger, catchingUp views: Views, every step: UInt64) async throws {
+        var next: UInt64 = 1
+        let last = try source.lastSeq
+        while next <= last {
+            let upTo = min(last, next + step - 1)
+            _ = try await ledger.append(contentsOf: try source.events(next...upTo).map(\.draft))
+            try views.catchUp()
+            next = upTo + 1
+        }
+    }
+
     @Test("folding in many small catch-ups gives the same bytes as one rebuild")
     func incrementalEqualsRebuild() async throws {
         try await DemoLedger.withCopy { source, dir in
@@ -67,14 +79,7 @@ struct ViewsTests {
             defer { ledger.close() }
             let notices = Notices()
             let views = try Views.open(ledger: ledger, options: notices.options(batch: 7))
-            var next: UInt64 = 1
-            let last = try source.lastSeq
-            while next <= last {
-                let upTo = min(last, next + 36)
-                _ = try await ledger.append(contentsOf: try source.events(next...upTo).map(\.draft))
-                try views.catchUp()
-                next = upTo + 1
-            }
+            try await Self.copy(source, into: ledger, catchingUp: views, every: 37)
             let incremental = try views.digests()
             try views.rebuild()
             #expect(try views.digests() == incremental)
@@ -97,14 +102,7 @@ struct ViewsTests {
             let writes = Mutex(0)
             options.failWriteAfterApply = { _ in writes.withLock { $0 += 1; return $0 % 3 == 0 } }
             let views = try Views.open(ledger: ledger, options: options)
-            var next: UInt64 = 1
-            let last = try source.lastSeq
-            while next <= last {
-                let upTo = min(last, next + 1_499)
-                _ = try await ledger.append(contentsOf: try source.events(next...upTo).map(\.draft))
-                try views.catchUp()
-                next = upTo + 1
-            }
+            try await Self.copy(source, into: ledger, catchingUp: views, every: 1_500)
             let grown = try ViewName.allCases.filter { name in try views.read(name) { store, _ in try store.env.mapInfo().mapSize } > 256 << 10 }
             #expect(grown.count >= 2, "views whose map grew: \(grown)")
             #expect(writes.withLock { $0 } > 20, "writes made")
