@@ -69,7 +69,6 @@ final class LineageProjection: Projection {
     static let tables = ["fwd", "bwd", "nodes", "run_dags"]
     static let interest: Fact.Interest = [.run, .chunks, .dags]
 
-
     func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws {
         switch fact {
         case .dagRegistered(let d):
@@ -159,7 +158,7 @@ final class LineageProjection: Projection {
     }
 
     // Nothing is kept between events: a set of the edges and nodes already written (up to a million)
-    // made no rebuild faster (68-70k events/s with it, 71-72k without, on two corpora of 300k and 442k
+    // made no rebuild faster (68-70k events/s with it, 71-74k without, on two corpora of 300k and 442k
     // events) and held up to ~200 MiB in `clew serve`, growing with every run ingested.
     func flush(_ txn: ViewTxn) throws {}
 
