@@ -42,8 +42,8 @@ struct ReliabilityTests {
         let run = try await Program.run(
             "/usr/bin/python3",
             [Self.script("load.py"), "--clew", CLI.binary.path, "--seconds", "2", "--seed-runs", "1", "--connections", "8",
-             // Memory is judged by the long run (docs/reliability.md: growth with ingest is an open finding);
-             // 2-second phases only catch a gross leak.
+             // Memory is judged by the long run (docs/reliability.md, load); 2-second phases only catch a
+             // gross leak.
              "--max-growth-mib", "512"],
             in: FileManager.default.temporaryDirectory, limit: .seconds(600))
         #expect(run.status == 0, "\(run.output)")

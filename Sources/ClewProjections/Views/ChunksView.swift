@@ -85,7 +85,7 @@ final class ChunksProjection: Projection {
     private var sets: [ByteKey: (original: RangeSet, current: RangeSet)] = [:]
     private var history: ChunkHistoryWriter
 
-    init(snapshotOps: Int = ChunkHistory.minimumSnapshotOps) { history = ChunkHistoryWriter(minimumOps: snapshotOps) }
+    init(snapshotOps: Int) { history = ChunkHistoryWriter(minimumOps: snapshotOps) }
 
     static func summaryKey(_ ds: String) -> [UInt8] { KeyBuilder().raw(ds).bytes }
     static func ordinalKey(_ ds: String, _ key: String) -> [UInt8] { KeyBuilder().string(ds).raw(key).bytes }
