@@ -1,3 +1,5 @@
+import ClewCore
+import Crypto
 import Foundation
 import Testing
 @testable import ClewLedger
@@ -170,6 +172,34 @@ struct AppendReadTests {
             #expect(again.unknownFields == read.unknownFields)
             #expect(again.payload == read.payload)
             #expect(again.timestampMicros == read.timestampMicros)
+        }
+    }
+
+    @Test("an inline payload's SHA-256 is left out of the stored envelope and computed again; with unknown fields it is stored")
+    func impliedDigest() async throws {
+        try await withTemporaryLedger { ledger, _ in
+            try await ledger.append(sampleEvent(1).draft(withUnknown: [0x78, 0x2a]))
+            try await ledger.append(sampleEvent(2))
+            let stored = try ledger.store.env.read { txn in
+                var reader = BlockReader(store: ledger.store, txn: txn)
+                return try (UInt64(1)...2).map { seq in
+                    let i = try #require(try reader.locate(seq))
+                    return (reader.spans[i].state, reader.withStoredEnvelope(i) { Array($0) }, reader.withEnvelope(i) { Array($0) })
+                }
+            }
+            // With unknown fields after field 8, the envelope is stored whole.
+            #expect(stored[0].0 == .inline && stored[0].1 == stored[0].2)
+            // Without, it is stored without its last 34 bytes: field 8, the payload's SHA-256.
+            let digest = Array(SHA256.hash(data: sampleEvent(2).payload))
+            #expect(stored[1].0 == .inlineDigestImplied)
+            #expect(stored[1].2 == stored[1].1 + [0x42, 0x20] + digest)
+            for seq: UInt64 in 1...2 {
+                let canonical = try ledger.canonicalEvent(seq: seq)
+                #expect(canonical.leafHash.hex == (try ledger.inclusionProof(seq: seq).leafHash))
+            }
+            #expect(try ledger.canonicalEvent(seq: 2).payloadSHA256 == digest.hex)
+            #expect(try ledger.event(at: 2)?.payload == sampleEvent(2).payload)
+            #expect(try ledger.verify().isValid)
         }
     }
 

@@ -87,10 +87,14 @@ extension Ledger {
                 try reader.body.withUnsafeBytes { raw in
                     for (i, span) in reader.spans.enumerated() {
                         let envelope = UnsafeRawBufferPointer(rebasing: raw[span.envelope])
+                        let payload = UnsafeRawBufferPointer(rebasing: raw[span.payload])
                         if erase.contains(i), span.state != .erased {
                             if span.state == .blob, let ref = try EnvelopeCodec.decode(envelope, cache: &cache).payloadRef { blobs.insert(ref) }
                             removed += span.payload.count
-                            Block.appendEntry(envelope: envelope, payload: nil, state: .erased, to: &body)
+                            // An erased payload's digest must be stored: it can no longer be computed.
+                            Block.withCanonicalEnvelope(stored: envelope, payload: payload, state: span.state) {
+                                Block.appendEntry(envelope: $0, payload: nil, state: .erased, to: &body)
+                            }
                         } else {
                             Block.appendEntry(envelope: envelope, payload: UnsafeRawBufferPointer(rebasing: raw[span.payload]), state: span.state, to: &body)
                         }

@@ -17,8 +17,13 @@ import Foundation
 /// The envelope (docs/event-schema.md) carries the payload's SHA-256 in field 8 and never the payload,
 /// so an event's Merkle leaf, SHA-256(0x00 ‖ envelope ‖ seq), commits to its payload through the digest.
 /// The payload state says where the bytes are: in the body (0), in `blobs` under that SHA-256 because
-/// they are large (1), or nowhere because they were erased (2). Removing a payload rewrites its block
-/// and leaves every leaf, node, proof and checkpoint as it was.
+/// they are large (1), nowhere because they were erased (2), or in the body with field 8 left out of
+/// the stored envelope (3): the digest of a payload that is there is computed again from it rather than
+/// stored, since 32 random bytes per event do not compress (they were ~40% of the compressed log).
+/// State 3 is written for an event without unknown fields, whose envelope then ends with field 8, so
+/// the canonical envelope is the stored one followed by field 8 (``canonicalSuffix``). Removing a payload
+/// rewrites its block with the canonical envelope (state 2) and leaves every leaf, node, proof and
+/// checkpoint as it was.
 ///
 /// The hash tag of each event (the first 4 bytes of its leaf hash) stays outside the compressed body:
 /// the writer fills it in once it knows the seqs, and `verify` compares it with the leaf recomputed
@@ -45,9 +50,36 @@ enum Block {
     static let sanityLimit = 1 << 20
 
     enum PayloadState: UInt8 {
+        /// In the body; the envelope names its SHA-256.
         case inline = 0
+        /// In `blobs` under the SHA-256 the envelope names.
         case blob = 1
+        /// Removed; the envelope still names its SHA-256.
         case erased = 2
+        /// In the body; the stored envelope leaves out field 8, which is the SHA-256 of these bytes.
+        case inlineDigestImplied = 3
+
+        /// Whether the payload's bytes are in the body.
+        var isInline: Bool { self == .inline || self == .inlineDigestImplied }
+    }
+
+    /// The bytes of field 8 (the payload's SHA-256) before the digest: its tag and length.
+    static let digestFieldHead: [UInt8] = [UInt8(EnvelopeField.payloadRef << 3 | 2), 32]
+    /// Bytes field 8 takes in an envelope.
+    static let digestFieldSize = 34
+
+    /// The canonical envelope of a stored one: the stored bytes, followed for state 3 by field 8 with
+    /// the SHA-256 of `payload`.
+    static func withCanonicalEnvelope<T>(
+        stored: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer, state: PayloadState, _ body: (UnsafeRawBufferPointer) throws -> T
+    ) rethrows -> T {
+        guard state == .inlineDigestImplied else { return try body(stored) }
+        var out: [UInt8] = []
+        out.reserveCapacity(stored.count + digestFieldSize)
+        out.append(contentsOf: stored)
+        out.append(contentsOf: digestFieldHead)
+        SHA256.hash(data: payload).withUnsafeBytes { out.append(contentsOf: $0) }
+        return try out.withUnsafeBytes(body)
     }
 
     /// Appends one event's entry to a block body: its envelope, then its payload with its state (the
@@ -55,7 +87,7 @@ enum Block {
     static func appendEntry(envelope: UnsafeRawBufferPointer, payload: UnsafeRawBufferPointer?, state: PayloadState, to body: inout [UInt8]) {
         ProtoWire.appendVarint(UInt64(envelope.count), to: &body)
         body.append(contentsOf: envelope)
-        let bytes = state == .inline ? payload : nil
+        let bytes = state.isInline ? payload : nil
         ProtoWire.appendVarint(UInt64(bytes?.count ?? 0) << 2 | UInt64(state.rawValue), to: &body)
         if let bytes { body.append(contentsOf: bytes) }
     }
@@ -220,24 +252,49 @@ struct BlockReader {
         return r
     }
 
-    /// Calls `body` with the envelope bytes of the event at `index` of the current block.
-    func withEnvelope<T>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+    /// Calls `body` with the envelope bytes of the event at `index` of the current block as stored (for
+    /// payload state 3, without field 8).
+    func withStoredEnvelope<T>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
         try self.body.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[spans[index].envelope])) }
     }
 
-    /// The leaf hash of the event at `index`, from its envelope and seq.
+    /// Calls `body` with the canonical envelope of the event at `index` of the current block: the bytes
+    /// its leaf hashes (before the seq), field 8 computed again for payload state 3.
+    func withEnvelope<T>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        let span = spans[index]
+        return try self.body.withUnsafeBytes { raw in
+            try Block.withCanonicalEnvelope(
+                stored: UnsafeRawBufferPointer(rebasing: raw[span.envelope]), payload: UnsafeRawBufferPointer(rebasing: raw[span.payload]),
+                state: span.state, body)
+        }
+    }
+
+    /// The leaf hash of the event at `index`, from its canonical envelope and seq (for payload state 3,
+    /// the stored envelope, then field 8 from the payload's SHA-256, hashed without a copy).
     func leafHash(_ index: Int) -> MerkleHash {
-        withEnvelope(index) { LogStore.leafHash(envelope: $0, seq: first + UInt64(index)) }
+        let span = spans[index]
+        guard span.state == .inlineDigestImplied else {
+            return withStoredEnvelope(index) { LogStore.leafHash(envelope: $0, seq: first + UInt64(index)) }
+        }
+        return body.withUnsafeBytes { raw in
+            var h = Merkle.leafHasher
+            h.update(bufferPointer: UnsafeRawBufferPointer(rebasing: raw[span.envelope]))
+            Block.digestFieldHead.withUnsafeBytes { h.update(bufferPointer: $0) }
+            SHA256.hash(data: UnsafeRawBufferPointer(rebasing: raw[span.payload])).withUnsafeBytes { h.update(bufferPointer: $0) }
+            EnvelopeCodec.withSeqSuffix(first + UInt64(index)) { h.update(bufferPointer: $0) }
+            return MerkleHash(h.finalize())
+        }
     }
 
     /// The event at `index` of the current block, its payload read from the body or its blob.
     func event(_ index: Int, cache: inout StringCache) throws -> Event {
         let seq = first + UInt64(index)
-        let d = try withEnvelope(index) { try EnvelopeCodec.decode($0, cache: &cache) }
+        // The stored envelope: an inline payload's digest (state 3) is not needed to read the event.
+        let d = try withStoredEnvelope(index) { try EnvelopeCodec.decode($0, cache: &cache) }
         let span = spans[index]
         var payload = Data()
         switch span.state {
-        case .inline:
+        case .inline, .inlineDigestImplied:
             if !span.payload.isEmpty {
                 payload = body.withUnsafeBytes { Data(bytes: $0.baseAddress! + span.payload.lowerBound, count: span.payload.count) }
             }

@@ -192,6 +192,16 @@ final class LogStore: Sendable {
                 envelope.withUnsafeBytes { Block.appendEntry(envelope: $0, payload: nil, state: .blob, to: &body) }
             } else if digest == nil {
                 envelope.withUnsafeBytes { Block.appendEntry(envelope: $0, payload: nil, state: .erased, to: &body) }
+            } else if event.unknownFields.isEmpty {
+                // The envelope ends with field 8, the payload's SHA-256: stored without it (state 3), since
+                // it is computed again from the payload beside it.
+                event.payload.withUnsafeBytes { payload in
+                    envelope.withUnsafeBytes {
+                        Block.appendEntry(
+                            envelope: UnsafeRawBufferPointer(rebasing: $0[..<($0.count - Block.digestFieldSize)]), payload: payload,
+                            state: .inlineDigestImplied, to: &body)
+                    }
+                }
             } else {
                 event.payload.withUnsafeBytes { payload in
                     envelope.withUnsafeBytes { Block.appendEntry(envelope: $0, payload: payload, state: .inline, to: &body) }

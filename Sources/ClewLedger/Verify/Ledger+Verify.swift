@@ -9,7 +9,7 @@ public struct VerifyReport: Codable, Sendable {
     public struct Problem: Codable, Sendable, Hashable {
         /// The seq concerned (for a Merkle node, the first event it covers), if any.
         public var seq: UInt64?
-        /// A short kind: `record` (a block that does not decode), `tag`, `payload`, `index`, `blob`,
+        /// A short kind: `record` (a block, or one event's envelope, that does not decode), `tag`, `payload`, `index`, `blob`,
         /// `merkle`, `checkpoint`, `sequence`.
         public var kind: String
         public var message: String
@@ -233,6 +233,10 @@ extension Ledger {
             }
             let span = reader.spans[i]
             switch span.state {
+            case .inlineDigestImplied:
+                // The digest is the payload's own (computed for the leaf above): the tag and the Merkle
+                // tree are what check these bytes.
+                break
             case .inline:
                 let actual = reader.body.withUnsafeBytes { Array(SHA256.hash(data: UnsafeRawBufferPointer(rebasing: $0[span.payload]))) }
                 if actual != digest { report.add(seq, "payload", "the payload of event \(seq) does not match the SHA-256 its event commits to") }
