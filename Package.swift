@@ -40,7 +40,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
-        // Floor 1: C libraries from Debian (liblmdb-dev, libzstd-dev), never vendored.
+        // Floor 1: C libraries from Debian (liblmdb-dev, libzstd-dev, libssl-dev), never vendored.
         .systemLibrary(
             name: "CLMDB",
             pkgConfig: "lmdb",
@@ -51,6 +51,12 @@ let package = Package(
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]
         ),
+        // OpenSSL's libcrypto (libssl-dev) for SHA-256 with its state inline: the ledger's hot hashes.
+        .systemLibrary(
+            name: "CCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // What every floor shares: the error model (exit and HTTP status per category) and hex digests.
         .target(name: "ClewCore"),
         // Floor 2: storage (bytes, not domain) and the domain vocabulary (no storage).
@@ -60,6 +66,7 @@ let package = Package(
                 "ClewCore",
                 "CLMDB",
                 "CZstd",
+                "CCrypto",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -54,6 +54,8 @@ if [ "$kind" = thread ]; then
         blind=(--mutex-blind)
     fi
 fi
+# Tests allow for instrumented processes in time limits meant to catch a hang (CLI.sanitizer).
+export CLEW_TEST_SANITIZER="$kind"
 export TSAN_OPTIONS="halt_on_error=0 exitcode=0 second_deadlock_stack=1 log_path=$reports/tsan"
 export ASAN_OPTIONS="detect_leaks=0 halt_on_error=0 exitcode=0 log_path=$reports/asan"
 filter=()

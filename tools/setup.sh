@@ -12,7 +12,7 @@
 # loopback). Idempotent and quiet when done.
 set -euo pipefail
 
-packages=(liblmdb-dev libzstd-dev pkg-config protobuf-compiler python3 python3-jsonschema tmux zlib1g-dev wrk
+packages=(liblmdb-dev libzstd-dev libssl-dev pkg-config protobuf-compiler python3 python3-jsonschema tmux zlib1g-dev wrk
     libjs-chart.js node-dagre-layout python3-websocket postgresql iproute2 openssl)
 # chromium with its recommended packages (fonts), as the browser tests were written against.
 browser=(chromium)
@@ -43,7 +43,7 @@ python3 -c "import openlineage.client" 2>/dev/null || {
 # Real OpenLineage producers (Airflow with its provider, dbt with openlineage-dbt) in their own venvs.
 "$(dirname "$0")/producers.sh" >/dev/null
 command -v swift >/dev/null || export PATH="/opt/swift/usr/bin:$PATH"
-pkg-config --exists lmdb libzstd || { echo "setup: pkg-config cannot find lmdb/libzstd" >&2; exit 1; }
+pkg-config --exists lmdb libzstd libcrypto || { echo "setup: pkg-config cannot find lmdb/libzstd/libcrypto" >&2; exit 1; }
 # PostgreSQL for the shared log and its tests, started and given the role and database the tests use.
 "$(dirname "$0")/postgres.sh" >/dev/null
 # And the fault tests' own cluster (hosts in network namespaces reach it; the tests restart it).

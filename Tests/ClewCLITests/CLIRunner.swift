@@ -7,6 +7,10 @@ struct CLI {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
+    /// The sanitizer every process of this run is built with (`tools/sanitize.sh` sets
+    /// CLEW_TEST_SANITIZER), nil for a plain build: time limits meant to catch a hang allow for it.
+    static let sanitizer = ProcessInfo.processInfo.environment["CLEW_TEST_SANITIZER"]
+
     static var binary: URL {
         if let path = ProcessInfo.processInfo.environment["CLEW_BIN"] { return URL(fileURLWithPath: path) }
         return packageRoot.appendingPathComponent(".build/debug/clew")

@@ -78,7 +78,7 @@ enum Block {
         out.reserveCapacity(stored.count + digestFieldSize)
         out.append(contentsOf: stored)
         out.append(contentsOf: digestFieldHead)
-        SHA256.hash(data: payload).withUnsafeBytes { out.append(contentsOf: $0) }
+        SHA256State.hash(payload).withUnsafeBytes { out.append(contentsOf: $0) }
         return try out.withUnsafeBytes(body)
     }
 
@@ -170,11 +170,9 @@ enum Block {
 
 /// A block of an append, prepared on the appender's thread: its body encoded and compressed, each
 /// event's leaf hash fed with 0x00 ‖ envelope (the writer adds the seq), its large payloads as blobs.
-struct PreparedBlock: @unchecked Sendable {
-    // @unchecked Sendable: `leafStates` (swift-crypto's SHA256, not marked Sendable) are copy-on-write
-    // values handed from the preparing thread to the writer and never used by both.
+struct PreparedBlock: Sendable {
     var streams: [String] = []
-    var leafStates: [SHA256] = []
+    var leafStates: [SHA256State] = []
     /// varint codec followed by the body.
     var encoded: [UInt8] = []
     var blobs: [(key: [UInt8], value: [UInt8])] = []
@@ -278,11 +276,11 @@ struct BlockReader {
         }
         return body.withUnsafeBytes { raw in
             var h = Merkle.leafHasher
-            h.update(bufferPointer: UnsafeRawBufferPointer(rebasing: raw[span.envelope]))
-            Block.digestFieldHead.withUnsafeBytes { h.update(bufferPointer: $0) }
-            SHA256.hash(data: UnsafeRawBufferPointer(rebasing: raw[span.payload])).withUnsafeBytes { h.update(bufferPointer: $0) }
-            EnvelopeCodec.withSeqSuffix(first + UInt64(index)) { h.update(bufferPointer: $0) }
-            return MerkleHash(h.finalize())
+            h.update(UnsafeRawBufferPointer(rebasing: raw[span.envelope]))
+            Block.digestFieldHead.withUnsafeBytes { h.update($0) }
+            SHA256State.hash(UnsafeRawBufferPointer(rebasing: raw[span.payload])).withUnsafeBytes { h.update($0) }
+            EnvelopeCodec.withSeqSuffix(first + UInt64(index)) { h.update($0) }
+            return h.finalize()
         }
     }
 

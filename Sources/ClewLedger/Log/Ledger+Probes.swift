@@ -43,7 +43,7 @@ extension Ledger {
         var costs: [String: Double] = [:]
         costs["prepare"] = try time { for batch in batches { _ = try ledger.prepare(batch) } }
         costs["validate"] = try time { for e in events { try e.validate() } }
-        costs["payload_hash"] = time { for e in events { _ = SHA256.hash(data: e.payload) } }
+        costs["payload_hash"] = time { for e in events { _ = SHA256State.hash(e.payload) } }
         let digest = [UInt8](repeating: 7, count: 32)
         costs["encode"] = time {
             body.removeAll(keepingCapacity: true)

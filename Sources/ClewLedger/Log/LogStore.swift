@@ -172,23 +172,23 @@ final class LogStore: Sendable {
         for (i, event) in events.enumerated() {
             try event.validate(index: i, of: events.count)
             envelope.removeAll(keepingCapacity: true)
-            let digest: SHA256Digest?
+            let digest: MerkleHash?
             if let ref = event.erasedPayloadRef {
                 digest = nil
                 ref.withUnsafeBytes { Self.encodeEnvelope(event, ref: $0, now: now, into: &envelope) }
             } else {
-                let d = SHA256.hash(data: event.payload)
+                let d = SHA256State.hash(event.payload)
                 d.withUnsafeBytes { Self.encodeEnvelope(event, ref: $0, now: now, into: &envelope) }
                 digest = d
             }
             var leaf = Merkle.leafHasher
-            envelope.withUnsafeBytes { leaf.update(bufferPointer: $0) }
+            envelope.withUnsafeBytes { leaf.update($0) }
             starts.append(body.count)
             if let digest, event.payload.count > Block.blobThreshold {
                 var value: [UInt8] = []
                 ProtoWire.appendVarint(1, to: &value)
                 try event.payload.withUnsafeBytes { try codec.compress($0, dictionary: nil, into: &value) }
-                block.blobs.append((Array(digest), value))
+                block.blobs.append((digest.bytes, value))
                 envelope.withUnsafeBytes { Block.appendEntry(envelope: $0, payload: nil, state: .blob, to: &body) }
             } else if digest == nil {
                 envelope.withUnsafeBytes { Block.appendEntry(envelope: $0, payload: nil, state: .erased, to: &body) }
@@ -246,9 +246,9 @@ final class LogStore: Sendable {
     /// Leaf hash of `seq` from its envelope bytes.
     static func leafHash(envelope: UnsafeRawBufferPointer, seq: UInt64) -> MerkleHash {
         var h = Merkle.leafHasher
-        h.update(bufferPointer: envelope)
-        EnvelopeCodec.withSeqSuffix(seq) { h.update(bufferPointer: $0) }
-        return MerkleHash(h.finalize())
+        h.update(envelope)
+        EnvelopeCodec.withSeqSuffix(seq) { h.update($0) }
+        return h.finalize()
     }
 
     /// A blob-stored payload, checked against its content address.

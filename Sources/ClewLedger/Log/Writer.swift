@@ -195,8 +195,8 @@ final class Writer: @unchecked Sendable {
         leaves.reserveCapacity(block.count)
         for (i, state) in block.leafStates.enumerated() {
             var hasher = state
-            EnvelopeCodec.withSeqSuffix(first + UInt64(i)) { hasher.update(bufferPointer: $0) }
-            leaves.append(MerkleHash(hasher.finalize()))
+            EnvelopeCodec.withSeqSuffix(first + UInt64(i)) { hasher.update($0) }
+            leaves.append(hasher.finalize())
         }
         // The record is assembled here and put whole: with MDB_RESERVE, small values and MDB_APPEND, a
         // page split during an append that then hits the map's end corrupted LMDB 0.9.24's pages (the

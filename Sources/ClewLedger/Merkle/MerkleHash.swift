@@ -55,29 +55,29 @@ public struct MerkleHash: Hashable, Sendable, CustomStringConvertible {
 /// a tree of `n` leaves splits at the largest power of two below `n`.
 public enum Merkle {
     /// The hash of the empty tree: SHA-256 of no bytes.
-    public static let emptyRoot = MerkleHash(SHA256.hash(data: [UInt8]()))
+    public static let emptyRoot = SHA256State().finalizedCopy
 
     /// A leaf hasher fed with 0x00 already, to which callers add the canonical bytes.
-    static var leafHasher: SHA256 {
-        var h = SHA256()
-        withUnsafeBytes(of: UInt8(0)) { h.update(bufferPointer: $0) }
+    static let leafHasher: SHA256State = {
+        var h = SHA256State()
+        withUnsafeBytes(of: UInt8(0)) { h.update($0) }
         return h
-    }
+    }()
 
     /// The leaf hash of canonical event bytes.
     public static func leafHash(_ canonical: some DataProtocol) -> MerkleHash {
         var h = leafHasher
-        h.update(data: canonical)
-        return MerkleHash(h.finalize())
+        for region in canonical.regions { region.withUnsafeBytes { h.update($0) } }
+        return h.finalize()
     }
 
     /// The interior node over two children.
     public static func nodeHash(_ left: MerkleHash, _ right: MerkleHash) -> MerkleHash {
-        var h = SHA256()
-        withUnsafeBytes(of: UInt8(1)) { h.update(bufferPointer: $0) }
-        left.withUnsafeBytes { h.update(bufferPointer: $0) }
-        right.withUnsafeBytes { h.update(bufferPointer: $0) }
-        return MerkleHash(h.finalize())
+        var h = SHA256State()
+        withUnsafeBytes(of: UInt8(1)) { h.update($0) }
+        left.withUnsafeBytes { h.update($0) }
+        right.withUnsafeBytes { h.update($0) }
+        return h.finalize()
     }
 
     /// Largest power of two strictly below `n` (n >= 2).

@@ -238,7 +238,7 @@ extension Ledger {
                 // tree are what check these bytes.
                 break
             case .inline:
-                let actual = reader.body.withUnsafeBytes { Array(SHA256.hash(data: UnsafeRawBufferPointer(rebasing: $0[span.payload]))) }
+                let actual = reader.body.withUnsafeBytes { SHA256State.hash(UnsafeRawBufferPointer(rebasing: $0[span.payload])).bytes }
                 if actual != digest { report.add(seq, "payload", "the payload of event \(seq) does not match the SHA-256 its event commits to") }
             case .blob:
                 report.blobsChecked += 1
