@@ -248,7 +248,10 @@ public final class Views: @unchecked Sendable {
                 // into the map's end (LMDB 0.9.24 can damage its free-page lists aborting such a write).
                 if options.growMapAhead { try t.store.env.ensureRoom((1 << 20) + batch.count * 2048) }
                 var attempts = 0
-                let reached = try t.store.env.write { txn -> UInt64 in
+                // A write that fails after the projection applied part of the batch (at commit, say)
+                // leaves its caches ahead of the view: dropped, to be read again from the view.
+                let reached: UInt64
+                do { reached = try t.store.env.write { txn -> UInt64 in
                     // A write retried after the map grew (here or in another process): what the failed
                     // attempt applied to the projection's caches is dropped, to be read again from the view.
                     attempts += 1
@@ -276,6 +279,9 @@ public final class Views: @unchecked Sendable {
                     meta.checkpoint = upTo
                     try t.store.writeMeta(txn, meta)
                     return upTo
+                } } catch {
+                    t.projection.reset()
+                    throw error
                 }
                 checkpoints[t.name] = reached
             }

@@ -64,7 +64,8 @@ final class ViewStore: @unchecked Sendable {
     /// keep a run's `external_id`.
     /// 4: the chunk view keeps its history (`changes`, `snapshots`) and the runs view a `by_epoch` index,
     /// for `--as-of` without a refold; a dataset's `lastSeq` moves when its chunks are marked stale.
-    static let formatVersion = 4
+    /// 5: the lineage view interns node ids (8-byte numbers with the node's kind in the top byte).
+    static let formatVersion = 5
 
     init(
         name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false, mapSize: Int = 64 << 20

@@ -22,6 +22,7 @@ extension Views {
     public func lineage(node: String, direction: LineageDirection, depth: Int = 10, asOf: UInt64? = nil, limit: Int = 10_000) throws -> [LineageEdge] {
         try read(.lineage) { store, txn in
             let table = direction == .down ? "fwd" : "bwd"
+            var names = LineageNames(store: store, txn: txn)
             var out: [LineageEdge] = []
             var seenEdges: Set<LineageEdge> = []
             // Frontier entries: a node, and for a value entered from an attempt, that attempt's run prefix.
@@ -31,12 +32,13 @@ extension Views {
             while !frontier.isEmpty, level < depth, out.count < limit {
                 var next: [(String, String?)] = []
                 for (n, scope) in frontier {
-                    let prefix = KeyBuilder().string(n).bytes
+                    guard let number = try names.number(of: n) else { continue }
+                    let prefix = KeyBuilder().u64(number).bytes
                     try ViewTxn.scan(txn, store.table(table), prefix: prefix, view: "lineage", table: table) { k, v in
-                        let other = String(decoding: k[prefix.count...], as: UTF8.self)
                         let seq = v.bigEndianUInt64Value
                         let kind = EdgeKind(rawValue: v[8]) ?? .used
                         if let asOf, seq > asOf { return true }
+                        let other = try names.id(of: k, at: 8)
                         if let scope, other.hasPrefix("attempt:"), !other.hasPrefix(scope) { return true }
                         let edge = direction == .down
                             ? LineageEdge(from: n, to: other, kind: kind.description, firstSeq: seq)
@@ -57,15 +59,20 @@ extension Views {
         }
     }
 
-    /// The direct neighbours of `node` one way whose ids start with `prefix` (`task:`, `dataset:` …): a
-    /// range scan of exactly those keys, so a dataset's million chunks are not read to find its jobs.
+    /// The direct neighbours of `node` one way whose ids start with `prefix` (`task:`, `dataset:` …): for a
+    /// kind's prefix a range scan of exactly those keys (neighbours sort by kind), so a dataset's million
+    /// chunks are not read to find its jobs.
     public func lineageNeighbors(of node: String, direction: LineageDirection, prefix: String, limit: Int = 10_000) throws -> [LineageEdge] {
         try read(.lineage) { store, txn in
             let table = direction == .down ? "fwd" : "bwd"
-            let base = KeyBuilder().string(node).bytes
+            var names = LineageNames(store: store, txn: txn)
+            guard let number = try names.number(of: node) else { return [] }
+            var base = KeyBuilder().u64(number).bytes
+            if let kind = NodeKind(exactPrefix: prefix) { base.append(kind.rawValue) }
             var out: [LineageEdge] = []
-            try ViewTxn.scan(txn, store.table(table), prefix: base + Array(prefix.utf8), view: "lineage", table: table) { k, v in
-                let other = String(decoding: k[base.count...], as: UTF8.self)
+            try ViewTxn.scan(txn, store.table(table), prefix: base, view: "lineage", table: table) { k, v in
+                let other = try names.id(of: k, at: 8)
+                guard other.hasPrefix(prefix) else { return true }
                 let kind = (EdgeKind(rawValue: v[8]) ?? .used).description
                 out.append(direction == .down
                     ? LineageEdge(from: node, to: other, kind: kind, firstSeq: v.bigEndianUInt64Value)
@@ -107,14 +114,7 @@ extension Views {
 
     /// How many nodes the lineage graph has.
     public func lineageNodeCount() throws -> Int {
-        try read(.lineage) { store, txn in
-            var n = 0
-            try ViewTxn.scan(txn, store.table("nodes"), prefix: [], view: "lineage", table: "nodes") { _, _ in
-                n += 1
-                return true
-            }
-            return n
-        }
+        try read(.lineage) { store, txn in try txn.stat(store.table("nodes")).entries }
     }
 
     /// The physical floor of a trace: one read transaction scanning the backward edges of `nodes` without
@@ -122,13 +122,51 @@ extension Views {
     public func lineageReadFloor(_ nodes: [String]) throws -> Int {
         try read(.lineage) { store, txn in
             var n = 0
+            var names = LineageNames(store: store, txn: txn)
             for node in nodes {
-                try ViewTxn.scan(txn, store.table("bwd"), prefix: KeyBuilder().string(node).bytes, view: "lineage", table: "bwd") { _, _ in
+                guard let number = try names.number(of: node) else { continue }
+                try ViewTxn.scan(txn, store.table("bwd"), prefix: KeyBuilder().u64(number).bytes, view: "lineage", table: "bwd") { _, _ in
                     n += 1
                     return true
                 }
             }
             return n
         }
+    }
+}
+
+/// Node ids and their interned numbers in one read of the lineage view, each looked up once.
+struct LineageNames {
+    let store: ViewStore
+    let txn: Transaction
+    private var ids: [UInt64: String] = [:]
+
+    init(store: ViewStore, txn: Transaction) {
+        self.store = store
+        self.txn = txn
+    }
+
+    /// The number of node `id`, nil when the graph has no such node.
+    func number(of id: String) throws -> UInt64? {
+        guard let stored = try ViewTxn.checkedGet(txn, store.table("nodes"), Array(id.utf8), view: "lineage", table: "nodes") else { return nil }
+        guard stored.count == 16 else {
+            throw ViewError(.corrupt, view: "lineage", "view lineage, table nodes: the record of \(id) has \(stored.count) bytes, not 16")
+        }
+        return stored.withUnsafeBytes { $0.bigEndianUInt64Value }
+    }
+
+    /// The id of the node whose number is the 8 bytes of `key` at `offset`.
+    mutating func id(of key: UnsafeRawBufferPointer, at offset: Int) throws -> String {
+        guard key.count >= offset + 8 else {
+            throw ViewError(.corrupt, view: "lineage", "view lineage: an edge key of \(key.count) bytes")
+        }
+        let number = UnsafeRawBufferPointer(rebasing: key[offset..<offset + 8]).bigEndianUInt64Value
+        if let id = ids[number] { return id }
+        guard let bytes = try ViewTxn.checkedGet(txn, store.table("names"), KeyBuilder().u64(number).bytes, view: "lineage", table: "names") else {
+            throw ViewError(.corrupt, view: "lineage", "view lineage: an edge names node number \(number), which the view does not have")
+        }
+        let id = String(decoding: bytes, as: UTF8.self)
+        ids[number] = id
+        return id
     }
 }

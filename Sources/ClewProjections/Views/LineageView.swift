@@ -61,13 +61,27 @@ public struct LineageEdge: Sendable, Hashable, Codable {
 /// chunk → attempt → chunk and value → attempt → value (from what runs read and wrote), with membership
 /// (chunk → dataset, attempt → task and run) and triggers (attempt → run).
 ///
-/// Tables: `fwd` (from, to → first seq, kind), `bwd` (to, from → first seq, kind), `nodes` (id → first
-/// seq), `run_dags` (run id, dag → nothing: to name the DAG of chunk events that do not carry it).
-/// Edges are never removed, so the graph as of seq N is the edges whose first seq is ≤ N.
+/// Node ids are interned: each node gets an 8-byte number the first time an edge names it, its kind
+/// (the part of its id before `:`, ``NodeKind``) in the top byte and a counter below, so an edge is 16
+/// bytes of key each way instead of two ids of 40-90 bytes, and a node's neighbours sort by kind (a
+/// dataset's tasks are one range however many chunks it has). Numbers follow the order nodes first
+/// appear in the log, so a fresh fold gives the same bytes.
+///
+/// Tables: `fwd` (from number, to number → first seq, kind), `bwd` (to number, from number → first seq,
+/// kind), `nodes` (id → number, first seq), `names` (number → id), `run_dags` (run id, dag → nothing: to
+/// name the DAG of chunk events that do not carry it). Edges are never removed, so the graph as of seq N
+/// is the edges whose first seq is ≤ N.
 final class LineageProjection: Projection {
     static let name = "lineage"
-    static let tables = ["fwd", "bwd", "nodes", "run_dags"]
+    static let tables = ["fwd", "bwd", "nodes", "names", "run_dags"]
     static let interest: Fact.Interest = [.run, .chunks, .dags]
+
+    /// Numbers of nodes looked up or made in this batch and the ones before, up to ``cacheLimit``
+    /// (then dropped whole): most edges name a dataset, task, run or attempt named just before.
+    private var numbers: [String: UInt64] = [:]
+    static let cacheLimit = 1 << 16
+    /// The counter the next new node takes (nil: read from the `nodes` table's entry count).
+    private var nextCounter: UInt64?
 
     func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws {
         switch fact {
@@ -146,21 +160,72 @@ final class LineageProjection: Projection {
     }
 
     private func edge(_ from: String, _ to: String, _ kind: EdgeKind, _ h: EventHeader, _ txn: ViewTxn) throws {
+        let a = try number(of: from, h, txn)
+        let b = try number(of: to, h, txn)
         let value = KeyBuilder().u64(h.seq).byte(kind.rawValue).bytes
         let s = txn.store
-        // An edge, and its nodes, keep the seq that first wrote them: a repeated one writes nothing.
-        if try txn.insert(s.table("fwd"), KeyBuilder().string(from).raw(to).bytes, value) {
-            try txn.put(s.table("bwd"), KeyBuilder().string(to).raw(from).bytes, value)
-            let first = KeyBuilder().u64(h.seq).bytes
-            try txn.insert(s.table("nodes"), Array(from.utf8), first)
-            try txn.insert(s.table("nodes"), Array(to.utf8), first)
+        // An edge keeps the seq that first wrote it: a repeated one writes nothing.
+        if try txn.insert(s.table("fwd"), KeyBuilder().u64(a).u64(b).bytes, value) {
+            try txn.put(s.table("bwd"), KeyBuilder().u64(b).u64(a).bytes, value)
         }
     }
 
-    // Nothing is kept between events: a set of the edges and nodes already written (up to a million)
-    // made no rebuild faster (68-70k events/s with it, 71-74k without, on two corpora of 300k and 442k
-    // events) and held up to ~200 MiB in `clew serve`, growing with every run ingested.
-    func flush(_ txn: ViewTxn) throws {}
+    /// The number of node `id`, made (with the seq that first named it) when it has none yet.
+    private func number(of id: String, _ h: EventHeader, _ txn: ViewTxn) throws -> UInt64 {
+        if let n = numbers[id] { return n }
+        let s = txn.store
+        let key = Array(id.utf8)
+        let n: UInt64
+        if let stored = try txn.get(s.table("nodes"), key, table: "nodes") {
+            guard stored.count == 16 else {
+                throw ViewError(.corrupt, view: Self.name, "view lineage, table nodes: the record of \(id) has \(stored.count) bytes, not 16")
+            }
+            n = stored.withUnsafeBytes { $0.bigEndianUInt64Value }
+        } else {
+            let counter = try nextCounter ?? UInt64(txn.txn.stat(s.table("nodes")).entries) + 1
+            nextCounter = counter + 1
+            n = NodeKind(of: id).number(counter)
+            try txn.put(s.table("nodes"), key, KeyBuilder().u64(n).u64(h.seq).bytes)
+            try txn.put(s.table("names"), KeyBuilder().u64(n).bytes, key)
+        }
+        if numbers.count >= Self.cacheLimit { numbers.removeAll(keepingCapacity: true) }
+        numbers[id] = n
+        return n
+    }
 
-    func reset() {}
+    // Nothing else is kept between events: a set of the edges already written (up to a million) made no
+    // rebuild faster (68-70k events/s with it, 71-74k without, on two corpora of 300k and 442k events)
+    // and held up to ~200 MiB in `clew serve`, growing with every run ingested.
+    func flush(_ txn: ViewTxn) throws {
+        // The counter is read again from the table by the next batch (another process may fold too).
+        nextCounter = nil
+    }
+
+    func reset() {
+        numbers.removeAll()
+        nextCounter = nil
+    }
+}
+
+/// The kind of a lineage node, from the part of its id before `:`; the top byte of its number, so a
+/// node's neighbours of one kind are one key range.
+enum NodeKind: UInt8, CaseIterable {
+    case other = 0, dataset, task, chunk, attempt, value, run, field, action
+
+    static let prefixes: [(String, NodeKind)] = [
+        ("dataset:", .dataset), ("task:", .task), ("chunk:", .chunk), ("attempt:", .attempt), ("value:", .value), ("run:", .run),
+        ("field:", .field), ("action:", .action),
+    ]
+
+    init(of id: String) {
+        self = Self.prefixes.first { id.hasPrefix($0.0) }?.1 ?? .other
+    }
+
+    /// The kind whose ids are exactly those starting with `prefix` (`task:`), if there is one.
+    init?(exactPrefix prefix: String) {
+        guard let kind = Self.prefixes.first(where: { $0.0 == prefix })?.1 else { return nil }
+        self = kind
+    }
+
+    func number(_ counter: UInt64) -> UInt64 { UInt64(rawValue) << 56 | (counter & (1 << 56 - 1)) }
 }
