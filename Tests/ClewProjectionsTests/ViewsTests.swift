@@ -54,7 +54,15 @@ struct ViewsTests {
             #expect(try views.values(name: "readings", match: .range(min: 1, max: 10)).isEmpty)
             #expect(try views.values(name: "readings", match: .range(min: 300_000, max: nil)).count == 2)
             let digest = try #require(readings.first?.digest)
-            #expect(try views.values(name: nil, match: .digest(digest)).contains { $0.name == "output" || $0.name == "input" })
+            let byDigest = try views.values(name: nil, match: .digest(digest))
+            #expect(byDigest.contains { $0.name == "output" || $0.name == "input" })
+            // Stored as 32 bytes in the key only, the digest reads back whole on every hit; the hit's other
+            // fields (varints) read back as the by-name search gives them.
+            #expect(byDigest.allSatisfy { $0.digest == digest }, "\(byDigest)")
+            let same = try #require(byDigest.first { $0.seq == readings.first?.seq })
+            #expect(same.dag == readings.first?.dag && same.run == readings.first?.run && same.attempt == readings.first?.attempt && same.step == readings.first?.step)
+            #expect(digest.count == 64)
+            #expect(try views.values(name: nil, match: .digest(digest.uppercased())).isEmpty)
             let differing = try views.verify().filter { !$0.equal }
             #expect(differing.isEmpty, "\(differing)")
         }

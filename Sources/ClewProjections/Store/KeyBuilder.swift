@@ -1,3 +1,4 @@
+import ClewCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,6 +41,31 @@ struct KeyBuilder {
     }
 
     consuming func i64(_ v: Int64) -> KeyBuilder { u64(UInt64(bitPattern: v) ^ (1 << 63)) }
+
+    /// An unsigned LEB128 varint (1 byte below 128): for values, not for parts of a key that must sort.
+    consuming func varint(_ v: UInt64) -> KeyBuilder {
+        var k = self
+        var v = v
+        while v >= 0x80 {
+            k.bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        k.bytes.append(UInt8(v))
+        return k
+    }
+
+    /// A SHA-256 written as 64 lowercase hex digits, as its 32 bytes after a 1; any other string (or
+    /// none, "") as 0 and the 0-terminated string. Read back exactly by ``KeyReader/digest()``.
+    consuming func digest(_ d: String) -> KeyBuilder {
+        var k = self
+        if d.utf8.count == 64, let raw = Hex.bytes(d), raw.count == 32, raw.hex == d {
+            k.bytes.append(1)
+            k.bytes.append(contentsOf: raw)
+            return k
+        }
+        k.bytes.append(0)
+        return k.string(d)
+    }
 
     consuming func byte(_ b: UInt8) -> KeyBuilder {
         var k = self
@@ -92,6 +118,31 @@ struct KeyReader {
     }
 
     mutating func i64() -> Int64 { Int64(bitPattern: u64() ^ (1 << 63)) }
+
+    /// A varint written by ``KeyBuilder/varint(_:)`` (0 past the end or when malformed).
+    mutating func varint() -> UInt64 {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while offset < bytes.count, shift < 64 {
+            let b = bytes[offset]
+            offset += 1
+            v |= UInt64(b & 0x7f) << shift
+            if b < 0x80 { return v }
+            shift += 7
+        }
+        return v
+    }
+
+    /// A digest written by ``KeyBuilder/digest(_:)``.
+    mutating func digest() -> String {
+        guard !isAtEnd else { return "" }
+        if byte() == 1 {
+            guard offset + 32 <= bytes.count else { return "" }
+            defer { offset += 32 }
+            return UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + 32]).hex
+        }
+        return string()
+    }
 }
 
 extension UnsafeRawBufferPointer {

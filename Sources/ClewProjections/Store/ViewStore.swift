@@ -64,7 +64,8 @@ final class ViewStore: @unchecked Sendable {
     /// keep a run's `external_id`.
     /// 4: the chunk view keeps its history (`changes`, `snapshots`) and the runs view a `by_epoch` index,
     /// for `--as-of` without a refold; a dataset's `lastSeq` moves when its chunks are marked stale.
-    /// 5: the lineage view interns node ids (8-byte numbers with the node's kind in the top byte).
+    /// 5: the lineage view interns node ids (8-byte numbers with the node's kind in the top byte); the
+    /// value index keeps digests as 32 bytes (`by_digest`: in the key only) and attempts and steps as varints.
     static let formatVersion = 5
 
     init(

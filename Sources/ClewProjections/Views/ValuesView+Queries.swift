@@ -15,7 +15,7 @@ extension Views {
             let taskFilter = task
             if case .digest(let d) = match {
                 table = "by_digest"
-                prefix = KeyBuilder().string(d).bytes
+                prefix = KeyBuilder().digest(d).bytes
             } else {
                 guard let name else { throw ViewError(.invalidInput, view: "values", "a value search needs a name (or a digest)") }
                 table = "by_name"
@@ -43,7 +43,12 @@ extension Views {
                 if let upper, !Array(k).lexicographicallyPrecedes(upper) { return false }
                 let seq = UnsafeRawBufferPointer(rebasing: k[(k.count - 8)...]).bigEndianUInt64Value
                 if let asOf, seq > asOf { return true }
-                let hit = ValuesProjection.decodeHit(v, seq: seq)
+                var digest: String? = nil
+                if table == "by_digest" {
+                    var r = KeyReader(UnsafeRawBufferPointer(rebasing: k[..<(k.count - 8)]))
+                    digest = r.digest()
+                }
+                let hit = ValuesProjection.decodeHit(v, seq: seq, digest: digest)
                 if let t = taskFilter, hit.task != t, "\(hit.dag)/\(hit.task)" != t { return true }
                 if case .equals(.string(let s)) = match, s.utf8.count > ValuesProjection.stringKeyBytes, hit.value != JSON.quote(s) { return true }
                 out.append(hit)

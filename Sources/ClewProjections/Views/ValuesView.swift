@@ -38,8 +38,9 @@ public enum ValueMatch: Sendable, Hashable {
 ///
 /// Keys end with the seq of the event, so entries are unique, in log order within a value, and filter
 /// `--as-of` by themselves. Tables: `by_name` (name, kind, value, seq) and `by_digest` (digest, seq);
-/// values are the hit (``ValueHit`` fields, binary), which carries the task, so a search by task reads
-/// the name's entries and keeps that task's.
+/// values are the hit (``ValueHit`` fields, binary: strings, varints, a SHA-256 as its 32 bytes, and in
+/// `by_digest` no digest, which is the key's), which carries the task, so a search by task reads the
+/// name's entries and keeps that task's.
 /// Value encodings: `b` + one byte for booleans, `n` + an order-preserving double for numbers, `s` + the
 /// first 64 bytes of a string + 0; other shapes are found by digest.
 final class ValuesProjection: Projection {
@@ -95,20 +96,24 @@ final class ValuesProjection: Projection {
         }
     }
 
-    static func encodeHit(_ h: ValueHit) -> [UInt8] {
-        KeyBuilder().string(h.dag).string(h.run).string(h.task).string(h.name).u64(UInt64(max(h.attempt, 0)))
-            .i64(Int64(h.step ?? -1)).string(h.digest ?? "").raw(h.value ?? "").bytes
+    /// A hit as stored: its digest left out when the key holds it (`by_digest`).
+    static func encodeHit(_ h: ValueHit, withDigest: Bool = true) -> [UInt8] {
+        var k = KeyBuilder().string(h.dag).string(h.run).string(h.task).string(h.name).varint(UInt64(max(h.attempt, 0)))
+            .varint(h.step.map { UInt64(max($0, 0)) + 1 } ?? 0)
+        if withDigest { k = k.digest(h.digest ?? "") }
+        return k.raw(h.value ?? "").bytes
     }
 
-    static func decodeHit(_ bytes: UnsafeRawBufferPointer, seq: UInt64) -> ValueHit {
+    /// A stored hit; `digest` is the key's, for a hit stored without one.
+    static func decodeHit(_ bytes: UnsafeRawBufferPointer, seq: UInt64, digest keyDigest: String? = nil) -> ValueHit {
         var r = KeyReader(bytes)
         let dag = r.string(), run = r.string(), task = r.string(), name = r.string()
-        let attempt = Int(r.u64())
-        let step = r.i64()
-        let digest = r.string()
+        let attempt = Int(truncatingIfNeeded: r.varint())
+        let step = r.varint()
+        let digest = keyDigest ?? r.digest()
         let value = r.isAtEnd ? "" : r.string()
         return ValueHit(
-            seq: seq, dag: dag, run: run, task: task, attempt: attempt, step: step < 0 ? nil : Int(step), name: name,
+            seq: seq, dag: dag, run: run, task: task, attempt: attempt, step: step == 0 ? nil : Int(truncatingIfNeeded: step - 1), name: name,
             value: value.isEmpty ? nil : value, digest: digest.isEmpty ? nil : digest)
     }
 
@@ -122,7 +127,7 @@ final class ValuesProjection: Projection {
     }
 
     private func index(digest: String, _ hit: ValueHit, _ txn: ViewTxn) throws {
-        try txn.put(txn.store.table("by_digest"), KeyBuilder().string(digest).u64(hit.seq).bytes, Self.encodeHit(hit))
+        try txn.put(txn.store.table("by_digest"), KeyBuilder().digest(digest).u64(hit.seq).bytes, Self.encodeHit(hit, withDigest: false))
     }
 
     func flush(_ txn: ViewTxn) throws {}
