@@ -92,9 +92,14 @@ struct ViewFaultTests {
             first.close()
             let file = try Self.dataFile(ledger, .runs)
             var bytes = try [UInt8](Data(contentsOf: file))
-            // A byte inside a run record's JSON: "state":"succeeded" → "state":"sucCeeded".
+            // A byte inside a run record's JSON: "state":"succeeded" → "state":"sucCeeded" (a task record has
+            // that too; a run record is the one with "resubmissions" near it, wherever the table's pages lie).
             let needle = Array(#""state":"succeeded""#.utf8)
-            let at = try #require(bytes.indices.first { bytes[$0..<min($0 + needle.count, bytes.count)].elementsEqual(needle) })
+            let marker = Array(#""resubmissions""#.utf8)
+            func occurs(_ what: [UInt8], at i: Int) -> Bool { bytes[i..<min(i + what.count, bytes.count)].elementsEqual(what) }
+            let at = try #require(bytes.indices.first { i in
+                occurs(needle, at: i) && (max(0, i - 400)..<min(bytes.count, i + 400)).contains { occurs(marker, at: $0) }
+            })
             bytes[at + 12] ^= 0x20
             try Data(bytes).write(to: file)
             let notices = Notices()

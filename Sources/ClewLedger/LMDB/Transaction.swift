@@ -69,6 +69,12 @@ package struct Transaction {
         return true
     }
 
+    /// Stores `value` under `key`, which must sort after every key of `db` (`MDB_APPEND`): LMDB then
+    /// fills each page before it starts the next, where inserts in random order leave pages half full.
+    package func append(_ db: Database, _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws {
+        try put(db, key, value, flags: MDB_APPEND)
+    }
+
     /// Reserves `count` bytes under `key` and lets `fill` write them in place (no intermediate copy).
     package func reserve(
         _ db: Database,

@@ -340,17 +340,26 @@ public final class Views: @unchecked Sendable {
                 if now == end { break }
                 end = now
             }
+            var packed: [(ViewName, ViewStore)] = []
+            defer { for (_, store) in packed { store.close() } }
             for t in targets {
                 try t.store.env.write { txn in
                     guard var meta = try t.store.readMeta(txn) else { return }
                     meta.state = "ready"
                     try t.store.writeMeta(txn, meta)
                 }
-                try t.store.env.sync()
-                try t.store.seal()
+                // The fold left its pages about half full (keys arrive in log order, not key order):
+                // copied in key order into the generation that is swapped in (`copyPacked`). The folded
+                // copy is removed with the other orphans below.
+                let store = try ViewStore(
+                    name: t.name.rawValue, directory: generations.next(t.name), tables: t.name.tables, building: true, mapSize: options.mapSize)
+                packed.append((t.name, store))
+                try t.store.copyPacked(into: store)
+                try store.env.sync()
+                try store.seal()
             }
-            for t in targets {
-                try generations.swap(t.name, to: t.store.directory)
+            for (name, store) in packed {
+                try generations.swap(name, to: store.directory)
             }
         }
         for name in names { try attach(name) }
