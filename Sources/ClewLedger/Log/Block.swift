@@ -21,7 +21,7 @@ import Foundation
 /// the stored envelope (3): the digest of a payload that is there is computed again from it rather than
 /// stored, since 32 random bytes per event do not compress (they were ~40% of the compressed log).
 /// State 3 is written for an event without unknown fields, whose envelope then ends with field 8, so
-/// the canonical envelope is the stored one followed by field 8 (``canonicalSuffix``). Removing a payload
+/// the canonical envelope is the stored one followed by field 8 (``withCanonicalEnvelope(stored:payload:state:_:)``). Removing a payload
 /// rewrites its block with the canonical envelope (state 2) and leaves every leaf, node, proof and
 /// checkpoint as it was.
 ///
