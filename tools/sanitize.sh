@@ -62,9 +62,19 @@ filter=()
 [ $# -ge 1 ] && filter=(--filter "$1")
 echo "sanitize: running the suite (log: $log)" >&2
 set +e
+# The sanitizer runtime starts llvm-symbolizer for a process's reports; one outlived the test process
+# (2026-12-03) and, holding its output pipe, kept `swift test` waiting for ever after the last test.
+# Symbolizers whose process is gone (adopted by init) are ended while the suite runs.
+( while sleep 20; do
+    for pid in $(pgrep -x llvm-symbolizer); do
+        [ "$(ps -o ppid= -p "$pid" | tr -d ' ')" = 1 ] && kill "$pid" 2>/dev/null
+    done
+done ) &
+reaper=$!
 swift test --skip-build --sanitize="$kind" --scratch-path "$scratch" --experimental-maximum-parallelization-width 4 \
     "${filter[@]}" >"$log" 2>&1
 status=$?
+kill "$reaper" 2>/dev/null
 set -e
 end=$(date +%s)
 result=$(grep -E "^.*Test run with [0-9]+ tests" "$log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g')
