@@ -102,6 +102,12 @@ final class Hosts: Sendable {
     }
 }
 
+/// The processes a cluster test started, so they are ended however the test ends.
+final class StartedProcesses: @unchecked Sendable {
+    // @unchecked Sendable: `Process` is not marked Sendable; the list is only touched under the lock.
+    let list = Mutex<[Process]>([])
+}
+
 /// A `clew` process started on a host, with its output files.
 struct Started {
     var process: Process
@@ -127,6 +133,9 @@ struct ClusterFaultTests {
         let cli: CLI
         let net: Hosts
         let url: String
+        /// Every process started on a host, killed when the test ends however it ends: a test that failed
+        /// before stopping its workers once left two running for an hour and a half.
+        let started = StartedProcesses()
 
         func on(_ host: Hosts.Host) -> [String] {
             ["--ledger", net.url(url, from: host), "--cache", cli.directory.appendingPathComponent(host.name).path]
@@ -134,6 +143,7 @@ struct ClusterFaultTests {
 
         func start(_ args: [String], on host: Hosts.Host, environment: [String: String] = [:]) throws -> Started {
             let (p, o, e) = try cli.start(args + on(host), ledgerOption: false, netns: host.netns, environment: environment)
+            started.list.withLock { $0.append(p) }
             return Started(process: p, out: o, err: e)
         }
 
@@ -195,11 +205,15 @@ struct ClusterFaultTests {
         try await TestServer.withDatabase(on: TestServer.faults) { url in
             let cli = CLI()
             let net = try Hosts()
+            let cluster = Cluster(cli: cli, net: net, url: url)
             defer {
+                for p in cluster.started.list.withLock({ $0 }) where p.isRunning {
+                    kill(p.processIdentifier, SIGKILL)
+                    p.waitUntilExit()
+                }
                 net.remove()
                 cli.cleanUp()
             }
-            let cluster = Cluster(cli: cli, net: net, url: url)
             let hosts = try names.map { try net.add($0) }
             let created = try await cluster.run(["init"], on: hosts[0])
             #expect(created.status == 0, "\(created.stderr)")
