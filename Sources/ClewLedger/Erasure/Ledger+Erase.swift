@@ -96,7 +96,7 @@ extension Ledger {
                                 Block.appendEntry(envelope: $0, payload: nil, state: .erased, to: &body)
                             }
                         } else {
-                            Block.appendEntry(envelope: envelope, payload: UnsafeRawBufferPointer(rebasing: raw[span.payload]), state: span.state, to: &body)
+                            Block.appendEntry(envelope: envelope, payload: payload, state: span.state, to: &body)
                         }
                     }
                 }

@@ -149,10 +149,7 @@ struct LineageNames {
     /// The number of node `id`, nil when the graph has no such node.
     func number(of id: String) throws -> UInt64? {
         guard let stored = try ViewTxn.checkedGet(txn, store.table("nodes"), Array(id.utf8), view: "lineage", table: "nodes") else { return nil }
-        guard stored.count == 16 else {
-            throw ViewError(.corrupt, view: "lineage", "view lineage, table nodes: the record of \(id) has \(stored.count) bytes, not 16")
-        }
-        return stored.withUnsafeBytes { $0.bigEndianUInt64Value }
+        return try LineageProjection.number(fromNodeRecord: stored, id: id)
     }
 
     /// The id of the node whose number is the 8 bytes of `key` at `offset`.

@@ -177,10 +177,7 @@ final class LineageProjection: Projection {
         let key = Array(id.utf8)
         let n: UInt64
         if let stored = try txn.get(s.table("nodes"), key, table: "nodes") {
-            guard stored.count == 16 else {
-                throw ViewError(.corrupt, view: Self.name, "view lineage, table nodes: the record of \(id) has \(stored.count) bytes, not 16")
-            }
-            n = stored.withUnsafeBytes { $0.bigEndianUInt64Value }
+            n = try Self.number(fromNodeRecord: stored, id: id)
         } else {
             let counter = try nextCounter ?? UInt64(txn.txn.stat(s.table("nodes")).entries) + 1
             nextCounter = counter + 1
@@ -191,6 +188,14 @@ final class LineageProjection: Projection {
         if numbers.count >= Self.cacheLimit { numbers.removeAll(keepingCapacity: true) }
         numbers[id] = n
         return n
+    }
+
+    /// The number in a `nodes` record (number, first seq).
+    static func number(fromNodeRecord stored: [UInt8], id: String) throws -> UInt64 {
+        guard stored.count == 16 else {
+            throw ViewError(.corrupt, view: name, "view lineage, table nodes: the record of \(id) has \(stored.count) bytes, not 16")
+        }
+        return stored.withUnsafeBytes { $0.bigEndianUInt64Value }
     }
 
     // Nothing else is kept between events: a set of the edges already written (up to a million) made no
