@@ -38,4 +38,12 @@ public enum Hex {
         }
         return out
     }
+
+    /// The 32 bytes of a SHA-256 written as exactly 64 lowercase hex digits, or nil for any other text
+    /// (so the bytes spell the text back exactly).
+    public static func sha256Bytes(lowercase text: String) -> [UInt8]? {
+        let u = text.utf8
+        guard u.count == 64, u.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return nil }
+        return bytes(text)
+    }
 }

@@ -92,15 +92,18 @@ struct ViewFaultTests {
             first.close()
             let file = try Self.dataFile(ledger, .runs)
             var bytes = try [UInt8](Data(contentsOf: file))
-            // A byte inside a run record's JSON: "state":"succeeded" → "state":"sucCeeded" (a task record has
-            // that too; a run record is the one with "resubmissions" near it, wherever the table's pages lie).
-            let needle = Array(#""state":"succeeded""#.utf8)
-            let marker = Array(#""resubmissions""#.utf8)
-            func occurs(_ what: [UInt8], at i: Int) -> Bool { bytes[i..<min(i + what.count, bytes.count)].elementsEqual(what) }
-            let at = try #require(bytes.indices.first { i in
-                occurs(needle, at: i) && (max(0, i - 400)..<min(bytes.count, i + 400)).contains { occurs(marker, at: $0) }
-            })
-            bytes[at + 12] ^= 0x20
+            // A byte inside a run record as stored (its binary form, found by its bytes, wherever the
+            // table's pages lie): the last byte of its run id.
+            func occurrences(_ what: [UInt8]) -> [Int] {
+                bytes.indices.filter { i in bytes[i..<min(i + what.count, bytes.count)].elementsEqual(what) }
+            }
+            let record = try #require(truth.first { occurrences($0.encoded()).count == 1 })
+            let stored = record.encoded()
+            let at = try #require(occurrences(stored).first)
+            var w = RecordWriter(optionals: RunRecord.optionals)
+            w.string(record.dag)
+            w.string(record.run)
+            bytes[at + w.bytes.count - 1] ^= 0x20
             try Data(bytes).write(to: file)
             let notices = Notices()
             var options = notices.options(scanLimit: 0)

@@ -296,6 +296,151 @@ enum ChunkPipelines {
     }
 }
 
+@Suite("Binary view records")
+struct BinaryRecordTests {
+    /// Fails when a sample leaves a field nil or empty: a field added to a record must be added to its
+    /// sample here, and then to its stored form, or the round trip below loses it.
+    static func assertEveryFieldSet<R>(_ record: R, sourceLocation: SourceLocation = #_sourceLocation) {
+        for child in Mirror(reflecting: record).children {
+            let m = Mirror(reflecting: child.value)
+            let empty = (m.displayStyle == .optional || m.displayStyle == .collection || m.displayStyle == .dictionary) && m.children.isEmpty
+            #expect(!empty, "\(R.self).\(child.label ?? "?") is empty in the sample", sourceLocation: sourceLocation)
+        }
+    }
+
+    static func roundTrip<R: BinaryRecord>(_ record: R, sourceLocation: SourceLocation = #_sourceLocation) throws -> [UInt8] {
+        let bytes = record.encoded()
+        let back = try bytes.withUnsafeBytes { try R.decoded($0) }
+        #expect(back == record, sourceLocation: sourceLocation)
+        #expect(back.encoded() == bytes, "deterministic", sourceLocation: sourceLocation)
+        // Every truncation and every appended byte is refused, never misread or a crash.
+        for n in 0..<bytes.count {
+            #expect(throws: RecordReader.Malformed.self, sourceLocation: sourceLocation) {
+                try Array(bytes[0..<n]).withUnsafeBytes { try R.decoded($0) }
+            }
+        }
+        #expect(throws: RecordReader.Malformed.self, sourceLocation: sourceLocation) { try (bytes + [0]).withUnsafeBytes { try R.decoded($0) } }
+        return bytes
+    }
+
+    static let digest = "c1dfda7a5eb236f8acb06798004bbc2f1b5051c62d0332cd582d6717a91d279d"
+
+    static func chunk() -> ChunkRecord {
+        var c = ChunkRecord(key: "2026-01-01T01:00:00Z", ordinal: 490_897, status: "consumed", since: 99, sinceMicros: 1_767_225_600_004_950)
+        c.dag = "etl"
+        c.run = "scheduled__2026-01-01"
+        c.task = "aggregate"
+        c.attempt = 2
+        c.partition = c.key
+        c.location = "/data/hourly/" + c.key
+        c.digest = digest
+        c.bytes = 7733
+        c.validated = false
+        c.producedSeq = .max
+        c.staleBecause = "hourly/2026-01-01T00:00:00Z was produced again at seq 120"
+        c.leases = ["lease-1", "lease-2"]
+        c.anomalies = ["seq 98: consumed -> producing"]
+        return c
+    }
+
+    static func run() -> RunRecord {
+        var r = RunRecord(dag: "etl", run: "manual__2026-11-03T00:00:00+00:00", state: "succeeded", queuedMicros: 1_767_225_600_000_000, firstSeq: 40, lastSeq: 90)
+        r.version = "b3nch0000000v001"
+        r.trigger = "dag:parent/r1"
+        r.params = ["b": "2", "a": "1", "é": "ü"]
+        r.partition = "2026-11-03"
+        r.intervalStart = "2026-11-03T00:00:00Z"
+        r.intervalEnd = "2026-11-04T00:00:00Z"
+        r.startedMicros = 1_767_225_600_000_500
+        r.endedMicros = 1_767_225_599_000_000  // before queued: a producer's clock
+        r.attempts = 7
+        r.resubmissions = 1
+        r.taskStates = ["succeeded": 4, "failed": 1, "odd state": -1]
+        r.failedTasks = ["load"]
+        r.pid = 4242
+        r.host = "worker-3"
+        r.externalID = "manual__2026-11-03T00:00:00+00:00"
+        r.externalIDs = ["scheduled__2026-11-03T00:00:00+00:00", "manual__2026-11-03T00:00:00+00:00"]
+        return r
+    }
+
+    static func task() -> TaskRecord {
+        var t = TaskRecord(task: "aggregate", state: "queued (pool)", firstSeq: 42, lastSeq: 41)
+        t.attempts = 3
+        t.order = 4
+        t.firstStartMicros = 1_767_225_600_002_150
+        t.lastStartMicros = 1_767_225_600_012_150
+        t.endedMicros = .min
+        t.durationMillis = 417
+        t.error = "ValueError: no rows"
+        t.reason = "pool full"
+        t.outputDigest = digest.uppercased()  // not lowercase hex: kept as text
+        t.branch = "left"
+        t.exitCode = -9
+        t.timedOut = true
+        t.sql = "SELECT 1"
+        return t
+    }
+
+    static func dataset() -> DatasetSummary {
+        var d = DatasetSummary(name: "hourly", partitioning: "time:3600")
+        d.counts = ["ready": 10, "consumed": 3, "made up": 1]
+        d.chunks = 14
+        d.stale = 2
+        d.firstOrdinal = 490_000
+        d.lastOrdinal = ChunksProjection.keyOrdinalBase + 5
+        d.ordered = 13
+        d.nextKeyOrdinal = ChunksProjection.keyOrdinalBase + 6
+        d.lastSeq = 1_000_000
+        d.fields = [.init(name: "id"), .init(name: "amount", type: "double"), .init(name: "note", type: nil, description: "free text")]
+        return d
+    }
+
+    @Test("every record round-trips with every field set, deterministically, and a short or long record is refused")
+    func roundTrips() throws {
+        Self.assertEveryFieldSet(Self.chunk())
+        Self.assertEveryFieldSet(Self.run())
+        Self.assertEveryFieldSet(Self.task())
+        Self.assertEveryFieldSet(Self.dataset())
+        let chunk = try Self.roundTrip(Self.chunk())
+        _ = try Self.roundTrip(Self.run())
+        _ = try Self.roundTrip(Self.task())
+        _ = try Self.roundTrip(Self.dataset())
+        // Partition and location around the key, digest as its 32 bytes, status as a byte.
+        let json = try JSONEncoder().encode(Self.chunk())
+        #expect(chunk.count * 2 < json.count, "\(chunk.count) bytes against \(json.count) of JSON")
+        #expect(!chunk.indices.contains { chunk[$0...].starts(with: Array(Self.digest.utf8)) })
+
+        // Fields that do not follow the usual shapes keep their exact text.
+        var odd = Self.chunk()
+        odd.partition = ""
+        odd.location = "s3://b/" + odd.key + "/part-0"
+        odd.status = "sideways"
+        odd.key = ""
+        _ = try Self.roundTrip(odd)
+        var empty = ChunkRecord(key: "k", ordinal: 0, status: "ready", since: 0, sinceMicros: -1)
+        empty.location = "k"
+        _ = try Self.roundTrip(empty)
+        var bare = TaskRecord(task: "t", state: "running", firstSeq: 1, lastSeq: 1)
+        bare.lastStartMicros = 5  // with no first start
+        _ = try Self.roundTrip(bare)
+    }
+
+    @Test("random bytes are refused or read as some record, never a crash")
+    func randomBytes() {
+        var rng = SystemRandomNumberGenerator()
+        var refused = 0
+        for _ in 0..<20_000 {
+            var bytes = Self.chunk().encoded()
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            if (try? bytes.withUnsafeBytes { try ChunkRecord.decoded($0) }) == nil { refused += 1 }
+        }
+        #expect(refused > 0)
+    }
+}
+
 @Suite("RangeSet")
 struct RangeSetTests {
     @Test("random inserts and removes agree with a plain set, and ranges stay maximal")

@@ -58,7 +58,7 @@ struct KeyBuilder {
     /// none, "") as 0 and the 0-terminated string. Read back exactly by ``KeyReader/digest()``.
     consuming func digest(_ d: String) -> KeyBuilder {
         var k = self
-        if d.utf8.count == 64, d.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }), let raw = Hex.bytes(d) {
+        if let raw = Hex.sha256Bytes(lowercase: d) {
             k.bytes.append(1)
             k.bytes.append(contentsOf: raw)
             return k

@@ -1,10 +1,9 @@
 import ClewLedger
-import Foundation
 
-/// Write-back cache of JSON records for one batch: reads go to the view once, every change stays in memory
+/// Write-back cache of binary records (``BinaryRecord``) for one batch: reads go to the view once, every change stays in memory
 /// and is written once at ``flush(_:_:_:)``, with the record as it was before the batch so indexes can
 /// move their entries.
-struct RecordCache<R: Codable & Equatable> {
+struct RecordCache<R: BinaryRecord> {
     private var entries: [ByteKey: (original: R?, current: R?)] = [:]
     let table: String
 
@@ -14,7 +13,7 @@ struct RecordCache<R: Codable & Equatable> {
 
     mutating func get(_ key: [UInt8], _ txn: ViewTxn, _ db: Database) throws -> R? {
         if let e = entries[ByteKey(key)] { return e.current }
-        let r = try txn.get(db, key, table: table).map { try Self.decode(Data($0), table: table, view: txn.store.name) }
+        let r = try txn.get(db, key, table: table).map { try Self.decode($0, table: table, view: txn.store.name) }
         entries[ByteKey(key)] = (r, r)
         return r
     }
@@ -30,12 +29,10 @@ struct RecordCache<R: Codable & Equatable> {
     /// Writes every changed record (sorted by key, so writes are deterministic) and calls `moved` with
     /// the before/after of each.
     mutating func flush(_ txn: ViewTxn, _ db: Database, moved: ([UInt8], R?, R?) throws -> Void = { _, _, _ in }) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
         for (k, e) in entries.filter({ $0.value.original != $0.value.current }).sorted(by: { $0.key < $1.key }) {
             let key = k.bytes
             if let c = e.current {
-                try txn.put(db, key, Array(try encoder.encode(c)))
+                try txn.put(db, key, c.encoded())
             } else {
                 try txn.delete(db, key)
             }
@@ -49,12 +46,16 @@ struct RecordCache<R: Codable & Equatable> {
     /// The record under `key` in `table`, checksum-checked and decoded (nil when absent).
     static func read(_ key: [UInt8], table: String, _ txn: Transaction, _ store: ViewStore) throws -> R? {
         try ViewTxn.checkedGet(txn, store.table(table), key, view: store.name, table: table)
-            .map { try decode(Data($0), table: table, view: store.name) }
+            .map { try decode($0, table: table, view: store.name) }
     }
 
-    static func decode(_ data: Data, table: String, view: String) throws -> R {
+    static func decode(_ bytes: [UInt8], table: String, view: String) throws -> R {
+        try bytes.withUnsafeBytes { try decode($0, table: table, view: view) }
+    }
+
+    static func decode(_ bytes: UnsafeRawBufferPointer, table: String, view: String) throws -> R {
         do {
-            return try JSONDecoder().decode(R.self, from: data)
+            return try R.decoded(bytes)
         } catch {
             throw ViewError(.corrupt, view: view, "view \(view), table \(table): a record does not decode (\(error))")
         }

@@ -66,7 +66,8 @@ final class ViewStore: @unchecked Sendable {
     /// for `--as-of` without a refold; a dataset's `lastSeq` moves when its chunks are marked stale.
     /// 5: the lineage view interns node ids (8-byte numbers with the node's kind in the top byte); the
     /// value index keeps digests as 32 bytes (`by_digest`: in the key only) and attempts and steps as varints.
-    static let formatVersion = 5
+    /// 6: run, task, chunk and dataset records are binary (``BinaryRecord``) instead of JSON.
+    static let formatVersion = 6
 
     init(
         name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false, mapSize: Int = 64 << 20

@@ -50,7 +50,12 @@ enum ChunkHistory {
     }
 
     static func decodeFields(_ bytes: UnsafeRawBufferPointer, table: String, view: String) throws -> [DatasetDescription.Field]? {
-        bytes.isEmpty ? nil : try RecordCache<[DatasetDescription.Field]>.decode(Data(bytes), table: table, view: view)
+        guard !bytes.isEmpty else { return nil }
+        do {
+            return try JSONDecoder().decode([DatasetDescription.Field].self, from: Data(bytes))
+        } catch {
+            throw ViewError(.corrupt, view: view, "view \(view), table \(table): a dataset's columns do not decode (\(error))")
+        }
     }
 
     static let touchOp: [UInt8] = [Op.touch.rawValue]

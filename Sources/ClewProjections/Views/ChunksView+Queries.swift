@@ -34,7 +34,7 @@ extension Views {
         return try read(.chunks) { store, txn in
             var out: [DatasetSummary] = []
             try ViewTxn.scan(txn, store.table("datasets"), prefix: [], view: "chunks", table: "datasets") { _, v in
-                out.append(try RecordCache<DatasetSummary>.decode(Data(v), table: "datasets", view: "chunks"))
+                out.append(try RecordCache<DatasetSummary>.decode(v, table: "datasets", view: "chunks"))
                 return true
             }
             guard let asOf else { return out }

@@ -154,7 +154,7 @@ extension Views {
             var tasks: [TaskRecord] = []
             let prefix = KeyBuilder().string(key.dag).string(key.run).bytes
             try ViewTxn.scan(txn, store.table("tasks"), prefix: prefix, view: "runs", table: "tasks") { _, v in
-                tasks.append(try RecordCache<TaskRecord>.decode(Data(v), table: "tasks", view: "runs"))
+                tasks.append(try RecordCache<TaskRecord>.decode(v, table: "tasks", view: "runs"))
                 return true
             }
             return RunDetail(run: run, tasks: tasks)

@@ -1,0 +1,200 @@
+import ClewModel
+
+// The stored form of every record the views keep (views format 6): see ``BinaryRecord``. Times after the
+// first of a record are stored as differences from it (a few bytes instead of eight).
+
+extension ChunkRecord: BinaryRecord {
+    static let optionals = 12
+
+    func write(to w: inout RecordWriter) {
+        w.string(key)
+        w.varint(ordinal)
+        w.word(status)
+        w.varint(since)
+        w.int(sinceMicros)
+        w.strings(leases)
+        w.optional(dag) { $0.string($1) }
+        w.optional(run) { $0.string($1) }
+        w.optional(task) { $0.string($1) }
+        w.optional(attempt) { $0.int($1) }
+        w.optional(partition) { [key] in $0.string($1, around: key) }
+        w.optional(location) { [key] in $0.string($1, around: key) }
+        w.optional(digest) { $0.digest($1) }
+        w.optional(bytes) { $0.int($1) }
+        w.optional(validated) { $0.bool($1) }
+        w.optional(producedSeq) { $0.varint($1) }
+        w.optional(staleBecause) { $0.string($1) }
+        w.optional(anomalies) { $0.strings($1) }
+    }
+
+    init(from r: inout RecordReader) throws(RecordReader.Malformed) {
+        let key = try r.string()
+        self.init(key: key, ordinal: try r.varint(), status: try r.word(), since: try r.varint(), sinceMicros: try r.int64())
+        leases = try r.strings()
+        dag = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        run = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        task = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        attempt = try r.optional { r throws(RecordReader.Malformed) in try r.int() }
+        partition = try r.optional { r throws(RecordReader.Malformed) in try r.string(around: key) }
+        location = try r.optional { r throws(RecordReader.Malformed) in try r.string(around: key) }
+        digest = try r.optional { r throws(RecordReader.Malformed) in try r.digest() }
+        bytes = try r.optional { r throws(RecordReader.Malformed) in try r.int64() }
+        validated = try r.optional { r throws(RecordReader.Malformed) in try r.bool() }
+        producedSeq = try r.optional { r throws(RecordReader.Malformed) in try r.varint() }
+        staleBecause = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        anomalies = try r.optional { r throws(RecordReader.Malformed) in try r.strings() }
+    }
+}
+
+extension DatasetSummary: BinaryRecord {
+    static let optionals = 3
+
+    func write(to w: inout RecordWriter) {
+        w.string(name)
+        w.string(partitioning)
+        w.map(counts, key: { $0.word($1) }, value: { $0.varint($1) })
+        w.varint(chunks)
+        w.varint(stale)
+        w.varint(ordered)
+        w.varint(nextKeyOrdinal)
+        w.varint(lastSeq)
+        w.optional(firstOrdinal) { $0.varint($1) }
+        w.optional(lastOrdinal) { $0.varint($1) }
+        w.optional(fields) { w, fields in
+            w.varint(UInt64(fields.count))
+            for f in fields {
+                // Which of type and description follow: bit 0, bit 1.
+                w.varint((f.type == nil ? 0 : 1) | (f.description == nil ? 0 : 2))
+                w.string(f.name)
+                if let t = f.type { w.string(t) }
+                if let d = f.description { w.string(d) }
+            }
+        }
+    }
+
+    init(from r: inout RecordReader) throws(RecordReader.Malformed) {
+        self.init(name: try r.string(), partitioning: try r.string())
+        counts = try r.map(key: { r throws(RecordReader.Malformed) in try r.word() }, value: { r throws(RecordReader.Malformed) in try r.varint() })
+        chunks = try r.varint()
+        stale = try r.varint()
+        ordered = try r.varint()
+        nextKeyOrdinal = try r.varint()
+        lastSeq = try r.varint()
+        firstOrdinal = try r.optional { r throws(RecordReader.Malformed) in try r.varint() }
+        lastOrdinal = try r.optional { r throws(RecordReader.Malformed) in try r.varint() }
+        fields = try r.optional { r throws(RecordReader.Malformed) in
+            let n = try r.varint()
+            var fields: [DatasetDescription.Field] = []
+            for _ in 0..<n {
+                let present = try r.varint()
+                guard present < 4 else { throw RecordReader.Malformed(reason: "a column of unknown form", offset: 0) }
+                let name = try r.string()
+                let type = present & 1 == 0 ? nil : try r.string()
+                let description = present & 2 == 0 ? nil : try r.string()
+                fields.append(.init(name: name, type: type, description: description))
+            }
+            return fields
+        }
+    }
+}
+
+extension RunRecord: BinaryRecord {
+    static let optionals = 14
+
+    func write(to w: inout RecordWriter) {
+        w.string(dag)
+        w.string(run)
+        w.word(state)
+        w.int(queuedMicros)
+        w.int(attempts)
+        w.int(resubmissions)
+        w.varint(firstSeq)
+        w.int(Int64(bitPattern: lastSeq &- firstSeq))
+        w.optional(version) { $0.string($1) }
+        w.optional(trigger) { $0.word($1) }
+        w.optional(params) { $0.map($1, key: { $0.string($1) }, value: { $0.string($1) }) }
+        w.optional(partition) { $0.string($1) }
+        w.optional(intervalStart) { $0.string($1) }
+        w.optional(intervalEnd) { $0.string($1) }
+        w.optional(startedMicros) { [queuedMicros] in $0.int($1 &- queuedMicros) }
+        w.optional(endedMicros) { [queuedMicros] in $0.int($1 &- queuedMicros) }
+        w.optional(taskStates) { $0.map($1, key: { $0.word($1) }, value: { $0.int($1) }) }
+        w.optional(failedTasks) { $0.strings($1) }
+        w.optional(pid) { $0.int($1) }
+        w.optional(host) { $0.string($1) }
+        w.optional(externalID) { $0.string($1) }
+        w.optional(externalIDs) { $0.strings($1) }
+    }
+
+    init(from r: inout RecordReader) throws(RecordReader.Malformed) {
+        let dag = try r.string(), run = try r.string(), state = try r.word(), queued = try r.int64()
+        let attempts = try r.int(), resubmissions = try r.int(), firstSeq = try r.varint()
+        let lastSeq = firstSeq &+ UInt64(bitPattern: try r.int64())
+        self.init(dag: dag, run: run, state: state, queuedMicros: queued, firstSeq: firstSeq, lastSeq: lastSeq)
+        self.attempts = attempts
+        self.resubmissions = resubmissions
+        version = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        trigger = try r.optional { r throws(RecordReader.Malformed) in try r.word() }
+        params = try r.optional { r throws(RecordReader.Malformed) in
+            try r.map(key: { r throws(RecordReader.Malformed) in try r.string() }, value: { r throws(RecordReader.Malformed) in try r.string() })
+        }
+        partition = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        intervalStart = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        intervalEnd = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        startedMicros = try r.optional { r throws(RecordReader.Malformed) in queued &+ (try r.int64()) }
+        endedMicros = try r.optional { r throws(RecordReader.Malformed) in queued &+ (try r.int64()) }
+        taskStates = try r.optional { r throws(RecordReader.Malformed) in
+            try r.map(key: { r throws(RecordReader.Malformed) in try r.word() }, value: { r throws(RecordReader.Malformed) in try r.int() })
+        }
+        failedTasks = try r.optional { r throws(RecordReader.Malformed) in try r.strings() }
+        pid = try r.optional { r throws(RecordReader.Malformed) in try r.int() }
+        host = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        externalID = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        externalIDs = try r.optional { r throws(RecordReader.Malformed) in try r.strings() }
+    }
+}
+
+extension TaskRecord: BinaryRecord {
+    static let optionals = 12
+
+    func write(to w: inout RecordWriter) {
+        w.string(task)
+        w.word(state)
+        w.int(attempts)
+        w.varint(firstSeq)
+        w.int(Int64(bitPattern: lastSeq &- firstSeq))
+        w.optional(order) { $0.int($1) }
+        w.optional(firstStartMicros) { $0.int($1) }
+        let base = firstStartMicros ?? 0
+        w.optional(lastStartMicros) { $0.int($1 &- base) }
+        w.optional(endedMicros) { $0.int($1 &- base) }
+        w.optional(durationMillis) { $0.int($1) }
+        w.optional(error) { $0.string($1) }
+        w.optional(reason) { $0.string($1) }
+        w.optional(outputDigest) { $0.digest($1) }
+        w.optional(branch) { $0.string($1) }
+        w.optional(exitCode) { $0.int($1) }
+        w.optional(timedOut) { $0.bool($1) }
+        w.optional(sql) { $0.string($1) }
+    }
+
+    init(from r: inout RecordReader) throws(RecordReader.Malformed) {
+        let task = try r.string(), state = try r.word(), attempts = try r.int(), firstSeq = try r.varint()
+        let lastSeq = firstSeq &+ UInt64(bitPattern: try r.int64())
+        self.init(task: task, state: state, firstSeq: firstSeq, lastSeq: lastSeq)
+        self.attempts = attempts
+        order = try r.optional { r throws(RecordReader.Malformed) in try r.int() }
+        firstStartMicros = try r.optional { r throws(RecordReader.Malformed) in try r.int64() }
+        let base = firstStartMicros ?? 0
+        lastStartMicros = try r.optional { r throws(RecordReader.Malformed) in base &+ (try r.int64()) }
+        endedMicros = try r.optional { r throws(RecordReader.Malformed) in base &+ (try r.int64()) }
+        durationMillis = try r.optional { r throws(RecordReader.Malformed) in try r.int() }
+        error = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        reason = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        outputDigest = try r.optional { r throws(RecordReader.Malformed) in try r.digest() }
+        branch = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        exitCode = try r.optional { r throws(RecordReader.Malformed) in try r.int() }
+        timedOut = try r.optional { r throws(RecordReader.Malformed) in try r.bool() }
+        sql = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+    }
+}
