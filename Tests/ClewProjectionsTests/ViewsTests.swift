@@ -426,6 +426,45 @@ struct BinaryRecordTests {
         _ = try Self.roundTrip(bare)
     }
 
+    @Test("value hits read back their exact text, whether the key holds it or the hit does")
+    func valueTexts() async throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-values-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ledger = try Ledger.create(at: dir.appendingPathComponent("v.ledger"))
+        defer { ledger.close() }
+        let long = String(repeating: "é", count: 150)  // 300 bytes: cut at 200 in the hit, 64 in the key
+        let values: [(String, JSONTree)] = [
+            ("x", .number(1.5)), ("x", .number(-0.0)), ("x", .number(1e300)), ("x", .number(-7)), ("s", .string("abc")),
+            ("s", .string("é\"x\\")), ("s", .string(String(repeating: "a", count: 64))), ("s", .string(String(repeating: "b", count: 65))),
+            ("s", .string(long)), ("s", .string("a\u{0}b")), ("b", .bool(true)), ("b", .bool(false)), ("a\u{0}b", .number(3)),
+        ]
+        var events: [NewEvent] = []
+        for (i, (name, value)) in values.enumerated() {
+            let payload = JSONTree.object([
+                "task": .string("t"), "attempt": .number(1), "step": .number(Double(i)), "name": .string(name),
+                "digest": .string(String(repeating: "0", count: 63) + String(i % 10)), "value": value,
+            ])
+            events.append(NewEvent(type: EventType.variableRecorded, stream: "run/d/r", actor: "test", timestampMicros: 1, payload: Data(payload.canonicalBytes)))
+        }
+        _ = try await ledger.append(contentsOf: events)
+        let views = try Views.open(ledger: ledger)
+        defer { views.close() }
+        var found: [ValueHit] = []
+        for name in ["x", "s", "b", "a\u{0}b"] { found += try views.values(name: name, match: .any) }
+        #expect(found.count == values.count)
+        for hit in found {
+            let (name, value) = values[try #require(hit.step)]
+            #expect(hit.name == ValuesProjection.indexed(name: name))
+            #expect(hit.value == String(value.text.utf8.prefix(200)) ?? value.text, "\(name) = \(value.text)")
+            #expect(hit.dag == "d" && hit.run == "r" && hit.task == "t" && hit.attempt == 1)
+        }
+        #expect(found.contains { $0.name == "a\u{FFFD}b" && $0.value == "3" })
+        #expect(try views.values(name: "s", match: .equals(.string(long))).first?.step == 8)
+        #expect(try views.values(name: "x", match: .equals(.number(0))).first?.value == JSONTree.number(-0.0).text)
+        let differing = try views.verify().filter { !$0.equal }
+        #expect(differing.isEmpty, "\(differing)")
+    }
+
     @Test("random bytes are refused or read as some record, never a crash")
     func randomBytes() {
         var rng = SystemRandomNumberGenerator()

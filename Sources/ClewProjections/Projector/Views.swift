@@ -120,11 +120,13 @@ public final class Views: @unchecked Sendable {
     }
 
     /// Opens the view's current generation and checks it; throws a ``ViewError`` naming what is wrong.
-    func attach(_ name: ViewName) throws {
+    /// - Parameter justSealed: the generation is one this process has just written and sealed (a
+    ///   rebuild's), so hashing its file again to check the seal would only repeat that work.
+    func attach(_ name: ViewName, justSealed: Bool = false) throws {
         guard let dir = generations.current(name), FileManager.default.fileExists(atPath: dir.appendingPathComponent("data.mdb").path) else {
             throw ViewError(.missing, view: name.rawValue, "view \(name.rawValue) is missing")
         }
-        let sealed = options.checkSeals ? try ViewStore.checkSeal(dir, view: name.rawValue) : false
+        let sealed = try justSealed || (options.checkSeals ? ViewStore.checkSeal(dir, view: name.rawValue) : false)
         let store: ViewStore
         do {
             store = try ViewStore(name: name.rawValue, directory: dir, tables: name.tables, mapSize: options.mapSize)
@@ -350,11 +352,13 @@ public final class Views: @unchecked Sendable {
                 }
                 // The fold left its pages about half full (keys arrive in log order, not key order):
                 // copied in key order into the generation that is swapped in (`copyPacked`). The folded
-                // copy is removed with the other orphans below.
+                // copy is deleted at once, unsealed: nothing will read it, and the next view's copy
+                // needs its disk.
                 let store = try ViewStore(
                     name: t.name.rawValue, directory: generations.next(t.name), tables: t.name.tables, building: true, mapSize: options.mapSize)
                 packed.append((t.name, store))
                 try t.store.copyPacked(into: store)
+                t.store.discard()
                 try store.env.sync()
                 try store.seal()
             }
@@ -362,7 +366,8 @@ public final class Views: @unchecked Sendable {
                 try generations.swap(name, to: store.directory)
             }
         }
-        for name in names { try attach(name) }
+        // Sealed by this process a moment ago: not hashed again to check it.
+        for name in names { try attach(name, justSealed: true) }
         _ = try generations.withRebuildLock(wait: false) { generations.removeOrphans() }
     }
 

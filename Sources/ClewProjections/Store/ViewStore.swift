@@ -99,6 +99,14 @@ final class ViewStore: @unchecked Sendable {
         env.close()
     }
 
+    /// Closes the view without sealing it and deletes its directory: for a generation nothing will read
+    /// (a rebuild's folded copy, once packed). A later ``close()`` does nothing.
+    func discard() {
+        unsealed = false
+        env.close()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
     // MARK: seal
 
     /// `SEAL`: the size and SHA-256 of `data.mdb` as a process that wrote the view left it. A view whose file

@@ -19,7 +19,7 @@ extension Views {
             } else {
                 guard let name else { throw ViewError(.invalidInput, view: "values", "a value search needs a name (or a digest)") }
                 table = "by_name"
-                prefix = KeyBuilder().string(name).bytes
+                prefix = KeyBuilder().string(ValuesProjection.indexed(name: name)).bytes
             }
             var start: [UInt8]? = nil
             var upper: [UInt8]? = nil
@@ -43,12 +43,15 @@ extension Views {
                 if let upper, !Array(k).lexicographicallyPrecedes(upper) { return false }
                 let seq = UnsafeRawBufferPointer(rebasing: k[(k.count - 8)...]).bigEndianUInt64Value
                 if let asOf, seq > asOf { return true }
-                var digest: String? = nil
+                var r = KeyReader(UnsafeRawBufferPointer(rebasing: k[..<(k.count - 8)]))
+                let hit: ValueHit
                 if table == "by_digest" {
-                    var r = KeyReader(UnsafeRawBufferPointer(rebasing: k[..<(k.count - 8)]))
-                    digest = r.digest()
+                    hit = try ValuesProjection.decodeHit(v, seq: seq, digest: r.digest())
+                } else {
+                    let name = r.string()
+                    hit = try ValuesProjection.decodeHit(
+                        v, seq: seq, name: name, encoded: UnsafeRawBufferPointer(rebasing: k[(k.startIndex + r.offset)..<(k.count - 8)]))
                 }
-                let hit = ValuesProjection.decodeHit(v, seq: seq, digest: digest)
                 if let t = taskFilter, hit.task != t, "\(hit.dag)/\(hit.task)" != t { return true }
                 if case .equals(.string(let s)) = match, s.utf8.count > ValuesProjection.stringKeyBytes, hit.value != JSON.quote(s) { return true }
                 out.append(hit)

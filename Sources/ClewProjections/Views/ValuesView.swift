@@ -38,9 +38,10 @@ public enum ValueMatch: Sendable, Hashable {
 ///
 /// Keys end with the seq of the event, so entries are unique, in log order within a value, and filter
 /// `--as-of` by themselves. Tables: `by_name` (name, kind, value, seq) and `by_digest` (digest, seq);
-/// values are the hit (``ValueHit`` fields, binary: strings, varints, a SHA-256 as its 32 bytes, and in
-/// `by_digest` no digest, which is the key's), which carries the task, so a search by task reads the
-/// name's entries and keeps that task's.
+/// values are the hit (``ValueHit`` fields, binary: strings, varints, a SHA-256 as its 32 bytes), without
+/// what the key holds: in `by_name` the name, and the value's text when the key gives it exactly; in
+/// `by_digest` the digest. A hit carries the task, so a search by task reads the name's entries and keeps
+/// that task's.
 /// Value encodings: `b` + one byte for booleans, `n` + an order-preserving double for numbers, `s` + the
 /// first 64 bytes of a string + 0; other shapes are found by digest.
 final class ValuesProjection: Projection {
@@ -55,7 +56,7 @@ final class ValuesProjection: Projection {
         switch f {
         case .value(let v):
             let produced = h.type == EventType.valueProduced
-            let name = produced ? "output" : (v.name ?? "?")
+            let name = Self.indexed(name: produced ? "output" : (v.name ?? "?"))
             var hit = ValueHit(
                 seq: h.seq, dag: key.dag, run: key.run, task: v.task, attempt: v.attempt ?? 1, step: produced ? nil : v.step,
                 name: name, value: nil, digest: v.digest)
@@ -64,7 +65,7 @@ final class ValuesProjection: Projection {
             if case .object(let fields) = value {
                 for (field, fv) in fields.sorted(by: { $0.key < $1.key }).prefix(Self.maxFields) {
                     var fieldHit = hit
-                    fieldHit.name = "\(name).\(field)"
+                    fieldHit.name = Self.indexed(name: "\(name).\(field)")
                     fieldHit.digest = nil
                     try index(value: fv, fieldHit, txn)
                 }
@@ -96,38 +97,80 @@ final class ValuesProjection: Projection {
         }
     }
 
-    /// A hit as stored: its digest left out when the key holds it (`by_digest`).
-    static func encodeHit(_ h: ValueHit, withDigest: Bool = true) -> [UInt8] {
-        var k = KeyBuilder().string(h.dag).string(h.run).string(h.task).string(h.name).varint(UInt64(max(h.attempt, 0)))
-            .varint(h.step.map { UInt64(max($0, 0)) + 1 } ?? 0)
-        if withDigest { k = k.digest(h.digest ?? "") }
-        return k.raw(h.value ?? "").bytes
+    /// A name as the index keeps it: a 0 byte, which ends a name in a key, as U+FFFD (a search by that
+    /// name is mapped the same way).
+    static func indexed(name: String) -> String {
+        guard name.utf8.contains(0) else { return name }
+        return String(decoding: name.utf8.flatMap { $0 == 0 ? [0xef, 0xbf, 0xbd] : [$0] }, as: UTF8.self)
     }
 
-    /// A stored hit; `digest` is the key's, for a hit stored without one.
-    static func decodeHit(_ bytes: UnsafeRawBufferPointer, seq: UInt64, digest keyDigest: String? = nil) -> ValueHit {
+    /// The JSON text of a value as its key encodes it (``encode(_:)``), when the key holds all of it; a
+    /// stored hit leaves its text out when this gives the text exactly (always for numbers and booleans,
+    /// for strings up to ``stringKeyBytes``).
+    static func text(ofEncoded e: UnsafeRawBufferPointer) -> String? {
+        guard let tag = e.first else { return nil }
+        switch tag {
+        case UInt8(ascii: "b") where e.count == 2: return e[1] == 1 ? "true" : "false"
+        case UInt8(ascii: "n") where e.count == 9:
+            return JSONTree.format(KeyBuilder.double(fromOrderPreserving: UnsafeRawBufferPointer(rebasing: e[1...]).bigEndianUInt64Value))
+        case UInt8(ascii: "s") where e.last == 0:
+            return JSON.quote(String(decoding: UnsafeRawBufferPointer(rebasing: e[1..<(e.count - 1)]), as: UTF8.self))
+        default: return nil
+        }
+    }
+
+    /// A hit as stored: the task, attempt, step, then in `by_name` the digest and in `by_digest` the name
+    /// (each table's key holds the other), then the value's text: 0 none, 1 the key's value
+    /// (``text(ofEncoded:)``), 2 and the text.
+    static func encodeHit(_ h: ValueHit, byName encoded: [UInt8]?) -> [UInt8] {
+        var k = KeyBuilder().string(h.dag).string(h.run).string(h.task).varint(UInt64(max(h.attempt, 0)))
+            .varint(h.step.map { UInt64(max($0, 0)) + 1 } ?? 0)
+        k = encoded == nil ? k.string(h.name) : k.digest(h.digest ?? "")
+        guard let value = h.value else { return k.byte(0).bytes }
+        if let encoded, encoded.withUnsafeBytes({ text(ofEncoded: $0) }) == value { return k.byte(1).bytes }
+        return k.byte(2).raw(value).bytes
+    }
+
+    /// A stored hit, with the parts its key holds: for `by_name` the name and the value's encoding, for
+    /// `by_digest` the digest.
+    static func decodeHit(
+        _ bytes: UnsafeRawBufferPointer, seq: UInt64, name keyName: String? = nil, encoded: UnsafeRawBufferPointer? = nil,
+        digest keyDigest: String? = nil
+    ) throws -> ValueHit {
         var r = KeyReader(bytes)
-        let dag = r.string(), run = r.string(), task = r.string(), name = r.string()
+        let dag = r.string(), run = r.string(), task = r.string()
         let attempt = Int(truncatingIfNeeded: r.varint())
         let step = r.varint()
+        let name = keyName ?? r.string()
         let digest = keyDigest ?? r.digest()
-        let value = r.isAtEnd ? "" : r.string()
+        guard !r.isAtEnd else { throw ViewError(.corrupt, view: Self.name, "view values: a hit ends before its value's form") }
+        let value: String?
+        switch r.byte() {
+        case 0: value = nil
+        case 1:
+            guard let text = encoded.flatMap({ text(ofEncoded: $0) }) else {
+                throw ViewError(.corrupt, view: Self.name, "view values: a hit takes its value from a key that holds none")
+            }
+            value = text
+        case 2: value = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[r.offset...]), as: UTF8.self)
+        case let form: throw ViewError(.corrupt, view: Self.name, "view values: a hit's value has form \(form), not 0, 1 or 2")
+        }
         return ValueHit(
             seq: seq, dag: dag, run: run, task: task, attempt: attempt, step: step == 0 ? nil : Int(truncatingIfNeeded: step - 1), name: name,
-            value: value.isEmpty ? nil : value, digest: digest.isEmpty ? nil : digest)
+            value: value, digest: digest.isEmpty ? nil : digest)
     }
 
     private func index(value: JSONTree, _ hit: ValueHit, _ txn: ViewTxn) throws {
         guard let encoded = Self.encode(value) else { return }
         var hit = hit
         if hit.value == nil { hit.value = String(value.text.utf8.prefix(200)) ?? value.text }
-        let bytes = Self.encodeHit(hit)
+        let bytes = Self.encodeHit(hit, byName: encoded)
         let s = txn.store
         try txn.put(s.table("by_name"), KeyBuilder().string(hit.name).bytes + encoded + KeyBuilder().u64(hit.seq).bytes, bytes)
     }
 
     private func index(digest: String, _ hit: ValueHit, _ txn: ViewTxn) throws {
-        try txn.put(txn.store.table("by_digest"), KeyBuilder().digest(digest).u64(hit.seq).bytes, Self.encodeHit(hit, withDigest: false))
+        try txn.put(txn.store.table("by_digest"), KeyBuilder().digest(digest).u64(hit.seq).bytes, Self.encodeHit(hit, byName: nil))
     }
 
     func flush(_ txn: ViewTxn) throws {}
