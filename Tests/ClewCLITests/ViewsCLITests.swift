@@ -93,7 +93,9 @@ struct ViewsCLITests {
         let target = try FileManager.default.destinationOfSymbolicLink(atPath: views.appendingPathComponent("chunks").path)
         let file = views.appendingPathComponent(target).appendingPathComponent("data.mdb")
         var bytes = try [UInt8](Data(contentsOf: file))
-        let needle = Array(#""status":"consumed""#.utf8)
+        // A chunk record (binary): its key, 20 bytes long, after its length; the ordinals table has the
+        // same key strings after a 0 byte instead.
+        let needle = [UInt8(20)] + Array("2026-01-01T".utf8)
         let at = try #require(bytes.indices.first { bytes[$0..<min($0 + needle.count, bytes.count)].elementsEqual(needle) })
         bytes[at + 10] ^= 0x01
         try Data(bytes).write(to: file)
