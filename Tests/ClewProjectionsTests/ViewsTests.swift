@@ -165,6 +165,28 @@ struct ViewsTests {
             return out
         }
         #expect(snapshots.count >= 4, "30,000 events of the corpus give several snapshots (\(snapshots))")
+        // The history's entries: up to 32 events each, none holding events on both sides of a snapshot.
+        let entries: [(first: UInt64, seqs: [UInt64])] = try views.read(.chunks) { store, txn in
+            var out: [(UInt64, [UInt64])] = []
+            let prefix = ChunkHistory.prefix(ViewsCorpus.dataset)
+            try ViewTxn.scan(txn, store.table("changes"), prefix: prefix, view: "chunks", table: "changes") { k, v in
+                let first = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
+                var seqs: [UInt64] = []
+                try ChunkHistory.events(v, first: first, view: "chunks") { at, _ in
+                    seqs.append(at)
+                    return true
+                }
+                out.append((first, seqs))
+                return true
+            }
+            return out
+        }
+        let events = entries.reduce(0) { $0 + $1.seqs.count }
+        #expect(entries.allSatisfy { $0.seqs.first == $0.first && $0.seqs.count <= ChunkHistoryWriter.groupEvents && $0.seqs == $0.seqs.sorted() })
+        #expect(entries.count * 8 < events, "\(entries.count) entries for \(events) events")
+        for s in snapshots {
+            #expect(!entries.contains { $0.first <= s && $0.seqs.last! > s }, "an entry straddles the snapshot at \(s)")
+        }
         var rng = SplitMix64(seed: 3)
         var seqs = Set((0..<25).map { _ in 1 + rng.next(below: last) })
         for s in snapshots { seqs.formUnion([s - 1, s, s + 1].filter { $0 >= 1 && $0 <= last }) }

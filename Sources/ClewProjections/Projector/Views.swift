@@ -232,16 +232,20 @@ public final class Views: @unchecked Sendable {
         guard let start = checkpoints.values.min(), start < end else { return checkpoints }
         let total = end - start
         let began = Date()
-        var batch: [(EventHeader, Event)] = []
+        // Headers and events apart: reading a header of the batch for each view must not copy (and
+        // retain) its event as well.
+        var headers: [EventHeader] = []
+        var batch: [Event] = []
+        headers.reserveCapacity(options.batchEvents)
         batch.reserveCapacity(options.batchEvents)
         var lastReport = Date.distantPast
         let decoder = JSONDecoder()
 
         func apply() throws {
-            guard let first = batch.first?.0.seq, let last = batch.last?.0.seq else { return }
+            guard let first = headers.first?.seq, let last = headers.last?.seq else { return }
             var interest: Fact.Interest = []
             for t in targets where checkpoints[t.name]! < min(last, t.limit) { interest.formUnion(type(of: t.projection).interest) }
-            let facts = batch.map { Fact.decode($0.1, wanted: interest, decoder: decoder) }
+            let facts = batch.map { Fact.decode($0, wanted: interest, decoder: decoder) }
             for t in targets {
                 let upTo = min(last, t.limit)
                 guard checkpoints[t.name]! < upTo else { continue }
@@ -267,9 +271,8 @@ public final class Views: @unchecked Sendable {
                     let vt = ViewTxn(txn: txn, store: t.store)
                     do {
                         var i = Int(from + 1 > first ? from + 1 - first : 0)
-                        while i < batch.count, batch[i].0.seq <= upTo {
-                            let fact = facts[i]
-                            if Self.wants(fact, wanted) { try t.projection.apply(fact, batch[i].0, vt) }
+                        while i < headers.count, headers[i].seq <= upTo {
+                            if Self.wants(facts[i], wanted) { try t.projection.apply(facts[i], headers[i], vt) }
                             i += 1
                         }
                         try t.projection.flush(vt)
@@ -287,6 +290,7 @@ public final class Views: @unchecked Sendable {
                 }
                 checkpoints[t.name] = reached
             }
+            headers.removeAll(keepingCapacity: true)
             batch.removeAll(keepingCapacity: true)
             if let progress, Date().timeIntervalSince(lastReport) > 0.2 || last == end {
                 lastReport = Date()
@@ -296,7 +300,8 @@ public final class Views: @unchecked Sendable {
 
         try ledger.scan((start + 1)...end) { event in
             if event.type == EventType.payloadsErased { onErasure?(event.seq) }
-            batch.append((EventHeader(seq: event.seq, timeMicros: event.timestampMicros, stream: event.stream, type: event.type), event))
+            headers.append(EventHeader(seq: event.seq, timeMicros: event.timestampMicros, stream: event.stream, type: event.type))
+            batch.append(event)
             if batch.count == options.batchEvents { try apply() }
             return true
         }

@@ -66,7 +66,9 @@ final class ViewStore: @unchecked Sendable {
     /// for `--as-of` without a refold; a dataset's `lastSeq` moves when its chunks are marked stale.
     /// 5: the lineage view interns node ids (8-byte numbers with the node's kind in the top byte); the
     /// value index keeps digests as 32 bytes (`by_digest`: in the key only) and attempts and steps as varints.
-    /// 6: run, task, chunk and dataset records are binary (``BinaryRecord``) instead of JSON.
+    /// 6: run, task, chunk and dataset records are binary (``BinaryRecord``) instead of JSON; an entry
+    /// of the chunk history (`changes`) holds up to 32 events of a dataset; value hits leave out what
+    /// their key holds.
     static let formatVersion = 6
 
     init(

@@ -6,10 +6,14 @@ import Foundation
 /// from the view instead of a refold of the log.
 ///
 /// Every change the chunk projection makes to a dataset's summary or sets is also written as an
-/// operation, and the operations one event made to one dataset are one entry keyed by the dataset and
-/// the event's seq (table `changes`): a chunk ordinal entering or leaving a set (kind, set, varint
-/// ordinal), the dataset's creation (with its partitioning), new column descriptions, or a plain touch
-/// (the summary's `lastSeq` moved and nothing else did). After every
+/// operation: a chunk ordinal entering or leaving a set (kind, set, varint ordinal), the dataset's
+/// creation (with its partitioning), new column descriptions, or a plain touch (the summary's `lastSeq`
+/// moved and nothing else did). The operations of up to ``ChunkHistoryWriter/groupEvents`` consecutive
+/// events of one dataset are one entry of table `changes`, keyed by the dataset and the first event's
+/// seq: for each event, its seq (as the difference from the one before; 0 for the first), the length of
+/// its operations and the operations. A snapshot closes the dataset's entry, so the entries after a
+/// snapshot hold only events after it. (An entry per event cost ~39 bytes of key and LMDB overhead per
+/// event, as much as the operations themselves.) After every
 /// ``ChunkHistory/minimumSnapshotOps`` operations of a dataset (more when its sets hold more ranges than
 /// that), the dataset's whole state is written as a snapshot (table `snapshots`). The state at seq S is
 /// the last snapshot at or before S with the operations after it, up to S, applied: at most a snapshot's
@@ -66,7 +70,33 @@ enum ChunkHistory {
         return v + bytes
     }
 
-    /// The operations of one entry, in order: each kind, set byte (0 when none), ordinal and bytes.
+    /// The events of one entry of `changes` whose key holds seq `first`, in order: each seq and its
+    /// operations, until `body` returns false.
+    static func events(
+        _ entry: UnsafeRawBufferPointer, first: UInt64, view: String, _ body: (UInt64, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        var r = ProtoReader(entry)
+        var seq = first
+        var n = 0
+        do {
+            while !r.isAtEnd {
+                let delta = try r.varint()
+                guard (n == 0) == (delta == 0) else {
+                    throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(first) has events out of order")
+                }
+                let (next, overflow) = seq.addingReportingOverflow(delta)
+                guard !overflow else { throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(first) runs past 2^64") }
+                seq = next
+                n += 1
+                guard try body(seq, try r.lengthDelimited()) else { return }
+            }
+        } catch let e as ProtoReader.Malformed {
+            throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(first) does not decode (\(e))")
+        }
+        if n == 0 { throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(first) is empty") }
+    }
+
+    /// The operations of one event, in order: each kind, set byte (0 when none), ordinal and bytes.
     static func ops(
         _ entry: UnsafeRawBufferPointer, seq: UInt64, view: String, _ body: (Op, UInt8, UInt64, UnsafeRawBufferPointer) throws -> Void
     ) throws {
@@ -213,7 +243,7 @@ enum ChunkHistory {
     }
 
     /// The dataset `ds` as of `seq`, or nil when it did not exist yet: its last snapshot at or before
-    /// `seq`, then the entries after that snapshot up to `seq`.
+    /// `seq`, then the events of the entries after that snapshot up to `seq`.
     static func state(_ ds: String, asOf seq: UInt64, _ txn: Transaction, _ store: ViewStore) throws -> State? {
         let prefix = prefix(ds)
         var state: State?
@@ -227,17 +257,25 @@ enum ChunkHistory {
             guard k.count == prefix.count + 8 else {
                 throw ViewError(.corrupt, view: store.name, "view \(store.name), table changes: a key of \(ds) is \(k.count) bytes")
             }
-            let at = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
-            if at > seq { return false }
-            if state == nil {
-                // The first operation of a dataset is its creation.
-                guard v.first == Op.created.rawValue else {
-                    throw ViewError(.corrupt, view: store.name, "view \(store.name), table changes: \(ds) has operations before its creation")
+            let first = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
+            if first > seq { return false }
+            var more = true
+            try events(v, first: first, view: store.name) { at, ops in
+                if at > seq {
+                    more = false
+                    return false
                 }
-                state = State(partitioning: "", fields: nil, lastSeq: at, sets: [:])
+                if state == nil {
+                    // The first operation of a dataset is its creation.
+                    guard ops.first == Op.created.rawValue else {
+                        throw ViewError(.corrupt, view: store.name, "view \(store.name), table changes: \(ds) has operations before its creation")
+                    }
+                    state = State(partitioning: "", fields: nil, lastSeq: at, sets: [:])
+                }
+                try state!.apply(ops, seq: at, view: store.name)
+                return true
             }
-            try state!.apply(v, seq: at, view: store.name)
-            return true
+            return more
         }
         return state
     }
@@ -258,9 +296,21 @@ enum ChunkHistory {
 }
 
 /// What the chunk projection writes to ``ChunkHistory`` while it folds: each event's operations on each
-/// dataset as one entry, once the event is done, and a snapshot of a dataset once enough operations
+/// dataset, once the event is done, added to the dataset's open entry (written at the end of each batch,
+/// and when it is full or a snapshot closes it), and a snapshot of a dataset once enough operations
 /// followed its last one.
 struct ChunkHistoryWriter {
+    /// Events of one dataset per entry of `changes`, at most.
+    static let groupEvents = 32
+
+    /// An entry of `changes` still taking events: its key's seq, its last event's seq, its events.
+    private struct Group {
+        var first: UInt64
+        var last: UInt64
+        var events: Int
+        var bytes: [UInt8]
+    }
+
     /// Operations between snapshots, at least (``ChunkHistory/minimumSnapshotOps`` but in tests).
     let minimumOps: Int
     /// Operations written per dataset since its last snapshot, and how many are due before the next
@@ -269,12 +319,17 @@ struct ChunkHistoryWriter {
     /// The seq being applied and its operations so far, per dataset.
     private var seq: UInt64 = 0
     private var pending: [String: (ops: Int, bytes: [UInt8])] = [:]
+    /// Each dataset's open entry (loaded with `since`), and those changed since they were last written.
+    private var open: [String: Group] = [:]
+    private var unwritten: Set<String> = []
 
     init(minimumOps: Int) { self.minimumOps = minimumOps }
 
     mutating func reset() {
         since.removeAll()
         pending.removeAll()
+        open.removeAll()
+        unwritten.removeAll()
         seq = 0
     }
 
@@ -292,13 +347,43 @@ struct ChunkHistoryWriter {
         let datasets = pending.keys.sorted()
         for ds in datasets {
             let entry = pending[ds]!
-            try load(ds, txn)  // before the put: it counts the operations already written
-            try txn.put(txn.store.table("changes"), ChunkHistory.key(ds, seq: seq), entry.bytes)
+            try load(ds, txn)  // before the event is added: it counts the operations already written
+            try add(ds, entry.bytes, txn)
             since[ds]!.ops += entry.ops
         }
         pending.removeAll(keepingCapacity: true)
         defer { seq = 0 }
         return (seq, datasets)
+    }
+
+    /// Adds the current event's operations on `ds` to its open entry (a new one when it has none);
+    /// an entry that reaches ``groupEvents`` events is written and closed.
+    private mutating func add(_ ds: String, _ ops: [UInt8], _ txn: ViewTxn) throws {
+        var g = open[ds] ?? Group(first: seq, last: seq, events: 0, bytes: [])
+        ProtoWire.appendVarint(seq - g.last, to: &g.bytes)
+        ProtoWire.appendVarint(UInt64(ops.count), to: &g.bytes)
+        g.bytes.append(contentsOf: ops)
+        g.last = seq
+        g.events += 1
+        open[ds] = g
+        unwritten.insert(ds)
+        if g.events == Self.groupEvents { try close(ds, txn) }
+    }
+
+    /// Writes the open entry of `ds` (if it changed) and closes it: the next event starts a new one.
+    private mutating func close(_ ds: String, _ txn: ViewTxn) throws {
+        try write(ds, txn)
+        open[ds] = nil
+    }
+
+    private mutating func write(_ ds: String, _ txn: ViewTxn) throws {
+        guard unwritten.remove(ds) != nil, let g = open[ds] else { return }
+        try txn.put(txn.store.table("changes"), ChunkHistory.key(ds, seq: g.first), g.bytes)
+    }
+
+    /// Writes every open entry that changed (at the end of a batch, after its snapshots); they stay open.
+    mutating func flush(_ txn: ViewTxn) throws {
+        for ds in unwritten.sorted() { try write(ds, txn) }
     }
 
     /// Whether the current event already has an operation for `ds`.
@@ -321,6 +406,8 @@ struct ChunkHistoryWriter {
     mutating func snapshot(_ ds: String, _ state: ChunkHistory.State, at seq: UInt64, _ txn: ViewTxn) throws {
         try txn.put(txn.store.table("snapshots"), ChunkHistory.key(ds, seq: seq), try state.encoded())
         since[ds] = (0, max(minimumOps, state.rangeCount))
+        // The entries after a snapshot hold only events after it.
+        try close(ds, txn)
     }
 
     private mutating func load(_ ds: String, _ txn: ViewTxn) throws {
@@ -334,10 +421,24 @@ struct ChunkHistoryWriter {
             due = max(due, try ChunkHistory.State(decoding: v, view: store.name).rangeCount)
         }
         var ops = 0
+        var latest: Group?
         try txn.scan(store.table("changes"), prefix: prefix, from: KeyBuilder().string(ds).u64(last &+ 1).bytes, table: "changes") { k, v in
-            try ChunkHistory.ops(v, seq: 0, view: store.name) { _, _, _, _ in ops += 1 }
+            guard k.count == prefix.count + 8 else {
+                throw ViewError(.corrupt, view: store.name, "view \(store.name), table changes: a key of \(ds) is \(k.count) bytes")
+            }
+            let first = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
+            var g = Group(first: first, last: first, events: 0, bytes: Array(v))
+            try ChunkHistory.events(v, first: first, view: store.name) { at, entry in
+                g.last = at
+                g.events += 1
+                try ChunkHistory.ops(entry, seq: at, view: store.name) { _, _, _, _ in ops += 1 }
+                return true
+            }
+            latest = g
             return true
         }
         since[ds] = (ops, due)
+        // The last entry takes more events unless it is full (one a snapshot closed is before `last`).
+        if let latest, latest.events < Self.groupEvents { open[ds] = latest }
     }
 }

@@ -375,6 +375,7 @@ final class ChunksProjection: Projection {
 
     func flush(_ txn: ViewTxn) throws {
         try snapshotIfDue(try history.end(txn), txn)
+        try history.flush(txn)
         let s = txn.store
         try summaries.flush(txn, s.table("datasets"))
         try chunks.flush(txn, s.table("chunks"))

@@ -35,8 +35,7 @@ extension Views {
                     guard let number = try names.number(of: n) else { continue }
                     let prefix = KeyBuilder().u64(number).bytes
                     try ViewTxn.scan(txn, store.table(table), prefix: prefix, view: "lineage", table: table) { k, v in
-                        let seq = v.bigEndianUInt64Value
-                        let kind = EdgeKind(rawValue: v[8]) ?? .used
+                        let (seq, kind) = try LineageProjection.edge(fromValue: v)
                         if let asOf, seq > asOf { return true }
                         let other = try names.id(of: k, at: 8)
                         if let scope, other.hasPrefix("attempt:"), !other.hasPrefix(scope) { return true }
@@ -73,10 +72,10 @@ extension Views {
             try ViewTxn.scan(txn, store.table(table), prefix: base, view: "lineage", table: table) { k, v in
                 let other = try names.id(of: k, at: 8)
                 guard other.hasPrefix(prefix) else { return true }
-                let kind = (EdgeKind(rawValue: v[8]) ?? .used).description
+                let (seq, kind) = try LineageProjection.edge(fromValue: v)
                 out.append(direction == .down
-                    ? LineageEdge(from: node, to: other, kind: kind, firstSeq: v.bigEndianUInt64Value)
-                    : LineageEdge(from: other, to: node, kind: kind, firstSeq: v.bigEndianUInt64Value))
+                    ? LineageEdge(from: node, to: other, kind: kind.description, firstSeq: seq)
+                    : LineageEdge(from: other, to: node, kind: kind.description, firstSeq: seq))
                 return out.count < limit
             }
             return out

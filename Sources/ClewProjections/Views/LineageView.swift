@@ -67,8 +67,8 @@ public struct LineageEdge: Sendable, Hashable, Codable {
 /// dataset's tasks are one range however many chunks it has). Numbers follow the order nodes first
 /// appear in the log, so a fresh fold gives the same bytes.
 ///
-/// Tables: `fwd` (from number, to number → first seq, kind), `bwd` (to number, from number → first seq,
-/// kind), `nodes` (id → number, first seq), `names` (number → id), `run_dags` (run id, dag → nothing: to
+/// Tables: `fwd` (from number, to number → kind, first seq as a varint), `bwd` (to number, from number
+/// → the same), `nodes` (id → number, first seq), `names` (number → id), `run_dags` (run id, dag → nothing: to
 /// name the DAG of chunk events that do not carry it). Edges are never removed, so the graph as of seq N
 /// is the edges whose first seq is ≤ N.
 final class LineageProjection: Projection {
@@ -162,7 +162,7 @@ final class LineageProjection: Projection {
     private func edge(_ from: String, _ to: String, _ kind: EdgeKind, _ h: EventHeader, _ txn: ViewTxn) throws {
         let a = try number(of: from, h, txn)
         let b = try number(of: to, h, txn)
-        let value = KeyBuilder().u64(h.seq).byte(kind.rawValue).bytes
+        let value = Self.edgeValue(seq: h.seq, kind: kind)
         let s = txn.store
         // An edge keeps the seq that first wrote it: a repeated one writes nothing.
         if try txn.insert(s.table("fwd"), KeyBuilder().u64(a).u64(b).bytes, value) {
@@ -188,6 +188,18 @@ final class LineageProjection: Projection {
         if numbers.count >= Self.cacheLimit { numbers.removeAll(keepingCapacity: true) }
         numbers[id] = n
         return n
+    }
+
+    /// An edge's value in `fwd` and `bwd`: its kind, then the seq that first showed it as a varint.
+    static func edgeValue(seq: UInt64, kind: EdgeKind) -> [UInt8] { KeyBuilder(kind.rawValue).varint(seq).bytes }
+
+    /// The seq and kind in an edge's value.
+    static func edge(fromValue v: UnsafeRawBufferPointer) throws -> (seq: UInt64, kind: EdgeKind) {
+        guard let first = v.first, let kind = EdgeKind(rawValue: first), v.count >= 2, v.count <= 11, v[v.count - 1] < 0x80 else {
+            throw ViewError(.corrupt, view: name, "view lineage: an edge's value (\(v.count) bytes) does not decode")
+        }
+        var r = KeyReader(UnsafeRawBufferPointer(rebasing: v[1...]))
+        return (r.varint(), kind)
     }
 
     /// The number in a `nodes` record (number, first seq).
