@@ -482,6 +482,16 @@ struct BinaryRecordTests {
         }
         #expect(found.contains { $0.name == "a\u{FFFD}b" && $0.value == "3" })
         #expect(try views.values(name: "s", match: .equals(.string(long))).first?.step == 8)
+        // Thirteen hits of one run: the run is interned once, and no hit holds its id.
+        let (interned, raw) = try views.read(.values) { store, txn in
+            var hasID = false
+            try ViewTxn.scan(txn, store.table("by_name"), prefix: [], view: "values", table: "by_name") { _, v in
+                hasID = hasID || Array(v).starts(with: Array("d\u{0}r".utf8))
+                return true
+            }
+            return (try txn.stat(store.table("runs")).entries, hasID)
+        }
+        #expect(interned == 1 && !raw)
         #expect(try views.values(name: "x", match: .equals(.number(0))).first?.value == JSONTree.number(-0.0).text)
         let differing = try views.verify().filter { !$0.equal }
         #expect(differing.isEmpty, "\(differing)")

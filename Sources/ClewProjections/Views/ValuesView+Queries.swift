@@ -39,6 +39,7 @@ extension Views {
             case .digest, .any:
                 break
             }
+            var runs = RunNumbers(store: store, txn: txn)
             try ViewTxn.scan(txn, store.table(table), prefix: prefix, from: start, view: "values", table: table) { k, v in
                 if let upper, !Array(k).lexicographicallyPrecedes(upper) { return false }
                 let seq = UnsafeRawBufferPointer(rebasing: k[(k.count - 8)...]).bigEndianUInt64Value
@@ -46,11 +47,12 @@ extension Views {
                 var r = KeyReader(UnsafeRawBufferPointer(rebasing: k[..<(k.count - 8)]))
                 let hit: ValueHit
                 if table == "by_digest" {
-                    hit = try ValuesProjection.decodeHit(v, seq: seq, digest: r.digest())
+                    hit = try ValuesProjection.decodeHit(v, seq: seq, digest: r.digest(), runs: &runs)
                 } else {
                     let name = r.string()
                     hit = try ValuesProjection.decodeHit(
-                        v, seq: seq, name: name, encoded: UnsafeRawBufferPointer(rebasing: k[(k.startIndex + r.offset)..<(k.count - 8)]))
+                        v, seq: seq, name: name, encoded: UnsafeRawBufferPointer(rebasing: k[(k.startIndex + r.offset)..<(k.count - 8)]),
+                        runs: &runs)
                 }
                 if let t = taskFilter, hit.task != t, "\(hit.dag)/\(hit.task)" != t { return true }
                 if case .equals(.string(let s)) = match, s.utf8.count > ValuesProjection.stringKeyBytes, hit.value != JSON.quote(s) { return true }

@@ -41,12 +41,14 @@ public enum ValueMatch: Sendable, Hashable {
 /// values are the hit (``ValueHit`` fields, binary: strings, varints, a SHA-256 as its 32 bytes), without
 /// what the key holds: in `by_name` the name, and the value's text when the key gives it exactly; in
 /// `by_digest` the digest. A hit carries the task, so a search by task reads the name's entries and keeps
-/// that task's.
+/// that task's. Its run is a number: `run_ids` (dag, run → number) and `runs` (number → dag, run) intern
+/// each run the first time a hit names it, counting from 1 in log order (so a fresh fold gives the same
+/// bytes); a run's id and DAG took ~30 bytes of every hit.
 /// Value encodings: `b` + one byte for booleans, `n` + an order-preserving double for numbers, `s` + the
 /// first 64 bytes of a string + 0; other shapes are found by digest.
 final class ValuesProjection: Projection {
     static let name = "values"
-    static let tables = ["by_name", "by_digest"]
+    static let tables = ["by_name", "by_digest", "run_ids", "runs"]
     static let interest: Fact.Interest = [.run]
     static let stringKeyBytes = 64
     static let maxFields = 32
@@ -119,11 +121,11 @@ final class ValuesProjection: Projection {
         }
     }
 
-    /// A hit as stored: the task, attempt, step, then in `by_name` the digest and in `by_digest` the name
-    /// (each table's key holds the other), then the value's text: 0 none, 1 the key's value
-    /// (``text(ofEncoded:)``), 2 and the text.
-    static func encodeHit(_ h: ValueHit, byName encoded: [UInt8]?) -> [UInt8] {
-        var k = KeyBuilder().string(h.dag).string(h.run).string(h.task).varint(UInt64(max(h.attempt, 0)))
+    /// A hit as stored: the run's number, the task, attempt, step, then in `by_name` the digest and in
+    /// `by_digest` the name (each table's key holds the other), then the value's text: 0 none, 1 the
+    /// key's value (``text(ofEncoded:)``), 2 and the text.
+    static func encodeHit(_ h: ValueHit, run: UInt64, byName encoded: [UInt8]?) -> [UInt8] {
+        var k = KeyBuilder().varint(run).string(h.task).varint(UInt64(max(h.attempt, 0)))
             .varint(h.step.map { UInt64(max($0, 0)) + 1 } ?? 0)
         k = encoded == nil ? k.string(h.name) : k.digest(h.digest ?? "")
         guard let value = h.value else { return k.byte(0).bytes }
@@ -132,13 +134,14 @@ final class ValuesProjection: Projection {
     }
 
     /// A stored hit, with the parts its key holds: for `by_name` the name and the value's encoding, for
-    /// `by_digest` the digest.
+    /// `by_digest` the digest; `runs` names the run of a number.
     static func decodeHit(
         _ bytes: UnsafeRawBufferPointer, seq: UInt64, name keyName: String? = nil, encoded: UnsafeRawBufferPointer? = nil,
-        digest keyDigest: String? = nil
+        digest keyDigest: String? = nil, runs: inout RunNumbers
     ) throws -> ValueHit {
         var r = KeyReader(bytes)
-        let dag = r.string(), run = r.string(), task = r.string()
+        let (dag, run) = try runs.run(r.varint())
+        let task = r.string()
         let attempt = Int(truncatingIfNeeded: r.varint())
         let step = r.varint()
         let name = keyName ?? r.string()
@@ -164,15 +167,77 @@ final class ValuesProjection: Projection {
         guard let encoded = Self.encode(value) else { return }
         var hit = hit
         if hit.value == nil { hit.value = String(value.text.utf8.prefix(200)) ?? value.text }
-        let bytes = Self.encodeHit(hit, byName: encoded)
+        let bytes = Self.encodeHit(hit, run: try number(dag: hit.dag, run: hit.run, txn), byName: encoded)
         let s = txn.store
         try txn.put(s.table("by_name"), KeyBuilder().string(hit.name).bytes + encoded + KeyBuilder().u64(hit.seq).bytes, bytes)
     }
 
     private func index(digest: String, _ hit: ValueHit, _ txn: ViewTxn) throws {
-        try txn.put(txn.store.table("by_digest"), KeyBuilder().digest(digest).u64(hit.seq).bytes, Self.encodeHit(hit, byName: nil))
+        let run = try number(dag: hit.dag, run: hit.run, txn)
+        try txn.put(txn.store.table("by_digest"), KeyBuilder().digest(digest).u64(hit.seq).bytes, Self.encodeHit(hit, run: run, byName: nil))
     }
 
-    func flush(_ txn: ViewTxn) throws {}
-    func reset() {}
+    /// Runs looked up or numbered in this batch and the ones before, up to ``cacheLimit`` (then dropped
+    /// whole).
+    private var numbers: [ByteKey: UInt64] = [:]
+    static let cacheLimit = 1 << 16
+    /// The number the next new run takes (nil: read from `runs`' entry count).
+    private var nextNumber: UInt64?
+
+    /// The number of run `dag`/`run`, made when it has none yet.
+    private func number(dag: String, run: String, _ txn: ViewTxn) throws -> UInt64 {
+        let key = KeyBuilder().string(dag).raw(run).bytes
+        if let n = numbers[ByteKey(key)] { return n }
+        let s = txn.store
+        let n: UInt64
+        if let stored = try txn.get(s.table("run_ids"), key, table: "run_ids") {
+            guard stored.count == 8 else {
+                throw ViewError(.corrupt, view: Self.name, "view values, table run_ids: the number of \(dag)/\(run) has \(stored.count) bytes, not 8")
+            }
+            n = stored.withUnsafeBytes { $0.bigEndianUInt64Value }
+        } else {
+            n = try nextNumber ?? UInt64(txn.txn.stat(s.table("runs")).entries) + 1
+            nextNumber = n + 1
+            try txn.put(s.table("run_ids"), key, KeyBuilder().u64(n).bytes)
+            try txn.put(s.table("runs"), KeyBuilder().u64(n).bytes, key)
+        }
+        if numbers.count >= Self.cacheLimit { numbers.removeAll(keepingCapacity: true) }
+        numbers[ByteKey(key)] = n
+        return n
+    }
+
+    func flush(_ txn: ViewTxn) throws {
+        // Read again from the table by the next batch (another process may fold too).
+        nextNumber = nil
+    }
+
+    func reset() {
+        numbers.removeAll()
+        nextNumber = nil
+    }
+}
+
+/// The runs of the value index's numbers in one read, each looked up once.
+struct RunNumbers {
+    let store: ViewStore
+    let txn: Transaction
+    private var names: [UInt64: (dag: String, run: String)] = [:]
+
+    init(store: ViewStore, txn: Transaction) {
+        self.store = store
+        self.txn = txn
+    }
+
+    mutating func run(_ number: UInt64) throws -> (dag: String, run: String) {
+        if let r = names[number] { return r }
+        guard let bytes = try ViewTxn.checkedGet(txn, store.table("runs"), KeyBuilder().u64(number).bytes, view: "values", table: "runs") else {
+            throw ViewError(.corrupt, view: "values", "view values: a hit names run number \(number), which the view does not have")
+        }
+        let r = bytes.withUnsafeBytes { b -> (String, String) in
+            var k = KeyReader(b)
+            return (k.string(), k.string())
+        }
+        names[number] = r
+        return r
+    }
 }
