@@ -1,4 +1,5 @@
 import ClewLedger
+import Crypto
 public import ClewModel
 import Foundation
 
@@ -65,7 +66,7 @@ public struct ChunkRecord: Codable, Equatable, Sendable {
 ///
 /// Tables: `datasets` (name → ``DatasetSummary``), `ordinals` (dataset, key → ordinal), `chunks` (dataset,
 /// ordinal → ``ChunkRecord``), `sets` (dataset, set, first ordinal → last ordinal), for staleness
-/// `consumers` (dataset, ordinal, attempt) and `outputs` (attempt, dataset, ordinal), and for `--as-of`
+/// `consumers` (dataset, ordinal, attempt digest) and `outputs` (attempt digest, dataset, ordinal), and for `--as-of`
 /// `changes` and `snapshots` (``ChunkHistory``).
 final class ChunksProjection: Projection {
     static let name = "chunks"
@@ -91,9 +92,14 @@ final class ChunksProjection: Projection {
     static func ordinalKey(_ ds: String, _ key: String) -> [UInt8] { KeyBuilder().string(ds).raw(key).bytes }
     static func chunkKey(_ ds: String, _ ordinal: UInt64) -> [UInt8] { KeyBuilder().string(ds).u64(ordinal).bytes }
     static func setPrefix(_ ds: String, _ set: UInt8) -> [UInt8] { KeyBuilder().string(ds).byte(set).bytes }
+    /// An attempt as `consumers` and `outputs` name it: the first 16 bytes of the SHA-256 of its DAG,
+    /// run, task and number. Staleness only compares attempts, never reads them back, so a fixed-size
+    /// digest (no collision in 2^64 attempts, as near as matters) replaced ~40 bytes of ids in each key.
     static func attemptID(dag: String?, run: String, task: String, attempt: Int?) -> [UInt8] {
-        KeyBuilder().string(dag ?? "").string(run).string(task).u64(UInt64(max(attempt ?? 0, 0))).bytes
+        let id = KeyBuilder().string(dag ?? "").string(run).string(task).u64(UInt64(max(attempt ?? 0, 0))).bytes
+        return Array(SHA256.hash(data: id).prefix(attemptIDBytes))
     }
+    static let attemptIDBytes = 16
 
     func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws {
         let previous = try history.begin(h.seq, txn)
