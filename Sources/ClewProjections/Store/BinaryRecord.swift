@@ -258,6 +258,16 @@ struct RecordReader {
         return d
     }
 
+    // The optional fields records have most.
+    mutating func optionalString() throws(Malformed) -> String? { try optional { r throws(Malformed) in try r.string() } }
+    mutating func optionalWord() throws(Malformed) -> String? { try optional { r throws(Malformed) in try r.word() } }
+    mutating func optionalDigest() throws(Malformed) -> String? { try optional { r throws(Malformed) in try r.digest() } }
+    mutating func optionalStrings() throws(Malformed) -> [String]? { try optional { r throws(Malformed) in try r.strings() } }
+    mutating func optionalInt() throws(Malformed) -> Int? { try optional { r throws(Malformed) in try r.int() } }
+    mutating func optionalInt64() throws(Malformed) -> Int64? { try optional { r throws(Malformed) in try r.int64() } }
+    mutating func optionalVarint() throws(Malformed) -> UInt64? { try optional { r throws(Malformed) in try r.varint() } }
+    mutating func optionalBool() throws(Malformed) -> Bool? { try optional { r throws(Malformed) in try r.bool() } }
+
     mutating func optional<T>(_ read: (inout RecordReader) throws(Malformed) -> T) throws(Malformed) -> T? {
         let i = nextOptional
         nextOptional += 1

@@ -31,18 +31,18 @@ extension ChunkRecord: BinaryRecord {
         let key = try r.string()
         self.init(key: key, ordinal: try r.varint(), status: try r.word(), since: try r.varint(), sinceMicros: try r.int64())
         leases = try r.strings()
-        dag = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
-        run = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
-        task = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
-        attempt = try r.optional { r throws(RecordReader.Malformed) in try r.int() }
+        dag = try r.optionalString()
+        run = try r.optionalString()
+        task = try r.optionalString()
+        attempt = try r.optionalInt()
         partition = try r.optional { r throws(RecordReader.Malformed) in try r.string(around: key) }
         location = try r.optional { r throws(RecordReader.Malformed) in try r.string(around: key) }
-        digest = try r.optional { r throws(RecordReader.Malformed) in try r.digest() }
-        bytes = try r.optional { r throws(RecordReader.Malformed) in try r.int64() }
-        validated = try r.optional { r throws(RecordReader.Malformed) in try r.bool() }
-        producedSeq = try r.optional { r throws(RecordReader.Malformed) in try r.varint() }
-        staleBecause = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
-        anomalies = try r.optional { r throws(RecordReader.Malformed) in try r.strings() }
+        digest = try r.optionalDigest()
+        bytes = try r.optionalInt64()
+        validated = try r.optionalBool()
+        producedSeq = try r.optionalVarint()
+        staleBecause = try r.optionalString()
+        anomalies = try r.optionalStrings()
     }
 }
 
@@ -80,8 +80,8 @@ extension DatasetSummary: BinaryRecord {
         ordered = try r.varint()
         nextKeyOrdinal = try r.varint()
         lastSeq = try r.varint()
-        firstOrdinal = try r.optional { r throws(RecordReader.Malformed) in try r.varint() }
-        lastOrdinal = try r.optional { r throws(RecordReader.Malformed) in try r.varint() }
+        firstOrdinal = try r.optionalVarint()
+        lastOrdinal = try r.optionalVarint()
         fields = try r.optional { r throws(RecordReader.Malformed) in
             let n = try r.varint()
             var fields: [DatasetDescription.Field] = []
@@ -133,24 +133,24 @@ extension RunRecord: BinaryRecord {
         self.init(dag: dag, run: run, state: state, queuedMicros: queued, firstSeq: firstSeq, lastSeq: lastSeq)
         self.attempts = attempts
         self.resubmissions = resubmissions
-        version = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
-        trigger = try r.optional { r throws(RecordReader.Malformed) in try r.word() }
+        version = try r.optionalString()
+        trigger = try r.optionalWord()
         params = try r.optional { r throws(RecordReader.Malformed) in
             try r.map(key: { r throws(RecordReader.Malformed) in try r.string() }, value: { r throws(RecordReader.Malformed) in try r.string() })
         }
-        partition = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
-        intervalStart = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
-        intervalEnd = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
-        startedMicros = try r.optional { r throws(RecordReader.Malformed) in queued &+ (try r.int64()) }
-        endedMicros = try r.optional { r throws(RecordReader.Malformed) in queued &+ (try r.int64()) }
+        partition = try r.optionalString()
+        intervalStart = try r.optionalString()
+        intervalEnd = try r.optionalString()
+        startedMicros = try r.optionalInt64().map { queued &+ $0 }
+        endedMicros = try r.optionalInt64().map { queued &+ $0 }
         taskStates = try r.optional { r throws(RecordReader.Malformed) in
             try r.map(key: { r throws(RecordReader.Malformed) in try r.word() }, value: { r throws(RecordReader.Malformed) in try r.int() })
         }
-        failedTasks = try r.optional { r throws(RecordReader.Malformed) in try r.strings() }
-        pid = try r.optional { r throws(RecordReader.Malformed) in try r.int() }
-        host = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
-        externalID = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
-        externalIDs = try r.optional { r throws(RecordReader.Malformed) in try r.strings() }
+        failedTasks = try r.optionalStrings()
+        pid = try r.optionalInt()
+        host = try r.optionalString()
+        externalID = try r.optionalString()
+        externalIDs = try r.optionalStrings()
     }
 }
 
@@ -183,18 +183,18 @@ extension TaskRecord: BinaryRecord {
         let lastSeq = firstSeq &+ UInt64(bitPattern: try r.int64())
         self.init(task: task, state: state, firstSeq: firstSeq, lastSeq: lastSeq)
         self.attempts = attempts
-        order = try r.optional { r throws(RecordReader.Malformed) in try r.int() }
-        firstStartMicros = try r.optional { r throws(RecordReader.Malformed) in try r.int64() }
+        order = try r.optionalInt()
+        firstStartMicros = try r.optionalInt64()
         let base = firstStartMicros ?? 0
-        lastStartMicros = try r.optional { r throws(RecordReader.Malformed) in base &+ (try r.int64()) }
-        endedMicros = try r.optional { r throws(RecordReader.Malformed) in base &+ (try r.int64()) }
-        durationMillis = try r.optional { r throws(RecordReader.Malformed) in try r.int() }
-        error = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
-        reason = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
-        outputDigest = try r.optional { r throws(RecordReader.Malformed) in try r.digest() }
-        branch = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
-        exitCode = try r.optional { r throws(RecordReader.Malformed) in try r.int() }
-        timedOut = try r.optional { r throws(RecordReader.Malformed) in try r.bool() }
-        sql = try r.optional { r throws(RecordReader.Malformed) in try r.string() }
+        lastStartMicros = try r.optionalInt64().map { base &+ $0 }
+        endedMicros = try r.optionalInt64().map { base &+ $0 }
+        durationMillis = try r.optionalInt()
+        error = try r.optionalString()
+        reason = try r.optionalString()
+        outputDigest = try r.optionalDigest()
+        branch = try r.optionalString()
+        exitCode = try r.optionalInt()
+        timedOut = try r.optionalBool()
+        sql = try r.optionalString()
     }
 }
