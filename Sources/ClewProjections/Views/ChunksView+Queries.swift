@@ -43,66 +43,100 @@ extension Views {
     }
 
     /// A dataset's status: summary, then each non-empty set as key ranges (at most `ranges` per set).
-    /// Reads the summary and the range-compressed sets only: no chunk is visited. As of a seq, both come
-    /// from the chunk view's history: the dataset's last snapshot and the operations after it.
+    /// Reads the summary and the first ranges of each set only (counts come from the summary): no chunk
+    /// is visited, and the cost does not grow with how many ranges a set has (scattered failures give a
+    /// set a range each). As of a seq, both come from the chunk view's history: the dataset's last
+    /// snapshot and the operations after it.
     public func chunkStatus(dataset: String, ranges limit: Int = 20, asOf: UInt64? = nil) throws -> ChunkStatusReport? {
         let asOf = try historySeq(asOf)
         return try read(.chunks) { store, txn in
             let summary: DatasetSummary
-            let setReader: (UInt8) throws -> RangeSet
+            let eachRange: (UInt8, (ClosedRange<UInt64>) throws -> Bool) throws -> Void
             if let asOf {
                 guard let state = try ChunkHistory.state(dataset, asOf: asOf, txn, store) else { return nil }
                 summary = state.summary(dataset)
-                setReader = { state.set($0) }
+                eachRange = { byte, body in
+                    for r in state.set(byte).ranges where try !body(r) { return }
+                }
             } else {
                 guard let s = try RecordCache<DatasetSummary>.read(ChunksProjection.summaryKey(dataset), table: "datasets", txn, store) else {
                     return nil
                 }
                 summary = s
-                setReader = { try ChunksProjection.readSet(dataset, $0, txn, store) }
+                eachRange = { byte, body in try ChunksProjection.scanSet(dataset, byte, txn, store, body) }
             }
-            return try Self.statusReport(summary, ranges: limit, sets: setReader) { o in
+            return try Self.statusReport(summary, ranges: limit, eachRange: eachRange) { o in
                 try RecordCache<ChunkRecord>.read(ChunksProjection.chunkKey(dataset, o), table: "chunks", txn, store)?.key
             }
         }
     }
 
-    /// The report of a dataset from its summary and sets; `key` names a chunk by ordinal (ordinals never
-    /// change, so the live record names a chunk of any seq).
+    /// The report of a dataset from its summary and its sets' ranges in order (`eachRange` calls its
+    /// body with each until it returns false); `key` names a chunk by ordinal (ordinals never change, so
+    /// the live record names a chunk of any seq).
     static func statusReport(
-        _ summary: DatasetSummary, ranges limit: Int, sets: (UInt8) throws -> RangeSet, key chunkKey: (UInt64) throws -> String?
+        _ summary: DatasetSummary, ranges limit: Int, eachRange: (UInt8, (ClosedRange<UInt64>) throws -> Bool) throws -> Void,
+        key chunkKey: (UInt64) throws -> String?
     ) throws -> ChunkStatusReport {
         var groups: [ChunkGroup] = []
         let order = ["failed", "invalid", "stale", "missing", "producing", "consuming", "resubmitted", "pending", "ready", "consumed"]
         for set in order {
-            let ranges: [ClosedRange<UInt64>]
+            // The first `limit` ranges, and whether there are more.
+            var ranges: [ClosedRange<UInt64>] = []
+            var more = false
+            func take(_ r: ClosedRange<UInt64>) -> Bool {
+                if ranges.count == limit {
+                    more = true
+                    return false
+                }
+                ranges.append(r)
+                return true
+            }
+            let count: UInt64
             let natural: Bool
             switch set {
             case "missing":
                 guard summary.missing > 0, let a = summary.firstOrdinal, let b = summary.lastOrdinal else { continue }
-                ranges = try sets(ChunksProjection.presentSet).complement(in: a...b)
+                count = summary.missing
                 natural = true
+                // The gaps of the present set in a...b, as they come.
+                var next = a
+                var done = false
+                try eachRange(ChunksProjection.presentSet) { r in
+                    if r.upperBound < next { return true }
+                    if r.lowerBound > b { return false }
+                    if r.lowerBound > next, !take(next...(r.lowerBound - 1)) {
+                        done = true
+                        return false
+                    }
+                    if r.upperBound >= b {
+                        done = true
+                        return false
+                    }
+                    next = r.upperBound + 1
+                    return true
+                }
+                if !done, next <= b { _ = take(next...b) }
             case "stale":
                 guard summary.stale > 0 else { continue }
-                ranges = try sets(ChunksProjection.staleSet).ranges
+                count = summary.stale
                 natural = false
+                try eachRange(ChunksProjection.staleSet, take)
             default:
-                guard (summary.counts[set] ?? 0) > 0 else { continue }
-                ranges = try sets(ChunksProjection.setByte(set)).ranges
+                guard let n = summary.counts[set], n > 0 else { continue }
+                count = n
                 natural = false
+                try eachRange(ChunksProjection.setByte(set), take)
             }
             var keyRanges: [KeyRange] = []
-            var count: UInt64 = 0
             for r in ranges {
-                count += r.upperBound - r.lowerBound + 1
-                guard keyRanges.count < limit else { continue }
                 func key(_ o: UInt64) throws -> String {
                     if natural || o < ChunksProjection.keyOrdinalBase, let k = ChunksProjection.naturalKey(o, summary.partitioning) { return k }
                     return try chunkKey(o) ?? "#\(o)"
                 }
                 keyRanges.append(KeyRange(first: try key(r.lowerBound), last: try key(r.upperBound), count: r.upperBound - r.lowerBound + 1))
             }
-            groups.append(ChunkGroup(set: set, count: count, ranges: keyRanges, truncated: ranges.count > keyRanges.count))
+            groups.append(ChunkGroup(set: set, count: count, ranges: keyRanges, truncated: more))
         }
         return ChunkStatusReport(dataset: summary, groups: groups)
     }

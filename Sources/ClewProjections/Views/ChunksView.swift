@@ -248,14 +248,23 @@ final class ChunksProjection: Projection {
 
     static func readSet(_ ds: String, _ set: UInt8, _ txn: Transaction, _ store: ViewStore) throws -> RangeSet {
         var ranges: [ClosedRange<UInt64>] = []
+        try scanSet(ds, set, txn, store) { r in
+            ranges.append(r)
+            return true
+        }
+        return RangeSet(ranges: ranges)
+    }
+
+    /// Calls `body` with each range of a set of `ds`, in order, until it returns false.
+    static func scanSet(
+        _ ds: String, _ set: UInt8, _ txn: Transaction, _ store: ViewStore, _ body: (ClosedRange<UInt64>) throws -> Bool
+    ) throws {
         let prefix = setPrefix(ds, set)
         try ViewTxn.scan(txn, store.table("sets"), prefix: prefix, view: store.name, table: "sets") { k, v in
             let lo = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
             let hi = v.bigEndianUInt64Value
-            if hi >= lo { ranges.append(lo...hi) }
-            return true
+            return hi >= lo ? try body(lo...hi) : true
         }
-        return RangeSet(ranges: ranges)
     }
 
     /// Puts `ordinal` in (`insert`) or out of a set of `ds`, and writes the operation to the history.
