@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,7 @@ class Browser:
         self.proc = subprocess.Popen(
             [binary, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
              "--remote-debugging-port=0", f"--user-data-dir={self.profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
         url = None
         deadline = time.time() + 60
         while time.time() < deadline and url is None:
@@ -99,12 +100,35 @@ class Browser:
         return False
 
     def close(self):
+        """Ends Chromium and every process it started, then removes the profile directory.
+
+        Chromium's helpers (zygote, renderers, crashpad) are in its process group and can still write into
+        the profile after the main process dies, so the whole group is ended and the removal is retried
+        until the directory is gone."""
+        asked = False
         try:
+            try:
+                self.call("Browser.close", timeout=5)
+                asked = True
+            except Exception:
+                pass
             self.ws.close()
         finally:
-            self.proc.kill()
+            if asked:
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             self.proc.wait()
-            shutil.rmtree(self.profile, ignore_errors=True)
+            for _ in range(50):
+                shutil.rmtree(self.profile, ignore_errors=True)
+                if not os.path.exists(self.profile):
+                    break
+                time.sleep(0.1)
 
 
 def problems_in(events, base):
