@@ -497,6 +497,81 @@ struct BinaryRecordTests {
         #expect(differing.isEmpty, "\(differing)")
     }
 
+    @Test("lineage node ids: stored once, found from their home, colliding homes probe on, digest prefixes read a range")
+    func nodeNumbers() async throws {
+        // Round trips, and a value's home is its digest's first 7 bytes.
+        let digest = "0123456789abcdef" + String(repeating: "e", count: 48)
+        for id in ["value:" + digest, "value:" + digest.uppercased(), "value:", "value:x\u{0}y", "task:d/t", "chunk:ds/é/1", "plain", "", "run:"] {
+            let node = NodeName(id)
+            #expect(node.stored.withUnsafeBytes { NodeName.id(number: node.home, stored: $0) } == id)
+            #expect(node.home >> 56 == UInt64(NodeKind(of: id).rawValue))
+        }
+        #expect(NodeName("value:" + digest).home == 0x05_01_23_45_67_89_ab_cd)
+        #expect(NodeName("value:" + digest).stored.count == 33)
+        #expect(NodeName.next(after: NodeKind.value.base | NodeName.homeMask) == NodeKind.value.base)
+        #expect(try NodeName.number(home: NodeKind.task.base | 77, counter: [0x81, 0x01]) == NodeKind.task.base | 129)
+        #expect(throws: ViewError.self) { try NodeName.number(home: 1, counter: [0x81]) }
+        #expect(NodeName.valueRange("0123")! == (NodeKind.value.base | 0x0123_0000_0000_00, NodeKind.value.base | 0x0123_ffff_ffff_ff))
+        #expect(NodeName.valueRange("xyz") == nil)
+
+        // Three values whose homes collide (a and b share their first 7 bytes, c's home is the one b
+        // probes on to), and one of the same home that is never written.
+        let zeros = String(repeating: "0", count: 14)
+        let a = zeros + String(repeating: "a", count: 50)
+        let b = zeros + String(repeating: "b", count: 50)
+        let c = String(repeating: "0", count: 13) + "1" + String(repeating: "c", count: 50)
+        let never = zeros + String(repeating: "d", count: 50)
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-nodes-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ledger = try Ledger.create(at: dir.appendingPathComponent("n.ledger"))
+        defer { ledger.close() }
+        var events: [NewEvent] = []
+        for (i, d) in [a, b, c].enumerated() {
+            let payload = JSONTree.object(["task": .string("t\(i)"), "attempt": .number(1), "digest": .string(d)])
+            events.append(NewEvent(type: EventType.valueProduced, stream: "run/d/r", actor: "test", timestampMicros: 1, payload: Data(payload.canonicalBytes)))
+        }
+        _ = try await ledger.append(contentsOf: events)
+        let views = try Views.open(ledger: ledger)
+        defer { views.close() }
+        let (numbers, homes) = try views.read(.lineage) { store, txn in
+            let names = LineageNames(store: store, txn: txn)
+            var homes: [UInt64] = []
+            try ViewTxn.scan(txn, store.table("ids"), prefix: [NodeKind.value.rawValue], view: "lineage", table: "ids") { k, _ in
+                homes.append(k.bigEndianUInt64Value)
+                return true
+            }
+            return (try [a, b, c, never].map { try names.number(of: "value:" + $0) }, homes)
+        }
+        // Counters in the order nodes appear (each attempt just before its value); homes probed on.
+        let value = NodeKind.value.base
+        #expect(numbers == [value | 2, value | 4, value | 6, nil])
+        #expect(homes == [value, value + 1, value + 2])
+        for (i, d) in [a, b, c].enumerated() {
+            #expect(try views.lineageNodeExists("value:" + d))
+            let up = try views.lineage(node: "value:" + d, direction: .up, depth: 1)
+            #expect(up.map(\.from) == ["attempt:d/r/t\(i)/1"], "\(up)")
+        }
+        #expect(try !views.lineageNodeExists("value:" + never))
+        #expect(try views.lineageNodes(prefix: "value:" + zeros) == ["value:" + a, "value:" + b])
+        #expect(try views.lineageNodes(prefix: "value:" + b) == ["value:" + b], "found past the range its digest gives, on the probe chain")
+        #expect(try views.lineageNodes(prefix: "value:" + String(repeating: "0", count: 13)) == ["value:" + a, "value:" + b, "value:" + c])
+        #expect(try views.lineageNodes(prefix: "value:", limit: 2) == ["value:" + a, "value:" + b])
+        #expect(try views.lineageNodes(prefix: "attempt:d/r/t1") == ["attempt:d/r/t1/1"])
+        #expect(try views.lineageNodeCount() == 6)
+        // Each id is stored once, a digest as its 32 bytes.
+        let texts = try views.read(.lineage) { store, txn in
+            var all: [String] = []
+            try ViewTxn.scan(txn, store.table("names"), prefix: [], view: "lineage", table: "names") { _, v in
+                all.append(String(decoding: v, as: UTF8.self))
+                return true
+            }
+            return all
+        }
+        #expect(texts.count == 6 && !texts.contains { $0.contains(a) || $0.contains("value:") || $0.contains("attempt:") })
+        let differing = try views.verify().filter { !$0.equal }
+        #expect(differing.isEmpty, "\(differing)")
+    }
+
     @Test("random bytes are refused or read as some record, never a crash")
     func randomBytes() {
         var rng = SystemRandomNumberGenerator()

@@ -69,7 +69,9 @@ final class ViewStore: @unchecked Sendable {
     /// 6: run, task, chunk and dataset records are binary (``BinaryRecord``) instead of JSON; an entry
     /// of the chunk history (`changes`) holds up to 32 events of a dataset; value hits leave out what
     /// their key holds.
-    static let formatVersion = 6
+    /// 7: lineage node ids are stored once (`names`, without their kind's prefix, a value's digest as 32
+    /// bytes) and found from a hash (`ids`) instead of a table keyed by ids (`nodes`).
+    static let formatVersion = 7
 
     init(
         name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false, mapSize: Int = 64 << 20

@@ -94,26 +94,50 @@ extension Views {
     /// Whether the lineage graph has node `id`.
     public func lineageNodeExists(_ id: String) throws -> Bool {
         try read(.lineage) { store, txn in
-            let key = Array(id.utf8)
-            return try key.withUnsafeBytes { try txn.get(store.table("nodes"), $0) } != nil
+            try LineageNames(store: store, txn: txn).number(of: id) != nil
         }
     }
 
     /// Lineage node ids starting with `prefix`, in order, at most `limit`.
+    ///
+    /// Numbers are not in id order, so this reads every node of the prefix's kind (every node when the
+    /// prefix names no kind), except for values: their homes sort by digest, so `value:` and hex digits
+    /// read only the values whose digests start with them, up to `limit` in digest order (where two
+    /// digests' first 7 bytes are the same, the later one may come a place late).
     public func lineageNodes(prefix: String, limit: Int = 100) throws -> [String] {
         try read(.lineage) { store, txn in
+            let names = store.table("names")
             var out: [String] = []
-            try ViewTxn.scan(txn, store.table("nodes"), prefix: Array(prefix.utf8), view: "lineage", table: "nodes") { k, _ in
-                out.append(String(decoding: k, as: UTF8.self))
-                return out.count < limit
+            let kind = NodeKind.prefixes.first { prefix.hasPrefix($0.0) }?.1
+            if kind == .value, let (low, high) = NodeName.valueRange(prefix.dropFirst(NodeKind.value.prefix.count)) {
+                // Digest order, and on past `high` along a run of taken homes (collisions move a value on).
+                var last: UInt64?
+                try ViewTxn.scan(txn, store.table("ids"), prefix: [NodeKind.value.rawValue], from: KeyBuilder().u64(low).bytes, view: "lineage", table: "ids") { k, v in
+                    let home = k.bigEndianUInt64Value
+                    if home > high, let l = last, home != l &+ 1 { return false }
+                    last = home
+                    let n = try NodeName.number(home: home, counter: v)
+                    guard let stored = try ViewTxn.checkedGet(txn, names, KeyBuilder().u64(n).bytes, view: "lineage", table: "names") else {
+                        throw ViewError(.corrupt, view: "lineage", "view lineage: home \(home) names node number \(n), which the view does not have")
+                    }
+                    let id = stored.withUnsafeBytes { NodeName.id(number: n, stored: $0) }
+                    if id.hasPrefix(prefix) { out.append(id) }
+                    return out.count < limit
+                }
+                return out.sorted()
             }
-            return out
+            try ViewTxn.scan(txn, names, prefix: kind.map { [$0.rawValue] } ?? [], view: "lineage", table: "names") { k, v in
+                let id = NodeName.id(number: k.bigEndianUInt64Value, stored: v)
+                if id.hasPrefix(prefix) { out.append(id) }
+                return true
+            }
+            return Array(out.sorted().prefix(limit))
         }
     }
 
     /// How many nodes the lineage graph has.
     public func lineageNodeCount() throws -> Int {
-        try read(.lineage) { store, txn in try txn.stat(store.table("nodes")).entries }
+        try read(.lineage) { store, txn in try txn.stat(store.table("names")).entries }
     }
 
     /// The physical floor of a trace: one read transaction scanning the backward edges of `nodes` without
@@ -147,8 +171,8 @@ struct LineageNames {
 
     /// The number of node `id`, nil when the graph has no such node.
     func number(of id: String) throws -> UInt64? {
-        guard let stored = try ViewTxn.checkedGet(txn, store.table("nodes"), Array(id.utf8), view: "lineage", table: "nodes") else { return nil }
-        return try LineageProjection.number(fromNodeRecord: stored, id: id)
+        guard case .found(let n) = try NodeName(id).find(txn, store) else { return nil }
+        return n
     }
 
     /// The id of the node whose number is the 8 bytes of `key` at `offset`.
@@ -161,7 +185,7 @@ struct LineageNames {
         guard let bytes = try ViewTxn.checkedGet(txn, store.table("names"), KeyBuilder().u64(number).bytes, view: "lineage", table: "names") else {
             throw ViewError(.corrupt, view: "lineage", "view lineage: an edge names node number \(number), which the view does not have")
         }
-        let id = String(decoding: bytes, as: UTF8.self)
+        let id = bytes.withUnsafeBytes { NodeName.id(number: number, stored: $0) }
         ids[number] = id
         return id
     }

@@ -1,5 +1,7 @@
+import ClewCore
 import ClewLedger
 import ClewModel
+import Crypto
 import Foundation
 
 /// Lineage node ids: `dataset:<name>`, `task:<dag>/<task>`, `chunk:<dataset>/<key>`,
@@ -65,22 +67,28 @@ public struct LineageEdge: Sendable, Hashable, Codable {
 /// (the part of its id before `:`, ``NodeKind``) in the top byte and a counter below, so an edge is 16
 /// bytes of key each way instead of two ids of 40-90 bytes, and a node's neighbours sort by kind (a
 /// dataset's tasks are one range however many chunks it has). Numbers follow the order nodes first
-/// appear in the log, so a fresh fold gives the same bytes.
+/// appear in the log, so a fresh fold gives the same bytes, and the edges of new nodes are added at the
+/// end of `fwd` and `bwd`.
+///
+/// Each id is stored once, in `names`. It is found from its *home* (``NodeName``): its kind and the first
+/// 7 bytes of its SHA-256 (of a value, of the digest it names, so values' homes sort by digest). `ids`
+/// maps a home to the node's counter; when two ids' homes collide, the later one takes the next free
+/// home after its own.
 ///
 /// Tables: `fwd` (from number, to number → kind, first seq as a varint), `bwd` (to number, from number
-/// → the same), `nodes` (id → number, first seq), `names` (number → id), `run_dags` (run id, dag → nothing: to
-/// name the DAG of chunk events that do not carry it). Edges are never removed, so the graph as of seq N
-/// is the edges whose first seq is ≤ N.
+/// → the same), `names` (number → the id without its kind's prefix, a value's digest as its 32 bytes),
+/// `ids` (home → counter), `run_dags` (run id, dag → nothing: to name the DAG of chunk events that do not
+/// carry it). Edges are never removed, so the graph as of seq N is the edges whose first seq is ≤ N.
 final class LineageProjection: Projection {
     static let name = "lineage"
-    static let tables = ["fwd", "bwd", "nodes", "names", "run_dags"]
+    static let tables = ["fwd", "bwd", "names", "ids", "run_dags"]
     static let interest: Fact.Interest = [.run, .chunks, .dags]
 
     /// Numbers of nodes looked up or made in this batch and the ones before, up to ``cacheLimit``
     /// (then dropped whole): most edges name a dataset, task, run or attempt named just before.
     private var numbers: [String: UInt64] = [:]
     static let cacheLimit = 1 << 16
-    /// The counter the next new node takes (nil: read from the `nodes` table's entry count).
+    /// The counter the next new node takes (nil: read from the `names` table's entry count).
     private var nextCounter: UInt64?
 
     func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws {
@@ -160,8 +168,8 @@ final class LineageProjection: Projection {
     }
 
     private func edge(_ from: String, _ to: String, _ kind: EdgeKind, _ h: EventHeader, _ txn: ViewTxn) throws {
-        let a = try number(of: from, h, txn)
-        let b = try number(of: to, h, txn)
+        let a = try number(of: from, txn)
+        let b = try number(of: to, txn)
         let value = Self.edgeValue(seq: h.seq, kind: kind)
         let s = txn.store
         // An edge keeps the seq that first wrote it: a repeated one writes nothing.
@@ -170,20 +178,21 @@ final class LineageProjection: Projection {
         }
     }
 
-    /// The number of node `id`, made (with the seq that first named it) when it has none yet.
-    private func number(of id: String, _ h: EventHeader, _ txn: ViewTxn) throws -> UInt64 {
+    /// The number of node `id`, made (the next counter of its kind) when it has none yet.
+    private func number(of id: String, _ txn: ViewTxn) throws -> UInt64 {
         if let n = numbers[id] { return n }
+        let node = NodeName(id)
         let s = txn.store
-        let key = Array(id.utf8)
         let n: UInt64
-        if let stored = try txn.get(s.table("nodes"), key, table: "nodes") {
-            n = try Self.number(fromNodeRecord: stored, id: id)
-        } else {
-            let counter = try nextCounter ?? UInt64(txn.txn.stat(s.table("nodes")).entries) + 1
+        switch try node.find(txn.txn, s) {
+        case .found(let number):
+            n = number
+        case .free(let slot):
+            let counter = try nextCounter ?? UInt64(txn.txn.stat(s.table("names")).entries) + 1
             nextCounter = counter + 1
-            n = NodeKind(of: id).number(counter)
-            try txn.put(s.table("nodes"), key, KeyBuilder().u64(n).u64(h.seq).bytes)
-            try txn.put(s.table("names"), KeyBuilder().u64(n).bytes, key)
+            n = node.kind.base | counter & NodeName.homeMask
+            try txn.put(s.table("names"), KeyBuilder().u64(n).bytes, node.stored)
+            try txn.put(s.table("ids"), KeyBuilder().u64(slot).bytes, KeyBuilder().varint(counter).bytes)
         }
         if numbers.count >= Self.cacheLimit { numbers.removeAll(keepingCapacity: true) }
         numbers[id] = n
@@ -200,14 +209,6 @@ final class LineageProjection: Projection {
         }
         var r = KeyReader(UnsafeRawBufferPointer(rebasing: v[1...]))
         return (r.varint(), kind)
-    }
-
-    /// The number in a `nodes` record (number, first seq).
-    static func number(fromNodeRecord stored: [UInt8], id: String) throws -> UInt64 {
-        guard stored.count == 16 else {
-            throw ViewError(.corrupt, view: name, "view lineage, table nodes: the record of \(id) has \(stored.count) bytes, not 16")
-        }
-        return stored.withUnsafeBytes { $0.bigEndianUInt64Value }
     }
 
     // Nothing else is kept between events: a set of the edges already written (up to a million) made no
@@ -244,5 +245,103 @@ enum NodeKind: UInt8, CaseIterable {
         self = kind
     }
 
-    func number(_ counter: UInt64) -> UInt64 { UInt64(rawValue) << 56 | (counter & (1 << 56 - 1)) }
+    /// What its ids start with (`task:`; "" for ``other``).
+    var prefix: String { Self.prefixes.first { $0.1 == self }?.0 ?? "" }
+
+    /// The lowest number of the kind.
+    var base: UInt64 { UInt64(rawValue) << 56 }
+}
+
+/// A lineage node id as the `names` table stores it, and its home in `ids`.
+struct NodeName: Equatable {
+    static let homeMask: UInt64 = 1 << 56 - 1
+
+    let kind: NodeKind
+    /// The id without its kind's prefix; for a value, a 1 and the 32 bytes of its SHA-256 (64 lowercase
+    /// hex digits), else a 0 and the text.
+    let stored: [UInt8]
+    /// Its kind and the first 7 bytes of its SHA-256 (of a value, of its digest): where `ids` has it,
+    /// unless another node's home was the same.
+    let home: UInt64
+
+    init(_ id: String) {
+        kind = NodeKind(of: id)
+        let rest = id.utf8.dropFirst(kind.prefix.utf8.count)
+        if kind == .value {
+            if let raw = Hex.sha256Bytes(lowercase: String(Substring(rest))) {
+                stored = [1] + raw
+                home = kind.base | raw[0..<7].reduce(0) { $0 << 8 | UInt64($1) }
+                return
+            }
+            stored = [0] + Array(rest)
+        } else {
+            stored = Array(rest)
+        }
+        home = kind.base | SHA256.hash(data: Array(id.utf8)).prefix(7).reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    /// The homes of the values whose digests start with the hex digits `digits` (lowercase, at most 64),
+    /// as a closed range of numbers; nil when `digits` are not such.
+    static func valueRange(_ digits: Substring) -> (low: UInt64, high: UInt64)? {
+        let u = digits.utf8
+        guard u.count <= 64, u.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else { return nil }
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+        var it = u.makeIterator()
+        for _ in 0..<14 {
+            if let c = it.next() {
+                let d = UInt64(c <= 0x39 ? c - 0x30 : c - 0x61 + 10)
+                low = low << 4 | d
+                high = high << 4 | d
+            } else {
+                low <<= 4
+                high = high << 4 | 0xf
+            }
+        }
+        return (NodeKind.value.base | low, NodeKind.value.base | high)
+    }
+
+    /// Where a node stands: its number, or else the free home it would take.
+    enum Place: Equatable {
+        case found(UInt64)
+        case free(UInt64)
+    }
+
+    /// Looks the node up from its home along the homes after it, up to the first free one.
+    func find(_ txn: Transaction, _ store: ViewStore) throws -> Place {
+        let ids = store.table("ids")
+        let names = store.table("names")
+        var home = self.home
+        while let counter = try ViewTxn.checkedGet(txn, ids, KeyBuilder().u64(home).bytes, view: "lineage", table: "ids") {
+            let n = try Self.number(home: home, counter: counter)
+            guard let stored = try ViewTxn.checkedGet(txn, names, KeyBuilder().u64(n).bytes, view: "lineage", table: "names") else {
+                throw ViewError(.corrupt, view: "lineage", "view lineage: home \(home) names node number \(n), which the view does not have")
+            }
+            if stored == self.stored { return .found(n) }
+            home = Self.next(after: home)
+        }
+        return .free(home)
+    }
+
+    /// The number of the node whose home is `home` and whose `ids` record is `counter`.
+    static func number<C: BidirectionalCollection<UInt8>>(home: UInt64, counter: C) throws -> UInt64 {
+        guard let last = counter.last, last < 0x80, counter.count <= 8 else {
+            throw ViewError(.corrupt, view: "lineage", "view lineage, table ids: the counter of home \(home) (\(counter.count) bytes) does not decode")
+        }
+        let value = counter.reversed().reduce(UInt64(0)) { $0 << 7 | UInt64($1 & 0x7f) }
+        return home & ~homeMask | value
+    }
+
+    /// The home probed after `home` when it holds another node: the next of the same kind.
+    static func next(after home: UInt64) -> UInt64 { home & ~homeMask | (home &+ 1) & homeMask }
+
+    /// The id of node `number` whose `names` record is `stored`.
+    static func id(number: UInt64, stored: UnsafeRawBufferPointer) -> String {
+        let kind = NodeKind(rawValue: UInt8(number >> 56)) ?? .other
+        if kind == .value, let form = stored.first {
+            let rest = UnsafeRawBufferPointer(rebasing: stored[1...])
+            return kind.prefix + (form == 1 ? rest.hex : String(decoding: rest, as: UTF8.self))
+        }
+        return kind.prefix + String(decoding: stored, as: UTF8.self)
+    }
 }
