@@ -104,14 +104,21 @@ struct ViewsTests {
             try views.rebuild()
             #expect(try views.digests() == incremental)
             // A rebuild is copied in key order (MDB_APPEND) before it is swapped in: its pages are full,
-            // where a fold's are split in halves. `fwd` holds 43 bytes per entry (node header, 16-byte key,
-            // seq and kind, checksum, slot).
+            // where a fold's are split. A record of `fwd` takes its key, value and checksum, LMDB's node
+            // header (8 bytes) and slot (2).
             let packed = try Self.leafPages(views)
             for (table, pages) in packed { #expect(pages <= folded[table]!, "\(table): \(pages) pages packed, \(folded[table]!) folded") }
-            let fwd = try views.read(.lineage) { store, txn in try txn.stat(store.table("fwd")) }
-            let fill = Double(fwd.entries * 43) / Double(fwd.pages * fwd.pageSize)
-            #expect(fwd.pages > 4 && fill > 0.85, "lineage fwd: \(fwd.entries) entries in \(fwd.pages) pages")
-            #expect(packed["lineage.fwd"]! * 3 < folded["lineage.fwd"]! * 2, "\(packed) \(folded)")
+            let (fwd, used) = try views.read(.lineage) { store, txn in
+                var used = 0
+                try ViewTxn.scan(txn, store.table("fwd"), prefix: [], view: "lineage", table: "fwd") { k, v in
+                    used += k.count + v.count + Checksum.size + 10
+                    return true
+                }
+                return (try txn.stat(store.table("fwd")), used)
+            }
+            let fill = Double(used) / Double(fwd.leafPages * (fwd.pageSize - 16))  // a page's header: 16 bytes
+            #expect(fwd.pages > 4 && fill > 0.85, "lineage fwd: \(fwd.entries) records, \(used) bytes in \(fwd.leafPages) leaf pages")
+            #expect(packed["lineage.fwd"]! < folded["lineage.fwd"]!, "\(packed) \(folded)")
             let whole = try Views.open(ledger: source)
             #expect(try whole.digests() == incremental, "the same events in another ledger fold to the same views")
             #expect(try views.verify().filter { !$0.equal }.isEmpty)
@@ -530,6 +537,9 @@ struct BinaryRecordTests {
             let payload = JSONTree.object(["task": .string("t\(i)"), "attempt": .number(1), "digest": .string(d)])
             events.append(NewEvent(type: EventType.valueProduced, stream: "run/d/r", actor: "test", timestampMicros: 1, payload: Data(payload.canonicalBytes)))
         }
+        // t0's attempt then starts: its edges to its task and run join the group that holds its value.
+        let started = JSONTree.object(["task": .string("t0"), "attempt": .number(1)])
+        events.append(NewEvent(type: EventType.taskStarted, stream: "run/d/r", actor: "test", timestampMicros: 1, payload: Data(started.canonicalBytes)))
         _ = try await ledger.append(contentsOf: events)
         let views = try Views.open(ledger: ledger)
         defer { views.close() }
@@ -557,7 +567,18 @@ struct BinaryRecordTests {
         #expect(try views.lineageNodes(prefix: "value:" + String(repeating: "0", count: 13)) == ["value:" + a, "value:" + b, "value:" + c])
         #expect(try views.lineageNodes(prefix: "value:", limit: 2) == ["value:" + a, "value:" + b])
         #expect(try views.lineageNodes(prefix: "attempt:d/r/t1") == ["attempt:d/r/t1/1"])
-        #expect(try views.lineageNodeCount() == 6)
+        #expect(try views.lineageNodeCount() == 8)
+        // One record holds the attempt's edges to a task, a value and a run; a kind's neighbours are found
+        // inside it.
+        let attempt = "attempt:d/r/t0/1"
+        #expect(try views.lineageNeighbors(of: attempt, direction: .down, prefix: "value:").map(\.to) == ["value:" + a])
+        #expect(try views.lineageNeighbors(of: attempt, direction: .down, prefix: "run:").map(\.to) == ["run:d/r"])
+        #expect(try views.lineageNeighbors(of: attempt, direction: .down, prefix: "task:").map(\.to) == ["task:d/t0"])
+        #expect(try views.lineageNeighbors(of: attempt, direction: .down, prefix: "chunk:").isEmpty)
+        #expect(try views.lineageNeighbors(of: attempt, direction: .down, prefix: "").count == 3)
+        #expect(try views.lineage(node: attempt, direction: .down, depth: 1, asOf: 3).map(\.to) == ["value:" + a])
+        let groups = try views.read(.lineage) { store, txn in try txn.stat(store.table("fwd")).entries }
+        #expect(groups == 3, "one record for each attempt's five edges")
         // Each id is stored once, a digest as its 32 bytes.
         let texts = try views.read(.lineage) { store, txn in
             var all: [String] = []
@@ -567,9 +588,73 @@ struct BinaryRecordTests {
             }
             return all
         }
-        #expect(texts.count == 6 && !texts.contains { $0.contains(a) || $0.contains("value:") || $0.contains("attempt:") })
+        #expect(texts.count == 8 && !texts.contains { $0.contains(a) || $0.contains("value:") || $0.contains("attempt:") })
         let differing = try views.verify().filter { !$0.equal }
         #expect(differing.isEmpty, "\(differing)")
+    }
+
+    @Test("edge groups: any order of additions keeps each node's edges sorted, first seqs kept, groups of 1-32")
+    func edgeGroups() throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-edges-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try ViewStore(name: "lineage", directory: dir, tables: ["fwd"])
+        defer { store.close() }
+        var rng = SystemRandomNumberGenerator()
+        // Others of several kinds (top byte), 300 of them, added in a random order with repeats.
+        let others: [UInt64] = (0..<300).map { (i: Int) -> UInt64 in
+            let kind = UInt64(i % 4 + 1) << 56
+            return kind | UInt64(i * 7)
+        }
+        var model: [UInt64: (EdgeKind, UInt64)] = [:]
+        var seq: UInt64 = 0
+        for other in (others + others.prefix(50)).shuffled(using: &rng) {
+            seq += 1
+            let kind = EdgeKind.allCases.randomElement(using: &rng)!
+            let added = try store.env.write { txn in
+                try EdgeGroup.add(EdgeGroup.Entry(other: other, kind: kind, seq: seq), of: 9, to: "fwd", ViewTxn(txn: txn, store: store))
+            }
+            #expect(added == (model[other] == nil))
+            if model[other] == nil { model[other] = (kind, seq) }
+            // Another node's edges stay apart.
+            if seq % 10 == 0 {
+                _ = try store.env.write { txn in try EdgeGroup.add(EdgeGroup.Entry(other: seq, kind: .used, seq: seq), of: 10, to: "fwd", ViewTxn(txn: txn, store: store)) }
+            }
+        }
+        let groups = try store.env.read { txn in
+            var groups: [[EdgeGroup.Entry]] = []
+            try ViewTxn.scan(txn, store.table("fwd"), prefix: KeyBuilder().u64(9).bytes, view: "lineage", table: "fwd") { k, v in
+                let entries = try EdgeGroup.decode(key: k, value: v, table: "fwd")
+                #expect(UnsafeRawBufferPointer(rebasing: k[8...]).bigEndianUInt64Value == entries.first?.other)
+                groups.append(entries)
+                return true
+            }
+            return groups
+        }
+        #expect(groups.allSatisfy { (1...EdgeGroup.limit).contains($0.count) })
+        #expect(groups.count >= 300 / EdgeGroup.limit + 1)
+        let all = groups.flatMap { $0 }
+        #expect(all.map(\.other) == others.sorted())
+        #expect(all.allSatisfy { model[$0.other]! == ($0.kind, $0.seq) })
+        // A node just numbered has no edges: its first is written without a read, and later ones join it.
+        let fresh = try store.env.write { txn in
+            let t = ViewTxn(txn: txn, store: store)
+            try EdgeGroup.add(EdgeGroup.Entry(other: 500, kind: .used, seq: 1), of: 11, to: "fwd", isNew: true, t)
+            try EdgeGroup.add(EdgeGroup.Entry(other: 100, kind: .generated, seq: 2), of: 11, to: "fwd", t)
+            try EdgeGroup.add(EdgeGroup.Entry(other: 900, kind: .partOf, seq: 3), of: 11, to: "fwd", t)
+            var out: [[UInt64]] = []
+            try t.scan(store.table("fwd"), prefix: KeyBuilder().u64(11).bytes, table: "fwd") { k, v in
+                out.append(try EdgeGroup.decode(key: k, value: v, table: "fwd").map(\.other))
+                return true
+            }
+            return out
+        }
+        #expect(fresh == [[100, 500, 900]])
+        // Damaged groups are refused, not misread.
+        let good = EdgeGroup.encode(all.prefix(3))
+        let key = EdgeGroup.key(9, all[0].other)
+        for bad in [Array(good.dropLast()), good + [0x80], [0x7f] + good.dropFirst(), good + [0, 1, 1], []] {
+            #expect(throws: ViewError.self) { try key.withUnsafeBytes { k in try bad.withUnsafeBytes { try EdgeGroup.decode(key: k, value: $0, table: "fwd") } } }
+        }
     }
 
     @Test("random bytes are refused or read as some record, never a crash")

@@ -108,6 +108,7 @@ package struct Transaction {
         return DatabaseStat(
             entries: Int(s.ms_entries),
             pages: Int(s.ms_branch_pages + s.ms_leaf_pages + s.ms_overflow_pages),
+            leafPages: Int(s.ms_leaf_pages),
             pageSize: Int(s.ms_psize),
             depth: Int(s.ms_depth)
         )
@@ -125,7 +126,9 @@ package struct Transaction {
 
 package struct DatabaseStat: Sendable {
     package var entries: Int
+    /// Branch, leaf and overflow pages.
     package var pages: Int
+    package var leafPages: Int
     package var pageSize: Int
     package var depth: Int
     package var bytes: Int { pages * pageSize }

@@ -35,20 +35,22 @@ extension Views {
                     guard let number = try names.number(of: n) else { continue }
                     let prefix = KeyBuilder().u64(number).bytes
                     try ViewTxn.scan(txn, store.table(table), prefix: prefix, view: "lineage", table: table) { k, v in
-                        let (seq, kind) = try LineageProjection.edge(fromValue: v)
-                        if let asOf, seq > asOf { return true }
-                        let other = try names.id(of: k, at: 8)
-                        if let scope, other.hasPrefix("attempt:"), !other.hasPrefix(scope) { return true }
-                        let edge = direction == .down
-                            ? LineageEdge(from: n, to: other, kind: kind.description, firstSeq: seq)
-                            : LineageEdge(from: other, to: n, kind: kind.description, firstSeq: seq)
-                        guard seenEdges.insert(edge).inserted else { return true }
-                        out.append(edge)
-                        if kind != .partOf {
-                            let nextScope = other.hasPrefix("value:") ? Self.runScope(of: n) : nil
-                            if seen.insert(nextScope.map { other + "\u{0}" + $0 } ?? other).inserted { next.append((other, nextScope)) }
+                        for e in try EdgeGroup.decode(key: k, value: v, table: table) {
+                            if let asOf, e.seq > asOf { continue }
+                            let other = try names.id(of: e.other)
+                            if let scope, other.hasPrefix("attempt:"), !other.hasPrefix(scope) { continue }
+                            let edge = direction == .down
+                                ? LineageEdge(from: n, to: other, kind: e.kind.description, firstSeq: e.seq)
+                                : LineageEdge(from: other, to: n, kind: e.kind.description, firstSeq: e.seq)
+                            guard seenEdges.insert(edge).inserted else { continue }
+                            out.append(edge)
+                            if e.kind != .partOf {
+                                let nextScope = other.hasPrefix("value:") ? Self.runScope(of: n) : nil
+                                if seen.insert(nextScope.map { other + "\u{0}" + $0 } ?? other).inserted { next.append((other, nextScope)) }
+                            }
+                            if out.count >= limit { return false }
                         }
-                        return out.count < limit
+                        return true
                     }
                 }
                 frontier = next
@@ -66,17 +68,35 @@ extension Views {
             let table = direction == .down ? "fwd" : "bwd"
             var names = LineageNames(store: store, txn: txn)
             guard let number = try names.number(of: node) else { return [] }
-            var base = KeyBuilder().u64(number).bytes
-            if let kind = NodeKind(exactPrefix: prefix) { base.append(kind.rawValue) }
+            let start = KeyBuilder().u64(number).bytes
+            let kind = NodeKind(exactPrefix: prefix)
             var out: [LineageEdge] = []
-            try ViewTxn.scan(txn, store.table(table), prefix: base, view: "lineage", table: table) { k, v in
-                let other = try names.id(of: k, at: 8)
-                guard other.hasPrefix(prefix) else { return true }
-                let (seq, kind) = try LineageProjection.edge(fromValue: v)
-                out.append(direction == .down
-                    ? LineageEdge(from: node, to: other, kind: kind.description, firstSeq: seq)
-                    : LineageEdge(from: other, to: node, kind: kind.description, firstSeq: seq))
-                return out.count < limit
+            // The group holding the ends before the kind's first number may hold some of the kind too.
+            func take(_ k: UnsafeRawBufferPointer, _ v: UnsafeRawBufferPointer) throws -> Bool {
+                for e in try EdgeGroup.decode(key: k, value: v, table: table) {
+                    if let kind, e.other >> 56 != UInt64(kind.rawValue) {
+                        if e.other >> 56 > UInt64(kind.rawValue) { return false }
+                        continue
+                    }
+                    let other = try names.id(of: e.other)
+                    guard other.hasPrefix(prefix) else { continue }
+                    out.append(direction == .down
+                        ? LineageEdge(from: node, to: other, kind: e.kind.description, firstSeq: e.seq)
+                        : LineageEdge(from: other, to: node, kind: e.kind.description, firstSeq: e.seq))
+                    if out.count >= limit { return false }
+                }
+                return true
+            }
+            var more = true
+            if let kind {
+                try ViewTxn.last(txn, store.table(table), prefix: start, below: start + [kind.rawValue], view: "lineage", table: table) { k, v in
+                    more = try take(k, v)
+                }
+            }
+            if more {
+                try ViewTxn.scan(txn, store.table(table), prefix: start + (kind.map { [$0.rawValue] } ?? []), view: "lineage", table: table) { k, v in
+                    try take(k, v)
+                }
             }
             return out
         }
@@ -114,7 +134,7 @@ extension Views {
                 var last: UInt64?
                 try ViewTxn.scan(txn, store.table("ids"), prefix: [NodeKind.value.rawValue], from: KeyBuilder().u64(low).bytes, view: "lineage", table: "ids") { k, v in
                     let home = k.bigEndianUInt64Value
-                    if home > high, let l = last, home != l &+ 1 { return false }
+                    if home > high, last.map({ home != $0 &+ 1 }) ?? true { return false }
                     last = home
                     let n = try NodeName.number(home: home, counter: v)
                     guard let stored = try ViewTxn.checkedGet(txn, names, KeyBuilder().u64(n).bytes, view: "lineage", table: "names") else {
@@ -141,7 +161,7 @@ extension Views {
     }
 
     /// The physical floor of a trace: one read transaction scanning the backward edges of `nodes` without
-    /// decoding anything (benchmarks compare traces with it). Returns the entries read.
+    /// decoding anything (benchmarks compare traces with it). Returns the records read (groups of edges).
     public func lineageReadFloor(_ nodes: [String]) throws -> Int {
         try read(.lineage) { store, txn in
             var n = 0
@@ -175,12 +195,8 @@ struct LineageNames {
         return n
     }
 
-    /// The id of the node whose number is the 8 bytes of `key` at `offset`.
-    mutating func id(of key: UnsafeRawBufferPointer, at offset: Int) throws -> String {
-        guard key.count >= offset + 8 else {
-            throw ViewError(.corrupt, view: "lineage", "view lineage: an edge key of \(key.count) bytes")
-        }
-        let number = UnsafeRawBufferPointer(rebasing: key[offset..<offset + 8]).bigEndianUInt64Value
+    /// The id of node `number`.
+    mutating func id(of number: UInt64) throws -> String {
         if let id = ids[number] { return id }
         guard let bytes = try ViewTxn.checkedGet(txn, store.table("names"), KeyBuilder().u64(number).bytes, view: "lineage", table: "names") else {
             throw ViewError(.corrupt, view: "lineage", "view lineage: an edge names node number \(number), which the view does not have")

@@ -64,9 +64,9 @@ public struct LineageEdge: Sendable, Hashable, Codable {
 /// (chunk → dataset, attempt → task and run) and triggers (attempt → run).
 ///
 /// Node ids are interned: each node gets an 8-byte number the first time an edge names it, its kind
-/// (the part of its id before `:`, ``NodeKind``) in the top byte and a counter below, so an edge is 16
-/// bytes of key each way instead of two ids of 40-90 bytes, and a node's neighbours sort by kind (a
-/// dataset's tasks are one range however many chunks it has). Numbers follow the order nodes first
+/// (the part of its id before `:`, ``NodeKind``) in the top byte and a counter below, so an edge holds
+/// numbers instead of two ids of 40-90 bytes, and a node's neighbours sort by kind (a dataset's tasks
+/// are one range however many chunks it has). Numbers follow the order nodes first
 /// appear in the log, so a fresh fold gives the same bytes, and the edges of new nodes are added at the
 /// end of `fwd` and `bwd`.
 ///
@@ -75,8 +75,8 @@ public struct LineageEdge: Sendable, Hashable, Codable {
 /// maps a home to the node's counter; when two ids' homes collide, the later one takes the next free
 /// home after its own.
 ///
-/// Tables: `fwd` (from number, to number → kind, first seq as a varint), `bwd` (to number, from number
-/// → the same), `names` (number → the id without its kind's prefix, a value's digest as its 32 bytes),
+/// Tables: `fwd` (a node's edges to others, ``EdgeGroup``s of up to 32 keyed by the node's number and
+/// the first other's), `bwd` (the same for edges from others), `names` (number → the id without its kind's prefix, a value's digest as its 32 bytes),
 /// `ids` (home → counter), `run_dags` (run id, dag → nothing: to name the DAG of chunk events that do not
 /// carry it). Edges are never removed, so the graph as of seq N is the edges whose first seq is ≤ N.
 final class LineageProjection: Projection {
@@ -168,26 +168,28 @@ final class LineageProjection: Projection {
     }
 
     private func edge(_ from: String, _ to: String, _ kind: EdgeKind, _ h: EventHeader, _ txn: ViewTxn) throws {
-        let a = try number(of: from, txn)
-        let b = try number(of: to, txn)
-        let value = Self.edgeValue(seq: h.seq, kind: kind)
-        let s = txn.store
+        let (a, newA) = try number(of: from, txn)
+        let (b, newB) = try number(of: to, txn)
         // An edge keeps the seq that first wrote it: a repeated one writes nothing.
-        if try txn.insert(s.table("fwd"), KeyBuilder().u64(a).u64(b).bytes, value) {
-            try txn.put(s.table("bwd"), KeyBuilder().u64(b).u64(a).bytes, value)
+        if try EdgeGroup.add(EdgeGroup.Entry(other: b, kind: kind, seq: h.seq), of: a, to: "fwd", isNew: newA, txn) {
+            try EdgeGroup.add(EdgeGroup.Entry(other: a, kind: kind, seq: h.seq), of: b, to: "bwd", isNew: newB, txn)
         }
     }
 
-    /// The number of node `id`, made (the next counter of its kind) when it has none yet.
-    private func number(of id: String, _ txn: ViewTxn) throws -> UInt64 {
-        if let n = numbers[id] { return n }
+    /// The number of node `id`, made (the next counter of its kind) when it has none yet; whether it
+    /// was made.
+    private func number(of id: String, _ txn: ViewTxn) throws -> (UInt64, isNew: Bool) {
+        if let n = numbers[id] { return (n, false) }
         let node = NodeName(id)
         let s = txn.store
         let n: UInt64
+        let isNew: Bool
         switch try node.find(txn.txn, s) {
         case .found(let number):
             n = number
+            isNew = false
         case .free(let slot):
+            isNew = true
             let counter = try nextCounter ?? UInt64(txn.txn.stat(s.table("names")).entries) + 1
             nextCounter = counter + 1
             n = node.kind.base | counter & NodeName.homeMask
@@ -196,19 +198,7 @@ final class LineageProjection: Projection {
         }
         if numbers.count >= Self.cacheLimit { numbers.removeAll(keepingCapacity: true) }
         numbers[id] = n
-        return n
-    }
-
-    /// An edge's value in `fwd` and `bwd`: its kind, then the seq that first showed it as a varint.
-    static func edgeValue(seq: UInt64, kind: EdgeKind) -> [UInt8] { KeyBuilder(kind.rawValue).varint(seq).bytes }
-
-    /// The seq and kind in an edge's value.
-    static func edge(fromValue v: UnsafeRawBufferPointer) throws -> (seq: UInt64, kind: EdgeKind) {
-        guard let first = v.first, let kind = EdgeKind(rawValue: first), v.count >= 2, v.count <= 11, v[v.count - 1] < 0x80 else {
-            throw ViewError(.corrupt, view: name, "view lineage: an edge's value (\(v.count) bytes) does not decode")
-        }
-        var r = KeyReader(UnsafeRawBufferPointer(rebasing: v[1...]))
-        return (r.varint(), kind)
+        return (n, isNew)
     }
 
     // Nothing else is kept between events: a set of the edges already written (up to a million) made no
@@ -345,3 +335,135 @@ struct NodeName: Equatable {
         return kind.prefix + String(decoding: stored, as: UTF8.self)
     }
 }
+
+/// Edges of one node in one direction, in the order of the other ends' numbers: a record of `fwd` or
+/// `bwd` keyed by the node's number and the first other's, holding up to ``limit`` edges (most nodes
+/// have 1-5 edges a way, so one record instead of one per edge saves each edge its key, checksum and
+/// LMDB's node header).
+///
+/// The value: for each edge, its other end as the difference from the one before (nothing for the first,
+/// which is in the key), its kind, and the seq that first showed it as a varint.
+enum EdgeGroup {
+    static let limit = 32
+
+    struct Entry: Equatable {
+        var other: UInt64
+        var kind: EdgeKind
+        var seq: UInt64
+    }
+
+    static func key(_ node: UInt64, _ first: UInt64) -> [UInt8] { KeyBuilder().u64(node).u64(first).bytes }
+
+    static func encode(_ entries: ArraySlice<Entry>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(entries.count * 12)
+        func varint(_ v: UInt64) {
+            var v = v
+            while v >= 0x80 {
+                out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+                v >>= 7
+            }
+            out.append(UInt8(v))
+        }
+        var previous = entries.first?.other ?? 0
+        for i in entries.indices {
+            let e = entries[i]
+            if i != entries.startIndex { varint(e.other - previous) }
+            previous = e.other
+            out.append(e.kind.rawValue)
+            varint(e.seq)
+        }
+        return out
+    }
+
+    /// The edges of record `key` → `value` (checksum removed).
+    static func decode(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, table: String) throws -> [Entry] {
+        guard key.count == 16 else {
+            throw ViewError(.corrupt, view: LineageProjection.name, "view lineage, table \(table): an edge key of \(key.count) bytes")
+        }
+        var out: [Entry] = []
+        var other = UnsafeRawBufferPointer(rebasing: key[8...]).bigEndianUInt64Value
+        var i = 0
+        func varint() throws -> UInt64 {
+            var v: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < value.count, shift < 64 {
+                let b = value[i]
+                i += 1
+                v |= UInt64(b & 0x7f) << shift
+                if b < 0x80 { return v }
+                shift += 7
+            }
+            throw ViewError(.corrupt, view: LineageProjection.name, "view lineage, table \(table): an edge group's varint does not end")
+        }
+        while i < value.count {
+            if !out.isEmpty {
+                let (next, overflow) = other.addingReportingOverflow(try varint())
+                guard !overflow, next > other else {
+                    throw ViewError(.corrupt, view: LineageProjection.name, "view lineage, table \(table): an edge group's ends are out of order")
+                }
+                other = next
+            }
+            guard i < value.count, let kind = EdgeKind(rawValue: value[i]) else {
+                throw ViewError(.corrupt, view: LineageProjection.name, "view lineage, table \(table): an edge group holds an edge of no kind")
+            }
+            i += 1
+            out.append(Entry(other: other, kind: kind, seq: try varint()))
+        }
+        guard !out.isEmpty, out.count <= limit else {
+            throw ViewError(.corrupt, view: LineageProjection.name, "view lineage, table \(table): an edge group of \(out.count) edges")
+        }
+        return out
+    }
+
+    /// Adds `edge` of `node` to `table` unless the node has an edge to its other end already; returns
+    /// whether it did. The edge joins the group holding the ends before it (else the node's first group,
+    /// if that has room); a group grown past ``limit`` is split in two halves. `isNew`: the node has no
+    /// edges yet (it was just numbered), so nothing is read.
+    @discardableResult
+    static func add(_ edge: Entry, of node: UInt64, to table: String, isNew: Bool = false, _ txn: ViewTxn) throws -> Bool {
+        let db = txn.store.table(table)
+        if isNew {
+            try txn.put(db, key(node, edge.other), encode([edge][...]))
+            return true
+        }
+        let prefix = KeyBuilder().u64(node).bytes
+        var entries: [Entry] = []
+        var oldKey: [UInt8]?
+        // One cursor: the record before the first key after (node, other) holds the ends up to `other`;
+        // failing that, the record after it is the node's first.
+        let bounds = txn.txn.mapBounds()
+        try txn.txn.withCursor(db) { c in
+            let probe = key(node, edge.other) + [0]
+            let after = try probe.withUnsafeBytes { try c.seek($0) }
+            if let (k, v) = after == nil ? try c.last() : try c.previous(), k.hasPrefix(prefix) {
+                try ViewTxn.inBounds(k, v, bounds, view: LineageProjection.name, table: table)
+                try ViewTxn.check(key: k, stored: v, view: LineageProjection.name, table: table)
+                entries = try decode(key: k, value: UnsafeRawBufferPointer(rebasing: v[..<(v.count - Checksum.size)]), table: table)
+                return
+            }
+            guard let (k, v) = after, k.hasPrefix(prefix) else { return }
+            try ViewTxn.inBounds(k, v, bounds, view: LineageProjection.name, table: table)
+            try ViewTxn.check(key: k, stored: v, view: LineageProjection.name, table: table)
+            let first = try decode(key: k, value: UnsafeRawBufferPointer(rebasing: v[..<(v.count - Checksum.size)]), table: table)
+            if first.count < limit {
+                entries = first
+                oldKey = Array(k)
+            }
+        }
+        var i = entries.count
+        while i > 0, entries[i - 1].other >= edge.other { i -= 1 }
+        if i < entries.count, entries[i].other == edge.other { return false }
+        entries.insert(edge, at: i)
+        if let oldKey { try txn.delete(db, oldKey) }
+        if entries.count > limit {
+            let half = entries.count / 2
+            try txn.put(db, key(node, entries[0].other), encode(entries[..<half]))
+            try txn.put(db, key(node, entries[half].other), encode(entries[half...]))
+        } else {
+            try txn.put(db, key(node, entries[0].other), encode(entries[...]))
+        }
+        return true
+    }
+}
+
