@@ -45,13 +45,18 @@ struct KeyBuilder {
     /// An unsigned LEB128 varint (1 byte below 128): for values, not for parts of a key that must sort.
     consuming func varint(_ v: UInt64) -> KeyBuilder {
         var k = self
+        k.appendVarint(v)
+        return k
+    }
+
+    /// ``varint(_:)`` in place, for a loop that builds one value.
+    mutating func appendVarint(_ v: UInt64) {
         var v = v
         while v >= 0x80 {
-            k.bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
             v >>= 7
         }
-        k.bytes.append(UInt8(v))
-        return k
+        bytes.append(UInt8(v))
     }
 
     /// A SHA-256 written as 64 lowercase hex digits, as its 32 bytes after a 1; any other string (or
@@ -120,7 +125,10 @@ struct KeyReader {
     mutating func i64() -> Int64 { Int64(bitPattern: u64() ^ (1 << 63)) }
 
     /// A varint written by ``KeyBuilder/varint(_:)`` (0 past the end or when malformed).
-    mutating func varint() -> UInt64 {
+    mutating func varint() -> UInt64 { wholeVarint() ?? 0 }
+
+    /// A varint written by ``KeyBuilder/varint(_:)``; nil when the bytes end before it does.
+    mutating func wholeVarint() -> UInt64? {
         var v: UInt64 = 0
         var shift: UInt64 = 0
         while offset < bytes.count, shift < 64 {
@@ -130,7 +138,7 @@ struct KeyReader {
             if b < 0x80 { return v }
             shift += 7
         }
-        return v
+        return nil
     }
 
     /// A digest written by ``KeyBuilder/digest(_:)``.

@@ -66,9 +66,9 @@ public struct LineageEdge: Sendable, Hashable, Codable {
 /// Node ids are interned: each node gets an 8-byte number the first time an edge names it, its kind
 /// (the part of its id before `:`, ``NodeKind``) in the top byte and a counter below, so an edge holds
 /// numbers instead of two ids of 40-90 bytes, and a node's neighbours sort by kind (a dataset's tasks
-/// are one range however many chunks it has). Numbers follow the order nodes first
-/// appear in the log, so a fresh fold gives the same bytes, and the edges of new nodes are added at the
-/// end of `fwd` and `bwd`.
+/// are one range however many chunks it has). Numbers follow the order nodes first appear in the log,
+/// so a fresh fold gives the same bytes, and the edges of new nodes are added at the end of `fwd` and
+/// `bwd`.
 ///
 /// Each id is stored once, in `names`. It is found from its *home* (``NodeName``): its kind and the first
 /// 7 bytes of its SHA-256 (of a value, of the digest it names, so values' homes sort by digest). `ids`
@@ -76,9 +76,10 @@ public struct LineageEdge: Sendable, Hashable, Codable {
 /// home after its own.
 ///
 /// Tables: `fwd` (a node's edges to others, ``EdgeGroup``s of up to 32 keyed by the node's number and
-/// the first other's), `bwd` (the same for edges from others), `names` (number → the id without its kind's prefix, a value's digest as its 32 bytes),
-/// `ids` (home → counter), `run_dags` (run id, dag → nothing: to name the DAG of chunk events that do not
-/// carry it). Edges are never removed, so the graph as of seq N is the edges whose first seq is ≤ N.
+/// the first other's), `bwd` (the same for edges from others), `names` (number → the id without its
+/// kind's prefix, a value's digest as its 32 bytes), `ids` (home → counter), `run_dags` (run id, dag →
+/// nothing: to name the DAG of chunk events that do not carry it). Edges are never removed, so the graph
+/// as of seq N is the edges whose first seq is ≤ N.
 final class LineageProjection: Projection {
     static let name = "lineage"
     static let tables = ["fwd", "bwd", "names", "ids", "run_dags"]
@@ -355,64 +356,37 @@ enum EdgeGroup {
     static func key(_ node: UInt64, _ first: UInt64) -> [UInt8] { KeyBuilder().u64(node).u64(first).bytes }
 
     static func encode(_ entries: ArraySlice<Entry>) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(entries.count * 12)
-        func varint(_ v: UInt64) {
-            var v = v
-            while v >= 0x80 {
-                out.append(UInt8(truncatingIfNeeded: v) | 0x80)
-                v >>= 7
-            }
-            out.append(UInt8(v))
-        }
+        var k = KeyBuilder(capacity: entries.count * 12)
         var previous = entries.first?.other ?? 0
         for i in entries.indices {
             let e = entries[i]
-            if i != entries.startIndex { varint(e.other - previous) }
+            if i != entries.startIndex { k.appendVarint(e.other - previous) }
             previous = e.other
-            out.append(e.kind.rawValue)
-            varint(e.seq)
+            k.bytes.append(e.kind.rawValue)
+            k.appendVarint(e.seq)
         }
-        return out
+        return k.bytes
     }
 
     /// The edges of record `key` → `value` (checksum removed).
     static func decode(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, table: String) throws -> [Entry] {
-        guard key.count == 16 else {
-            throw ViewError(.corrupt, view: LineageProjection.name, "view lineage, table \(table): an edge key of \(key.count) bytes")
-        }
+        func corrupt(_ what: String) -> ViewError { ViewError(.corrupt, view: LineageProjection.name, "view lineage, table \(table): \(what)") }
+        guard key.count == 16 else { throw corrupt("an edge key of \(key.count) bytes") }
         var out: [Entry] = []
         var other = UnsafeRawBufferPointer(rebasing: key[8...]).bigEndianUInt64Value
-        var i = 0
-        func varint() throws -> UInt64 {
-            var v: UInt64 = 0
-            var shift: UInt64 = 0
-            while i < value.count, shift < 64 {
-                let b = value[i]
-                i += 1
-                v |= UInt64(b & 0x7f) << shift
-                if b < 0x80 { return v }
-                shift += 7
-            }
-            throw ViewError(.corrupt, view: LineageProjection.name, "view lineage, table \(table): an edge group's varint does not end")
-        }
-        while i < value.count {
+        var r = KeyReader(value)
+        while !r.isAtEnd {
             if !out.isEmpty {
-                let (next, overflow) = other.addingReportingOverflow(try varint())
-                guard !overflow, next > other else {
-                    throw ViewError(.corrupt, view: LineageProjection.name, "view lineage, table \(table): an edge group's ends are out of order")
-                }
+                guard let delta = r.wholeVarint() else { throw corrupt("an edge group's varint does not end") }
+                let (next, overflow) = other.addingReportingOverflow(delta)
+                guard !overflow, next > other else { throw corrupt("an edge group's ends are out of order") }
                 other = next
             }
-            guard i < value.count, let kind = EdgeKind(rawValue: value[i]) else {
-                throw ViewError(.corrupt, view: LineageProjection.name, "view lineage, table \(table): an edge group holds an edge of no kind")
-            }
-            i += 1
-            out.append(Entry(other: other, kind: kind, seq: try varint()))
+            guard !r.isAtEnd, let kind = EdgeKind(rawValue: r.byte()) else { throw corrupt("an edge group holds an edge of no kind") }
+            guard let seq = r.wholeVarint() else { throw corrupt("an edge group's varint does not end") }
+            out.append(Entry(other: other, kind: kind, seq: seq))
         }
-        guard !out.isEmpty, out.count <= limit else {
-            throw ViewError(.corrupt, view: LineageProjection.name, "view lineage, table \(table): an edge group of \(out.count) edges")
-        }
+        guard !out.isEmpty, out.count <= limit else { throw corrupt("an edge group of \(out.count) edges") }
         return out
     }
 
