@@ -504,6 +504,23 @@ struct BinaryRecordTests {
         #expect(differing.isEmpty, "\(differing)")
     }
 
+    @Test("random bytes are refused or read as some record, never a crash")
+    func randomBytes() {
+        var rng = SystemRandomNumberGenerator()
+        var refused = 0
+        for _ in 0..<20_000 {
+            var bytes = Self.chunk().encoded()
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            if (try? bytes.withUnsafeBytes { try ChunkRecord.decoded($0) }) == nil { refused += 1 }
+        }
+        #expect(refused > 0)
+    }
+}
+
+@Suite("Lineage view storage: ids and edge groups")
+struct LineageStorageTests {
     @Test("lineage node ids: stored once, found from their home, colliding homes probe on, digest prefixes read a range")
     func nodeNumbers() async throws {
         // Round trips, and a value's home is its digest's first 7 bytes.
@@ -655,20 +672,6 @@ struct BinaryRecordTests {
         for bad in [Array(good.dropLast()), good + [0x80], [0x7f] + good.dropFirst(), good + [0, 1, 1], []] {
             #expect(throws: ViewError.self) { try key.withUnsafeBytes { k in try bad.withUnsafeBytes { try EdgeGroup.decode(key: k, value: $0, table: "fwd") } } }
         }
-    }
-
-    @Test("random bytes are refused or read as some record, never a crash")
-    func randomBytes() {
-        var rng = SystemRandomNumberGenerator()
-        var refused = 0
-        for _ in 0..<20_000 {
-            var bytes = Self.chunk().encoded()
-            for _ in 0..<Int.random(in: 1...4, using: &rng) {
-                bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
-            }
-            if (try? bytes.withUnsafeBytes { try ChunkRecord.decoded($0) }) == nil { refused += 1 }
-        }
-        #expect(refused > 0)
     }
 }
 

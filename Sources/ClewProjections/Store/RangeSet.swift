@@ -58,14 +58,42 @@ public struct RangeSet: Equatable, Sendable {
     /// The gaps of this set inside `bounds`.
     public func complement(in bounds: ClosedRange<UInt64>) -> [ClosedRange<UInt64>] {
         var out: [ClosedRange<UInt64>] = []
-        var next = bounds.lowerBound
-        for r in ranges where r.upperBound >= bounds.lowerBound {
-            if r.lowerBound > bounds.upperBound { break }
-            if r.lowerBound > next { out.append(next...(r.lowerBound - 1)) }
-            if r.upperBound == .max { return out }
-            next = max(next, r.upperBound + 1)
+        var walk = GapWalk(in: bounds)
+        for r in ranges {
+            let (gap, more) = walk.feed(r)
+            if let gap { out.append(gap) }
+            if !more { break }
         }
-        if next <= bounds.upperBound { out.append(next...bounds.upperBound) }
+        if let tail = walk.tail { out.append(tail) }
         return out
+    }
+
+    /// The gaps that sorted, disjoint ranges, fed one at a time, leave inside `bounds`: so a set stored
+    /// as records is read only as far as the gaps wanted.
+    struct GapWalk {
+        let bounds: ClosedRange<UInt64>
+        private var next: UInt64
+        private var closed = false
+
+        init(in bounds: ClosedRange<UInt64>) {
+            self.bounds = bounds
+            next = bounds.lowerBound
+        }
+
+        /// The gap before `r` inside the bounds, if any, and whether a later range can still matter.
+        mutating func feed(_ r: ClosedRange<UInt64>) -> (gap: ClosedRange<UInt64>?, more: Bool) {
+            if closed || r.lowerBound > bounds.upperBound { return (nil, false) }
+            if r.upperBound < next { return (nil, true) }
+            let gap = r.lowerBound > next ? next...(r.lowerBound - 1) : nil
+            if r.upperBound >= bounds.upperBound {
+                closed = true
+                return (gap, false)
+            }
+            next = r.upperBound + 1
+            return (gap, true)
+        }
+
+        /// The gap after the last range fed, up to the end of the bounds.
+        var tail: ClosedRange<UInt64>? { !closed && next <= bounds.upperBound ? next...bounds.upperBound : nil }
     }
 }

@@ -344,8 +344,7 @@ struct ViewTxn {
             while let (k, v) = e {
                 try inBounds(k, v, bounds, view: view, table: table)
                 guard k.hasPrefix(prefix) else { return }
-                try check(key: k, stored: v, view: view, table: table)
-                if try !body(k, UnsafeRawBufferPointer(rebasing: v[0..<(v.count - Checksum.size)])) { return }
+                if try !body(k, checked(key: k, stored: v, view: view, table: table)) { return }
                 e = reverse ? try c.previous() : try c.next()
             }
         }
@@ -362,8 +361,7 @@ struct ViewTxn {
             guard let (k, v) = try lastBefore(below ?? upperBound(of: prefix), &c) else { return }
             try inBounds(k, v, bounds, view: view, table: table)
             guard k.hasPrefix(prefix) else { return }
-            try check(key: k, stored: v, view: view, table: table)
-            try body(k, UnsafeRawBufferPointer(rebasing: v[0..<(v.count - Checksum.size)]))
+            try body(k, checked(key: k, stored: v, view: view, table: table))
         }
     }
 
@@ -403,6 +401,12 @@ struct ViewTxn {
         guard Checksum.of(key, body) == UInt64(littleEndian: want) else {
             throw ViewError(.corrupt, view: view, "view \(view), table \(table): record \(ViewStore.show(Array(key))) fails its checksum")
         }
+    }
+
+    /// The value of a record read in place, once its checksum holds (the checksum removed).
+    static func checked(key: UnsafeRawBufferPointer, stored: UnsafeRawBufferPointer, view: String, table: String) throws -> UnsafeRawBufferPointer {
+        try check(key: key, stored: stored, view: view, table: table)
+        return UnsafeRawBufferPointer(rebasing: stored[0..<(stored.count - Checksum.size)])
     }
 
     static func checkedGet(_ txn: Transaction, _ db: Database, _ key: [UInt8], view: String, table: String) throws -> [UInt8]? {

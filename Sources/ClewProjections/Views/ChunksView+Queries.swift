@@ -99,24 +99,14 @@ extension Views {
                 guard summary.missing > 0, let a = summary.firstOrdinal, let b = summary.lastOrdinal else { continue }
                 count = summary.missing
                 natural = true
-                // The gaps of the present set in a...b, as they come.
-                var next = a
-                var done = false
+                // The gaps of the present set, as they come (`take` refuses any past the limit).
+                var walk = RangeSet.GapWalk(in: a...b)
                 try eachRange(ChunksProjection.presentSet) { r in
-                    if r.upperBound < next { return true }
-                    if r.lowerBound > b { return false }
-                    if r.lowerBound > next, !take(next...(r.lowerBound - 1)) {
-                        done = true
-                        return false
-                    }
-                    if r.upperBound >= b {
-                        done = true
-                        return false
-                    }
-                    next = r.upperBound + 1
-                    return true
+                    let (gap, more) = walk.feed(r)
+                    if let gap, !take(gap) { return false }
+                    return more
                 }
-                if !done, next <= b { _ = take(next...b) }
+                if let tail = walk.tail { _ = take(tail) }
             case "stale":
                 guard summary.stale > 0 else { continue }
                 count = summary.stale

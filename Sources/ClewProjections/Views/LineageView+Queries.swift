@@ -126,7 +126,7 @@ extension Views {
     /// digests' first 7 bytes are the same, the later one may come a place late).
     public func lineageNodes(prefix: String, limit: Int = 100) throws -> [String] {
         try read(.lineage) { store, txn in
-            let names = store.table("names")
+            var names = LineageNames(store: store, txn: txn)
             var out: [String] = []
             let kind = NodeKind.prefixes.first { prefix.hasPrefix($0.0) }?.1
             if kind == .value, let (low, high) = NodeName.valueRange(prefix.dropFirst(NodeKind.value.prefix.count)) {
@@ -136,17 +136,13 @@ extension Views {
                     let home = k.bigEndianUInt64Value
                     if home > high, last.map({ home != $0 &+ 1 }) ?? true { return false }
                     last = home
-                    let n = try NodeName.number(home: home, counter: v)
-                    guard let stored = try ViewTxn.checkedGet(txn, names, KeyBuilder().u64(n).bytes, view: "lineage", table: "names") else {
-                        throw ViewError(.corrupt, view: "lineage", "view lineage: home \(home) names node number \(n), which the view does not have")
-                    }
-                    let id = stored.withUnsafeBytes { NodeName.id(number: n, stored: $0) }
+                    let id = try names.id(of: NodeName.number(home: home, counter: v))
                     if id.hasPrefix(prefix) { out.append(id) }
                     return out.count < limit
                 }
                 return out.sorted()
             }
-            try ViewTxn.scan(txn, names, prefix: kind.map { [$0.rawValue] } ?? [], view: "lineage", table: "names") { k, v in
+            try ViewTxn.scan(txn, store.table("names"), prefix: kind.map { [$0.rawValue] } ?? [], view: "lineage", table: "names") { k, v in
                 let id = NodeName.id(number: k.bigEndianUInt64Value, stored: v)
                 if id.hasPrefix(prefix) { out.append(id) }
                 return true

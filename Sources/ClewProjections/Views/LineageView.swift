@@ -407,19 +407,19 @@ enum EdgeGroup {
         // One cursor: the record before the first key after (node, other) holds the ends up to `other`;
         // failing that, the record after it is the node's first.
         let bounds = txn.txn.mapBounds()
+        func group(_ k: UnsafeRawBufferPointer, _ v: UnsafeRawBufferPointer) throws -> [Entry] {
+            try ViewTxn.inBounds(k, v, bounds, view: LineageProjection.name, table: table)
+            return try decode(key: k, value: ViewTxn.checked(key: k, stored: v, view: LineageProjection.name, table: table), table: table)
+        }
         try txn.txn.withCursor(db) { c in
             let probe = key(node, edge.other) + [0]
             let after = try probe.withUnsafeBytes { try c.seek($0) }
             if let (k, v) = after == nil ? try c.last() : try c.previous(), k.hasPrefix(prefix) {
-                try ViewTxn.inBounds(k, v, bounds, view: LineageProjection.name, table: table)
-                try ViewTxn.check(key: k, stored: v, view: LineageProjection.name, table: table)
-                entries = try decode(key: k, value: UnsafeRawBufferPointer(rebasing: v[..<(v.count - Checksum.size)]), table: table)
+                entries = try group(k, v)
                 return
             }
             guard let (k, v) = after, k.hasPrefix(prefix) else { return }
-            try ViewTxn.inBounds(k, v, bounds, view: LineageProjection.name, table: table)
-            try ViewTxn.check(key: k, stored: v, view: LineageProjection.name, table: table)
-            let first = try decode(key: k, value: UnsafeRawBufferPointer(rebasing: v[..<(v.count - Checksum.size)]), table: table)
+            let first = try group(k, v)
             if first.count < limit {
                 entries = first
                 oldKey = Array(k)
