@@ -268,6 +268,48 @@ struct ViewsTests {
         }
     }
 
+    @Test("keys in the partitioning's order take their natural ordinals with no ordinal entry; a second spelling of a window is a chunk of its own")
+    func chunkOrdinals() async throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-ordinals-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ledger = try Ledger.create(at: dir.appendingPathComponent("o.ledger"))
+        defer { ledger.close() }
+        let spec = DAG("hourly", datasets: [ChunkPipelines.hourly, DatasetSpec(name: "numbered", partitioning: .sequence)]) {
+            Op("ingest") { _ in 1 }.produces("readings")
+        }.spec
+        var events = [NewEvent(type: EventType.dagRegistered, stream: "dag/hourly", actor: "test", timestampMicros: 1,
+            payload: DAGRegistered(dag: "hourly", version: "v1", origin: "test", tasks: ["ingest"], definition: spec).payloadData)]
+        func change(_ ds: String, _ key: String, _ from: ChunkStatus?, _ to: ChunkStatus) {
+            events.append(NewEvent(type: EventType.chunkStatusChanged, stream: StreamID.dataset(ds), actor: "test", timestampMicros: 2,
+                payload: ChunkChange(dataset: ds, chunk: key, from: from, to: to).payloadData))
+        }
+        // Hours 10 and 12 (11 is missing), hour 10 again spelled without seconds, a free-form key, and
+        // sequence numbers 7 and 9 with 7 again as "07".
+        for (ds, key) in [("readings", "2026-11-21T10:00:00Z"), ("readings", "2026-11-21T12:00:00Z"), ("readings", "2026-11-21T10:00Z"),
+            ("readings", "backfill"), ("numbered", "7"), ("numbered", "9"), ("numbered", "07")]
+        {
+            change(ds, key, nil, .producing)
+            change(ds, key, .producing, .ready)
+        }
+        change("readings", "2026-11-21T10:00Z", .ready, .consuming)
+        _ = try await ledger.append(contentsOf: events)
+        let views = try Views.open(ledger: ledger)
+        defer { views.close() }
+        let readings = try #require(try views.chunkStatus(dataset: "readings"))
+        #expect(readings.dataset.chunks == 4 && readings.dataset.ordered == 2 && readings.dataset.missing == 1)
+        #expect(readings.dataset.counts == ["ready": 3, "consuming": 1])
+        #expect(readings.groups.first { $0.set == "missing" }?.ranges.map(\.first) == ["2026-11-21T11:00:00Z"])
+        #expect(try views.chunks(dataset: "readings", status: "consuming").map(\.key) == ["2026-11-21T10:00Z"])
+        #expect(try views.chunks(dataset: "readings", status: "ready").map(\.key) == ["2026-11-21T10:00:00Z", "2026-11-21T12:00:00Z", "backfill"])
+        let numbered = try #require(try views.chunkStatus(dataset: "numbered"))
+        #expect(numbered.dataset.chunks == 3 && numbered.dataset.ordered == 2 && numbered.dataset.missing == 1)
+        #expect(try views.chunks(dataset: "numbered", status: "ready").map(\.key) == ["7", "9", "07"])
+        // Only the second spellings and the free-form key have an entry in `ordinals`.
+        let entries = try views.read(.chunks) { store, txn in try txn.stat(store.table("ordinals")).entries }
+        #expect(entries == 3)
+        #expect(try views.verify().filter { !$0.equal }.isEmpty)
+    }
+
     @Test("a chunk made again marks what was derived from it stale, until that is made again too")
     func staleness() async throws {
         let dag = ChunkPipelines.pipeline()

@@ -71,7 +71,8 @@ final class ViewStore: @unchecked Sendable {
     /// their key holds.
     /// 7: lineage node ids are stored once (`names`, without their kind's prefix, a value's digest as 32
     /// bytes) and found from a hash (`ids`) instead of a table keyed by ids (`nodes`).
-    static let formatVersion = 7
+    /// 8: chunk keys in their partitioning's order have no `ordinals` entry (found by their chunk record).
+    static let formatVersion = 8
 
     init(
         name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false, mapSize: Int = 64 << 20

@@ -64,9 +64,10 @@ public struct ChunkRecord: Codable, Equatable, Sendable {
 /// Ordinals follow the partitioning: a time window's number since the epoch, a sequence number, or arrival
 /// order for free-form keys (from 2^62 up, also for keys that do not fit the declared partitioning).
 ///
-/// Tables: `datasets` (name → ``DatasetSummary``), `ordinals` (dataset, key → ordinal), `chunks` (dataset,
-/// ordinal → ``ChunkRecord``), `sets` (dataset, set, first ordinal → last ordinal), for staleness
-/// `consumers` (dataset, ordinal, attempt digest) and `outputs` (attempt digest, dataset, ordinal), and for `--as-of`
+/// Tables: `datasets` (name → ``DatasetSummary``), `ordinals` (dataset, key → ordinal, only for keys
+/// without a natural ordinal of their own), `chunks` (dataset, ordinal → ``ChunkRecord``), `sets`
+/// (dataset, set, first ordinal → last ordinal), for staleness `consumers` (dataset, ordinal, attempt
+/// digest) and `outputs` (attempt digest, dataset, ordinal), and for `--as-of`
 /// `changes` and `snapshots` (``ChunkHistory``).
 final class ChunksProjection: Projection {
     static let name = "chunks"
@@ -206,31 +207,49 @@ final class ChunksProjection: Projection {
     }
 
     /// The dataset's summary and the chunk's ordinal, assigning one (and counting the chunk) when new.
+    ///
+    /// A key in the partitioning's order takes its natural ordinal, and is found again by the chunk record
+    /// there, so `ordinals` holds only the other keys: free-form ones, and a second spelling of a taken
+    /// window or number (`2026-11-21T10:00Z` beside `2026-11-21T10:00:00Z`, `07` beside `7`), which is a
+    /// chunk of its own with the next free-form ordinal.
     private func locate(_ ds: String, _ key: String, _ txn: ViewTxn) throws -> (DatasetSummary, UInt64) {
         var s = try summary(ds, txn)
         let k = Self.ordinalKey(ds, key)
         if let o = ordinals[ByteKey(k)] { return (s, o) }
-        if let bytes = try txn.get(txn.store.table("ordinals"), k, table: "ordinals"), bytes.count == 8 {
+        let natural = Self.naturalOrdinal(key, s.partitioning)
+        if let n = natural {
+            guard let taken = try chunk(ds, n, txn) else {
+                s.firstOrdinal = min(s.firstOrdinal ?? n, n)
+                s.lastOrdinal = max(s.lastOrdinal ?? n, n)
+                s.ordered += 1
+                return (try added(ds, key, n, &s, txn), n)
+            }
+            if taken.key == key {
+                ordinals[ByteKey(k)] = n
+                return (s, n)
+            }
+        }
+        if let bytes = try txn.get(txn.store.table("ordinals"), k, table: "ordinals") {
+            guard bytes.count == 8 else {
+                throw ViewError(.corrupt, view: Self.name, "view chunks, table ordinals: the ordinal of \(ds)/\(key) has \(bytes.count) bytes, not 8")
+            }
             let o = bytes.withUnsafeBytes { $0.bigEndianUInt64Value }
             ordinals[ByteKey(k)] = o
             return (s, o)
         }
-        let o: UInt64
-        if let n = Self.naturalOrdinal(key, s.partitioning) {
-            o = n
-            s.firstOrdinal = min(s.firstOrdinal ?? n, n)
-            s.lastOrdinal = max(s.lastOrdinal ?? n, n)
-            s.ordered += 1
-        } else {
-            o = s.nextKeyOrdinal
-            s.nextKeyOrdinal += 1
-        }
-        s.chunks += 1
+        let o = s.nextKeyOrdinal
+        s.nextKeyOrdinal += 1
         try txn.put(txn.store.table("ordinals"), k, KeyBuilder().u64(o).bytes)
-        ordinals[ByteKey(k)] = o
-        try setMember(ds, Self.presentSet, o, true, txn)
+        return (try added(ds, key, o, &s, txn), o)
+    }
+
+    /// Counts a new chunk of `ds` at `ordinal` and adds it to the present set.
+    private func added(_ ds: String, _ key: String, _ ordinal: UInt64, _ s: inout DatasetSummary, _ txn: ViewTxn) throws -> DatasetSummary {
+        s.chunks += 1
+        ordinals[ByteKey(Self.ordinalKey(ds, key))] = ordinal
+        try setMember(ds, Self.presentSet, ordinal, true, txn)
         summaries.set(Self.summaryKey(ds), s)
-        return (s, o)
+        return s
     }
 
     private func chunk(_ ds: String, _ ordinal: UInt64, _ txn: ViewTxn) throws -> ChunkRecord? {
