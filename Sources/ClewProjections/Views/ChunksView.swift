@@ -67,7 +67,7 @@ public struct ChunkRecord: Codable, Equatable, Sendable {
 /// Tables: `datasets` (name → ``DatasetSummary``), `ordinals` (dataset, key → ordinal, only for keys
 /// without a natural ordinal of their own), `chunks` (dataset, ordinal → ``ChunkRecord``), `sets`
 /// (dataset, set, first ordinal → last ordinal), for staleness `consumers` (dataset, ordinal, attempt
-/// digest) and `outputs` (attempt digest, dataset, ordinal), and for `--as-of`
+/// digest) and `outputs` (attempt digest, dataset, ordinal), both ``GroupedTable``s, and for `--as-of`
 /// `changes` and `snapshots` (``ChunkHistory``).
 final class ChunksProjection: Projection {
     static let name = "chunks"
@@ -356,12 +356,12 @@ final class ChunksProjection: Projection {
             }
             if let run = c.run, let task = c.task {
                 let out = Self.attemptID(dag: c.dag, run: run, task: task, attempt: c.attempt) + Self.chunkKey(c.dataset, ordinal)
-                try txn.put(txn.store.table("outputs"), out, [])
+                try GroupedTable.insert(out, [], into: "outputs", txn)
             }
         }
         if c.to == .consuming, let run = c.run, let task = c.task {
             let k = Self.chunkKey(c.dataset, ordinal) + Self.attemptID(dag: c.dag, run: run, task: task, attempt: c.attempt)
-            try txn.put(txn.store.table("consumers"), k, [])
+            try GroupedTable.insert(k, [], into: "consumers", txn)
         }
         chunks.set(Self.chunkKey(c.dataset, ordinal), rec)
         summaries.set(Self.summaryKey(c.dataset), s)
@@ -377,13 +377,13 @@ final class ChunksProjection: Projection {
         while let (d, o) = work.popLast() {
             var attempts: [[UInt8]] = []
             let prefix = Self.chunkKey(d, o)
-            try txn.scan(txn.store.table("consumers"), prefix: prefix, table: "consumers") { k, _ in
+            try GroupedTable.scan(txn.txn, txn.store.table("consumers"), prefix: prefix, view: Self.name, table: "consumers") { k, _ in
                 attempts.append(Array(k[prefix.count...]))
                 return true
             }
             for a in attempts {
                 var outputs: [(String, UInt64)] = []
-                try txn.scan(txn.store.table("outputs"), prefix: a, table: "outputs") { k, _ in
+                try GroupedTable.scan(txn.txn, txn.store.table("outputs"), prefix: a, view: Self.name, table: "outputs") { k, _ in
                     var r = KeyReader(UnsafeRawBufferPointer(rebasing: k[a.count...]))
                     outputs.append((r.string(), r.u64()))
                     return true

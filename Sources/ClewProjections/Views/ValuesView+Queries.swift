@@ -40,7 +40,7 @@ extension Views {
                 break
             }
             var runs = RunNumbers(store: store, txn: txn)
-            try ViewTxn.scan(txn, store.table(table), prefix: prefix, from: start, view: "values", table: table) { k, v in
+            try GroupedTable.scan(txn, store.table(table), prefix: prefix, from: start, view: "values", table: table) { k, v in
                 if let upper, !Array(k).lexicographicallyPrecedes(upper) { return false }
                 let seq = UnsafeRawBufferPointer(rebasing: k[(k.count - 8)...]).bigEndianUInt64Value
                 if let asOf, seq > asOf { return true }

@@ -37,7 +37,8 @@ public enum ValueMatch: Sendable, Hashable {
 /// task inputs, by name and value, by task, and by digest.
 ///
 /// Keys end with the seq of the event, so entries are unique, in log order within a value, and filter
-/// `--as-of` by themselves. Tables: `by_name` (name, kind, value, seq) and `by_digest` (digest, seq);
+/// `--as-of` by themselves. Tables (both ``GroupedTable``s): `by_name` (name, kind, value, seq) and
+/// `by_digest` (digest, seq);
 /// values are the hit (``ValueHit`` fields, binary: strings, varints, a SHA-256 as its 32 bytes), without
 /// what the key holds: in `by_name` the name, and the value's text when the key gives it exactly; in
 /// `by_digest` the digest. A hit carries the task, so a search by task reads the name's entries and keeps
@@ -168,13 +169,12 @@ final class ValuesProjection: Projection {
         var hit = hit
         if hit.value == nil { hit.value = String(value.text.utf8.prefix(200)) ?? value.text }
         let bytes = Self.encodeHit(hit, run: try number(dag: hit.dag, run: hit.run, txn), byName: encoded)
-        let s = txn.store
-        try txn.put(s.table("by_name"), KeyBuilder().string(hit.name).bytes + encoded + KeyBuilder().u64(hit.seq).bytes, bytes)
+        try GroupedTable.insert(KeyBuilder().string(hit.name).bytes + encoded + KeyBuilder().u64(hit.seq).bytes, bytes, into: "by_name", txn)
     }
 
     private func index(digest: String, _ hit: ValueHit, _ txn: ViewTxn) throws {
         let run = try number(dag: hit.dag, run: hit.run, txn)
-        try txn.put(txn.store.table("by_digest"), KeyBuilder().digest(digest).u64(hit.seq).bytes, Self.encodeHit(hit, run: run, byName: nil))
+        try GroupedTable.insert(KeyBuilder().digest(digest).u64(hit.seq).bytes, Self.encodeHit(hit, run: run, byName: nil), into: "by_digest", txn)
     }
 
     /// Runs looked up or numbered in this batch and the ones before, up to ``cacheLimit`` (then dropped

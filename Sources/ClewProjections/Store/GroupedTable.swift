@@ -1,0 +1,260 @@
+import ClewLedger
+
+/// A sorted map of byte keys to byte values stored as groups of neighbouring entries: one record per
+/// group, keyed by its first entry's key. Each entry saves a record's fixed cost (LMDB's node header and
+/// slot, 10 bytes, and the 8-byte checksum) and the prefix its key shares with the key before it, which
+/// for index tables (a name, a value, then a seq; a chunk then an attempt) is most of the key.
+///
+/// A group's value (before its checksum): the first entry's value length and value (its key is the
+/// record's), then for each later entry the length of the prefix its key shares with the key before it,
+/// the length of the rest and the rest, then its value's length and value; every length a varint. Keys
+/// strictly increase within and across groups.
+///
+/// An insertion goes into the group whose range holds its key (the last group whose first key is not
+/// after it; the first group for a key before all of them), and a group grown past ``maxBytes`` is split
+/// in two halves by bytes. Where groups split depends only on what was inserted and in what order, so a
+/// view folded in any batches has the same records as one folded at once.
+///
+/// Entries are only inserted: the views that keep these tables drop them whole to fold again.
+enum GroupedTable {
+    /// A group's value is split past this many bytes: well under half a 4 KiB page, so LMDB keeps each
+    /// group in a leaf page (a record past ~2 KiB takes overflow pages of its own), and an insertion
+    /// rewrites about a kilobyte.
+    static let maxBytes = 1024
+
+    /// The entries of one group in order: after each ``next()``, the entry's key in ``key`` and its value
+    /// as ``value``, a range of ``bytes``.
+    struct Walk {
+        let bytes: UnsafeRawBufferPointer
+        private(set) var key: [UInt8]
+        private(set) var value: Range<Int> = 0..<0
+        /// Where the current entry starts and where the next one does.
+        private(set) var start = 0
+        private(set) var end = 0
+        private var started = false
+        let view: String
+        let table: String
+
+        init(first: UnsafeRawBufferPointer, bytes: UnsafeRawBufferPointer, view: String, table: String) {
+            self.bytes = bytes
+            self.key = Array(first)
+            self.view = view
+            self.table = table
+        }
+
+        /// Moves to the next entry (the first on the first call); false past the last.
+        mutating func next() throws -> Bool {
+            if started, end >= bytes.count { return false }
+            start = end
+            var at = start
+            if started {
+                guard let shared = varint(&at), let n = varint(&at), shared <= key.count, n > 0, n <= bytes.count - at else {
+                    throw corrupt("an entry's key does not decode")
+                }
+                let s = Int(shared)
+                if s < key.count, bytes[at] <= key[s] { throw corrupt("entries out of order") }
+                key.removeSubrange(s...)
+                key.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[at..<(at + Int(n))]))
+                at += Int(n)
+            }
+            guard let n = varint(&at), n <= bytes.count - at else { throw corrupt("an entry's value does not decode") }
+            value = at..<(at + Int(n))
+            end = value.upperBound
+            started = true
+            return true
+        }
+
+        var valueBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[value]) }
+
+        private func varint(_ at: inout Int) -> UInt64? {
+            var v: UInt64 = 0
+            var shift: UInt64 = 0
+            while at < bytes.count, shift < 64 {
+                let b = bytes[at]
+                at += 1
+                v |= UInt64(b & 0x7f) << shift
+                if b < 0x80 { return v }
+                shift += 7
+            }
+            return nil
+        }
+
+        func corrupt(_ what: String) -> ViewError {
+            ViewError(.corrupt, view: view, "view \(view), table \(table): a group of entries at \(ViewStore.show(key)): \(what)")
+        }
+    }
+
+    // MARK: writing
+
+    /// Inserts `key` → `value` unless the key is there; returns whether it inserted.
+    @discardableResult
+    static func insert(_ key: [UInt8], _ value: [UInt8], into table: String, _ txn: ViewTxn) throws -> Bool {
+        let db = txn.store.table(table)
+        let view = txn.store.name
+        let bounds = txn.txn.mapBounds()
+        var group: (key: [UInt8], bytes: [UInt8])?
+        var present = false
+        try txn.txn.withCursor(db) { c in
+            func take(_ e: Cursor.Entry?) throws {
+                guard let (k, v) = e else { return }
+                try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
+                group = (Array(k), Array(try ViewTxn.checked(key: k, stored: v, view: view, table: table)))
+            }
+            let after = try key.withUnsafeBytes { try c.seek($0) }
+            if let (k, _) = after, k.elementsEqual(key) {
+                present = true
+                return
+            }
+            try take(after == nil ? try c.last() : try c.previous())
+            // Before every group: the first one takes it.
+            if group == nil, after != nil { try take(try key.withUnsafeBytes { try c.seek($0) }) }
+        }
+        if present { return false }
+        guard let (groupKey, old) = group else {
+            try txn.put(db, key, entry(value: value))
+            return true
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(old.count + key.count + value.count + 8)
+        var recordKey = groupKey
+        let inserted = try old.withUnsafeBytes { bytes in
+            try groupKey.withUnsafeBytes { first in
+                var w = Walk(first: first, bytes: bytes, view: view, table: table)
+                // The first entry after the key (if any), and where the one before it starts.
+                var previousStart: Int?
+                var following = false
+                while try w.next() {
+                    if w.key == key { return false }
+                    if ByteKey(key) < ByteKey(w.key) {
+                        following = true
+                        break
+                    }
+                    previousStart = w.start
+                }
+                guard let previousStart else {
+                    // Before the group's first entry (`w`): the key becomes the group's.
+                    out += entry(value: value)
+                    append(&out, key: groupKey, after: key, value: w.valueBytes)
+                    out += UnsafeRawBufferPointer(rebasing: bytes[w.end...])
+                    recordKey = key
+                    return true
+                }
+                // After the entry at `previousStart`: its key again, then the new entry and the next one
+                // re-encoded against it.
+                var p = Walk(first: first, bytes: bytes, view: view, table: table)
+                while try p.next(), p.start < previousStart {}
+                out += UnsafeRawBufferPointer(rebasing: bytes[..<p.end])
+                append(&out, key: key, after: p.key, value: value)
+                if following {
+                    append(&out, key: w.key, after: key, value: w.valueBytes)
+                    out += UnsafeRawBufferPointer(rebasing: bytes[w.end...])
+                }
+                return true
+            }
+        }
+        if !inserted { return false }
+        if recordKey != groupKey { try txn.delete(db, groupKey) }
+        if out.count <= maxBytes {
+            try txn.put(db, recordKey, out)
+            return true
+        }
+        // Split at the first entry starting in the second half of the bytes (never the first entry).
+        try out.withUnsafeBytes { bytes in
+            try recordKey.withUnsafeBytes { first in
+                var w = Walk(first: first, bytes: bytes, view: view, table: table)
+                while try w.next() {
+                    guard w.start > 0, w.start >= bytes.count / 2 else { continue }
+                    try txn.put(db, recordKey, Array(UnsafeRawBufferPointer(rebasing: bytes[..<w.start])))
+                    var second = entry(value: w.valueBytes)
+                    second += UnsafeRawBufferPointer(rebasing: bytes[w.end...])
+                    try txn.put(db, w.key, second)
+                    return
+                }
+                try txn.put(db, recordKey, Array(bytes))
+            }
+        }
+        return true
+    }
+
+    /// A group's first entry: its value's length and value.
+    private static func entry<C: Collection<UInt8>>(value: C) -> [UInt8] {
+        var k = KeyBuilder(capacity: value.count + 2)
+        k.appendVarint(UInt64(value.count))
+        k.bytes += value
+        return k.bytes
+    }
+
+    /// A later entry, `key` against `previous`.
+    private static func append<C: Collection<UInt8>>(_ out: inout [UInt8], key: [UInt8], after previous: [UInt8], value: C) {
+        var shared = 0
+        let n = min(key.count, previous.count)
+        while shared < n, key[shared] == previous[shared] { shared += 1 }
+        var k = KeyBuilder(capacity: 0)
+        swap(&k.bytes, &out)
+        k.appendVarint(UInt64(shared))
+        k.appendVarint(UInt64(key.count - shared))
+        k.bytes += key[shared...]
+        k.appendVarint(UInt64(value.count))
+        k.bytes += value
+        swap(&k.bytes, &out)
+    }
+
+    // MARK: reading
+
+    /// The value of `key`, or nil.
+    static func get(_ key: [UInt8], _ txn: Transaction, _ db: Database, view: String, table: String) throws -> [UInt8]? {
+        var found: [UInt8]?
+        try scan(txn, db, prefix: key, view: view, table: table) { k, v in
+            if k.count == key.count { found = Array(v) }
+            return false
+        }
+        return found
+    }
+
+    /// Calls `body` with each entry whose key starts with `prefix` (from `start` when given, which must
+    /// start with it), in key order, until it returns false.
+    static func scan(
+        _ txn: Transaction, _ db: Database, prefix: [UInt8], from start: [UInt8]? = nil, view: String, table: String,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
+        let s = start ?? prefix
+        let bounds = txn.mapBounds()
+        try txn.withCursor(db) { c in
+            // The group holding `s`: the last whose first key is not after it.
+            var e = s.isEmpty ? try c.first() : try s.withUnsafeBytes { try c.seek($0) }
+            if !s.isEmpty, e.map({ !$0.key.elementsEqual(s) }) ?? true {
+                let had = e != nil
+                e = had ? try c.previous() : try c.last()
+                if e == nil, had { e = try s.withUnsafeBytes { try c.seek($0) } }
+            }
+            while let (k, v) = e {
+                try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
+                let bytes = try ViewTxn.checked(key: k, stored: v, view: view, table: table)
+                var w = Walk(first: k, bytes: bytes, view: view, table: table)
+                while try w.next() {
+                    if ByteKey(w.key) < ByteKey(s) { continue }
+                    guard w.key.hasPrefix(prefix) else { return }
+                    let more = try w.key.withUnsafeBytes { try body($0, w.valueBytes) }
+                    if !more { return }
+                }
+                e = try c.next()
+            }
+        }
+    }
+
+    /// The greatest entry whose key starts with `prefix`, or nil.
+    static func last(_ txn: Transaction, _ db: Database, prefix: [UInt8], view: String, table: String) throws -> (key: [UInt8], value: [UInt8])? {
+        var found: ([UInt8], [UInt8])?
+        try ViewTxn.last(txn, db, prefix: [], below: ViewTxn.upperBound(of: prefix).nilIfEmpty, view: view, table: table) { k, v in
+            var w = Walk(first: k, bytes: v, view: view, table: table)
+            while try w.next() {
+                if w.key.hasPrefix(prefix) { found = (w.key, Array(w.valueBytes)) }
+            }
+        }
+        return found
+    }
+}
+
+extension Array where Element == UInt8 {
+    fileprivate var nilIfEmpty: [UInt8]? { isEmpty ? nil : self }
+}
