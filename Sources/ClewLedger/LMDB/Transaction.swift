@@ -169,6 +169,14 @@ package struct Cursor {
         try check(mdb_cursor_count(cursor, &n))
         return n
     }
+    /// Replaces the value of the entry the cursor is on (whose key is `key`) with `count` bytes that
+    /// `fill` writes in place (`MDB_CURRENT | MDB_RESERVE`), without searching the tree again.
+    package mutating func replace(_ key: UnsafeRawBufferPointer, count: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) throws {
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var v = MDB_val(mv_size: count, mv_data: nil)
+        try check(mdb_cursor_put(cursor, &k, &v, UInt32(MDB_CURRENT | MDB_RESERVE)))
+        fill(UnsafeMutableRawBufferPointer(start: v.mv_data, count: count))
+    }
     package mutating func lastDuplicate() throws -> Entry? { try op(MDB_LAST_DUP) }
     package mutating func previousDuplicate() throws -> Entry? { try op(MDB_PREV_DUP) }
     /// Positions on key `key` and the first duplicate >= `value` (DUPSORT databases).

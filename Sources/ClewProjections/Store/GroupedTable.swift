@@ -87,93 +87,104 @@ enum GroupedTable {
     // MARK: writing
 
     /// Inserts `key` → `value` unless the key is there; returns whether it inserted.
+    ///
+    /// The group is rewritten through the cursor that found it (one search of the tree) unless it
+    /// splits or takes a new first key.
     @discardableResult
     static func insert(_ key: [UInt8], _ value: [UInt8], into table: String, _ txn: ViewTxn) throws -> Bool {
         let db = txn.store.table(table)
         let view = txn.store.name
         let bounds = txn.txn.mapBounds()
-        var group: (key: [UInt8], bytes: [UInt8])?
-        var present = false
-        try txn.txn.withCursor(db) { c in
-            func take(_ e: Cursor.Entry?) throws {
-                guard let (k, v) = e else { return }
-                try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
-                group = (Array(k), Array(try ViewTxn.checked(key: k, stored: v, view: view, table: table)))
-            }
+        enum Outcome { case present, empty, written, pending(old: [UInt8], new: [UInt8], bytes: [UInt8]) }
+        let outcome = try txn.txn.withCursor(db) { c -> Outcome in
             let after = try key.withUnsafeBytes { try c.seek($0) }
-            if let (k, _) = after, k.elementsEqual(key) {
-                present = true
-                return
-            }
-            try take(after == nil ? try c.last() : try c.previous())
+            if let (k, _) = after, k.elementsEqual(key) { return .present }
+            var e = after == nil ? try c.last() : try c.previous()
             // Before every group: the first one takes it.
-            if group == nil, after != nil { try take(try key.withUnsafeBytes { try c.seek($0) }) }
+            if e == nil, after != nil { e = try key.withUnsafeBytes { try c.seek($0) } }
+            guard let (k, v) = e else { return .empty }
+            try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
+            let group = try ViewTxn.checked(key: k, stored: v, view: view, table: table)
+            guard let (first, bytes) = try inserting(key, value, intoGroup: k, group, view: view, table: table) else { return .present }
+            let groupKey = Array(k)
+            guard first == nil, bytes.count <= maxBytes else { return .pending(old: groupKey, new: first ?? groupKey, bytes: bytes) }
+            let sum = groupKey.withUnsafeBytes { k in bytes.withUnsafeBytes { Checksum.of(k, $0).littleEndian } }
+            try groupKey.withUnsafeBytes { k in
+                try c.replace(k, count: bytes.count + Checksum.size) { dst in
+                    bytes.withUnsafeBytes { dst.copyMemory(from: $0) }
+                    withUnsafeBytes(of: sum) { UnsafeMutableRawBufferPointer(rebasing: dst[bytes.count...]).copyMemory(from: $0) }
+                }
+            }
+            return .written
         }
-        if present { return false }
-        guard let (groupKey, old) = group else {
+        switch outcome {
+        case .present: return false
+        case .written: return true
+        case .empty:
             try txn.put(db, key, entry(value: value))
             return true
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(old.count + key.count + value.count + 8)
-        var recordKey = groupKey
-        let inserted = try old.withUnsafeBytes { bytes in
-            try groupKey.withUnsafeBytes { first in
-                var w = Walk(first: first, bytes: bytes, view: view, table: table)
-                // The first entry after the key (if any), and where the one before it starts.
-                var previousStart: Int?
-                var following = false
-                while try w.next() {
-                    if w.key == key { return false }
-                    if ByteKey(key) < ByteKey(w.key) {
-                        following = true
-                        break
-                    }
-                    previousStart = w.start
-                }
-                guard let previousStart else {
-                    // Before the group's first entry (`w`): the key becomes the group's.
-                    out += entry(value: value)
-                    append(&out, key: groupKey, after: key, value: w.valueBytes)
-                    out += UnsafeRawBufferPointer(rebasing: bytes[w.end...])
-                    recordKey = key
-                    return true
-                }
-                // After the entry at `previousStart`: its key again, then the new entry and the next one
-                // re-encoded against it.
-                var p = Walk(first: first, bytes: bytes, view: view, table: table)
-                while try p.next(), p.start < previousStart {}
-                out += UnsafeRawBufferPointer(rebasing: bytes[..<p.end])
-                append(&out, key: key, after: p.key, value: value)
-                if following {
-                    append(&out, key: w.key, after: key, value: w.valueBytes)
-                    out += UnsafeRawBufferPointer(rebasing: bytes[w.end...])
-                }
+        case .pending(let old, let recordKey, let out):
+            if recordKey != old { try txn.delete(db, old) }
+            guard out.count > maxBytes else {
+                try txn.put(db, recordKey, out)
                 return true
             }
-        }
-        if !inserted { return false }
-        if recordKey != groupKey { try txn.delete(db, groupKey) }
-        if out.count <= maxBytes {
-            try txn.put(db, recordKey, out)
+            // Split at the first entry starting in the second half of the bytes (never the first entry).
+            try out.withUnsafeBytes { bytes in
+                try recordKey.withUnsafeBytes { first in
+                    var w = Walk(first: first, bytes: bytes, view: view, table: table)
+                    while try w.next() {
+                        guard w.start > 0, w.start >= bytes.count / 2 else { continue }
+                        try txn.put(db, recordKey, Array(UnsafeRawBufferPointer(rebasing: bytes[..<w.start])))
+                        var second = entry(value: w.valueBytes)
+                        second += UnsafeRawBufferPointer(rebasing: bytes[w.end...])
+                        try txn.put(db, w.key, second)
+                        return
+                    }
+                    try txn.put(db, recordKey, Array(bytes))
+                }
+            }
             return true
         }
-        // Split at the first entry starting in the second half of the bytes (never the first entry).
-        try out.withUnsafeBytes { bytes in
-            try recordKey.withUnsafeBytes { first in
-                var w = Walk(first: first, bytes: bytes, view: view, table: table)
-                while try w.next() {
-                    guard w.start > 0, w.start >= bytes.count / 2 else { continue }
-                    try txn.put(db, recordKey, Array(UnsafeRawBufferPointer(rebasing: bytes[..<w.start])))
-                    var second = entry(value: w.valueBytes)
-                    second += UnsafeRawBufferPointer(rebasing: bytes[w.end...])
-                    try txn.put(db, w.key, second)
-                    return
-                }
-                try txn.put(db, recordKey, Array(bytes))
+    }
+
+    /// The group keyed `groupKey` holding `bytes` with `key` → `value` inserted, and the group's new first
+    /// key when `key` goes before its first entry; nil when the group holds `key`.
+    static func inserting(
+        _ key: [UInt8], _ value: [UInt8], intoGroup groupKey: UnsafeRawBufferPointer, _ bytes: UnsafeRawBufferPointer, view: String, table: String
+    ) throws -> (first: [UInt8]?, bytes: [UInt8])? {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + key.count + value.count + 8)
+        var w = Walk(first: groupKey, bytes: bytes, view: view, table: table)
+        // The first entry after the key (if any), and where the one before it starts.
+        var previousStart: Int?
+        var following = false
+        while try w.next() {
+            if w.key == key { return nil }
+            if ByteKey(key) < ByteKey(w.key) {
+                following = true
+                break
             }
+            previousStart = w.start
         }
-        return true
+        guard let previousStart else {
+            // Before the group's first entry (`w`): the key becomes the group's.
+            out += entry(value: value)
+            append(&out, key: w.key, after: key, value: w.valueBytes)
+            out += UnsafeRawBufferPointer(rebasing: bytes[w.end...])
+            return (key, out)
+        }
+        // After the entry at `previousStart`: that entry's key again, then the new entry and the next one
+        // re-encoded against it.
+        var p = Walk(first: groupKey, bytes: bytes, view: view, table: table)
+        while try p.next(), p.start < previousStart {}
+        out += UnsafeRawBufferPointer(rebasing: bytes[..<p.end])
+        append(&out, key: key, after: p.key, value: value)
+        if following {
+            append(&out, key: w.key, after: key, value: w.valueBytes)
+            out += UnsafeRawBufferPointer(rebasing: bytes[w.end...])
+        }
+        return (nil, out)
     }
 
     /// A group's first entry: its value's length and value.
