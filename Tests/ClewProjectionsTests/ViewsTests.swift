@@ -605,7 +605,7 @@ struct LineageStorageTests {
         let (numbers, homes) = try views.read(.lineage) { store, txn in
             let names = LineageNames(store: store, txn: txn)
             var homes: [UInt64] = []
-            try ViewTxn.scan(txn, store.table("ids"), prefix: [NodeKind.value.rawValue], view: "lineage", table: "ids") { k, _ in
+            try GroupedTable.scan(txn, store.table("ids"), prefix: [NodeKind.value.rawValue], view: "lineage", table: "ids") { k, _ in
                 homes.append(k.bigEndianUInt64Value)
                 return true
             }
@@ -641,7 +641,7 @@ struct LineageStorageTests {
         // Each id is stored once, a digest as its 32 bytes.
         let texts = try views.read(.lineage) { store, txn in
             var all: [String] = []
-            try ViewTxn.scan(txn, store.table("names"), prefix: [], view: "lineage", table: "names") { _, v in
+            try GroupedTable.scan(txn, store.table("names"), prefix: [], view: "lineage", table: "names") { _, v in
                 all.append(String(decoding: v, as: UTF8.self))
                 return true
             }

@@ -71,7 +71,9 @@ final class ViewStore: @unchecked Sendable {
     /// their key holds.
     /// 7: lineage node ids are stored once (`names`, without their kind's prefix, a value's digest as 32
     /// bytes) and found from a hash (`ids`) instead of a table keyed by ids (`nodes`).
-    /// 8: chunk keys in their partitioning's order have no `ordinals` entry (found by their chunk record).
+    /// 8: chunk keys in their partitioning's order have no `ordinals` entry (found by their chunk record);
+    /// the value index (`by_name`, `by_digest`), the staleness tables (`consumers`, `outputs`) and the
+    /// lineage node tables (`names`, `ids`) are ``GroupedTable``s: neighbouring entries share a record.
     static let formatVersion = 8
 
     init(

@@ -132,7 +132,7 @@ extension Views {
             if kind == .value, let (low, high) = NodeName.valueRange(prefix.dropFirst(NodeKind.value.prefix.count)) {
                 // Digest order, and on past `high` along a run of taken homes (collisions move a value on).
                 var last: UInt64?
-                try ViewTxn.scan(txn, store.table("ids"), prefix: [NodeKind.value.rawValue], from: KeyBuilder().u64(low).bytes, view: "lineage", table: "ids") { k, v in
+                try GroupedTable.scan(txn, store.table("ids"), prefix: [NodeKind.value.rawValue], from: KeyBuilder().u64(low).bytes, view: "lineage", table: "ids") { k, v in
                     let home = k.bigEndianUInt64Value
                     if home > high, last.map({ home != $0 &+ 1 }) ?? true { return false }
                     last = home
@@ -142,7 +142,7 @@ extension Views {
                 }
                 return out.sorted()
             }
-            try ViewTxn.scan(txn, store.table("names"), prefix: kind.map { [$0.rawValue] } ?? [], view: "lineage", table: "names") { k, v in
+            try GroupedTable.scan(txn, store.table("names"), prefix: kind.map { [$0.rawValue] } ?? [], view: "lineage", table: "names") { k, v in
                 let id = NodeName.id(number: k.bigEndianUInt64Value, stored: v)
                 if id.hasPrefix(prefix) { out.append(id) }
                 return true
@@ -153,7 +153,7 @@ extension Views {
 
     /// How many nodes the lineage graph has.
     public func lineageNodeCount() throws -> Int {
-        try read(.lineage) { store, txn in try txn.stat(store.table("names")).entries }
+        try read(.lineage) { store, txn in Int(try NodeName.count(txn, store)) }
     }
 
     /// The physical floor of a trace: one read transaction scanning the backward edges of `nodes` without
@@ -194,7 +194,7 @@ struct LineageNames {
     /// The id of node `number`.
     mutating func id(of number: UInt64) throws -> String {
         if let id = ids[number] { return id }
-        guard let bytes = try ViewTxn.checkedGet(txn, store.table("names"), KeyBuilder().u64(number).bytes, view: "lineage", table: "names") else {
+        guard let bytes = try GroupedTable.get(KeyBuilder().u64(number).bytes, txn, store.table("names"), view: "lineage", table: "names") else {
             throw ViewError(.corrupt, view: "lineage", "view lineage: an edge names node number \(number), which the view does not have")
         }
         let id = bytes.withUnsafeBytes { NodeName.id(number: number, stored: $0) }

@@ -77,7 +77,8 @@ public struct LineageEdge: Sendable, Hashable, Codable {
 ///
 /// Tables: `fwd` (a node's edges to others, ``EdgeGroup``s of up to 32 keyed by the node's number and
 /// the first other's), `bwd` (the same for edges from others), `names` (number → the id without its
-/// kind's prefix, a value's digest as its 32 bytes), `ids` (home → counter), `run_dags` (run id, dag →
+/// kind's prefix, a value's digest as its 32 bytes) and `ids` (home → counter), both ``GroupedTable``s,
+/// `run_dags` (run id, dag →
 /// nothing: to name the DAG of chunk events that do not carry it). Edges are never removed, so the graph
 /// as of seq N is the edges whose first seq is ≤ N.
 final class LineageProjection: Projection {
@@ -191,11 +192,11 @@ final class LineageProjection: Projection {
             isNew = false
         case .free(let slot):
             isNew = true
-            let counter = try nextCounter ?? UInt64(txn.txn.stat(s.table("names")).entries) + 1
+            let counter = try nextCounter ?? NodeName.count(txn.txn, s) + 1
             nextCounter = counter + 1
             n = node.kind.base | counter & NodeName.homeMask
-            try txn.put(s.table("names"), KeyBuilder().u64(n).bytes, node.stored)
-            try txn.put(s.table("ids"), KeyBuilder().u64(slot).bytes, KeyBuilder().varint(counter).bytes)
+            try GroupedTable.insert(KeyBuilder().u64(n).bytes, node.stored, into: "names", txn)
+            try GroupedTable.insert(KeyBuilder().u64(slot).bytes, KeyBuilder().varint(counter).bytes, into: "ids", txn)
         }
         if numbers.count >= Self.cacheLimit { numbers.removeAll(keepingCapacity: true) }
         numbers[id] = n
@@ -303,15 +304,27 @@ struct NodeName: Equatable {
         let ids = store.table("ids")
         let names = store.table("names")
         var home = self.home
-        while let counter = try ViewTxn.checkedGet(txn, ids, KeyBuilder().u64(home).bytes, view: "lineage", table: "ids") {
+        while let counter = try GroupedTable.get(KeyBuilder().u64(home).bytes, txn, ids, view: "lineage", table: "ids") {
             let n = try Self.number(home: home, counter: counter)
-            guard let stored = try ViewTxn.checkedGet(txn, names, KeyBuilder().u64(n).bytes, view: "lineage", table: "names") else {
+            guard let stored = try GroupedTable.get(KeyBuilder().u64(n).bytes, txn, names, view: "lineage", table: "names") else {
                 throw ViewError(.corrupt, view: "lineage", "view lineage: home \(home) names node number \(n), which the view does not have")
             }
             if stored == self.stored { return .found(n) }
             home = Self.next(after: home)
         }
         return .free(home)
+    }
+
+    /// How many nodes the graph has: the greatest counter (counters run from 1 over all kinds, in the
+    /// order nodes first appear), from the last `names` entry of each kind.
+    static func count(_ txn: Transaction, _ store: ViewStore) throws -> UInt64 {
+        var greatest: UInt64 = 0
+        for kind in NodeKind.allCases {
+            guard let (key, _) = try GroupedTable.last(txn, store.table("names"), prefix: [kind.rawValue], view: "lineage", table: "names") else { continue }
+            guard key.count == 8 else { throw ViewError(.corrupt, view: "lineage", "view lineage, table names: a key of \(key.count) bytes") }
+            greatest = max(greatest, key.withUnsafeBytes { $0.bigEndianUInt64Value } & homeMask)
+        }
+        return greatest
     }
 
     /// The number of the node whose home is `home` and whose `ids` record is `counter`.
