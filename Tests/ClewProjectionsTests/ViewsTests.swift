@@ -561,7 +561,7 @@ struct BinaryRecordTests {
     }
 }
 
-@Suite("Lineage view storage: ids and edge groups")
+@Suite("Lineage view storage: ids and edges")
 struct LineageStorageTests {
     @Test("lineage node ids: stored once, found from their home, colliding homes probe on, digest prefixes read a range")
     func nodeNumbers() async throws {
@@ -627,8 +627,7 @@ struct LineageStorageTests {
         #expect(try views.lineageNodes(prefix: "value:", limit: 2) == ["value:" + a, "value:" + b])
         #expect(try views.lineageNodes(prefix: "attempt:d/r/t1") == ["attempt:d/r/t1/1"])
         #expect(try views.lineageNodeCount() == 8)
-        // One record holds the attempt's edges to a task, a value and a run; a kind's neighbours are found
-        // inside it.
+        // A kind's neighbours are a range of the attempt's edges.
         let attempt = "attempt:d/r/t0/1"
         #expect(try views.lineageNeighbors(of: attempt, direction: .down, prefix: "value:").map(\.to) == ["value:" + a])
         #expect(try views.lineageNeighbors(of: attempt, direction: .down, prefix: "run:").map(\.to) == ["run:d/r"])
@@ -636,8 +635,8 @@ struct LineageStorageTests {
         #expect(try views.lineageNeighbors(of: attempt, direction: .down, prefix: "chunk:").isEmpty)
         #expect(try views.lineageNeighbors(of: attempt, direction: .down, prefix: "").count == 3)
         #expect(try views.lineage(node: attempt, direction: .down, depth: 1, asOf: 3).map(\.to) == ["value:" + a])
-        let groups = try views.read(.lineage) { store, txn in try txn.stat(store.table("fwd")).entries }
-        #expect(groups == 3, "one record for each attempt's five edges")
+        let records = try views.read(.lineage) { store, txn in try txn.stat(store.table("fwd")).entries }
+        #expect(records == 1, "the edges of every node share one record")
         // Each id is stored once, a digest as its 32 bytes.
         let texts = try views.read(.lineage) { store, txn in
             var all: [String] = []
@@ -652,176 +651,15 @@ struct LineageStorageTests {
         #expect(differing.isEmpty, "\(differing)")
     }
 
-    @Test("edge groups: any order of additions keeps each node's edges sorted, first seqs kept, groups of 1-32")
-    func edgeGroups() throws {
-        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-edges-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try ViewStore(name: "lineage", directory: dir, tables: ["fwd"])
-        defer { store.close() }
-        var rng = SystemRandomNumberGenerator()
-        // Others of several kinds (top byte), 300 of them, added in a random order with repeats.
-        let others: [UInt64] = (0..<300).map { (i: Int) -> UInt64 in
-            let kind = UInt64(i % 4 + 1) << 56
-            return kind | UInt64(i * 7)
-        }
-        var model: [UInt64: (EdgeKind, UInt64)] = [:]
-        var seq: UInt64 = 0
-        for other in (others + others.prefix(50)).shuffled(using: &rng) {
-            seq += 1
-            let kind = EdgeKind.allCases.randomElement(using: &rng)!
-            let added = try store.env.write { txn in
-                try EdgeGroup.add(EdgeGroup.Entry(other: other, kind: kind, seq: seq), of: 9, to: "fwd", ViewTxn(txn: txn, store: store))
-            }
-            #expect(added == (model[other] == nil))
-            if model[other] == nil { model[other] = (kind, seq) }
-            // Another node's edges stay apart.
-            if seq % 10 == 0 {
-                _ = try store.env.write { txn in try EdgeGroup.add(EdgeGroup.Entry(other: seq, kind: .used, seq: seq), of: 10, to: "fwd", ViewTxn(txn: txn, store: store)) }
-            }
-        }
-        let groups = try store.env.read { txn in
-            var groups: [[EdgeGroup.Entry]] = []
-            try ViewTxn.scan(txn, store.table("fwd"), prefix: KeyBuilder().u64(9).bytes, view: "lineage", table: "fwd") { k, v in
-                let entries = try EdgeGroup.decode(key: k, value: v, table: "fwd")
-                #expect(UnsafeRawBufferPointer(rebasing: k[8...]).bigEndianUInt64Value == entries.first?.other)
-                groups.append(entries)
-                return true
-            }
-            return groups
-        }
-        #expect(groups.allSatisfy { (1...EdgeGroup.limit).contains($0.count) })
-        #expect(groups.count >= 300 / EdgeGroup.limit + 1)
-        let all = groups.flatMap { $0 }
-        #expect(all.map(\.other) == others.sorted())
-        #expect(all.allSatisfy { model[$0.other]! == ($0.kind, $0.seq) })
-        // A node just numbered has no edges: its first is written without a read, and later ones join it.
-        let fresh = try store.env.write { txn in
-            let t = ViewTxn(txn: txn, store: store)
-            try EdgeGroup.add(EdgeGroup.Entry(other: 500, kind: .used, seq: 1), of: 11, to: "fwd", isNew: true, t)
-            try EdgeGroup.add(EdgeGroup.Entry(other: 100, kind: .generated, seq: 2), of: 11, to: "fwd", t)
-            try EdgeGroup.add(EdgeGroup.Entry(other: 900, kind: .partOf, seq: 3), of: 11, to: "fwd", t)
-            var out: [[UInt64]] = []
-            try t.scan(store.table("fwd"), prefix: KeyBuilder().u64(11).bytes, table: "fwd") { k, v in
-                out.append(try EdgeGroup.decode(key: k, value: v, table: "fwd").map(\.other))
-                return true
-            }
-            return out
-        }
-        #expect(fresh == [[100, 500, 900]])
-        // Damaged groups are refused, not misread.
-        let good = EdgeGroup.encode(all.prefix(3))
-        let key = EdgeGroup.key(9, all[0].other)
-        for bad in [Array(good.dropLast()), good + [0x80], [0x7f] + good.dropFirst(), good + [0, 1, 1], []] {
-            #expect(throws: ViewError.self) { try key.withUnsafeBytes { k in try bad.withUnsafeBytes { try EdgeGroup.decode(key: k, value: $0, table: "fwd") } } }
-        }
-    }
-}
-
-@Suite("Grouped tables")
-struct GroupedTableTests {
-    /// Keys with long shared prefixes (a few names, then a value, then a seq), values of 0-40 bytes.
-    static func entries(_ n: Int, _ rng: inout SplitMix64) -> [([UInt8], [UInt8])] {
-        (0..<n).map { i in
-            let name = ["a", "ab", "b", "output.mean", "\u{ff}"][Int(rng.next(below: 5))]
-            let key = KeyBuilder().string(name).u64(rng.next(below: 50)).u64(UInt64(i)).bytes
-            let value = (0..<Int(rng.next(below: 41))).map { _ in UInt8(truncatingIfNeeded: rng.nextValue()) }
-            return (key, value)
-        }
-    }
-
-    @Test("random insertions agree with a sorted map: gets, prefix scans from any start, the last of a prefix; groups stay small and deterministic")
-    func againstModel() throws {
-        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-grouped-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let a = try ViewStore(name: "values", directory: dir.appendingPathComponent("a"), tables: ["t"])
-        defer { a.close() }
-        let b = try ViewStore(name: "values", directory: dir.appendingPathComponent("b"), tables: ["t"])
-        defer { b.close() }
-        var rng = SplitMix64(seed: 5)
-        let all = Self.entries(3000, &rng)
-        var model: [ByteKey: [UInt8]] = [:]
-        // Inserted in a random order, with repeats (refused, the first value kept), in batches of 1-50
-        // into `a` and one at a time into `b`.
-        var order = (all + all.prefix(300).map { ($0.0, [UInt8(9)]) })
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next(below: UInt64(i + 1)))) }
-        var i = 0
-        while i < order.count {
-            let n = min(order.count - i, Int(rng.next(below: 50)) + 1)
-            try a.env.write { txn in
-                for (k, v) in order[i..<(i + n)] {
-                    let inserted = try GroupedTable.insert(k, v, into: "t", ViewTxn(txn: txn, store: a))
-                    #expect(inserted == (model[ByteKey(k)] == nil))
-                    if inserted { model[ByteKey(k)] = v }
-                }
-            }
-            i += n
-        }
-        for (k, v) in order { try b.env.write { txn in _ = try GroupedTable.insert(k, v, into: "t", ViewTxn(txn: txn, store: b)) } }
-        #expect(try a.env.read { try a.digest($0) } == b.env.read { try b.digest($0) }, "the same insertions in other batches give the same records")
-
-        let sorted = model.keys.sorted()
-        try a.env.read { txn in
-            let db = a.table("t")
-            // Every record holds a valid group of at most maxBytes (or one entry), keyed by its first entry.
-            var records = 0
-            try ViewTxn.scan(txn, db, prefix: [], view: "values", table: "t") { k, v in
-                records += 1
-                var w = GroupedTable.Walk(first: k, bytes: v, view: "values", table: "t")
-                var n = 0
-                while try w.next() { n += 1 }
-                #expect(v.count <= GroupedTable.maxBytes || n == 1)
-                #expect(n >= 1)
-                return true
-            }
-            #expect(records > 1 && records < sorted.count / 8, "\(records) records for \(sorted.count) entries")
-            // Everything back, in order.
-            var scanned: [ByteKey] = []
-            try GroupedTable.scan(txn, db, prefix: [], view: "values", table: "t") { k, v in
-                scanned.append(ByteKey(Array(k)))
-                #expect(model[ByteKey(Array(k))] == Array(v))
-                return true
-            }
-            #expect(scanned.count == sorted.count)
-            #expect(scanned == sorted, "first difference at \(zip(scanned, sorted).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1)")
-            for _ in 0..<300 {
-                let key = sorted[Int(rng.next(below: UInt64(sorted.count)))].bytes
-                #expect(try GroupedTable.get(key, txn, db, view: "values", table: "t") == model[ByteKey(key)])
-                #expect(try GroupedTable.get(key + [0], txn, db, view: "values", table: "t") == nil)
-                #expect(try GroupedTable.get(Array(key.dropLast()), txn, db, view: "values", table: "t") == nil)
-                // A prefix scan from a start inside it, stopped after a few.
-                let prefix = Array(key.prefix(Int(rng.next(below: UInt64(key.count + 1)))))
-                let start = rng.next(below: 2) == 0 ? key : prefix
-                let want = sorted.filter { $0.bytes.hasPrefix(prefix) && !($0 < ByteKey(start)) }.prefix(7).map(\.bytes)
-                var got: [[UInt8]] = []
-                try GroupedTable.scan(txn, db, prefix: prefix, from: start, view: "values", table: "t") { k, _ in
-                    got.append(Array(k))
-                    return got.count < 7
-                }
-                #expect(got == Array(want))
-                let last = sorted.last { $0.bytes.hasPrefix(prefix) }?.bytes
-                #expect(try GroupedTable.last(txn, db, prefix: prefix, view: "values", table: "t")?.key == last)
-            }
-            #expect(try GroupedTable.get([0], txn, db, view: "values", table: "t") == nil)
-            #expect(try GroupedTable.last(txn, db, prefix: [0x00], view: "values", table: "t") == nil)
-        }
-
-        // Damaged groups are refused, not misread.
-        let key = Array("k".utf8)
-        let good: [UInt8] = [1, 7, 1, 1, UInt8(ascii: "x"), 0, 1, 1, UInt8(ascii: "z"), 2, 5, 6]  // k → 7, kx → "", kz → 5 6
-        for (bad, ok) in [(good, true), (Array(good.dropLast()), false), (good + [0x80], false), ([], false),
-            (good.prefix(6) + [1, 1, UInt8(ascii: "a"), 0], false), ([1, 7, 2, 1, UInt8(ascii: "x"), 0], false), ([1, 7, 0, 0, 0], false)]
-        {
-            let walked: Result<Int, Error> = Result {
-                try key.withUnsafeBytes { k in
-                    try bad.withUnsafeBytes { v in
-                        var w = GroupedTable.Walk(first: k, bytes: v, view: "values", table: "t")
-                        var n = 0
-                        while try w.next() { n += 1 }
-                        return n
-                    }
-                }
-            }
-            if ok { #expect(try walked.get() == 3) } else { #expect(throws: ViewError.self) { try walked.get() } }
+    @Test("lineage edge entries: the other end, kind and first seq round-trip; damaged entries are refused")
+    func edgeEntries() throws {
+        let key = EdgeEntry.key(9, NodeKind.task.base | 300)
+        let value = EdgeEntry.value(.generated, seq: 1_000_000)
+        let e = try key.withUnsafeBytes { k in try value.withUnsafeBytes { try EdgeEntry.decode(key: k, value: $0, table: "fwd") } }
+        #expect(e.other == NodeKind.task.base | 300 && e.kind == .generated && e.seq == 1_000_000)
+        #expect(value.count == 4, "a kind byte and a varint")
+        for (k, v) in [(key, Array(value.dropLast())), (key, value + [1]), (key, [0xee] + value.dropFirst()), (key, []), (Array(key.dropLast()), value)] {
+            #expect(throws: ViewError.self) { try k.withUnsafeBytes { k in try v.withUnsafeBytes { try EdgeEntry.decode(key: k, value: $0, table: "fwd") } } }
         }
     }
 }

@@ -34,23 +34,21 @@ extension Views {
                 for (n, scope) in frontier {
                     guard let number = try names.number(of: n) else { continue }
                     let prefix = KeyBuilder().u64(number).bytes
-                    try ViewTxn.scan(txn, store.table(table), prefix: prefix, view: "lineage", table: table) { k, v in
-                        for e in try EdgeGroup.decode(key: k, value: v, table: table) {
-                            if let asOf, e.seq > asOf { continue }
-                            let other = try names.id(of: e.other)
-                            if let scope, other.hasPrefix("attempt:"), !other.hasPrefix(scope) { continue }
-                            let edge = direction == .down
-                                ? LineageEdge(from: n, to: other, kind: e.kind.description, firstSeq: e.seq)
-                                : LineageEdge(from: other, to: n, kind: e.kind.description, firstSeq: e.seq)
-                            guard seenEdges.insert(edge).inserted else { continue }
-                            out.append(edge)
-                            if e.kind != .partOf {
-                                let nextScope = other.hasPrefix("value:") ? Self.runScope(of: n) : nil
-                                if seen.insert(nextScope.map { other + "\u{0}" + $0 } ?? other).inserted { next.append((other, nextScope)) }
-                            }
-                            if out.count >= limit { return false }
+                    try GroupedTable.scan(txn, store.table(table), prefix: prefix, view: "lineage", table: table) { k, v in
+                        let e = try EdgeEntry.decode(key: k, value: v, table: table)
+                        if let asOf, e.seq > asOf { return true }
+                        let other = try names.id(of: e.other)
+                        if let scope, other.hasPrefix("attempt:"), !other.hasPrefix(scope) { return true }
+                        let edge = direction == .down
+                            ? LineageEdge(from: n, to: other, kind: e.kind.description, firstSeq: e.seq)
+                            : LineageEdge(from: other, to: n, kind: e.kind.description, firstSeq: e.seq)
+                        guard seenEdges.insert(edge).inserted else { return true }
+                        out.append(edge)
+                        if e.kind != .partOf {
+                            let nextScope = other.hasPrefix("value:") ? Self.runScope(of: n) : nil
+                            if seen.insert(nextScope.map { other + "\u{0}" + $0 } ?? other).inserted { next.append((other, nextScope)) }
                         }
-                        return true
+                        return out.count < limit
                     }
                 }
                 frontier = next
@@ -71,32 +69,15 @@ extension Views {
             let start = KeyBuilder().u64(number).bytes
             let kind = NodeKind(exactPrefix: prefix)
             var out: [LineageEdge] = []
-            // The group holding the ends before the kind's first number may hold some of the kind too.
-            func take(_ k: UnsafeRawBufferPointer, _ v: UnsafeRawBufferPointer) throws -> Bool {
-                for e in try EdgeGroup.decode(key: k, value: v, table: table) {
-                    if let kind, e.other >> 56 != UInt64(kind.rawValue) {
-                        if e.other >> 56 > UInt64(kind.rawValue) { return false }
-                        continue
-                    }
-                    let other = try names.id(of: e.other)
-                    guard other.hasPrefix(prefix) else { continue }
-                    out.append(direction == .down
-                        ? LineageEdge(from: node, to: other, kind: e.kind.description, firstSeq: e.seq)
-                        : LineageEdge(from: other, to: node, kind: e.kind.description, firstSeq: e.seq))
-                    if out.count >= limit { return false }
-                }
-                return true
-            }
-            var more = true
-            if let kind {
-                try ViewTxn.last(txn, store.table(table), prefix: start, below: start + [kind.rawValue], view: "lineage", table: table) { k, v in
-                    more = try take(k, v)
-                }
-            }
-            if more {
-                try ViewTxn.scan(txn, store.table(table), prefix: start + (kind.map { [$0.rawValue] } ?? []), view: "lineage", table: table) { k, v in
-                    try take(k, v)
-                }
+            // Neighbours sort by kind: a kind's prefix reads exactly its edges.
+            try GroupedTable.scan(txn, store.table(table), prefix: start + (kind.map { [$0.rawValue] } ?? []), view: "lineage", table: table) { k, v in
+                let e = try EdgeEntry.decode(key: k, value: v, table: table)
+                let other = try names.id(of: e.other)
+                guard other.hasPrefix(prefix) else { return true }
+                out.append(direction == .down
+                    ? LineageEdge(from: node, to: other, kind: e.kind.description, firstSeq: e.seq)
+                    : LineageEdge(from: other, to: node, kind: e.kind.description, firstSeq: e.seq))
+                return out.count < limit
             }
             return out
         }
@@ -157,14 +138,14 @@ extension Views {
     }
 
     /// The physical floor of a trace: one read transaction scanning the backward edges of `nodes` without
-    /// decoding anything (benchmarks compare traces with it). Returns the records read (groups of edges).
+    /// decoding them or naming their ends (benchmarks compare traces with it). Returns the edges read.
     public func lineageReadFloor(_ nodes: [String]) throws -> Int {
         try read(.lineage) { store, txn in
             var n = 0
             var names = LineageNames(store: store, txn: txn)
             for node in nodes {
                 guard let number = try names.number(of: node) else { continue }
-                try ViewTxn.scan(txn, store.table("bwd"), prefix: KeyBuilder().u64(number).bytes, view: "lineage", table: "bwd") { _, _ in
+                try GroupedTable.scan(txn, store.table("bwd"), prefix: KeyBuilder().u64(number).bytes, view: "lineage", table: "bwd") { _, _ in
                     n += 1
                     return true
                 }

@@ -75,12 +75,11 @@ public struct LineageEdge: Sendable, Hashable, Codable {
 /// maps a home to the node's counter; when two ids' homes collide, the later one takes the next free
 /// home after its own.
 ///
-/// Tables: `fwd` (a node's edges to others, ``EdgeGroup``s of up to 32 keyed by the node's number and
-/// the first other's), `bwd` (the same for edges from others), `names` (number → the id without its
-/// kind's prefix, a value's digest as its 32 bytes) and `ids` (home → counter), both ``GroupedTable``s,
-/// `run_dags` (run id, dag →
-/// nothing: to name the DAG of chunk events that do not carry it). Edges are never removed, so the graph
-/// as of seq N is the edges whose first seq is ≤ N.
+/// Tables, all ``GroupedTable``s but the last: `fwd` (a node's edges to others, ``EdgeEntry``s keyed by
+/// the node's number and the other's), `bwd` (the same for edges from others), `names` (number → the id
+/// without its kind's prefix, a value's digest as its 32 bytes), `ids` (home → counter), and `run_dags`
+/// (run id, dag → nothing: to name the DAG of chunk events that do not carry it). Edges are never
+/// removed, so the graph as of seq N is the edges whose first seq is ≤ N.
 final class LineageProjection: Projection {
     static let name = "lineage"
     static let tables = ["fwd", "bwd", "names", "ids", "run_dags"]
@@ -170,28 +169,25 @@ final class LineageProjection: Projection {
     }
 
     private func edge(_ from: String, _ to: String, _ kind: EdgeKind, _ h: EventHeader, _ txn: ViewTxn) throws {
-        let (a, newA) = try number(of: from, txn)
-        let (b, newB) = try number(of: to, txn)
+        let a = try number(of: from, txn)
+        let b = try number(of: to, txn)
         // An edge keeps the seq that first wrote it: a repeated one writes nothing.
-        if try EdgeGroup.add(EdgeGroup.Entry(other: b, kind: kind, seq: h.seq), of: a, to: "fwd", isNew: newA, txn) {
-            try EdgeGroup.add(EdgeGroup.Entry(other: a, kind: kind, seq: h.seq), of: b, to: "bwd", isNew: newB, txn)
+        let value = EdgeEntry.value(kind, seq: h.seq)
+        if try GroupedTable.insert(EdgeEntry.key(a, b), value, into: "fwd", txn) {
+            try GroupedTable.insert(EdgeEntry.key(b, a), value, into: "bwd", txn)
         }
     }
 
-    /// The number of node `id`, made (the next counter of its kind) when it has none yet; whether it
-    /// was made.
-    private func number(of id: String, _ txn: ViewTxn) throws -> (UInt64, isNew: Bool) {
-        if let n = numbers[id] { return (n, false) }
+    /// The number of node `id`, made (the next counter) when it has none yet.
+    private func number(of id: String, _ txn: ViewTxn) throws -> UInt64 {
+        if let n = numbers[id] { return n }
         let node = NodeName(id)
         let s = txn.store
         let n: UInt64
-        let isNew: Bool
         switch try node.find(txn.txn, s) {
         case .found(let number):
             n = number
-            isNew = false
         case .free(let slot):
-            isNew = true
             let counter = try nextCounter ?? NodeName.count(txn.txn, s) + 1
             nextCounter = counter + 1
             n = node.kind.base | counter & NodeName.homeMask
@@ -200,7 +196,7 @@ final class LineageProjection: Projection {
         }
         if numbers.count >= Self.cacheLimit { numbers.removeAll(keepingCapacity: true) }
         numbers[id] = n
-        return (n, isNew)
+        return n
     }
 
     // Nothing else is kept between events: a set of the edges already written (up to a million) made no
@@ -350,107 +346,22 @@ struct NodeName: Equatable {
     }
 }
 
-/// Edges of one node in one direction, in the order of the other ends' numbers: a record of `fwd` or
-/// `bwd` keyed by the node's number and the first other's, holding up to ``limit`` edges (most nodes
-/// have 1-5 edges a way, so one record instead of one per edge saves each edge its key, checksum and
-/// LMDB's node header).
-///
-/// The value: for each edge, its other end as the difference from the one before (nothing for the first,
-/// which is in the key), its kind, and the seq that first showed it as a varint.
-enum EdgeGroup {
-    static let limit = 32
+/// An edge as `fwd` and `bwd` keep it: one entry of a ``GroupedTable``, keyed by the node's number and
+/// the other end's (so a node's edges are neighbours, by the other end's kind then counter), holding the
+/// edge's kind and, as a varint, the seq that first showed it. A group shares each key's node and most of
+/// the other end's number with the entry before it: an edge takes ~10 bytes where a record of its own
+/// took ~45.
+enum EdgeEntry {
+    static func key(_ node: UInt64, _ other: UInt64) -> [UInt8] { KeyBuilder().u64(node).u64(other).bytes }
 
-    struct Entry: Equatable {
-        var other: UInt64
-        var kind: EdgeKind
-        var seq: UInt64
-    }
+    static func value(_ kind: EdgeKind, seq: UInt64) -> [UInt8] { KeyBuilder().byte(kind.rawValue).varint(seq).bytes }
 
-    static func key(_ node: UInt64, _ first: UInt64) -> [UInt8] { KeyBuilder().u64(node).u64(first).bytes }
-
-    static func encode(_ entries: ArraySlice<Entry>) -> [UInt8] {
-        var k = KeyBuilder(capacity: entries.count * 12)
-        var previous = entries.first?.other ?? 0
-        for i in entries.indices {
-            let e = entries[i]
-            if i != entries.startIndex { k.appendVarint(e.other - previous) }
-            previous = e.other
-            k.bytes.append(e.kind.rawValue)
-            k.appendVarint(e.seq)
-        }
-        return k.bytes
-    }
-
-    /// The edges of record `key` → `value` (checksum removed).
-    static func decode(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, table: String) throws -> [Entry] {
-        func corrupt(_ what: String) -> ViewError { ViewError(.corrupt, view: LineageProjection.name, "view lineage, table \(table): \(what)") }
-        guard key.count == 16 else { throw corrupt("an edge key of \(key.count) bytes") }
-        var out: [Entry] = []
-        var other = UnsafeRawBufferPointer(rebasing: key[8...]).bigEndianUInt64Value
+    /// The other end, kind and first seq of entry `key` → `value`.
+    static func decode(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, table: String) throws -> (other: UInt64, kind: EdgeKind, seq: UInt64) {
         var r = KeyReader(value)
-        while !r.isAtEnd {
-            if !out.isEmpty {
-                guard let delta = r.wholeVarint() else { throw corrupt("an edge group's varint does not end") }
-                let (next, overflow) = other.addingReportingOverflow(delta)
-                guard !overflow, next > other else { throw corrupt("an edge group's ends are out of order") }
-                other = next
-            }
-            guard !r.isAtEnd, let kind = EdgeKind(rawValue: r.byte()) else { throw corrupt("an edge group holds an edge of no kind") }
-            guard let seq = r.wholeVarint() else { throw corrupt("an edge group's varint does not end") }
-            out.append(Entry(other: other, kind: kind, seq: seq))
+        guard key.count == 16, !r.isAtEnd, let kind = EdgeKind(rawValue: r.byte()), let seq = r.wholeVarint(), r.isAtEnd else {
+            throw ViewError(.corrupt, view: LineageProjection.name, "view lineage, table \(table): an edge of \(key.count) + \(value.count) bytes does not decode")
         }
-        guard !out.isEmpty, out.count <= limit else { throw corrupt("an edge group of \(out.count) edges") }
-        return out
-    }
-
-    /// Adds `edge` of `node` to `table` unless the node has an edge to its other end already; returns
-    /// whether it did. The edge joins the group holding the ends before it (else the node's first group,
-    /// if that has room); a group grown past ``limit`` is split in two halves. `isNew`: the node has no
-    /// edges yet (it was just numbered), so nothing is read.
-    @discardableResult
-    static func add(_ edge: Entry, of node: UInt64, to table: String, isNew: Bool = false, _ txn: ViewTxn) throws -> Bool {
-        let db = txn.store.table(table)
-        if isNew {
-            try txn.put(db, key(node, edge.other), encode([edge][...]))
-            return true
-        }
-        let prefix = KeyBuilder().u64(node).bytes
-        var entries: [Entry] = []
-        var oldKey: [UInt8]?
-        // One cursor: the record before the first key after (node, other) holds the ends up to `other`;
-        // failing that, the record after it is the node's first.
-        let bounds = txn.txn.mapBounds()
-        func group(_ k: UnsafeRawBufferPointer, _ v: UnsafeRawBufferPointer) throws -> [Entry] {
-            try ViewTxn.inBounds(k, v, bounds, view: LineageProjection.name, table: table)
-            return try decode(key: k, value: ViewTxn.checked(key: k, stored: v, view: LineageProjection.name, table: table), table: table)
-        }
-        try txn.txn.withCursor(db) { c in
-            let probe = key(node, edge.other) + [0]
-            let after = try probe.withUnsafeBytes { try c.seek($0) }
-            if let (k, v) = after == nil ? try c.last() : try c.previous(), k.hasPrefix(prefix) {
-                entries = try group(k, v)
-                return
-            }
-            guard let (k, v) = after, k.hasPrefix(prefix) else { return }
-            let first = try group(k, v)
-            if first.count < limit {
-                entries = first
-                oldKey = Array(k)
-            }
-        }
-        var i = entries.count
-        while i > 0, entries[i - 1].other >= edge.other { i -= 1 }
-        if i < entries.count, entries[i].other == edge.other { return false }
-        entries.insert(edge, at: i)
-        if let oldKey { try txn.delete(db, oldKey) }
-        if entries.count > limit {
-            let half = entries.count / 2
-            try txn.put(db, key(node, entries[0].other), encode(entries[..<half]))
-            try txn.put(db, key(node, entries[half].other), encode(entries[half...]))
-        } else {
-            try txn.put(db, key(node, entries[0].other), encode(entries[...]))
-        }
-        return true
+        return (UnsafeRawBufferPointer(rebasing: key[8...]).bigEndianUInt64Value, kind, seq)
     }
 }
-
