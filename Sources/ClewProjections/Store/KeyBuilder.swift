@@ -168,6 +168,19 @@ extension Array where Element == UInt8 {
     }
 }
 
+extension Array where Element == UInt8 {
+    /// The bytes, copied in one `memcpy` (appending a raw buffer as a sequence copies it byte by byte).
+    init(copying bytes: UnsafeRawBufferPointer) {
+        self = bytes.isEmpty ? [] : bytes.withMemoryRebound(to: UInt8.self) { Array($0) }
+    }
+
+    /// Appends the bytes with one `memcpy`.
+    mutating func append(copying bytes: UnsafeRawBufferPointer) {
+        guard !bytes.isEmpty else { return }
+        bytes.withMemoryRebound(to: UInt8.self) { append(contentsOf: $0) }
+    }
+}
+
 extension UnsafeRawBufferPointer {
     func hasPrefix(_ prefix: [UInt8]) -> Bool {
         count >= prefix.count && self[0..<prefix.count].elementsEqual(prefix)
