@@ -52,22 +52,22 @@ enum GroupedTable {
         mutating func next() throws -> Bool {
             if started, end >= bytes.count { return false }
             start = end
-            var at = start
+            var r = KeyReader(bytes, at: start)
             if started {
-                guard let shared = varint(&at), let n = varint(&at), shared <= keyCount, n > 0, n <= bytes.count - at else {
+                guard let shared = r.wholeVarint(), let n = r.wholeVarint(), shared <= keyCount, n > 0, n <= bytes.count - r.offset else {
                     throw corrupt("an entry's key does not decode")
                 }
                 let s = Int(shared)
                 let count = Int(n)
-                if s < keyCount, bytes[at] <= buffer[s] { throw corrupt("entries out of order") }
+                if s < keyCount, bytes[r.offset] <= buffer[s] { throw corrupt("entries out of order") }
                 if buffer.count < s + count { buffer.append(contentsOf: repeatElement(0, count: s + count - buffer.count)) }
-                let from = bytes.baseAddress! + at
+                let from = bytes.baseAddress! + r.offset
                 buffer.withUnsafeMutableBytes { $0.baseAddress!.advanced(by: s).copyMemory(from: from, byteCount: count) }
                 keyCount = s + count
-                at += count
+                r.skip(count)
             }
-            guard let n = varint(&at), n <= bytes.count - at else { throw corrupt("an entry's value does not decode") }
-            value = at..<(at + Int(n))
+            guard let n = r.wholeVarint(), n <= bytes.count - r.offset else { throw corrupt("an entry's value does not decode") }
+            value = r.offset..<(r.offset + Int(n))
             end = value.upperBound
             started = true
             return true
@@ -90,19 +90,6 @@ enum GroupedTable {
         /// Whether the current key starts with `prefix`.
         func hasPrefix(_ prefix: [UInt8]) -> Bool {
             keyCount >= prefix.count && buffer.withUnsafeBytes { a in prefix.withUnsafeBytes { b in b.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, b.count) == 0 } }
-        }
-
-        private func varint(_ at: inout Int) -> UInt64? {
-            var v: UInt64 = 0
-            var shift: UInt64 = 0
-            while at < bytes.count, shift < 64 {
-                let b = bytes[at]
-                at += 1
-                v |= UInt64(b & 0x7f) << shift
-                if b < 0x80 { return v }
-                shift += 7
-            }
-            return nil
         }
 
         func corrupt(_ what: String) -> ViewError {

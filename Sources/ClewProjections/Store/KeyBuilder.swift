@@ -101,7 +101,16 @@ struct KeyReader {
 
     init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
+    /// A reader of `bytes` from `offset` on.
+    init(_ bytes: UnsafeRawBufferPointer, at offset: Int) {
+        self.bytes = bytes
+        self.offset = offset
+    }
+
     var isAtEnd: Bool { offset >= bytes.count }
+
+    /// Moves past `n` bytes.
+    mutating func skip(_ n: Int) { offset += n }
 
     mutating func byte() -> UInt8 {
         defer { offset += 1 }
