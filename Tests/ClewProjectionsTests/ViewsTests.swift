@@ -665,6 +665,115 @@ struct LineageStorageTests {
     }
 }
 
+@Suite("Grouped tables")
+struct GroupedTableTests {
+    /// Keys with long shared prefixes (a few names, then a value, then a seq), values of 0-40 bytes.
+    static func entries(_ n: Int, _ rng: inout SplitMix64) -> [([UInt8], [UInt8])] {
+        (0..<n).map { i in
+            let name = ["a", "ab", "b", "output.mean", "\u{ff}"][Int(rng.next(below: 5))]
+            let key = KeyBuilder().string(name).u64(rng.next(below: 50)).u64(UInt64(i)).bytes
+            let value = (0..<Int(rng.next(below: 41))).map { _ in UInt8(truncatingIfNeeded: rng.nextValue()) }
+            return (key, value)
+        }
+    }
+
+    @Test("random insertions agree with a sorted map: gets, prefix scans from any start, the last of a prefix; groups stay small and deterministic")
+    func againstModel() throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-grouped-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = try ViewStore(name: "values", directory: dir.appendingPathComponent("a"), tables: ["t"])
+        defer { a.close() }
+        let b = try ViewStore(name: "values", directory: dir.appendingPathComponent("b"), tables: ["t"])
+        defer { b.close() }
+        var rng = SplitMix64(seed: 5)
+        let all = Self.entries(3000, &rng)
+        var model: [ByteKey: [UInt8]] = [:]
+        // Inserted in a random order, with repeats (refused, the first value kept), in batches of 1-50
+        // into `a` and one at a time into `b`.
+        var order = (all + all.prefix(300).map { ($0.0, [UInt8(9)]) })
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next(below: UInt64(i + 1)))) }
+        var i = 0
+        while i < order.count {
+            let n = min(order.count - i, Int(rng.next(below: 50)) + 1)
+            try a.env.write { txn in
+                for (k, v) in order[i..<(i + n)] {
+                    let inserted = try GroupedTable.insert(k, v, into: "t", ViewTxn(txn: txn, store: a))
+                    #expect(inserted == (model[ByteKey(k)] == nil))
+                    if inserted { model[ByteKey(k)] = v }
+                }
+            }
+            i += n
+        }
+        for (k, v) in order { try b.env.write { txn in _ = try GroupedTable.insert(k, v, into: "t", ViewTxn(txn: txn, store: b)) } }
+        #expect(try a.env.read { try a.digest($0) } == b.env.read { try b.digest($0) }, "the same insertions in other batches give the same records")
+
+        let sorted = model.keys.sorted()
+        try a.env.read { txn in
+            let db = a.table("t")
+            // Every record holds a valid group of at most maxBytes (or one entry), keyed by its first entry.
+            var records = 0
+            try ViewTxn.scan(txn, db, prefix: [], view: "values", table: "t") { k, v in
+                records += 1
+                var w = GroupedTable.Walk(first: k, bytes: v, view: "values", table: "t")
+                var n = 0
+                while try w.next() { n += 1 }
+                #expect(v.count <= GroupedTable.maxBytes || n == 1)
+                #expect(n >= 1)
+                return true
+            }
+            #expect(records > 1 && records < sorted.count / 8, "\(records) records for \(sorted.count) entries")
+            // Everything back, in order.
+            var scanned: [ByteKey] = []
+            try GroupedTable.scan(txn, db, prefix: [], view: "values", table: "t") { k, v in
+                scanned.append(ByteKey(Array(k)))
+                #expect(model[ByteKey(Array(k))] == Array(v))
+                return true
+            }
+            #expect(scanned.count == sorted.count)
+            #expect(scanned == sorted, "first difference at \(zip(scanned, sorted).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1)")
+            for _ in 0..<300 {
+                let key = sorted[Int(rng.next(below: UInt64(sorted.count)))].bytes
+                #expect(try GroupedTable.get(key, txn, db, view: "values", table: "t") == model[ByteKey(key)])
+                #expect(try GroupedTable.get(key + [0], txn, db, view: "values", table: "t") == nil)
+                #expect(try GroupedTable.get(Array(key.dropLast()), txn, db, view: "values", table: "t") == nil)
+                // A prefix scan from a start inside it, stopped after a few.
+                let prefix = Array(key.prefix(Int(rng.next(below: UInt64(key.count + 1)))))
+                let start = rng.next(below: 2) == 0 ? key : prefix
+                let want = sorted.filter { $0.bytes.hasPrefix(prefix) && !($0 < ByteKey(start)) }.prefix(7).map(\.bytes)
+                var got: [[UInt8]] = []
+                try GroupedTable.scan(txn, db, prefix: prefix, from: start, view: "values", table: "t") { k, _ in
+                    got.append(Array(k))
+                    return got.count < 7
+                }
+                #expect(got == Array(want))
+                let last = sorted.last { $0.bytes.hasPrefix(prefix) }?.bytes
+                #expect(try GroupedTable.last(txn, db, prefix: prefix, view: "values", table: "t")?.key == last)
+            }
+            #expect(try GroupedTable.get([0], txn, db, view: "values", table: "t") == nil)
+            #expect(try GroupedTable.last(txn, db, prefix: [0x00], view: "values", table: "t") == nil)
+        }
+
+        // Damaged groups are refused, not misread.
+        let key = Array("k".utf8)
+        let good: [UInt8] = [1, 7, 1, 1, UInt8(ascii: "x"), 0, 1, 1, UInt8(ascii: "z"), 2, 5, 6]  // k → 7, kx → "", kz → 5 6
+        for (bad, ok) in [(good, true), (Array(good.dropLast()), false), (good + [0x80], false), ([], false),
+            (good.prefix(6) + [1, 1, UInt8(ascii: "a"), 0], false), ([1, 7, 2, 1, UInt8(ascii: "x"), 0], false), ([1, 7, 0, 0, 0], false)]
+        {
+            let walked: Result<Int, Error> = Result {
+                try key.withUnsafeBytes { k in
+                    try bad.withUnsafeBytes { v in
+                        var w = GroupedTable.Walk(first: k, bytes: v, view: "values", table: "t")
+                        var n = 0
+                        while try w.next() { n += 1 }
+                        return n
+                    }
+                }
+            }
+            if ok { #expect(try walked.get() == 3) } else { #expect(throws: ViewError.self) { try walked.get() } }
+        }
+    }
+}
+
 @Suite("RangeSet")
 struct RangeSetTests {
     @Test("random inserts and removes agree with a plain set, and ranges stay maximal")
