@@ -128,12 +128,8 @@ enum GroupedTable {
             guard let (first, bytes) = try inserting(key, value, intoGroup: k, group, view: view, table: table) else { return .present }
             let groupKey = [UInt8](copying: k)
             guard first == nil, bytes.count <= maxBytes else { return .pending(old: groupKey, new: first ?? groupKey, bytes: bytes) }
-            let sum = groupKey.withUnsafeBytes { k in bytes.withUnsafeBytes { Checksum.of(k, $0).littleEndian } }
             try groupKey.withUnsafeBytes { k in
-                try c.replace(k, count: bytes.count + Checksum.size) { dst in
-                    bytes.withUnsafeBytes { dst.copyMemory(from: $0) }
-                    withUnsafeBytes(of: sum) { UnsafeMutableRawBufferPointer(rebasing: dst[bytes.count...]).copyMemory(from: $0) }
-                }
+                try bytes.withUnsafeBytes { v in try c.replace(k, count: v.count + Checksum.size) { ViewTxn.store(v, key: k, in: $0) } }
             }
             return .written
         }

@@ -421,16 +421,19 @@ struct ViewTxn {
         }
     }
 
+    /// Writes `value` and its checksum (with `key`) into `dst`, which has room for both.
+    static func store(_ value: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, in dst: UnsafeMutableRawBufferPointer) {
+        let sum = Checksum.of(key, value).littleEndian
+        dst.copyMemory(from: value)
+        withUnsafeBytes(of: sum) { UnsafeMutableRawBufferPointer(rebasing: dst[value.count...]).copyMemory(from: $0) }
+    }
+
     @discardableResult
     static func checkedPut(_ txn: Transaction, _ db: Database, _ key: [UInt8], _ value: [UInt8], noOverwrite: Bool = false) throws -> Bool {
         try key.withUnsafeBytes { k in
             try value.withUnsafeBytes { v in
-                let sum = Checksum.of(k, v).littleEndian
                 if noOverwrite, try txn.get(db, k) != nil { return false }
-                try txn.reserve(db, k, count: v.count + Checksum.size) { dst in
-                    dst.copyMemory(from: v)
-                    withUnsafeBytes(of: sum) { UnsafeMutableRawBufferPointer(rebasing: dst[v.count...]).copyMemory(from: $0) }
-                }
+                try txn.reserve(db, k, count: v.count + Checksum.size) { store(v, key: k, in: $0) }
                 return true
             }
         }
