@@ -75,11 +75,11 @@ public struct LineageEdge: Sendable, Hashable, Codable {
 /// maps a home to the node's counter; when two ids' homes collide, the later one takes the next free
 /// home after its own.
 ///
-/// Tables, all ``GroupedTable``s but the last: `fwd` (a node's edges to others, ``EdgeEntry``s keyed by
-/// the node's number and the other's), `bwd` (the same for edges from others), `names` (number → the id
-/// without its kind's prefix, a value's digest as its 32 bytes), `ids` (home → counter), and `run_dags`
-/// (run id, dag → nothing: to name the DAG of chunk events that do not carry it). Edges are never
-/// removed, so the graph as of seq N is the edges whose first seq is ≤ N.
+/// Tables, all ``GroupedTable``s: `fwd` (a node's edges to others, ``EdgeEntry``s keyed by the node's
+/// number and the other's), `bwd` (the same for edges from others), `names` (number → the id without its
+/// kind's prefix, a value's digest as its 32 bytes), `ids` (home → counter), and `run_dags` (run id, dag
+/// → nothing: to name the DAG of chunk events that do not carry it). Edges are never removed, so the
+/// graph as of seq N is the edges whose first seq is ≤ N.
 final class LineageProjection: Projection {
     static let name = "lineage"
     static let tables = ["fwd", "bwd", "names", "ids", "run_dags"]
@@ -103,7 +103,7 @@ final class LineageProjection: Projection {
         case .run(let key, let f):
             switch f {
             case .queued:
-                try txn.insert(txn.store.table("run_dags"), KeyBuilder().string(key.run).raw(key.dag).bytes, [])
+                try GroupedTable.insert(KeyBuilder().string(key.run).raw(key.dag).bytes, [], into: "run_dags", txn)
             case .task(let t) where h.type == EventType.taskStarted:
                 let a = LineageNode.attempt(dag: key.dag, run: key.run, task: t.task, attempt: t.attempt ?? 1)
                 try edge(a, LineageNode.task(dag: key.dag, task: t.task), .partOf, h, txn)
@@ -161,7 +161,7 @@ final class LineageProjection: Projection {
     private func dagOf(run: String, _ txn: ViewTxn) throws -> String {
         var dag = "?"
         let prefix = KeyBuilder().string(run).bytes
-        try txn.scan(txn.store.table("run_dags"), prefix: prefix, table: "run_dags") { k, _ in
+        try GroupedTable.scan(txn.txn, txn.store.table("run_dags"), prefix: prefix, view: Self.name, table: "run_dags") { k, _ in
             dag = String(decoding: k[prefix.count...], as: UTF8.self)
             return true
         }

@@ -42,9 +42,9 @@ public enum ValueMatch: Sendable, Hashable {
 /// values are the hit (``ValueHit`` fields, binary: strings, varints, a SHA-256 as its 32 bytes), without
 /// what the key holds: in `by_name` the name, and the value's text when the key gives it exactly; in
 /// `by_digest` the digest. A hit carries the task, so a search by task reads the name's entries and keeps
-/// that task's. Its run is a number: `run_ids` (dag, run → number) and `runs` (number → dag, run) intern
-/// each run the first time a hit names it, counting from 1 in log order (so a fresh fold gives the same
-/// bytes); a run's id and DAG took ~30 bytes of every hit.
+/// that task's. Its run is a number: `run_ids` (dag, run → number) and `runs` (number → dag, run), also
+/// grouped, intern each run the first time a hit names it, counting from 1 in log order (so a fresh fold
+/// gives the same bytes); a run's id and DAG took ~30 bytes of every hit.
 /// Value encodings: `b` + one byte for booleans, `n` + an order-preserving double for numbers, `s` + the
 /// first 64 bytes of a string + 0; other shapes are found by digest.
 final class ValuesProjection: Projection {
@@ -190,20 +190,27 @@ final class ValuesProjection: Projection {
         if let n = numbers[ByteKey(key)] { return n }
         let s = txn.store
         let n: UInt64
-        if let stored = try txn.get(s.table("run_ids"), key, table: "run_ids") {
+        if let stored = try GroupedTable.get(key, txn.txn, s.table("run_ids"), view: Self.name, table: "run_ids") {
             guard stored.count == 8 else {
                 throw ViewError(.corrupt, view: Self.name, "view values, table run_ids: the number of \(dag)/\(run) has \(stored.count) bytes, not 8")
             }
             n = stored.withUnsafeBytes { $0.bigEndianUInt64Value }
         } else {
-            n = try nextNumber ?? UInt64(txn.txn.stat(s.table("runs")).entries) + 1
+            n = try nextNumber ?? Self.lastRunNumber(txn) + 1
             nextNumber = n + 1
-            try txn.put(s.table("run_ids"), key, KeyBuilder().u64(n).bytes)
-            try txn.put(s.table("runs"), KeyBuilder().u64(n).bytes, key)
+            try GroupedTable.insert(key, KeyBuilder().u64(n).bytes, into: "run_ids", txn)
+            try GroupedTable.insert(KeyBuilder().u64(n).bytes, key, into: "runs", txn)
         }
         if numbers.count >= Self.cacheLimit { numbers.removeAll(keepingCapacity: true) }
         numbers[ByteKey(key)] = n
         return n
+    }
+
+    /// The greatest run number given so far (0 for none): the last key of `runs`.
+    static func lastRunNumber(_ txn: ViewTxn) throws -> UInt64 {
+        guard let (key, _) = try GroupedTable.last(txn.txn, txn.store.table("runs"), prefix: [], view: name, table: "runs") else { return 0 }
+        guard key.count == 8 else { throw ViewError(.corrupt, view: name, "view values, table runs: a key of \(key.count) bytes") }
+        return key.withUnsafeBytes { $0.bigEndianUInt64Value }
     }
 
     func flush(_ txn: ViewTxn) throws {
@@ -230,7 +237,7 @@ struct RunNumbers {
 
     mutating func run(_ number: UInt64) throws -> (dag: String, run: String) {
         if let r = names[number] { return r }
-        guard let bytes = try ViewTxn.checkedGet(txn, store.table("runs"), KeyBuilder().u64(number).bytes, view: "values", table: "runs") else {
+        guard let bytes = try GroupedTable.get(KeyBuilder().u64(number).bytes, txn, store.table("runs"), view: "values", table: "runs") else {
             throw ViewError(.corrupt, view: "values", "view values: a hit names run number \(number), which the view does not have")
         }
         let r = bytes.withUnsafeBytes { b -> (String, String) in
