@@ -216,13 +216,12 @@ final class ChunksProjection: Projection {
         var s = try summary(ds, txn)
         let k = Self.ordinalKey(ds, key)
         if let o = ordinals[ByteKey(k)] { return (s, o) }
-        let natural = Self.naturalOrdinal(key, s.partitioning)
-        if let n = natural {
+        if let n = Self.naturalOrdinal(key, s.partitioning) {
             guard let taken = try chunk(ds, n, txn) else {
                 s.firstOrdinal = min(s.firstOrdinal ?? n, n)
                 s.lastOrdinal = max(s.lastOrdinal ?? n, n)
                 s.ordered += 1
-                return (try added(ds, key, n, &s, txn), n)
+                return (try added(ds, k, n, &s, txn), n)
             }
             if taken.key == key {
                 ordinals[ByteKey(k)] = n
@@ -240,13 +239,14 @@ final class ChunksProjection: Projection {
         let o = s.nextKeyOrdinal
         s.nextKeyOrdinal += 1
         try txn.put(txn.store.table("ordinals"), k, KeyBuilder().u64(o).bytes)
-        return (try added(ds, key, o, &s, txn), o)
+        return (try added(ds, k, o, &s, txn), o)
     }
 
-    /// Counts a new chunk of `ds` at `ordinal` and adds it to the present set.
-    private func added(_ ds: String, _ key: String, _ ordinal: UInt64, _ s: inout DatasetSummary, _ txn: ViewTxn) throws -> DatasetSummary {
+    /// Counts a new chunk of `ds` at `ordinal` (its ``ordinalKey(_:_:)`` `ordinalKey`) and adds it to the
+    /// present set.
+    private func added(_ ds: String, _ ordinalKey: [UInt8], _ ordinal: UInt64, _ s: inout DatasetSummary, _ txn: ViewTxn) throws -> DatasetSummary {
         s.chunks += 1
-        ordinals[ByteKey(Self.ordinalKey(ds, key))] = ordinal
+        ordinals[ByteKey(ordinalKey)] = ordinal
         try setMember(ds, Self.presentSet, ordinal, true, txn)
         summaries.set(Self.summaryKey(ds), s)
         return s
