@@ -74,7 +74,7 @@ struct ViewsVerify: AsyncParsableCommand {
             } else {
                 for r in results {
                     if r.equal {
-                        Terminal.line("\(Show.pad(r.view, 8)) ok        seq \(r.checkpoint)  \(r.entries) entries  digest \(r.liveDigest.prefix(16))")
+                        Terminal.line("\(Show.pad(r.view, 8)) ok        seq \(r.checkpoint)  \(r.records) records  digest \(r.liveDigest.prefix(16))")
                     } else {
                         Terminal.line("\(Show.pad(r.view, 8)) DIFFERS   seq \(r.checkpoint)  live \(r.liveDigest.prefix(16)) fresh \(r.freshDigest.prefix(16)): \(r.firstDifference ?? "")")
                     }
@@ -101,7 +101,7 @@ struct ViewsStatus: AsyncParsableCommand {
             let status = try views.status()
             if output.json { Terminal.line(try JSONOutput.text(status)); return }
             for s in status {
-                Terminal.line("\(Show.pad(s.view, 8)) seq \(s.checkpoint) of \(s.logSeq)  \(Show.pad(s.generation, 12)) \(String(format: "%.2f MiB", Double(s.bytes) / 1_048_576))  \(s.entries) entries")
+                Terminal.line("\(Show.pad(s.view, 8)) seq \(s.checkpoint) of \(s.logSeq)  \(Show.pad(s.generation, 12)) \(String(format: "%.2f MiB", Double(s.bytes) / 1_048_576))  \(s.records) records")
             }
         }
     }

@@ -8,7 +8,9 @@ public struct ViewVerification: Sendable, Codable {
     public var checkpoint: UInt64
     public var liveDigest: String
     public var freshDigest: String
-    public var entries: Int
+    /// LMDB records in the fresh fold's tables. A grouped table (``GroupedTable``) keeps many entries in
+    /// one record, so this is not a count of index entries.
+    public var records: Int
     public var equal: Bool
     /// The first entry that differs, when they differ.
     public var firstDifference: String?
@@ -20,7 +22,7 @@ extension Views {
     public func verify(_ names: [ViewName] = ViewName.allCases, progress: (@Sendable (FoldProgress) -> Void)? = nil) throws -> [ViewVerification] {
         // The live side as it stands (no catch-up: nothing is written): checkpoint and digest read in one
         // transaction each.
-        var liveSide: [ViewName: (checkpoint: UInt64, digest: String, entries: Int)] = [:]
+        var liveSide: [ViewName: (checkpoint: UInt64, digest: String, records: Int)] = [:]
         var broken: [ViewName: String] = problems
         for name in names where broken[name] == nil {
             do {
@@ -29,7 +31,7 @@ extension Views {
                         throw ViewError(.corrupt, view: name.rawValue, "view \(name.rawValue) has no meta record")
                     }
                     let d = try store.digest(txn)
-                    return (checkpoint, d.digest, d.entries)
+                    return (checkpoint, d.digest, d.records)
                 }
             } catch let e as ViewError {
                 broken[name] = e.message
@@ -48,12 +50,12 @@ extension Views {
                 }
                 return ViewVerification(
                     view: name.rawValue, checkpoint: live.checkpoint, liveDigest: live.digest, freshDigest: fresh.digest,
-                    entries: fresh.entries, equal: fresh.digest == live.digest, firstDifference: difference)
+                    records: fresh.records, equal: fresh.digest == live.digest, firstDifference: difference)
             }
         }
         for name in names where broken[name] != nil {
             results.append(ViewVerification(
-                view: name.rawValue, checkpoint: 0, liveDigest: "-", freshDigest: "-", entries: 0, equal: false, firstDifference: broken[name]))
+                view: name.rawValue, checkpoint: 0, liveDigest: "-", freshDigest: "-", records: 0, equal: false, firstDifference: broken[name]))
         }
         let order = Dictionary(uniqueKeysWithValues: ViewName.allCases.enumerated().map { ($1.rawValue, $0) })
         return results.sorted { order[$0.view]! < order[$1.view]! }
@@ -101,7 +103,8 @@ public struct ViewStatusInfo: Sendable, Codable {
     public var logSeq: UInt64
     public var generation: String
     public var bytes: Int
-    public var entries: Int
+    /// LMDB records in the view's tables (a group of a grouped table is one record).
+    public var records: Int
 }
 
 extension Views {
@@ -121,10 +124,10 @@ extension Views {
         return try ViewName.allCases.map { name in
             try read(name) { store, txn in
                 let checkpoint = try store.readMeta(txn)?.checkpoint ?? 0
-                var entries = 0
-                for t in store.tableNames { entries += try txn.stat(store.table(t)).entries }
+                var records = 0
+                for t in store.tableNames { records += try txn.stat(store.table(t)).entries }
                 let size = (try? FileManager.default.attributesOfItem(atPath: store.directory.appendingPathComponent("data.mdb").path)[.size] as? Int) ?? 0
-                return ViewStatusInfo(view: name.rawValue, checkpoint: checkpoint, logSeq: last, generation: store.directory.lastPathComponent, bytes: size, entries: entries)
+                return ViewStatusInfo(view: name.rawValue, checkpoint: checkpoint, logSeq: last, generation: store.directory.lastPathComponent, bytes: size, records: records)
             }
         }
     }

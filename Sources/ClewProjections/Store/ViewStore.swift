@@ -243,11 +243,12 @@ final class ViewStore: @unchecked Sendable {
 
     // MARK: digest and integrity
 
-    /// SHA-256 over every table's entries in key order (name, then length-prefixed key and value), the
-    /// meta table left out: equal digests mean equal views.
-    func digest(_ txn: Transaction) throws -> (digest: String, entries: Int) {
+    /// SHA-256 over every table's records in key order (name, then length-prefixed key and value), the
+    /// meta table left out: equal digests mean equal views. `records` counts LMDB records (a group of a
+    /// ``GroupedTable`` is one).
+    func digest(_ txn: Transaction) throws -> (digest: String, records: Int) {
         var hasher = SHA256()
-        var entries = 0
+        var records = 0
         let bounds = txn.mapBounds()
         for t in tableNames {
             hasher.update(data: Array(t.utf8) + [0])
@@ -259,12 +260,12 @@ final class ViewStore: @unchecked Sendable {
                     hasher.update(bufferPointer: k)
                     withUnsafeBytes(of: UInt32(v.count).bigEndian) { hasher.update(bufferPointer: $0) }
                     hasher.update(bufferPointer: v)
-                    entries += 1
+                    records += 1
                     e = try c.next()
                 }
             }
         }
-        return (Array(hasher.finalize()).hex, entries)
+        return (Array(hasher.finalize()).hex, records)
     }
 
     /// Walks every record of every table checking its checksum and the key order; throws on the first
