@@ -273,16 +273,10 @@ public final class Views: @unchecked Sendable {
                     guard from < upTo else { return from }
                     let vt = ViewTxn(txn: txn, store: t.store)
                     do {
-                        // Through buffers: an element is lent to the projection, not copied (with a
-                        // retain of every string it holds) for each view.
-                        try facts.withUnsafeBufferPointer { facts in
-                            try headers.withUnsafeBufferPointer { headers in
-                                var i = Int(from + 1 > first ? from + 1 - first : 0)
-                                while i < headers.count, headers[i].seq <= upTo {
-                                    if Self.wants(facts[i], wanted) { try t.projection.apply(facts[i], headers[i], vt) }
-                                    i += 1
-                                }
-                            }
+                        var i = Int(from + 1 > first ? from + 1 - first : 0)
+                        while i < headers.count, headers[i].seq <= upTo {
+                            if Self.wants(facts[i], wanted) { try t.projection.apply(facts[i], headers[i], vt) }
+                            i += 1
                         }
                         try t.projection.flush(vt)
                     } catch {
