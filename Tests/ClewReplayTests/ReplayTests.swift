@@ -22,7 +22,8 @@ enum FaultDAGs {
 
     static func body(factor: Int) -> DAG {
         DAG("body") {
-            Op("source") { ctx in (0..<5).map { _ in ctx.random(in: 0..<100) } }
+            // Never 0: a changed factor must change every scaled value (0 × 2 == 0 × 3 failed one run in 100).
+            Op("source") { ctx in (0..<5).map { _ in ctx.random(in: 1..<100) } }
             Op("scale", after: "source") { ctx in
                 let xs = try ctx.input("source", as: [Int].self)
                 let scaled = xs.map { $0 * factor }
