@@ -15,7 +15,7 @@ public struct EventHeader: Sendable {
 ///
 /// Decoding follows docs/event-schema.md. A payload that does not decode as its type says becomes
 /// ``malformed`` (views skip it; `clew verify` still vouches for the bytes); unknown types are ``other``.
-package enum Fact {
+package enum Fact: Sendable {
     case dagRegistered(DAGRegistered)
     /// An event of stream `run/<dag>/<run>`.
     case run(RunKey, RunFact)
@@ -25,7 +25,7 @@ package enum Fact {
     case malformed(String)
     case other
 
-    package enum RunFact {
+    package enum RunFact: Sendable {
         case queued(RunQueued)
         case started(RunStarted)
         case resubmitted(RunResubmitted)
@@ -93,7 +93,7 @@ package enum Fact {
     }
 
     /// What a fold needs decoded.
-    package struct Interest: OptionSet {
+    package struct Interest: OptionSet, Sendable {
         package let rawValue: Int
         package init(rawValue: Int) { self.rawValue = rawValue }
         package static let run = Interest(rawValue: 1)

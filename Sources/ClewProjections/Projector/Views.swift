@@ -235,27 +235,27 @@ public final class Views: @unchecked Sendable {
         guard let start = checkpoints.values.min(), start < end else { return checkpoints }
         let total = end - start
         let began = Date()
-        // Headers and events apart: reading a header of the batch for each view must not copy (and
-        // retain) its event as well.
-        var headers: [EventHeader] = []
-        var batch: [Event] = []
-        headers.reserveCapacity(options.batchEvents)
-        batch.reserveCapacity(options.batchEvents)
         var lastReport = Date.distantPast
-        let decoder = JSONDecoder()
-
-        func apply() throws {
-            guard let first = headers.first?.seq, let last = headers.last?.seq else { return }
+        // What each batch needs decoded: the interests of the targets that still fold part of it. A
+        // target's checkpoint only grows, so its checkpoint now (or the batch's start) bounds it.
+        let needs = targets.map { (start: checkpoints[$0.name]!, limit: $0.limit, interest: type(of: $0.projection).interest) }
+        let reader = FoldReader(ledger: ledger, batchEvents: options.batchEvents) { first, last in
             var interest: Fact.Interest = []
-            for t in targets where checkpoints[t.name]! < min(last, t.limit) { interest.formUnion(type(of: t.projection).interest) }
-            let facts = batch.map { Fact.decode($0, wanted: interest, decoder: decoder) }
+            for n in needs where max(n.start, first - 1) < min(last, n.limit) { interest.formUnion(n.interest) }
+            return interest
+        }
+
+        func apply(_ batch: DecodedBatch) throws {
+            let headers = batch.headers, facts = batch.facts
+            guard let first = headers.first?.seq, let last = headers.last?.seq else { return }
+            for seq in batch.erasures { onErasure?(seq) }
             for t in targets {
                 let upTo = min(last, t.limit)
                 guard checkpoints[t.name]! < upTo else { continue }
                 let wanted = type(of: t.projection).interest
                 // Room for the batch, estimated high (~2 KiB of pages per event), so its write seldom runs
                 // into the map's end (LMDB 0.9.24 can damage its free-page lists aborting such a write).
-                if options.growMapAhead { try t.store.env.ensureRoom((1 << 20) + batch.count * 2048) }
+                if options.growMapAhead { try t.store.env.ensureRoom((1 << 20) + headers.count * 2048) }
                 var attempts = 0
                 // A write that fails after the projection applied part of the batch (at commit, say)
                 // leaves its caches ahead of the view: dropped, to be read again from the view.
@@ -293,22 +293,18 @@ public final class Views: @unchecked Sendable {
                 }
                 checkpoints[t.name] = reached
             }
-            headers.removeAll(keepingCapacity: true)
-            batch.removeAll(keepingCapacity: true)
             if let progress, Date().timeIntervalSince(lastReport) > 0.2 || last == end {
                 lastReport = Date()
                 progress(FoldProgress(done: last - start, total: total, elapsed: Date().timeIntervalSince(began)))
             }
         }
 
-        try ledger.scan((start + 1)...end) { event in
-            if event.type == EventType.payloadsErased { onErasure?(event.seq) }
-            headers.append(EventHeader(seq: event.seq, timeMicros: event.timestampMicros, stream: event.stream, type: event.type))
-            batch.append(event)
-            if batch.count == options.batchEvents { try apply() }
-            return true
+        // More than one batch: the next batch is read and decoded while this one is written.
+        if total > UInt64(options.batchEvents) {
+            try reader.pipelined((start + 1)...end, body: apply)
+        } else {
+            try reader.inline((start + 1)...end, body: apply)
         }
-        try apply()
         return checkpoints
     }
 

@@ -142,7 +142,7 @@ extension Views {
     public func lineageReadFloor(_ nodes: [String]) throws -> Int {
         try read(.lineage) { store, txn in
             var n = 0
-            var names = LineageNames(store: store, txn: txn)
+            let names = LineageNames(store: store, txn: txn)
             for node in nodes {
                 guard let number = try names.number(of: node) else { continue }
                 try GroupedTable.scan(txn, store.table("bwd"), prefix: KeyBuilder().u64(number).bytes, view: "lineage", table: "bwd") { _, _ in
