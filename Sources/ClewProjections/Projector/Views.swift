@@ -1,6 +1,7 @@
 public import ClewLedger
 public import Foundation
 import ClewModel
+import Dispatch
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -246,53 +247,17 @@ public final class Views: @unchecked Sendable {
         }
 
         func apply(_ batch: DecodedBatch) throws {
-            let headers = batch.headers, facts = batch.facts
-            guard let first = headers.first?.seq, let last = headers.last?.seq else { return }
+            guard let last = batch.headers.last?.seq else { return }
             for seq in batch.erasures { onErasure?(seq) }
-            for t in targets {
-                let upTo = min(last, t.limit)
-                guard checkpoints[t.name]! < upTo else { continue }
-                let wanted = type(of: t.projection).interest
-                // Room for the batch, estimated high (~2 KiB of pages per event), so its write seldom runs
-                // into the map's end (LMDB 0.9.24 can damage its free-page lists aborting such a write).
-                if options.growMapAhead { try t.store.env.ensureRoom((1 << 20) + headers.count * 2048) }
-                var attempts = 0
-                // A write that fails after the projection applied part of the batch (at commit, say)
-                // leaves its caches ahead of the view: dropped, to be read again from the view.
-                let reached: UInt64
-                do { reached = try t.store.env.write { txn -> UInt64 in
-                    // A write retried after the map grew (here or in another process): what the failed
-                    // attempt applied to the projection's caches is dropped, to be read again from the view.
-                    attempts += 1
-                    if attempts > 1 { t.projection.reset() }
-                    t.store.unsealIfNeeded()
-                    var meta = try t.store.readMeta(txn) ?? ViewStore.Meta(
-                        format: ViewStore.formatVersion, view: t.name.rawValue, ledger: ledger.id, checkpoint: 0, state: "ready")
-                    if meta.checkpoint != checkpoints[t.name]! { t.projection.reset() }  // someone else folded
-                    let from = meta.checkpoint
-                    guard from < upTo else { return from }
-                    let vt = ViewTxn(txn: txn, store: t.store)
-                    do {
-                        var i = Int(from + 1 > first ? from + 1 - first : 0)
-                        while i < headers.count, headers[i].seq <= upTo {
-                            if Self.wants(facts[i], wanted) { try t.projection.apply(facts[i], headers[i], vt) }
-                            i += 1
-                        }
-                        try t.projection.flush(vt)
-                    } catch {
-                        t.projection.reset()
-                        throw error
-                    }
-                    if let fail = options.failWriteAfterApply, fail(t.name) { throw LMDBError.mapFull }
-                    meta.checkpoint = upTo
-                    try t.store.writeMeta(txn, meta)
-                    return upTo
-                } } catch {
-                    t.projection.reset()
-                    throw error
-                }
-                checkpoints[t.name] = reached
+            // Each view is an environment and a projection of its own: the due ones write on as many
+            // threads as there are cores (besides the reader's), the biggest first, so they end together.
+            let due = targets.filter { checkpoints[$0.name]! < min(last, $0.limit) }.sorted { $0.name.weight > $1.name.weight }
+            let from = due.map { checkpoints[$0.name]! }
+            let reached = Self.concurrently(due.indices) { i in try write(due[i], batch, from: from[i]) }
+            for (t, result) in zip(due, reached) {
+                if case .success(let seq) = result { checkpoints[t.name] = seq }
             }
+            for case .failure(let error) in reached { throw error }
             if let progress, Date().timeIntervalSince(lastReport) > 0.2 || last == end {
                 lastReport = Date()
                 progress(FoldProgress(done: last - start, total: total, elapsed: Date().timeIntervalSince(began)))
@@ -306,6 +271,73 @@ public final class Views: @unchecked Sendable {
             try reader.inline((start + 1)...end, body: apply)
         }
         return checkpoints
+    }
+
+    /// Folds the part of `batch` that `t` has not folded (it stood at `checkpoint`) into `t` in one write
+    /// transaction, with its new checkpoint. Returns the checkpoint it reached.
+    private func write(_ t: FoldTarget, _ batch: DecodedBatch, from checkpoint: UInt64) throws -> UInt64 {
+        let headers = batch.headers, facts = batch.facts
+        guard let first = headers.first?.seq, let last = headers.last?.seq else { return checkpoint }
+        let upTo = min(last, t.limit)
+        let wanted = type(of: t.projection).interest
+        // Room for the batch, estimated high (~2 KiB of pages per event), so its write seldom runs
+        // into the map's end (LMDB 0.9.24 can damage its free-page lists aborting such a write).
+        if options.growMapAhead { try t.store.env.ensureRoom((1 << 20) + headers.count * 2048) }
+        var attempts = 0
+        do {
+            return try t.store.env.write { txn -> UInt64 in
+                // A write retried after the map grew (here or in another process): what the failed
+                // attempt applied to the projection's caches is dropped, to be read again from the view.
+                attempts += 1
+                if attempts > 1 { t.projection.reset() }
+                t.store.unsealIfNeeded()
+                var meta = try t.store.readMeta(txn) ?? ViewStore.Meta(
+                    format: ViewStore.formatVersion, view: t.name.rawValue, ledger: ledger.id, checkpoint: 0, state: "ready")
+                if meta.checkpoint != checkpoint { t.projection.reset() }  // someone else folded
+                let from = meta.checkpoint
+                guard from < upTo else { return from }
+                let vt = ViewTxn(txn: txn, store: t.store)
+                do {
+                    var i = Int(from + 1 > first ? from + 1 - first : 0)
+                    while i < headers.count, headers[i].seq <= upTo {
+                        if Self.wants(facts[i], wanted) { try t.projection.apply(facts[i], headers[i], vt) }
+                        i += 1
+                    }
+                    try t.projection.flush(vt)
+                } catch {
+                    t.projection.reset()
+                    throw error
+                }
+                if let fail = options.failWriteAfterApply, fail(t.name) { throw LMDBError.mapFull }
+                meta.checkpoint = upTo
+                try t.store.writeMeta(txn, meta)
+                return upTo
+            }
+        } catch {
+            // A write that fails after the projection applied part of the batch (at commit, say)
+            // leaves its caches ahead of the view: dropped, to be read again from the view.
+            t.projection.reset()
+            throw error
+        }
+    }
+
+    /// `body` of each index, on the calling thread and others at once when there are several (GCD's
+    /// `concurrentPerform`, a thread per core), with the results in order; every call has ended when this
+    /// returns.
+    static func concurrently<R>(_ indices: Range<Int>, _ body: (Int) throws -> R) -> [Result<R, any Error>] {
+        guard indices.count > 1 else { return indices.map { i in Result { try body(i) } } }
+        var results = [Result<R, any Error>?](repeating: nil, count: indices.count)
+        withoutActuallyEscaping(body) { body in
+            results.withUnsafeMutableBufferPointer { slots in
+                // Unchecked: each call writes its own slot only, and the callers' bodies touch their own
+                // index's view (its environment and projection) and read what the batch shares.
+                let shared = Unchecked((body: body, slots: slots))
+                DispatchQueue.concurrentPerform(iterations: indices.count) { k in
+                    shared.value.slots[k] = Result { try shared.value.body(indices.lowerBound + k) }
+                }
+            }
+        }
+        return results.map { $0! }
     }
 
     static func wants(_ fact: Fact, _ interest: Fact.Interest) -> Bool {
@@ -432,4 +464,10 @@ public final class Views: @unchecked Sendable {
     public func checkpoints() -> [ViewName: UInt64] {
         lock.withLock { _ in live.mapValues(\.checkpoint) }
     }
+}
+
+/// A value handed to concurrent code whose safety the compiler cannot check; each use says why it holds.
+struct Unchecked<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
