@@ -17,6 +17,14 @@ public enum ViewsBenchmark {
         public var rebuildEventsPerSecond: Double
         public var rawScanDecodeEventsPerSecond: Double
         public var rebuildRatio: Double
+        /// A rebuild's two parts (medians): folding the log, and packing each view into the generation
+        /// swapped in.
+        public var rebuildFoldSeconds: Double
+        public var rebuildPackSeconds: Double
+        /// Processor time (user and system, all threads) per event, medians: a rebuild decodes on one
+        /// thread while the views write on others, so it spends more of it than it takes.
+        public var rebuildCPUMicrosPerEvent: Double
+        public var rawCPUMicrosPerEvent: Double
         public var chunkStatusQueryMillis: Double
         public var chunkStatusQueryP99Millis: Double
         public var statusRanges: Int
@@ -38,6 +46,8 @@ public enum ViewsBenchmark {
             case events, chunks, repetitions
             case rebuildEventsPerSecond = "rebuild_eps", rawScanDecodeEventsPerSecond = "raw_scan_decode_eps"
             case rebuildRatio = "rebuild_ratio", chunkStatusQueryMillis = "chunk_status_query_ms"
+            case rebuildFoldSeconds = "rebuild_fold_s", rebuildPackSeconds = "rebuild_pack_s"
+            case rebuildCPUMicrosPerEvent = "rebuild_cpu_us_per_event", rawCPUMicrosPerEvent = "raw_cpu_us_per_event"
             case chunkStatusQueryP99Millis = "chunk_status_query_p99_ms", statusRanges = "status_ranges"
             case viewBytes = "view_bytes", ledgerBytes = "ledger_bytes", generateSeconds = "generate_s"
             case viewsBytesRatio = "views_bytes_ratio", asOfQueryMillis = "as_of_query_ms", rebuildHeapMB = "rebuild_heap_mb"
@@ -74,10 +84,13 @@ public enum ViewsBenchmark {
         let views = try Views.open(ledger: ledger, options: options)
         var rebuild: [Double] = []
         var raw: [Double] = []
+        var fold: [Double] = [], pack: [Double] = []
+        var rebuildCPU: [Double] = [], rawCPU: [Double] = []
         let heapBefore = anonymousMB()
         let heapPeak = HeapPeak()
         for i in 0..<repetitions {
             var t = Date()
+            var cpu = processorSeconds()
             var decoded = 0
             let decoder = JSONDecoder()
             try ledger.scan { event in
@@ -86,12 +99,17 @@ public enum ViewsBenchmark {
                 return true
             }
             raw.append(Date().timeIntervalSince(t))
+            rawCPU.append(processorSeconds() - cpu)
             report(String(format: "raw scan+decode %d: %.1fs (%d decoded)", i + 1, raw.last!, decoded))
             t = Date()
-            try views.rebuild { _ in heapPeak.sample() }
+            cpu = processorSeconds()
+            let parts = try views.rebuild { _ in heapPeak.sample() }
             heapPeak.sample()
             rebuild.append(Date().timeIntervalSince(t))
-            report(String(format: "rebuild %d: %.1fs", i + 1, rebuild.last!))
+            rebuildCPU.append(processorSeconds() - cpu)
+            fold.append(parts.foldSeconds)
+            pack.append(parts.packSeconds)
+            report(String(format: "rebuild %d: %.1fs (fold %.1fs, pack %.1fs; %.1fs of processor time)", i + 1, rebuild.last!, parts.foldSeconds, parts.packSeconds, rebuildCPU.last!))
         }
         if chunks == 0 { chunks = Int(try views.chunkStatus(dataset: ViewsCorpus.dataset)?.dataset.chunks ?? 0) }
         var latencies: [Double] = []
@@ -116,6 +134,8 @@ public enum ViewsBenchmark {
         return Result(
             events: total, chunks: chunks, repetitions: repetitions, rebuildEventsPerSecond: rebuildEPS,
             rawScanDecodeEventsPerSecond: rawEPS, rebuildRatio: rebuildEPS / rawEPS,
+            rebuildFoldSeconds: median(fold), rebuildPackSeconds: median(pack),
+            rebuildCPUMicrosPerEvent: median(rebuildCPU) * 1e6 / Double(total), rawCPUMicrosPerEvent: median(rawCPU) * 1e6 / Double(total),
             chunkStatusQueryMillis: LedgerBenchmark.percentile(latencies, 0.5),
             chunkStatusQueryP99Millis: LedgerBenchmark.percentile(latencies, 0.99),
             statusRanges: ranges, viewBytes: status.reduce(0) { $0 + $1.bytes }, ledgerBytes: ledgerBytes,
@@ -197,6 +217,14 @@ public enum ViewsBenchmark {
     }
 
     /// Anonymous resident memory of this process (`RssAnon`), in MiB.
+    /// User and system time of this process (all its threads) so far, in seconds.
+    static func processorSeconds() -> Double {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+
     static func anonymousMB() -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
         for line in status.split(separator: "\n") where line.hasPrefix("RssAnon:") {

@@ -20,14 +20,17 @@ struct Rebuild: AsyncParsableCommand {
             defer { l.close() }
             let names = selection.names
             let started = Date()
-            try views.rebuild(names, progress: ViewsProgress.bar("rebuilding \(names.map(\.rawValue).joined(separator: ", "))"))
+            let parts = try views.rebuild(names, progress: ViewsProgress.bar("rebuilding \(names.map(\.rawValue).joined(separator: ", "))"))
             Terminal.endProgress()
             let seconds = Date().timeIntervalSince(started)
             let seq = try l.lastSeq
             if output.json {
-                Terminal.line(try JSONOutput.text(RebuildReport(views: names.map(\.rawValue), events: seq, seconds: seconds)))
+                Terminal.line(try JSONOutput.text(RebuildReport(
+                    views: names.map(\.rawValue), events: seq, seconds: seconds, foldSeconds: parts.foldSeconds, packSeconds: parts.packSeconds)))
             } else {
-                Terminal.line(String(format: "rebuilt %@ from %llu events in %.2fs (%.0f events/s)", names.map(\.rawValue).joined(separator: ", "), seq, seconds, Double(seq) / max(seconds, 1e-9)))
+                Terminal.line(String(
+                    format: "rebuilt %@ from %llu events in %.2fs (%.0f events/s; fold %.2fs, pack %.2fs)", names.map(\.rawValue).joined(separator: ", "),
+                    seq, seconds, Double(seq) / max(seconds, 1e-9), parts.foldSeconds, parts.packSeconds))
             }
         }
     }
@@ -36,6 +39,13 @@ struct Rebuild: AsyncParsableCommand {
         var views: [String]
         var events: UInt64
         var seconds: Double
+        /// The rebuild's parts: folding the log, and packing each view into the generation swapped in.
+        var foldSeconds: Double
+        var packSeconds: Double
+
+        enum CodingKeys: String, CodingKey {
+            case views, events, seconds, foldSeconds = "fold_seconds", packSeconds = "pack_seconds"
+        }
     }
 }
 

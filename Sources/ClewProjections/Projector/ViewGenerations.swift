@@ -75,14 +75,29 @@ struct ViewGenerations: Sendable {
         return kill(pid, 0) == 0 || errno == EPERM
     }
 
-    func withRebuildLock<T>(wait: Bool = true, _ body: () throws -> T) throws -> T? {
+    /// Runs `body` holding the views' rebuild lock, waiting for it as long as another process holds it.
+    func withRebuildLock<T>(_ body: () throws -> T) throws -> T {
+        // Waiting, `locked` returns only once the lock is held (or throws).
+        try locked(wait: true, body)!
+    }
+
+    /// Runs `body` holding the views' rebuild lock if no other process holds it; nil when one does.
+    func ifRebuildLockFree<T>(_ body: () throws -> T) throws -> T? {
+        try locked(wait: false, body)
+    }
+
+    private func locked<T>(wait: Bool, _ body: () throws -> T) throws -> T? {
         let path = directory.appendingPathComponent(".rebuild.lock").path
         let fd = Glibc.open(path, O_RDWR | O_CREAT, 0o644)
         guard fd >= 0 else {
             throw ViewError(.invalidInput, view: nil, "cannot open \(path): \(String(cString: strerror(errno)))")
         }
         defer { Glibc.close(fd) }
-        if flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0 { return nil }
+        while flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0 {
+            if errno == EINTR { continue }
+            if !wait && errno == EWOULDBLOCK { return nil }
+            throw ViewError(.invalidInput, view: nil, "cannot lock \(path): \(String(cString: strerror(errno)))")
+        }
         defer { flock(fd, LOCK_UN) }
         return try body()
     }

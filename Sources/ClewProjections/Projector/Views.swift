@@ -353,10 +353,19 @@ public final class Views: @unchecked Sendable {
 
     // MARK: rebuild
 
+    /// How long a rebuild's two parts took.
+    public struct RebuildTimes: Sendable {
+        /// Reading, decoding and folding the log into the new generations.
+        public var foldSeconds: Double
+        /// Copying each folded view in key order into the generation swapped in, syncing and sealing it.
+        public var packSeconds: Double
+    }
+
     /// Rebuilds `names` (all views by default) from the log into new generations and swaps them in
     /// atomically. Readers of the old generation keep a consistent view until they reopen.
-    public func rebuild(_ names: [ViewName] = ViewName.allCases, progress: (@Sendable (FoldProgress) -> Void)? = nil) throws {
-        _ = try generations.withRebuildLock {
+    @discardableResult
+    public func rebuild(_ names: [ViewName] = ViewName.allCases, progress: (@Sendable (FoldProgress) -> Void)? = nil) throws -> RebuildTimes {
+        let times = try generations.withRebuildLock {
             generations.removeOrphans()
             var targets: [FoldTarget] = []
             for name in names {
@@ -369,6 +378,7 @@ public final class Views: @unchecked Sendable {
                 targets.append(FoldTarget(name: name, store: store, projection: name.makeProjection(options)))
             }
             defer { for t in targets { t.store.close() } }
+            let began = Date()
             // Fold until no event arrived meanwhile, so the swapped-in view is current.
             var end = try ledger.lastSeq
             while true {
@@ -377,33 +387,49 @@ public final class Views: @unchecked Sendable {
                 if now == end { break }
                 end = now
             }
+            let folded = Date()
+            // Each view's copy is environments of its own: copied concurrently, the biggest first.
+            let order = targets.indices.sorted { targets[$0].name.weight > targets[$1].name.weight }
+            let copies = Self.concurrently(order.indices) { k in try self.pack(targets[order[k]]) }
             var packed: [(ViewName, ViewStore)] = []
             defer { for (_, store) in packed { store.close() } }
-            for t in targets {
-                try t.store.env.write { txn in
-                    guard var meta = try t.store.readMeta(txn) else { return }
-                    meta.state = "ready"
-                    try t.store.writeMeta(txn, meta)
-                }
-                // The fold left its pages about half full (keys arrive in log order, not key order):
-                // copied in key order into the generation that is swapped in (`copyPacked`). The folded
-                // copy is deleted at once, unsealed: nothing will read it, and the next view's copy
-                // needs its disk.
-                let store = try ViewStore(
-                    name: t.name.rawValue, directory: generations.next(t.name), tables: t.name.tables, building: true, mapSize: options.mapSize)
-                packed.append((t.name, store))
-                try t.store.copyPacked(into: store)
-                t.store.discard()
-                try store.env.sync()
-                try store.seal()
+            for (k, copy) in copies.enumerated() {
+                if case .success(let store) = copy { packed.append((targets[order[k]].name, store)) }
             }
+            for case .failure(let error) in copies { throw error }
             for (name, store) in packed {
                 try generations.swap(name, to: store.directory)
             }
+            return RebuildTimes(foldSeconds: folded.timeIntervalSince(began), packSeconds: Date().timeIntervalSince(folded))
         }
         // Sealed by this process a moment ago: not hashed again to check it.
         for name in names { try attach(name, justSealed: true) }
-        _ = try generations.withRebuildLock(wait: false) { generations.removeOrphans() }
+        _ = try generations.ifRebuildLockFree { generations.removeOrphans() }
+        return times
+    }
+
+    /// Marks the folded view `t` ready and copies it into the next generation of its view, synced and
+    /// sealed; returns that copy (open). The fold left its pages about half full (keys arrive in log order,
+    /// not key order): the copy is made in key order (`copyPacked`). The folded copy is deleted at once,
+    /// unsealed: nothing will read it, and the other views' copies need its disk.
+    private func pack(_ t: FoldTarget) throws -> ViewStore {
+        try t.store.env.write { txn in
+            guard var meta = try t.store.readMeta(txn) else { return }
+            meta.state = "ready"
+            try t.store.writeMeta(txn, meta)
+        }
+        let store = try ViewStore(
+            name: t.name.rawValue, directory: generations.next(t.name), tables: t.name.tables, building: true, mapSize: options.mapSize)
+        do {
+            try t.store.copyPacked(into: store)
+            t.store.discard()
+            try store.env.sync()
+            try store.seal()
+        } catch {
+            store.close()
+            throw error
+        }
+        return store
     }
 
     // MARK: scratch folds (verify, --as-of)
