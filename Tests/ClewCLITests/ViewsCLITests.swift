@@ -120,8 +120,16 @@ struct ViewsCLITests {
         var rng = SplitMix64(seed: 99)
         var killedMidway = 0
         for _ in 0..<4 {
+            let live = try Set(ViewName.allCases.map { try FileManager.default.destinationOfSymbolicLink(atPath: views.appendingPathComponent($0.rawValue).path) })
             let (process, _, _) = try cli.start(["rebuild"])
-            try await Task.sleep(for: .milliseconds(100 + Int(rng.next(below: 900))))
+            // Killed once the rebuild has begun its new generations (a fold of 40,000 events takes
+            // about a second), at a random point of the first 300 ms of its fold.
+            let began = Date()
+            while process.isRunning, Date().timeIntervalSince(began) < 60,
+                  try !FileManager.default.contentsOfDirectory(atPath: views.path).contains(where: { !$0.hasPrefix(".") && !live.contains($0) && $0.contains(".") }) {
+                try await Task.sleep(for: .milliseconds(2))
+            }
+            try await Task.sleep(for: .milliseconds(Int(rng.next(below: 300))))
             if process.isRunning { killedMidway += 1 }
             kill(process.processIdentifier, SIGKILL)
             await CLI.exit(of: process)
@@ -132,7 +140,7 @@ struct ViewsCLITests {
                 #expect(FileManager.default.fileExists(atPath: views.appendingPathComponent(link).appendingPathComponent("data.mdb").path))
             }
         }
-        #expect(killedMidway > 0, "at least one kill landed mid-rebuild")
+        #expect(killedMidway >= 3, "kills that landed mid-rebuild: \(killedMidway) of 4")
         // The next open clears the half-built generations.
         #expect(try await cli.run(["rebuild"]).status == 0)
         let after = try FileManager.default.contentsOfDirectory(atPath: views.path).filter { !$0.hasPrefix(".") }
