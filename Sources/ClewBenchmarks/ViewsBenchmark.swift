@@ -216,7 +216,6 @@ public enum ViewsBenchmark {
         return ms
     }
 
-    /// Anonymous resident memory of this process (`RssAnon`), in MiB.
     /// User and system time of this process (all its threads) so far, in seconds.
     static func processorSeconds() -> Double {
         var usage = rusage()
@@ -225,6 +224,7 @@ public enum ViewsBenchmark {
         return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
+    /// Anonymous resident memory of this process (`RssAnon`), in MiB.
     static func anonymousMB() -> Double {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
         for line in status.split(separator: "\n") where line.hasPrefix("RssAnon:") {
