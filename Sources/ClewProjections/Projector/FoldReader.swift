@@ -13,9 +13,9 @@ struct DecodedBatch: Sendable {
 /// Reads a range of the log in batches and decodes each batch's payloads, for a fold to write.
 ///
 /// A fold of more than one batch reads and decodes on a thread of its own, a batch ahead of the writes
-/// (``pipelined(_:_:body:)``): decoding is about a third of a fold's work and the views' writes the rest,
-/// so on two cores the two overlap, and a rebuild takes about as long as its writes alone. Decoding
-/// itself stays on one core, as in the baseline `clew bench views` measures a rebuild against.
+/// (``pipelined(_:ahead:body:)``): decoding is about a third of a fold's work and the views' writes the
+/// rest, so the two overlap. Decoding itself stays on one thread, as in the baseline that
+/// `clew bench views` measures a rebuild against.
 struct FoldReader: Sendable {
     let ledger: Ledger
     let batchEvents: Int
