@@ -389,12 +389,12 @@ public final class Views: @unchecked Sendable {
             }
             let folded = Date()
             // Each view's copy is environments of its own: copied concurrently, the biggest first.
-            let order = targets.indices.sorted { targets[$0].name.weight > targets[$1].name.weight }
-            let copies = Self.concurrently(order.indices) { k in try self.pack(targets[order[k]]) }
+            let ordered = targets.sorted { $0.name.weight > $1.name.weight }
+            let copies = Self.concurrently(ordered.indices) { i in try self.pack(ordered[i]) }
             var packed: [(ViewName, ViewStore)] = []
             defer { for (_, store) in packed { store.close() } }
-            for (k, copy) in copies.enumerated() {
-                if case .success(let store) = copy { packed.append((targets[order[k]].name, store)) }
+            for (t, copy) in zip(ordered, copies) {
+                if case .success(let store) = copy { packed.append((t.name, store)) }
             }
             for case .failure(let error) in copies { throw error }
             for (name, store) in packed {
