@@ -31,6 +31,11 @@ public enum LedgerBenchmark {
         public var appendEPS: Double
         public var rawAppendEPS: Double
         public var appendRatio: Double
+        /// Processor time (user and system, all threads) per appended event, µs, median run: on two cores
+        /// the wall time per event cannot fall below half of it.
+        public var appendCPUus: Double
+        /// The same for the raw puts.
+        public var rawAppendCPUus: Double
         public var durableSingleP50us: Double
         public var durableSingleP99us: Double
         public var rawCommitP50us: Double
@@ -57,6 +62,7 @@ public enum LedgerBenchmark {
         enum CodingKeys: String, CodingKey {
             case events, batchSize = "batch_size", appenders
             case appendEPS = "append_eps", rawAppendEPS = "raw_append_eps", appendRatio = "append_ratio"
+            case appendCPUus = "append_cpu_us_per_event", rawAppendCPUus = "raw_append_cpu_us_per_event"
             case durableSingleP50us = "durable_single_p50_us", durableSingleP99us = "durable_single_p99_us"
             case rawCommitP50us = "raw_commit_p50_us"
             case readBySeqP50us = "read_by_seq_us_p50", readBySeqP99us = "read_by_seq_us_p99"
@@ -86,12 +92,14 @@ public enum LedgerBenchmark {
 
         // Ledger appends, batched, from concurrent appenders.
         var appendTimes: [Double] = []
+        var appendCPU: [Double] = []
         var kept: Ledger?
         for rep in 0..<configuration.repetitions {
             progress("ledger append \(rep + 1)/\(configuration.repetitions)")
             let dir = workDirectory.appendingPathComponent("ledger-\(rep)")
             let ledger = try Ledger.create(at: dir, options: configuration.ledgerOptions)
             let start = DispatchTime.now().uptimeNanoseconds
+            let cpu = ViewsBenchmark.processorSeconds()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for worker in 0..<configuration.appenders {
                     group.addTask {
@@ -103,6 +111,7 @@ public enum LedgerBenchmark {
                 try await group.waitForAll()
             }
             appendTimes.append(seconds(since: start))
+            appendCPU.append(ViewsBenchmark.processorSeconds() - cpu)
             ledger.waitForIdle()
             if rep == 0 { kept = ledger } else {
                 ledger.close()
@@ -120,6 +129,7 @@ public enum LedgerBenchmark {
 
         // Raw LMDB: the same number of records of the mean stored size, MDB_APPEND, durable commits per batch.
         var rawTimes: [Double] = []
+        var rawCPU: [Double] = []
         var rawScanTimes: [Double] = []
         var rawCommitLatencies: [Double] = []
         let record = [UInt8](repeating: 0x5a, count: valueSize)
@@ -133,6 +143,7 @@ public enum LedgerBenchmark {
             let db = try env.openDatabase("events")
             var seq: UInt64 = 0
             let start = DispatchTime.now().uptimeNanoseconds
+            let cpu = ViewsBenchmark.processorSeconds()
             for batch in batches {
                 try env.write { txn in
                     for _ in batch {
@@ -144,6 +155,7 @@ public enum LedgerBenchmark {
                 }
             }
             rawTimes.append(seconds(since: start))
+            rawCPU.append(ViewsBenchmark.processorSeconds() - cpu)
             for _ in 0..<(rep == 0 ? configuration.singles : 0) {
                 seq += 1
                 let t = DispatchTime.now().uptimeNanoseconds
@@ -228,6 +240,7 @@ public enum LedgerBenchmark {
         return Result(
             events: events.count, batchSize: configuration.batchSize, appenders: configuration.appenders,
             appendEPS: appendEPS, rawAppendEPS: rawAppendEPS, appendRatio: appendEPS / rawAppendEPS,
+            appendCPUus: median(appendCPU) * 1e6 / n, rawAppendCPUus: median(rawCPU) * 1e6 / n,
             durableSingleP50us: percentile(latencies, 0.5), durableSingleP99us: percentile(latencies, 0.99),
             rawCommitP50us: percentile(rawCommitLatencies, 0.5),
             readBySeqP50us: percentile(reads, 0.5), readBySeqP99us: percentile(reads, 0.99),

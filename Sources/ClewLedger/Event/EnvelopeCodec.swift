@@ -90,9 +90,9 @@ enum EnvelopeCodec {
                 switch (field, type) {
                 case (EnvelopeField.seq, 0): d.seq = try reader.varint()
                 case (EnvelopeField.timestamp, 0): d.timestampMicros = Int64(bitPattern: try reader.varint())
-                case (EnvelopeField.actor, 2): d.actor = try cache.actor.string(try reader.lengthDelimited())
-                case (EnvelopeField.stream, 2): d.stream = try cache.stream.string(try reader.lengthDelimited())
-                case (EnvelopeField.type, 2): d.type = try cache.type.string(try reader.lengthDelimited())
+                case (EnvelopeField.actor, 2): d.actor = try cache.string(try reader.lengthDelimited())
+                case (EnvelopeField.stream, 2): d.stream = try cache.string(try reader.lengthDelimited())
+                case (EnvelopeField.type, 2): d.type = try cache.string(try reader.lengthDelimited())
                 case (EnvelopeField.schemaVersion, 0): d.schemaVersion = UInt32(truncatingIfNeeded: try reader.varint())
                 case (EnvelopeField.payload, 2): d.payload = Data(try reader.lengthDelimited())
                 case (EnvelopeField.payloadRef, 2): d.payloadRef = Array(try reader.lengthDelimited())
@@ -109,28 +109,69 @@ enum EnvelopeCodec {
     }
 }
 
-/// Reuses the String for bytes equal to the last ones seen, so a scan over one stream does not
-/// allocate the same actor, stream and type strings once per event.
+/// Reuses the String for bytes seen recently, so a scan does not validate and allocate the same actor,
+/// stream and type strings once per event. A direct-mapped table of 128 slots keyed by the bytes' length,
+/// first and last eight bytes: a scan interleaving a few hundred runs' streams still hits (one slot for
+/// the last string seen, as before, missed on every event of interleaved streams: half a scan's time went
+/// to validating and allocating strings again).
 struct StringCache {
-    struct Slot {
+    private struct Slot {
         var bytes: [UInt8] = []
         var value = ""
-
-        mutating func string(_ raw: UnsafeRawBufferPointer) throws -> String {
-            if raw.isEmpty { return "" }
-            if raw.count == bytes.count, bytes.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, raw.count) == 0 }) {
-                return value
-            }
-            guard let s = String(validating: raw, as: UTF8.self) else {
-                throw LedgerError(.corrupted, "an envelope string is not valid UTF-8")
-            }
-            bytes = Array(raw)
-            value = s
-            return s
-        }
     }
 
-    var actor = Slot()
-    var stream = Slot()
-    var type = Slot()
+    private let slotBits: Int
+    /// Allocated on the first string, so a cache made and never used costs nothing.
+    private var slots: [Slot] = []
+
+    /// A cache of `1 << slotBits` strings: 128 by default, for scans; 1 (`slotBits` 0) for reading
+    /// one event, where a table would cost more than it saves.
+    init(slotBits: Int = 7) {
+        self.slotBits = slotBits
+    }
+
+    /// The string of the UTF-8 bytes `raw`, from the cache when the same bytes were seen.
+    /// - Throws: ``LedgerError/Code/corrupted`` when they are not valid UTF-8.
+    mutating func string(_ raw: UnsafeRawBufferPointer) throws -> String {
+        let n = raw.count
+        if n == 0 { return "" }
+        if slots.isEmpty { slots = [Slot](repeating: Slot(), count: 1 << slotBits) }
+        let i = slotBits == 0 ? 0 : Self.slot(raw, bits: slotBits)
+        if slots[i].bytes.count == n, slots[i].bytes.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, n) == 0 }) {
+            return slots[i].value
+        }
+        let s = try Self.decode(raw)
+        slots[i] = Slot(bytes: Array(raw), value: s)
+        return s
+    }
+
+    /// Validates and decodes UTF-8: all-ASCII bytes (nearly every name) take the direct path, others the
+    /// standard library's validation, both on a typed buffer (the generic path on a raw buffer spent most
+    /// of its time looking up type metadata).
+    static func decode(_ raw: UnsafeRawBufferPointer) throws -> String {
+        let bytes = raw.assumingMemoryBound(to: UInt8.self)
+        var high: UInt8 = 0
+        for b in bytes { high |= b }
+        if high < 0x80 { return String(decoding: bytes, as: UTF8.self) }
+        guard let s = String(validating: bytes, as: UTF8.self) else {
+            throw LedgerError(.corrupted, "an envelope string is not valid UTF-8")
+        }
+        return s
+    }
+
+    /// The slot of `raw` (not empty): its length, first and last eight bytes, mixed.
+    @inline(__always)
+    private static func slot(_ raw: UnsafeRawBufferPointer, bits: Int) -> Int {
+        let n = raw.count
+        var head: UInt64 = 0
+        var tail: UInt64 = 0
+        if n >= 8 {
+            head = raw.loadUnaligned(as: UInt64.self)
+            tail = raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+        } else {
+            for (k, b) in raw.enumerated() { head |= UInt64(b) << (8 * UInt64(k)) }
+        }
+        let mixed = (head ^ (tail &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(n)) &* 0xBF58_476D_1CE4_E5B9
+        return Int(truncatingIfNeeded: mixed >> UInt64(64 - bits))
+    }
 }

@@ -162,24 +162,46 @@ public struct NewEvent: Sendable, Hashable {
     }
 
     /// C0 controls, DEL, and C1 controls (UTF-8 0xC2 0x80...0x9F), found on the bytes.
-    private static func hasControlCharacter(_ s: String) -> Bool {
-        var s = s
-        return s.withUTF8 { bytes in
-            var previous: UInt8 = 0
-            for byte in bytes {
-                if byte < 0x20 || byte == 0x7f || (previous == 0xc2 && byte >= 0x80 && byte <= 0x9f) { return true }
-                previous = byte
-            }
-            return false
+    static func hasControlCharacter(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        if isPrintableASCII(bytes) { return false }
+        var previous: UInt8 = 0
+        for byte in bytes {
+            if byte < 0x20 || byte == 0x7f || (previous == 0xc2 && byte >= 0x80 && byte <= 0x9f) { return true }
+            previous = byte
         }
+        return false
+    }
+
+    /// Whether every byte is printable ASCII (0x20...0x7E), as nearly every name is: eight bytes at a time
+    /// (a byte loop was half of validating an event).
+    static func isPrintableASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        let raw = UnsafeRawPointer(base)
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var found: UInt64 = 0
+        var i = 0
+        while i + 8 <= bytes.count {
+            let w = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            found |= w & highs  // a byte of 0x80 or more
+            found |= (w &- ones &* 0x20) & ~w & highs  // a byte below 0x20
+            let del = w ^ (ones &* 0x7f)
+            found |= (del &- ones) & ~del & highs  // a byte of 0x7F
+            i += 8
+        }
+        while i < bytes.count {
+            if bytes[i] &- 0x20 >= 0x5f { return false }
+            i += 1
+        }
+        return found == 0
     }
 
     private static func checkName(_ value: String, field: String, max: Int) throws {
-        if value.isEmpty { throw LedgerError(.invalidInput, "the event's \(field) is empty") }
-        if value.utf8.count > max {
-            throw LedgerError(.invalidInput, "the event's \(field) is \(value.utf8.count) bytes long; the limit is \(max)")
-        }
-        if hasControlCharacter(value) {
+        var utf8 = value
+        let (count, control) = utf8.withUTF8 { ($0.count, $0.count <= max && hasControlCharacter($0)) }
+        if count == 0 { throw LedgerError(.invalidInput, "the event's \(field) is empty") }
+        if count > max { throw LedgerError(.invalidInput, "the event's \(field) is \(count) bytes long; the limit is \(max)") }
+        if control {
             throw LedgerError(.invalidInput, "the event's \(field) \(String(reflecting: value)) contains a control character")
         }
     }

@@ -12,7 +12,7 @@ extension Ledger {
         try store.env.read { txn in
             var reader = BlockReader(store: store, txn: txn)
             guard let i = try reader.locate(seq) else { return nil }
-            var cache = StringCache()
+            var cache = StringCache(slotBits: 0)
             return try reader.event(i, cache: &cache)
         }
     }

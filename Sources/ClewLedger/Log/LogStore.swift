@@ -169,7 +169,8 @@ final class LogStore: Sendable {
             body.removeAll(keepingCapacity: true)
             starts.removeAll(keepingCapacity: true)
         }
-        for (i, event) in events.enumerated() {
+        for i in events.indices {
+            let event = events[i]
             try event.validate(index: i, of: events.count)
             envelope.removeAll(keepingCapacity: true)
             let digest: MerkleHash?

@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+@testable import ClewLedger
+
+/// The fast paths of appending and reading events agree with the plain definitions they replace.
+@Suite("Decode and validation fast paths")
+struct DecodeFastPathTests {
+    /// The rule, one byte at a time: C0 controls, DEL, and C1 controls (0xC2 0x80...0x9F).
+    static func plainHasControl(_ bytes: [UInt8]) -> Bool {
+        var previous: UInt8 = 0
+        for byte in bytes {
+            if byte < 0x20 || byte == 0x7f || (previous == 0xc2 && byte >= 0x80 && byte <= 0x9f) { return true }
+            previous = byte
+        }
+        return false
+    }
+
+    @Test("the word-at-a-time control-character check agrees with the byte rule at every position and length")
+    func controlCharacters() {
+        // Every byte value at every position of names of 1-24 bytes (the word loop and its tail).
+        for length in 1...24 {
+            for position in 0..<length {
+                for value in 0...255 {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    bytes[position] = UInt8(value)
+                    let fast = bytes.withUnsafeBufferPointer { NewEvent.hasControlCharacter($0) }
+                    #expect(fast == Self.plainHasControl(bytes), "byte \(value) at \(position) of \(length)")
+                    if fast != Self.plainHasControl(bytes) { return }
+                }
+            }
+        }
+        // C1 controls encoded in UTF-8 (two bytes, possibly across a word boundary), and their neighbours.
+        for prefix in 0..<10 {
+            for second: UInt8 in [0x7f, 0x80, 0x85, 0x9f, 0xa0, 0xbf] {
+                let bytes = [UInt8](repeating: UInt8(ascii: "x"), count: prefix) + [0xc2, second] + Array("tail".utf8)
+                let fast = bytes.withUnsafeBufferPointer { NewEvent.hasControlCharacter($0) }
+                #expect(fast == Self.plainHasControl(bytes), "0xC2 0x\(String(second, radix: 16)) after \(prefix) bytes")
+            }
+        }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let bytes = (0..<Int.random(in: 0...40, using: &rng)).map { _ in
+                Bool.random(using: &rng) ? UInt8.random(in: 0x20...0x7e, using: &rng) : UInt8.random(in: 0...255, using: &rng)
+            }
+            let fast = bytes.withUnsafeBufferPointer { NewEvent.hasControlCharacter($0) }
+            #expect(fast == Self.plainHasControl(bytes), "\(bytes)")
+        }
+    }
+
+    @Test("names are refused for a control character wherever it is, and accepted in UTF-8 otherwise")
+    func namesValidated() throws {
+        for i in 0..<20 {
+            var name = Array("run/daily_sales/2026-11-2".utf8)
+            name.insert(0x7f, at: i)
+            let event = NewEvent(type: "t", stream: String(decoding: name, as: UTF8.self))
+            #expect(throws: LedgerError.self) { try event.validate() }
+        }
+        try NewEvent(type: "tâche.réussie", stream: "run/données/été", actor: "机器-7").validate()
+    }
+
+    @Test("the string cache returns the string of the bytes asked for, whatever collides, across many strings")
+    func stringCache() throws {
+        var cache = StringCache()
+        var single = StringCache(slotBits: 0)
+        // Many more strings than slots, of lengths around the 8-byte loads, repeated in shuffled orders,
+        // some differing only in the middle (same length, first and last eight bytes: the same slot).
+        var names: [String] = []
+        for i in 0..<600 {
+            names.append("run/etl/\(i)")
+            names.append(String(repeating: "s", count: i % 20 + 1))
+            names.append("run/daily_sales/\(i)/2026-11-21T00")
+            names.append("prefix-\(i % 10)-middle-\(i / 10)-suffix--")
+        }
+        names.append("été/données/机器")
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<3 {
+            for name in names.shuffled(using: &rng) {
+                var copy = name
+                let a = try copy.withUTF8 { try cache.string(UnsafeRawBufferPointer($0)) }
+                let b = try copy.withUTF8 { try single.string(UnsafeRawBufferPointer($0)) }
+                #expect(a == name && b == name)
+                if a != name || b != name { return }
+            }
+        }
+    }
+
+    @Test("invalid UTF-8 in a stored name is reported as corruption, cached or not")
+    func invalidUTF8() {
+        var cache = StringCache()
+        for bad: [UInt8] in [[0xff], [0x61, 0xc3], [0xc3, 0x28, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67], [0xed, 0xa0, 0x80]] {
+            let error = #expect(throws: LedgerError.self) { try bad.withUnsafeBytes { try cache.string($0) } }
+            #expect(error?.code == .corrupted)
+        }
+        #expect((try? [UInt8]("ok".utf8).withUnsafeBytes { try cache.string($0) }) == "ok")
+    }
+
+    @Test("a scan of interleaved streams reads back every event exactly as appended")
+    func interleavedScan() async throws {
+        try await withTemporaryLedger { ledger, _ in
+            var appended: [NewEvent] = []
+            for i in 0..<3_000 {
+                // 400 streams interleaved, names longer than a small string, some non-ASCII.
+                let stream = i % 7 == 0 ? "run/données/\(i % 400)/été" : "run/daily_sales/2026-11-21T00/\(i % 400)"
+                appended.append(sampleEvent(i, stream: stream))
+            }
+            for batch in stride(from: 0, to: appended.count, by: 250) {
+                try await ledger.append(contentsOf: Array(appended[batch..<batch + 250]))
+            }
+            var i = 0
+            try ledger.scan { event in
+                let e = appended[i]
+                #expect(event.stream == e.stream && event.type == e.type && event.actor == e.actor && event.payload == e.payload)
+                i += 1
+                return true
+            }
+            #expect(i == appended.count)
+            let one = try #require(try ledger.event(at: 1_401))
+            #expect(one.stream == appended[1_400].stream && one.payload == appended[1_400].payload)
+        }
+    }
+}
