@@ -1,8 +1,10 @@
 #ifndef CLEW_CZSTD_SHIM_H
 #define CLEW_CZSTD_SHIM_H
-/* Clew uses two of zstd's advanced (stable in 1.5, still in the "static linking" section) entry
-   points, both exported by Debian's shared libzstd: magicless frames and reading their header. */
+/* Clew uses three of zstd's advanced (stable in 1.5, still in the "static linking" section) entry
+   points, all exported by Debian's shared libzstd: magicless frames, reading their header, and
+   training a dictionary with fixed fastCover parameters. */
 #define ZSTD_STATIC_LINKING_ONLY
+#define ZDICT_STATIC_LINKING_ONLY
 #include <zstd.h>
 #include <zdict.h>
 

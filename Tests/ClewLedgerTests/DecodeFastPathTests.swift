@@ -118,4 +118,28 @@ struct DecodeFastPathTests {
             #expect(one.stream == appended[1_400].stream && one.payload == appended[1_400].payload)
         }
     }
+
+    @Test("stream keys split at any point give back each event's stream")
+    func streamKeys() {
+        let streams = (0..<40).map { i in i % 5 == 0 ? "run/été/\(i)" : "run/etl/\(i * 7919)" }
+        var keys = StreamKeys()
+        for s in streams { keys.append(s) }
+        func strings(_ k: StreamKeys) -> [String] {
+            var out: [String] = []
+            k.forEach { i, raw in
+                #expect(i == out.count)
+                out.append(String(decoding: raw, as: UTF8.self))
+            }
+            return out
+        }
+        #expect(strings(keys) == streams)
+        for lower in 0...streams.count {
+            for upper in lower...streams.count {
+                let part = keys[lower..<upper]
+                #expect(part.count == upper - lower)
+                #expect(strings(part) == Array(streams[lower..<upper]))
+                #expect(strings(part[0..<part.count]) == Array(streams[lower..<upper]))
+            }
+        }
+    }
 }

@@ -45,14 +45,27 @@ final class ZstdDictionary: @unchecked Sendable {
 
     /// Trains a dictionary of at most `capacity` bytes from samples; nil when zstd finds too little
     /// to learn from.
+    ///
+    /// fastCover with fixed parameters (segments of k = 1,000 bytes, d = 8), not `ZDICT_trainFromBuffer`,
+    /// which trains four dictionaries to pick the best k: on 4,000 demo events (1.07 MB) that took 108 ms
+    /// against 22 ms here, and the dictionary it picked compressed a held-out 1.07 MB into 133,831 bytes
+    /// against 133,431 for this one. A retraining runs beside appends, so its processor time is theirs.
     static func train(samples: [[UInt8]], capacity: Int) -> [UInt8]? {
         let flat = samples.flatMap { $0 }
         let sizes = samples.map { $0.count }
         var dict = [UInt8](repeating: 0, count: capacity)
+        var parameters = ZDICT_fastCover_params_t()
+        parameters.k = 1_000
+        parameters.d = 8
+        parameters.f = 20
+        parameters.accel = 1
+        parameters.steps = 0
+        parameters.nbThreads = 1
+        parameters.zParams.compressionLevel = 1
         let rc = dict.withUnsafeMutableBytes { d in
             flat.withUnsafeBytes { s in
                 sizes.withUnsafeBufferPointer { z in
-                    ZDICT_trainFromBuffer(d.baseAddress, capacity, s.baseAddress, z.baseAddress, UInt32(samples.count))
+                    ZDICT_trainFromBuffer_fastCover(d.baseAddress, capacity, s.baseAddress, z.baseAddress, UInt32(samples.count), parameters)
                 }
             }
         }

@@ -171,13 +171,49 @@ enum Block {
 /// A block of an append, prepared on the appender's thread: its body encoded and compressed, each
 /// event's leaf hash fed with 0x00 ‖ envelope (the writer adds the seq), its large payloads as blobs.
 struct PreparedBlock: Sendable {
-    var streams: [String] = []
+    var streams = StreamKeys()
     var leafStates: [SHA256State] = []
     /// varint codec followed by the body.
     var encoded: [UInt8] = []
     var blobs: [(key: [UInt8], value: [UInt8])] = []
 
-    var count: Int { streams.count }
+    var count: Int { leafStates.count }
+}
+
+/// The stream of each event of a prepared block, as UTF-8 keys end to end in one buffer: the writer puts
+/// them into the stream index from one contiguous allocation made on the appender's thread, instead of
+/// retaining and reading one string object per event (made on another core: a cache miss each).
+struct StreamKeys: Sendable {
+    private var bytes: [UInt8] = []
+    private var ends: [Int] = []
+
+    var count: Int { ends.count }
+
+    mutating func append(_ stream: String) {
+        bytes.append(contentsOf: stream.utf8)
+        ends.append(bytes.count)
+    }
+
+    /// The keys of events `range`.
+    subscript(range: Range<Int>) -> StreamKeys {
+        var out = StreamKeys()
+        guard !range.isEmpty else { return out }
+        let start = range.lowerBound == 0 ? 0 : ends[range.lowerBound - 1]
+        out.bytes = Array(bytes[start..<ends[range.upperBound - 1]])
+        out.ends = ends[range].map { $0 - start }
+        return out
+    }
+
+    /// Calls `body` with each event's key, in order, and its index.
+    func forEach(_ body: (Int, UnsafeRawBufferPointer) throws -> Void) rethrows {
+        try bytes.withUnsafeBytes { raw in
+            var start = 0
+            for (i, end) in ends.enumerated() {
+                try body(i, UnsafeRawBufferPointer(rebasing: raw[start..<end]))
+                start = end
+            }
+        }
+    }
 }
 
 /// Decodes blocks within one transaction, keeping the last one decoded, so reading neighbouring seqs

@@ -149,7 +149,7 @@ final class LogStore: Sendable {
                 return
             }
             var part = PreparedBlock()
-            part.streams = Array(block.streams[range])
+            part.streams = block.streams[range]
             part.leafStates = Array(block.leafStates[range])
             part.encoded = encoded
             if range.lowerBound == 0 { part.blobs = block.blobs }  // content-addressed: any block may carry them

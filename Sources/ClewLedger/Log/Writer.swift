@@ -205,11 +205,9 @@ final class Writer: @unchecked Sendable {
         _ = try withUnsafeBytes(of: first.bigEndian) { key in
             try record.withUnsafeBytes { try txn.put(store.blocks, key, $0, flags: MDB_APPEND) }
         }
-        for (i, stream) in block.streams.enumerated() {
-            var stream = stream
-            _ = try withUnsafeBytes(of: (first + UInt64(i)).bigEndian) { key in
-                try stream.withUTF8 { try txn.put(store.streams, UnsafeRawBufferPointer($0), key) }
-            }
+        let streams = store.streams
+        try block.streams.forEach { i, stream in
+            _ = try withUnsafeBytes(of: (first + UInt64(i)).bigEndian) { try txn.put(streams, stream, $0) }
         }
         for blob in block.blobs {
             _ = try blob.key.withUnsafeBytes { k in
