@@ -90,50 +90,23 @@ public enum LedgerBenchmark {
             Array(events[$0..<min($0 + configuration.batchSize, events.count)])
         }
 
-        // Ledger appends, batched, from concurrent appenders.
+        // Each repetition appends to a fresh ledger, then makes the raw LMDB baseline of the same records,
+        // then scans: the ledger and its baseline are measured back to back, not minutes apart, so a
+        // change of the machine's load (it is shared) falls on both.
         var appendTimes: [Double] = []
         var appendCPU: [Double] = []
-        var kept: Ledger?
-        for rep in 0..<configuration.repetitions {
-            progress("ledger append \(rep + 1)/\(configuration.repetitions)")
-            let dir = workDirectory.appendingPathComponent("ledger-\(rep)")
-            let ledger = try Ledger.create(at: dir, options: configuration.ledgerOptions)
-            let start = DispatchTime.now().uptimeNanoseconds
-            let cpu = ViewsBenchmark.processorSeconds()
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for worker in 0..<configuration.appenders {
-                    group.addTask {
-                        for i in stride(from: worker, to: batches.count, by: configuration.appenders) {
-                            try await ledger.append(contentsOf: batches[i])
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
-            appendTimes.append(seconds(since: start))
-            appendCPU.append(ViewsBenchmark.processorSeconds() - cpu)
-            ledger.waitForIdle()
-            if rep == 0 { kept = ledger } else {
-                ledger.close()
-                try? fm.removeItem(at: dir)
-            }
-        }
-        let ledger = kept!
-        defer { ledger.close() }
-        progress("component costs")
-        let costs = try ledger.componentCosts(events, batches: batches)
-
-        // Record sizes as stored, for the raw baseline and the size figures.
-        let (recordBytes, tableBytes, usedBytes) = try ledger.storedSizes()
-        let valueSize = max(1, recordBytes / max(1, events.count) - 8)
-
-        // Raw LMDB: the same number of records of the mean stored size, MDB_APPEND, durable commits per batch.
         var rawTimes: [Double] = []
         var rawCPU: [Double] = []
         var rawScanTimes: [Double] = []
         var rawCommitLatencies: [Double] = []
-        let record = [UInt8](repeating: 0x5a, count: valueSize)
-        for rep in 0..<configuration.repetitions {
+        var scanTimes: [Double] = []
+        var decompressTimes: [Double] = []
+        var kept: Ledger?
+        var sizes: (records: Int, table: Int, used: Int) = (0, 0, 0)
+        var record: [UInt8] = []
+        // Raw LMDB: the same number of records of the mean stored size, MDB_APPEND, durable commits per batch.
+        func rawRepetition(_ rep: Int) throws {
+            let valueSize = record.count
             progress("raw LMDB append \(rep + 1)/\(configuration.repetitions)")
             let dir = workDirectory.appendingPathComponent("raw-\(rep)")
             try fm.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -186,10 +159,8 @@ public enum LedgerBenchmark {
             env.close()
             try? fm.removeItem(at: dir)
         }
-
-        // Ledger scans: read and decode every event.
-        var scanTimes: [Double] = []
-        for rep in 0..<configuration.repetitions {
+        // Ledger scans: read and decode every event of the kept ledger; then decompression alone.
+        func scanRepetition(_ rep: Int, _ ledger: Ledger) throws {
             progress("ledger scan \(rep + 1)/\(configuration.repetitions)")
             var count = 0
             var bytes = 0
@@ -201,14 +172,47 @@ public enum LedgerBenchmark {
             }
             scanTimes.append(seconds(since: start))
             precondition(count == events.count, "scan saw \(count) of \(events.count) events")
-        }
-        var decompressTimes: [Double] = []
-        for rep in 0..<configuration.repetitions {
             progress("block decompression \(rep + 1)/\(configuration.repetitions)")
-            let start = DispatchTime.now().uptimeNanoseconds
-            let count = try ledger.decompressEveryBlock()
-            decompressTimes.append(seconds(since: start) * Double(events.count) / Double(max(1, count)))
+            let t = DispatchTime.now().uptimeNanoseconds
+            let blocks = try ledger.decompressEveryBlock()
+            decompressTimes.append(seconds(since: t) * Double(events.count) / Double(max(1, blocks)))
         }
+        for rep in 0..<configuration.repetitions {
+            progress("ledger append \(rep + 1)/\(configuration.repetitions)")
+            let dir = workDirectory.appendingPathComponent("ledger-\(rep)")
+            let ledger = try Ledger.create(at: dir, options: configuration.ledgerOptions)
+            let start = DispatchTime.now().uptimeNanoseconds
+            let cpu = ViewsBenchmark.processorSeconds()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<configuration.appenders {
+                    group.addTask {
+                        for i in stride(from: worker, to: batches.count, by: configuration.appenders) {
+                            try await ledger.append(contentsOf: batches[i])
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            appendTimes.append(seconds(since: start))
+            appendCPU.append(ViewsBenchmark.processorSeconds() - cpu)
+            ledger.waitForIdle()
+            if rep == 0 {
+                kept = ledger
+                // Record sizes as stored, for the raw baseline and the size figures.
+                sizes = try ledger.storedSizes()
+                record = [UInt8](repeating: 0x5a, count: max(1, sizes.records / max(1, events.count) - 8))
+            } else {
+                ledger.close()
+                try? fm.removeItem(at: dir)
+            }
+            try rawRepetition(rep)
+            try scanRepetition(rep, kept!)
+        }
+        let ledger = kept!
+        defer { ledger.close() }
+        let (recordBytes, tableBytes, usedBytes) = sizes
+        progress("component costs")
+        let costs = try ledger.componentCosts(events, batches: batches)
 
         // Durable single-event appends (latency of one acknowledged event).
         progress("durable single appends")
