@@ -126,6 +126,61 @@ public enum ViewsCorpus {
     }
 }
 
+extension ViewsCorpus {
+    /// A dataset of `chunks` hourly chunks and nothing else, for `clew bench chunks`: the DAG registered,
+    /// then each chunk produced (`producing`, then `ready`; about one in a thousand `failed`, one hour in
+    /// two thousand never produced) by runs of 10,000 chunks, two events per chunk. Returns the events
+    /// appended.
+    @discardableResult
+    public static func generateChunks(into ledger: Ledger, chunks: Int, seed: UInt64 = 11, progress: ((Int) -> Void)? = nil) async throws -> Int {
+        var rng = SplitMix64(seed: seed)
+        var batch: [NewEvent] = []
+        batch.reserveCapacity(20_100)
+        var clock: Int64 = 1_767_225_600_000_000
+        let hourMicros: Int64 = 3_600_000_000
+        var written = 0
+        func add<P: EventPayload>(_ type: String, _ stream: String, _ payload: P) {
+            clock += 50
+            batch.append(NewEvent(type: type, stream: stream, actor: "clew-engine", timestampMicros: clock, payload: payload.payloadData))
+        }
+        func flush() async throws {
+            guard !batch.isEmpty else { return }
+            _ = try await ledger.append(contentsOf: batch)
+            written += batch.count
+            batch.removeAll(keepingCapacity: true)
+            progress?(written)
+        }
+        let spec = try JSONDecoder().decode(DAGSpec.self, from: Data(#"{"catchup":false,"datasets":[{"name":"\#(dataset)","partitioning":{"time":{"seconds":3600}},"requiresValidation":false}],"description":"synthetic","maxActiveTasks":8,"name":"\#(dag)","origin":"ViewsCorpus","params":{},"tasks":[{"consumes":[],"id":"load","kind":"swift","produces":[{"dataset":"\#(dataset)","key":"{{partition}}"}],"retries":0,"retryDelayMillis":0,"rule":"all_success","upstream":[]}]}"#.utf8))
+        add(EventType.dagRegistered, StreamID.dag(dag), DAGRegistered(dag: dag, version: "chunks00000000v1", origin: "ViewsCorpus", tasks: ["load"], definition: spec))
+        var hour: Int64 = 0
+        for n in 0..<chunks {
+            let run = "backfill__r\(n / 10_000 + 1)"
+            hour += 1
+            if hour % 2000 == 0 { hour += 1 }  // a missing hour
+            let key = PartitionKey.string(micros: 1_767_225_600_000_000 + hour * hourMicros)
+            func change(from: ChunkStatus?, to: ChunkStatus) -> ChunkChange {
+                var c = ChunkChange(dataset: dataset, chunk: key, from: from, to: to)
+                (c.dag, c.run, c.task, c.attempt, c.partition) = (dag, run, "load", 1, key)
+                return c
+            }
+            add(EventType.chunkStatusChanged, StreamID.dataset(dataset), change(from: nil, to: .producing))
+            if rng.next(below: 1000) == 0 {
+                var failed = change(from: .producing, to: .failed)
+                failed.reason = "source timed out"
+                add(EventType.chunkStatusChanged, StreamID.dataset(dataset), failed)
+            } else {
+                var ready = change(from: .producing, to: .ready)
+                ready.bytes = Int64(4096 + rng.next(below: 4096))
+                ready.location = "/data/\(dataset)/\(key)"
+                add(EventType.chunkStatusChanged, StreamID.dataset(dataset), ready)
+            }
+            if batch.count >= 20_000 { try await flush() }
+        }
+        try await flush()
+        return written
+    }
+}
+
 extension String {
     fileprivate func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }

@@ -389,6 +389,18 @@ struct CLITests {
         for key in ["chunk_status_p50", "runs_p50", "run_p50", "lineage_p50"] {
             #expect((asOf[key] as? Double ?? 0) > 0, "as_of_query_ms \(key): \(views.stdout)")
         }
+        // A status query on one dataset of many chunks (3,000 here), live and as of past seqs.
+        let chunks = try await cli.run(
+            ["bench", "chunks", "--chunks", "3000", "--queries", "20", "--work-dir", cli.directory.path, "--json"], ledgerOption: false)
+        #expect(chunks.status == 0, "\(chunks.stderr)")
+        let chunkFigures = try jsonObject(chunks.stdout)
+        #expect(chunkFigures["chunks"] as? Int == 3000, "\(chunks.stdout)")
+        #expect(chunkFigures["events"] as? Int == 6001, "\(chunks.stdout)")
+        for key in ["chunk_status_query_ms", "as_of_chunk_status_ms", "rebuild_eps", "chunks_view_bytes_per_chunk"] {
+            #expect((chunkFigures[key] as? Double ?? 0) > 0, "\(key): \(chunks.stdout)")
+        }
+        let tooFew = try await cli.run(["bench", "chunks", "--chunks", "5"], ledgerOption: false)
+        #expect(tooFew.status != 0 && tooFew.stderr.contains("--chunks must be at least 100"), "\(tooFew.stderr)")
         let engine = try await cli.run(["bench", "engine", "--tasks", "500", "--repetitions", "1", "--json"], ledgerOption: false)
         #expect(engine.status == 0, "\(engine.stderr)")
         let e = try jsonObject(engine.stdout)

@@ -12,7 +12,7 @@ import Foundation
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures next to the raw limit measured in the same run.",
-        subcommands: [LedgerBench.self, EngineBench.self, ViewsBench.self, ReplayBench.self, ForensicsBench.self, ServeBench.self, ClusterBench.self, PythonBench.self])
+        subcommands: [LedgerBench.self, EngineBench.self, ViewsBench.self, ChunksBench.self, ReplayBench.self, ForensicsBench.self, ServeBench.self, ClusterBench.self, PythonBench.self])
 
     struct LedgerBench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -169,6 +169,47 @@ struct Bench: AsyncParsableCommand {
                     }
                     print(String(format: "rebuild_heap_mb %.0f (%.0f before; goal <= 1024)", r.rebuildHeapMB, r.heapBeforeMB))
                     if let c = r.catchupMillis { print(String(format: "catchup_ms %.1f p50, %.1f p99 (goal < 50)", c, r.catchupP99Millis ?? 0)) }
+                }
+            }
+        }
+    }
+
+    struct ChunksBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "chunks",
+            abstract: "A dataset's status query, live and as of a past seq, on one dataset of 10,000,000 chunks.",
+            discussion: "Generates the ledger once in --work-dir (kept, so later runs reuse it; delete it when done): two events per chunk.")
+
+        @OptionGroup var output: OutputOptions
+
+        @Option(name: .long, help: "Chunks in the dataset.")
+        var chunks = 10_000_000
+
+        @Option(name: .long, help: "Queries timed, live and as of a random seq each.")
+        var queries = 500
+
+        @Option(name: .long, help: "Where the generated ledger is kept.")
+        var workDir: String?
+
+        func validate() throws {
+            if chunks < 100 { throw ValidationError("--chunks must be at least 100") }
+            if queries < 1 { throw ValidationError("--queries must be at least 1") }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                let dir = URL(fileURLWithPath: workDir ?? NSTemporaryDirectory()).appendingPathComponent("clew-bench-chunks")
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                let r = try await ChunksBenchmark.run(directory: dir, chunks: chunks, queries: queries) { Terminal.progress("bench: \($0)") }
+                Terminal.endProgress()
+                if output.json {
+                    print(try JSONOutput.text(r))
+                } else {
+                    print("\(r.chunks) chunks in \(ViewsCorpus.dataset), \(r.events) events")
+                    print(String(format: "rebuild          %.1f s (%.0f events/s)", r.rebuildSeconds, r.rebuildEventsPerSecond))
+                    print(String(format: "chunk_status_query_ms %.3f p50, %.3f p99 (goal < 1)", r.chunkStatusQueryMillis, r.chunkStatusQueryP99Millis))
+                    print(String(format: "as of a past seq      %.3f p50, %.3f p99 (goal < 10)", r.asOfChunkStatusMillis, r.asOfChunkStatusP99Millis))
+                    print(String(format: "chunks view %.1f MiB (%.1f bytes/chunk), ledger %.1f MiB", Double(r.chunksViewBytes) / 1_048_576, r.chunksViewBytesPerChunk, Double(r.ledgerBytes) / 1_048_576))
                 }
             }
         }
