@@ -142,4 +142,36 @@ struct DecodeFastPathTests {
             }
         }
     }
+
+    @Test("a large batch prepared in parts on several threads appends as one: consecutive seqs, every event and stream index entry, a valid tree")
+    func batchPreparedInParts() async throws {
+        try await withTemporaryLedger { ledger, _ in
+            try await ledger.append(sampleEvent(0))
+            let batch = (1...5_003).map { sampleEvent($0, stream: "run/part/\($0 % 37)") }
+            #expect(batch.count / Ledger.preparePartEvents >= 2)
+            let seqs = try await ledger.append(contentsOf: batch)
+            #expect(seqs == 2..<5_005)
+            let read = try ledger.events(2...5_004)
+            #expect(read.map(\.stream) == batch.map(\.stream))
+            #expect(read.map(\.payload) == batch.map(\.payload))
+            #expect(try ledger.seqs(inStream: "run/part/5") == (1...5_003).filter { $0 % 37 == 5 }.map { UInt64($0) + 1 })
+            #expect(try ledger.verify().isValid)
+        }
+    }
+
+    @Test("the first invalid event of a batch prepared in parts is the one named, whichever part it is in, and nothing is written")
+    func invalidEventInAPart() async throws {
+        try await withTemporaryLedger { ledger, _ in
+            try await ledger.append(sampleEvent(0))
+            for bad in [[1_700], [300, 1_700], [1_999], [0, 1_999]] {
+                var batch = (1...2_000).map { sampleEvent($0) }
+                for i in bad { batch[i] = NewEvent(type: "t\n", stream: "s") }
+                let error = await #expect(throws: LedgerError.self) { try await ledger.append(contentsOf: batch) }
+                #expect(error?.code == .invalidInput)
+                #expect(error?.message.contains("event \(bad[0] + 1) of 2000") == true, "\(error?.message ?? "")")
+            }
+            #expect(try ledger.lastSeq == 1)
+            #expect(try ledger.verify().isValid)
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import CoreMetrics
+import Dispatch
 import Foundation
 import Synchronization
 
@@ -67,9 +68,53 @@ extension Ledger {
         return try await writer.submit(try prepare(events), .init(expectations: expectations))
     }
 
-    /// Encodes, compresses and pre-hashes events as blocks on the caller's thread.
+    /// Encodes, compresses and pre-hashes events as blocks: a batch of ``preparePartEvents`` events or
+    /// more in contiguous parts on up to one thread per core (blocks are independent; the writer gives them
+    /// their seqs in order), a smaller one on the caller's thread.
+    ///
+    /// An appender waits for its batch's durable commit before it prepares the next, so with one or two
+    /// appenders a core sat idle through most of every batch's preparation (1.2-1.35 of 2 cores busy).
     func prepare(_ events: [NewEvent]) throws -> [PreparedBlock] {
         let now = Int64((Date().timeIntervalSince1970 * 1_000_000).rounded())
-        return try store.prepare(events, now: now, dictionary: store.currentDictionary.withLock { $0 })
+        let dictionary = store.currentDictionary.withLock { $0 }
+        let parts = min(ProcessInfo.processInfo.activeProcessorCount, events.count / Self.preparePartEvents)
+        if parts <= 1 { return try store.prepare(events, now: now, dictionary: dictionary) }
+        let store = store
+        let results = PartResults(count: parts)
+        let size = (events.count + parts - 1) / parts
+        DispatchQueue.concurrentPerform(iterations: parts) { k in
+            let range = k * size..<min(events.count, (k + 1) * size)
+            results.set(k, Result { try store.prepare(events[range], of: events.count, now: now, dictionary: dictionary) })
+        }
+        // Each part stops at its first invalid event, so the first failing part names the batch's first.
+        var out: [PreparedBlock] = []
+        for k in 0..<parts { out += try results.take(k).get() }
+        return out
+    }
+
+    /// The fewest events of a part of a batch prepared on a thread of its own.
+    static let preparePartEvents = 500
+}
+
+/// One slot per part of a batch prepared concurrently, each written by exactly one iteration of
+/// `concurrentPerform` and read after it returns (which orders the writes before the reads).
+private final class PartResults: @unchecked Sendable {
+    private let slots: UnsafeMutableBufferPointer<Result<[PreparedBlock], any Error>?>
+
+    init(count: Int) {
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: nil)
+    }
+
+    deinit {
+        slots.deinitialize()
+        slots.deallocate()
+    }
+
+    func set(_ k: Int, _ result: Result<[PreparedBlock], any Error>) { slots[k] = result }
+
+    func take(_ k: Int) -> Result<[PreparedBlock], any Error> {
+        guard let result = slots[k] else { preconditionFailure("part \(k) of a batch was not prepared") }
+        return result
     }
 }

@@ -129,6 +129,12 @@ final class LogStore: Sendable {
     /// Encodes, compresses and pre-hashes `events` as blocks (on the caller's thread).
     /// - Throws: ``LedgerError`` `.invalidInput` naming the bad event (by its index in `events`).
     func prepare(_ events: [NewEvent], now: Int64, dictionary: ZstdDictionary?) throws -> [PreparedBlock] {
+        try prepare(events[...], of: events.count, now: now, dictionary: dictionary)
+    }
+
+    /// Encodes, compresses and pre-hashes a part of a batch of `total` events as blocks of its own (on
+    /// the caller's thread), naming a bad event by its index in the whole batch.
+    func prepare(_ events: ArraySlice<NewEvent>, of total: Int, now: Int64, dictionary: ZstdDictionary?) throws -> [PreparedBlock] {
         var out: [PreparedBlock] = []
         var block = PreparedBlock()
         var body: [UInt8] = []
@@ -171,7 +177,7 @@ final class LogStore: Sendable {
         }
         for i in events.indices {
             let event = events[i]
-            try event.validate(index: i, of: events.count)
+            try event.validate(index: i, of: total)
             envelope.removeAll(keepingCapacity: true)
             let digest: MerkleHash?
             if let ref = event.erasedPayloadRef {
