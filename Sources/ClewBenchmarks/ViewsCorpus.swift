@@ -22,7 +22,6 @@ public enum ViewsCorpus {
         batch.reserveCapacity(12_000)
         var written = 0
         var clock: Int64 = 1_767_225_600_000_000  // 2026-01-01T00:00:00Z
-        let hourMicros: Int64 = 3_600_000_000
         var nextHour: Int64 = 0
         var chunks = 0
         var previous: [String] = []
@@ -31,9 +30,7 @@ public enum ViewsCorpus {
             clock += 50
             batch.append(NewEvent(type: type, stream: stream, actor: "clew-engine", timestampMicros: clock, payload: payload.payloadData))
         }
-        func digest() -> String {
-            (0..<4).map { _ in String(rng.nextValue(), radix: 16).leftPadded(16) }.joined()
-        }
+        func digest() -> String { Self.digest(&rng) }
         let spec = try JSONDecoder().decode(DAGSpec.self, from: Data(#"{"catchup":false,"datasets":[{"name":"\#(dataset)","partitioning":{"time":{"seconds":3600}},"requiresValidation":false}],"description":"synthetic","maxActiveTasks":8,"name":"\#(dag)","origin":"ViewsCorpus","params":{},"tasks":[{"consumes":[],"id":"extract","kind":"swift","produces":[],"retries":0,"retryDelayMillis":0,"rule":"all_success","upstream":[]},{"consumes":[],"id":"load","kind":"swift","produces":[{"dataset":"\#(dataset)","key":"{{partition}}"}],"retries":0,"retryDelayMillis":0,"rule":"all_success","upstream":["extract"]},{"consumes":[{"dataset":"\#(dataset)","key":"{{partition}}"}],"id":"aggregate","kind":"swift","produces":[],"retries":0,"retryDelayMillis":0,"rule":"all_success","upstream":["load"]}]}"#.utf8))
         let version = "b3nch0000000v001"
         add(
@@ -54,27 +51,9 @@ public enum ViewsCorpus {
                 add(EventType.taskStarted, stream, TaskEvent(task: task, attempt: 1, seed: String(rng.nextValue(), radix: 16)))
                 if task == "load" {
                     for _ in 0..<chunksPerRun {
-                        nextHour += 1
-                        if nextHour % 2000 == 0 { nextHour += 1 }  // a gap: a missing hour
-                        let key = PartitionKey.string(micros: 1_767_225_600_000_000 + nextHour * hourMicros)
-                        func change(from: ChunkStatus?, to: ChunkStatus) -> ChunkChange {
-                            var c = ChunkChange(dataset: dataset, chunk: key, from: from, to: to)
-                            (c.dag, c.run, c.task, c.attempt, c.partition) = (dag, run, "load", 1, key)
-                            return c
-                        }
-                        add(EventType.chunkStatusChanged, StreamID.dataset(dataset), change(from: nil, to: .producing))
-                        if rng.next(below: 1000) == 0 {
-                            var failed = change(from: .producing, to: .failed)
-                            failed.reason = "source timed out"
-                            add(EventType.chunkStatusChanged, StreamID.dataset(dataset), failed)
-                        } else {
-                            var ready = change(from: .producing, to: .ready)
-                            ready.bytes = Int64(4096 + rng.next(below: 4096))
-                            ready.digest = digest()
-                            ready.location = "/data/\(dataset)/\(key)"
-                            add(EventType.chunkStatusChanged, StreamID.dataset(dataset), ready)
-                            produced.append(key)
-                        }
+                        let chunk = produceChunk(hour: &nextHour, run: run, digests: true, &rng)
+                        for change in chunk.changes { add(EventType.chunkStatusChanged, StreamID.dataset(dataset), change) }
+                        if chunk.ready { produced.append(chunk.key) }
                         chunks += 1
                     }
                 }
@@ -137,7 +116,6 @@ extension ViewsCorpus {
         var batch: [NewEvent] = []
         batch.reserveCapacity(20_100)
         var clock: Int64 = 1_767_225_600_000_000
-        let hourMicros: Int64 = 3_600_000_000
         var written = 0
         func add<P: EventPayload>(_ type: String, _ stream: String, _ payload: P) {
             clock += 50
@@ -154,30 +132,46 @@ extension ViewsCorpus {
         add(EventType.dagRegistered, StreamID.dag(dag), DAGRegistered(dag: dag, version: "chunks00000000v1", origin: "ViewsCorpus", tasks: ["load"], definition: spec))
         var hour: Int64 = 0
         for n in 0..<chunks {
-            let run = "backfill__r\(n / 10_000 + 1)"
-            hour += 1
-            if hour % 2000 == 0 { hour += 1 }  // a missing hour
-            let key = PartitionKey.string(micros: 1_767_225_600_000_000 + hour * hourMicros)
-            func change(from: ChunkStatus?, to: ChunkStatus) -> ChunkChange {
-                var c = ChunkChange(dataset: dataset, chunk: key, from: from, to: to)
-                (c.dag, c.run, c.task, c.attempt, c.partition) = (dag, run, "load", 1, key)
-                return c
-            }
-            add(EventType.chunkStatusChanged, StreamID.dataset(dataset), change(from: nil, to: .producing))
-            if rng.next(below: 1000) == 0 {
-                var failed = change(from: .producing, to: .failed)
-                failed.reason = "source timed out"
-                add(EventType.chunkStatusChanged, StreamID.dataset(dataset), failed)
-            } else {
-                var ready = change(from: .producing, to: .ready)
-                ready.bytes = Int64(4096 + rng.next(below: 4096))
-                ready.location = "/data/\(dataset)/\(key)"
-                add(EventType.chunkStatusChanged, StreamID.dataset(dataset), ready)
-            }
+            let chunk = produceChunk(hour: &hour, run: "backfill__r\(n / 10_000 + 1)", digests: false, &rng)
+            for change in chunk.changes { add(EventType.chunkStatusChanged, StreamID.dataset(dataset), change) }
             if batch.count >= 20_000 { try await flush() }
         }
         try await flush()
         return written
+    }
+}
+
+extension ViewsCorpus {
+    /// The next hour's chunk of ``dataset``, produced by `run`'s `load` task: `producing`, then `ready`
+    /// (with its size, location and, when `digests`, content digest) or, one in a thousand, `failed`.
+    /// One hour in 2,000 is skipped: never produced, so missing.
+    static func produceChunk(
+        hour: inout Int64, run: String, digests: Bool, _ rng: inout SplitMix64
+    ) -> (key: String, changes: [ChunkChange], ready: Bool) {
+        hour += 1
+        if hour % 2000 == 0 { hour += 1 }
+        let key = PartitionKey.string(micros: 1_767_225_600_000_000 + hour * 3_600_000_000)
+        func change(from: ChunkStatus?, to: ChunkStatus) -> ChunkChange {
+            var c = ChunkChange(dataset: dataset, chunk: key, from: from, to: to)
+            (c.dag, c.run, c.task, c.attempt, c.partition) = (dag, run, "load", 1, key)
+            return c
+        }
+        let producing = change(from: nil, to: .producing)
+        if rng.next(below: 1000) == 0 {
+            var failed = change(from: .producing, to: .failed)
+            failed.reason = "source timed out"
+            return (key, [producing, failed], false)
+        }
+        var ready = change(from: .producing, to: .ready)
+        ready.bytes = Int64(4096 + rng.next(below: 4096))
+        if digests { ready.digest = digest(&rng) }
+        ready.location = "/data/\(dataset)/\(key)"
+        return (key, [producing, ready], true)
+    }
+
+    /// A random 64-character hex digest.
+    static func digest(_ rng: inout SplitMix64) -> String {
+        (0..<4).map { _ in String(rng.nextValue(), radix: 16).leftPadded(16) }.joined()
     }
 }
 

@@ -759,7 +759,7 @@ struct GroupedTableTests {
         for (bad, ok) in [(good, true), (Array(good.dropLast()), false), (good + [0x80], false), ([], false),
             (good.prefix(6) + [1, 1, UInt8(ascii: "a"), 0], false), ([1, 7, 2, 1, UInt8(ascii: "x"), 0], false), ([1, 7, 0, 0, 0], false)]
         {
-            let walked: Result<Int, Error> = Result {
+            let walked: Result<Int, any Error> = Result {
                 try key.withUnsafeBytes { k in
                     try bad.withUnsafeBytes { v in
                         var w = GroupedTable.Walk(first: k, bytes: v, view: "values", table: "t")
