@@ -41,18 +41,11 @@ public enum ChunksBenchmark {
         directory: URL, chunks: Int, queries: Int = 500, report: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> Result {
         let ledgerURL = directory.appendingPathComponent("bench-chunks.ledger")
-        var ledger = try Ledger.openOrCreate(at: ledgerURL)
-        var generateSeconds = 0.0
         // Two events per chunk and the DAG's registration: a ledger with fewer holds fewer chunks.
-        if try ledger.lastSeq < UInt64(2 * chunks + 1) {
-            ledger.close()
-            try? FileManager.default.removeItem(at: ledgerURL)
-            ledger = try Ledger.create(at: ledgerURL)
-            let t = Date()
+        let (ledger, generateSeconds) = try await ViewsBenchmark.generatedLedger(at: ledgerURL, holding: UInt64(2 * chunks + 1)) { ledger in
             try await ViewsCorpus.generateChunks(into: ledger, chunks: chunks) { n in
                 if n % 1_000_000 < 20_000 { report("generated \(n) events") }
             }
-            generateSeconds = Date().timeIntervalSince(t)
         }
         defer { ledger.close() }
         let total = try ledger.lastSeq

@@ -64,18 +64,11 @@ public enum ViewsBenchmark {
         report: @escaping @Sendable (String) -> Void = { _ in }
     ) async throws -> Result {
         let ledgerURL = directory.appendingPathComponent("bench-views.ledger")
-        var generateSeconds = 0.0
-        var ledger = try Ledger.openOrCreate(at: ledgerURL)
         var chunks = 0
-        if try ledger.lastSeq < UInt64(events) {
-            ledger.close()
-            try? FileManager.default.removeItem(at: ledgerURL)
-            ledger = try Ledger.create(at: ledgerURL)
-            let t = Date()
+        let (ledger, generateSeconds) = try await generatedLedger(at: ledgerURL, holding: UInt64(events)) { ledger in
             chunks = try await ViewsCorpus.generate(into: ledger, events: events) { n in
                 if n % 1_000_000 < 10_000 { report("generated \(n) events") }
             }
-            generateSeconds = Date().timeIntervalSince(t)
         }
         defer { ledger.close() }
         let total = try ledger.lastSeq
@@ -214,6 +207,26 @@ public enum ViewsBenchmark {
         let ms = Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6
         process.waitUntilExit()
         return ms
+    }
+
+    /// The ledger at `url` when it holds at least `events` events (an earlier run's, kept); otherwise a new
+    /// one filled by `generate`, with the seconds that took (0 for a kept one).
+    static func generatedLedger(
+        at url: URL, holding events: UInt64, generate: (Ledger) async throws -> Void
+    ) async throws -> (Ledger, generateSeconds: Double) {
+        let kept = try Ledger.openOrCreate(at: url)
+        if try kept.lastSeq >= events { return (kept, 0) }
+        kept.close()
+        try? FileManager.default.removeItem(at: url)
+        let ledger = try Ledger.create(at: url)
+        do {
+            let t = Date()
+            try await generate(ledger)
+            return (ledger, Date().timeIntervalSince(t))
+        } catch {
+            ledger.close()
+            throw error
+        }
     }
 
     /// User and system time of this process (all its threads) so far, in seconds.
