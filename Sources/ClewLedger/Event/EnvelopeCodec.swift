@@ -111,9 +111,9 @@ enum EnvelopeCodec {
 
 /// Reuses the String for bytes seen recently, so a scan does not validate and allocate the same actor,
 /// stream and type strings once per event. A direct-mapped table of 128 slots keyed by the bytes' length,
-/// first and last eight bytes: a scan interleaving a few hundred runs' streams still hits (one slot for
-/// the last string seen, as before, missed on every event of interleaved streams: half a scan's time went
-/// to validating and allocating strings again).
+/// first and last eight bytes, so the names a stretch of the log repeats (a few actors, a few dozen
+/// types, the streams of the runs under way) mostly stay in it. One slot per field, as before, missed on
+/// every event of interleaved streams: half a scan's time went to validating and allocating them again.
 struct StringCache {
     private struct Slot {
         var bytes: [UInt8] = []

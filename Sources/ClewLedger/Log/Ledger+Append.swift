@@ -68,9 +68,10 @@ extension Ledger {
         return try await writer.submit(try prepare(events), .init(expectations: expectations))
     }
 
-    /// Encodes, compresses and pre-hashes events as blocks: a batch of ``preparePartEvents`` events or
-    /// more in contiguous parts on up to one thread per core (blocks are independent; the writer gives them
-    /// their seqs in order), a smaller one on the caller's thread.
+    /// Encodes, compresses and pre-hashes events as blocks: a batch of at least twice
+    /// ``preparePartEvents`` events in contiguous parts of at least that many, on up to one thread per
+    /// core (blocks are independent; the writer gives them their seqs in order), a smaller one on the
+    /// caller's thread.
     ///
     /// An appender waits for its batch's durable commit before it prepares the next, so with one or two
     /// appenders a core sat idle through most of every batch's preparation (1.2-1.35 of 2 cores busy).
