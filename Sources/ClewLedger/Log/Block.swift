@@ -320,23 +320,27 @@ struct BlockReader {
         }
     }
 
+    /// The stored envelope of the event at `index`, decoded (an inline payload's digest, state 3, is not in
+    /// it). Decoded in a closure of a concrete type: through the generic ``withStoredEnvelope(_:_:)`` the
+    /// result was copied and destroyed by value witnesses, ~15% of a scan.
+    func envelope(_ index: Int, cache: inout StringCache) throws -> EnvelopeCodec.Decoded {
+        let span = spans[index].envelope
+        return try body.withUnsafeBytes { raw -> EnvelopeCodec.Decoded in
+            try EnvelopeCodec.decode(UnsafeRawBufferPointer(rebasing: raw[span]), cache: &cache)
+        }
+    }
+
     /// The event at `index` of the current block, its payload read from the body or its blob.
     func event(_ index: Int, cache: inout StringCache) throws -> Event {
         let seq = first + UInt64(index)
         let span = spans[index]
-        // The stored envelope: an inline payload's digest (state 3) is not needed to read the event. Decoded
-        // and copied out in one closure of a concrete type (through the generic `withStoredEnvelope` the
-        // decoded envelope was copied and destroyed by value witnesses, ~15% of a scan).
+        let d = try envelope(index, cache: &cache)
         var payload = Data()
-        let d = try body.withUnsafeBytes { raw -> EnvelopeCodec.Decoded in
-            if span.state == .inline || span.state == .inlineDigestImplied, !span.payload.isEmpty {
-                payload = Data(bytes: raw.baseAddress! + span.payload.lowerBound, count: span.payload.count)
-            }
-            return try EnvelopeCodec.decode(UnsafeRawBufferPointer(rebasing: raw[span.envelope]), cache: &cache)
-        }
         switch span.state {
         case .inline, .inlineDigestImplied:
-            break
+            if !span.payload.isEmpty {
+                payload = body.withUnsafeBytes { Data(bytes: $0.baseAddress! + span.payload.lowerBound, count: span.payload.count) }
+            }
         case .blob:
             guard let ref = d.payloadRef else { throw LedgerError(.corrupted, "event \(seq) keeps its payload in a blob but names none") }
             payload = try store.blob(ref, seq: seq, txn)

@@ -222,7 +222,7 @@ extension Ledger {
             // The envelope as stored: in state 3 its digest is the payload's own, already hashed for the
             // leaf above, so the tag and the Merkle tree are what check those bytes.
             let span = reader.spans[i]
-            let d = try reader.withStoredEnvelope(i) { try EnvelopeCodec.decode($0, cache: &cache) }
+            let d = try reader.envelope(i, cache: &cache)
             var stream = d.stream
             let indexed = try stream.withUTF8 { s in
                 try withUnsafeBytes(of: seq.bigEndian) { v in
