@@ -174,12 +174,14 @@ struct ViewsTests {
         }
         #expect(snapshots.count >= 4, "30,000 events of the corpus give several snapshots (\(snapshots))")
         // The history's entries: up to 32 events each, none holding events on both sides of a snapshot.
+        var entryBytes = 0
         let entries: [(first: UInt64, seqs: [UInt64])] = try views.read(.chunks) { store, txn in
             var out: [(UInt64, [UInt64])] = []
             let prefix = ChunkHistory.prefix(ViewsCorpus.dataset)
             try ViewTxn.scan(txn, store.table("changes"), prefix: prefix, view: "chunks", table: "changes") { k, v in
                 let first = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
                 var seqs: [UInt64] = []
+                entryBytes += v.count
                 try ChunkHistory.events(v, first: first, view: "chunks") { at, _ in
                     seqs.append(at)
                     return true
@@ -192,6 +194,9 @@ struct ViewsTests {
         let events = entries.reduce(0) { $0 + $1.seqs.count }
         #expect(entries.allSatisfy { $0.seqs.first == $0.first && $0.seqs.count <= ChunkHistoryWriter.groupEvents && $0.seqs == $0.seqs.sorted() })
         #expect(entries.count * 8 < events, "\(entries.count) entries for \(events) events")
+        // A status change is one operation, its ordinal a byte from the one before: ~6 bytes an event
+        // with its seq and length (13 when changes were a removal and an insertion of whole ordinals).
+        #expect(entryBytes < events * 7, "\(entryBytes) bytes of history for \(events) events")
         for s in snapshots {
             #expect(!entries.contains { $0.first <= s && $0.seqs.last! > s }, "an entry straddles the snapshot at \(s)")
         }
@@ -496,6 +501,47 @@ struct BinaryRecordTests {
         var bare = TaskRecord(task: "t", state: "running", firstSeq: 1, lastSeq: 1)
         bare.lastStartMicros = 5  // with no first start
         _ = try Self.roundTrip(bare)
+    }
+
+    @Test("a chunk key that spells its ordinal is stored as a byte or three; any other key keeps its exact text")
+    func chunkKeyForms() throws {
+        func stored(_ key: String, _ ordinal: UInt64) throws -> Int {
+            var c = ChunkRecord(key: key, ordinal: ordinal, status: "ready", since: 10, sinceMicros: 1)
+            c.partition = key
+            c.producedSeq = 10
+            return try Self.roundTrip(c).count
+        }
+        let hour = UInt64(1_767_229_200 / 3600)  // 2026-01-01T01:00:00Z
+        let bare = try stored("", 0)
+        // The one spelling of the ordinal: no text.
+        #expect(try stored("2026-01-01T01:00:00Z", hour) <= bare + 3)
+        #expect(try stored("2026-01-01T00:00:00Z", UInt64(1_767_225_600 / 86_400)) <= bare + 4)  // daily
+        #expect(try stored("2026-01-01T01:15:00Z", UInt64(1_767_230_100 / 900)) <= bare + 5)  // 15 minutes
+        #expect(try stored("0001-01-01T00:00:01Z", 1) > 0)
+        #expect(try stored("9999-12-31T23:59:59Z", 253_402_300_799) > 0)
+        #expect(try stored("42", 42) <= bare + 2)
+        #expect(try stored("0", 0) <= bare + 2)
+        #expect(try stored(String(UInt64.max), .max) <= bare + 11)
+        // Other spellings, other ordinals, and keys of no partitioning: their text.
+        for (key, ordinal) in [
+            ("2026-01-01T01:00Z", hour), ("2026-01-01T01:00:00Z", hour + 1), ("2026-01-01T01:00:00Z", 7), ("2026-01-01", hour),
+            ("2026-02-31T00:00:00Z", 0), ("2026-01-01T01:00:00Z", 0), ("1970-01-01T00:00:00Z", 0), ("07", 7), ("+7", 7),
+            ("-7", 7), ("7", 8), ("", 1), ("hourly/2026", 2026), ("１２", 12), ("2026-01-01T01:00:00Y", hour),
+        ] {
+            #expect(try stored(key, ordinal) >= bare + key.utf8.count, "\(key) at \(ordinal)")
+        }
+        // A window key whose ordinal and length spell a time past year 9999, or overflow, is refused.
+        for seconds in [UInt64(1) << 40, .max] {
+            var w = RecordWriter(optionals: ChunkRecord.optionals)
+            w.varint(1 << 30)
+            w.byte(ChunkKeyForm.window)
+            w.varint(seconds)
+            w.word("ready")
+            w.varint(1)
+            w.int(1)
+            w.strings([])
+            #expect(throws: RecordReader.Malformed.self) { try w.bytes.withUnsafeBytes { try ChunkRecord.decoded($0) } }
+        }
     }
 
     @Test("value hits read back their exact text, whether the key holds it or the hit does")

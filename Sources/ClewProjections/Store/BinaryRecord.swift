@@ -71,6 +71,8 @@ struct RecordWriter {
 
     mutating func bool(_ b: Bool) { bytes.append(b ? 1 : 0) }
 
+    mutating func byte(_ b: UInt8) { bytes.append(b) }
+
     mutating func string(_ s: String) {
         var s = s
         s.withUTF8 { u in

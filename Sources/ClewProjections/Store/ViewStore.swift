@@ -74,7 +74,10 @@ final class ViewStore: @unchecked Sendable {
     /// 8: chunk keys in their partitioning's order have no `ordinals` entry (found by their chunk record);
     /// the value index (`by_name`, `by_digest`), the staleness tables (`consumers`, `outputs`) and the
     /// lineage node tables (`names`, `ids`) are ``GroupedTable``s: neighbouring entries share a record.
-    static let formatVersion = 8
+    /// 9: a chunk record stores its key as the spelling of its ordinal when it is one (``ChunkKeyForm``)
+    /// and its `producedSeq` back from `since`; the chunk history moves an ordinal between sets in one
+    /// operation and stores ordinals as differences from the entry's previous one.
+    static let formatVersion = 9
 
     init(
         name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false, mapSize: Int = 64 << 20

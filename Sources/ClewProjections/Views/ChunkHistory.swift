@@ -6,14 +6,18 @@ import Foundation
 /// from the view instead of a refold of the log.
 ///
 /// Every change the chunk projection makes to a dataset's summary or sets is also written as an
-/// operation: a chunk ordinal entering or leaving a set (kind, set, varint ordinal), the dataset's
-/// creation (with its partitioning), new column descriptions, or a plain touch (the summary's `lastSeq`
-/// moved and nothing else did). The operations of up to ``ChunkHistoryWriter/groupEvents`` consecutive
-/// events of one dataset are one entry of table `changes`, keyed by the dataset and the first event's
-/// seq: for each event, its seq (as the difference from the one before; 0 for the first), the length of
-/// its operations and the operations. A snapshot closes the dataset's entry, so the entries after a
-/// snapshot hold only events after it. (An entry per event cost ~39 bytes of key and LMDB overhead per
-/// event, as much as the operations themselves.) After every
+/// operation: a chunk ordinal entering or leaving a set (kind, set), moving from one set to another
+/// (kind, from, to: a status change, one operation instead of two), the dataset's creation (with its
+/// partitioning), new column descriptions, or a plain touch (the summary's `lastSeq` moved and nothing
+/// else did). A set operation's ordinal is stored as the zigzag varint of its difference from the
+/// previous ordinal of the same entry (from 0 at the entry's start): a dataset's changes mostly follow
+/// its chunks in order, so that is one byte where the ordinal was three or more. The operations of up
+/// to ``ChunkHistoryWriter/groupEvents`` consecutive events of one dataset are one entry of table
+/// `changes`, keyed by the dataset and the first event's seq: for each event, its seq (as the
+/// difference from the one before; 0 for the first), the length of its operations and the operations.
+/// A snapshot closes the dataset's entry, so the entries after a snapshot hold only events after it.
+/// (An entry per event cost ~39 bytes of key and LMDB overhead per event, as much as the operations
+/// themselves.) After every
 /// ``ChunkHistory/minimumSnapshotOps`` operations of a dataset (more when its sets hold more ranges than
 /// that), the dataset's whole state is written as a snapshot (table `snapshots`). The state at seq S is
 /// the last snapshot at or before S with the operations after it, up to S, applied: at most a snapshot's
@@ -26,24 +30,53 @@ enum ChunkHistory {
     static let minimumSnapshotOps = 4_096
 
     enum Op: UInt8 {
-        case insert = 1, remove = 2, touch = 3, created = 4, described = 5
+        case insert = 1, remove = 2, touch = 3, created = 4, described = 5, move = 6
+    }
+
+    /// One operation as the projection makes it (``ChunkHistoryWriter`` encodes it into its entry, where
+    /// the ordinal's encoding depends on the operations before it).
+    enum Change: Equatable {
+        case insert(set: UInt8, ordinal: UInt64)
+        case remove(set: UInt8, ordinal: UInt64)
+        case move(from: UInt8, to: UInt8, ordinal: UInt64)
+        case touch
+        case created(partitioning: String)
+        case described([UInt8])
+
+        static func described(_ fields: [DatasetDescription.Field]?) throws -> Change { .described(try fieldsJSON(fields)) }
+
+        /// Appends the operation; `previous` is the entry's last ordinal, updated by set operations.
+        func encode(into out: inout [UInt8], previous: inout UInt64) {
+            func ordinal(_ o: UInt64) {
+                let d = Int64(bitPattern: o &- previous)
+                ProtoWire.appendVarint(UInt64(bitPattern: (d << 1) ^ (d >> 63)), to: &out)
+                previous = o
+            }
+            func bytes(_ op: Op, _ b: [UInt8]) {
+                out.append(op.rawValue)
+                ProtoWire.appendVarint(UInt64(b.count), to: &out)
+                out.append(contentsOf: b)
+            }
+            switch self {
+            case .insert(let set, let o):
+                out.append(contentsOf: [Op.insert.rawValue, set])
+                ordinal(o)
+            case .remove(let set, let o):
+                out.append(contentsOf: [Op.remove.rawValue, set])
+                ordinal(o)
+            case .move(let from, let to, let o):
+                out.append(contentsOf: [Op.move.rawValue, from, to])
+                ordinal(o)
+            case .touch: out.append(Op.touch.rawValue)
+            case .created(let partitioning): bytes(.created, Array(partitioning.utf8))
+            case .described(let json): bytes(.described, json)
+            }
+        }
     }
 
     /// The key of an entry of `changes` or `snapshots`: the dataset, then the seq.
     static func key(_ ds: String, seq: UInt64) -> [UInt8] { KeyBuilder().string(ds).u64(seq).bytes }
     static func prefix(_ ds: String) -> [UInt8] { KeyBuilder().string(ds).bytes }
-
-    static func setOp(_ op: Op, set: UInt8, ordinal: UInt64) -> [UInt8] {
-        var v: [UInt8] = [op.rawValue, set]
-        ProtoWire.appendVarint(ordinal, to: &v)
-        return v
-    }
-
-    static func createdOp(partitioning: String) -> [UInt8] { bytesOp(.created, Array(partitioning.utf8)) }
-
-    static func describedOp(_ fields: [DatasetDescription.Field]?) throws -> [UInt8] {
-        bytesOp(.described, try fieldsJSON(fields))
-    }
 
     /// Column descriptions as sorted-key JSON, empty for none.
     static func fieldsJSON(_ fields: [DatasetDescription.Field]?) throws -> [UInt8] {
@@ -60,14 +93,6 @@ enum ChunkHistory {
         } catch {
             throw ViewError(.corrupt, view: view, "view \(view), table \(table): a dataset's columns do not decode (\(error))")
         }
-    }
-
-    static let touchOp: [UInt8] = [Op.touch.rawValue]
-
-    private static func bytesOp(_ op: Op, _ bytes: [UInt8]) -> [UInt8] {
-        var v: [UInt8] = [op.rawValue]
-        ProtoWire.appendVarint(UInt64(bytes.count), to: &v)
-        return v + bytes
     }
 
     /// The events of one entry of `changes` whose key holds seq `first`, in order: each seq and its
@@ -96,33 +121,50 @@ enum ChunkHistory {
         if n == 0 { throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(first) is empty") }
     }
 
-    /// The operations of one event, in order: each kind, set byte (0 when none), ordinal and bytes.
+    /// One decoded operation: for `insert` and `remove` the set is `set`; for `move`, from `set` to `to`;
+    /// `bytes` are a creation's partitioning or a description's JSON.
+    struct Decoded {
+        var op: Op
+        var set: UInt8 = 0
+        var to: UInt8 = 0
+        var ordinal: UInt64 = 0
+        var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+    }
+
+    /// The operations of one event, in order. `previous` is the entry's last ordinal before the event
+    /// (0 for its first event), updated as set operations are read.
     static func ops(
-        _ entry: UnsafeRawBufferPointer, seq: UInt64, view: String, _ body: (Op, UInt8, UInt64, UnsafeRawBufferPointer) throws -> Void
+        _ entry: UnsafeRawBufferPointer, seq: UInt64, previous: inout UInt64, view: String, _ body: (Decoded) throws -> Void
     ) throws {
         if entry.isEmpty { throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(seq) is empty") }
         var r = ProtoReader(entry)
+        func byte() throws -> UInt8 {
+            guard !r.isAtEnd else {
+                throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(seq) is cut short")
+            }
+            defer { r.offset += 1 }
+            return entry[r.offset]
+        }
         do {
             while !r.isAtEnd {
-                let kind = entry[r.offset]
-                r.offset += 1
+                let kind = try byte()
                 guard let op = Op(rawValue: kind) else {
                     throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(seq) has an operation of unknown kind \(kind)")
                 }
-                let none = UnsafeRawBufferPointer(start: nil, count: 0)
+                var d = Decoded(op: op)
                 switch op {
-                case .insert, .remove:
-                    guard !r.isAtEnd else {
-                        throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(seq) is cut short")
-                    }
-                    let set = entry[r.offset]
-                    r.offset += 1
-                    try body(op, set, try r.varint(), none)
+                case .insert, .remove, .move:
+                    d.set = try byte()
+                    if op == .move { d.to = try byte() }
+                    let z = try r.varint()
+                    previous &+= UInt64(bitPattern: Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1))
+                    d.ordinal = previous
                 case .touch:
-                    try body(op, 0, 0, none)
+                    break
                 case .created, .described:
-                    try body(op, 0, 0, try r.lengthDelimited())
+                    d.bytes = try r.lengthDelimited()
                 }
+                try body(d)
             }
         } catch let e as ProtoReader.Malformed {
             throw ViewError(.corrupt, view: view, "view \(view), table changes: the entry at seq \(seq) does not decode (\(e))")
@@ -171,16 +213,19 @@ enum ChunkHistory {
             return s
         }
 
-        /// Applies one entry (the operations of the event at `seq`).
-        mutating func apply(_ entry: UnsafeRawBufferPointer, seq: UInt64, view: String) throws {
+        /// Applies one event's operations (the event at `seq`; `previous` as ``ChunkHistory/ops(_:seq:previous:view:_:)`` takes it).
+        mutating func apply(_ entry: UnsafeRawBufferPointer, seq: UInt64, previous: inout UInt64, view: String) throws {
             lastSeq = seq
-            try ChunkHistory.ops(entry, seq: seq, view: view) { op, set, ordinal, bytes in
-                switch op {
-                case .insert: sets[set, default: RangeSet()].insert(ordinal)
-                case .remove: sets[set]?.remove(ordinal)
+            try ChunkHistory.ops(entry, seq: seq, previous: &previous, view: view) { d in
+                switch d.op {
+                case .insert: sets[d.set, default: RangeSet()].insert(d.ordinal)
+                case .remove: sets[d.set]?.remove(d.ordinal)
+                case .move:
+                    sets[d.set]?.remove(d.ordinal)
+                    sets[d.to, default: RangeSet()].insert(d.ordinal)
                 case .touch: break
-                case .created: partitioning = String(decoding: bytes, as: UTF8.self)
-                case .described: fields = try ChunkHistory.decodeFields(bytes, table: "changes", view: view)
+                case .created: partitioning = String(decoding: d.bytes, as: UTF8.self)
+                case .described: fields = try ChunkHistory.decodeFields(d.bytes, table: "changes", view: view)
                 }
             }
         }
@@ -260,6 +305,7 @@ enum ChunkHistory {
             let first = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
             if first > seq { return false }
             var more = true
+            var previous: UInt64 = 0
             try events(v, first: first, view: store.name) { at, ops in
                 if at > seq {
                     more = false
@@ -272,7 +318,7 @@ enum ChunkHistory {
                     }
                     state = State(partitioning: "", fields: nil, lastSeq: at, sets: [:])
                 }
-                try state!.apply(ops, seq: at, view: store.name)
+                try state!.apply(ops, seq: at, previous: &previous, view: store.name)
                 return true
             }
             return more
@@ -303,12 +349,14 @@ struct ChunkHistoryWriter {
     /// Events of one dataset per entry of `changes`, at most.
     static let groupEvents = 32
 
-    /// An entry of `changes` still taking events: its key's seq, its last event's seq, its events.
+    /// An entry of `changes` still taking events: its key's seq, its last event's seq, its events, the
+    /// last ordinal its operations named.
     private struct Group {
         var first: UInt64
         var last: UInt64
         var events: Int
         var bytes: [UInt8]
+        var ordinal: UInt64 = 0
     }
 
     /// Operations between snapshots, at least (``ChunkHistory/minimumSnapshotOps`` but in tests).
@@ -318,7 +366,7 @@ struct ChunkHistoryWriter {
     private var since: [String: (ops: Int, due: Int)] = [:]
     /// The seq being applied and its operations so far, per dataset.
     private var seq: UInt64 = 0
-    private var pending: [String: (ops: Int, bytes: [UInt8])] = [:]
+    private var pending: [String: [ChunkHistory.Change]] = [:]
     /// Each dataset's open entry (loaded with `since`), and those changed since they were last written.
     private var open: [String: Group] = [:]
     private var unwritten: Set<String> = []
@@ -348,8 +396,8 @@ struct ChunkHistoryWriter {
         for ds in datasets {
             let entry = pending[ds]!
             try load(ds, txn)  // before the event is added: it counts the operations already written
-            try add(ds, entry.bytes, txn)
-            since[ds]!.ops += entry.ops
+            try add(ds, entry, txn)
+            since[ds]!.ops += entry.count
         }
         pending.removeAll(keepingCapacity: true)
         defer { seq = 0 }
@@ -358,8 +406,10 @@ struct ChunkHistoryWriter {
 
     /// Adds the current event's operations on `ds` to its open entry (a new one when it has none);
     /// an entry that reaches ``groupEvents`` events is written and closed.
-    private mutating func add(_ ds: String, _ ops: [UInt8], _ txn: ViewTxn) throws {
+    private mutating func add(_ ds: String, _ changes: [ChunkHistory.Change], _ txn: ViewTxn) throws {
         var g = open[ds] ?? Group(first: seq, last: seq, events: 0, bytes: [])
+        var ops: [UInt8] = []
+        for c in changes { c.encode(into: &ops, previous: &g.ordinal) }
         ProtoWire.appendVarint(seq - g.last, to: &g.bytes)
         ProtoWire.appendVarint(UInt64(ops.count), to: &g.bytes)
         g.bytes.append(contentsOf: ops)
@@ -389,10 +439,9 @@ struct ChunkHistoryWriter {
     /// Whether the current event already has an operation for `ds`.
     func touched(_ ds: String) -> Bool { pending[ds] != nil }
 
-    /// Adds an operation (``ChunkHistory/setOp(_:set:ordinal:)`` and the like) to the current event's entry for `ds`.
-    mutating func write(_ ds: String, _ op: [UInt8]) {
-        pending[ds, default: (0, [])].ops += 1
-        pending[ds]!.bytes.append(contentsOf: op)
+    /// Adds an operation to the current event's entry for `ds`.
+    mutating func write(_ ds: String, _ change: ChunkHistory.Change) {
+        pending[ds, default: []].append(change)
     }
 
     /// Whether `ds` is due a snapshot.
@@ -431,7 +480,7 @@ struct ChunkHistoryWriter {
             try ChunkHistory.events(v, first: first, view: store.name) { at, entry in
                 g.last = at
                 g.events += 1
-                try ChunkHistory.ops(entry, seq: at, view: store.name) { _, _, _, _ in ops += 1 }
+                try ChunkHistory.ops(entry, seq: at, previous: &g.ordinal, view: store.name) { _ in ops += 1 }
                 return true
             }
             latest = g

@@ -113,7 +113,7 @@ final class ChunksProjection: Projection {
                     var s = DatasetSummary(name: spec.name, partitioning: Self.partitioning(spec.partitioning))
                     s.lastSeq = h.seq
                     summaries.set(key, s)
-                    history.write(spec.name, ChunkHistory.createdOp(partitioning: s.partitioning))
+                    history.write(spec.name, .created(partitioning: s.partitioning))
                 }
             }
         case .chunk(let c):
@@ -125,7 +125,7 @@ final class ChunksProjection: Projection {
             s.fields = fields
             s.lastSeq = h.seq
             summaries.set(Self.summaryKey(d.dataset), s)
-            history.write(d.dataset, try ChunkHistory.describedOp(fields))
+            history.write(d.dataset, try .described(fields))
         case .lease(let l, let acquired):
             var (summary, ordinal) = try locate(l.dataset, l.chunk, txn)
             summary.lastSeq = h.seq
@@ -148,7 +148,7 @@ final class ChunksProjection: Projection {
 
     /// Records that the event moved `ds`'s `lastSeq` when it wrote no other operation for it.
     private func touch(_ ds: String) {
-        if !history.touched(ds) { history.write(ds, ChunkHistory.touchOp) }
+        if !history.touched(ds) { history.write(ds, .touch) }
     }
 
     /// Snapshots each dataset the event at `done.seq` touched whose operations since its last snapshot
@@ -202,7 +202,7 @@ final class ChunksProjection: Projection {
         if let s = try summaries.get(Self.summaryKey(ds), txn, txn.store.table("datasets")) { return s }
         let s = DatasetSummary(name: ds, partitioning: "key")
         summaries.set(Self.summaryKey(ds), s)
-        history.write(ds, ChunkHistory.createdOp(partitioning: s.partitioning))
+        history.write(ds, .created(partitioning: s.partitioning))
         return s
     }
 
@@ -288,6 +288,12 @@ final class ChunksProjection: Projection {
 
     /// Puts `ordinal` in (`insert`) or out of a set of `ds`, and writes the operation to the history.
     private func setMember(_ ds: String, _ set: UInt8, _ ordinal: UInt64, _ insert: Bool, _ txn: ViewTxn) throws {
+        try update(ds, set, ordinal, insert, txn)
+        history.write(ds, insert ? .insert(set: set, ordinal: ordinal) : .remove(set: set, ordinal: ordinal))
+    }
+
+    /// Puts `ordinal` in or out of a set of `ds` (its caller writes the history).
+    private func update(_ ds: String, _ set: UInt8, _ ordinal: UInt64, _ insert: Bool, _ txn: ViewTxn) throws {
         let id = ByteKey(Self.setPrefix(ds, set))
         var entry: (original: RangeSet, current: RangeSet)
         if let e = sets[id] {
@@ -298,16 +304,20 @@ final class ChunksProjection: Projection {
         }
         if insert { entry.current.insert(ordinal) } else { entry.current.remove(ordinal) }
         sets[id] = entry
-        history.write(ds, ChunkHistory.setOp(insert ? .insert : .remove, set: set, ordinal: ordinal))
     }
 
     private func move(_ ds: String, _ ordinal: UInt64, from: String?, to: String, _ s: inout DatasetSummary, _ txn: ViewTxn) throws {
+        let toSet = Self.setByte(to)
         if let from {
-            try setMember(ds, Self.setByte(from), ordinal, false, txn)
+            let fromSet = Self.setByte(from)
+            try update(ds, fromSet, ordinal, false, txn)
+            try update(ds, toSet, ordinal, true, txn)
+            history.write(ds, .move(from: fromSet, to: toSet, ordinal: ordinal))
             let n = (s.counts[from] ?? 1) - 1
             s.counts[from] = n == 0 ? nil : n
+        } else {
+            try setMember(ds, toSet, ordinal, true, txn)
         }
-        try setMember(ds, Self.setByte(to), ordinal, true, txn)
         s.counts[to, default: 0] += 1
     }
 

@@ -6,9 +6,11 @@ import ClewModel
 extension ChunkRecord: BinaryRecord {
     static let optionals = 12
 
+    /// The key is written after the ordinal it is usually spelled from (``RecordWriter/chunkKey(_:ordinal:)``),
+    /// and the seq that last made the chunk ready as its distance back from `since` (views format 9).
     func write(to w: inout RecordWriter) {
-        w.string(key)
         w.varint(ordinal)
+        w.chunkKey(key, ordinal: ordinal)
         w.word(status)
         w.varint(since)
         w.int(sinceMicros)
@@ -22,14 +24,15 @@ extension ChunkRecord: BinaryRecord {
         w.optional(digest) { $0.digest($1) }
         w.optional(bytes) { $0.int($1) }
         w.optional(validated) { $0.bool($1) }
-        w.optional(producedSeq) { $0.varint($1) }
+        w.optional(producedSeq) { [since] in $0.int(Int64(bitPattern: since &- $1)) }
         w.optional(staleBecause) { $0.string($1) }
         w.optional(anomalies) { $0.strings($1) }
     }
 
     init(from r: inout RecordReader) throws(RecordReader.Malformed) {
-        let key = try r.string()
-        self.init(key: key, ordinal: try r.varint(), status: try r.word(), since: try r.varint(), sinceMicros: try r.int64())
+        let ordinal = try r.varint()
+        let key = try r.chunkKey(ordinal: ordinal)
+        self.init(key: key, ordinal: ordinal, status: try r.word(), since: try r.varint(), sinceMicros: try r.int64())
         leases = try r.strings()
         dag = try r.optionalString()
         run = try r.optionalString()
@@ -40,9 +43,79 @@ extension ChunkRecord: BinaryRecord {
         digest = try r.optionalDigest()
         bytes = try r.optionalInt64()
         validated = try r.optionalBool()
-        producedSeq = try r.optionalVarint()
+        let since = self.since
+        producedSeq = try r.optionalInt64().map { since &- UInt64(bitPattern: $0) }
         staleBecause = try r.optionalString()
         anomalies = try r.optionalStrings()
+    }
+}
+
+/// How a chunk record stores its key (views format 9). Most keys are the one spelling of their ordinal
+/// in the dataset's partitioning, which the record's key (and the record) already holds: a sequence
+/// number's decimal digits, or a time window's start, `2026-01-01T01:00:00Z`. Such a key is stored as a
+/// byte saying so, and for a window its length in seconds: 1 to 3 bytes instead of ~21. Any other key
+/// (free-form, a second spelling of a taken window, or a time the partitioning does not give) is
+/// stored as text. The record needs no dataset to decode: the window's length is in it.
+enum ChunkKeyForm {
+    static let text: UInt8 = 0
+    static let decimal: UInt8 = 1
+    static let window: UInt8 = 2
+    /// The last second a key can spell (9999-12-31T23:59:59Z), in microseconds.
+    static let lastMicros: Int64 = 253_402_300_799_000_000
+
+    /// The window length (seconds) whose `ordinal`-th window starts at the time `key` spells exactly, if any.
+    static func windowSeconds(_ key: String, ordinal: UInt64) -> UInt64? {
+        let u = key.utf8
+        guard u.count == 20, u.last == UInt8(ascii: "Z"), ordinal > 0, ordinal <= UInt64(lastMicros / 1_000_000),
+            let micros = PartitionKey.parse(key), micros > 0
+        else { return nil }
+        let unit = Int64(ordinal) * 1_000_000
+        guard micros % unit == 0 else { return nil }
+        let seconds = micros / unit
+        return PartitionKey.string(micros: micros) == key ? UInt64(seconds) : nil
+    }
+
+    /// Whether `key` is `ordinal`'s decimal digits (no sign, no leading zero).
+    static func isDecimal(_ key: String, ordinal: UInt64) -> Bool {
+        let u = key.utf8
+        guard let first = u.first, u.count <= 20, first != UInt8(ascii: "0") || u.count == 1 else { return false }
+        return u.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") } && UInt64(key) == ordinal
+    }
+}
+
+extension RecordWriter {
+    /// A chunk's key, given its ordinal (written before it): see ``ChunkKeyForm``.
+    mutating func chunkKey(_ key: String, ordinal: UInt64) {
+        if ChunkKeyForm.isDecimal(key, ordinal: ordinal) {
+            byte(ChunkKeyForm.decimal)
+        } else if let seconds = ChunkKeyForm.windowSeconds(key, ordinal: ordinal) {
+            byte(ChunkKeyForm.window)
+            varint(seconds)
+        } else {
+            byte(ChunkKeyForm.text)
+            string(key)
+        }
+    }
+}
+
+extension RecordReader {
+    /// A chunk's key written by ``RecordWriter/chunkKey(_:ordinal:)``.
+    mutating func chunkKey(ordinal: UInt64) throws(Malformed) -> String {
+        switch try byte() {
+        case ChunkKeyForm.text:
+            return try string()
+        case ChunkKeyForm.decimal:
+            return String(ordinal)
+        case ChunkKeyForm.window:
+            let seconds = try varint()
+            let (start, overflow) = ordinal.multipliedReportingOverflow(by: seconds)
+            guard !overflow, start > 0, start <= UInt64(ChunkKeyForm.lastMicros / 1_000_000) else {
+                throw Malformed(reason: "a chunk key of window \(ordinal) x \(seconds) s, outside years 1-9999", offset: 0)
+            }
+            return PartitionKey.string(micros: Int64(start) * 1_000_000)
+        case let form:
+            throw Malformed(reason: "a chunk key of unknown form \(form)", offset: 0)
+        }
     }
 }
 
