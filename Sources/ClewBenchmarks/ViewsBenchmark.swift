@@ -25,6 +25,10 @@ public enum ViewsBenchmark {
         /// thread while the views write on others, so it spends more of it than it takes.
         public var rebuildCPUMicrosPerEvent: Double
         public var rawCPUMicrosPerEvent: Double
+        /// Bytes a rebuild wrote through system calls per event (`wchar` of `/proc/self/io`: LMDB's
+        /// commits write every page a transaction touched, so this is the views' write amplification,
+        /// against their final size per event in `view_bytes`), median; nil where `/proc` has no `io`.
+        public var rebuildWrittenBytesPerEvent: Double?
         public var chunkStatusQueryMillis: Double
         public var chunkStatusQueryP99Millis: Double
         public var statusRanges: Int
@@ -48,6 +52,7 @@ public enum ViewsBenchmark {
             case rebuildRatio = "rebuild_ratio", chunkStatusQueryMillis = "chunk_status_query_ms"
             case rebuildFoldSeconds = "rebuild_fold_s", rebuildPackSeconds = "rebuild_pack_s"
             case rebuildCPUMicrosPerEvent = "rebuild_cpu_us_per_event", rawCPUMicrosPerEvent = "raw_cpu_us_per_event"
+            case rebuildWrittenBytesPerEvent = "rebuild_written_bytes_per_event"
             case chunkStatusQueryP99Millis = "chunk_status_query_p99_ms", statusRanges = "status_ranges"
             case viewBytes = "view_bytes", ledgerBytes = "ledger_bytes", generateSeconds = "generate_s"
             case viewsBytesRatio = "views_bytes_ratio", asOfQueryMillis = "as_of_query_ms", rebuildHeapMB = "rebuild_heap_mb"
@@ -79,6 +84,7 @@ public enum ViewsBenchmark {
         var raw: [Double] = []
         var fold: [Double] = [], pack: [Double] = []
         var rebuildCPU: [Double] = [], rawCPU: [Double] = []
+        var written: [Double] = []
         let heapBefore = anonymousMB()
         let heapPeak = HeapPeak()
         for i in 0..<repetitions {
@@ -96,10 +102,12 @@ public enum ViewsBenchmark {
             report(String(format: "raw scan+decode %d: %.1fs (%d decoded)", i + 1, raw.last!, decoded))
             t = Date()
             cpu = processorSeconds()
+            let wrote = writtenBytes()
             let parts = try views.rebuild { _ in heapPeak.sample() }
             heapPeak.sample()
             rebuild.append(Date().timeIntervalSince(t))
             rebuildCPU.append(processorSeconds() - cpu)
+            if let before = wrote, let after = writtenBytes() { written.append(Double(after - before)) }
             fold.append(parts.foldSeconds)
             pack.append(parts.packSeconds)
             report(String(format: "rebuild %d: %.1fs (fold %.1fs, pack %.1fs; %.1fs of processor time)", i + 1, rebuild.last!, parts.foldSeconds, parts.packSeconds, rebuildCPU.last!))
@@ -129,6 +137,7 @@ public enum ViewsBenchmark {
             rawScanDecodeEventsPerSecond: rawEPS, rebuildRatio: rebuildEPS / rawEPS,
             rebuildFoldSeconds: median(fold), rebuildPackSeconds: median(pack),
             rebuildCPUMicrosPerEvent: median(rebuildCPU) * 1e6 / Double(total), rawCPUMicrosPerEvent: median(rawCPU) * 1e6 / Double(total),
+            rebuildWrittenBytesPerEvent: written.isEmpty ? nil : median(written) / Double(total),
             chunkStatusQueryMillis: LedgerBenchmark.percentile(latencies, 0.5),
             chunkStatusQueryP99Millis: LedgerBenchmark.percentile(latencies, 0.99),
             statusRanges: ranges, viewBytes: status.reduce(0) { $0 + $1.bytes }, ledgerBytes: ledgerBytes,
@@ -235,6 +244,15 @@ public enum ViewsBenchmark {
         guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
         func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
         return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+
+    /// Bytes this process has passed to `write`-like system calls (`wchar` of `/proc/self/io`), or nil.
+    static func writtenBytes() -> UInt64? {
+        guard let io = try? String(contentsOfFile: "/proc/self/io", encoding: .utf8) else { return nil }
+        for line in io.split(separator: "\n") where line.hasPrefix("wchar:") {
+            return UInt64(line.dropFirst(6).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
     }
 
     /// Anonymous resident memory of this process (`RssAnon`), in MiB.

@@ -385,6 +385,11 @@ struct CLITests {
         for key in ["rebuild_ratio", "views_bytes_ratio", "rebuild_heap_mb", "catchup_ms", "chunk_status_query_ms"] {
             #expect((viewFigures[key] as? Double ?? 0) > 0, "\(key): \(views.stdout)")
         }
+        // A rebuild writes every byte of the views it packs at least once, and more: each commit writes
+        // every page it touched.
+        let events = Double(viewFigures["events"] as? Int ?? 0)
+        let written = viewFigures["rebuild_written_bytes_per_event"] as? Double ?? 0
+        #expect(events > 0 && written * events >= Double(viewFigures["view_bytes"] as? Int ?? .max), "\(views.stdout)")
         let asOf = viewFigures["as_of_query_ms"] as? [String: Any] ?? [:]
         for key in ["chunk_status_p50", "runs_p50", "run_p50", "lineage_p50"] {
             #expect((asOf[key] as? Double ?? 0) > 0, "as_of_query_ms \(key): \(views.stdout)")

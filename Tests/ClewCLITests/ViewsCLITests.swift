@@ -93,9 +93,9 @@ struct ViewsCLITests {
         let target = try FileManager.default.destinationOfSymbolicLink(atPath: views.appendingPathComponent("chunks").path)
         let file = views.appendingPathComponent(target).appendingPathComponent("data.mdb")
         var bytes = try [UInt8](Data(contentsOf: file))
-        // A chunk record (binary): its key, 20 bytes long, after its length; the ordinals table has the
-        // same key strings after a 0 byte instead.
-        let needle = [UInt8(20)] + Array("2026-01-01T".utf8)
+        // A chunk record (binary): its location, the 19 bytes it adds before the chunk's key (stored as
+        // the key's window length, not as text), after their length (2 * 19 + 1).
+        let needle = [UInt8(39)] + Array("/data/\(ViewsCorpus.dataset)/".utf8)
         let at = try #require(bytes.indices.first { bytes[$0..<min($0 + needle.count, bytes.count)].elementsEqual(needle) })
         bytes[at + 10] ^= 0x01
         try Data(bytes).write(to: file)

@@ -162,7 +162,10 @@ struct Bench: AsyncParsableCommand {
                     print(String(format: "rebuild_ratio %.2f (goal >= 0.5)", r.rebuildRatio))
                     print(String(format: "rebuild parts    fold %.1fs, pack %.1fs", r.rebuildFoldSeconds, r.rebuildPackSeconds))
                     print(String(format: "processor time   rebuild %.1f us/event, raw scan+decode %.1f us/event", r.rebuildCPUMicrosPerEvent, r.rawCPUMicrosPerEvent))
-                    print(String(format: "chunk_status_query_ms %.3f p50, %.3f p99 (goal < 10)", r.chunkStatusQueryMillis, r.chunkStatusQueryP99Millis))
+                    if let w = r.rebuildWrittenBytesPerEvent {
+                        print(String(format: "written          %.0f bytes/event by a rebuild (views: %.0f bytes/event)", w, Double(r.viewBytes) / Double(max(1, r.events))))
+                    }
+                    print(String(format: "chunk_status_query_ms %.3f p50, %.3f p99 (goal < 1)", r.chunkStatusQueryMillis, r.chunkStatusQueryP99Millis))
                     print(String(format: "views %.1f MiB, ledger %.1f MiB: views_bytes_ratio %.2f (goal <= 1.5)", Double(r.viewBytes) / 1_048_576, Double(r.ledgerBytes) / 1_048_576, r.viewsBytesRatio))
                     for (name, ms) in r.asOfQueryMillis.sorted(by: { $0.key < $1.key }) {
                         print(String(format: "as_of_query_ms %@ %.3f", name, ms))
