@@ -34,6 +34,15 @@ package enum ProtoWire {
         out.append(UInt8(v))
     }
 
+    /// A signed number as an unsigned one whose varint is short for small magnitudes of either sign
+    /// (protobuf's zigzag: 0, -1, 1, -2 … become 0, 1, 2, 3 …).
+    @inline(__always)
+    package static func zigzag(_ v: Int64) -> UInt64 { UInt64(bitPattern: (v << 1) ^ (v >> 63)) }
+
+    /// The signed number ``zigzag(_:)`` encoded.
+    @inline(__always)
+    package static func unzigzag(_ u: UInt64) -> Int64 { Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1))) }
+
     @inline(__always)
     static func appendTag(_ field: UInt32, _ type: WireType, to out: inout [UInt8]) {
         appendVarint(UInt64(field) << 3 | UInt64(type.rawValue), to: &out)

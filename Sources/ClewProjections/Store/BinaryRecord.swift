@@ -66,7 +66,7 @@ struct RecordWriter {
     mutating func varint(_ v: UInt64) { ProtoWire.appendVarint(v, to: &bytes) }
 
     /// A signed number, zigzag-encoded (small magnitudes of either sign take one byte).
-    mutating func int(_ v: Int64) { varint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+    mutating func int(_ v: Int64) { varint(ProtoWire.zigzag(v)) }
     mutating func int(_ v: Int) { int(Int64(v)) }
 
     mutating func bool(_ b: Bool) { bytes.append(b ? 1 : 0) }
@@ -188,8 +188,7 @@ struct RecordReader {
     }
 
     mutating func int64() throws(Malformed) -> Int64 {
-        let u = try varint()
-        return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
+        ProtoWire.unzigzag(try varint())
     }
 
     mutating func int() throws(Malformed) -> Int { Int(truncatingIfNeeded: try int64()) }

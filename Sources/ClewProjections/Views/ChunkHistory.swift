@@ -48,8 +48,7 @@ enum ChunkHistory {
         /// Appends the operation; `previous` is the entry's last ordinal, updated by set operations.
         func encode(into out: inout [UInt8], previous: inout UInt64) {
             func ordinal(_ o: UInt64) {
-                let d = Int64(bitPattern: o &- previous)
-                ProtoWire.appendVarint(UInt64(bitPattern: (d << 1) ^ (d >> 63)), to: &out)
+                ProtoWire.appendVarint(ProtoWire.zigzag(Int64(bitPattern: o &- previous)), to: &out)
                 previous = o
             }
             func bytes(_ op: Op, _ b: [UInt8]) {
@@ -59,13 +58,17 @@ enum ChunkHistory {
             }
             switch self {
             case .insert(let set, let o):
-                out.append(contentsOf: [Op.insert.rawValue, set])
+                out.append(Op.insert.rawValue)
+                out.append(set)
                 ordinal(o)
             case .remove(let set, let o):
-                out.append(contentsOf: [Op.remove.rawValue, set])
+                out.append(Op.remove.rawValue)
+                out.append(set)
                 ordinal(o)
             case .move(let from, let to, let o):
-                out.append(contentsOf: [Op.move.rawValue, from, to])
+                out.append(Op.move.rawValue)
+                out.append(from)
+                out.append(to)
                 ordinal(o)
             case .touch: out.append(Op.touch.rawValue)
             case .created(let partitioning): bytes(.created, Array(partitioning.utf8))
@@ -156,8 +159,7 @@ enum ChunkHistory {
                 case .insert, .remove, .move:
                     d.set = try byte()
                     if op == .move { d.to = try byte() }
-                    let z = try r.varint()
-                    previous &+= UInt64(bitPattern: Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1))
+                    previous &+= UInt64(bitPattern: ProtoWire.unzigzag(try r.varint()))
                     d.ordinal = previous
                 case .touch:
                     break
