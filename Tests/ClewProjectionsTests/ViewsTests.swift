@@ -750,24 +750,40 @@ struct GroupedTableTests {
             }
             i += n
         }
-        for (k, v) in order { try b.env.write { txn in _ = try GroupedTable.insert(k, v, into: "t", ViewTxn(txn: txn, store: b)) } }
-        #expect(try a.env.read { try a.digest($0) } == b.env.read { try b.digest($0) }, "the same insertions in other batches give the same records")
+        // Into `b` one at a time: the entries `a` kept in another random order, then the repeats again.
+        var other = model.keys.sorted().map { ($0.bytes, model[$0]!) }
+        for i in stride(from: other.count - 1, to: 0, by: -1) { other.swapAt(i, Int(rng.next(below: UInt64(i + 1)))) }
+        for (k, v) in other + all.prefix(300).map({ ($0.0, [UInt8(9)]) }) {
+            let fresh = try b.env.read { txn in try GroupedTable.get(k, txn, b.table("t"), view: "values", table: "t") == nil }
+            let done = try b.env.write { txn in try GroupedTable.insert(k, v, into: "t", ViewTxn(txn: txn, store: b)) }
+            #expect(done == fresh)
+        }
+        // Groups start where the entries say: the same entries inserted in any order and batches leave the
+        // same records.
+        #expect(try a.env.read { try a.digest($0) } == b.env.read { try b.digest($0) }, "the same entries in another order and batches give the same records")
 
         let sorted = model.keys.sorted()
         try a.env.read { txn in
             let db = a.table("t")
-            // Every record holds a valid group of at most maxBytes (or one entry), keyed by its first entry.
+            // Every record holds a valid group keyed by its first entry, which is the table's first or
+            // one the rule picks; no later entry of a group is one the rule picks.
             var records = 0
+            var bytes = 0
             try ViewTxn.scan(txn, db, prefix: [], view: "values", table: "t") { k, v in
-                records += 1
                 var w = GroupedTable.Walk(first: k, bytes: v, view: "values", table: "t")
                 var n = 0
-                while try w.next() { n += 1 }
-                #expect(v.count <= GroupedTable.maxBytes || n == 1)
+                while try w.next() {
+                    let starts = w.withKey { GroupedTable.startsGroup($0, valueCount: w.value.count) }
+                    #expect(starts == (n == 0 && records > 0), "entry \(n) of group \(records)")
+                    n += 1
+                }
                 #expect(n >= 1)
+                records += 1
+                bytes += v.count
                 return true
             }
-            #expect(records > 1 && records < sorted.count / 8, "\(records) records for \(sorted.count) entries")
+            #expect(records > 1 && records < sorted.count / 5, "\(records) records for \(sorted.count) entries")
+            #expect(bytes / records > 150 && bytes / records < 600, "\(bytes / records) bytes per group")
             // Everything back, in order.
             var scanned: [ByteKey] = []
             try GroupedTable.scan(txn, db, prefix: [], view: "values", table: "t") { k, v in
@@ -816,6 +832,48 @@ struct GroupedTableTests {
                 }
             }
             if ok { #expect(try walked.get() == 3) } else { #expect(throws: ViewError.self) { try walked.get() } }
+        }
+    }
+
+    @Test("a bulk load (sorted runs merged, repeats resolved to the first arrival, a retried write's additions dropped) writes the records insertions write")
+    func bulkLoadEqualsInsertions() throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-bulk-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var rng = SplitMix64(seed: 11)
+        let all = Self.entries(6000, &rng)
+        var arrivals = all + all.prefix(700).map { ($0.0, [UInt8(9), 9]) }
+        for i in stride(from: arrivals.count - 1, to: 0, by: -1) { arrivals.swapAt(i, Int(rng.next(below: UInt64(i + 1)))) }
+        let batches = stride(from: 0, to: arrivals.count, by: 97).map { arrivals[$0..<min($0 + 97, arrivals.count)] }
+
+        let inserted = try ViewStore(name: "values", directory: dir.appendingPathComponent("inserted"), tables: ["t"])
+        defer { inserted.close() }
+        for batch in batches {
+            try inserted.env.write { txn in for (k, v) in batch { _ = try GroupedTable.insert(k, v, into: "t", ViewTxn(txn: txn, store: inserted)) } }
+        }
+        let want = try inserted.env.read { try inserted.digest($0) }
+
+        // In memory only (a big budget), and through runs of ~2 KiB merged.
+        for budget in [1 << 30, 2048] {
+            let store = try ViewStore(name: "values", directory: dir.appendingPathComponent("bulk-\(budget)"), tables: ["t"], building: true)
+            defer { store.close() }
+            let load = BulkLoad(directory: store.directory, tables: ["t"], budget: budget)
+            store.bulk = load
+            for (n, batch) in batches.enumerated() {
+                load.mark()
+                for (k, v) in batch { try store.env.write { txn in try ViewTxn(txn: txn, store: store).add(k, v, grouped: "t") } }
+                if n % 5 == 0 {
+                    // The write failed and is retried: what it added is dropped and added again.
+                    load.rollback()
+                    for (k, v) in batch { load.add(k, v, to: "t") }
+                }
+                try load.commit()
+            }
+            let runs = try FileManager.default.contentsOfDirectory(atPath: store.directory.path).filter { $0.hasPrefix("bulk-t-") }
+            #expect(budget > 1 << 20 ? runs.isEmpty : runs.count > 20, "\(runs.count) runs")
+            #expect(try store.env.read { txn in try txn.stat(store.table("t")).entries } == 0, "nothing is inserted while the fold runs")
+            try store.finishBulk()
+            #expect(try store.env.read { try store.digest($0) } == want, "budget \(budget)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: store.directory.path).filter { $0.hasPrefix("bulk-") }.isEmpty)
         }
     }
 }

@@ -11,9 +11,16 @@ protocol Projection: AnyObject {
     static var tables: [String] { get }
     /// The facts the fold reads (the rest are not decoded for it).
     static var interest: Fact.Interest { get }
+    /// Grouped tables that a fold into an empty view loads in bulk at its end (``BulkLoad``): the
+    /// projection only adds to them (``ViewTxn/add(_:_:grouped:)``) and never reads them while it folds.
+    static var bulkTables: [String] { get }
     func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws
     func flush(_ txn: ViewTxn) throws
     func reset()
+}
+
+extension Projection {
+    static var bulkTables: [String] { [] }
 }
 
 /// The views Clew keeps, by name.

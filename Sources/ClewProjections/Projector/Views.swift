@@ -58,6 +58,9 @@ public final class Views: @unchecked Sendable {
         /// Grow a view's map before a fold's write that may not fit (tests switch it off to take the path
         /// of a write retried after `MDB_MAP_FULL`).
         package var growMapAhead = true
+        /// Bytes of a bulk-loaded table's entries a rebuild keeps in memory before it sorts them into a
+        /// run file (``BulkLoad``); tests make it small to merge many runs.
+        package var bulkBudget = 48 << 20
         /// Fault injection for tests: asked after a view's write applied its batch, before its checkpoint;
         /// `true` fails the write as LMDB does when the map fills at commit (`MDB_MAP_FULL`), so it is retried.
         package var failWriteAfterApply: (@Sendable (ViewName) -> Bool)? = nil
@@ -284,12 +287,16 @@ public final class Views: @unchecked Sendable {
         // into the map's end (LMDB 0.9.24 can damage its free-page lists aborting such a write).
         if options.growMapAhead { try t.store.env.ensureRoom((1 << 20) + headers.count * 2048) }
         var attempts = 0
+        t.store.bulk?.mark()
         do {
-            return try t.store.env.write { txn -> UInt64 in
+            let reached = try t.store.env.write { txn -> UInt64 in
                 // A write retried after the map grew (here or in another process): what the failed
                 // attempt applied to the projection's caches is dropped, to be read again from the view.
                 attempts += 1
-                if attempts > 1 { t.projection.reset() }
+                if attempts > 1 {
+                    t.projection.reset()
+                    t.store.bulk?.rollback()
+                }
                 t.store.unsealIfNeeded()
                 var meta = try t.store.readMeta(txn) ?? ViewStore.Meta(
                     format: ViewStore.formatVersion, view: t.name.rawValue, ledger: ledger.id, checkpoint: 0, state: "ready")
@@ -313,10 +320,13 @@ public final class Views: @unchecked Sendable {
                 try t.store.writeMeta(txn, meta)
                 return upTo
             }
+            try t.store.bulk?.commit()
+            return reached
         } catch {
             // A write that fails after the projection applied part of the batch (at commit, say)
             // leaves its caches ahead of the view: dropped, to be read again from the view.
             t.projection.reset()
+            t.store.bulk?.rollback()
             throw error
         }
     }
@@ -371,6 +381,7 @@ public final class Views: @unchecked Sendable {
             for name in names {
                 let dir = generations.next(name)
                 let store = try ViewStore(name: name.rawValue, directory: dir, tables: name.tables, building: true, mapSize: options.mapSize)
+                store.bulk = makeBulk(name, dir)
                 try store.env.write { txn in
                     try store.writeMeta(txn, ViewStore.Meta(
                         format: ViewStore.formatVersion, view: name.rawValue, ledger: ledger.id, checkpoint: 0, state: "building"))
@@ -447,12 +458,20 @@ public final class Views: @unchecked Sendable {
         for name in names {
             let store = try ViewStore(
                 name: name.rawValue, directory: dir.appendingPathComponent(name.rawValue), tables: name.tables, building: true, mapSize: options.mapSize)
+            store.bulk = makeBulk(name, store.directory)
             stores[name] = store
             targets.append(FoldTarget(name: name, store: store, projection: name.makeProjection(options), limit: seqs[name] ?? 0))
         }
         let end = seqs.values.max() ?? 0
         _ = try fold(targets, through: end, progress: progress)
+        for store in stores.values { try store.finishBulk() }
         return try body(stores)
+    }
+
+    /// The bulk load of a fold into the empty view `name` in `directory`, when the view has bulk tables.
+    private func makeBulk(_ name: ViewName, _ directory: URL) -> BulkLoad? {
+        let tables = name.projectionType.bulkTables
+        return tables.isEmpty ? nil : BulkLoad(directory: directory, tables: tables, budget: options.bulkBudget)
     }
 
     // MARK: access

@@ -13,17 +13,34 @@ import Glibc
 /// the length of the rest and the rest, then its value's length and value; every length a varint. Keys
 /// strictly increase within and across groups.
 ///
-/// An insertion goes into the group whose range holds its key (the last group whose first key is not
-/// after it; the first group for a key before all of them), and a group grown past ``maxBytes`` is split
-/// in two halves by bytes. Where groups split depends only on what was inserted and in what order, so a
-/// view folded in any batches has the same records as one folded at once.
+/// Where groups start depends on the entries alone: the table's first entry starts one, and so does
+/// every entry that ``startsGroup(_:valueCount:)`` picks (from a hash of its key, with a chance that
+/// grows with its size, so groups hold ~``meanBytes`` on average). The same entries give the same
+/// records whatever order they arrive in and however they are batched: a catch-up's insertions one at a
+/// time, a fold's in log order, or a rebuild's bulk load in key order (``Builder``) all write the same
+/// bytes.
 ///
 /// Entries are only inserted: the views that keep these tables drop them whole to fold again.
 enum GroupedTable {
-    /// A group's value is split past this many bytes: an eighth of a 4 KiB page, so pages filled in key
-    /// order (a rebuild's copy) lose little at their ends, and an insertion rewrites half a kilobyte.
-    /// (1 KiB groups were 1% smaller in all and no faster to fold.)
-    static let maxBytes = 512
+    /// The mean number of entry bytes (key and value, as they arrive) between group starts. Groups
+    /// store ~60% of that (an entry's key shares a prefix with the key before it), ~300 bytes: most
+    /// groups fit many to a 4 KiB page, an insertion rewrites a few hundred bytes, and groups past
+    /// LMDB's largest node (~2 KiB, which takes pages of its own) are rare (e^-6).
+    static let meanBytes: UInt64 = 512
+
+    /// Whether the entry `key` (with a value of `valueCount` bytes) starts a group: its key's hash
+    /// falls under a bound proportional to its size (``meanBytes`` bytes of entries per start on average).
+    /// Part of the format: changing it changes every grouped table's records.
+    @inline(__always)
+    static func startsGroup(_ key: UnsafeRawBufferPointer, valueCount: Int) -> Bool {
+        let h = Checksum.of(key, UnsafeRawBufferPointer(start: nil, count: 0), seed: 0x1319_8A2E_0370_7344) >> 32
+        let weight = UInt64(key.count + valueCount + 2)
+        return h &* meanBytes < weight << 32
+    }
+
+    static func startsGroup(_ key: [UInt8], valueCount: Int) -> Bool {
+        key.withUnsafeBytes { startsGroup($0, valueCount: valueCount) }
+    }
 
     /// The entries of one group in order: after each ``next()``, the entry's key (``withKey(_:)``,
     /// ``compare(_:)``, ``key``) and its value as ``value``, a range of ``bytes``.
@@ -108,30 +125,48 @@ enum GroupedTable {
 
     /// Inserts `key` → `value` unless the key is there; returns whether it inserted.
     ///
-    /// The group is rewritten through the cursor that found it (one search of the tree) unless it
-    /// splits or takes a new first key.
+    /// The key goes into the group whose range holds it (the last group whose first key is not after
+    /// it), rewritten through the cursor that found it (one search of the tree). A key that starts a
+    /// group (``startsGroup(_:valueCount:)``) splits that group instead: the entries after it move into
+    /// its new group. A key before every group becomes the table's first; the old first group joins it
+    /// unless its own first entry starts a group by the rule.
     @discardableResult
     static func insert(_ key: [UInt8], _ value: [UInt8], into table: String, _ txn: ViewTxn) throws -> Bool {
         let db = txn.store.table(table)
         let view = txn.store.name
         let bounds = txn.txn.mapBounds()
-        enum Outcome { case present, empty, written, pending(old: [UInt8], new: [UInt8], bytes: [UInt8]) }
+        let starts = startsGroup(key, valueCount: value.count)
+        enum Outcome { case present, empty, written, put(key: [UInt8], bytes: [UInt8], delete: [UInt8]?) }
         let outcome = try txn.txn.withCursor(db) { c -> Outcome in
             let after = try key.withUnsafeBytes { try c.seek($0) }
             if let (k, _) = after, k.elementsEqual(key) { return .present }
-            var e = after == nil ? try c.last() : try c.previous()
-            // Before every group: the first one takes it.
-            if e == nil, after != nil { e = try key.withUnsafeBytes { try c.seek($0) } }
-            guard let (k, v) = e else { return .empty }
+            let before = after == nil ? try c.last() : try c.previous()
+            if before == nil, let (k, v) = after {
+                // Before every group: the key is the table's first, and the old first group's entries
+                // follow it in its group unless that group's first entry starts one by the rule.
+                try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
+                let group = try ViewTxn.checked(key: k, stored: v, view: view, table: table)
+                var w = Walk(first: k, bytes: group, view: view, table: table)
+                guard try w.next() else { throw w.corrupt("it holds no entry") }
+                if startsGroup(k, valueCount: w.value.count) { return .put(key: key, bytes: entry(value: value), delete: nil) }
+                var out = entry(value: value)
+                key.withUnsafeBytes { nk in append(&out, key: k, after: nk, value: w.valueBytes) }
+                out.append(copying: UnsafeRawBufferPointer(rebasing: group[w.end...]))
+                return .put(key: key, bytes: out, delete: [UInt8](copying: k))
+            }
+            guard let (k, v) = before else { return .empty }
             try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
             let group = try ViewTxn.checked(key: k, stored: v, view: view, table: table)
-            guard let (first, bytes) = try inserting(key, value, intoGroup: k, group, view: view, table: table) else { return .present }
-            let groupKey = [UInt8](copying: k)
-            guard first == nil, bytes.count <= maxBytes else { return .pending(old: groupKey, new: first ?? groupKey, bytes: bytes) }
-            try groupKey.withUnsafeBytes { k in
-                try bytes.withUnsafeBytes { v in try c.replace(k, count: v.count + Checksum.size) { ViewTxn.store(v, key: k, in: $0) } }
+            guard let (head, tail) = try inserting(key, value, startsGroup: starts, intoGroup: k, group, view: view, table: table) else {
+                return .present
             }
-            return .written
+            // The key is copied first: it lies in the page the replacement changes.
+            let groupKey = [UInt8](copying: k)
+            try groupKey.withUnsafeBytes { k in
+                try head.withUnsafeBytes { h in try c.replace(k, count: h.count + Checksum.size) { ViewTxn.store(h, key: k, in: $0) } }
+            }
+            guard let tail else { return .written }
+            return .put(key: key, bytes: tail, delete: nil)
         }
         switch outcome {
         case .present: return false
@@ -139,41 +174,23 @@ enum GroupedTable {
         case .empty:
             try txn.put(db, key, entry(value: value))
             return true
-        case .pending(let old, let recordKey, let out):
-            if recordKey != old { try txn.delete(db, old) }
-            guard out.count > maxBytes else {
-                try txn.put(db, recordKey, out)
-                return true
-            }
-            // Split at the first entry starting in the second half of the bytes (never the first entry).
-            try out.withUnsafeBytes { bytes in
-                try recordKey.withUnsafeBytes { first in
-                    var w = Walk(first: first, bytes: bytes, view: view, table: table)
-                    while try w.next() {
-                        guard w.start > 0, w.start >= bytes.count / 2 else { continue }
-                        try txn.put(db, recordKey, [UInt8](copying: UnsafeRawBufferPointer(rebasing: bytes[..<w.start])))
-                        var second = entry(value: w.valueBytes)
-                        second.append(copying: UnsafeRawBufferPointer(rebasing: bytes[w.end...]))
-                        try txn.put(db, w.key, second)
-                        return
-                    }
-                    try txn.put(db, recordKey, [UInt8](copying: bytes))
-                }
-            }
+        case .put(let k, let bytes, let old):
+            if let old { try txn.delete(db, old) }
+            try txn.put(db, k, bytes)
             return true
         }
     }
 
-    /// The group keyed `groupKey` holding `bytes` with `key` → `value` inserted, and the group's new first
-    /// key when `key` goes before its first entry; nil when the group holds `key`.
+    /// The group keyed `groupKey` (whose first key is before `key`) holding `bytes`, with `key` → `value`
+    /// inserted: the group's new bytes, and when the key starts a group of its own, that group's bytes
+    /// (the key's entry and the entries after it, which leave this group); nil when the group holds `key`.
     static func inserting(
-        _ key: [UInt8], _ value: [UInt8], intoGroup groupKey: UnsafeRawBufferPointer, _ bytes: UnsafeRawBufferPointer, view: String, table: String
-    ) throws -> (first: [UInt8]?, bytes: [UInt8])? {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count + key.count + value.count + 8)
+        _ key: [UInt8], _ value: [UInt8], startsGroup starts: Bool, intoGroup groupKey: UnsafeRawBufferPointer, _ bytes: UnsafeRawBufferPointer,
+        view: String, table: String
+    ) throws -> (head: [UInt8], tail: [UInt8]?)? {
         var w = Walk(first: groupKey, bytes: bytes, view: view, table: table)
-        // The first entry after the key (if any), and where the one before it starts.
-        var previousStart: Int?
+        // The first entry after the key (if any), and the one before it.
+        var previousStart = -1
         var following = false
         while try w.next() {
             let c = w.compare(key)
@@ -184,24 +201,59 @@ enum GroupedTable {
             }
             previousStart = w.start
         }
-        guard let previousStart else {
-            // Before the group's first entry (`w`): the key becomes the group's.
-            out += entry(value: value)
-            key.withUnsafeBytes { k in w.withKey { append(&out, key: $0, after: k, value: w.valueBytes) } }
-            out.append(copying: UnsafeRawBufferPointer(rebasing: bytes[w.end...]))
-            return (key, out)
-        }
-        // After the entry at `previousStart`: that entry's key again, then the new entry and the next one
-        // re-encoded against it.
+        guard previousStart >= 0 else { throw w.corrupt("the key \(ViewStore.show(key)) sorts before the group's first") }
         var p = Walk(first: groupKey, bytes: bytes, view: view, table: table)
         while try p.next(), p.start < previousStart {}
-        out.append(copying: UnsafeRawBufferPointer(rebasing: bytes[..<p.end]))
-        key.withUnsafeBytes { k in p.withKey { append(&out, key: k, after: $0, value: value) } }
-        if following {
-            key.withUnsafeBytes { k in w.withKey { append(&out, key: $0, after: k, value: w.valueBytes) } }
-            out.append(copying: UnsafeRawBufferPointer(rebasing: bytes[w.end...]))
+        var head = [UInt8](copying: UnsafeRawBufferPointer(rebasing: bytes[..<p.end]))
+        var tail: [UInt8] = []
+        if starts {
+            tail = entry(value: value)
+        } else {
+            head.reserveCapacity(bytes.count + key.count + value.count + 8)
+            key.withUnsafeBytes { k in p.withKey { append(&head, key: k, after: $0, value: value) } }
         }
-        return (nil, out)
+        if following {
+            // The next entry, re-encoded against the key, then the rest as it was.
+            var next: [UInt8] = []
+            key.withUnsafeBytes { k in w.withKey { append(&next, key: $0, after: k, value: w.valueBytes) } }
+            next.append(copying: UnsafeRawBufferPointer(rebasing: bytes[w.end...]))
+            if starts { tail += next } else { head += next }
+        }
+        return (head, starts ? tail : nil)
+    }
+
+    /// Groups entries given in increasing key order into the records insertions of the same entries
+    /// would leave (a bulk load): a group starts at the first entry and at every entry that
+    /// ``startsGroup(_:valueCount:)`` picks.
+    struct Builder {
+        /// The open group's first key and bytes, and the last key added.
+        private var first: [UInt8] = []
+        private var bytes: [UInt8] = []
+        private var previous: [UInt8] = []
+        private var open = false
+
+        /// Adds the next entry (its key after every key added so far); `emit` takes each group this
+        /// closes, as its record's key and value (without the checksum).
+        mutating func add(
+            _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, emit: (_ key: [UInt8], _ bytes: [UInt8]) throws -> Void
+        ) rethrows {
+            if !open || GroupedTable.startsGroup(key, valueCount: value.count) {
+                if open { try emit(first, bytes) }
+                first = [UInt8](copying: key)
+                bytes = entry(value: value)
+                open = true
+            } else {
+                previous.withUnsafeBytes { p in append(&bytes, key: key, after: p, value: value) }
+            }
+            previous.removeAll(keepingCapacity: true)
+            previous.append(copying: key)
+        }
+
+        /// Emits the open group, if any.
+        mutating func finish(emit: (_ key: [UInt8], _ bytes: [UInt8]) throws -> Void) rethrows {
+            if open { try emit(first, bytes) }
+            open = false
+        }
     }
 
     /// A group's first entry: its value's length and value.

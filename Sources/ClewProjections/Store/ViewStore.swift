@@ -77,7 +77,10 @@ final class ViewStore: @unchecked Sendable {
     /// 9: a chunk record stores its key as the spelling of its ordinal when it is one (``ChunkKeyForm``)
     /// and its `producedSeq` back from `since`; the chunk history moves an ordinal between sets in one
     /// operation and stores ordinals as differences from the entry's previous one.
-    static let formatVersion = 9
+    /// 10: a ``GroupedTable``'s groups start where its entries say (a hash of the key), not where
+    /// insertions split them, so a rebuild loads the value index in key order (``BulkLoad``) and writes
+    /// the records a fold of the same events writes.
+    static let formatVersion = 10
 
     init(
         name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false, mapSize: Int = 64 << 20
@@ -101,6 +104,18 @@ final class ViewStore: @unchecked Sendable {
 
     func table(_ name: String) -> Database { tables[name]! }
 
+    /// The entries of bulk-loaded tables while a fold fills this (empty) view; written by
+    /// ``finishBulk()`` or by ``copyPacked(into:)`` into the packed copy.
+    var bulk: BulkLoad?
+
+    /// Writes the bulk-loaded tables into this view's own tables.
+    func finishBulk() throws {
+        guard let bulk else { return }
+        self.bulk = nil
+        defer { bulk.remove() }
+        for t in tableNames where bulk.holds(t) { try bulk.write(t, into: self) }
+    }
+
     /// Whether this process has written to the view since it was last sealed.
     var unsealed = false
 
@@ -112,6 +127,8 @@ final class ViewStore: @unchecked Sendable {
     /// Closes the view without sealing it and deletes its directory: for a generation nothing will read
     /// (a rebuild's folded copy, once packed). A later ``close()`` does nothing.
     func discard() {
+        bulk?.remove()
+        bulk = nil
         unsealed = false
         env.close()
         try? FileManager.default.removeItem(at: directory)
@@ -179,6 +196,10 @@ final class ViewStore: @unchecked Sendable {
     /// grown) puts the same entries again.
     func copyPacked(into dest: ViewStore) throws {
         for name in ["meta"] + tableNames {
+            if let bulk, bulk.holds(name) {
+                try bulk.write(name, into: dest)
+                continue
+            }
             let source = name == "meta" ? meta : table(name)
             let target = name == "meta" ? dest.meta : dest.table(name)
             var after: [UInt8]? = nil
@@ -314,6 +335,16 @@ struct ViewTxn {
 
     func put(_ db: Database, _ key: [UInt8], _ value: [UInt8]) throws {
         try Self.checkedPut(txn, db, key, value)
+    }
+
+    /// Adds `key` → `value` to the grouped table `table` unless the key is there: collected for the bulk
+    /// load when the view has one for the table, else inserted (``GroupedTable/insert(_:_:into:_:)``).
+    func add(_ key: [UInt8], _ value: [UInt8], grouped table: String) throws {
+        if let bulk = store.bulk, bulk.holds(table) {
+            bulk.add(key, value, to: table)
+        } else {
+            try GroupedTable.insert(key, value, into: table, self)
+        }
     }
 
     /// Stores `value` unless `key` exists; returns whether it stored.

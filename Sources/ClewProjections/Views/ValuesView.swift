@@ -50,6 +50,7 @@ public enum ValueMatch: Sendable, Hashable {
 final class ValuesProjection: Projection {
     static let name = "values"
     static let tables = ["by_name", "by_digest", "run_ids", "runs"]
+    static let bulkTables = ["by_name", "by_digest"]
     static let interest: Fact.Interest = [.run]
     static let stringKeyBytes = 64
     static let maxFields = 32
@@ -169,12 +170,12 @@ final class ValuesProjection: Projection {
         var hit = hit
         if hit.value == nil { hit.value = String(value.text.utf8.prefix(200)) ?? value.text }
         let bytes = Self.encodeHit(hit, run: try number(dag: hit.dag, run: hit.run, txn), byName: encoded)
-        try GroupedTable.insert(KeyBuilder().string(hit.name).bytes + encoded + KeyBuilder().u64(hit.seq).bytes, bytes, into: "by_name", txn)
+        try txn.add(KeyBuilder().string(hit.name).bytes + encoded + KeyBuilder().u64(hit.seq).bytes, bytes, grouped: "by_name")
     }
 
     private func index(digest: String, _ hit: ValueHit, _ txn: ViewTxn) throws {
         let run = try number(dag: hit.dag, run: hit.run, txn)
-        try GroupedTable.insert(KeyBuilder().digest(digest).u64(hit.seq).bytes, Self.encodeHit(hit, run: run, byName: nil), into: "by_digest", txn)
+        try txn.add(KeyBuilder().digest(digest).u64(hit.seq).bytes, Self.encodeHit(hit, run: run, byName: nil), grouped: "by_digest")
     }
 
     /// Runs looked up or numbered in this batch and the ones before, up to ``cacheLimit`` (then dropped
