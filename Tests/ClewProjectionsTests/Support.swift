@@ -67,6 +67,9 @@ final class Notices: Sendable {
         o.notice = { [self] text in list.withLock { $0.append(text) } }
         if let scanLimit { o.integrityScanLimit = scanLimit }
         if let batch { o.batchEvents = batch }
+        // Rebuilds and scratch folds sort the value index into runs of ~16 KiB and merge them, so the
+        // tests that compare them with catch-ups take that path (the default keeps 48 MiB in memory).
+        o.bulkBudget = 16 << 10
         return o
     }
 }

@@ -765,23 +765,34 @@ struct GroupedTableTests {
         let sorted = model.keys.sorted()
         try a.env.read { txn in
             let db = a.table("t")
-            // Every record holds a valid group keyed by its first entry, which is the table's first or
-            // one the rule picks; no later entry of a group is one the rule picks.
+            // Every record holds valid entries keyed by its first: the table's first, one the rule picks to
+            // start a group, or one that did not fit in the record before (a group cut in records of at
+            // most recordBytes, or of one entry). No later entry is one the rule picks.
             var records = 0
             var bytes = 0
+            var cut = 0
+            var previous: (bytes: Int, last: [UInt8])?
             try ViewTxn.scan(txn, db, prefix: [], view: "values", table: "t") { k, v in
                 var w = GroupedTable.Walk(first: k, bytes: v, view: "values", table: "t")
                 var n = 0
                 while try w.next() {
                     let starts = w.withKey { GroupedTable.startsGroup($0, valueCount: w.value.count) }
-                    #expect(starts == (n == 0 && records > 0), "entry \(n) of group \(records)")
+                    if n == 0, let previous, !starts {
+                        let fits = previous.bytes + w.withKey { k in previous.last.withUnsafeBytes { GroupedTable.encodedCount(key: k, after: $0, value: w.value.count) } }
+                        #expect(fits > GroupedTable.recordBytes, "record \(records) continues a group that had room for its first entry")
+                        cut += 1
+                    }
+                    if n > 0 { #expect(!starts, "entry \(n) of record \(records) starts a group") }
                     n += 1
                 }
                 #expect(n >= 1)
+                #expect(v.count <= GroupedTable.recordBytes || n == 1)
+                previous = (v.count, w.key)
                 records += 1
                 bytes += v.count
                 return true
             }
+            #expect(cut > 0, "groups cut in records")
             #expect(records > 1 && records < sorted.count / 5, "\(records) records for \(sorted.count) entries")
             #expect(bytes / records > 150 && bytes / records < 600, "\(bytes / records) bytes per group")
             // Everything back, in order.

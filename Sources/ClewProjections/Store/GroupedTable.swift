@@ -1,4 +1,5 @@
 import ClewLedger
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,7 +27,12 @@ enum GroupedTable {
     /// store ~60% of that (an entry's key shares a prefix with the key before it), ~300 bytes: most
     /// groups fit many to a 4 KiB page, an insertion rewrites a few hundred bytes, and groups past
     /// LMDB's largest node (~2 KiB, which takes pages of its own) are rare (e^-6).
-    static let meanBytes: UInt64 = 512
+    static let meanBytes: UInt64 = UInt64(ProcessInfo.processInfo.environment["CLEW_GROUP_MEAN"] ?? "512") ?? 512
+
+    /// A group is cut into records of at most this many bytes (a record of one entry may be bigger):
+    /// under half of LMDB's largest node on 4 KiB pages (~2 KiB; bigger values take pages of their
+    /// own), so that pages filled in key order lose little at their ends.
+    static let recordBytes = Int(ProcessInfo.processInfo.environment["CLEW_GROUP_CAP"] ?? "1024") ?? 1024
 
     /// Whether the entry `key` (with a value of `valueCount` bytes) starts a group: its key's hash
     /// falls under a bound proportional to its size (``meanBytes`` bytes of entries per start on average).
@@ -125,48 +131,47 @@ enum GroupedTable {
 
     /// Inserts `key` → `value` unless the key is there; returns whether it inserted.
     ///
-    /// The key goes into the group whose range holds it (the last group whose first key is not after
-    /// it), rewritten through the cursor that found it (one search of the tree). A key that starts a
-    /// group (``startsGroup(_:valueCount:)``) splits that group instead: the entries after it move into
-    /// its new group. A key before every group becomes the table's first; the old first group joins it
-    /// unless its own first entry starts a group by the rule.
+    /// Most insertions go into a group of one record, found with one search of the tree, and rewrite it
+    /// through the cursor that found it; a key that starts a group (``startsGroup(_:valueCount:)``)
+    /// splits it instead, the entries after it moving into its new group. Otherwise (the record is cut
+    /// from a bigger group, the result would pass ``recordBytes``, or the key goes before every entry)
+    /// the group's records are read whole and written again as ``Builder`` cuts them.
     @discardableResult
     static func insert(_ key: [UInt8], _ value: [UInt8], into table: String, _ txn: ViewTxn) throws -> Bool {
         let db = txn.store.table(table)
         let view = txn.store.name
         let bounds = txn.txn.mapBounds()
         let starts = startsGroup(key, valueCount: value.count)
-        enum Outcome { case present, empty, written, put(key: [UInt8], bytes: [UInt8], delete: [UInt8]?) }
+        enum Outcome { case present, empty, written, put([UInt8], [UInt8]), whole }
         let outcome = try txn.txn.withCursor(db) { c -> Outcome in
             let after = try key.withUnsafeBytes { try c.seek($0) }
             if let (k, _) = after, k.elementsEqual(key) { return .present }
-            let before = after == nil ? try c.last() : try c.previous()
-            if before == nil, let (k, v) = after {
-                // Before every group: the key is the table's first, and the old first group's entries
-                // follow it in its group unless that group's first entry starts one by the rule.
-                try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
-                let group = try ViewTxn.checked(key: k, stored: v, view: view, table: table)
-                var w = Walk(first: k, bytes: group, view: view, table: table)
-                guard try w.next() else { throw w.corrupt("it holds no entry") }
-                if startsGroup(k, valueCount: w.value.count) { return .put(key: key, bytes: entry(value: value), delete: nil) }
-                var out = entry(value: value)
-                key.withUnsafeBytes { nk in append(&out, key: k, after: nk, value: w.valueBytes) }
-                out.append(copying: UnsafeRawBufferPointer(rebasing: group[w.end...]))
-                return .put(key: key, bytes: out, delete: [UInt8](copying: k))
-            }
-            guard let (k, v) = before else { return .empty }
+            let found = after == nil ? try c.last() : try c.previous()
+            guard let (k, v) = found else { return after == nil ? .empty : .whole }
             try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
-            let group = try ViewTxn.checked(key: k, stored: v, view: view, table: table)
-            guard let (head, tail) = try inserting(key, value, startsGroup: starts, intoGroup: k, group, view: view, table: table) else {
+            let record = try ViewTxn.checked(key: k, stored: v, view: view, table: table)
+            // A group of one record: its first entry starts a group and so does the next record's.
+            guard try startsGroup(k, firstValueOf: record, view: view, table: table) else { return .whole }
+            if after != nil {
+                guard let (nk, nv) = try c.next() else { throw corrupt(view, table, k, "the record after it is gone") }
+                try ViewTxn.inBounds(nk, nv, bounds, view: view, table: table)
+                let next = try ViewTxn.checked(key: nk, stored: nv, view: view, table: table)
+                guard try startsGroup(nk, firstValueOf: next, view: view, table: table) else { return .whole }
+                _ = try c.previous()
+            }
+            guard let (head, tail) = try inserting(key, value, startsGroup: starts, intoGroup: k, record, view: view, table: table) else {
                 return .present
             }
+            // What ``Builder`` would cut otherwise. (A record past the limit is one entry: the entries
+            // before a key that starts a group are then that record as it was.)
+            guard starts || head.count <= recordBytes, (tail?.count ?? 0) <= recordBytes else { return .whole }
             // The key is copied first: it lies in the page the replacement changes.
             let groupKey = [UInt8](copying: k)
             try groupKey.withUnsafeBytes { k in
                 try head.withUnsafeBytes { h in try c.replace(k, count: h.count + Checksum.size) { ViewTxn.store(h, key: k, in: $0) } }
             }
             guard let tail else { return .written }
-            return .put(key: key, bytes: tail, delete: nil)
+            return .put(key, tail)
         }
         switch outcome {
         case .present: return false
@@ -174,16 +179,83 @@ enum GroupedTable {
         case .empty:
             try txn.put(db, key, entry(value: value))
             return true
-        case .put(let k, let bytes, let old):
-            if let old { try txn.delete(db, old) }
+        case .put(let k, let bytes):
             try txn.put(db, k, bytes)
             return true
+        case .whole:
+            return try insertWhole(key, value, into: table, txn)
         }
     }
 
-    /// The group keyed `groupKey` (whose first key is before `key`) holding `bytes`, with `key` → `value`
-    /// inserted: the group's new bytes, and when the key starts a group of its own, that group's bytes
-    /// (the key's entry and the entries after it, which leave this group); nil when the group holds `key`.
+    /// Whether a record's first entry (`key`, its value the first of `record`) starts a group.
+    private static func startsGroup(_ key: UnsafeRawBufferPointer, firstValueOf record: UnsafeRawBufferPointer, view: String, table: String) throws -> Bool {
+        var r = KeyReader(record)
+        guard let n = r.wholeVarint(), n <= record.count - r.offset else { throw corrupt(view, table, key, "its first value does not decode") }
+        return startsGroup(key, valueCount: Int(n))
+    }
+
+    private static func corrupt(_ view: String, _ table: String, _ key: UnsafeRawBufferPointer, _ what: String) -> ViewError {
+        ViewError(.corrupt, view: view, "view \(view), table \(table): a group of entries at \(ViewStore.show(Array(key))): \(what)")
+    }
+
+    /// Inserts by reading the whole group that holds the key's place (its records from the one whose
+    /// first entry starts it, or the table's first, through the last before the next group's start)
+    /// and writing it again as ``Builder`` cuts it.
+    private static func insertWhole(_ key: [UInt8], _ value: [UInt8], into table: String, _ txn: ViewTxn) throws -> Bool {
+        let db = txn.store.table(table)
+        let view = txn.store.name
+        let bounds = txn.txn.mapBounds()
+        var old: [[UInt8]] = []
+        var entries: [([UInt8], [UInt8])] = []
+        try txn.txn.withCursor(db) { c in
+            let after = try key.withUnsafeBytes { try c.seek($0) }
+            var e = after == nil ? try c.last() : try c.previous()
+            if e == nil { e = try c.first() }
+            // Back to the group's first record.
+            while let (k, v) = e {
+                try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
+                let record = try ViewTxn.checked(key: k, stored: v, view: view, table: table)
+                if try startsGroup(k, firstValueOf: record, view: view, table: table) { break }
+                guard let p = try c.previous() else {
+                    e = try c.first()
+                    break
+                }
+                e = p
+            }
+            // Its records, through the last before the next start.
+            while let (k, v) = e {
+                try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
+                let record = try ViewTxn.checked(key: k, stored: v, view: view, table: table)
+                if !old.isEmpty, try startsGroup(k, firstValueOf: record, view: view, table: table) { break }
+                old.append([UInt8](copying: k))
+                var w = Walk(first: k, bytes: record, view: view, table: table)
+                while try w.next() { entries.append((w.key, [UInt8](copying: w.valueBytes))) }
+                e = try c.next()
+            }
+        }
+        // Where the key goes among them.
+        var lo = 0, hi = entries.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if entries[mid].0.lexicographicallyPrecedes(key) { lo = mid + 1 } else { hi = mid }
+        }
+        if lo < entries.count, entries[lo].0 == key { return false }
+        entries.insert((key, value), at: lo)
+        var records: [([UInt8], [UInt8])] = []
+        var builder = Builder()
+        for (k, v) in entries {
+            k.withUnsafeBytes { k in v.withUnsafeBytes { builder.add(k, $0) { records.append(($0, $1)) } } }
+        }
+        builder.finish { records.append(($0, $1)) }
+        for k in old { try txn.delete(db, k) }
+        for (k, v) in records { try txn.put(db, k, v) }
+        return true
+    }
+
+    /// The record keyed `groupKey` holding `bytes` (a group of its own, whose first key is before `key`),
+    /// with `key` → `value` inserted: the record's new bytes, and when the key starts a group of its own,
+    /// that group's bytes (the key's entry and the entries after it, which leave this record); nil when
+    /// the record holds `key`.
     static func inserting(
         _ key: [UInt8], _ value: [UInt8], startsGroup starts: Bool, intoGroup groupKey: UnsafeRawBufferPointer, _ bytes: UnsafeRawBufferPointer,
         view: String, table: String
@@ -222,22 +294,29 @@ enum GroupedTable {
         return (head, starts ? tail : nil)
     }
 
-    /// Groups entries given in increasing key order into the records insertions of the same entries
-    /// would leave (a bulk load): a group starts at the first entry and at every entry that
-    /// ``startsGroup(_:valueCount:)`` picks.
+    /// Cuts entries given in increasing key order into the records insertions of the same entries would
+    /// leave (a bulk load). A group starts at the first entry and at every entry that
+    /// ``startsGroup(_:valueCount:)`` picks; a group is cut into records of at most ``recordBytes``: an
+    /// entry that would take its record past that starts the next record (a record of one entry may be
+    /// bigger).
     struct Builder {
-        /// The open group's first key and bytes, and the last key added.
+        /// The open record's first key and bytes, and the last key added.
         private var first: [UInt8] = []
         private var bytes: [UInt8] = []
         private var previous: [UInt8] = []
         private var open = false
 
-        /// Adds the next entry (its key after every key added so far); `emit` takes each group this
-        /// closes, as its record's key and value (without the checksum).
+        /// Adds the next entry (its key after every key added so far); `emit` takes each record this
+        /// closes, as its key and value (without the checksum).
         mutating func add(
             _ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, emit: (_ key: [UInt8], _ bytes: [UInt8]) throws -> Void
         ) rethrows {
-            if !open || GroupedTable.startsGroup(key, valueCount: value.count) {
+            var starts = !open || GroupedTable.startsGroup(key, valueCount: value.count)
+            if !starts {
+                let n = previous.withUnsafeBytes { encodedCount(key: key, after: $0, value: value.count) }
+                starts = bytes.count + n > recordBytes
+            }
+            if starts {
                 if open { try emit(first, bytes) }
                 first = [UInt8](copying: key)
                 bytes = entry(value: value)
@@ -249,11 +328,28 @@ enum GroupedTable {
             previous.append(copying: key)
         }
 
-        /// Emits the open group, if any.
+        /// Emits the open record, if any.
         mutating func finish(emit: (_ key: [UInt8], _ bytes: [UInt8]) throws -> Void) rethrows {
             if open { try emit(first, bytes) }
             open = false
         }
+    }
+
+    /// The bytes of a later entry of a record: `key` against `previous`, and a value of `value` bytes.
+    static func encodedCount(key: UnsafeRawBufferPointer, after previous: UnsafeRawBufferPointer, value: Int) -> Int {
+        var shared = 0
+        let n = min(key.count, previous.count)
+        while shared < n, key[shared] == previous[shared] { shared += 1 }
+        return varintCount(shared) + varintCount(key.count - shared) + key.count - shared + varintCount(value) + value
+    }
+
+    private static func varintCount(_ n: Int) -> Int {
+        var n = UInt64(n), c = 1
+        while n >= 0x80 {
+            n >>= 7
+            c += 1
+        }
+        return c
     }
 
     /// A group's first entry: its value's length and value.
