@@ -713,12 +713,13 @@ struct LineageStorageTests {
 
 @Suite("Grouped tables")
 struct GroupedTableTests {
-    /// Keys with long shared prefixes (a few names, then a value, then a seq), values of 0-40 bytes.
-    static func entries(_ n: Int, _ rng: inout SplitMix64) -> [([UInt8], [UInt8])] {
+    /// Keys with long shared prefixes (a few names, then a value, then a seq), values of 0-40 bytes (or
+    /// of 0-`maxValue`).
+    static func entries(_ n: Int, _ rng: inout SplitMix64, maxValue: UInt64 = 40) -> [([UInt8], [UInt8])] {
         (0..<n).map { i in
             let name = ["a", "ab", "b", "output.mean", "\u{ff}"][Int(rng.next(below: 5))]
             let key = KeyBuilder().string(name).u64(rng.next(below: 50)).u64(UInt64(i)).bytes
-            let value = (0..<Int(rng.next(below: 41))).map { _ in UInt8(truncatingIfNeeded: rng.nextValue()) }
+            let value = (0..<Int(rng.next(below: maxValue + 1))).map { _ in UInt8(truncatingIfNeeded: rng.nextValue()) }
             return (key, value)
         }
     }
@@ -846,12 +847,15 @@ struct GroupedTableTests {
         }
     }
 
-    @Test("a bulk load (sorted runs merged, repeats resolved to the first arrival, a retried write's additions dropped) writes the records insertions write")
-    func bulkLoadEqualsInsertions() throws {
+    /// Entries of up to 40 bytes of value (groups seldom cut in records), and of up to 400 (often cut).
+    @Test(
+        "a bulk load (sorted runs merged, repeats resolved to the first arrival, a retried write's additions dropped) writes the records insertions write, in any order",
+        arguments: [UInt64(40), 400])
+    func bulkLoadEqualsInsertions(maxValue: UInt64) throws {
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-bulk-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         var rng = SplitMix64(seed: 11)
-        let all = Self.entries(6000, &rng)
+        let all = Self.entries(6000, &rng, maxValue: maxValue)
         var arrivals = all + all.prefix(700).map { ($0.0, [UInt8(9), 9]) }
         for i in stride(from: arrivals.count - 1, to: 0, by: -1) { arrivals.swapAt(i, Int(rng.next(below: UInt64(i + 1)))) }
         let batches = stride(from: 0, to: arrivals.count, by: 97).map { arrivals[$0..<min($0 + 97, arrivals.count)] }
@@ -862,6 +866,27 @@ struct GroupedTableTests {
             try inserted.env.write { txn in for (k, v) in batch { _ = try GroupedTable.insert(k, v, into: "t", ViewTxn(txn: txn, store: inserted)) } }
         }
         let want = try inserted.env.read { try inserted.digest($0) }
+        // The same entries inserted in key order (each after every other: records fill and the next
+        // entry opens a record of its own) and in reverse (each before every other), ten to a write.
+        let kept = try inserted.env.read { txn in
+            var out: [([UInt8], [UInt8])] = []
+            try GroupedTable.scan(txn, inserted.table("t"), prefix: [], view: "values", table: "t") { k, v in
+                out.append((Array(k), Array(v)))
+                return true
+            }
+            return out
+        }
+        for (name, order) in [("ascending", kept), ("descending", kept.reversed())] {
+            let store = try ViewStore(name: "values", directory: dir.appendingPathComponent(name), tables: ["t"])
+            defer { store.close() }
+            for i in stride(from: 0, to: order.count, by: 10) {
+                let inserted = try store.env.write { txn in
+                    try order[i..<min(i + 10, order.count)].filter { (k, v) in try GroupedTable.insert(k, v, into: "t", ViewTxn(txn: txn, store: store)) }.count
+                }
+                #expect(inserted == min(10, order.count - i))
+            }
+            #expect(try store.env.read { try store.digest($0) } == want, "inserted in \(name) order")
+        }
 
         // In memory only (a big budget), and through runs of ~2 KiB merged.
         for budget in [1 << 30, 2048] {

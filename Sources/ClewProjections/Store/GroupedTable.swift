@@ -131,11 +131,13 @@ enum GroupedTable {
 
     /// Inserts `key` → `value` unless the key is there; returns whether it inserted.
     ///
-    /// Most insertions go into a group of one record, found with one search of the tree, and rewrite it
+    /// Most insertions rewrite the record whose range holds the key, found with one search of the tree,
     /// through the cursor that found it; a key that starts a group (``startsGroup(_:valueCount:)``)
-    /// splits it instead, the entries after it moving into its new group. Otherwise (the record is cut
-    /// from a bigger group, the result would pass ``recordBytes``, or the key goes before every entry)
-    /// the group's records are read whole and written again as ``Builder`` cuts them.
+    /// splits the record instead, the entries after it moving into its new group, and a key after
+    /// every entry of a full record goes into a record of its own. Where ``Builder`` would cut the
+    /// group's records otherwise (a middle record outgrows ``recordBytes``, a split group continues in
+    /// another record, the key goes before every entry), the group's records are read whole and
+    /// written again as it cuts them.
     @discardableResult
     static func insert(_ key: [UInt8], _ value: [UInt8], into table: String, _ txn: ViewTxn) throws -> Bool {
         let db = txn.store.table(table)
@@ -146,25 +148,31 @@ enum GroupedTable {
         let outcome = try txn.txn.withCursor(db) { c -> Outcome in
             let after = try key.withUnsafeBytes { try c.seek($0) }
             if let (k, _) = after, k.elementsEqual(key) { return .present }
+            // The record after this one continues its group when its first entry starts none.
+            var next: (key: UnsafeRawBufferPointer, record: UnsafeRawBufferPointer)?
+            if let (nk, nv) = after {
+                try ViewTxn.inBounds(nk, nv, bounds, view: view, table: table)
+                let record = try ViewTxn.checked(key: nk, stored: nv, view: view, table: table)
+                if try !startsGroup(nk, firstValueOf: record, view: view, table: table) { next = (nk, record) }
+            }
             let found = after == nil ? try c.last() : try c.previous()
             guard let (k, v) = found else { return after == nil ? .empty : .whole }
             try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
             let record = try ViewTxn.checked(key: k, stored: v, view: view, table: table)
-            // A group of one record: its first entry starts a group and so does the next record's.
-            guard try startsGroup(k, firstValueOf: record, view: view, table: table) else { return .whole }
-            if after != nil {
-                guard let (nk, nv) = try c.next() else { throw corrupt(view, table, k, "the record after it is gone") }
-                try ViewTxn.inBounds(nk, nv, bounds, view: view, table: table)
-                let next = try ViewTxn.checked(key: nk, stored: nv, view: view, table: table)
-                guard try startsGroup(nk, firstValueOf: next, view: view, table: table) else { return .whole }
-                _ = try c.previous()
-            }
-            guard let (head, tail) = try inserting(key, value, startsGroup: starts, intoGroup: k, record, view: view, table: table) else {
+            guard let (head, tail, last) = try inserting(key, value, startsGroup: starts, intoGroup: k, record, view: view, table: table) else {
                 return .present
             }
-            // What ``Builder`` would cut otherwise. (A record past the limit is one entry: the entries
-            // before a key that starts a group are then that record as it was.)
-            guard starts || head.count <= recordBytes, (tail?.count ?? 0) <= recordBytes else { return .whole }
+            if starts {
+                // The group ends before the key: its continuation, if any, would be cut again.
+                guard next == nil, tail!.count <= recordBytes else { return .whole }
+            } else if head.count > recordBytes {
+                // The key after every entry of a full record that ends its group: a record of its own.
+                guard last, next == nil else { return .whole }
+                return .put(key, entry(value: value))
+            }
+            // A record that grew stays full for the next record of its group: a key in its middle leaves its
+            // last key as it was, and a key at its end adds more bytes than the next record's first entry
+            // saves in the prefix it now shares with the key.
             // The key is copied first: it lies in the page the replacement changes.
             let groupKey = [UInt8](copying: k)
             try groupKey.withUnsafeBytes { k in
@@ -252,14 +260,14 @@ enum GroupedTable {
         return true
     }
 
-    /// The record keyed `groupKey` holding `bytes` (a group of its own, whose first key is before `key`),
-    /// with `key` → `value` inserted: the record's new bytes, and when the key starts a group of its own,
-    /// that group's bytes (the key's entry and the entries after it, which leave this record); nil when
-    /// the record holds `key`.
+    /// The record keyed `groupKey` holding `bytes` (whose first key is before `key`), with `key` → `value`
+    /// inserted: the record's new bytes, and when the key starts a group of its own, that group's bytes
+    /// (the key's entry and the entries after it, which leave this record); whether the key is the
+    /// record's last; nil when the record holds `key`.
     static func inserting(
         _ key: [UInt8], _ value: [UInt8], startsGroup starts: Bool, intoGroup groupKey: UnsafeRawBufferPointer, _ bytes: UnsafeRawBufferPointer,
         view: String, table: String
-    ) throws -> (head: [UInt8], tail: [UInt8]?)? {
+    ) throws -> (head: [UInt8], tail: [UInt8]?, last: Bool)? {
         var w = Walk(first: groupKey, bytes: bytes, view: view, table: table)
         // The first entry after the key (if any), and the one before it.
         var previousStart = -1
@@ -291,7 +299,7 @@ enum GroupedTable {
             next.append(copying: UnsafeRawBufferPointer(rebasing: bytes[w.end...]))
             if starts { tail += next } else { head += next }
         }
-        return (head, starts ? tail : nil)
+        return (head, starts ? tail : nil, !following)
     }
 
     /// Cuts entries given in increasing key order into the records insertions of the same entries would
