@@ -213,9 +213,11 @@ enum GroupedTable {
         let db = txn.store.table(table)
         let view = txn.store.name
         let bounds = txn.txn.mapBounds()
-        var old: [[UInt8]] = []
-        var entries: [([UInt8], [UInt8])] = []
-        try txn.txn.withCursor(db) { c in
+        // The group's records as they were, and as ``Builder`` cuts them with the key.
+        var old: [([UInt8], [UInt8])] = []
+        var records: [([UInt8], [UInt8])] = []
+        var builder = Builder()
+        let present = try txn.txn.withCursor(db) { c -> Bool in
             let after = try key.withUnsafeBytes { try c.seek($0) }
             var e = after == nil ? try c.last() : try c.previous()
             if e == nil { e = try c.first() }
@@ -230,33 +232,37 @@ enum GroupedTable {
                 }
                 e = p
             }
-            // Its records, through the last before the next start.
+            // Its entries with the key among them, through the last record before the next start.
+            var placed = false
             while let (k, v) = e {
                 try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
                 let record = try ViewTxn.checked(key: k, stored: v, view: view, table: table)
                 if !old.isEmpty, try startsGroup(k, firstValueOf: record, view: view, table: table) { break }
-                old.append([UInt8](copying: k))
+                old.append(([UInt8](copying: k), [UInt8](copying: record)))
                 var w = Walk(first: k, bytes: record, view: view, table: table)
-                while try w.next() { entries.append((w.key, [UInt8](copying: w.valueBytes))) }
+                while try w.next() {
+                    if !placed {
+                        let order = w.compare(key)
+                        if order == 0 { return true }
+                        if order > 0 {
+                            key.withUnsafeBytes { k in value.withUnsafeBytes { builder.add(k, $0) { records.append(($0, $1)) } } }
+                            placed = true
+                        }
+                    }
+                    w.withKey { k in builder.add(k, w.valueBytes) { records.append(($0, $1)) } }
+                }
                 e = try c.next()
             }
+            if !placed { key.withUnsafeBytes { k in value.withUnsafeBytes { builder.add(k, $0) { records.append(($0, $1)) } } } }
+            builder.finish { records.append(($0, $1)) }
+            return false
         }
-        // Where the key goes among them.
-        var lo = 0, hi = entries.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if entries[mid].0.lexicographicallyPrecedes(key) { lo = mid + 1 } else { hi = mid }
-        }
-        if lo < entries.count, entries[lo].0 == key { return false }
-        entries.insert((key, value), at: lo)
-        var records: [([UInt8], [UInt8])] = []
-        var builder = Builder()
-        for (k, v) in entries {
-            k.withUnsafeBytes { k in v.withUnsafeBytes { builder.add(k, $0) { records.append(($0, $1)) } } }
-        }
-        builder.finish { records.append(($0, $1)) }
-        for k in old { try txn.delete(db, k) }
-        for (k, v) in records { try txn.put(db, k, v) }
+        if present { return false }
+        // Only what changed is written: records cut as before (those before the key, mostly) stay.
+        let kept = Set(records.map { ByteKey($0.0) })
+        let unchanged = Dictionary(old.map { (ByteKey($0.0), $0.1) }, uniquingKeysWith: { a, _ in a })
+        for (k, _) in old where !kept.contains(ByteKey(k)) { try txn.delete(db, k) }
+        for (k, v) in records where unchanged[ByteKey(k)] != v { try txn.put(db, k, v) }
         return true
     }
 
