@@ -286,7 +286,7 @@ private struct RunWriter {
 
 /// A run file read in order, through a buffer that grows to hold any entry.
 private struct RunReader {
-    static let bufferBytes = 1 << 20
+    static let bufferBytes = 256 << 10
     let url: URL
     private var fd: Int32
     private var buffer = [UInt8](repeating: 0, count: bufferBytes)

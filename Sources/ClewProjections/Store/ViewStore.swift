@@ -338,13 +338,16 @@ struct ViewTxn {
     }
 
     /// Adds `key` → `value` to the grouped table `table` unless the key is there: collected for the bulk
-    /// load when the view has one for the table, else inserted (``GroupedTable/insert(_:_:into:_:)``).
-    func add(_ key: [UInt8], _ value: [UInt8], grouped table: String) throws {
+    /// load when the view has one for the table (which keeps the first value of a key), else inserted
+    /// (``GroupedTable/insert(_:_:into:_:)``). Returns false when the key was there (only known when
+    /// inserted).
+    @discardableResult
+    func add(_ key: [UInt8], _ value: [UInt8], grouped table: String) throws -> Bool {
         if let bulk = store.bulk, bulk.holds(table) {
             bulk.add(key, value, to: table)
-        } else {
-            try GroupedTable.insert(key, value, into: table, self)
+            return true
         }
+        return try GroupedTable.insert(key, value, into: table, self)
     }
 
     /// Stores `value` unless `key` exists; returns whether it stored.

@@ -83,6 +83,8 @@ public struct LineageEdge: Sendable, Hashable, Codable {
 final class LineageProjection: Projection {
     static let name = "lineage"
     static let tables = ["fwd", "bwd", "names", "ids", "run_dags"]
+    /// The edges: a rebuild sorts them and writes them once (``BulkLoad``); nothing in the fold reads them.
+    static let bulkTables = ["fwd", "bwd"]
     static let interest: Fact.Interest = [.run, .chunks, .dags]
 
     /// Numbers of nodes looked up or made in this batch and the ones before, up to ``cacheLimit``
@@ -171,10 +173,11 @@ final class LineageProjection: Projection {
     private func edge(_ from: String, _ to: String, _ kind: EdgeKind, _ h: EventHeader, _ txn: ViewTxn) throws {
         let a = try number(of: from, txn)
         let b = try number(of: to, txn)
-        // An edge keeps the seq that first wrote it: a repeated one writes nothing.
+        // An edge keeps the seq that first wrote it: a repeated one writes nothing. (A bulk load takes
+        // both, and keeps the first of each: the same edge, as `fwd` and `bwd` were first written together.)
         let value = EdgeEntry.value(kind, seq: h.seq)
-        if try GroupedTable.insert(EdgeEntry.key(a, b), value, into: "fwd", txn) {
-            try GroupedTable.insert(EdgeEntry.key(b, a), value, into: "bwd", txn)
+        if try txn.add(EdgeEntry.key(a, b), value, grouped: "fwd") {
+            try txn.add(EdgeEntry.key(b, a), value, grouped: "bwd")
         }
     }
 
