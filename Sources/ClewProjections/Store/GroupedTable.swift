@@ -1,38 +1,41 @@
 import ClewLedger
-import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A sorted map of byte keys to byte values stored as groups of neighbouring entries: one record per
-/// group, keyed by its first entry's key. Each entry saves a record's fixed cost (LMDB's node header and
-/// slot, 10 bytes, and the 8-byte checksum) and the prefix its key shares with the key before it, which
-/// for index tables (a name, a value, then a seq; a chunk then an attempt) is most of the key.
+/// A sorted map of byte keys to byte values stored as groups of neighbouring entries, one record per
+/// group (or a few, for a big group), keyed by its first entry's key. Each entry saves a record's fixed
+/// cost (LMDB's node header and slot, 10 bytes, and the 8-byte checksum) and the prefix its key shares
+/// with the key before it, which for index tables (a name, a value, then a seq; a chunk then an attempt)
+/// is most of the key.
 ///
-/// A group's value (before its checksum): the first entry's value length and value (its key is the
+/// A record's value (before its checksum): the first entry's value length and value (its key is the
 /// record's), then for each later entry the length of the prefix its key shares with the key before it,
 /// the length of the rest and the rest, then its value's length and value; every length a varint. Keys
-/// strictly increase within and across groups.
+/// strictly increase within and across records.
 ///
 /// Where groups start depends on the entries alone: the table's first entry starts one, and so does
 /// every entry that ``startsGroup(_:valueCount:)`` picks (from a hash of its key, with a chance that
-/// grows with its size, so groups hold ~``meanBytes`` on average). The same entries give the same
-/// records whatever order they arrive in and however they are batched: a catch-up's insertions one at a
-/// time, a fold's in log order, or a rebuild's bulk load in key order (``Builder``) all write the same
-/// bytes.
+/// grows with its size, so a group holds ``meanBytes`` of entries on average). A group is cut into
+/// records greedily, each at most ``recordBytes``. So the same entries give the same records whatever
+/// order they arrive in and however they are batched: a catch-up's insertions one at a time, a fold's
+/// in log order, or a rebuild's bulk load in key order (``Builder``, ``BulkLoad``) all write the same
+/// bytes. (Format 9 split a group in halves when it outgrew 512 bytes: its records depended on the order
+/// of insertions, so a table could not be loaded in key order and still equal a fold.)
 ///
 /// Entries are only inserted: the views that keep these tables drop them whole to fold again.
 enum GroupedTable {
-    /// The mean number of entry bytes (key and value, as they arrive) between group starts. Groups
-    /// store ~60% of that (an entry's key shares a prefix with the key before it), ~300 bytes: most
-    /// groups fit many to a 4 KiB page, an insertion rewrites a few hundred bytes, and groups past
-    /// LMDB's largest node (~2 KiB, which takes pages of its own) are rare (e^-6).
-    static let meanBytes: UInt64 = UInt64(ProcessInfo.processInfo.environment["CLEW_GROUP_MEAN"] ?? "512") ?? 512
+    /// The mean number of entry bytes (key and value, as they arrive) between group starts. Group sizes
+    /// are spread (exponentially): on the 1M-event corpus (`clew bench views`, 2026-12-04) the views
+    /// took 105.3 MB with a mean of 320 (more groups, each with its record's fixed cost), 103.4 with 512
+    /// and 103.6 with 768 (more groups cut in records), against 102.1 MB in format 9.
+    static let meanBytes: UInt64 = 512
 
-    /// A group is cut into records of at most this many bytes (a record of one entry may be bigger):
-    /// under half of LMDB's largest node on 4 KiB pages (~2 KiB; bigger values take pages of their
-    /// own), so that pages filled in key order lose little at their ends.
-    static let recordBytes = Int(ProcessInfo.processInfo.environment["CLEW_GROUP_CAP"] ?? "1024") ?? 1024
+    /// A group is cut into records of at most this many bytes (a record of one entry may be bigger), so
+    /// no record nears LMDB's largest node on 4 KiB pages (~2 KiB, past which a value takes pages of its
+    /// own: uncut groups of mean 512 put 9% of `by_digest` in such pages) and pages filled in key order
+    /// lose little at their ends. 768 gave 103.4 MB where 1,024 gave 103.8 and 1,536 104.7.
+    static let recordBytes = 768
 
     /// Whether the entry `key` (with a value of `valueCount` bytes) starts a group: its key's hash
     /// falls under a bound proportional to its size (``meanBytes`` bytes of entries per start on average).
@@ -206,9 +209,8 @@ enum GroupedTable {
         ViewError(.corrupt, view: view, "view \(view), table \(table): a group of entries at \(ViewStore.show(Array(key))): \(what)")
     }
 
-    /// Inserts by reading the whole group that holds the key's place (its records from the one whose
-    /// first entry starts it, or the table's first, through the last before the next group's start)
-    /// and writing it again as ``Builder`` cuts it.
+    /// Inserts by cutting the records of the key's group again as ``Builder`` cuts them, from the record
+    /// the key falls in to the first record that starts where it did.
     private static func insertWhole(_ key: [UInt8], _ value: [UInt8], into table: String, _ txn: ViewTxn) throws -> Bool {
         let db = txn.store.table(table)
         let view = txn.store.name
@@ -219,25 +221,25 @@ enum GroupedTable {
         var builder = Builder()
         let present = try txn.txn.withCursor(db) { c -> Bool in
             let after = try key.withUnsafeBytes { try c.seek($0) }
+            // From the record the key falls in (the table's first when it goes before every entry): the
+            // records before it are cut as they were, since a cut depends only on the entries before it.
             var e = after == nil ? try c.last() : try c.previous()
             if e == nil { e = try c.first() }
-            // Back to the group's first record.
-            while let (k, v) = e {
-                try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
-                let record = try ViewTxn.checked(key: k, stored: v, view: view, table: table)
-                if try startsGroup(k, firstValueOf: record, view: view, table: table) { break }
-                guard let p = try c.previous() else {
-                    e = try c.first()
-                    break
-                }
-                e = p
-            }
-            // Its entries with the key among them, through the last record before the next start.
+            // Its entries with the key among them, through the record before the next start, or before
+            // the first record that still starts where it did (the ones after it are then unchanged).
             var placed = false
             while let (k, v) = e {
                 try ViewTxn.inBounds(k, v, bounds, view: view, table: table)
                 let record = try ViewTxn.checked(key: k, stored: v, view: view, table: table)
-                if !old.isEmpty, try startsGroup(k, firstValueOf: record, view: view, table: table) { break }
+                if !old.isEmpty {
+                    if !placed {
+                        key.withUnsafeBytes { k in value.withUnsafeBytes { builder.add(k, $0) { records.append(($0, $1)) } } }
+                        placed = true
+                    }
+                    var r = KeyReader(record)
+                    guard let n = r.wholeVarint(), n <= record.count - r.offset else { throw corrupt(view, table, k, "its first value does not decode") }
+                    if startsGroup(k, valueCount: Int(n)) || builder.cuts(before: k, valueCount: Int(n)) { break }
+                }
                 old.append(([UInt8](copying: k), [UInt8](copying: record)))
                 var w = Walk(first: k, bytes: record, view: view, table: table)
                 while try w.next() {
@@ -340,6 +342,12 @@ enum GroupedTable {
             }
             previous.removeAll(keepingCapacity: true)
             previous.append(copying: key)
+        }
+
+        /// Whether an entry `key` (not one that starts a group) added next would start a record: the open
+        /// record has no room for it.
+        func cuts(before key: UnsafeRawBufferPointer, valueCount: Int) -> Bool {
+            open && bytes.count + previous.withUnsafeBytes { encodedCount(key: key, after: $0, value: valueCount) } > recordBytes
         }
 
         /// Emits the open record, if any.
