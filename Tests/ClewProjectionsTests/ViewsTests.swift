@@ -912,6 +912,42 @@ struct GroupedTableTests {
             #expect(try FileManager.default.contentsOfDirectory(atPath: store.directory.path).filter { $0.hasPrefix("bulk-") }.isEmpty)
         }
     }
+
+    @Test("a sorted run that cannot be written, or is cut short, fails the bulk load with an error naming it")
+    func bulkLoadRunFailures() throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-bulk-bad-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var rng = SplitMix64(seed: 3)
+        let entries = Self.entries(500, &rng)
+        // No directory to write runs in.
+        let missing = BulkLoad(directory: dir.appendingPathComponent("nowhere"), tables: ["t"], budget: 1024)
+        for (k, v) in entries { missing.add(k, v, to: "t") }
+        #expect {
+            try missing.commit()
+        } throws: { error in
+            "\(error)".contains("cannot create the sorted run") && "\(error)".contains("nowhere/bulk-t-0.run")
+        }
+        // A run cut short (the disk filled, a stray truncate), inside an entry or at an entry's end, is
+        // refused, not merged as far as it goes.
+        let last = entries.sorted { $0.0.lexicographicallyPrecedes($1.0) }.last!
+        let lastBytes = 2 + last.0.count + last.1.count  // both counts are one-byte varints here
+        for (cut, why) in [(3, "ends inside an entry"), (lastBytes, "holds 499 entries")] {
+            let store = try ViewStore(name: "values", directory: dir.appendingPathComponent("store-\(cut)"), tables: ["t"], building: true)
+            defer { store.close() }
+            let load = BulkLoad(directory: store.directory, tables: ["t"], budget: 1024)
+            for (k, v) in entries { load.add(k, v, to: "t") }
+            try load.commit()
+            for (k, v) in entries.prefix(50) { load.add(k + [1], v, to: "t") }
+            let run = store.directory.appendingPathComponent("bulk-t-0.run")
+            let size = try FileManager.default.attributesOfItem(atPath: run.path)[.size] as! Int
+            #expect(truncate(run.path, off_t(size - cut)) == 0)
+            #expect {
+                try load.write("t", into: store)
+            } throws: { error in
+                "\(error)".contains("bulk-t-0.run") && "\(error)".contains(why)
+            }
+        }
+    }
 }
 
 @Suite("RangeSet")

@@ -29,11 +29,12 @@ final class BulkLoad {
     private var tables: [String: Pending]
 
     /// One table's entries: in the arena as `count of key (4 bytes) ‖ count of value (4) ‖ key ‖ value`,
-    /// where each starts in `starts` (arrival order); the run files written so far, oldest first.
+    /// where each starts in `starts` (arrival order); the run files written so far, oldest first, with
+    /// the entries and bytes each holds (a run read back must hold them all).
     final class Pending {
         var arena: [UInt8] = []
         var starts: [Int] = []
-        var runs: [URL] = []
+        var runs: [Run] = []
         var marked = (arena: 0, starts: 0)
     }
 
@@ -76,7 +77,7 @@ final class BulkLoad {
     /// Deletes the run files (the fold is abandoned, or written).
     func remove() {
         for p in tables.values {
-            for run in p.runs { unlink(run.path) }
+            for run in p.runs { unlink(run.url.path) }
             p.runs.removeAll()
             p.arena = []
             p.starts = []
@@ -116,17 +117,19 @@ final class BulkLoad {
         var out = try RunWriter(url)
         defer { out.close() }
         let order = Self.sorted(p)
+        var entries = 0
         try p.arena.withUnsafeBytes { a in
             var last: UnsafeRawBufferPointer?
             for at in order {
                 let k = Self.key(a, at)
                 if let l = last, GroupedTable.compare(l, k) == 0 { continue }
                 try out.put(k, Self.value(a, at))
+                entries += 1
                 last = k
             }
         }
         try out.finish()
-        p.runs.append(url)
+        p.runs.append(Run(url: url, entries: entries, bytes: out.written))
         p.arena = []
         p.starts = []
     }
@@ -140,7 +143,7 @@ final class BulkLoad {
     func write(_ table: String, into store: ViewStore) throws {
         guard let p = tables[table] else { return }
         defer {
-            for run in p.runs { unlink(run.path) }
+            for run in p.runs { unlink(run.url.path) }
             p.runs.removeAll()
         }
         let db = store.table(table)
@@ -191,10 +194,10 @@ final class BulkLoad {
     static let chunkBytes = 8 << 20
 
     /// Calls `body` with the runs' entries in key order, each key once (from the oldest run that has it).
-    private func merge(_ runs: [URL], table: String, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+    private func merge(_ runs: [Run], table: String, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
         var readers: [RunReader] = []
         defer { for i in readers.indices { readers[i].close() } }
-        for url in runs { readers.append(try RunReader(url)) }
+        for run in runs { readers.append(try RunReader(run)) }
         // A min-heap of the readers that have an entry, by key, then age (index).
         var heap: [Int] = []
         for i in readers.indices where try readers[i].next() { heap.append(i) }
@@ -238,9 +241,17 @@ final class BulkLoad {
     }
 }
 
+/// A run file: where, and the entries and bytes written to it.
+struct Run {
+    let url: URL
+    let entries: Int
+    let bytes: Int
+}
+
 /// A run file being written: entries as `varint count ‖ key ‖ varint count ‖ value`, buffered.
 private struct RunWriter {
     let url: URL
+    private(set) var written = 0
     private var fd: Int32
     private var buffer = KeyBuilder(capacity: RunReader.bufferBytes)
 
@@ -271,6 +282,7 @@ private struct RunWriter {
                 done += n
             }
         }
+        written += buffer.bytes.count
         buffer.bytes.removeAll(keepingCapacity: true)
     }
 
@@ -287,7 +299,10 @@ private struct RunWriter {
 /// A run file read in order, through a buffer that grows to hold any entry.
 private struct RunReader {
     static let bufferBytes = 256 << 10
-    let url: URL
+    let run: Run
+    var url: URL { run.url }
+    private var entries = 0
+    private var bytesRead = 0
     private var fd: Int32
     private var buffer = [UInt8](repeating: 0, count: bufferBytes)
     /// The unread bytes are `start..<end`; the current entry's key and value lie in the buffer.
@@ -297,10 +312,10 @@ private struct RunReader {
     private var key = 0..<0
     private var value = 0..<0
 
-    init(_ url: URL) throws {
-        self.url = url
-        fd = open(url.path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw RunWriter.failed("open", url) }
+    init(_ run: Run) throws {
+        self.run = run
+        fd = open(run.url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RunWriter.failed("open", run.url) }
     }
 
     mutating func close() {
@@ -315,10 +330,15 @@ private struct RunReader {
                 key = k
                 value = v
                 start = v.upperBound
+                entries += 1
                 return true
             }
             if atEOF {
-                guard start == end else { throw corrupt() }
+                guard start == end else { throw corrupt("ends inside an entry") }
+                // Cut at an entry's end, or grown: as much a fault as a cut entry.
+                guard entries == run.entries, bytesRead == run.bytes else {
+                    throw corrupt("holds \(entries) entries in \(bytesRead) bytes; \(run.entries) in \(run.bytes) were written")
+                }
                 return false
             }
             try refill()
@@ -373,9 +393,10 @@ private struct RunReader {
         guard n >= 0 else { throw RunWriter.failed("read", url) }
         if n == 0 { atEOF = true }
         end += n
+        bytesRead += n
     }
 
-    private func corrupt() -> ViewError {
-        ViewError(.corrupt, view: nil, "views: the sorted run \(url.path) of a rebuild ends inside an entry")
+    private func corrupt(_ what: String) -> ViewError {
+        ViewError(.corrupt, view: nil, "views: the sorted run \(url.path) of a rebuild \(what)")
     }
 }
