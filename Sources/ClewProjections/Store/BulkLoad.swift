@@ -8,16 +8,16 @@ import Glibc
 /// rebuild's new generation, a scratch fold) and written once, at its end, in key order with
 /// `MDB_APPEND`.
 ///
-/// Why: a table keyed by a hash (the value index's `by_digest`, keyed by SHA-256) takes each insertion on
-/// a page of its own once it is much bigger than a batch, so every batch rewrites most of its pages. At 10M
-/// events the value index's fold wrote 60× its final size, three quarters of a rebuild's writes, and that
-/// share grows with the log (docs/benchmarks.md, "where a rebuild's writes go").
+/// Why: a table keyed by a hash (the value index's `by_digest`, keyed by SHA-256), or that takes entries
+/// all over its range (lineage edges of old nodes), takes each insertion on a page of its own once it is
+/// much bigger than a batch, so every batch rewrites most of its pages. At 10M events the value index's
+/// fold wrote 60× its final size and lineage 21×, and those shares grew with the log (docs/benchmarks.md).
 ///
 /// Entries arrive in log order into an arena per table. When a write has committed and a table's arena
 /// holds more than ``budget`` bytes, its entries are sorted (by key, then arrival) and written to a run
 /// file beside the view (`bulk-<table>-<n>.run`). At the end the runs merge; of equal keys the first to
-/// arrive is kept, as an insertion keeps it. ``GroupedTable/Builder`` cuts the groups where insertions
-/// cut them, so the records are byte for byte those a fold of the same events writes (tests compare them).
+/// arrive is kept, as an insertion keeps it. ``GroupedTable/Builder`` cuts the records where insertions
+/// leave them, so they are byte for byte those a fold of the same events writes (tests compare them).
 ///
 /// A write that fails and is retried (its map grown) first drops what it added (``mark()``,
 /// ``rollback()``). Not thread-safe: one fold writes a view at a time.
@@ -98,6 +98,20 @@ final class BulkLoad {
         return order
     }
 
+    /// Calls `body` with the arena's entries in key order, each key once (its first arrival).
+    private static func forEachSorted(_ p: Pending, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
+        let order = sorted(p)
+        try p.arena.withUnsafeBytes { a in
+            var last: UnsafeRawBufferPointer?
+            for at in order {
+                let k = key(a, at)
+                if let l = last, GroupedTable.compare(l, k) == 0 { continue }
+                try body(k, value(a, at))
+                last = k
+            }
+        }
+    }
+
     @inline(__always)
     private static func key(_ a: UnsafeRawBufferPointer, _ at: Int) -> UnsafeRawBufferPointer {
         let n = Int(UInt32(littleEndian: a.loadUnaligned(fromByteOffset: at, as: UInt32.self)))
@@ -116,17 +130,10 @@ final class BulkLoad {
         let url = directory.appendingPathComponent("bulk-\(table)-\(p.runs.count).run")
         var out = try RunWriter(url)
         defer { out.close() }
-        let order = Self.sorted(p)
         var entries = 0
-        try p.arena.withUnsafeBytes { a in
-            var last: UnsafeRawBufferPointer?
-            for at in order {
-                let k = Self.key(a, at)
-                if let l = last, GroupedTable.compare(l, k) == 0 { continue }
-                try out.put(k, Self.value(a, at))
-                entries += 1
-                last = k
-            }
+        try Self.forEachSorted(p) { k, v in
+            try out.put(k, v)
+            entries += 1
         }
         try out.finish()
         p.runs.append(Run(url: url, entries: entries, bytes: out.written))
@@ -170,19 +177,10 @@ final class BulkLoad {
             if bytes >= Self.chunkBytes { try flush() }
         }
         if p.runs.isEmpty {
-            let order = Self.sorted(p)
-            try p.arena.withUnsafeBytes { a in
-                var last: UnsafeRawBufferPointer?
-                for at in order {
-                    let k = Self.key(a, at)
-                    if let l = last, GroupedTable.compare(l, k) == 0 { continue }
-                    try builder.add(k, Self.value(a, at), emit: emit)
-                    last = k
-                }
-            }
+            try Self.forEachSorted(p) { k, v in try builder.add(k, v, emit: emit) }
         } else {
             if !p.starts.isEmpty { try spill(table, p) }
-            try merge(p.runs, table: table) { k, v in try builder.add(k, v, emit: emit) }
+            try merge(p.runs) { k, v in try builder.add(k, v, emit: emit) }
         }
         try builder.finish(emit: emit)
         try flush()
@@ -194,7 +192,7 @@ final class BulkLoad {
     static let chunkBytes = 8 << 20
 
     /// Calls `body` with the runs' entries in key order, each key once (from the oldest run that has it).
-    private func merge(_ runs: [Run], table: String, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
+    private func merge(_ runs: [Run], _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws {
         var readers: [RunReader] = []
         defer { for i in readers.indices { readers[i].close() } }
         for run in runs { readers.append(try RunReader(run)) }
