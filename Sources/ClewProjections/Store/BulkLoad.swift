@@ -353,23 +353,14 @@ private struct RunReader {
 
     /// The entry at `at`, when all of it is before `end`.
     private static func entry(_ b: [UInt8], _ at: Int, _ end: Int) -> (Range<Int>, Range<Int>)? {
-        var i = at
-        func varint() -> Int? {
-            var n = 0, shift = 0
-            while i < end, shift < 63 {
-                let byte = b[i]
-                i += 1
-                n |= Int(byte & 0x7f) << shift
-                if byte < 0x80 { return n }
-                shift += 7
-            }
-            return nil
+        b.withUnsafeBytes { all in
+            var r = KeyReader(UnsafeRawBufferPointer(rebasing: all[..<end]), at: at)
+            guard let kn = r.wholeVarint(), kn <= end - r.offset else { return nil }
+            let k = r.offset..<(r.offset + Int(kn))
+            r.skip(Int(kn))
+            guard let vn = r.wholeVarint(), vn <= end - r.offset else { return nil }
+            return (k, r.offset..<(r.offset + Int(vn)))
         }
-        guard let kn = varint(), kn <= end - i else { return nil }
-        let k = i..<(i + kn)
-        i += kn
-        guard let vn = varint(), vn <= end - i else { return nil }
-        return (k, i..<(i + vn))
     }
 
     /// Moves the unread bytes to the front (growing the buffer when they fill it) and reads more.
