@@ -144,9 +144,8 @@ final class BulkLoad {
     // MARK: writing
 
     /// Writes `table`'s entries into `store`'s table of that name (empty: nothing else writes it), in key
-    /// order as groups, checksummed, with `MDB_APPEND`; then deletes its runs. Commits every
-    /// ``chunkBytes`` of records, each chunk made before its write so a retried write (the map grown)
-    /// puts the same records again.
+    /// order as groups, checksummed, with `MDB_APPEND` (``ViewStore/append(_:to:)``, every ``chunkBytes``
+    /// of records); then deletes its runs.
     func write(_ table: String, into store: ViewStore) throws {
         guard let p = tables[table] else { return }
         defer {
@@ -158,12 +157,7 @@ final class BulkLoad {
         var bytes = 0
         func flush() throws {
             guard !chunk.isEmpty else { return }
-            try store.env.ensureRoom((1 << 20) + 2 * bytes)
-            try store.env.write { txn in
-                for (k, v) in chunk {
-                    try k.withUnsafeBytes { key in try v.withUnsafeBytes { try txn.append(db, key, $0) } }
-                }
-            }
+            try store.append(chunk, to: db)
             chunk.removeAll(keepingCapacity: true)
             bytes = 0
         }

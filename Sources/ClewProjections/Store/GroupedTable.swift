@@ -151,12 +151,13 @@ enum GroupedTable {
         let outcome = try txn.txn.withCursor(db) { c -> Outcome in
             let after = try key.withUnsafeBytes { try c.seek($0) }
             if let (k, _) = after, k.elementsEqual(key) { return .present }
-            // The record after this one continues its group when its first entry starts none.
-            var next: (key: UnsafeRawBufferPointer, record: UnsafeRawBufferPointer)?
-            if let (nk, nv) = after {
+            // Whether the record after this one continues its group (its first entry starts none): asked
+            // only where it matters, off the common path of a key inside a record.
+            func continued() throws -> Bool {
+                guard let (nk, nv) = after else { return false }
                 try ViewTxn.inBounds(nk, nv, bounds, view: view, table: table)
                 let record = try ViewTxn.checked(key: nk, stored: nv, view: view, table: table)
-                if try !startsGroup(nk, firstValueOf: record, view: view, table: table) { next = (nk, record) }
+                return try !startsGroup(nk, valueCount: firstValueCount(nk, record, view: view, table: table))
             }
             let found = after == nil ? try c.last() : try c.previous()
             guard let (k, v) = found else { return after == nil ? .empty : .whole }
@@ -167,10 +168,10 @@ enum GroupedTable {
             }
             if starts {
                 // The group ends before the key: its continuation, if any, would be cut again.
-                guard next == nil, tail!.count <= recordBytes else { return .whole }
+                guard tail!.count <= recordBytes, try !continued() else { return .whole }
             } else if head.count > recordBytes {
                 // The key after every entry of a full record that ends its group: a record of its own.
-                guard last, next == nil else { return .whole }
+                guard last, try !continued() else { return .whole }
                 return .put(key, entry(value: value))
             }
             // A record that grew stays full for the next record of its group: a key in its middle leaves its
@@ -198,11 +199,11 @@ enum GroupedTable {
         }
     }
 
-    /// Whether a record's first entry (`key`, its value the first of `record`) starts a group.
-    private static func startsGroup(_ key: UnsafeRawBufferPointer, firstValueOf record: UnsafeRawBufferPointer, view: String, table: String) throws -> Bool {
+    /// The byte count of a record's first value (the record keyed `key`).
+    private static func firstValueCount(_ key: UnsafeRawBufferPointer, _ record: UnsafeRawBufferPointer, view: String, table: String) throws -> Int {
         var r = KeyReader(record)
         guard let n = r.wholeVarint(), n <= record.count - r.offset else { throw corrupt(view, table, key, "its first value does not decode") }
-        return startsGroup(key, valueCount: Int(n))
+        return Int(n)
     }
 
     private static func corrupt(_ view: String, _ table: String, _ key: UnsafeRawBufferPointer, _ what: String) -> ViewError {
@@ -236,9 +237,8 @@ enum GroupedTable {
                         key.withUnsafeBytes { k in value.withUnsafeBytes { builder.add(k, $0) { records.append(($0, $1)) } } }
                         placed = true
                     }
-                    var r = KeyReader(record)
-                    guard let n = r.wholeVarint(), n <= record.count - r.offset else { throw corrupt(view, table, k, "its first value does not decode") }
-                    if startsGroup(k, valueCount: Int(n)) || builder.cuts(before: k, valueCount: Int(n)) { break }
+                    let n = try firstValueCount(k, record, view: view, table: table)
+                    if startsGroup(k, valueCount: n) || builder.cuts(before: k, valueCount: n) { break }
                 }
                 old.append(([UInt8](copying: k), [UInt8](copying: record)))
                 var w = Walk(first: k, bytes: record, view: view, table: table)

@@ -78,8 +78,8 @@ final class ViewStore: @unchecked Sendable {
     /// and its `producedSeq` back from `since`; the chunk history moves an ordinal between sets in one
     /// operation and stores ordinals as differences from the entry's previous one.
     /// 10: a ``GroupedTable``'s groups start where its entries say (a hash of the key), not where
-    /// insertions split them, so a rebuild loads the value index in key order (``BulkLoad``) and writes
-    /// the records a fold of the same events writes.
+    /// insertions split them, so a rebuild loads the value index and lineage edges in key order
+    /// (``BulkLoad``) and writes the records a fold of the same events writes.
     static let formatVersion = 10
 
     init(
@@ -223,18 +223,25 @@ final class ViewStore: @unchecked Sendable {
                     }
                 }
                 guard let last = chunk.last else { break }
-                try dest.env.ensureRoom((1 << 20) + chunk.reduce(0) { $0 + 2 * ($1.0.count + $1.1.count + 16) })
-                try dest.env.write { txn in
-                    for (k, v) in chunk {
-                        try k.withUnsafeBytes { key in try v.withUnsafeBytes { try txn.append(target, key, $0) } }
-                    }
-                }
+                try dest.append(chunk, to: target)
                 after = last.0
             }
         }
     }
 
     static let packChunk = 50_000
+
+    /// Appends `records` (keys after every key of `db`, in order; values stored as they are, their checksum
+    /// included) with `MDB_APPEND` in one write transaction, the map grown first. The transaction only
+    /// reads `records`, so a write retried after the map grew puts the same records again.
+    func append(_ records: [([UInt8], [UInt8])], to db: Database) throws {
+        try env.ensureRoom((1 << 20) + records.reduce(0) { $0 + 2 * ($1.0.count + $1.1.count + 16) })
+        try env.write { txn in
+            for (k, v) in records {
+                try k.withUnsafeBytes { key in try v.withUnsafeBytes { try txn.append(db, key, $0) } }
+            }
+        }
+    }
 
     // MARK: meta
 
