@@ -100,7 +100,7 @@ extension Ledger {
                         }
                     }
                 }
-                let record = Block.record(tags: reader.tags, encoded: try store.compressBody(body, dictionary: dictionary))
+                let record = Block.record(tags: reader.tags, encoded: try store.compressBody(body[...], dictionary: dictionary))
                 _ = try withUnsafeBytes(of: first.bigEndian) { key in
                     try record.withUnsafeBytes { try txn.put(store.blocks, key, $0) }
                 }

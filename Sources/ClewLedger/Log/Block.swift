@@ -2,7 +2,7 @@ import Crypto
 import Foundation
 
 /// The log of format 2 is a sequence of blocks: the events of one append (up to ``maxEvents`` events, or
-/// as many as compress to about ``inlineBytes``; a larger append makes several) in one record of the
+/// as many as make a record of about ``recordTarget`` bytes; a larger append makes several) in one record of the
 /// `blocks` table, keyed by the block's first seq (u64 big-endian).
 ///
 /// A block record is
@@ -30,19 +30,23 @@ import Foundation
 /// from the decoded envelope to name an exact seq whose bytes changed. Damage that stops a block from
 /// decoding at all is named by the block's seq range.
 enum Block {
-    static let maxEvents = 128
-    /// A compressed block aims at this size, so four share a B-tree leaf page. LMDB moves a value over
-    /// ~2 KB to overflow pages of its own, where the unused end of the last page is lost: a third of the
-    /// table with 16 KiB blocks; aiming at three 1.3 KB blocks a page still lost a quarter to blocks that
-    /// came out larger (measured, `clew bench ledger`).
-    static let inlineBytes = 880
-    /// The largest compressed block: four fit on a 4 KiB leaf page with their node headers; a block
-    /// that compresses to more is split in two.
-    static let inlineLimit = 1_000
+    static let maxEvents = 512
+    /// What a block record aims at: one LMDB overflow page holds 4,080 bytes of value (a 4 KiB page less
+    /// its header), and aiming a little below it lets most records that compress worse than the ones
+    /// before them still fit. Records of one page compress 15-25% cheaper and decompress nearly twice as
+    /// fast per event as the ~8 KB bodies of the records four to a leaf page that format 2 wrote until
+    /// 2026-12-04 (`clew bench ledger`, docs/benchmarks.md); the unused end of each page costs ~6% more
+    /// table bytes. A single read still decodes one block in well under 20 µs.
+    static let recordTarget = 3_500
+    /// The largest record before a block is split in two and compressed again: two overflow pages. A
+    /// record that misses ``recordTarget`` takes a second page rather than costing a second compression
+    /// (aiming at one page with a one-page limit, `clew bench ledger` split and compressed again 470-1,460
+    /// blocks a run; with two, none).
+    static let recordLimit = 8_160
     /// Bounds of the uncompressed body a block collects before it is compressed; within them the
     /// target follows the compression ratio seen so far (``LogStore/blockTarget``).
     static let minTargetBytes = 2 << 10
-    static let maxTargetBytes = 16 << 10
+    static let maxTargetBytes = 64 << 10
     /// Payloads larger than this are stored in `blobs` (compressed on their own, content-addressed), so
     /// a block stays small enough to decode for a single read.
     static let blobThreshold = 1_900
@@ -90,6 +94,11 @@ enum Block {
         let bytes = state.isInline ? payload : nil
         ProtoWire.appendVarint(UInt64(bytes?.count ?? 0) << 2 | UInt64(state.rawValue), to: &body)
         if let bytes { body.append(contentsOf: bytes) }
+    }
+
+    /// Bytes of the record of `count` events whose codec word and body take `encoded` bytes.
+    static func recordSize(count: Int, encoded: Int) -> Int {
+        ProtoWire.varintSize(UInt64(count)) + 4 * count + encoded
     }
 
     /// A block record: the count, the events' hash tags, then the codec word and body (`encoded`).

@@ -66,7 +66,7 @@ extension Ledger {
             var offset = 0
             while offset < body.count {
                 let end = min(body.count, offset + perBlock)
-                _ = try ledger.store.compressBody(Array(body[offset..<end]), dictionary: dictionary)
+                _ = try ledger.store.compressBody(body[offset..<end], dictionary: dictionary)
                 offset = end
             }
         }

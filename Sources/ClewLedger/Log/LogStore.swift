@@ -37,15 +37,15 @@ final class LogStore: Sendable {
     private let dictionaries = Mutex<[UInt32: ZstdDictionary]>([:])
     /// Dictionary new blocks are compressed with (nil until the first one is trained).
     let currentDictionary = Mutex<ZstdDictionary?>(nil)
-    /// Compressed / uncompressed size of recent blocks (a moving average), from which the uncompressed
-    /// size a block collects is chosen so that it compresses to about ``Block/inlineBytes``.
+    /// Record / uncompressed body size of recent blocks (a moving average), from which the uncompressed
+    /// size a block collects is chosen so that its record takes about ``Block/recordTarget`` bytes.
     let compressionRatio = Mutex<Double>(0.3)
 
     /// The uncompressed body size at which a block is closed.
     var blockTarget: Int { Self.blockTarget(ratio: compressionRatio.withLock { $0 }) }
 
     static func blockTarget(ratio: Double) -> Int {
-        min(Block.maxTargetBytes, max(Block.minTargetBytes, Int(Double(Block.inlineBytes) / max(ratio, 0.01))))
+        min(Block.maxTargetBytes, max(Block.minTargetBytes, Int(Double(Block.recordTarget) / max(ratio, 0.01))))
     }
 
     init(env: Environment, compressionLevel: Int32, replicaOf: String? = nil) throws {
@@ -143,12 +143,12 @@ final class LogStore: Sendable {
         body.reserveCapacity(target + 4096)
         var envelope: [UInt8] = []
         envelope.reserveCapacity(256)
-        // Compresses events `range` of the block; a result that would leave the leaf page for overflow
-        // pages of its own is split in two and compressed again (rarely: the target follows the ratio).
+        // Compresses events `range` of the block; a record over ``Block/recordLimit`` is split in two and
+        // compressed again (rarely: the target follows the ratio).
         func emit(_ range: Range<Int>) throws {
             let end = range.upperBound == block.count ? body.count : starts[range.upperBound]
-            let encoded = try compressBody(Array(body[starts[range.lowerBound]..<end]), dictionary: dictionary)
-            if encoded.count > Block.inlineLimit, range.count > 1 {
+            let encoded = try compressBody(body[starts[range.lowerBound]..<end], dictionary: dictionary)
+            if Block.recordSize(count: range.count, encoded: encoded.count) > Block.recordLimit, range.count > 1 {
                 let mid = range.lowerBound + range.count / 2
                 try emit(range.lowerBound..<mid)
                 try emit(mid..<range.upperBound)
@@ -165,7 +165,7 @@ final class LogStore: Sendable {
             guard block.count > 0 else { return }
             let before = out.count
             try emit(0..<block.count)
-            let written = out[before...].reduce(0) { $0 + $1.encoded.count }
+            let written = out[before...].reduce(0) { $0 + Block.recordSize(count: $1.count, encoded: $1.encoded.count) }
             let ratio = Double(written) / Double(max(1, body.count))
             target = Self.blockTarget(ratio: compressionRatio.withLock { average in
                 average = average * 0.8 + ratio * 0.2
@@ -237,7 +237,7 @@ final class LogStore: Sendable {
 
 
     /// The codec word and the body, compressed unless that would not make it smaller.
-    func compressBody(_ body: [UInt8], dictionary: ZstdDictionary?) throws -> [UInt8] {
+    func compressBody(_ body: ArraySlice<UInt8>, dictionary: ZstdDictionary?) throws -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(body.count / 3 + 16)
         ProtoWire.appendVarint(dictionary.map { UInt64($0.id) + 1 } ?? 1, to: &out)
