@@ -71,6 +71,10 @@ struct DecodeFastPathTests {
             names.append("run/daily_sales/\(i)/2026-11-21T00")
             names.append("prefix-\(i % 10)-middle-\(i / 10)-suffix--")
         }
+        // 17 to 24 bytes: the first and last eight bytes alike, the one to eight bytes between them not.
+        for width in 1...8 {
+            for i in 0..<12 { names.append("abcdefgh" + String(String(repeating: "0", count: width) + String(i)).suffix(width) + "stuvwxyz") }
+        }
         names.append("été/données/机器")
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<3 {

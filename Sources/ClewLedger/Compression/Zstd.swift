@@ -134,7 +134,7 @@ final class ZstdCodec: Sendable {
             }
             // The frame goes into a new array after `out`'s bytes, uninitialised rather than zero-filled
             // first: zeroing the bound (the whole input's size, for a frame a tenth of it) was ~1.5% of an
-            // append.
+            // append's processor time.
             let bound = ZSTD_compressBound(src.count)
             let start = out.count
             out = try [UInt8](unsafeUninitializedCapacity: start + bound) { dst, count in
@@ -152,7 +152,7 @@ final class ZstdCodec: Sendable {
         let size = clew_zstd_magicless_content_size(src.baseAddress, src.count)
         guard size >= 0, size <= Self.plausibleSize(compressed: src.count) else { throw ZstdError(reason: "frame header is malformed") }
         // The buffer keeps its bytes and is only trimmed or extended to the frame's size: zero-filling a
-        // whole block's size first cost about a tenth of decompressing it.
+        // whole block's size first cost about a twentieth of decompressing it.
         if out.count > Int(size) {
             out.removeLast(out.count - Int(size))
         } else if out.count < Int(size) {

@@ -115,8 +115,13 @@ enum EnvelopeCodec {
 /// types, the streams of the runs under way) mostly stay in it. One slot per field, as before, missed on
 /// every event of interleaved streams: half a scan's time went to validating and allocating them again.
 struct StringCache {
+    /// A name's bytes as the slot compares them: its length, its first and last eight bytes (which, for
+    /// up to 16 bytes, are all of them), and for longer names the bytes between.
     private struct Slot {
-        var bytes: [UInt8] = []
+        var count = 0
+        var head: UInt64 = 0
+        var tail: UInt64 = 0
+        var middle: [UInt8] = []
         var value = ""
     }
 
@@ -136,12 +141,23 @@ struct StringCache {
         let n = raw.count
         if n == 0 { return "" }
         if slots.isEmpty { slots = [Slot](repeating: Slot(), count: 1 << slotBits) }
-        let i = slotBits == 0 ? 0 : Self.slot(raw, bits: slotBits)
-        if slots[i].bytes.count == n, slots[i].bytes.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress!, n) == 0 }) {
+        var head: UInt64 = 0
+        var tail: UInt64 = 0
+        if n >= 8 {
+            head = raw.loadUnaligned(as: UInt64.self)
+            tail = raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+        } else {
+            for (k, b) in raw.enumerated() { head |= UInt64(b) << (8 * UInt64(k)) }
+        }
+        let i = slotBits == 0 ? 0 : Self.slot(head: head, tail: tail, count: n, bits: slotBits)
+        // Compared word by word: names of up to 16 bytes (most types and actors) need no memcmp at all.
+        if slots[i].count == n, slots[i].head == head, slots[i].tail == tail,
+            n <= 16 || slots[i].middle.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress! + 8, n - 16) == 0 })
+        {
             return slots[i].value
         }
         let s = try Self.decode(raw)
-        slots[i] = Slot(bytes: Array(raw), value: s)
+        slots[i] = Slot(count: n, head: head, tail: tail, middle: n > 16 ? Array(raw[8..<n - 8]) : [], value: s)
         return s
     }
 
@@ -159,19 +175,10 @@ struct StringCache {
         return s
     }
 
-    /// The slot of `raw` (not empty): its length, first and last eight bytes, mixed.
+    /// The slot of a name of `count` bytes whose first and last eight bytes are `head` and `tail`.
     @inline(__always)
-    private static func slot(_ raw: UnsafeRawBufferPointer, bits: Int) -> Int {
-        let n = raw.count
-        var head: UInt64 = 0
-        var tail: UInt64 = 0
-        if n >= 8 {
-            head = raw.loadUnaligned(as: UInt64.self)
-            tail = raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
-        } else {
-            for (k, b) in raw.enumerated() { head |= UInt64(b) << (8 * UInt64(k)) }
-        }
-        let mixed = (head ^ (tail &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(n)) &* 0xBF58_476D_1CE4_E5B9
+    private static func slot(head: UInt64, tail: UInt64, count: Int, bits: Int) -> Int {
+        let mixed = (head ^ (tail &* 0x9E37_79B9_7F4A_7C15) ^ UInt64(count)) &* 0xBF58_476D_1CE4_E5B9
         return Int(truncatingIfNeeded: mixed >> UInt64(64 - bits))
     }
 }

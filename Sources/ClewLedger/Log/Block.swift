@@ -33,10 +33,11 @@ enum Block {
     static let maxEvents = 512
     /// What a block record aims at: one LMDB overflow page holds 4,080 bytes of value (a 4 KiB page less
     /// its header), and aiming a little below it lets most records that compress worse than the ones
-    /// before them still fit. Records of one page compress 15-25% cheaper and decompress nearly twice as
-    /// fast per event as the ~8 KB bodies of the records four to a leaf page that format 2 wrote until
-    /// 2026-12-04 (`clew bench ledger`, docs/benchmarks.md); the unused end of each page costs ~6% more
-    /// table bytes. A single read still decodes one block in well under 20 µs.
+    /// before them still fit. Bodies of ~35 KB compress in about half the processor time per event and
+    /// decompress about twice as fast as the ~8 KB bodies of the records four to a leaf page that format
+    /// 2 wrote until 2026-12-04 (`clew bench ledger`, docs/benchmarks.md). The unused end of each page
+    /// costs 8-10% more table bytes on that benchmark's events; a single read decodes its whole block in
+    /// 11-16 µs (p50).
     static let recordTarget = 3_500
     /// The largest record before a block is split in two and compressed again: two overflow pages. A
     /// record that misses ``recordTarget`` takes a second page rather than costing a second compression
@@ -343,7 +344,7 @@ struct BlockReader {
     func event(_ index: Int, cache: inout StringCache) throws -> Event {
         let seq = first + UInt64(index)
         let span = spans[index]
-        let d = try envelope(index, cache: &cache)
+        var d = try envelope(index, cache: &cache)
         var payload = Data()
         switch span.state {
         case .inline, .inlineDigestImplied:
@@ -356,8 +357,15 @@ struct BlockReader {
         case .erased:
             break
         }
+        // The names and unknown fields are moved out of `d`, not copied: a copy retained each and the end
+        // of `d` released it again (with the `Data` of the payload, most of what a scan spends per event).
+        var actor = "", stream = "", type = "", unknown: [UInt8] = []
+        swap(&actor, &d.actor)
+        swap(&stream, &d.stream)
+        swap(&type, &d.type)
+        swap(&unknown, &d.unknownFields)
         return Event(
-            seq: seq, timestampMicros: d.timestampMicros, actor: d.actor, stream: d.stream, type: d.type,
-            schemaVersion: d.schemaVersion, payload: payload, unknownFields: d.unknownFields, payloadErased: span.state == .erased)
+            seq: seq, timestampMicros: d.timestampMicros, actor: actor, stream: stream, type: type,
+            schemaVersion: d.schemaVersion, payload: payload, unknownFields: unknown, payloadErased: span.state == .erased)
     }
 }
