@@ -238,8 +238,8 @@ final class LogStore: Sendable {
 
     /// The codec word and the body, compressed unless that would not make it smaller.
     func compressBody(_ body: ArraySlice<UInt8>, dictionary: ZstdDictionary?) throws -> [UInt8] {
+        // No capacity reserved: `compress` makes the array the frame goes into, after this codec word.
         var out: [UInt8] = []
-        out.reserveCapacity(body.count / 3 + 16)
         ProtoWire.appendVarint(dictionary.map { UInt64($0.id) + 1 } ?? 1, to: &out)
         try body.withUnsafeBytes { try codec.compress($0, dictionary: dictionary, into: &out) }
         if out.count >= body.count + 1 {
