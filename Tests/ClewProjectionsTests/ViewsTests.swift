@@ -231,6 +231,115 @@ struct ViewsTests {
         #expect(throws: ViewError.self) { try views.chunkStatus(dataset: ViewsCorpus.dataset, asOf: last + 1) }
     }
 
+    @Test("a chunk history snapshot stores its ranges as gaps (round trip at both ends of UInt64, ~2 bytes a range) and refuses a range past 2^64")
+    func chunkSnapshotEncoding() throws {
+        let dense = RangeSet(ranges: (0..<1_000).map { i -> ClosedRange<UInt64> in
+            let lo = 4_000_000 + UInt64(i) * 3
+            return lo...(lo + UInt64(i % 2))
+        })
+        let state = ChunkHistory.State(
+            partitioning: "hourly", fields: nil, lastSeq: 42,
+            sets: [1: RangeSet(ranges: [0...0, 2...5, 5_000_000...5_000_010, (UInt64.max - 3)...UInt64.max]), 3: dense, 4: RangeSet()])
+        let bytes = try state.encoded()
+        let back = try bytes.withUnsafeBytes { try ChunkHistory.State(decoding: $0, view: "chunks") }
+        #expect(back == state)
+        #expect(back.sets[3]?.ranges.count == 1_000 && back.sets[4] == nil)
+        // Each dense range is a one-byte gap and a one-byte length (its first ordinal whole took four).
+        let denseOnly = try ChunkHistory.State(partitioning: "", fields: nil, lastSeq: 1, sets: [3: dense]).encoded()
+        #expect(denseOnly.count <= 2 * 1_000 + 16, "\(denseOnly.count) bytes for 1,000 ranges")
+
+        // Hand-made snapshots: partitioning and fields empty, lastSeq 1, set 1 with these ranges.
+        func snapshot(_ ranges: [(gap: UInt64, length: UInt64)]) -> [UInt8] {
+            var out: [UInt8] = [0, 0, 1, 1]
+            ProtoWire.appendVarint(UInt64(ranges.count), to: &out)
+            for r in ranges {
+                ProtoWire.appendVarint(r.gap, to: &out)
+                ProtoWire.appendVarint(r.length, to: &out)
+            }
+            return out
+        }
+        func decode(_ bytes: [UInt8]) throws -> ChunkHistory.State {
+            try bytes.withUnsafeBytes { try ChunkHistory.State(decoding: $0, view: "chunks") }
+        }
+        #expect(try decode(snapshot([(5, 2), (0, 0), (3, 1)])).sets[1]?.ranges == [5...8, 12...13])
+        #expect(try decode(snapshot([(UInt64.max - 1, 1)])).sets[1]?.ranges == [(UInt64.max - 1)...UInt64.max])
+        for bad in [[(UInt64.max, 1)], [(UInt64.max - 1, 1), (0, 0)], [(1, 0), (UInt64.max - 1, 0)]] as [[(gap: UInt64, length: UInt64)]] {
+            let error = try #require(throws: ViewError.self) { try decode(snapshot(bad)) }
+            #expect(error.kind == .corrupt && "\(error)".contains("table snapshots: a range runs past 2^64"), "\(error)")
+        }
+    }
+
+    @Test("chunk history snapshots fall due after max(minimum, 2 x ranges) operations, and the state as of any seq does not depend on where they fall")
+    func chunkSnapshotSpacing() async throws {
+        let dir = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ledger = try Ledger.create(at: dir.appendingPathComponent("corpus.ledger"))
+        defer { ledger.close() }
+        try await ViewsCorpus.generate(into: ledger, events: 20_000)
+        var options = Views.Options()
+        options.chunkSnapshotOps = 16
+        let often = try Views.open(ledger: ledger, options: options)
+        let ds = ViewsCorpus.dataset
+        let prefix = ChunkHistory.prefix(ds)
+        // Snapshots (seq, ranges) and the number of operations of each event, from the tables.
+        let (snapshots, opsAt): ([(seq: UInt64, ranges: Int)], [(seq: UInt64, ops: Int)]) = try often.read(.chunks) { store, txn in
+            var snapshots: [(UInt64, Int)] = []
+            try ViewTxn.scan(txn, store.table("snapshots"), prefix: prefix, view: "chunks", table: "snapshots") { k, v in
+                let seq = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
+                snapshots.append((seq, try ChunkHistory.State(decoding: v, view: "chunks").rangeCount))
+                return true
+            }
+            var ops: [(UInt64, Int)] = []
+            try ViewTxn.scan(txn, store.table("changes"), prefix: prefix, view: "chunks", table: "changes") { k, v in
+                let first = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
+                var previous: UInt64 = 0
+                try ChunkHistory.events(v, first: first, view: "chunks") { seq, entry in
+                    var n = 0
+                    try ChunkHistory.ops(entry, seq: seq, previous: &previous, view: "chunks") { _ in n += 1 }
+                    ops.append((seq, n))
+                    return true
+                }
+                return true
+            }
+            return (snapshots, ops)
+        }
+        #expect(snapshots.count >= 8 && snapshots.contains { 2 * $0.ranges > 16 }, "snapshots, some with more than 8 ranges: \(snapshots.prefix(20))")
+        for (a, b) in zip(snapshots, snapshots.dropFirst()) {
+            let due = ChunkHistory.snapshotDue(minimumOps: 16, ranges: a.ranges)
+            let between = opsAt.filter { $0.seq > a.seq && $0.seq <= b.seq }
+            let total = between.reduce(0) { $0 + $1.ops }
+            let beforeLast = total - (between.last?.ops ?? 0)
+            #expect(total >= due && beforeLast < due, "snapshot at \(b.seq): \(total) operations since \(a.seq) (\(a.ranges) ranges, due \(due))")
+        }
+        // The same events with the default spacing (4,096 operations) give the same state at any seq.
+        var seqs = Set(snapshots.flatMap { [$0.seq - 1, $0.seq, $0.seq + 1] })
+        var rng = SplitMix64(seed: 5)
+        let last = try ledger.lastSeq
+        for _ in 0..<20 { seqs.insert(1 + rng.next(below: last)) }
+        // A state applied from operations may keep a set emptied since its snapshot; one read from a
+        // snapshot leaves it out. Both mean the same, so they are compared without empty sets.
+        func states(_ views: Views) throws -> [ChunkHistory.State?] {
+            try seqs.sorted().map { seq in
+                try views.read(.chunks) { store, txn in try ChunkHistory.state(ds, asOf: seq, txn, store) }
+                    .map { ChunkHistory.State(partitioning: $0.partitioning, fields: $0.fields, lastSeq: $0.lastSeq, sets: $0.sets) }
+            }
+        }
+        let dense = try states(often)
+        often.close()
+        try FileManager.default.removeItem(at: ledger.directory.appendingPathComponent("views"))
+        let seldom = try Views.open(ledger: ledger)
+        let sparse = try seldom.read(.chunks) { store, txn in
+            var n = 0
+            try ViewTxn.scan(txn, store.table("snapshots"), prefix: prefix, view: "chunks", table: "snapshots") { _, _ in n += 1; return true }
+            return n
+        }
+        #expect(sparse < snapshots.count / 4, "\(sparse) snapshots at the default spacing, \(snapshots.count) at 16")
+        for (seq, (a, b)) in zip(seqs.sorted(), zip(try states(seldom), dense)) {
+            #expect(a == b, "the chunk history's state as of \(seq)")
+        }
+        #expect(dense.compactMap { $0 }.count >= seqs.count - 1)
+    }
+
     @Test("--as-of N answers what a ledger holding only events 1...N answers")
     func asOfEqualsPrefix() async throws {
         try await DemoLedger.withCopy { ledger, dir in

@@ -80,7 +80,9 @@ final class ViewStore: @unchecked Sendable {
     /// 10: a ``GroupedTable``'s groups start where its entries say (a hash of the key), not where
     /// insertions split them, so a rebuild loads the value index and lineage edges in key order
     /// (``BulkLoad``) and writes the records a fold of the same events writes.
-    static let formatVersion = 10
+    /// 11: a chunk history snapshot stores each range's start as its gap from the range before, and is
+    /// due after twice as many operations as it holds ranges (when more than 4,096).
+    static let formatVersion = 11
 
     init(
         name: String, directory: URL, tables tableNames: [String], readOnly: Bool = false, building: Bool = false, mapSize: Int = 64 << 20
