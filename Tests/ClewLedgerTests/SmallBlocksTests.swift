@@ -44,9 +44,7 @@ struct SmallBlocksTests {
 
         // The same 900 events appended again, in one batch, by this code.
         let events = try ledger.events(1...900)
-        try await ledger.append(contentsOf: events.map {
-            NewEvent(type: $0.type, stream: $0.stream, actor: $0.actor, timestampMicros: $0.timestampMicros, payload: $0.payload)
-        })
+        try await ledger.append(contentsOf: events.map(\.draft))
         let sizes = try Self.blockSizes(ledger)
         #expect(sizes.reduce(0, +) == 1_800)
         let new = sizes.dropFirst(old.count)

@@ -163,15 +163,7 @@ struct ViewsTests {
         let views = try Views.open(ledger: ledger, options: options)
         let last = try ledger.lastSeq
         // The history's snapshots, by seq: the test looks on both sides of each.
-        let snapshots: [UInt64] = try views.read(.chunks) { store, txn in
-            var out: [UInt64] = []
-            let prefix = ChunkHistory.prefix(ViewsCorpus.dataset)
-            try ViewTxn.scan(txn, store.table("snapshots"), prefix: prefix, view: "chunks", table: "snapshots") { k, _ in
-                out.append(UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value)
-                return true
-            }
-            return out
-        }
+        let snapshots = try Self.chunkSnapshots(views).map(\.seq)
         #expect(snapshots.count >= 4, "30,000 events of the corpus give several snapshots (\(snapshots))")
         // The history's entries: up to 32 events each, none holding events on both sides of a snapshot.
         var entryBytes = 0
@@ -231,6 +223,19 @@ struct ViewsTests {
         #expect(throws: ViewError.self) { try views.chunkStatus(dataset: ViewsCorpus.dataset, asOf: last + 1) }
     }
 
+    /// The corpus dataset's chunk history snapshots, in seq order: each one's seq and how many ranges it holds.
+    static func chunkSnapshots(_ views: Views) throws -> [(seq: UInt64, ranges: Int)] {
+        try views.read(.chunks) { store, txn in
+            var out: [(UInt64, Int)] = []
+            let prefix = ChunkHistory.prefix(ViewsCorpus.dataset)
+            try ViewTxn.scan(txn, store.table("snapshots"), prefix: prefix, view: "chunks", table: "snapshots") { k, v in
+                out.append((UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value, try ChunkHistory.State(decoding: v, view: "chunks").rangeCount))
+                return true
+            }
+            return out
+        }
+    }
+
     @Test("a chunk history snapshot stores its ranges as gaps (round trip at both ends of UInt64, ~2 bytes a range) and refuses a range past 2^64")
     func chunkSnapshotEncoding() throws {
         let dense = RangeSet(ranges: (0..<1_000).map { i -> ClosedRange<UInt64> in
@@ -281,14 +286,9 @@ struct ViewsTests {
         let often = try Views.open(ledger: ledger, options: options)
         let ds = ViewsCorpus.dataset
         let prefix = ChunkHistory.prefix(ds)
-        // Snapshots (seq, ranges) and the number of operations of each event, from the tables.
-        let (snapshots, opsAt): ([(seq: UInt64, ranges: Int)], [(seq: UInt64, ops: Int)]) = try often.read(.chunks) { store, txn in
-            var snapshots: [(UInt64, Int)] = []
-            try ViewTxn.scan(txn, store.table("snapshots"), prefix: prefix, view: "chunks", table: "snapshots") { k, v in
-                let seq = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
-                snapshots.append((seq, try ChunkHistory.State(decoding: v, view: "chunks").rangeCount))
-                return true
-            }
+        // Snapshots (seq, ranges) and the number of operations of each event, in seq order, from the tables.
+        let snapshots = try Self.chunkSnapshots(often)
+        let opsAt: [(seq: UInt64, ops: Int)] = try often.read(.chunks) { store, txn in
             var ops: [(UInt64, Int)] = []
             try ViewTxn.scan(txn, store.table("changes"), prefix: prefix, view: "chunks", table: "changes") { k, v in
                 let first = UnsafeRawBufferPointer(rebasing: k[prefix.count...]).bigEndianUInt64Value
@@ -301,14 +301,19 @@ struct ViewsTests {
                 }
                 return true
             }
-            return (snapshots, ops)
+            return ops
         }
         #expect(snapshots.count >= 8 && snapshots.contains { 2 * $0.ranges > 16 }, "snapshots, some with more than 8 ranges: \(snapshots.prefix(20))")
+        var k = 0  // the first event of `opsAt` after the snapshot `a`
         for (a, b) in zip(snapshots, snapshots.dropFirst()) {
             let due = ChunkHistory.snapshotDue(minimumOps: 16, ranges: a.ranges)
-            let between = opsAt.filter { $0.seq > a.seq && $0.seq <= b.seq }
-            let total = between.reduce(0) { $0 + $1.ops }
-            let beforeLast = total - (between.last?.ops ?? 0)
+            while k < opsAt.count, opsAt[k].seq <= a.seq { k += 1 }
+            var total = 0, beforeLast = 0
+            while k < opsAt.count, opsAt[k].seq <= b.seq {
+                beforeLast = total
+                total += opsAt[k].ops
+                k += 1
+            }
             #expect(total >= due && beforeLast < due, "snapshot at \(b.seq): \(total) operations since \(a.seq) (\(a.ranges) ranges, due \(due))")
         }
         // The same events with the default spacing (4,096 operations) give the same state at any seq.
@@ -328,11 +333,7 @@ struct ViewsTests {
         often.close()
         try FileManager.default.removeItem(at: ledger.directory.appendingPathComponent("views"))
         let seldom = try Views.open(ledger: ledger)
-        let sparse = try seldom.read(.chunks) { store, txn in
-            var n = 0
-            try ViewTxn.scan(txn, store.table("snapshots"), prefix: prefix, view: "chunks", table: "snapshots") { _, _ in n += 1; return true }
-            return n
-        }
+        let sparse = try Self.chunkSnapshots(seldom).count
         #expect(sparse < snapshots.count / 4, "\(sparse) snapshots at the default spacing, \(snapshots.count) at 16")
         for (seq, (a, b)) in zip(seqs.sorted(), zip(try states(seldom), dense)) {
             #expect(a == b, "the chunk history's state as of \(seq)")

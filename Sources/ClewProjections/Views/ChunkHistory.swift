@@ -288,13 +288,12 @@ enum ChunkHistory {
                     ranges.reserveCapacity(Int(n))
                     var next: UInt64 = 0
                     for i in 0..<n {
-                        // A range after one that ends at 2^64 - 1 has nowhere to start.
-                        guard i == 0 || next != 0 else {
-                            throw ViewError(.corrupt, view: view, "view \(view), table snapshots: a range runs past 2^64")
-                        }
                         let (lo, o1) = next.addingReportingOverflow(try r.varint())
                         let (hi, o2) = lo.addingReportingOverflow(try r.varint())
-                        guard !o1, !o2 else { throw ViewError(.corrupt, view: view, "view \(view), table snapshots: a range runs past 2^64") }
+                        // `next` is 0 after the first range only when the range before ended at 2^64 - 1.
+                        guard !o1, !o2, i == 0 || next != 0 else {
+                            throw ViewError(.corrupt, view: view, "view \(view), table snapshots: a range runs past 2^64")
+                        }
                         ranges.append(lo...hi)
                         next = hi &+ 1
                     }
