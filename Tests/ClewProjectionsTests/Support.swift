@@ -70,6 +70,8 @@ final class Notices: Sendable {
         // Rebuilds and scratch folds sort the value index into runs of ~16 KiB and merge them, so the
         // tests that compare them with catch-ups take that path (the default keeps 48 MiB in memory).
         o.bulkBudget = 16 << 10
+        // And they write lineage's deferred `ids` every ~100 new nodes (the default: ~1.6M).
+        o.deferredBudget = 4 << 10
         return o
     }
 }

@@ -151,6 +151,117 @@ struct ViewsTests {
         }
     }
 
+    @Test("a rebuild whose deferred lineage ids are written many times, in writes that fail and are retried, gives the same bytes as catch-ups")
+    func deferredInsertsRetriedEqualCatchUps() async throws {
+        try await DemoLedger.withCopy { source, dir in
+            let ledger = try Ledger.create(at: dir.appendingPathComponent("growing.ledger"))
+            defer { ledger.close() }
+            var options = Notices().options(batch: 200)
+            options.deferredBudget = 30 * DeferredInserts.bytesPerEntry  // ids written every ~30 new nodes
+            // A lineage write that has just written its deferred ids fails once (as when the map fills at
+            // commit), so the retry must find them all still in memory; every fifth other write fails too.
+            struct Counts { var flushes = 0, entries = 0, failedAfterFlush = 0, writes = 0, justFlushed = false }
+            let counts = Mutex(Counts())
+            options.deferredFlushed = { name, entries in
+                counts.withLock { c in
+                    #expect(name == .lineage)
+                    c.flushes += 1
+                    c.entries += entries
+                    c.justFlushed = true
+                }
+            }
+            options.failWriteAfterApply = { name in
+                counts.withLock { c in
+                    c.writes += 1
+                    guard name == .lineage else { return c.writes % 5 == 0 }
+                    defer { c.justFlushed = false }
+                    if c.justFlushed, c.failedAfterFlush < c.flushes / 2 + 1 {
+                        c.failedAfterFlush += 1
+                        return true
+                    }
+                    return c.writes % 5 == 0
+                }
+            }
+            let views = try Views.open(ledger: ledger, options: options)
+            try await Self.copy(source, into: ledger, catchingUp: views, every: 700)
+            // Catch-ups insert as they go: nothing was deferred.
+            #expect(counts.withLock { $0.flushes } == 0)
+            let incremental = try views.digests()
+            try views.rebuild()
+            let c = counts.withLock { $0 }
+            let nodes = try views.read(.lineage) { store, txn in try NodeName.count(txn, store) }
+            #expect(c.flushes >= 10 && c.failedAfterFlush >= 3, "\(c.flushes) flushes, \(c.failedAfterFlush) failed after one")
+            #expect(UInt64(c.entries) >= nodes, "\(c.entries) entries flushed for \(nodes) nodes")
+            #expect(try views.digests() == incremental, "a rebuild that deferred its ids must equal catch-ups that inserted them")
+            #expect(try views.verify().filter { !$0.equal }.isEmpty)
+        }
+    }
+
+    @Test("deferred insertions read back before they are written, leave memory once their write commits, and a failed write drops only its own")
+    func deferredInserts() throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-deferred-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try ViewStore(name: "lineage", directory: dir, tables: ["ids"], building: true)
+        defer { store.close() }
+        let deferred = DeferredInserts(tables: ["ids"], budget: 10 * DeferredInserts.bytesPerEntry)
+        #expect(deferred.capacity == 10)
+        store.deferred = deferred
+        // Keys spread over the table, as homes are; values of 0 to 8 bytes.
+        func key(_ i: Int) -> [UInt8] { KeyBuilder().u64(UInt64(i) &* 0x9E37_79B9_7F4A_7C15).bytes }
+        func value(_ i: Int) -> [UInt8] { (0..<(i % 9)).map { UInt8(truncatingIfNeeded: i &* 31 &+ $0) } }
+        func written(_ i: Int) throws -> [UInt8]? {
+            try store.env.read { try GroupedTable.get(key(i), $0, store.table("ids"), view: "lineage", table: "ids") }
+        }
+        struct Refused: Error {}
+        func write(_ range: Range<Int>, fail: Bool = false) throws {
+            deferred.mark()
+            do {
+                try store.env.write { txn in
+                    let vt = ViewTxn(txn: txn, store: store)
+                    for i in range { #expect(try vt.add(key(i), value(i), grouped: "ids")) }
+                    // Already there: waiting, or written.
+                    #expect(try !vt.add(key(range.lowerBound), [1], grouped: "ids"))
+                    #expect(try vt.get(key(range.lowerBound), grouped: "ids") == value(range.lowerBound))
+                    try deferred.flushIfFull(vt)
+                    if fail { throw Refused() }
+                }
+                deferred.commit()
+            } catch {
+                deferred.rollback()
+                throw error
+            }
+        }
+        // Under the capacity: nothing is written.
+        try write(0..<8)
+        #expect(deferred.count("ids") == 8)
+        #expect(try written(0) == nil)
+        // Past it, in a write that fails: what the write inserted is undone, its entries dropped, the
+        // earlier ones still waiting.
+        #expect(throws: Refused.self) { try write(8..<13, fail: true) }
+        #expect(deferred.count("ids") == 8)
+        #expect(try (0..<13).map(written).allSatisfy { $0 == nil })
+        try store.env.read { txn throws in
+            let vt = ViewTxn(txn: txn, store: store)
+            #expect(try vt.get(key(7), grouped: "ids") == value(7))
+            #expect(try vt.get(key(12), grouped: "ids") == nil)
+        }
+        // Retried: all thirteen written, none left in memory.
+        try write(8..<13)
+        #expect(deferred.count("ids") == 0)
+        #expect(try (0..<13).map(written) == (0..<13).map(value))
+        // A key written is "there" for add, from the table.
+        try store.env.write { txn throws in
+            #expect(try !ViewTxn(txn: txn, store: store).add(key(3), [1], grouped: "ids"))
+        }
+        // The rest at the end of a fold, whatever their count.
+        try write(13..<16)
+        #expect(deferred.count("ids") == 3)
+        try store.flushDeferred()
+        #expect(store.deferred == nil)
+        #expect(try (0..<16).map(written) == (0..<16).map(value))
+        #expect(DeferredInserts.Small(value(8)).bytes == value(8))
+    }
+
     @Test("chunk status and runs as of any seq come from the views (history, snapshots, run epochs) and equal a fold of the log up to it")
     func chunkHistoryAsOf() async throws {
         let dir = try makeTemporaryDirectory()

@@ -14,6 +14,10 @@ protocol Projection: AnyObject {
     /// Grouped tables that a fold into an empty view loads in bulk at its end (``BulkLoad``): the
     /// projection only adds to them (``ViewTxn/add(_:_:grouped:)``) and never reads them while it folds.
     static var bulkTables: [String] { get }
+    /// Grouped tables with 8-byte keys (values of at most 8 bytes) that the fold reads while it folds, whose
+    /// insertions a fold into an empty view keeps in memory and writes many at once (``DeferredInserts``);
+    /// the projection inserts with ``ViewTxn/add(_:_:grouped:)`` and reads with ``ViewTxn/get(_:grouped:)``.
+    static var deferredTables: [String] { get }
     func apply(_ fact: Fact, _ h: EventHeader, _ txn: ViewTxn) throws
     func flush(_ txn: ViewTxn) throws
     func reset()
@@ -21,6 +25,7 @@ protocol Projection: AnyObject {
 
 extension Projection {
     static var bulkTables: [String] { [] }
+    static var deferredTables: [String] { [] }
 }
 
 /// The views Clew keeps, by name.

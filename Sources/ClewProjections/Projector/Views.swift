@@ -61,6 +61,11 @@ public final class Views: @unchecked Sendable {
         /// Bytes of a bulk-loaded table's entries a rebuild keeps in memory before it sorts them into a
         /// run file (``BulkLoad``); tests make it small to merge many runs.
         package var bulkBudget = 48 << 20
+        /// Bytes of memory a rebuild's deferred insertions (lineage `ids`, ``DeferredInserts``) may take
+        /// before they are written; tests make it small to write them often.
+        package var deferredBudget = 64 << 20
+        /// Hears each flush of a rebuild's deferred insertions: the view and the entries written (tests).
+        package var deferredFlushed: (@Sendable (ViewName, Int) -> Void)? = nil
         /// Fault injection for tests: asked after a view's write applied its batch, before its checkpoint;
         /// `true` fails the write as LMDB does when the map fills at commit (`MDB_MAP_FULL`), so it is retried.
         package var failWriteAfterApply: (@Sendable (ViewName) -> Bool)? = nil
@@ -288,6 +293,7 @@ public final class Views: @unchecked Sendable {
         if options.growMapAhead { try t.store.env.ensureRoom((1 << 20) + headers.count * 2048) }
         var attempts = 0
         t.store.bulk?.mark()
+        t.store.deferred?.mark()
         do {
             let reached = try t.store.env.write { txn -> UInt64 in
                 // A write retried after the map grew (here or in another process): what the failed
@@ -296,6 +302,7 @@ public final class Views: @unchecked Sendable {
                 if attempts > 1 {
                     t.projection.reset()
                     t.store.bulk?.rollback()
+                    t.store.deferred?.rollback()
                 }
                 t.store.unsealIfNeeded()
                 var meta = try t.store.readMeta(txn) ?? ViewStore.Meta(
@@ -311,6 +318,7 @@ public final class Views: @unchecked Sendable {
                         i += 1
                     }
                     try t.projection.flush(vt)
+                    try t.store.deferred?.flushIfFull(vt)
                 } catch {
                     t.projection.reset()
                     throw error
@@ -321,12 +329,14 @@ public final class Views: @unchecked Sendable {
                 return upTo
             }
             try t.store.bulk?.commit()
+            t.store.deferred?.commit()
             return reached
         } catch {
             // A write that fails after the projection applied part of the batch (at commit, say)
             // leaves its caches ahead of the view: dropped, to be read again from the view.
             t.projection.reset()
             t.store.bulk?.rollback()
+            t.store.deferred?.rollback()
             throw error
         }
     }
@@ -382,6 +392,7 @@ public final class Views: @unchecked Sendable {
                 let dir = generations.next(name)
                 let store = try ViewStore(name: name.rawValue, directory: dir, tables: name.tables, building: true, mapSize: options.mapSize)
                 store.bulk = makeBulk(name, dir)
+                store.deferred = makeDeferred(name)
                 try store.env.write { txn in
                     try store.writeMeta(txn, ViewStore.Meta(
                         format: ViewStore.formatVersion, view: name.rawValue, ledger: ledger.id, checkpoint: 0, state: "building"))
@@ -459,12 +470,16 @@ public final class Views: @unchecked Sendable {
             let store = try ViewStore(
                 name: name.rawValue, directory: dir.appendingPathComponent(name.rawValue), tables: name.tables, building: true, mapSize: options.mapSize)
             store.bulk = makeBulk(name, store.directory)
+            store.deferred = makeDeferred(name)
             stores[name] = store
             targets.append(FoldTarget(name: name, store: store, projection: name.makeProjection(options), limit: seqs[name] ?? 0))
         }
         let end = seqs.values.max() ?? 0
         _ = try fold(targets, through: end, progress: progress)
-        for store in stores.values { try store.finishBulk() }
+        for store in stores.values {
+            try store.flushDeferred()
+            try store.finishBulk()
+        }
         return try body(stores)
     }
 
@@ -472,6 +487,15 @@ public final class Views: @unchecked Sendable {
     private func makeBulk(_ name: ViewName, _ directory: URL) -> BulkLoad? {
         let tables = name.projectionType.bulkTables
         return tables.isEmpty ? nil : BulkLoad(directory: directory, tables: tables, budget: options.bulkBudget)
+    }
+
+    /// The deferred insertions of a fold into the empty view `name`, when the view has such tables.
+    private func makeDeferred(_ name: ViewName) -> DeferredInserts? {
+        let tables = name.projectionType.deferredTables
+        guard !tables.isEmpty else { return nil }
+        let deferred = DeferredInserts(tables: tables, budget: options.deferredBudget)
+        if let hook = options.deferredFlushed { deferred.flushed = { _, count in hook(name, count) } }
+        return deferred
     }
 
     // MARK: access

@@ -152,6 +152,25 @@ final class BulkLoad {
             for run in p.runs { unlink(run.url.path) }
             p.runs.removeAll()
         }
+        try Self.append(into: store, table) { add in
+            if p.runs.isEmpty {
+                try Self.forEachSorted(p, add)
+            } else {
+                if !p.starts.isEmpty { try spill(table, p) }
+                try merge(p.runs, add)
+            }
+        }
+        p.arena = []
+        p.starts = []
+    }
+
+    /// Writes the entries `entries` gives (in increasing key order, each key once) into `store`'s empty
+    /// grouped table `table`, as groups cut by ``GroupedTable/Builder``, checksummed, with `MDB_APPEND`
+    /// (``ViewStore/append(_:to:)``, every ``chunkBytes`` of records).
+    static func append(
+        into store: ViewStore, _ table: String,
+        _ entries: (_ add: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    ) throws {
         let db = store.table(table)
         var chunk: [([UInt8], [UInt8])] = []
         var bytes = 0
@@ -168,18 +187,11 @@ final class BulkLoad {
             withUnsafeBytes(of: sum) { stored.append(contentsOf: $0) }
             bytes += key.count + stored.count + 16
             chunk.append((key, stored))
-            if bytes >= Self.chunkBytes { try flush() }
+            if bytes >= chunkBytes { try flush() }
         }
-        if p.runs.isEmpty {
-            try Self.forEachSorted(p) { k, v in try builder.add(k, v, emit: emit) }
-        } else {
-            if !p.starts.isEmpty { try spill(table, p) }
-            try merge(p.runs) { k, v in try builder.add(k, v, emit: emit) }
-        }
+        try entries { k, v in try builder.add(k, v, emit: emit) }
         try builder.finish(emit: emit)
         try flush()
-        p.arena = []
-        p.starts = []
     }
 
     /// Records per commit of ``write(_:into:)``.

@@ -109,6 +109,17 @@ final class ViewStore: @unchecked Sendable {
     /// The entries of bulk-loaded tables while a fold fills this (empty) view; written by
     /// ``finishBulk()`` or by ``copyPacked(into:)`` into the packed copy.
     var bulk: BulkLoad?
+    /// The insertions into grouped tables with random keys that a fold into this (empty) view keeps in
+    /// memory and writes many at once (``DeferredInserts``); nil once written (``flushDeferred()``).
+    var deferred: DeferredInserts?
+
+    /// Writes the deferred insertions into this view's tables, in one write.
+    func flushDeferred() throws {
+        guard let deferred else { return }
+        try env.write { txn in try deferred.flushAll(ViewTxn(txn: txn, store: self)) }
+        deferred.commit()
+        self.deferred = nil
+    }
 
     /// Writes the bulk-loaded tables into this view's own tables.
     func finishBulk() throws {
@@ -131,6 +142,7 @@ final class ViewStore: @unchecked Sendable {
     func discard() {
         bulk?.remove()
         bulk = nil
+        deferred = nil
         unsealed = false
         env.close()
         try? FileManager.default.removeItem(at: directory)
@@ -200,6 +212,10 @@ final class ViewStore: @unchecked Sendable {
         for name in ["meta"] + tableNames {
             if let bulk, bulk.holds(name) {
                 try bulk.write(name, into: dest)
+                continue
+            }
+            if let deferred, deferred.holds(name) {
+                try deferred.merge(name, from: self, into: dest)
                 continue
             }
             let source = name == "meta" ? meta : table(name)
@@ -356,7 +372,16 @@ struct ViewTxn {
             bulk.add(key, value, to: table)
             return true
         }
+        if let deferred = store.deferred, deferred.holds(table) {
+            return try deferred.add(key, value, to: table, self)
+        }
         return try GroupedTable.insert(key, value, into: table, self)
+    }
+
+    /// The value of `key` in the grouped table `table`, deferred (``DeferredInserts``) or written.
+    func get(_ key: [UInt8], grouped table: String) throws -> [UInt8]? {
+        if let deferred = store.deferred, deferred.holds(table) { return try deferred.get(key, from: table, self) }
+        return try GroupedTable.get(key, txn, store.table(table), view: store.name, table: table)
     }
 
     /// Stores `value` unless `key` exists; returns whether it stored.

@@ -85,6 +85,9 @@ final class LineageProjection: Projection {
     static let tables = ["fwd", "bwd", "names", "ids", "run_dags"]
     /// The edges: a rebuild sorts them and writes them once (``BulkLoad``); nothing in the fold reads them.
     static let bulkTables = ["fwd", "bwd"]
+    /// The homes of node ids: keyed by a hash, so a rebuild writes them many at once
+    /// (``DeferredInserts``); the fold reads them to find a node's number.
+    static let deferredTables = ["ids"]
     static let interest: Fact.Interest = [.run, .chunks, .dags]
 
     /// Numbers of nodes looked up or made in this batch and the ones before, up to ``cacheLimit``
@@ -187,7 +190,7 @@ final class LineageProjection: Projection {
         let node = NodeName(id)
         let s = txn.store
         let n: UInt64
-        switch try node.find(txn.txn, s) {
+        switch try node.find(txn.txn, s, ids: { try txn.get($0, grouped: "ids") }) {
         case .found(let number):
             n = number
         case .free(let slot):
@@ -195,7 +198,7 @@ final class LineageProjection: Projection {
             nextCounter = counter + 1
             n = node.kind.base | counter & NodeName.homeMask
             try GroupedTable.insert(KeyBuilder().u64(n).bytes, node.stored, into: "names", txn)
-            try GroupedTable.insert(KeyBuilder().u64(slot).bytes, KeyBuilder().varint(counter).bytes, into: "ids", txn)
+            try txn.add(KeyBuilder().u64(slot).bytes, KeyBuilder().varint(counter).bytes, grouped: "ids")
         }
         if numbers.count >= Self.cacheLimit { numbers.removeAll(keepingCapacity: true) }
         numbers[id] = n
@@ -298,12 +301,14 @@ struct NodeName: Equatable {
         case free(UInt64)
     }
 
-    /// Looks the node up from its home along the homes after it, up to the first free one.
-    func find(_ txn: Transaction, _ store: ViewStore) throws -> Place {
-        let ids = store.table("ids")
+    /// Looks the node up from its home along the homes after it, up to the first free one. `ids` reads
+    /// the `ids` table (a fold's reads include its deferred insertions).
+    func find(_ txn: Transaction, _ store: ViewStore, ids: (([UInt8]) throws -> [UInt8]?)? = nil) throws -> Place {
+        let table = store.table("ids")
         let names = store.table("names")
+        let get = ids ?? { try GroupedTable.get($0, txn, table, view: "lineage", table: "ids") }
         var home = self.home
-        while let counter = try GroupedTable.get(KeyBuilder().u64(home).bytes, txn, ids, view: "lineage", table: "ids") {
+        while let counter = try get(KeyBuilder().u64(home).bytes) {
             let n = try Self.number(home: home, counter: counter)
             guard let stored = try GroupedTable.get(KeyBuilder().u64(n).bytes, txn, names, view: "lineage", table: "names") else {
                 throw ViewError(.corrupt, view: "lineage", "view lineage: home \(home) names node number \(n), which the view does not have")
