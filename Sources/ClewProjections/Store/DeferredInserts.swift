@@ -15,7 +15,9 @@ import ClewLedger
 /// they are inserted in key order in that same transaction (``flushIfFull(_:)``): a page then takes
 /// every entry that falls in it at once. They are dropped from memory only once that transaction has
 /// committed (``commit()``). A write that fails is retried: ``rollback()`` drops what it added since
-/// ``mark()``, and what it had flushed is still here. Not thread-safe: one fold writes a view at a time.
+/// ``mark()``, and what it had flushed is still here. When the fold ends, what still waits is merged with
+/// the table into the packed copy (``merge(_:from:into:)``), or inserted (``ViewStore/flushDeferred()``,
+/// a scratch fold). Not thread-safe: one fold writes a view at a time.
 final class DeferredInserts {
     /// Entries a table keeps in memory before they are inserted.
     let capacity: Int
