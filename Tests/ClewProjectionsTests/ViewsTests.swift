@@ -158,9 +158,10 @@ struct ViewsTests {
             defer { ledger.close() }
             var options = Notices().options(batch: 200)
             options.deferredBudget = 30 * DeferredInserts.bytesPerEntry  // ids written every ~30 new nodes
-            // A lineage write that has just written its deferred ids fails once (as when the map fills at
-            // commit), so the retry must find them all still in memory; every fifth other write fails too.
-            struct Counts { var flushes = 0, entries = 0, failedAfterFlush = 0, writes = 0, justFlushed = false }
+            // Every other lineage write that has just written its deferred ids fails (as when the map fills
+            // at commit), up to six times, so the retry must find them all still in memory. (Each failure
+            // doubles the view's map: an unbounded count would run it into its limit.)
+            struct Counts { var flushes = 0, entries = 0, failedAfterFlush = 0, justFlushed = false }
             let counts = Mutex(Counts())
             options.deferredFlushed = { name, entries in
                 counts.withLock { c in
@@ -172,14 +173,11 @@ struct ViewsTests {
             }
             options.failWriteAfterApply = { name in
                 counts.withLock { c in
-                    c.writes += 1
-                    guard name == .lineage else { return c.writes % 5 == 0 }
+                    guard name == .lineage else { return false }
                     defer { c.justFlushed = false }
-                    if c.justFlushed, c.failedAfterFlush < c.flushes / 2 + 1 {
-                        c.failedAfterFlush += 1
-                        return true
-                    }
-                    return c.writes % 5 == 0
+                    guard c.justFlushed, c.flushes % 2 == 1, c.failedAfterFlush < 6 else { return false }
+                    c.failedAfterFlush += 1
+                    return true
                 }
             }
             let views = try Views.open(ledger: ledger, options: options)
