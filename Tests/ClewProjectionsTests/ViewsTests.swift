@@ -229,9 +229,14 @@ struct ViewsTests {
                 throw error
             }
         }
+        // No room is asked for a write until half the capacity waits; then for the whole table and
+        // twice 64 bytes for each entry a flush may write.
+        #expect(try deferred.roomForFlush(store) == 0)
         // Under the capacity: nothing is written.
         try write(0..<8)
         #expect(deferred.count("ids") == 8)
+        let pageSize = try store.env.read { try $0.stat(store.table("ids")).pageSize }
+        #expect(try deferred.roomForFlush(store) >= 10 * 128 && deferred.roomForFlush(store, all: true) < 10 * 128 + 4 * pageSize)
         #expect(try written(0) == nil)
         // Past it, in a write that fails: what the write inserted is undone, its entries dropped, the
         // earlier ones still waiting.

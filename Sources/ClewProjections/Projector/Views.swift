@@ -290,7 +290,10 @@ public final class Views: @unchecked Sendable {
         let wanted = type(of: t.projection).interest
         // Room for the batch, estimated high (~2 KiB of pages per event), so its write seldom runs
         // into the map's end (LMDB 0.9.24 can damage its free-page lists aborting such a write).
-        if options.growMapAhead { try t.store.env.ensureRoom((1 << 20) + headers.count * 2048) }
+        // A write that will insert a rebuild's deferred entries needs room for those too.
+        if options.growMapAhead {
+            try t.store.env.ensureRoom((1 << 20) + headers.count * 2048 + (t.store.deferred?.roomForFlush(t.store) ?? 0))
+        }
         var attempts = 0
         t.store.bulk?.mark()
         t.store.deferred?.mark()

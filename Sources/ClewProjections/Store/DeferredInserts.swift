@@ -101,6 +101,21 @@ final class DeferredInserts {
         }
     }
 
+    /// Map room a write should have before it begins, beyond its own: when a table's waiting entries are
+    /// past half the capacity (the write may insert them), every page of the table (each is copied once
+    /// it changes) and ~64 bytes for each entry it may insert. A write that runs into the map's end is
+    /// retried once the map grew, but LMDB 0.9.24 can damage its free-page lists aborting a write of many
+    /// page splits (``Views/Options/growMapAhead``).
+    /// With `all`, the room for inserting every waiting entry (``flushAll(_:)``).
+    func roomForFlush(_ store: ViewStore, all: Bool = false) throws -> Int {
+        var room = 0
+        for (name, p) in tables where all ? !p.entries.isEmpty : p.entries.count * 2 > capacity {
+            let stat = try store.env.read { try $0.stat(store.table(name)) }
+            room += stat.pages * stat.pageSize + max(p.entries.count, capacity) * 2 * 64
+        }
+        return room
+    }
+
     /// Inside a write, after its events: inserts the entries of each table holding more than
     /// ``capacity``, in key order.
     func flushIfFull(_ txn: ViewTxn) throws {

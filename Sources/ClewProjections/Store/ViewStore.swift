@@ -116,6 +116,7 @@ final class ViewStore: @unchecked Sendable {
     /// Writes the deferred insertions into this view's tables, in one write.
     func flushDeferred() throws {
         guard let deferred else { return }
+        try env.ensureRoom(deferred.roomForFlush(self, all: true))
         try env.write { txn in try deferred.flushAll(ViewTxn(txn: txn, store: self)) }
         deferred.commit()
         self.deferred = nil
