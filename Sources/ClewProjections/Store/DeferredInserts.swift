@@ -146,10 +146,14 @@ final class DeferredInserts {
             try BulkLoad.append(into: dest, table) { add in
                 var next = 0
                 func addWaiting(before key: UnsafeRawBufferPointer?) throws {
+                    // Asked for every entry of the table: the waiting key is compared in place, not copied.
                     while next < waiting.count {
-                        let k = KeyBuilder().u64(waiting[next]).bytes
-                        if let key, try k.withUnsafeBytes({ GroupedTable.compare($0, key) }) >= 0 { return }
-                        try k.withUnsafeBytes { k in try p.entries[waiting[next]]!.bytes.withUnsafeBytes { try add(k, $0) } }
+                        let stop = try withUnsafeBytes(of: waiting[next].bigEndian) { k -> Bool in
+                            if let key, GroupedTable.compare(k, key) >= 0 { return true }
+                            try p.entries[waiting[next]]!.bytes.withUnsafeBytes { try add(k, $0) }
+                            return false
+                        }
+                        if stop { return }
                         next += 1
                     }
                 }
