@@ -34,6 +34,9 @@ public enum LedgerBenchmark {
         /// Processor time (user and system, all threads) per appended event, µs, median run: on two cores
         /// the wall time per event cannot fall below half of it.
         public var appendCPUus: Double
+        /// Batches (append calls) per group commit in the appends, median run: up to `appenders` when the
+        /// appenders' batches share commits, 1 when each commits alone.
+        public var batchesPerCommit: Double
         /// The same for the raw puts.
         public var rawAppendCPUus: Double
         public var durableSingleP50us: Double
@@ -62,6 +65,7 @@ public enum LedgerBenchmark {
         enum CodingKeys: String, CodingKey {
             case events, batchSize = "batch_size", appenders
             case appendEPS = "append_eps", rawAppendEPS = "raw_append_eps", appendRatio = "append_ratio"
+            case batchesPerCommit = "batches_per_commit"
             case appendCPUus = "append_cpu_us_per_event", rawAppendCPUus = "raw_append_cpu_us_per_event"
             case durableSingleP50us = "durable_single_p50_us", durableSingleP99us = "durable_single_p99_us"
             case rawCommitP50us = "raw_commit_p50_us"
@@ -95,6 +99,7 @@ public enum LedgerBenchmark {
         // change of the machine's load (it is shared) falls on both.
         var appendTimes: [Double] = []
         var appendCPU: [Double] = []
+        var batchesPerCommit: [Double] = []
         var rawTimes: [Double] = []
         var rawCPU: [Double] = []
         var rawScanTimes: [Double] = []
@@ -195,6 +200,8 @@ public enum LedgerBenchmark {
             }
             appendTimes.append(seconds(since: start))
             appendCPU.append(ViewsBenchmark.processorSeconds() - cpu)
+            let commits = ledger.commitCounts
+            batchesPerCommit.append(Double(commits.requests) / Double(max(1, commits.groups)))
             ledger.waitForIdle()
             if rep == 0 {
                 kept = ledger
@@ -244,7 +251,7 @@ public enum LedgerBenchmark {
         return Result(
             events: events.count, batchSize: configuration.batchSize, appenders: configuration.appenders,
             appendEPS: appendEPS, rawAppendEPS: rawAppendEPS, appendRatio: appendEPS / rawAppendEPS,
-            appendCPUus: median(appendCPU) * 1e6 / n, rawAppendCPUus: median(rawCPU) * 1e6 / n,
+            appendCPUus: median(appendCPU) * 1e6 / n, batchesPerCommit: median(batchesPerCommit), rawAppendCPUus: median(rawCPU) * 1e6 / n,
             durableSingleP50us: percentile(latencies, 0.5), durableSingleP99us: percentile(latencies, 0.99),
             rawCommitP50us: percentile(rawCommitLatencies, 0.5),
             readBySeqP50us: percentile(reads, 0.5), readBySeqP99us: percentile(reads, 0.99),

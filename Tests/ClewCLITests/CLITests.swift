@@ -377,6 +377,9 @@ struct CLITests {
         for key in ["append_eps", "raw_append_eps", "append_ratio", "append_cpu_us_per_event", "durable_single_p50_us", "raw_commit_p50_us", "read_by_seq_us_p50", "scan_eps", "raw_scan_eps", "scan_ratio", "decompress_eps", "decompress_ratio", "bytes_per_event", "jsonl_bytes_per_event"] {
             #expect((figures[key] as? Double ?? 0) > 0, "\(key)")
         }
+        // Every commit holds at least one batch, and no more than the appenders (2 by default) have waiting.
+        let perCommit = figures["batches_per_commit"] as? Double ?? 0
+        #expect(perCommit >= 1 && perCommit <= 2, "batches_per_commit \(perCommit)")
         // The views benchmark, catch-up included: it runs this very binary as the other appending process.
         let views = try await cli.run(
             ["bench", "views", "--events", "2000", "--repetitions", "1", "--work-dir", cli.directory.path, "--json"], ledgerOption: false)

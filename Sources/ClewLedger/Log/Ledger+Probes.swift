@@ -10,6 +10,10 @@ extension Ledger {
     /// Returns when the writer has committed everything handed to it.
     package func waitForIdle() { writer.waitForIdle() }
 
+    /// The group commits this ledger's writer made since it was opened, and the append calls they held:
+    /// how many appenders' batches shared each commit's syncs.
+    package var commitCounts: (groups: Int, requests: Int) { writer.commitCounts }
+
     /// The bytes of the stored blocks (keys and values), of the block table, and of the pages in use.
     package func storedSizes() throws -> (records: Int, table: Int, used: Int) {
         let (records, table) = try store.env.read { txn in

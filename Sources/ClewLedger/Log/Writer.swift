@@ -48,6 +48,9 @@ final class Writer: @unchecked Sendable {
     private let training = Atomic<Bool>(false)
     private let pending = Mutex<[Request]>([])
     private let closed = Atomic<Bool>(false)
+    /// Groups committed, and the requests (append calls) they held, since the ledger was opened.
+    private let groups = Atomic<Int>(0)
+    private let groupedRequests = Atomic<Int>(0)
     private var state: State?
     private let changes: ChangeNotifier
 
@@ -64,6 +67,11 @@ final class Writer: @unchecked Sendable {
             pending.withLock { $0.append(Request(blocks: blocks, eventCount: count, condition: condition, continuation: continuation)) }
             queue.async { self.drain() }
         }
+    }
+
+    /// The groups committed since the ledger was opened, and the append requests they held.
+    var commitCounts: (groups: Int, requests: Int) {
+        (groups.load(ordering: .relaxed), groupedRequests.load(ordering: .relaxed))
     }
 
     /// Waits until queued appends and dictionary training have finished.
@@ -100,6 +108,8 @@ final class Writer: @unchecked Sendable {
         do {
             let (results, newState) = try commit(group)
             state = newState
+            groups.add(1, ordering: .relaxed)
+            groupedRequests.add(group.count, ordering: .relaxed)
             for (request, result) in zip(group, results) { request.continuation.resume(with: result) }
             changes.notify()
             trainDictionaryIfDue(lastSeq: newState.lastSeq)
