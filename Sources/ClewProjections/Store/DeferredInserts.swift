@@ -103,7 +103,7 @@ final class DeferredInserts {
 
     /// Map room a write should have before it begins, beyond its own: when a table's waiting entries are
     /// past half the capacity (the write may insert them), every page of the table (each is copied once
-    /// it changes) and ~64 bytes for each entry it may insert. A write that runs into the map's end is
+    /// it changes) and 128 bytes (twice ~64) for each entry it may insert, counting at least the capacity. A write that runs into the map's end is
     /// retried once the map grew, but LMDB 0.9.24 can damage its free-page lists aborting a write of many
     /// page splits (``Views/Options/growMapAhead``).
     /// With `all`, the room for inserting every waiting entry (``flushAll(_:)``).
