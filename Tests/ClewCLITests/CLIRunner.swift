@@ -1,3 +1,4 @@
+import ClewTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -50,10 +51,10 @@ struct CLI {
         var arguments = args + (ledgerOption ? ["--ledger", ledger.path] : [])
         if let uid {
             // Another user may not be able to reach the build directory: run a copy from the test's
-            // own (world-readable) directory.
+            // own (world-readable) directory, written by a child process (not this one: ETXTBSY).
             let copy = directory.appendingPathComponent("clew-bin")
             if !FileManager.default.fileExists(atPath: copy.path) {
-                try FileManager.default.copyItem(at: CLI.binary, to: copy)
+                try installExecutable(copyOf: CLI.binary, at: copy)
             }
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
             arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", copy.path] + arguments

@@ -1,5 +1,6 @@
 import ClewLedger
 import ClewModel
+import ClewTestSupport
 import Foundation
 import Subprocess
 import SystemPackage
@@ -94,8 +95,7 @@ struct ReplayCLITests {
         let dir = cli.directory.appendingPathComponent("pipelines")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let script = dir.appendingPathComponent("stamp.sh")
-        try "#!/bin/sh\necho \"::set-variable name=rows::3\"\necho \"::set-variable name=stamp::$(date +%s%N)\"\n".write(to: script, atomically: true, encoding: .utf8)
-        chmod(script.path, 0o755)
+        try installExecutable("#!/bin/sh\necho \"::set-variable name=rows::3\"\necho \"::set-variable name=stamp::$(date +%s%N)\"\n", at: script)
         try "dag: stamped\ntasks:\n  stamp:\n    run: ./stamp.sh\n".write(to: dir.appendingPathComponent("stamped.yaml"), atomically: true, encoding: .utf8)
         let r = try await cli.run(["run", "stamped", "--pipelines", dir.path, "--json"])
         #expect(r.status == 0, "\(r.stderr)")

@@ -19,9 +19,7 @@ func events(_ list: [(type: String, payload: [String: Any])], _ type: String, ta
 /// A pipeline file written into `dir`, with optional scripts beside it.
 func writePipeline(_ yaml: String, in dir: URL, name: String = "pipeline.yaml", scripts: [String: String] = [:]) throws -> URL {
     for (file, text) in scripts {
-        let url = dir.appendingPathComponent(file)
-        try text.write(to: url, atomically: true, encoding: .utf8)
-        chmod(url.path, 0o755)
+        try installExecutable(text, at: dir.appendingPathComponent(file))
     }
     let url = dir.appendingPathComponent(name)
     try yaml.write(to: url, atomically: true, encoding: .utf8)

@@ -164,8 +164,7 @@ enum FaultDAGs {
             // The extract script changes: the definition hash (which covers the scripts) changes.
             let script = pipelines.appendingPathComponent("scripts/extract.sh")
             let text = try String(contentsOf: script, encoding: .utf8).replacingOccurrences(of: "13 % 97", with: "17 % 97")
-            try text.write(to: script, atomically: true, encoding: .utf8)
-            chmod(script.path, 0o755)
+            try installExecutable(text, at: script)
             let changed = try PipelineFile.load(pipelines.appendingPathComponent("orders.yaml"))
             #expect(changed.version != dag.version)
             let diverged = try await replay(ledger, run, with: [changed])

@@ -37,7 +37,7 @@ func copyFixturePipelines(to dir: URL) throws -> URL {
     let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/pipelines")
     let target = dir.appendingPathComponent("pipelines")
-    try FileManager.default.copyItem(at: source, to: target)
+    try copyTree(source, to: target)  // in a child process: the scripts are executed (ETXTBSY)
     for script in try FileManager.default.contentsOfDirectory(atPath: target.appendingPathComponent("scripts").path) {
         chmod(target.appendingPathComponent("scripts/\(script)").path, 0o755)
     }

@@ -69,3 +69,51 @@ public func scopedExpectationProblems(writer: Ledger, other: Ledger) async throw
     if try await other.pull() != before + 1 { problems.append("a refused append wrote something") }
     return problems
 }
+
+/// Puts an executable file holding `text` at `target` (replacing any file there). See
+/// ``installExecutable(copyOf:at:)`` for why tests must not write executables themselves.
+public func installExecutable(_ text: String, at target: URL) throws {
+    let staging = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).\(UUID().uuidString)")
+    try Data(text.utf8).write(to: staging)
+    defer { try? FileManager.default.removeItem(at: staging) }
+    try installExecutable(copyOf: staging, at: target)
+}
+
+/// Puts an executable copy of `source` at `target` (a new file, replacing any file there), written by a
+/// child process.
+///
+/// A test process must not write a file it then executes. While it holds the file open for writing, any
+/// process that another test forks at that moment inherits the descriptor and keeps it until its own
+/// `exec`, and executing a file that some process has open for writing fails with ETXTBSY ("Text file
+/// busy": seen once in CI, a `setpriv` of a freshly copied `clew`). `install` writes the new file in a
+/// single-threaded process that nobody forks, and has closed it when it exits.
+public func installExecutable(copyOf source: URL, at target: URL) throws {
+    try runTool("/usr/bin/install", ["-m", "0755", source.path, target.path])
+}
+
+/// A copy of the directory tree `source` at `target`, made by `cp -R` in a child process, for trees
+/// that hold scripts a test will execute (see ``installExecutable(copyOf:at:)``).
+public func copyTree(_ source: URL, to target: URL) throws {
+    try runTool("/bin/cp", ["-R", source.path, target.path])
+}
+
+/// Runs a short file tool to its end; throws, naming the command and its status, if it fails.
+private func runTool(_ path: String, _ arguments: [String]) throws {
+    let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { for p in argv { free(p) } }
+    var pid = pid_t()
+    let spawned = posix_spawn(&pid, path, nil, nil, argv, environ)
+    guard spawned == 0 else {
+        throw ToolFailure("\(path) \(arguments.joined(separator: " ")): could not start (\(String(cString: strerror(spawned))))")
+    }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 {
+        guard errno == EINTR else { throw ToolFailure("waiting for \(path): \(String(cString: strerror(errno)))") }
+    }
+    guard status == 0 else { throw ToolFailure("\(path) \(arguments.joined(separator: " ")) failed (wait status \(status))") }
+}
+
+struct ToolFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
