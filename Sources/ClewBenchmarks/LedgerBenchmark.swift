@@ -37,6 +37,14 @@ public enum LedgerBenchmark {
         /// Batches (append calls) per group commit in the appends, median run: up to `appenders` when the
         /// appenders' batches share commits, 1 when each commits alone.
         public var batchesPerCommit: Double
+        /// The single writer's time per appended event inside its write transactions (leaf hashes and
+        /// the puts of blocks, stream index entries, blobs and Merkle nodes), µs, median run.
+        public var writerBodyUs: Double
+        /// The writer's time per event beginning and committing them (LMDB's page writes and syncs), µs.
+        public var writerCommitUs: Double
+        /// The share of the appends' wall time the writer was busy (body, commit, map check): near 1, the
+        /// serial writer is what the appenders wait for.
+        public var writerBusy: Double
         /// The same for the raw puts.
         public var rawAppendCPUus: Double
         public var durableSingleP50us: Double
@@ -66,6 +74,7 @@ public enum LedgerBenchmark {
             case events, batchSize = "batch_size", appenders
             case appendEPS = "append_eps", rawAppendEPS = "raw_append_eps", appendRatio = "append_ratio"
             case batchesPerCommit = "batches_per_commit"
+            case writerBodyUs = "writer_body_us_per_event", writerCommitUs = "writer_commit_us_per_event", writerBusy = "writer_busy"
             case appendCPUus = "append_cpu_us_per_event", rawAppendCPUus = "raw_append_cpu_us_per_event"
             case durableSingleP50us = "durable_single_p50_us", durableSingleP99us = "durable_single_p99_us"
             case rawCommitP50us = "raw_commit_p50_us"
@@ -100,6 +109,9 @@ public enum LedgerBenchmark {
         var appendTimes: [Double] = []
         var appendCPU: [Double] = []
         var batchesPerCommit: [Double] = []
+        var writerBody: [Double] = []
+        var writerCommit: [Double] = []
+        var writerBusy: [Double] = []
         var rawTimes: [Double] = []
         var rawCPU: [Double] = []
         var rawScanTimes: [Double] = []
@@ -198,10 +210,14 @@ public enum LedgerBenchmark {
                 }
                 try await group.waitForAll()
             }
-            appendTimes.append(seconds(since: start))
+            let wall = seconds(since: start)
+            appendTimes.append(wall)
             appendCPU.append(ViewsBenchmark.processorSeconds() - cpu)
-            let commits = ledger.commitCounts
+            let commits = ledger.commitStats
             batchesPerCommit.append(Double(commits.requests) / Double(max(1, commits.groups)))
+            writerBody.append(Double(commits.bodyNanos) / 1e3 / Double(max(1, commits.events)))
+            writerCommit.append(Double(commits.commitNanos) / 1e3 / Double(max(1, commits.events)))
+            writerBusy.append(Double(commits.roomNanos + commits.bodyNanos + commits.commitNanos) / 1e9 / wall)
             ledger.waitForIdle()
             if rep == 0 {
                 kept = ledger
@@ -251,7 +267,8 @@ public enum LedgerBenchmark {
         return Result(
             events: events.count, batchSize: configuration.batchSize, appenders: configuration.appenders,
             appendEPS: appendEPS, rawAppendEPS: rawAppendEPS, appendRatio: appendEPS / rawAppendEPS,
-            appendCPUus: median(appendCPU) * 1e6 / n, batchesPerCommit: median(batchesPerCommit), rawAppendCPUus: median(rawCPU) * 1e6 / n,
+            appendCPUus: median(appendCPU) * 1e6 / n, batchesPerCommit: median(batchesPerCommit),
+            writerBodyUs: median(writerBody), writerCommitUs: median(writerCommit), writerBusy: median(writerBusy), rawAppendCPUus: median(rawCPU) * 1e6 / n,
             durableSingleP50us: percentile(latencies, 0.5), durableSingleP99us: percentile(latencies, 0.99),
             rawCommitP50us: percentile(rawCommitLatencies, 0.5),
             readBySeqP50us: percentile(reads, 0.5), readBySeqP99us: percentile(reads, 0.99),

@@ -380,6 +380,10 @@ struct CLITests {
         // Every commit holds at least one batch, and no more than the appenders (2 by default) have waiting.
         let perCommit = figures["batches_per_commit"] as? Double ?? 0
         #expect(perCommit >= 1 && perCommit <= 2, "batches_per_commit \(perCommit)")
+        // The writer's time is measured, and it cannot be busy for longer than the appends took.
+        #expect((figures["writer_body_us_per_event"] as? Double ?? 0) > 0 && (figures["writer_commit_us_per_event"] as? Double ?? 0) > 0)
+        let busy = figures["writer_busy"] as? Double ?? 0
+        #expect(busy > 0 && busy <= 1, "writer_busy \(busy)")
         // The views benchmark, catch-up included: it runs this very binary as the other appending process.
         let views = try await cli.run(
             ["bench", "views", "--events", "2000", "--repetitions", "1", "--work-dir", cli.directory.path, "--json"], ledgerOption: false)

@@ -130,7 +130,7 @@ struct DecodeFastPathTests {
         for s in streams { keys.append(s) }
         func strings(_ k: StreamKeys) -> [String] {
             var out: [String] = []
-            k.forEach { i, raw in
+            k.forEachInKeyOrder { i, raw in
                 #expect(i == out.count)
                 out.append(String(decoding: raw, as: UTF8.self))
             }
@@ -145,6 +145,29 @@ struct DecodeFastPathTests {
                 #expect(strings(part[0..<part.count]) == Array(streams[lower..<upper]))
             }
         }
+    }
+
+    @Test("sorted for the index, stream keys come in LMDB's key order, a prefix first, one stream's events in their order")
+    func streamKeysInKeyOrder() {
+        let streams = ["run/b", "run/a", "run/ab", "run/été", "run/a", "run/b", "run/etl", "r", "run/a"]
+        var keys = StreamKeys()
+        for s in streams { keys.append(s) }
+        keys.sortForIndex()
+        var seen: [(Int, [UInt8])] = []
+        keys.forEachInKeyOrder { i, raw in seen.append((i, Array(raw))) }
+        #expect(seen.map(\.0) == [7, 1, 4, 8, 2, 0, 5, 6, 3])
+        #expect(seen.allSatisfy { Array(streams[$0.0].utf8) == $0.1 })
+        // The order is LMDB's default comparison of keys: bytes, then length (`[UInt8]`'s lexicographic order).
+        #expect(zip(seen, seen.dropFirst()).allSatisfy { a, b in a.1 == b.1 ? a.0 < b.0 : a.1.lexicographicallyPrecedes(b.1) })
+        // A part of the keys is not sorted until asked, and then sorts its own events.
+        var part = keys[2..<6]
+        var inOrder: [Int] = []
+        part.forEachInKeyOrder { i, _ in inOrder.append(i) }
+        #expect(inOrder == [0, 1, 2, 3])
+        part.sortForIndex()
+        inOrder = []
+        part.forEachInKeyOrder { i, _ in inOrder.append(i) }
+        #expect(inOrder == [2, 0, 3, 1])  // run/a, run/ab, run/b, run/été
     }
 
     @Test("a large batch prepared in parts on several threads appends as one: consecutive seqs, every event and stream index entry, a valid tree")

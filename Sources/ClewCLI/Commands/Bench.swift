@@ -67,6 +67,9 @@ struct Bench: AsyncParsableCommand {
                     print("events \(r.events), batches of \(r.batchSize), \(r.appenders) appenders, medians of \(repetitions)")
                     print("append   \(f(r.appendEPS)) ev/s   raw LMDB \(f(r.rawAppendEPS)) ev/s   ratio \(r2(r.appendRatio))")
                     print("append processor time \(r2(r.appendCPUus)) us/event (raw LMDB \(r2(r.rawAppendCPUus))), \(r2(r.batchesPerCommit)) batches per commit")
+                    print(
+                        "writer: \(r2(r.writerBodyUs)) us/event in its transactions, \(r2(r.writerCommitUs)) committing them; busy \(Int((r.writerBusy * 100).rounded()))% of the appends' time"
+                    )
                     print("scan     \(f(r.scanEPS)) ev/s   raw LMDB \(f(r.rawScanEPS)) ev/s   ratio \(r2(r.scanRatio))")
                     print("decompress every block only \(f(r.decompressEPS)) ev/s: the floor is \(r2(r.decompressRatio)) of raw; scan reaches \(r2(r.scanToDecompressRatio)) of it")
                     print("durable single append p50 \(f(r.durableSingleP50us)) us (p99 \(f(r.durableSingleP99us)))   raw commit p50 \(f(r.rawCommitP50us)) us")

@@ -177,6 +177,13 @@ package struct Cursor {
         try check(mdb_cursor_put(cursor, &k, &v, UInt32(MDB_CURRENT | MDB_RESERVE)))
         fill(UnsafeMutableRawBufferPointer(start: v.mv_data, count: count))
     }
+    /// Stores `value` under `key` through this cursor (`mdb_cursor_put`), leaving it on the new entry:
+    /// puts in key order then find each key near the last one instead of from the root.
+    package mutating func put(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, flags: Int32 = 0) throws {
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+        try check(mdb_cursor_put(cursor, &k, &v, UInt32(flags)))
+    }
     package mutating func lastDuplicate() throws -> Entry? { try op(MDB_LAST_DUP) }
     package mutating func previousDuplicate() throws -> Entry? { try op(MDB_PREV_DUP) }
     /// Positions on key `key` and the first duplicate >= `value` (DUPSORT databases).

@@ -10,9 +10,9 @@ extension Ledger {
     /// Returns when the writer has committed everything handed to it.
     package func waitForIdle() { writer.waitForIdle() }
 
-    /// The group commits this ledger's writer made since it was opened, and the append calls they held:
-    /// how many appenders' batches shared each commit's syncs.
-    package var commitCounts: (groups: Int, requests: Int) { writer.commitCounts }
+    /// The group commits this ledger's writer made since it was opened: the append calls and events
+    /// they held (how many appenders' batches shared each commit's syncs), and the writer's time on them.
+    package var commitStats: CommitStats { writer.commitStats }
 
     /// The bytes of the stored blocks (keys and values), of the block table, and of the pages in use.
     package func storedSizes() throws -> (records: Int, table: Int, used: Int) {

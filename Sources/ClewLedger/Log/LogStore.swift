@@ -156,6 +156,7 @@ final class LogStore: Sendable {
             }
             var part = PreparedBlock()
             part.streams = block.streams[range]
+            part.streams.sortForIndex()
             part.leafStates = Array(block.leafStates[range])
             part.encoded = encoded
             if range.lowerBound == 0 { part.blobs = block.blobs }  // content-addressed: any block may carry them

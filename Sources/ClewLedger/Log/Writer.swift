@@ -48,9 +48,8 @@ final class Writer: @unchecked Sendable {
     private let training = Atomic<Bool>(false)
     private let pending = Mutex<[Request]>([])
     private let closed = Atomic<Bool>(false)
-    /// Groups committed, and the requests (append calls) they held, since the ledger was opened.
-    private let groups = Atomic<Int>(0)
-    private let groupedRequests = Atomic<Int>(0)
+    /// What the groups committed since the ledger was opened held, and where their time went.
+    private let stats = Mutex(CommitStats())
     private var state: State?
     private let changes: ChangeNotifier
 
@@ -69,10 +68,8 @@ final class Writer: @unchecked Sendable {
         }
     }
 
-    /// The groups committed since the ledger was opened, and the append requests they held.
-    var commitCounts: (groups: Int, requests: Int) {
-        (groups.load(ordering: .relaxed), groupedRequests.load(ordering: .relaxed))
-    }
+    /// The groups committed since the ledger was opened: what they held and the writer's time on them.
+    var commitStats: CommitStats { stats.withLock { $0 } }
 
     /// Waits until queued appends and dictionary training have finished.
     func waitForIdle() {
@@ -106,10 +103,10 @@ final class Writer: @unchecked Sendable {
         let group = takeGroup()
         if group.isEmpty { return }
         do {
-            let (results, newState) = try commit(group)
+            var timing = CommitStats()
+            let (results, newState) = try commit(group, timing: &timing)
             state = newState
-            groups.add(1, ordering: .relaxed)
-            groupedRequests.add(group.count, ordering: .relaxed)
+            stats.withLock { $0.add(timing) }
             for (request, result) in zip(group, results) { request.continuation.resume(with: result) }
             changes.notify()
             trainDictionaryIfDue(lastSeq: newState.lastSeq)
@@ -119,8 +116,9 @@ final class Writer: @unchecked Sendable {
         }
     }
 
-    private func commit(_ group: [Request]) throws -> ([Result<Range<UInt64>, any Error>], State) {
+    private func commit(_ group: [Request], timing: inout CommitStats) throws -> ([Result<Range<UInt64>, any Error>], State) {
         if options.readOnly { throw LedgerError(.readOnly, "the ledger was opened read-only") }
+        let started = DispatchTime.now().uptimeNanoseconds
         // Room for the blocks, their blobs, the stream index, Merkle nodes and the pages a write
         // copies, estimated high (see `Environment.ensureRoom`).
         var bytes = 256 << 10
@@ -129,7 +127,11 @@ final class Writer: @unchecked Sendable {
             for block in request.blocks { bytes += 3 * block.encoded.count + block.blobs.reduce(0) { $0 + 2 * $1.value.count } }
         }
         try store.env.ensureRoom(bytes)
-        return try store.env.write { txn in
+        let writing = DispatchTime.now().uptimeNanoseconds
+        var bodyNanos: UInt64 = 0
+        let (results, st) = try store.env.write { txn in
+            let bodyStarted = DispatchTime.now().uptimeNanoseconds
+            defer { bodyNanos = DispatchTime.now().uptimeNanoseconds - bodyStarted }  // the last run's, if repeated
             var st = try currentState(txn)
             var results: [Result<Range<UInt64>, any Error>] = []
             results.reserveCapacity(group.count)
@@ -146,6 +148,14 @@ final class Writer: @unchecked Sendable {
             }
             return (results, st)
         }
+        let ended = DispatchTime.now().uptimeNanoseconds
+        timing.groups = 1
+        timing.requests = group.count
+        timing.events = group.reduce(0) { $0 + $1.eventCount }
+        timing.roomNanos = writing - started
+        timing.bodyNanos = bodyNanos
+        timing.commitNanos = ended - writing - min(bodyNanos, ended - writing)
+        return (results, st)
     }
 
     /// Why a request may not be appended now, or nil when its condition holds.
@@ -215,9 +225,12 @@ final class Writer: @unchecked Sendable {
         _ = try withUnsafeBytes(of: first.bigEndian) { key in
             try record.withUnsafeBytes { try txn.put(store.blocks, key, $0, flags: MDB_APPEND) }
         }
-        let streams = store.streams
-        try block.streams.forEach { i, stream in
-            _ = try withUnsafeBytes(of: (first + UInt64(i)).bigEndian) { try txn.put(streams, stream, $0) }
+        // In key order through one cursor (sorted on the appender's thread); a stream's new seq is
+        // always its greatest, so each is appended after its stream's last (`MDB_APPENDDUP`).
+        try txn.withCursor(store.streams) { c in
+            try block.streams.forEachInKeyOrder { i, stream in
+                try withUnsafeBytes(of: (first + UInt64(i)).bigEndian) { try c.put(stream, $0, flags: MDB_APPENDDUP) }
+            }
         }
         for blob in block.blobs {
             _ = try blob.key.withUnsafeBytes { k in
@@ -327,6 +340,31 @@ final class Writer: @unchecked Sendable {
         } catch {
             options.logger.warning("storing a zstd dictionary failed: \(error)")
         }
+    }
+}
+
+/// Group commits counted, and the writer's time on them split by step (``Writer/commitStats``).
+package struct CommitStats: Sendable {
+    /// Groups committed, the append calls (requests) and events they held.
+    package var groups = 0
+    package var requests = 0
+    package var events = 0
+    /// Checking the map has room ahead of the write, and growing it when it had not
+    /// (``Environment/ensureRoom(_:)``).
+    package var roomNanos: UInt64 = 0
+    /// Inside the write transaction: conditions, leaf hashes, puts of blocks, stream index entries,
+    /// blobs and Merkle nodes.
+    package var bodyNanos: UInt64 = 0
+    /// Beginning and committing the transaction: LMDB's writes of the dirty pages and its syncs.
+    package var commitNanos: UInt64 = 0
+
+    mutating func add(_ other: CommitStats) {
+        groups += other.groups
+        requests += other.requests
+        events += other.events
+        roomNanos += other.roomNanos
+        bodyNanos += other.bodyNanos
+        commitNanos += other.commitNanos
     }
 }
 
