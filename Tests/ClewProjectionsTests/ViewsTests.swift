@@ -1193,6 +1193,64 @@ struct RangeSetTests {
             #expect(gaps.reduce(0) { $0 + $1.count } == 125 - s.count)
         }
     }
+
+    @Test("thousands of ranges (many blocks): ranges that merge across blocks, splits, equality whatever the blocking")
+    func manyBlocks() {
+        var rng = SplitMix64(seed: 7)
+        let domain: UInt64 = 20_000
+        var r = RangeSet()
+        var s = Set<UInt64>()
+        // Scattered points first: thousands of ranges, so the set spans many blocks.
+        for _ in 0..<6_000 {
+            let x = rng.next(below: domain)
+            r.insert(x)
+            s.insert(x)
+        }
+        #expect(r.rangeCount > 2 * RangeSet.blockLimit)
+        for round in 0..<3_000 {
+            let x = rng.next(below: domain)
+            switch rng.next(below: 4) {
+            case 0:
+                r.remove(x)
+                s.remove(x)
+            case 1:
+                // A long range: merges every range it touches, across block boundaries.
+                let hi = min(domain - 1, x + rng.next(below: 1_500))
+                r.insert(x...hi)
+                for y in x...hi { s.insert(y) }
+            default:
+                r.insert(x)
+                s.insert(x)
+            }
+            if round % 500 == 0 {
+                for y in 0..<domain where r.contains(y) != s.contains(y) {
+                    Issue.record("round \(round): \(y) is \(r.contains(y) ? "in" : "not in") the range set")
+                    break
+                }
+            }
+        }
+        #expect(r.count == UInt64(s.count))
+        for y in 0..<domain { #expect(r.contains(y) == s.contains(y)) }
+        let ranges = r.ranges
+        #expect(ranges.count == r.rangeCount)
+        for (a, b) in zip(ranges, ranges.dropFirst()) { #expect(a.upperBound + 1 < b.lowerBound) }
+        var seen: [ClosedRange<UInt64>] = []
+        r.forEachRange { seen.append($0); return seen.count < 10 }
+        #expect(seen == Array(ranges.prefix(10)))
+        // The same ranges inserted in order (different blocks) make an equal set; one more point does not.
+        let rebuilt = RangeSet(ranges: ranges)
+        #expect(rebuilt == r)
+        var other = rebuilt
+        if let gap = r.complement(in: 0...(domain - 1)).first { other.insert(gap.lowerBound) }
+        #expect(other != r)
+        #expect(r.complement(in: 0...(domain - 1)).reduce(0) { $0 + $1.count } == Int(domain) - s.count)
+        // The top of the domain: a range ending at UInt64.max merges with everything after its start.
+        var top = RangeSet(ranges: [(UInt64.max - 10)...(UInt64.max - 8), (UInt64.max - 5)...(UInt64.max - 5)])
+        top.insert((UInt64.max - 9)...UInt64.max)
+        #expect(top.ranges == [(UInt64.max - 10)...UInt64.max])
+        top.remove(UInt64.max)
+        #expect(top.ranges == [(UInt64.max - 10)...(UInt64.max - 1)])
+    }
 }
 
 @Suite("Event schema against the engine")

@@ -192,7 +192,7 @@ enum ChunkHistory {
         var lastSeq: UInt64
         var sets: [UInt8: RangeSet] = [:]
 
-        var rangeCount: Int { sets.values.reduce(0) { $0 + $1.ranges.count } }
+        var rangeCount: Int { sets.values.reduce(0) { $0 + $1.rangeCount } }
 
         func set(_ byte: UInt8) -> RangeSet { sets[byte] ?? RangeSet() }
 
@@ -211,11 +211,13 @@ enum ChunkHistory {
             s.chunks = present.count
             let base = ChunksProjection.keyOrdinalBase
             var natural: UInt64 = 0
-            for r in present.ranges where r.lowerBound < base {
+            present.forEachRange { r in
+                guard r.lowerBound < base else { return false }  // sorted: none after it is either
                 let hi = min(r.upperBound, base - 1)
                 if s.firstOrdinal == nil { s.firstOrdinal = r.lowerBound }
                 s.lastOrdinal = hi
                 natural += hi - r.lowerBound + 1
+                return true
             }
             s.ordered = natural
             s.nextKeyOrdinal = base + (s.chunks - natural)
@@ -253,12 +255,13 @@ enum ChunkHistory {
             ProtoWire.appendVarint(lastSeq, to: &out)
             for (byte, set) in sets.sorted(by: { $0.key < $1.key }) where !set.isEmpty {
                 out.append(byte)
-                ProtoWire.appendVarint(UInt64(set.ranges.count), to: &out)
+                ProtoWire.appendVarint(UInt64(set.rangeCount), to: &out)
                 var next: UInt64 = 0  // the first ordinal the next range may start at
-                for r in set.ranges {
+                set.forEachRange { r in
                     ProtoWire.appendVarint(r.lowerBound - next, to: &out)
                     ProtoWire.appendVarint(r.upperBound - r.lowerBound, to: &out)
                     next = r.upperBound &+ 1
+                    return true
                 }
             }
             return out

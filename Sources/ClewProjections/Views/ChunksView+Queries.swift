@@ -56,7 +56,7 @@ extension Views {
                 guard let state = try ChunkHistory.state(dataset, asOf: asOf, txn, store) else { return nil }
                 summary = state.summary(dataset)
                 eachRange = { byte, body in
-                    for r in state.set(byte).ranges where try !body(r) { return }
+                    try state.set(byte).forEachRange(body)
                 }
             } else {
                 guard let s = try RecordCache<DatasetSummary>.read(ChunksProjection.summaryKey(dataset), table: "datasets", txn, store) else {

@@ -426,17 +426,30 @@ final class ChunksProjection: Projection {
         let db = s.table("sets")
         for (id, e) in sets.filter({ $0.value.original != $0.value.current }).sorted(by: { $0.key < $1.key }) {
             let prefix = id.bytes
-            let old = Set(e.original.ranges.map { [$0.lowerBound, $0.upperBound] })
-            let new = Set(e.current.ranges.map { [$0.lowerBound, $0.upperBound] })
-            for r in e.original.ranges where !new.contains([r.lowerBound, r.upperBound]) {
+            // Both sorted, so what changed is found by walking them together (no set of every range).
+            let old = e.original.ranges
+            let new = e.current.ranges
+            for r in Self.missing(old, from: new) {
                 try txn.delete(db, prefix + KeyBuilder().u64(r.lowerBound).bytes)
             }
-            for r in e.current.ranges where !old.contains([r.lowerBound, r.upperBound]) {
+            for r in Self.missing(new, from: old) {
                 try txn.put(db, prefix + KeyBuilder().u64(r.lowerBound).bytes, KeyBuilder().u64(r.upperBound).bytes)
             }
         }
         sets.removeAll(keepingCapacity: true)
         ordinals.removeAll(keepingCapacity: true)
+    }
+
+    /// The ranges of `a` that `b` does not hold as they are; both sorted, as a ``RangeSet`` keeps them
+    /// (so no two share a lower bound).
+    static func missing(_ a: [ClosedRange<UInt64>], from b: [ClosedRange<UInt64>]) -> [ClosedRange<UInt64>] {
+        var out: [ClosedRange<UInt64>] = []
+        var j = 0
+        for r in a {
+            while j < b.count, b[j].lowerBound < r.lowerBound { j += 1 }
+            if j == b.count || b[j] != r { out.append(r) }
+        }
+        return out
     }
 
     func reset() {
