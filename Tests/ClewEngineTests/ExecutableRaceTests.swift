@@ -8,25 +8,13 @@ import Testing
 /// `installExecutable` cannot.
 @Suite("Executables written by tests")
 struct ExecutableRaceTests {
-    /// `path` run to its end: its wait status, or minus the errno that kept it from starting.
-    static func spawn(_ path: String) -> Int32 {
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(path), nil]
-        defer { free(argv[0]) }
-        var pid = pid_t()
-        let started = posix_spawn(&pid, path, nil, nil, argv, environ)
-        guard started == 0 else { return -started }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        return status
-    }
-
     @Test("a script put in place by installExecutable runs while another thread forks; one written in-process can be 'busy'")
     func installedScriptsRunWhileOthersFork() throws {
         let dir = try makeTemporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let script = "#!/bin/sh\nexit 0\n"
         let stop = Atomic<Bool>(false)
-        let forker = Thread { while !stop.load(ordering: .relaxed) { _ = Self.spawn("/bin/true") } }
+        let forker = Thread { while !stop.load(ordering: .relaxed) { _ = spawnAndWait("/bin/true") } }
         forker.start()
         defer { stop.store(true, ordering: .relaxed) }
 
@@ -38,7 +26,7 @@ struct ExecutableRaceTests {
             let url = dir.appendingPathComponent("direct-\(attempts)")
             try Data(script.utf8).write(to: url)
             chmod(url.path, 0o755)
-            busy = Self.spawn(url.path) == -ETXTBSY
+            busy = spawnAndWait(url.path) == -ETXTBSY
             attempts += 1
         }
         #expect(busy, "no ETXTBSY in \(attempts) in-process writes: this kernel lets a file open for writing be executed")
@@ -47,7 +35,7 @@ struct ExecutableRaceTests {
         for i in 0..<300 {
             let url = dir.appendingPathComponent("installed-\(i)")
             try installExecutable(script, at: url)
-            let status = Self.spawn(url.path)
+            let status = spawnAndWait(url.path)
             #expect(status == 0, "installed script \(i): \(status < 0 ? String(cString: strerror(-status)) : "wait status \(status)")")
             if status != 0 { break }
         }

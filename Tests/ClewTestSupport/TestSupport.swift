@@ -99,18 +99,24 @@ public func copyTree(_ source: URL, to target: URL) throws {
 
 /// Runs a short file tool to its end; throws, naming the command and its status, if it fails.
 private func runTool(_ path: String, _ arguments: [String]) throws {
+    let status = spawnAndWait(path, arguments)
+    guard status >= 0 else {
+        throw ToolFailure("\(path) \(arguments.joined(separator: " ")): could not start (\(String(cString: strerror(-status))))")
+    }
+    guard status == 0 else { throw ToolFailure("\(path) \(arguments.joined(separator: " ")) failed (wait status \(status))") }
+}
+
+/// Runs `path` with `arguments` (`posix_spawn`, this process's environment) to its end, off Foundation's
+/// `Process`: its wait status, or minus the errno that kept it from starting (`-ETXTBSY`, say).
+public func spawnAndWait(_ path: String, _ arguments: [String] = []) -> Int32 {
     let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
     defer { for p in argv { free(p) } }
     var pid = pid_t()
-    let spawned = posix_spawn(&pid, path, nil, nil, argv, environ)
-    guard spawned == 0 else {
-        throw ToolFailure("\(path) \(arguments.joined(separator: " ")): could not start (\(String(cString: strerror(spawned))))")
-    }
+    let started = posix_spawn(&pid, path, nil, nil, argv, environ)
+    guard started == 0 else { return -started }
     var status: Int32 = 0
-    while waitpid(pid, &status, 0) == -1 {
-        guard errno == EINTR else { throw ToolFailure("waiting for \(path): \(String(cString: strerror(errno)))") }
-    }
-    guard status == 0 else { throw ToolFailure("\(path) \(arguments.joined(separator: " ")) failed (wait status \(status))") }
+    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    return status
 }
 
 struct ToolFailure: Error, CustomStringConvertible {

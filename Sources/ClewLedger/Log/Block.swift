@@ -223,15 +223,10 @@ struct StreamKeys: Sendable {
     /// on a page it already holds) and appends each seq after its stream's last (`MDB_APPENDDUP`): the
     /// writer's time on the stream index went from 0.30 to 0.11 µs per event (docs/benchmarks.md).
     mutating func sortForIndex() {
-        let ends = self.ends
         order = bytes.withUnsafeBytes { raw in
-            func key(_ i: Int32) -> UnsafeRawBufferPointer {
-                let i = Int(i)
-                return UnsafeRawBufferPointer(rebasing: raw[(i == 0 ? 0 : ends[i - 1])..<ends[i]])
-            }
-            return (0..<Int32(ends.count)).sorted { a, b in
-                let x = key(a)
-                let y = key(b)
+            (0..<Int32(ends.count)).sorted { a, b in
+                let x = key(Int(a), in: raw)
+                let y = key(Int(b), in: raw)
                 let shared = min(x.count, y.count)
                 let c = shared == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, shared)
                 if c != 0 { return c < 0 }
@@ -252,11 +247,13 @@ struct StreamKeys: Sendable {
                 }
                 return
             }
-            for i in order {
-                let i = Int(i)
-                try body(i, UnsafeRawBufferPointer(rebasing: raw[(i == 0 ? 0 : ends[i - 1])..<ends[i]]))
-            }
+            for i in order { try body(Int(i), key(Int(i), in: raw)) }
         }
+    }
+
+    /// Event `i`'s key in `raw`, this value's `bytes`.
+    private func key(_ i: Int, in raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: raw[(i == 0 ? 0 : ends[i - 1])..<ends[i]])
     }
 }
 
