@@ -195,20 +195,24 @@ struct ViewsTests {
         }
     }
 
-    @Test("deferred insertions read back before they are written, leave memory once their write commits, and a failed write drops only its own")
+    @Test("deferred insertions read back before they are written, move to the spill once their write commits, a failed write drops only its own, and the end cuts them into the table")
     func deferredInserts() throws {
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-deferred-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = try ViewStore(name: "lineage", directory: dir, tables: ["ids"], building: true)
         defer { store.close() }
-        let deferred = DeferredInserts(tables: ["ids"], budget: 10 * DeferredInserts.bytesPerEntry)
+        let deferred = try DeferredInserts(store: store, tables: ["ids"], budget: 10 * DeferredInserts.bytesPerEntry)
         #expect(deferred.capacity == 10)
         store.deferred = deferred
+        let spill = try store.env.openDatabase(DeferredInserts.spillName("ids"))
         // Keys spread over the table, as homes are; values of 0 to 8 bytes.
         func key(_ i: Int) -> [UInt8] { KeyBuilder().u64(UInt64(i) &* 0x9E37_79B9_7F4A_7C15).bytes }
         func value(_ i: Int) -> [UInt8] { (0..<(i % 9)).map { UInt8(truncatingIfNeeded: i &* 31 &+ $0) } }
         func written(_ i: Int) throws -> [UInt8]? {
             try store.env.read { try GroupedTable.get(key(i), $0, store.table("ids"), view: "lineage", table: "ids") }
+        }
+        func spilled(_ i: Int) throws -> [UInt8]? {
+            try store.env.read { txn in try key(i).withUnsafeBytes { try txn.get(spill, $0).map { [UInt8](copying: $0) } } }
         }
         struct Refused: Error {}
         func write(_ range: Range<Int>, fail: Bool = false) throws {
@@ -217,8 +221,9 @@ struct ViewsTests {
                 try store.env.write { txn in
                     let vt = ViewTxn(txn: txn, store: store)
                     for i in range { #expect(try vt.add(key(i), value(i), grouped: "ids")) }
-                    // Already there: waiting, or written.
+                    // Already there: waiting in memory, or in the spill.
                     #expect(try !vt.add(key(range.lowerBound), [1], grouped: "ids"))
+                    #expect(try !vt.add(key(0), [1], grouped: "ids"))
                     #expect(try vt.get(key(range.lowerBound), grouped: "ids") == value(range.lowerBound))
                     try deferred.flushIfFull(vt)
                     if fail { throw Refused() }
@@ -229,40 +234,67 @@ struct ViewsTests {
                 throw error
             }
         }
-        // No room is asked for a write until half the capacity waits; then for the whole table and
-        // twice 64 bytes for each entry a flush may write.
+        // No room is asked for a write until half the capacity waits; then for the whole spill and
+        // twice 64 bytes for each entry a move may write.
         #expect(try deferred.roomForFlush(store) == 0)
-        // Under the capacity: nothing is written.
+        // Under the capacity: nothing is moved.
         try write(0..<8)
-        #expect(deferred.count("ids") == 8)
-        let pageSize = try store.env.read { try $0.stat(store.table("ids")).pageSize }
-        #expect(try deferred.roomForFlush(store) >= 10 * 128 && deferred.roomForFlush(store, all: true) < 10 * 128 + 4 * pageSize)
-        #expect(try written(0) == nil)
-        // Past it, in a write that fails: what the write inserted is undone, its entries dropped, the
-        // earlier ones still waiting.
+        #expect(deferred.count("ids") == 8 && deferred.spilledCount("ids") == 0)
+        #expect(try deferred.roomForFlush(store) >= 10 * 128 && deferred.roomForFlush(store, all: true) == 8 * 64)
+        #expect(try written(0) == nil && spilled(0) == nil)
+        // Past it, in a write that fails: what the write moved is undone, its entries dropped, the
+        // earlier ones still waiting in memory.
         #expect(throws: Refused.self) { try write(8..<13, fail: true) }
-        #expect(deferred.count("ids") == 8)
-        #expect(try (0..<13).map(written).allSatisfy { $0 == nil })
+        #expect(deferred.count("ids") == 8 && deferred.spilledCount("ids") == 0)
+        #expect(try (0..<13).map(spilled).allSatisfy { $0 == nil })
         try store.env.read { txn throws in
             let vt = ViewTxn(txn: txn, store: store)
             #expect(try vt.get(key(7), grouped: "ids") == value(7))
             #expect(try vt.get(key(12), grouped: "ids") == nil)
         }
-        // Retried: all thirteen written, none left in memory.
+        // Retried: all thirteen in the spill, none left in memory, none in the table yet; read from the spill.
         try write(8..<13)
-        #expect(deferred.count("ids") == 0)
-        #expect(try (0..<13).map(written) == (0..<13).map(value))
-        // A key written is "there" for add, from the table.
+        #expect(deferred.count("ids") == 0 && deferred.spilledCount("ids") == 13)
+        #expect(try (0..<13).map(spilled) == (0..<13).map(value))
+        #expect(try (0..<13).map(written).allSatisfy { $0 == nil })
         try store.env.write { txn throws in
-            #expect(try !ViewTxn(txn: txn, store: store).add(key(3), [1], grouped: "ids"))
+            let vt = ViewTxn(txn: txn, store: store)
+            #expect(try !vt.add(key(3), [1], grouped: "ids"))
+            #expect(try vt.get(key(12), grouped: "ids") == value(12))
         }
-        // The rest at the end of a fold, whatever their count.
-        try write(13..<16)
+        // A second move lands among the first's keys.
+        try write(13..<24)
+        #expect(deferred.count("ids") == 0 && deferred.spilledCount("ids") == 24)
+        // The rest at the end of a fold, whatever their count: memory and spill cut into the table together,
+        // as a bulk load of the same entries cuts them, and the spill emptied.
+        try write(24..<27)
         #expect(deferred.count("ids") == 3)
         try store.flushDeferred()
         #expect(store.deferred == nil)
-        #expect(try (0..<16).map(written) == (0..<16).map(value))
+        #expect(try (0..<27).map(written) == (0..<27).map(value))
+        #expect(try (0..<27).map(spilled).allSatisfy { $0 == nil })
+        let sorted = (0..<27).map { (key($0), value($0)) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+        var expected: [([UInt8], [UInt8])] = []
+        var builder = GroupedTable.Builder()
+        for (k, v) in sorted {
+            k.withUnsafeBytes { k in v.withUnsafeBytes { builder.add(k, $0) { expected.append(($0, GroupedTable.record(key: $0, group: $1))) } } }
+        }
+        builder.finish { expected.append(($0, GroupedTable.record(key: $0, group: $1))) }
+        let records: [([UInt8], [UInt8])] = try store.env.read { txn in
+            try txn.withCursor(store.table("ids")) { c in
+                var out: [([UInt8], [UInt8])] = []
+                var e = try c.first()
+                while let (k, v) = e {
+                    out.append(([UInt8](copying: k), [UInt8](copying: v)))
+                    e = try c.next()
+                }
+                return out
+            }
+        }
+        #expect(records.map(\.0) == expected.map(\.0) && records.map(\.1) == expected.map(\.1))
         #expect(DeferredInserts.Small(value(8)).bytes == value(8))
+        // Deferring into a table that holds entries is refused: its lookups would miss them.
+        #expect(throws: ViewError.self) { try DeferredInserts(store: store, tables: ["ids"], budget: 1 << 10) }
     }
 
     @Test("chunk status and runs as of any seq come from the views (history, snapshots, run epochs) and equal a fold of the log up to it")
@@ -1120,7 +1152,7 @@ struct GroupedTableTests {
             store.bulk = load
             for (n, batch) in batches.enumerated() {
                 load.mark()
-                for (k, v) in batch { try store.env.write { txn in try ViewTxn(txn: txn, store: store).add(k, v, grouped: "t") } }
+                for (k, v) in batch { try store.env.write { txn in _ = try ViewTxn(txn: txn, store: store).add(k, v, grouped: "t") } }
                 if n % 5 == 0 {
                     // The write failed and is retried: what it added is dropped and added again.
                     load.rollback()

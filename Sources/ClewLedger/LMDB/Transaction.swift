@@ -184,6 +184,16 @@ package struct Cursor {
         var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
         try check(mdb_cursor_put(cursor, &k, &v, UInt32(flags)))
     }
+    /// Stores `value` under `key` through this cursor unless the key is there (`MDB_NOOVERWRITE`);
+    /// returns whether it stored.
+    package mutating func insert(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool {
+        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var v = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+        let rc = mdb_cursor_put(cursor, &k, &v, UInt32(MDB_NOOVERWRITE))
+        if rc == MDB_KEYEXIST { return false }
+        try check(rc)
+        return true
+    }
     package mutating func lastDuplicate() throws -> Entry? { try op(MDB_LAST_DUP) }
     package mutating func previousDuplicate() throws -> Entry? { try op(MDB_PREV_DUP) }
     /// Positions on key `key` and the first duplicate >= `value` (DUPSORT databases).

@@ -395,7 +395,7 @@ public final class Views: @unchecked Sendable {
                 let dir = generations.next(name)
                 let store = try ViewStore(name: name.rawValue, directory: dir, tables: name.tables, building: true, mapSize: options.mapSize)
                 store.bulk = makeBulk(name, dir)
-                store.deferred = makeDeferred(name)
+                store.deferred = try makeDeferred(name, store)
                 try store.env.write { txn in
                     try store.writeMeta(txn, ViewStore.Meta(
                         format: ViewStore.formatVersion, view: name.rawValue, ledger: ledger.id, checkpoint: 0, state: "building"))
@@ -473,7 +473,7 @@ public final class Views: @unchecked Sendable {
             let store = try ViewStore(
                 name: name.rawValue, directory: dir.appendingPathComponent(name.rawValue), tables: name.tables, building: true, mapSize: options.mapSize)
             store.bulk = makeBulk(name, store.directory)
-            store.deferred = makeDeferred(name)
+            store.deferred = try makeDeferred(name, store)
             stores[name] = store
             targets.append(FoldTarget(name: name, store: store, projection: name.makeProjection(options), limit: seqs[name] ?? 0))
         }
@@ -492,11 +492,11 @@ public final class Views: @unchecked Sendable {
         return tables.isEmpty ? nil : BulkLoad(directory: directory, tables: tables, budget: options.bulkBudget)
     }
 
-    /// The deferred insertions of a fold into the empty view `name`, when the view has such tables.
-    private func makeDeferred(_ name: ViewName) -> DeferredInserts? {
+    /// The deferred insertions of a fold into `store`, the empty view `name`, when the view has such tables.
+    private func makeDeferred(_ name: ViewName, _ store: ViewStore) throws -> DeferredInserts? {
         let tables = name.projectionType.deferredTables
         guard !tables.isEmpty else { return nil }
-        let deferred = DeferredInserts(tables: tables, budget: options.deferredBudget)
+        let deferred = try DeferredInserts(store: store, tables: tables, budget: options.deferredBudget)
         if let hook = options.deferredFlushed { deferred.flushed = { _, count in hook(name, count) } }
         return deferred
     }

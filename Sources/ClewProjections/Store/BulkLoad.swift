@@ -182,9 +182,7 @@ final class BulkLoad {
         }
         var builder = GroupedTable.Builder()
         let emit = { (key: [UInt8], group: [UInt8]) throws in
-            var stored = group
-            let sum = key.withUnsafeBytes { k in group.withUnsafeBytes { Checksum.of(k, $0) } }.littleEndian
-            withUnsafeBytes(of: sum) { stored.append(contentsOf: $0) }
+            let stored = GroupedTable.record(key: key, group: group)
             bytes += key.count + stored.count + 16
             chunk.append((key, stored))
             if bytes >= chunkBytes { try flush() }

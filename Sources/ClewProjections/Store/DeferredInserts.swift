@@ -1,7 +1,7 @@
 import ClewLedger
 
 /// Insertions into a view's grouped tables with random keys that a fold into an empty view (a rebuild's
-/// new generation, a scratch fold) keeps in memory and writes in key order, many at once.
+/// new generation, a scratch fold) keeps aside and writes in key order, all at once, when the fold ends.
 ///
 /// Why: a table keyed by a hash (lineage `ids`, keyed by the SHA-256 of node ids) takes each insertion
 /// on a page of its own once it is much bigger than a batch, and every batch's commit writes those
@@ -11,18 +11,27 @@ import ClewLedger
 /// (``get(_:from:_:)``) until they are written.
 ///
 /// Entries have keys of 8 bytes and values of at most 8 (lineage's homes and counters), packed into
-/// two words each. When a batch's write has applied its events and more than ``capacity`` entries wait,
-/// they are inserted in key order in that same transaction (``flushIfFull(_:)``): a page then takes
-/// every entry that falls in it at once. They are dropped from memory only once that transaction has
+/// two words each, up to ``capacity`` in memory. When a batch's write has applied its events and more
+/// than that wait, they move in key order into the table's *spill* (``flushIfFull(_:)``): a plain table
+/// of the same view (`<table>~spill`, never read by anything but this), one cursor walking forward
+/// through it, in that same transaction. They are dropped from memory only once that transaction has
 /// committed (``commit()``). A write that fails is retried: ``rollback()`` drops what it added since
-/// ``mark()``, and what it had flushed is still here. When the fold ends, what still waits is merged with
-/// the table into the packed copy (``merge(_:from:into:)``), or inserted (``ViewStore/flushDeferred()``,
-/// a scratch fold). Not thread-safe: one fold writes a view at a time.
+/// ``mark()``, and what it had moved is still here. When the fold ends, memory and spill are merged with
+/// the table into the packed copy (``merge(_:from:into:)``), or cut into the empty table in one write
+/// (``ViewStore/flushDeferred()``, a scratch fold).
+///
+/// Until stop 39 an overflow went straight into the grouped table, one key at a time: at 100M events
+/// (40M `ids`, so ~25 overflows) most keys landed in a full record and re-cut their group, 1.6 µs per
+/// event of the rebuild, against 0.27 at 10M where nothing overflows (docs/benchmarks.md). A spill costs
+/// a put in key order, and a lookup that misses memory probes the spill (a plain B-tree) instead of the
+/// grouped table: the table itself stays empty until the fold ends.
+///
+/// Not thread-safe: one fold writes a view at a time.
 final class DeferredInserts {
-    /// Entries a table keeps in memory before they are inserted.
+    /// Entries a table keeps in memory before they move to its spill.
     let capacity: Int
     private var tables: [String: Pending]
-    /// Hears the table and entry count of each flush (tests).
+    /// Hears the table and entry count of each move to the spill (tests).
     var flushed: ((String, Int) -> Void)?
 
     /// A value of at most 8 bytes, packed little-endian.
@@ -38,50 +47,96 @@ final class DeferredInserts {
         }
 
         var bytes: [UInt8] { (0..<Int(count)).map { UInt8(truncatingIfNeeded: word >> (8 * UInt64($0))) } }
+
+        func withBytes<T>(_ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+            try withUnsafeBytes(of: word.littleEndian) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<Int(count)])) }
+        }
     }
 
     final class Pending {
         var entries: [UInt64: Small] = [:]
         /// Keys added since ``mark()``, in order.
         var added: [UInt64] = []
-        /// Whether the current write inserted the entries (they go once it commits).
+        /// Whether the current write moved the entries to the spill (they leave memory once it commits).
         var flushed = false
+        /// Entries in the spill as of the last commit, and as the current write leaves it.
+        var spilled = 0
+        var spilling = 0
+        /// The table's spill.
+        let spill: Database
+
+        init(spill: Database) { self.spill = spill }
     }
 
     /// Bytes of memory an entry takes, roughly (a dictionary slot of key and value at its load factor).
     static let bytesPerEntry = 40
 
-    init(tables: some Sequence<String>, budget: Int) {
+    /// The spill of `table`.
+    static func spillName(_ table: String) -> String { table + "~spill" }
+
+    /// Deferred insertions into `tables` of `store`, whose spills it opens (and creates). The tables
+    /// and their spills must be empty (a fold into an empty view): then nothing but ``flushAll(_:)`` or
+    /// ``merge(_:from:into:)`` writes a table, and a lookup need not probe it.
+    init(store: ViewStore, tables: some Sequence<String>, budget: Int) throws {
         capacity = max(budget / Self.bytesPerEntry, 1)
-        self.tables = Dictionary(uniqueKeysWithValues: tables.map { ($0, Pending()) })
+        var pending: [String: Pending] = [:]
+        for t in tables {
+            let spill = try store.env.openDatabase(Self.spillName(t))
+            let (entries, spilled) = try store.env.read { txn in (try txn.stat(store.table(t)).entries, try txn.stat(spill).entries) }
+            guard entries == 0, spilled == 0 else {
+                throw ViewError(.corrupt, view: store.name, "view \(store.name): table \(t) holds \(entries) entries and its spill \(spilled) as a fold into an empty view begins")
+            }
+            pending[t] = Pending(spill: spill)
+        }
+        self.tables = pending
     }
 
     func holds(_ table: String) -> Bool { tables[table] != nil }
 
-    /// Entries waiting in `table`.
+    /// Entries waiting in memory for `table`.
     func count(_ table: String) -> Int { tables[table]?.entries.count ?? 0 }
+
+    /// Entries of `table` moved to its spill by committed writes.
+    func spilledCount(_ table: String) -> Int { tables[table]?.spilled ?? 0 }
 
     static func word(_ key: some Collection<UInt8>) -> UInt64 {
         precondition(key.count == 8, "a deferred key holds 8 bytes")
         return key.reduce(0) { $0 << 8 | UInt64($1) }
     }
 
-    /// The value of `key` in `table`: waiting here, or else in the view.
+    /// The value of `key` in `table`: waiting here, in memory or the spill (the table itself is empty
+    /// until the fold ends).
     func get(_ key: [UInt8], from table: String, _ txn: ViewTxn) throws -> [UInt8]? {
-        if let v = tables[table]?.entries[Self.word(key)] { return v.bytes }
-        return try GroupedTable.get(key, txn.txn, txn.store.table(table), view: txn.store.name, table: table)
+        let p = tables[table]!
+        if let v = p.entries[Self.word(key)] { return v.bytes }
+        return try spilled(key, p, txn, table)
     }
 
-    /// Adds `key` → `value` to `table` unless the key is there (waiting or in the view); returns whether
-    /// it added.
+    /// Adds `key` → `value` to `table` unless the key is there; returns whether it added.
     func add(_ key: [UInt8], _ value: [UInt8], to table: String, _ txn: ViewTxn) throws -> Bool {
         let p = tables[table]!
         let k = Self.word(key)
         if p.entries[k] != nil { return false }
-        if try GroupedTable.get(key, txn.txn, txn.store.table(table), view: txn.store.name, table: table) != nil { return false }
+        if try spilled(key, p, txn, table) != nil { return false }
         p.entries[k] = Small(value)
         p.added.append(k)
         return true
+    }
+
+    /// The value of `key` in the spill of `table`, or nil.
+    private func spilled(_ key: [UInt8], _ p: Pending, _ txn: ViewTxn, _ table: String) throws -> [UInt8]? {
+        guard p.spilling > 0 else { return nil }
+        return try key.withUnsafeBytes { k -> [UInt8]? in
+            guard let v = try txn.txn.get(p.spill, k) else { return nil }
+            try Self.checkSpilled(k, v, txn.store.name, table)
+            return [UInt8](copying: v)
+        }
+    }
+
+    private static func checkSpilled(_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ view: String, _ table: String) throws {
+        guard key.count == 8, value.count <= 8 else {
+            throw ViewError(.corrupt, view: view, "view \(view): the spill of table \(table) holds an entry of \(key.count)-byte key and \(value.count)-byte value (8 and at most 8 expected)")
+        }
     }
 
     /// Called as a write begins: what it adds can be dropped by ``rollback()``.
@@ -89,91 +144,129 @@ final class DeferredInserts {
         for p in tables.values {
             p.added.removeAll(keepingCapacity: true)
             p.flushed = false
+            p.spilling = p.spilled
         }
     }
 
-    /// Drops what was added since ``mark()`` (the write failed; what it inserted was not committed).
+    /// Drops what was added since ``mark()`` (the write failed; what it moved to the spill was not
+    /// committed).
     func rollback() {
         for p in tables.values {
             for k in p.added { p.entries[k] = nil }
             p.added.removeAll(keepingCapacity: true)
             p.flushed = false
+            p.spilling = p.spilled
         }
     }
 
     /// Map room a write should have before it begins, beyond its own: when a table's waiting entries are
-    /// past half the capacity (the write may insert them), every page of the table (each is copied once
-    /// it changes) and 128 bytes (twice ~64) for each entry it may insert, counting at least the capacity. A write that runs into the map's end is
-    /// retried once the map grew, but LMDB 0.9.24 can damage its free-page lists aborting a write of many
-    /// page splits (``Views/Options/growMapAhead``).
-    /// With `all`, the room for inserting every waiting entry (``flushAll(_:)``).
+    /// past half the capacity (the write may move them), every page of its spill (each is copied once
+    /// it changes) and 128 bytes (twice ~64) for each entry it may move, counting at least the capacity.
+    /// A write that runs into the map's end is retried once the map grew, but LMDB 0.9.24 can damage its
+    /// free-page lists aborting a write of many page splits (``Views/Options/growMapAhead``).
+    /// With `all`, the room for cutting every waiting entry into the table (``flushAll(_:)``): ~20 bytes
+    /// an entry, counted as 64.
     func roomForFlush(_ store: ViewStore, all: Bool = false) throws -> Int {
         var room = 0
-        for (name, p) in tables where all ? !p.entries.isEmpty : p.entries.count * 2 > capacity {
-            let stat = try store.env.read { try $0.stat(store.table(name)) }
-            room += stat.pages * stat.pageSize + max(p.entries.count, capacity) * 2 * 64
+        for p in tables.values {
+            if all {
+                room += (p.entries.count + p.spilled) * 64
+            } else if p.entries.count * 2 > capacity {
+                let stat = try store.env.read { try $0.stat(p.spill) }
+                room += stat.pages * stat.pageSize + max(p.entries.count, capacity) * 2 * 64
+            }
         }
         return room
     }
 
-    /// Inside a write, after its events: inserts the entries of each table holding more than
-    /// ``capacity``, in key order.
+    /// Inside a write, after its events: moves the entries of each table holding more than ``capacity``
+    /// into its spill, in key order.
     func flushIfFull(_ txn: ViewTxn) throws {
-        for (name, p) in tables where p.entries.count > capacity { try flush(name, p, txn) }
+        for (name, p) in tables where p.entries.count > capacity { try spill(name, p, txn) }
     }
 
-    /// Inserts every waiting entry (the fold has ended).
-    func flushAll(_ txn: ViewTxn) throws {
-        for (name, p) in tables where !p.entries.isEmpty { try flush(name, p, txn) }
-    }
-
-    private func flush(_ table: String, _ p: Pending, _ txn: ViewTxn) throws {
-        for k in p.entries.keys.sorted() {
-            let key = KeyBuilder().u64(k).bytes
-            _ = try GroupedTable.insert(key, p.entries[k]!.bytes, into: table, txn)
+    private func spill(_ table: String, _ p: Pending, _ txn: ViewTxn) throws {
+        let keys = p.entries.keys.sorted()
+        try txn.txn.withCursor(p.spill) { c in
+            for k in keys {
+                let stored = try withUnsafeBytes(of: k.bigEndian) { key in try p.entries[k]!.withBytes { try c.insert(key, $0) } }
+                // Memory and spill hold different keys (``add(_:_:to:_:)``): a key found in both is a fault.
+                guard stored else {
+                    throw ViewError(.corrupt, view: txn.store.name, "view \(txn.store.name): key \(String(k, radix: 16)) of table \(table) is both in memory and in its spill")
+                }
+            }
         }
+        p.spilling += keys.count
         p.flushed = true
-        flushed?(table, p.entries.count)
+        flushed?(table, keys.count)
     }
 
-    /// Writes `table` of `source` (the folded view, whose write has ended) into the empty `dest` with what
-    /// waits here merged in, in key order with `MDB_APPEND` (``BulkLoad/append(into:_:_:)``): the same
-    /// records as inserting them first and copying the table, without the insertions.
+    /// Writes every entry waiting for each table, in memory or spilled, into the (empty) table, cut into
+    /// records in key order and appended (the fold has ended), and empties the spills.
+    func flushAll(_ txn: ViewTxn) throws {
+        for (name, p) in tables where !p.entries.isEmpty || p.spilling > 0 {
+            let db = txn.store.table(name)
+            var builder = GroupedTable.Builder()
+            let emit = { (key: [UInt8], group: [UInt8]) throws in
+                let record = GroupedTable.record(key: key, group: group)
+                try key.withUnsafeBytes { k in try record.withUnsafeBytes { try txn.txn.append(db, k, $0) } }
+            }
+            try forEachWaiting(name, p, txn.txn, view: txn.store.name) { k, v in try builder.add(k, v, emit: emit) }
+            try builder.finish(emit: emit)
+            try txn.txn.clear(p.spill)
+            p.spilling = 0
+            p.flushed = true
+        }
+    }
+
+    /// Calls `body` with every entry waiting for `table` (its spill's and memory's, which hold different
+    /// keys) in key order.
+    private func forEachWaiting(
+        _ table: String, _ p: Pending, _ txn: Transaction, view: String,
+        _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        let waiting = p.entries.keys.sorted()
+        var next = 0
+        func memoryBefore(_ bound: UInt64?) throws {
+            while next < waiting.count, bound.map({ waiting[next] < $0 }) ?? true {
+                try withUnsafeBytes(of: waiting[next].bigEndian) { k in try p.entries[waiting[next]]!.withBytes { try body(k, $0) } }
+                next += 1
+            }
+        }
+        if p.spilling > 0 {
+            try txn.withCursor(p.spill) { c in
+                var e = try c.first()
+                while let (k, v) = e {
+                    try Self.checkSpilled(k, v, view, table)
+                    try memoryBefore(k.bigEndianUInt64Value)
+                    try body(k, v)
+                    e = try c.next()
+                }
+            }
+        }
+        try memoryBefore(nil)
+    }
+
+    /// Writes what waits here for `table` (in memory and spilled) into the empty `dest`'s table, in key
+    /// order with `MDB_APPEND` (``BulkLoad/append(into:_:_:)``): the same records as inserting them into
+    /// the folded view `source` (whose write has ended, and whose table is empty) and copying it, without
+    /// the insertions.
     func merge(_ table: String, from source: ViewStore, into dest: ViewStore) throws {
         guard let p = tables[table] else { return }
-        let waiting = p.entries.keys.sorted()
+        // Read in one transaction of the source (MDB_NOTLS) while `dest`, another environment, is written.
         try source.env.read { txn in
-            try BulkLoad.append(into: dest, table) { add in
-                var next = 0
-                func addWaiting(before key: UnsafeRawBufferPointer?) throws {
-                    // Asked for every entry of the table: the waiting key is compared in place, not copied.
-                    while next < waiting.count {
-                        let stop = try withUnsafeBytes(of: waiting[next].bigEndian) { k -> Bool in
-                            if let key, GroupedTable.compare(k, key) >= 0 { return true }
-                            try p.entries[waiting[next]]!.bytes.withUnsafeBytes { try add(k, $0) }
-                            return false
-                        }
-                        if stop { return }
-                        next += 1
-                    }
-                }
-                try GroupedTable.scan(txn, source.table(table), prefix: [], view: source.name, table: table) { k, v in
-                    try addWaiting(before: k)
-                    try add(k, v)
-                    return true
-                }
-                try addWaiting(before: nil)
-            }
+            try BulkLoad.append(into: dest, table) { add in try forEachWaiting(table, p, txn, view: source.name, add) }
         }
         p.entries.removeAll()
     }
 
-    /// Called once a write has committed: what it inserted leaves memory.
+    /// Called once a write has committed: what it moved to the spill leaves memory.
     func commit() {
         for p in tables.values {
-            if p.flushed { p.entries.removeAll() }
+            if p.flushed { p.entries.removeAll(keepingCapacity: true) }
             p.added.removeAll(keepingCapacity: true)
             p.flushed = false
+            p.spilled = p.spilling
         }
     }
 }

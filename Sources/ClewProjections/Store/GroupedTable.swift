@@ -357,6 +357,14 @@ enum GroupedTable {
         }
     }
 
+    /// The stored record of a group's bytes (as ``Builder`` emits them): the bytes and their checksum.
+    static func record(key: [UInt8], group: [UInt8]) -> [UInt8] {
+        var stored = group
+        let sum = key.withUnsafeBytes { k in group.withUnsafeBytes { Checksum.of(k, $0) } }.littleEndian
+        withUnsafeBytes(of: sum) { stored.append(contentsOf: $0) }
+        return stored
+    }
+
     /// The bytes of a later entry of a record: `key` against `previous`, and a value of `value` bytes.
     static func encodedCount(key: UnsafeRawBufferPointer, after previous: UnsafeRawBufferPointer, value: Int) -> Int {
         var shared = 0

@@ -92,7 +92,8 @@ final class ViewStore: @unchecked Sendable {
         self.tableNames = tableNames
         if !readOnly { try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true) }
         var options = Environment.Options()
-        options.maxDatabases = UInt32(tableNames.count + 2)
+        // Its tables, `meta`, and the spills of deferred insertions (``DeferredInserts``) while it is built.
+        options.maxDatabases = UInt32(2 * tableNames.count + 2)
         options.readOnly = readOnly
         options.mapSize = mapSize
         // Views are caches of the log and their checkpoint commits with their data: a crash may undo the
