@@ -156,11 +156,11 @@ struct ViewsTests {
         try await DemoLedger.withCopy { source, dir in
             let ledger = try Ledger.create(at: dir.appendingPathComponent("growing.ledger"))
             defer { ledger.close() }
-            var options = Notices().options(batch: 200)
-            options.deferredBudget = 30 * DeferredInserts.bytesPerEntry  // ids written every ~30 new nodes
-            // Every other lineage write that has just written its deferred ids fails (as when the map fills
-            // at commit), up to six times, so the retry must find them all still in memory. (Each failure
-            // doubles the view's map: an unbounded count would run it into its limit.)
+            var options = Notices().options(batch: 100)
+            options.deferredBudget = 20 * DeferredInserts.bytesPerEntry  // ids moved to the spill every ~20 new nodes
+            // Every other lineage write right after a move to the spill fails (as when the map fills at
+            // commit), up to six times: its retry must find the moved ids in the spill and add its own
+            // again. (Each failure doubles the view's map: an unbounded count would run it into its limit.)
             struct Counts { var flushes = 0, entries = 0, failedAfterFlush = 0, justFlushed = false }
             let counts = Mutex(Counts())
             options.deferredFlushed = { name, entries in
@@ -189,21 +189,26 @@ struct ViewsTests {
             let c = counts.withLock { $0 }
             let nodes = try views.read(.lineage) { store, txn in try NodeName.count(txn, store) }
             #expect(c.flushes >= 10 && c.failedAfterFlush >= 3, "\(c.flushes) flushes, \(c.failedAfterFlush) failed after one")
-            #expect(UInt64(c.entries) >= nodes, "\(c.entries) entries flushed for \(nodes) nodes")
+            // Each id moves once (a key moved twice is refused), most of them before the fold ends.
+            #expect(UInt64(c.entries) <= nodes && UInt64(c.entries) >= nodes / 2, "\(c.entries) entries moved for \(nodes) nodes")
             #expect(try views.digests() == incremental, "a rebuild that deferred its ids must equal catch-ups that inserted them")
             #expect(try views.verify().filter { !$0.equal }.isEmpty)
         }
     }
 
-    @Test("deferred insertions read back before they are written, move to the spill once their write commits, a failed write drops only its own, and the end cuts them into the table")
+    @Test("deferred insertions read back before they are written, move to the spill in parts once their write commits and past the budget, a failed write drops only its own, and the end cuts memory and spill into the table")
     func deferredInserts() throws {
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-deferred-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
         let store = try ViewStore(name: "lineage", directory: dir, tables: ["ids"], building: true)
         defer { store.close() }
-        let deferred = try DeferredInserts(store: store, tables: ["ids"], budget: 10 * DeferredInserts.bytesPerEntry)
+        // A move writes about one page of the spill at a time, and the end reads seven entries at a time.
+        let deferred = try DeferredInserts(store: store, tables: ["ids"], budget: 10 * DeferredInserts.bytesPerEntry, pagesPerWrite: 1)
+        deferred.writeChunk = 7
         #expect(deferred.capacity == 10)
         store.deferred = deferred
+        var moves: [Int] = []
+        deferred.flushed = { _, n in moves.append(n) }
         let spill = try store.env.openDatabase(DeferredInserts.spillName("ids"))
         // Keys spread over the table, as homes are; values of 0 to 8 bytes.
         func key(_ i: Int) -> [UInt8] { KeyBuilder().u64(UInt64(i) &* 0x9E37_79B9_7F4A_7C15).bytes }
@@ -225,7 +230,6 @@ struct ViewsTests {
                     #expect(try !vt.add(key(range.lowerBound), [1], grouped: "ids"))
                     #expect(try !vt.add(key(0), [1], grouped: "ids"))
                     #expect(try vt.get(key(range.lowerBound), grouped: "ids") == value(range.lowerBound))
-                    try deferred.flushIfFull(vt)
                     if fail { throw Refused() }
                 }
                 deferred.commit()
@@ -233,28 +237,26 @@ struct ViewsTests {
                 deferred.rollback()
                 throw error
             }
+            try deferred.spillIfFull(store)
         }
-        // No room is asked for a write until half the capacity waits; then for the whole spill and
-        // twice 64 bytes for each entry a move may write.
-        #expect(try deferred.roomForFlush(store) == 0)
         // Under the capacity: nothing is moved.
         try write(0..<8)
         #expect(deferred.count("ids") == 8 && deferred.spilledCount("ids") == 0)
-        #expect(try deferred.roomForFlush(store) >= 10 * 128 && deferred.roomForFlush(store, all: true) == 8 * 64)
         #expect(try written(0) == nil && spilled(0) == nil)
-        // Past it, in a write that fails: what the write moved is undone, its entries dropped, the
-        // earlier ones still waiting in memory.
+        // Past it, in a write that fails: its entries dropped, the earlier ones still waiting in memory,
+        // nothing moved.
         #expect(throws: Refused.self) { try write(8..<13, fail: true) }
-        #expect(deferred.count("ids") == 8 && deferred.spilledCount("ids") == 0)
+        #expect(deferred.count("ids") == 8 && deferred.spilledCount("ids") == 0 && moves.isEmpty)
         #expect(try (0..<13).map(spilled).allSatisfy { $0 == nil })
         try store.env.read { txn throws in
             let vt = ViewTxn(txn: txn, store: store)
             #expect(try vt.get(key(7), grouped: "ids") == value(7))
             #expect(try vt.get(key(12), grouped: "ids") == nil)
         }
-        // Retried: all thirteen in the spill, none left in memory, none in the table yet; read from the spill.
+        // Retried: all thirteen in the spill once it committed, none left in memory, none in the table
+        // yet; read from the spill.
         try write(8..<13)
-        #expect(deferred.count("ids") == 0 && deferred.spilledCount("ids") == 13)
+        #expect(deferred.count("ids") == 0 && deferred.spilledCount("ids") == 13 && moves == [13])
         #expect(try (0..<13).map(spilled) == (0..<13).map(value))
         #expect(try (0..<13).map(written).allSatisfy { $0 == nil })
         try store.env.write { txn throws in
@@ -262,18 +264,25 @@ struct ViewsTests {
             #expect(try !vt.add(key(3), [1], grouped: "ids"))
             #expect(try vt.get(key(12), grouped: "ids") == value(12))
         }
-        // A second move lands among the first's keys.
-        try write(13..<24)
-        #expect(deferred.count("ids") == 0 && deferred.spilledCount("ids") == 24)
+        // Many more moves, landing among the earlier keys, in more parts as the spill grows past a page.
+        var i = 13
+        while i < 2_013 {
+            try write(i..<(i + 20))
+            i += 20
+        }
+        #expect(deferred.count("ids") == 0 && deferred.spilledCount("ids") == 2_013 && moves.count == 101)
+        let spillPages = try store.env.read { try $0.stat(spill).pages }
+        #expect(spillPages > 8, "the spill grew to \(spillPages) pages, so later moves were written in parts")
+        #expect(try (0..<2_013).map(spilled) == (0..<2_013).map(value))
         // The rest at the end of a fold, whatever their count: memory and spill cut into the table together,
         // as a bulk load of the same entries cuts them, and the spill emptied.
-        try write(24..<27)
+        try write(2_013..<2_016)
         #expect(deferred.count("ids") == 3)
         try store.flushDeferred()
         #expect(store.deferred == nil)
-        #expect(try (0..<27).map(written) == (0..<27).map(value))
-        #expect(try (0..<27).map(spilled).allSatisfy { $0 == nil })
-        let sorted = (0..<27).map { (key($0), value($0)) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
+        #expect(try (0..<2_016).map(written) == (0..<2_016).map(value))
+        #expect(try store.env.read { try $0.stat(spill).entries } == 0)
+        let sorted = (0..<2_016).map { (key($0), value($0)) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
         var expected: [([UInt8], [UInt8])] = []
         var builder = GroupedTable.Builder()
         for (k, v) in sorted {
@@ -291,7 +300,7 @@ struct ViewsTests {
                 return out
             }
         }
-        #expect(records.map(\.0) == expected.map(\.0) && records.map(\.1) == expected.map(\.1))
+        #expect(records.count == expected.count && records.map(\.0) == expected.map(\.0) && records.map(\.1) == expected.map(\.1))
         #expect(DeferredInserts.Small(value(8)).bytes == value(8))
         // Deferring into a table that holds entries is refused: its lookups would miss them.
         #expect(throws: ViewError.self) { try DeferredInserts(store: store, tables: ["ids"], budget: 1 << 10) }

@@ -290,15 +290,15 @@ public final class Views: @unchecked Sendable {
         let wanted = type(of: t.projection).interest
         // Room for the batch, estimated high (~2 KiB of pages per event), so its write seldom runs
         // into the map's end (LMDB 0.9.24 can damage its free-page lists aborting such a write).
-        // A write that will insert a rebuild's deferred entries needs room for those too.
         if options.growMapAhead {
-            try t.store.env.ensureRoom((1 << 20) + headers.count * 2048 + (t.store.deferred?.roomForFlush(t.store) ?? 0))
+            try t.store.env.ensureRoom((1 << 20) + headers.count * 2048)
         }
         var attempts = 0
         t.store.bulk?.mark()
         t.store.deferred?.mark()
+        let reached: UInt64
         do {
-            let reached = try t.store.env.write { txn -> UInt64 in
+            reached = try t.store.env.write { txn -> UInt64 in
                 // A write retried after the map grew (here or in another process): what the failed
                 // attempt applied to the projection's caches is dropped, to be read again from the view.
                 attempts += 1
@@ -321,7 +321,6 @@ public final class Views: @unchecked Sendable {
                         i += 1
                     }
                     try t.projection.flush(vt)
-                    try t.store.deferred?.flushIfFull(vt)
                 } catch {
                     t.projection.reset()
                     throw error
@@ -333,7 +332,6 @@ public final class Views: @unchecked Sendable {
             }
             try t.store.bulk?.commit()
             t.store.deferred?.commit()
-            return reached
         } catch {
             // A write that fails after the projection applied part of the batch (at commit, say)
             // leaves its caches ahead of the view: dropped, to be read again from the view.
@@ -342,6 +340,9 @@ public final class Views: @unchecked Sendable {
             t.store.deferred?.rollback()
             throw error
         }
+        // What this write added is in the view's memory for good: past its budget, it moves to the spill.
+        try t.store.deferred?.spillIfFull(t.store)
+        return reached
     }
 
     /// `body` of each index, on the calling thread and others at once when there are several (GCD's

@@ -11,14 +11,14 @@ import ClewLedger
 /// (``get(_:from:_:)``) until they are written.
 ///
 /// Entries have keys of 8 bytes and values of at most 8 (lineage's homes and counters), packed into
-/// two words each, up to ``capacity`` in memory. When a batch's write has applied its events and more
-/// than that wait, they move in key order into the table's *spill* (``flushIfFull(_:)``): a plain table
-/// of the same view (`<table>~spill`, never read by anything but this), one cursor walking forward
-/// through it, in that same transaction. They are dropped from memory only once that transaction has
-/// committed (``commit()``). A write that fails is retried: ``rollback()`` drops what it added since
-/// ``mark()``, and what it had moved is still here. When the fold ends, memory and spill are merged with
-/// the table into the packed copy (``merge(_:from:into:)``), or cut into the empty table in one write
-/// (``ViewStore/flushDeferred()``, a scratch fold).
+/// two words each, up to ``capacity`` in memory. A write that fails is retried: ``rollback()`` drops
+/// what it added since ``mark()``. When a batch's write has committed and more than ``capacity`` entries
+/// wait, they move in key order into the table's *spill* (``spillIfFull(_:)``): a plain table of the
+/// same view (`<table>~spill`, never read by anything but this), one cursor walking forward through it,
+/// in writes of their own that each change at most ``pagesPerWrite`` of its pages (LMDB keeps a write's
+/// changed pages in the heap, and keeps the heap it took: one write across a spill of 40M entries held
+/// 512 MiB). When the fold ends, memory and spill are merged into the packed copy
+/// (``merge(_:from:into:)``), or cut into the empty table (``writeAll(into:)``, a scratch fold).
 ///
 /// Until stop 39 an overflow went straight into the grouped table, one key at a time: at 100M events
 /// (40M `ids`, so ~25 overflows) most keys landed in a full record and re-cut their group, 1.6 µs per
@@ -30,6 +30,8 @@ import ClewLedger
 final class DeferredInserts {
     /// Entries a table keeps in memory before they move to its spill.
     let capacity: Int
+    /// Pages of a spill one write of a move may change, about (the keys are spread evenly).
+    let pagesPerWrite: Int
     private var tables: [String: Pending]
     /// Hears the table and entry count of each move to the spill (tests).
     var flushed: ((String, Int) -> Void)?
@@ -57,11 +59,8 @@ final class DeferredInserts {
         var entries: [UInt64: Small] = [:]
         /// Keys added since ``mark()``, in order.
         var added: [UInt64] = []
-        /// Whether the current write moved the entries to the spill (they leave memory once it commits).
-        var flushed = false
-        /// Entries in the spill as of the last commit, and as the current write leaves it.
+        /// Entries in the spill.
         var spilled = 0
-        var spilling = 0
         /// The table's spill.
         let spill: Database
 
@@ -75,10 +74,11 @@ final class DeferredInserts {
     static func spillName(_ table: String) -> String { table + "~spill" }
 
     /// Deferred insertions into `tables` of `store`, whose spills it opens (and creates). The tables
-    /// and their spills must be empty (a fold into an empty view): then nothing but ``flushAll(_:)`` or
+    /// and their spills must be empty (a fold into an empty view): then nothing but ``writeAll(into:)`` or
     /// ``merge(_:from:into:)`` writes a table, and a lookup need not probe it.
-    init(store: ViewStore, tables: some Sequence<String>, budget: Int) throws {
+    init(store: ViewStore, tables: some Sequence<String>, budget: Int, pagesPerWrite: Int = 8_192) throws {
         capacity = max(budget / Self.bytesPerEntry, 1)
+        self.pagesPerWrite = max(pagesPerWrite, 1)
         var pending: [String: Pending] = [:]
         for t in tables {
             let spill = try store.env.openDatabase(Self.spillName(t))
@@ -96,7 +96,7 @@ final class DeferredInserts {
     /// Entries waiting in memory for `table`.
     func count(_ table: String) -> Int { tables[table]?.entries.count ?? 0 }
 
-    /// Entries of `table` moved to its spill by committed writes.
+    /// Entries of `table` moved to its spill.
     func spilledCount(_ table: String) -> Int { tables[table]?.spilled ?? 0 }
 
     static func word(_ key: some Collection<UInt8>) -> UInt64 {
@@ -125,7 +125,7 @@ final class DeferredInserts {
 
     /// The value of `key` in the spill of `table`, or nil.
     private func spilled(_ key: [UInt8], _ p: Pending, _ txn: ViewTxn, _ table: String) throws -> [UInt8]? {
-        guard p.spilling > 0 else { return nil }
+        guard p.spilled > 0 else { return nil }
         return try key.withUnsafeBytes { k -> [UInt8]? in
             guard let v = try txn.txn.get(p.spill, k) else { return nil }
             try Self.checkSpilled(k, v, txn.store.name, table)
@@ -141,83 +141,136 @@ final class DeferredInserts {
 
     /// Called as a write begins: what it adds can be dropped by ``rollback()``.
     func mark() {
-        for p in tables.values {
-            p.added.removeAll(keepingCapacity: true)
-            p.flushed = false
-            p.spilling = p.spilled
-        }
+        for p in tables.values { p.added.removeAll(keepingCapacity: true) }
     }
 
-    /// Drops what was added since ``mark()`` (the write failed; what it moved to the spill was not
-    /// committed).
+    /// Drops what was added since ``mark()`` (the write failed).
     func rollback() {
         for p in tables.values {
             for k in p.added { p.entries[k] = nil }
             p.added.removeAll(keepingCapacity: true)
-            p.flushed = false
-            p.spilling = p.spilled
         }
     }
 
-    /// Map room a write should have before it begins, beyond its own: when a table's waiting entries are
-    /// past half the capacity (the write may move them), every page of its spill (each is copied once
-    /// it changes) and 128 bytes (twice ~64) for each entry it may move, counting at least the capacity.
-    /// A write that runs into the map's end is retried once the map grew, but LMDB 0.9.24 can damage its
-    /// free-page lists aborting a write of many page splits (``Views/Options/growMapAhead``).
-    /// With `all`, the room for cutting every waiting entry into the table (``flushAll(_:)``): ~20 bytes
-    /// an entry, counted as 64.
-    func roomForFlush(_ store: ViewStore, all: Bool = false) throws -> Int {
-        var room = 0
-        for p in tables.values {
-            if all {
-                room += (p.entries.count + p.spilled) * 64
-            } else if p.entries.count * 2 > capacity {
-                let stat = try store.env.read { try $0.stat(p.spill) }
-                room += stat.pages * stat.pageSize + max(p.entries.count, capacity) * 2 * 64
+    /// Called once a write has committed: what it added stays.
+    func commit() {
+        for p in tables.values { p.added.removeAll(keepingCapacity: true) }
+    }
+
+    /// After a write has committed: moves the entries of each table holding more than ``capacity`` into
+    /// its spill, in key order, in writes that each take an equal share of the keys and so change about
+    /// ``pagesPerWrite`` of the spill's pages. Each write grows the map first for the pages it may copy
+    /// and 128 bytes an entry (LMDB 0.9.24 can damage its free-page lists aborting a write of many page
+    /// splits, ``Views/Options/growMapAhead``). A move that fails leaves what it had not written in memory.
+    func spillIfFull(_ store: ViewStore) throws {
+        for (name, p) in tables where p.entries.count > capacity {
+            let keys = p.entries.keys.sorted()
+            let stat = try store.env.read { try $0.stat(p.spill) }
+            let parts = max(1, (stat.pages + pagesPerWrite - 1) / pagesPerWrite)
+            let share = (keys.count + parts - 1) / parts
+            var start = 0
+            do {
+                while start < keys.count {
+                    let part = keys[start..<min(start + share, keys.count)]
+                    try store.env.ensureRoom((stat.pages / parts + 16) * stat.pageSize * 2 + part.count * 128)
+                    try store.env.write { txn in
+                        try txn.withCursor(p.spill) { c in
+                            for k in part {
+                                let stored = try withUnsafeBytes(of: k.bigEndian) { key in try p.entries[k]!.withBytes { try c.insert(key, $0) } }
+                                // Memory and spill hold different keys (``add(_:_:to:_:)``): a key in both is a fault.
+                                guard stored else {
+                                    throw ViewError(.corrupt, view: store.name, "view \(store.name): key \(String(k, radix: 16)) of table \(name) is both in memory and in its spill")
+                                }
+                            }
+                        }
+                    }
+                    p.spilled += part.count
+                    start += part.count
+                }
+            } catch {
+                for k in keys[..<start] { p.entries[k] = nil }
+                throw error
             }
+            p.entries.removeAll(keepingCapacity: true)
+            flushed?(name, keys.count)
         }
-        return room
     }
 
-    /// Inside a write, after its events: moves the entries of each table holding more than ``capacity``
-    /// into its spill, in key order.
-    func flushIfFull(_ txn: ViewTxn) throws {
-        for (name, p) in tables where p.entries.count > capacity { try spill(name, p, txn) }
-    }
-
-    private func spill(_ table: String, _ p: Pending, _ txn: ViewTxn) throws {
-        let keys = p.entries.keys.sorted()
-        try txn.txn.withCursor(p.spill) { c in
-            for k in keys {
-                let stored = try withUnsafeBytes(of: k.bigEndian) { key in try p.entries[k]!.withBytes { try c.insert(key, $0) } }
-                // Memory and spill hold different keys (``add(_:_:to:_:)``): a key found in both is a fault.
-                guard stored else {
-                    throw ViewError(.corrupt, view: txn.store.name, "view \(txn.store.name): key \(String(k, radix: 16)) of table \(table) is both in memory and in its spill")
+    /// Writes every entry waiting for each table, in memory or spilled, into `store`'s (empty) table, cut
+    /// into records in key order (the fold has ended): read ``writeChunk`` entries at a time and appended
+    /// in writes of 8 MiB (``ViewStore/append(_:to:)``), so neither the heap nor a write holds them all.
+    /// Then empties the spills.
+    func writeAll(into store: ViewStore) throws {
+        for (name, p) in tables where !p.entries.isEmpty || p.spilled > 0 {
+            let db = store.table(name)
+            let waiting = p.entries.keys.sorted()
+            var next = 0
+            // The spill's entries are read from after the last one taken.
+            var after: UInt64?
+            var spillDone = p.spilled == 0
+            var builder = GroupedTable.Builder()
+            var records: [([UInt8], [UInt8])] = []
+            var bytes = 0
+            let emit = { (key: [UInt8], group: [UInt8]) in
+                let record = GroupedTable.record(key: key, group: group)
+                bytes += key.count + record.count + 16
+                records.append((key, record))
+            }
+            while true {
+                var chunk: [(UInt64, Small)] = []
+                if !spillDone {
+                    try store.env.read { txn in
+                        try txn.withCursor(p.spill) { c in
+                            var e = try after.map { try c.seek($0 &+ 1) } ?? c.first()
+                            while chunk.count < writeChunk {
+                                guard let (k, v) = e else {
+                                    spillDone = true
+                                    break
+                                }
+                                try Self.checkSpilled(k, v, store.name, name)
+                                let key = k.bigEndianUInt64Value
+                                while next < waiting.count, waiting[next] < key, chunk.count < writeChunk {
+                                    chunk.append((waiting[next], p.entries[waiting[next]]!))
+                                    next += 1
+                                }
+                                guard chunk.count < writeChunk else { break }
+                                chunk.append((key, Small(v)))
+                                after = key
+                                if key == .max {
+                                    spillDone = true
+                                    break
+                                }
+                                e = try c.next()
+                            }
+                        }
+                    }
+                }
+                if spillDone {
+                    while next < waiting.count, chunk.count < writeChunk {
+                        chunk.append((waiting[next], p.entries[waiting[next]]!))
+                        next += 1
+                    }
+                }
+                if chunk.isEmpty { break }
+                for (k, v) in chunk {
+                    withUnsafeBytes(of: k.bigEndian) { key in v.withBytes { builder.add(key, $0, emit: emit) } }
+                }
+                if bytes >= BulkLoad.chunkBytes {
+                    try store.append(records, to: db)
+                    records.removeAll(keepingCapacity: true)
+                    bytes = 0
                 }
             }
+            builder.finish(emit: emit)
+            try store.append(records, to: db)
+            try store.env.write { txn in try txn.clear(p.spill) }
+            p.entries.removeAll()
+            p.spilled = 0
         }
-        p.spilling += keys.count
-        p.flushed = true
-        flushed?(table, keys.count)
     }
 
-    /// Writes every entry waiting for each table, in memory or spilled, into the (empty) table, cut into
-    /// records in key order and appended (the fold has ended), and empties the spills.
-    func flushAll(_ txn: ViewTxn) throws {
-        for (name, p) in tables where !p.entries.isEmpty || p.spilling > 0 {
-            let db = txn.store.table(name)
-            var builder = GroupedTable.Builder()
-            let emit = { (key: [UInt8], group: [UInt8]) throws in
-                let record = GroupedTable.record(key: key, group: group)
-                try key.withUnsafeBytes { k in try record.withUnsafeBytes { try txn.txn.append(db, k, $0) } }
-            }
-            try forEachWaiting(name, p, txn.txn, view: txn.store.name) { k, v in try builder.add(k, v, emit: emit) }
-            try builder.finish(emit: emit)
-            try txn.txn.clear(p.spill)
-            p.spilling = 0
-            p.flushed = true
-        }
-    }
+    /// Entries ``writeAll(into:)`` reads at a time.
+    var writeChunk = 1 << 16
 
     /// Calls `body` with every entry waiting for `table` (its spill's and memory's, which hold different
     /// keys) in key order.
@@ -233,7 +286,7 @@ final class DeferredInserts {
                 next += 1
             }
         }
-        if p.spilling > 0 {
+        if p.spilled > 0 {
             try txn.withCursor(p.spill) { c in
                 var e = try c.first()
                 while let (k, v) = e {
@@ -258,15 +311,5 @@ final class DeferredInserts {
             try BulkLoad.append(into: dest, table) { add in try forEachWaiting(table, p, txn, view: source.name, add) }
         }
         p.entries.removeAll()
-    }
-
-    /// Called once a write has committed: what it moved to the spill leaves memory.
-    func commit() {
-        for p in tables.values {
-            if p.flushed { p.entries.removeAll(keepingCapacity: true) }
-            p.added.removeAll(keepingCapacity: true)
-            p.flushed = false
-            p.spilled = p.spilling
-        }
     }
 }

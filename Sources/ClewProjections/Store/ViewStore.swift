@@ -114,12 +114,10 @@ final class ViewStore: @unchecked Sendable {
     /// memory and writes many at once (``DeferredInserts``); nil once written (``flushDeferred()``).
     var deferred: DeferredInserts?
 
-    /// Writes the deferred insertions into this view's tables, in one write.
+    /// Writes the deferred insertions into this view's tables (``DeferredInserts/writeAll(into:)``).
     func flushDeferred() throws {
         guard let deferred else { return }
-        try env.ensureRoom(deferred.roomForFlush(self, all: true))
-        try env.write { txn in try deferred.flushAll(ViewTxn(txn: txn, store: self)) }
-        deferred.commit()
+        try deferred.writeAll(into: self)
         self.deferred = nil
     }
 
