@@ -62,9 +62,10 @@ public final class Views: @unchecked Sendable {
         /// run file (``BulkLoad``); tests make it small to merge many runs.
         package var bulkBudget = 48 << 20
         /// Bytes of memory a rebuild's deferred insertions (lineage `ids`, ``DeferredInserts``) may take
-        /// before they are written; tests make it small to write them often.
+        /// before they move to their spill table; tests make it small to move them often.
         package var deferredBudget = 64 << 20
-        /// Hears each flush of a rebuild's deferred insertions: the view and the entries written (tests).
+        /// Hears each move of a rebuild's deferred insertions to their spill: the view and the entries
+        /// moved (tests).
         package var deferredFlushed: (@Sendable (ViewName, Int) -> Void)? = nil
         /// Fault injection for tests: asked after a view's write applied its batch, before its checkpoint;
         /// `true` fails the write as LMDB does when the map fills at commit (`MDB_MAP_FULL`), so it is retried.
