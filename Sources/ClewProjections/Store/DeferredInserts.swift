@@ -204,10 +204,6 @@ final class DeferredInserts {
         for (name, p) in tables where !p.entries.isEmpty || p.spilled > 0 {
             let db = store.table(name)
             let waiting = p.entries.keys.sorted()
-            var next = 0
-            // The spill's entries are read from after the last one taken.
-            var after: UInt64?
-            var spillDone = p.spilled == 0
             var builder = GroupedTable.Builder()
             var records: [([UInt8], [UInt8])] = []
             var bytes = 0
@@ -216,42 +212,17 @@ final class DeferredInserts {
                 bytes += key.count + record.count + 16
                 records.append((key, record))
             }
+            var after: UInt64?
             while true {
+                // A chunk is copied out of its read transaction: the appends write the same environment.
                 var chunk: [(UInt64, Small)] = []
-                if !spillDone {
-                    try store.env.read { txn in
-                        try txn.withCursor(p.spill) { c in
-                            var e = try after.map { try c.seek($0 &+ 1) } ?? c.first()
-                            while chunk.count < writeChunk {
-                                guard let (k, v) = e else {
-                                    spillDone = true
-                                    break
-                                }
-                                try Self.checkSpilled(k, v, store.name, name)
-                                let key = k.bigEndianUInt64Value
-                                while next < waiting.count, waiting[next] < key, chunk.count < writeChunk {
-                                    chunk.append((waiting[next], p.entries[waiting[next]]!))
-                                    next += 1
-                                }
-                                guard chunk.count < writeChunk else { break }
-                                chunk.append((key, Small(v)))
-                                after = key
-                                if key == .max {
-                                    spillDone = true
-                                    break
-                                }
-                                e = try c.next()
-                            }
-                        }
+                try store.env.read { txn in
+                    try forEachWaiting(name, p, waiting, txn, view: store.name, after: after, limit: writeChunk) { k, v in
+                        chunk.append((k.bigEndianUInt64Value, Small(v)))
                     }
                 }
-                if spillDone {
-                    while next < waiting.count, chunk.count < writeChunk {
-                        chunk.append((waiting[next], p.entries[waiting[next]]!))
-                        next += 1
-                    }
-                }
-                if chunk.isEmpty { break }
+                guard let last = chunk.last?.0 else { break }
+                after = last
                 for (k, v) in chunk {
                     withUnsafeBytes(of: k.bigEndian) { key in v.withBytes { builder.add(key, $0, emit: emit) } }
                 }
@@ -272,27 +243,40 @@ final class DeferredInserts {
     /// Entries ``writeAll(into:)`` reads at a time.
     var writeChunk = 1 << 16
 
-    /// Calls `body` with every entry waiting for `table` (its spill's and memory's, which hold different
-    /// keys) in key order.
+    /// Calls `body` with the entries waiting for `table` (its spill's and memory's, which hold different
+    /// keys; `waiting` is memory's keys, sorted) in key order: those after `after` when given, at most
+    /// `limit` of them.
     private func forEachWaiting(
-        _ table: String, _ p: Pending, _ txn: Transaction, view: String,
+        _ table: String, _ p: Pending, _ waiting: [UInt64], _ txn: Transaction, view: String, after: UInt64? = nil, limit: Int = .max,
         _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void
     ) throws {
-        let waiting = p.entries.keys.sorted()
+        if after == .max { return }
+        // Memory's first key after `after`, by binary search.
         var next = 0
+        if let after {
+            var high = waiting.count
+            while next < high {
+                let mid = (next + high) / 2
+                if waiting[mid] <= after { next = mid + 1 } else { high = mid }
+            }
+        }
+        var given = 0
         func memoryBefore(_ bound: UInt64?) throws {
-            while next < waiting.count, bound.map({ waiting[next] < $0 }) ?? true {
+            while given < limit, next < waiting.count, bound.map({ waiting[next] < $0 }) ?? true {
                 try withUnsafeBytes(of: waiting[next].bigEndian) { k in try p.entries[waiting[next]]!.withBytes { try body(k, $0) } }
                 next += 1
+                given += 1
             }
         }
         if p.spilled > 0 {
             try txn.withCursor(p.spill) { c in
-                var e = try c.first()
+                var e = try after.map { try c.seek($0 + 1) } ?? c.first()
                 while let (k, v) = e {
                     try Self.checkSpilled(k, v, view, table)
                     try memoryBefore(k.bigEndianUInt64Value)
+                    guard given < limit else { return }
                     try body(k, v)
+                    given += 1
                     e = try c.next()
                 }
             }
@@ -308,7 +292,7 @@ final class DeferredInserts {
         guard let p = tables[table] else { return }
         // Read in one transaction of the source (MDB_NOTLS) while `dest`, another environment, is written.
         try source.env.read { txn in
-            try BulkLoad.append(into: dest, table) { add in try forEachWaiting(table, p, txn, view: source.name, add) }
+            try BulkLoad.append(into: dest, table) { add in try forEachWaiting(table, p, p.entries.keys.sorted(), txn, view: source.name, add) }
         }
         p.entries.removeAll()
     }
