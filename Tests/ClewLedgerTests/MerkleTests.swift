@@ -54,6 +54,61 @@ struct MerkleTests {
         }
     }
 
+    @Test("a new ledger keeps its Merkle nodes in the order they complete, each over the leaves its key names")
+    func nodesInCompletionOrder() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("test.ledger")
+        let ledger = try Ledger.create(at: url)
+        #expect(ledger.store.nodeKeys == .completion)
+        // Batches that end inside and on the edges of 16- and 32-leaf subtrees.
+        var n = 0
+        for size in [1, 15, 16, 1, 31, 64, 7, 122] {
+            try await ledger.append(contentsOf: (n..<n + size).map { sampleEvent($0) })
+            n += size
+        }
+        let leaves = try (UInt64(1)...UInt64(n)).map { try MerkleHash(hex: ledger.inclusionProof(seq: $0).leafHash) }
+        let nodes = try ledger.store.env.read { txn in
+            try txn.withCursor(ledger.store.merkle) { c in
+                var out: [(key: [UInt8], end: UInt64, level: Int, hash: MerkleHash)] = []
+                var e = try c.first()
+                while let entry = e {
+                    #expect(entry.key.count == 9)
+                    out.append((Array(entry.key), entry.key.bigEndianUInt64, Int(entry.key[8]), try MerkleHash(bytes: entry.value)))
+                    e = try c.next()
+                }
+                return out
+            }
+        }
+        var expected: [(end: UInt64, level: Int)] = []
+        for end in 1...UInt64(n) {
+            for level in LogStore.storedMinLevel..<64 where end % (1 << UInt64(level)) == 0 { expected.append((end, level)) }
+        }
+        #expect(nodes.map(\.end) == expected.map(\.end) && nodes.map(\.level) == expected.map(\.level))
+        for node in nodes {
+            let width = 1 << node.level
+            #expect(node.hash == naiveRoot(Array(leaves[Int(node.end) - width..<Int(node.end)])), "node of level \(node.level) ending at \(node.end)")
+        }
+        #expect(zip(nodes, nodes.dropFirst()).allSatisfy { $0.key.lexicographicallyPrecedes($1.key) })
+        #expect(try ledger.verify().isValid)
+        ledger.close()
+
+        // The layout is recorded: a reopened ledger (read-only too) keeps it, and a layout this version
+        // does not know is refused by name.
+        let again = try Ledger.open(at: url)
+        #expect(again.store.nodeKeys == .completion)
+        #expect(try again.root(atSize: UInt64(n)).hash == naiveRoot(leaves))
+        try again.store.env.write { txn in
+            _ = try LogStore.nodeKeysKey.withUnsafeBytes { k in try [UInt8(9)].withUnsafeBytes { try txn.put(again.store.meta, k, $0) } }
+        }
+        again.close()
+        #expect {
+            try Ledger.open(at: url)
+        } throws: { error in
+            (error as? LedgerError)?.code == .corrupted && "\(error)".contains("Merkle key layout")
+        }
+    }
+
     @Test("the ledger's roots and proofs match the tree rebuilt naively from its events")
     func ledgerProofs() async throws {
         try await withTemporaryLedger { ledger, _ in

@@ -4,7 +4,8 @@ import Testing
 @testable import ClewLedger
 
 /// A ledger whose blocks were written before blocks filled an overflow page (Fixtures/ledger-small-blocks,
-/// written by 2d92598): it reads and verifies as it was, and appends to it write blocks of the new size.
+/// written by 2d92598): it reads and verifies as it was, and appends to it write blocks of the new size and
+/// Merkle nodes in its own key layout.
 @Suite("Ledgers of the smaller blocks")
 struct SmallBlocksTests {
     static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -35,6 +36,8 @@ struct SmallBlocksTests {
         let ledger = try Ledger.open(at: url)
         defer { ledger.close() }
 
+        // Its Merkle nodes were written by level and index: it keeps that layout.
+        #expect(ledger.store.nodeKeys == .levelIndex)
         let old = try Self.blockSizes(ledger)
         #expect(old.reduce(0, +) == 900)
         #expect(old.count >= 8 && old.allSatisfy { $0 <= 128 }, "the fixture holds the smaller blocks: \(old)")
@@ -62,5 +65,21 @@ struct SmallBlocksTests {
             #expect(a.type == b.type && a.stream == b.stream && a.actor == b.actor && a.payload == b.payload && a.timestampMicros == b.timestampMicros)
         }
         #expect(try ledger.seqs(inStream: events[0].stream).count == 2 * events.filter { $0.stream == events[0].stream }.count)
+
+        // A new ledger of the same 1,800 events keeps its nodes in the order they complete; its roots
+        // and proofs are the same, node for node.
+        #expect(ledger.store.nodeKeys == .levelIndex)
+        let copy = try Ledger.create(at: dir.appendingPathComponent("copy"))
+        defer { copy.close() }
+        #expect(copy.store.nodeKeys == .completion)
+        try await copy.append(contentsOf: try ledger.events(1...1_800).map(\.draft))
+        for size in [16, 900, 1_024, 1_800] as [UInt64] {
+            #expect(try copy.root(atSize: size).hash == ledger.root(atSize: size).hash, "root at \(size)")
+        }
+        for seq in [1, 17, 450, 901, 1_800] as [UInt64] {
+            #expect(try copy.inclusionProof(seq: seq) == ledger.inclusionProof(seq: seq), "inclusion of \(seq)")
+        }
+        #expect(try copy.consistencyProof(from: 900, to: 1_800) == ledger.consistencyProof(from: 900, to: 1_800))
+        #expect(try copy.verify().isValid)
     }
 }

@@ -9,12 +9,13 @@ import Synchronization
 /// - `blocks`: first seq (u64 big-endian) -> block of consecutive events (``Block``). Appended with
 ///   `MDB_APPEND`; the blocks cover seqs 1...n with no gap.
 /// - `streams`: stream id -> seq, sorted duplicates (the stream index).
-/// - `merkle`: level (u8) + index (u64 BE) -> 32-byte hash of each perfect subtree of 2^level leaves,
-///   for levels >= ``LogStore/storedMinLevel`` (smaller subtrees are rehashed from their <= 15 events).
+/// - `merkle`: a node's key (``LogStore/NodeKeys``) -> 32-byte hash of each perfect subtree of 2^level
+///   leaves, for levels >= ``LogStore/storedMinLevel`` (smaller subtrees are rehashed from their <= 15
+///   events).
 /// - `blobs`: SHA-256 of a payload -> compressed payload, for payloads above ``Block/blobThreshold``.
 /// - `dicts`: dictionary id (u32 BE) -> zstd dictionary.
 /// - `checkpoints`: tree size (u64 BE) -> signed checkpoint (JSON).
-/// - `meta`: the current dictionary id.
+/// - `meta`: the current dictionary id; how the `merkle` table's keys are laid out.
 ///
 /// Format 1 (one zstd frame per event in an `events` table, payloads inside the leaf) is read only by
 /// `clew migrate` (``LegacyLog``).
@@ -30,6 +31,8 @@ final class LogStore: Sendable {
     let dicts: Database
     let checkpoints: Database
     let meta: Database
+    /// How the `merkle` table's keys are laid out, fixed when the ledger's first node is written.
+    let nodeKeys: NodeKeys
     let codec: ZstdCodec
     /// The shared log this LMDB log is a replica of (its location), or nil for a ledger of its own. A
     /// replica takes only copies of the shared log's events.
@@ -59,7 +62,45 @@ final class LogStore: Sendable {
         dicts = try env.openDatabase("dicts")
         checkpoints = try env.openDatabase("checkpoints")
         meta = try env.openDatabase("meta")
+        nodeKeys = try Self.nodeKeys(env: env, merkle: merkle, meta: meta)
         try env.read { txn in try refreshDictionary(txn) }
+    }
+
+    // MARK: Merkle node keys
+
+    /// The layouts of the `merkle` table's keys (9 bytes each).
+    enum NodeKeys: Sendable, Equatable {
+        /// level (u8) ‖ index (u64 BE): ledgers whose first node was written before 2026-12-05. Each
+        /// level's nodes go to the end of their own key range, so a group commit of 1,000 events dirtied
+        /// one leaf page per level touched (~10 of its 44 pages) and left the table's pages half full.
+        case levelIndex
+        /// end (u64 BE) ‖ level (u8), where end = (index + 1) · 2^level is the tree's size when the node
+        /// was completed: keys in the order nodes are completed (by size, then level), so every node is
+        /// put at the table's end (`MDB_APPEND`) and a group commit dirties one or two of its pages.
+        case completion
+    }
+
+    static let nodeKeysKey = Array("merkle.keys".utf8)
+
+    /// The layout recorded in `meta`; a ledger without a record keeps ``NodeKeys/levelIndex`` when its
+    /// table holds nodes, and takes ``NodeKeys/completion`` (recorded, when the ledger is writable)
+    /// while it holds none.
+    private static func nodeKeys(env: Environment, merkle: Database, meta: Database) throws -> NodeKeys {
+        func decide(_ txn: Transaction) throws -> (NodeKeys, record: Bool) {
+            if let raw = try nodeKeysKey.withUnsafeBytes({ try txn.get(meta, $0) }) {
+                guard raw.count == 1, raw[0] == 2 else {
+                    throw LedgerError(.corrupted, "the log's meta table names a Merkle key layout this version does not know (\(Array(raw)))")
+                }
+                return (.completion, false)
+            }
+            return try txn.stat(merkle).entries == 0 ? (.completion, true) : (.levelIndex, false)
+        }
+        if env.options.readOnly { return try env.read { try decide($0).0 } }
+        return try env.write { txn in
+            let (keys, record) = try decide(txn)
+            if record { _ = try nodeKeysKey.withUnsafeBytes { k in try [UInt8(2)].withUnsafeBytes { try txn.put(meta, k, $0) } } }
+            return keys
+        }
     }
 
     // MARK: Meta
@@ -284,10 +325,18 @@ final class LogStore: Sendable {
 
     // MARK: Merkle nodes
 
+    /// The key of the node over leaves [index·2^level, (index+1)·2^level), in this ledger's layout.
     func withNodeKey<T>(level: Int, index: UInt64, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
-        var key: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (UInt8(level), 0, 0, 0, 0, 0, 0, 0, 0)
+        var key: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
         return try withUnsafeMutableBytes(of: &key) { raw in
-            raw.storeBytes(of: index.bigEndian, toByteOffset: 1, as: UInt64.self)
+            switch nodeKeys {
+            case .levelIndex:
+                raw[0] = UInt8(level)
+                raw.storeBytes(of: index.bigEndian, toByteOffset: 1, as: UInt64.self)
+            case .completion:
+                raw.storeBytes(of: ((index + 1) << UInt64(level)).bigEndian, toByteOffset: 0, as: UInt64.self)
+                raw[8] = UInt8(level)
+            }
             return try body(UnsafeRawBufferPointer(raw))
         }
     }

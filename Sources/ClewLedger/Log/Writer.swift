@@ -237,11 +237,14 @@ final class Writer: @unchecked Sendable {
                 try blob.value.withUnsafeBytes { try txn.put(store.blobs, k, $0, flags: MDB_NOOVERWRITE) }
             }
         }
+        // Completed nodes come in the order of their keys in the completion layout: each goes at the
+        // table's end.
+        let nodeFlags = store.nodeKeys == .completion ? MDB_APPEND : 0
         for leaf in leaves {
             try st.frontier.append(leaf) { level, index, hash in
                 guard level >= LogStore.storedMinLevel else { return }
                 _ = try store.withNodeKey(level: level, index: index) { k in
-                    try hash.withUnsafeBytes { try txn.put(store.merkle, k, $0) }
+                    try hash.withUnsafeBytes { try txn.put(store.merkle, k, $0, flags: nodeFlags) }
                 }
             }
         }
