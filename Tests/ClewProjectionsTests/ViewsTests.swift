@@ -196,6 +196,23 @@ struct ViewsTests {
         }
     }
 
+    @Test("the spill's filter never turns away a key it was given, grows by levels, and lets few others through")
+    func spillFilter() {
+        var filter = SpillFilter(capacity: 1_000)
+        #expect(!filter.mayContain(42))
+        // Neighbouring keys (homes of one kind probe the next slot) and spread ones.
+        let added = (0..<100_000).map { UInt64($0) } + (0..<100_000).map { UInt64($0) &* 0x9E37_79B9_7F4A_7C15 &+ 7 }
+        for k in added { filter.add(k) }
+        #expect(filter.count == 200_000)
+        #expect(added.allSatisfy { filter.mayContain($0) })
+        // Eight levels (1,000 to 128,000 keys) of 12 bits a key: about 0.5% false positives a full
+        // level, and a query asks them all (2.9% here).
+        #expect(filter.bytes == (1..<9).reduce(0) { n, l in n + (((1_000 << (l - 1)) * 12 + 511) / 512) * 64 })
+        let others = (0..<100_000).map { UInt64($0) + 1 << 40 }
+        let through = others.filter { filter.mayContain($0) }.count
+        #expect(through < 4_000, "\(through) of 100,000 keys never added got through")
+    }
+
     @Test("deferred insertions read back before they are written, move to the spill in parts once their write commits and past the budget, a failed write drops only its own, and the end cuts memory and spill into the table")
     func deferredInserts() throws {
         let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("clew-deferred-\(UUID().uuidString)")
@@ -274,6 +291,13 @@ struct ViewsTests {
         let spillPages = try store.env.read { try $0.stat(spill).pages }
         #expect(spillPages > 8, "the spill grew to \(spillPages) pages, so later moves were written in parts")
         #expect(try (0..<2_013).map(spilled) == (0..<2_013).map(value))
+        // Each is found through the fold's lookup (memory, then the spill's filter, then the spill), over
+        // the filter's levels of 64, 128, ... 2,048 keys; keys never added are not.
+        try store.env.read { txn throws in
+            let vt = ViewTxn(txn: txn, store: store)
+            #expect(try (0..<2_013).map { try vt.get(key($0), grouped: "ids") } == (0..<2_013).map(value))
+            #expect(try (2_013..<2_113).allSatisfy { try vt.get(key($0), grouped: "ids") == nil })
+        }
         // The rest at the end of a fold, whatever their count: memory and spill cut into the table together,
         // as a bulk load of the same entries cuts them, and the spill emptied.
         try write(2_013..<2_016)

@@ -24,7 +24,9 @@ import ClewLedger
 /// (40M `ids`, so ~25 overflows) most keys landed in a full record and re-cut their group, 1.6 µs per
 /// event of the rebuild, against 0.27 at 10M where nothing overflows (docs/benchmarks.md). A spill costs
 /// a put in key order, and a lookup that misses memory probes the spill (a plain B-tree) instead of the
-/// grouped table: the table itself stays empty until the fold ends.
+/// grouped table: the table itself stays empty until the fold ends. A ``SpillFilter`` of the keys
+/// moved lets most lookups of keys that are not there (a new node's home, asked for and then added)
+/// skip that probe.
 ///
 /// Not thread-safe: one fold writes a view at a time.
 final class DeferredInserts {
@@ -63,8 +65,13 @@ final class DeferredInserts {
         var spilled = 0
         /// The table's spill.
         let spill: Database
+        /// The keys moved into the spill (and, after a move that failed, a few that were not).
+        var filter: SpillFilter
 
-        init(spill: Database) { self.spill = spill }
+        init(spill: Database, capacity: Int) {
+            self.spill = spill
+            filter = SpillFilter(capacity: capacity)
+        }
     }
 
     /// Bytes of memory an entry takes, roughly (a dictionary slot of key and value at its load factor).
@@ -86,7 +93,7 @@ final class DeferredInserts {
             guard entries == 0, spilled == 0 else {
                 throw ViewError(.corrupt, view: store.name, "view \(store.name): table \(t) holds \(entries) entries and its spill \(spilled) as a fold into an empty view begins")
             }
-            pending[t] = Pending(spill: spill)
+            pending[t] = Pending(spill: spill, capacity: capacity)
         }
         self.tables = pending
     }
@@ -108,8 +115,9 @@ final class DeferredInserts {
     /// until the fold ends).
     func get(_ key: [UInt8], from table: String, _ txn: ViewTxn) throws -> [UInt8]? {
         let p = tables[table]!
-        if let v = p.entries[Self.word(key)] { return v.bytes }
-        return try spilled(key, p, txn, table)
+        let k = Self.word(key)
+        if let v = p.entries[k] { return v.bytes }
+        return try spilled(key, k, p, txn, table)
     }
 
     /// Adds `key` → `value` to `table` unless the key is there; returns whether it added.
@@ -117,15 +125,15 @@ final class DeferredInserts {
         let p = tables[table]!
         let k = Self.word(key)
         if p.entries[k] != nil { return false }
-        if try spilled(key, p, txn, table) != nil { return false }
+        if try spilled(key, k, p, txn, table) != nil { return false }
         p.entries[k] = Small(value)
         p.added.append(k)
         return true
     }
 
-    /// The value of `key` in the spill of `table`, or nil.
-    private func spilled(_ key: [UInt8], _ p: Pending, _ txn: ViewTxn, _ table: String) throws -> [UInt8]? {
-        guard p.spilled > 0 else { return nil }
+    /// The value of `key` (whose word is `word`) in the spill of `table`, or nil.
+    private func spilled(_ key: [UInt8], _ word: UInt64, _ p: Pending, _ txn: ViewTxn, _ table: String) throws -> [UInt8]? {
+        guard p.spilled > 0, p.filter.mayContain(word) else { return nil }
         return try key.withUnsafeBytes { k -> [UInt8]? in
             guard let v = try txn.txn.get(p.spill, k) else { return nil }
             try Self.checkSpilled(k, v, txn.store.name, table)
@@ -172,6 +180,8 @@ final class DeferredInserts {
             do {
                 while start < keys.count {
                     let part = keys[start..<min(start + share, keys.count)]
+                    // Into the filter first: a key in the spill must never be missing from it.
+                    for k in part { p.filter.add(k) }
                     try store.env.ensureRoom((stat.pages / parts + 16) * stat.pageSize * 2 + part.count * 128)
                     try store.env.write { txn in
                         try txn.withCursor(p.spill) { c in
@@ -237,6 +247,7 @@ final class DeferredInserts {
             try store.env.write { txn in try txn.clear(p.spill) }
             p.entries.removeAll()
             p.spilled = 0
+            p.filter = SpillFilter(capacity: capacity)
         }
     }
 
