@@ -95,7 +95,10 @@ final class LogStore: Sendable {
             }
             return try txn.stat(merkle).entries == 0 ? (.completion, true) : (.levelIndex, false)
         }
-        if env.options.readOnly { return try env.read { try decide($0).0 } }
+        // Read first: a write (and LMDB's writer lock, which another process may hold for a while) only
+        // for a ledger with no node and no record yet, decided again inside it.
+        let (keys, record) = try env.read { try decide($0) }
+        guard record, !env.options.readOnly else { return keys }
         return try env.write { txn in
             let (keys, record) = try decide(txn)
             if record { _ = try nodeKeysKey.withUnsafeBytes { k in try [UInt8(2)].withUnsafeBytes { try txn.put(meta, k, $0) } } }
