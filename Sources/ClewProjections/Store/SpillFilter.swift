@@ -1,3 +1,5 @@
+import ClewModel
+
 /// The keys moved into a spill of ``DeferredInserts``, as a Bloom filter: it says a key is certainly
 /// not there for nearly every key that is not, and never for one that is. A lookup that misses memory
 /// then skips the spill's B-tree unless the filter lets the key through.
@@ -46,13 +48,11 @@ struct SpillFilter {
     /// Bytes the filter holds.
     var bytes: Int { levels.reduce(0) { $0 + $1.words.count * 8 } }
 
-    /// A well-mixed hash of `key` (SplitMix64's finalizer): keys may be near one another (homes of one
-    /// kind of node probe the next slot), which must not land in neighbouring blocks.
+    /// A well-mixed hash of `key` (SplitMix64's first output from it as the seed): keys may be near one
+    /// another (homes of one kind of node probe the next slot), which must not land in neighbouring blocks.
     private static func hash(_ key: UInt64) -> UInt64 {
-        var z = key &+ 0x9e37_79b9_7f4a_7c15
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
+        var mix = SplitMix64(seed: key)
+        return mix.nextValue()
     }
 
     /// The first word of the key's block in a level of `blocks` blocks, and the key's 32 bits that pick
