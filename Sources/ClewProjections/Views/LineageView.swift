@@ -90,9 +90,11 @@ final class LineageProjection: Projection {
     static let deferredTables = ["ids"]
     static let interest: Fact.Interest = [.run, .chunks, .dags]
 
-    /// Numbers of nodes looked up or made in this batch and the ones before, up to ``cacheLimit``
-    /// (then dropped whole): most edges name a dataset, task, run or attempt named just before.
+    /// Numbers of nodes looked up or made in this batch and the ones before, up to ``cacheLimit``; then
+    /// they become `olderNumbers` (the ones before those are dropped): most edges name a dataset, task,
+    /// run or attempt named just before, and a node found here costs no search of `ids` and `names`.
     private var numbers: [String: UInt64] = [:]
+    private var olderNumbers: [String: UInt64] = [:]
     static let cacheLimit = 1 << 16
     /// The counter the next new node takes (nil: read from the `names` table's entry count).
     private var nextCounter: UInt64?
@@ -186,7 +188,7 @@ final class LineageProjection: Projection {
 
     /// The number of node `id`, made (the next counter) when it has none yet.
     private func number(of id: String, _ txn: ViewTxn) throws -> UInt64 {
-        if let n = numbers[id] { return n }
+        if let n = numbers[id] ?? olderNumbers[id] { return n }
         let node = NodeName(id)
         let s = txn.store
         let n: UInt64
@@ -200,7 +202,10 @@ final class LineageProjection: Projection {
             try GroupedTable.insert(KeyBuilder().u64(n).bytes, node.stored, into: "names", txn)
             try txn.add(KeyBuilder().u64(slot).bytes, KeyBuilder().varint(counter).bytes, grouped: "ids")
         }
-        if numbers.count >= Self.cacheLimit { numbers.removeAll(keepingCapacity: true) }
+        if numbers.count >= Self.cacheLimit {
+            swap(&numbers, &olderNumbers)
+            numbers.removeAll(keepingCapacity: true)
+        }
         numbers[id] = n
         return n
     }
@@ -215,6 +220,7 @@ final class LineageProjection: Projection {
 
     func reset() {
         numbers.removeAll()
+        olderNumbers.removeAll()
         nextCounter = nil
     }
 }
