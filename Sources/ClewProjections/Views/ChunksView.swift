@@ -96,6 +96,11 @@ final class ChunksProjection: Projection {
         var original: RangeSet
         var current: RangeSet
         var changed = false
+
+        mutating func update(_ ordinal: UInt64, insert: Bool) {
+            if insert { current.insert(ordinal) } else { current.remove(ordinal) }
+            changed = true
+        }
     }
     private var history: ChunkHistoryWriter
 
@@ -311,8 +316,7 @@ final class ChunksProjection: Projection {
             let loaded = try loadSet(ds, set, txn)
             sets[id] = SetEntry(original: loaded, current: loaded)
         }
-        if insert { sets[id]!.current.insert(ordinal) } else { sets[id]!.current.remove(ordinal) }
-        sets[id]!.changed = true
+        sets[id]!.update(ordinal, insert: insert)
     }
 
     private func move(_ ds: String, _ ordinal: UInt64, from: String?, to: String, _ s: inout DatasetSummary, _ txn: ViewTxn) throws {
@@ -433,13 +437,9 @@ final class ChunksProjection: Projection {
         try summaries.flush(txn, s.table("datasets"))
         try chunks.flush(txn, s.table("chunks"))
         let db = s.table("sets")
-        var ranges = 0
-        for id in sets.keys.sorted() {
-            guard let e = sets[id] else { continue }
-            ranges += e.current.rangeCount
-            guard e.changed else { continue }
-            sets[id]!.original = e.current
-            sets[id]!.changed = false
+        for id in sets.keys.filter({ sets[$0]!.changed }).sorted() {
+            let e = sets[id]!
+            sets[id] = SetEntry(original: e.current, current: e.current)
             if e.original == e.current { continue }
             let prefix = id.bytes
             // Both sorted, so what changed is found by walking them together (no set of every range).
@@ -452,7 +452,7 @@ final class ChunksProjection: Projection {
                 try txn.put(db, prefix + KeyBuilder().u64(r.lowerBound).bytes, KeyBuilder().u64(r.upperBound).bytes)
             }
         }
-        if ranges > Self.setCacheRanges { sets.removeAll(keepingCapacity: true) }
+        if sets.values.reduce(0, { $0 + $1.current.rangeCount }) > Self.setCacheRanges { sets.removeAll(keepingCapacity: true) }
         ordinals.removeAll(keepingCapacity: true)
     }
 
